@@ -1,0 +1,83 @@
+//! A small HTTP client for the CLI verbs: bearer auth, JSON in and out, server errors as text.
+
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Why a client call failed; the message is what the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{status}: {code}: {message}")]
+    Server {
+        /// HTTP status.
+        status: StatusCode,
+        /// The error code from the body.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The server could not be reached or answered something unreadable.
+    #[error("{0}")]
+    Transport(String),
+    /// The command was given something unusable.
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// Talks to one server with one key.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+}
+
+impl Client {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`) using `key`.
+    pub fn new(base: &str, key: Option<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_owned(),
+            key,
+        }
+    }
+
+    /// Sends a request to `path` (below the base URL) with an optional JSON body and query.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).query(query);
+        if let Some(key) = &self.key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(format!("cannot reach {}: {e}", self.base)))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+            let field = |name: &str| {
+                parsed
+                    .as_ref()
+                    .and_then(|v| v["error"][name].as_str())
+                    .map(str::to_owned)
+            };
+            return Err(ClientError::Server {
+                status,
+                code: field("code").unwrap_or_else(|| "ERROR".into()),
+                message: field("message").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Transport(format!("unreadable answer from the server: {e}")))
+    }
+}

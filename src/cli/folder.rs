@@ -1,0 +1,188 @@
+//! `stowage folder create|list|show|move|rm`.
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Client, ClientError};
+
+/// Folder verbs. A folder is named by its path (`/a/b`) or its id.
+#[derive(Debug, Subcommand)]
+pub enum FolderCommand {
+    /// Create a folder.
+    Create {
+        /// Absolute path, e.g. /datasets/cats.
+        path: String,
+        /// Create missing parents (like mkdir -p).
+        #[arg(short, long)]
+        parents: bool,
+        /// Description.
+        #[arg(long)]
+        description: Option<String>,
+        /// Make it readable by every user.
+        #[arg(long)]
+        public: bool,
+        /// Lifetime of its items, in seconds.
+        #[arg(long)]
+        ttl_seconds: Option<i64>,
+    },
+    /// List the folders inside a folder (the root by default), every page.
+    List {
+        /// Folder path or id; the root when absent.
+        folder: Option<String>,
+        /// All descendants, not only the children.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Only names containing this (case-insensitive).
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Show one folder.
+    Show {
+        /// Folder path or id.
+        folder: String,
+    },
+    /// Move a folder (with its subtree) under another folder.
+    Move {
+        /// Folder path or id.
+        folder: String,
+        /// New parent path or id; `/` for the root.
+        #[arg(long)]
+        to: String,
+    },
+    /// Delete a folder.
+    Rm {
+        /// Folder path or id.
+        folder: String,
+        /// Delete a non-empty folder with everything inside.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+}
+
+/// Resolves a path or id to the folder's JSON.
+async fn lookup(client: &Client, folder: &str) -> Result<Value, ClientError> {
+    if folder.starts_with('/') {
+        client
+            .call(Method::GET, "/v1/folders", &[("path", folder.to_owned())], None::<&()>)
+            .await
+    } else {
+        client
+            .call(Method::GET, &format!("/v1/folders/{folder}"), &[], None::<&()>)
+            .await
+    }
+}
+
+/// The id of a folder named by path or id.
+async fn folder_id(client: &Client, folder: &str) -> Result<String, ClientError> {
+    let found = lookup(client, folder).await?;
+    found["id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| ClientError::Transport("the server answered without an id".into()))
+}
+
+/// One line describing a folder.
+fn line(folder: &Value) -> String {
+    format!(
+        "{}\t{}\titems={}\tsubfolders={}",
+        folder["path"].as_str().unwrap_or("?"),
+        folder["id"].as_str().unwrap_or("?"),
+        folder["item_count"],
+        folder["subfolder_count"]
+    )
+}
+
+/// Runs a folder verb and prints its result.
+pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Result<(), ClientError> {
+    let print = |value: &Value| {
+        if raw_json {
+            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        } else {
+            println!("{}", line(value));
+        }
+    };
+    match command {
+        FolderCommand::Create {
+            path,
+            parents,
+            description,
+            public,
+            ttl_seconds,
+        } => {
+            let body = json!({
+                "path": path, "create_parents": parents, "description": description,
+                "visibility": if public { "public" } else { "private" }, "ttl_seconds": ttl_seconds,
+            });
+            let created: Value = client.call(Method::POST, "/v1/folders", &[], Some(&body)).await?;
+            print(&created);
+        }
+        FolderCommand::List {
+            folder,
+            recursive,
+            search,
+        } => {
+            let mut query = vec![("recursive", recursive.to_string()), ("page_size", "1000".to_owned())];
+            if let Some(folder) = folder {
+                query.push(("parent_id", folder_id(client, &folder).await?));
+            }
+            if let Some(search) = search {
+                query.push(("search", search));
+            }
+            loop {
+                let page: Value = client.call(Method::GET, "/v1/folders", &query, None::<&()>).await?;
+                for folder in page["items"].as_array().into_iter().flatten() {
+                    print(folder);
+                }
+                match page["next_page_token"].as_str() {
+                    Some(token) => {
+                        query.retain(|(k, _)| *k != "page_token");
+                        query.push(("page_token", token.to_owned()));
+                    }
+                    None => break,
+                }
+            }
+        }
+        FolderCommand::Show { folder } => {
+            let found = lookup(client, &folder).await?;
+            println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
+        }
+        FolderCommand::Move { folder, to } => {
+            let id = folder_id(client, &folder).await?;
+            let parent = if to == "/" {
+                Value::Null
+            } else {
+                Value::from(folder_id(client, &to).await?)
+            };
+            let moved: Value = client
+                .call(
+                    Method::POST,
+                    &format!("/v1/folders/{id}/move"),
+                    &[],
+                    Some(&json!({ "parent_id": parent })),
+                )
+                .await?;
+            print(&moved);
+        }
+        FolderCommand::Rm { folder, recursive } => {
+            let id = folder_id(client, &folder).await?;
+            let deleted: Value = client
+                .call(
+                    Method::DELETE,
+                    &format!("/v1/folders/{id}"),
+                    &[("recursive", recursive.to_string())],
+                    None::<&()>,
+                )
+                .await?;
+            if raw_json {
+                print(&deleted);
+            } else {
+                println!(
+                    "deleted {} folder(s) and {} item(s)",
+                    deleted["folders_deleted"], deleted["items_deleted"]
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! The command line: server commands (`serve`, `migrate`, `print-config`, `keys`) and client
+//! verbs that talk to a running server over HTTP (`folder …`).
+
+pub mod client;
+pub mod folder;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, Overrides};
+
+/// stowage: a catalog of folders and items over files in buckets.
+#[derive(Debug, Parser)]
+#[command(name = "stowage", version, about)]
+pub struct Cli {
+    /// Config file (TOML); see config/default.toml for every key.
+    #[arg(long, global = true, env = "STOWAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory for the embedded database, managed bucket and admin key.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (and, later, the workers and schedules) until SIGINT/SIGTERM.
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the effective configuration with secrets masked.
+    PrintConfig,
+    /// Manage API keys (works on the database directly).
+    Keys {
+        /// What to do with keys.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Work with folders on a running server.
+    Folder {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do with folders.
+        #[command(subcommand)]
+        command: folder::FolderCommand,
+    },
+}
+
+/// `stowage keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        /// The user the key is for; folders it creates are owned by this name.
+        #[arg(long)]
+        name: String,
+        /// Grant admin rights.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+/// How client verbs reach the server.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Server base URL.
+    #[arg(long, env = "STOWAGE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// API key; defaults to the contents of DATA_DIR/admin.key when that file exists.
+    #[arg(long, env = "STOWAGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Print raw JSON answers instead of a summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Cli {
+    /// The flags that override configuration.
+    pub fn overrides(&self) -> Overrides {
+        let listen = match &self.command {
+            Command::Serve { listen } => *listen,
+            _ => None,
+        };
+        Overrides {
+            data_dir: self.data_dir.clone(),
+            listen,
+            log_format: self.log_format,
+        }
+    }
+}

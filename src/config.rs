@@ -1,0 +1,329 @@
+//! Settings: built-in defaults, then a TOML file, then `STOWAGE__SECTION__KEY` environment
+//! variables, then command-line flags. Unknown keys and bad values are errors that name the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The name of the bucket that holds uploaded files.
+pub const MANAGED_BUCKET: &str = "managed";
+
+/// Everything stowage can be configured with. `config/default.toml` documents each key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where the embedded database and the managed bucket live by default.
+    pub data_dir: PathBuf,
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// The metadata store.
+    pub database: DatabaseSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
+    pub buckets: BTreeMap<String, BucketSettings>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Largest JSON request body, in bytes.
+    pub max_body_bytes: usize,
+    /// How long a graceful shutdown waits for requests in flight, in seconds.
+    pub shutdown_timeout_seconds: u64,
+}
+
+/// Metadata store settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://DATA_DIR/stowage.db`.
+    pub url: String,
+    /// Most connections the pool opens.
+    pub max_connections: u32,
+    /// How long SQLite waits for a lock before giving up, in milliseconds.
+    pub busy_timeout_ms: u64,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// Line format.
+    pub format: LogFormat,
+    /// Filter directives (`RUST_LOG` syntax); `RUST_LOG` itself wins when set.
+    pub filter: String,
+}
+
+/// One named bucket. Credentials are never written here: `credentials_env` names the
+/// environment variables that hold them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketSettings {
+    /// `file:///abs/dir`, `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix`.
+    pub url: String,
+    /// Custom endpoint for S3-compatible stores and emulators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region (S3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Allow plain http endpoints (emulators).
+    #[serde(default)]
+    pub allow_http: bool,
+    /// Backend option name (e.g. `access_key_id`) to the environment variable that holds it.
+    #[serde(default)]
+    pub credentials_env: BTreeMap<String, String>,
+    /// Watch a local bucket for changes and sync what was touched.
+    #[serde(default)]
+    pub watch: bool,
+}
+
+/// The supported bucket URL schemes.
+pub const BUCKET_SCHEMES: [&str; 4] = ["file", "s3", "gs", "az"];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            log: LogSettings::default(),
+            buckets: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 1024 * 1024,
+            shutdown_timeout_seconds: 30,
+        }
+    }
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 16,
+            busy_timeout_ms: 5000,
+        }
+    }
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the key at fault in the message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, an environment variable or a flag holds an unknown key or a bad value.
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// The values parse but do not make sense together.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// The offending key, e.g. `buckets.raw.url`.
+        key: String,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+}
+
+/// Command-line values that override every other source; `None` leaves the setting alone.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+}
+
+impl Settings {
+    /// Loads the settings from the defaults, `file` (when given), `STOWAGE__*` variables and
+    /// `overrides`, then fills in derived defaults and checks them.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::Invalid {
+                    key: "--config".into(),
+                    message: format!("config file {} does not exist", file.display()),
+                });
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment.merge(Env::prefixed("STOWAGE__").split("__"));
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("server.listen", listen));
+        }
+        if let Some(format) = overrides.log_format {
+            figment = figment.merge(Serialized::default("log.format", format));
+        }
+        let settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.completed()
+    }
+
+    /// Fills in the defaults that depend on `data_dir` and validates the buckets.
+    pub fn completed(mut self) -> Result<Self, ConfigError> {
+        if self.database.url.is_empty() {
+            self.database.url = format!("sqlite://{}", self.data_dir.join("stowage.db").display());
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "database.url".into(),
+                message: "must start with `sqlite://`, `postgres://` or `postgresql://`".into(),
+            });
+        }
+        if !self.buckets.contains_key(MANAGED_BUCKET) {
+            let dir = std::path::absolute(self.data_dir.join("objects")).map_err(|e| ConfigError::Invalid {
+                key: "data_dir".into(),
+                message: format!("cannot resolve {}: {e}", self.data_dir.display()),
+            })?;
+            self.buckets.insert(
+                MANAGED_BUCKET.into(),
+                BucketSettings {
+                    url: format!("file://{}", dir.display()),
+                    endpoint: None,
+                    region: None,
+                    allow_http: false,
+                    credentials_env: BTreeMap::new(),
+                    watch: false,
+                },
+            );
+        }
+        for (name, bucket) in &self.buckets {
+            bucket.validate(name)?;
+        }
+        Ok(self)
+    }
+
+    /// The settings as TOML with secrets (passwords in URLs) masked, for `print-config`.
+    pub fn to_masked_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = mask_password(&shown.database.url);
+        toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}
+
+impl BucketSettings {
+    /// Checks the bucket's name and URL.
+    fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("buckets.{name}.{key}"),
+            message,
+        };
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            return Err(invalid("", "bucket names use only a-z, 0-9, `-` and `_`".into()));
+        }
+        let url =
+            url::Url::parse(&self.url).map_err(|e| invalid("url", format!("`{}` is not a URL: {e}", self.url)))?;
+        if !BUCKET_SCHEMES.contains(&url.scheme()) {
+            return Err(invalid(
+                "url",
+                format!(
+                    "scheme `{}` is not supported; use one of file, s3, gs, az",
+                    url.scheme()
+                ),
+            ));
+        }
+        if url.scheme() == "file" && (url.host_str().is_some_and(|h| !h.is_empty()) || !url.path().starts_with('/')) {
+            return Err(invalid("url", "a local bucket is `file:///absolute/directory`".into()));
+        }
+        if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("url", format!("`{}` names no bucket or container", self.url)));
+        }
+        if self.watch && url.scheme() != "file" {
+            return Err(invalid("watch", "only local (file://) buckets can be watched".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Replaces the password of a URL with `****`.
+fn mask_password(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            // Setting a password only fails for URLs that cannot have one, which this one has.
+            let _ = url.set_password(Some("****"));
+            url.to_string()
+        }
+        _ => raw.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_toml_documents_the_defaults() {
+        let documented: Settings =
+            Figment::from(Toml::file(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")))
+                .extract()
+                .expect("config/default.toml parses");
+        assert_eq!(documented, Settings::default());
+    }
+
+    #[test]
+    fn masks_passwords() {
+        assert_eq!(mask_password("postgres://u:secret@h/db"), "postgres://u:****@h/db");
+        assert_eq!(mask_password("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn rejects_unsupported_bucket_urls() {
+        let mut settings = Settings::default();
+        settings.buckets.insert(
+            "raw".into(),
+            BucketSettings {
+                url: "ftp://host/x".into(),
+                endpoint: None,
+                region: None,
+                allow_http: false,
+                credentials_env: BTreeMap::new(),
+                watch: false,
+            },
+        );
+        let err = settings.completed().expect_err("ftp is unsupported").to_string();
+        assert!(err.contains("buckets.raw.url"), "{err}");
+    }
+}

@@ -1,0 +1,270 @@
+//! Folders: validated names and paths, visibility, and the folder record itself.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Invalid;
+
+/// The longest folder path, in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// The longest single folder name, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// One path segment: non-empty, no `/`, not `.` or `..`, no NUL or other control character.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FolderName(String);
+
+impl FolderName {
+    /// Validates `name` as a folder name.
+    pub fn parse(name: &str) -> Result<Self, Invalid> {
+        if name.is_empty() {
+            return Err(Invalid::new("a folder name must not be empty"));
+        }
+        if name == "." || name == ".." {
+            return Err(Invalid::new(format!("`{name}` is not allowed as a folder name")));
+        }
+        if name.contains('/') {
+            return Err(Invalid::new(format!(
+                "folder name `{name}` must not contain `/`; use `path` to address nested folders"
+            )));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(Invalid::new("a folder name must not contain NUL or control characters"));
+        }
+        if name.len() > MAX_NAME_BYTES {
+            return Err(Invalid::new(format!(
+                "a folder name must be at most {MAX_NAME_BYTES} bytes, got {}",
+                name.len()
+            )));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An absolute folder path such as `/a/b/c`: a `/` before every valid [`FolderName`], at most
+/// [`MAX_PATH_BYTES`] long. The root itself (`/`) is not a folder and has no `FolderPath`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FolderPath(String);
+
+impl FolderPath {
+    /// Validates `path`.
+    pub fn parse(path: &str) -> Result<Self, Invalid> {
+        if !path.starts_with('/') {
+            return Err(Invalid::new(format!("path `{path}` must start with `/`")));
+        }
+        if path == "/" {
+            return Err(Invalid::new(
+                "path `/` is the root, which is not a folder; name a folder below it",
+            ));
+        }
+        if path.len() > MAX_PATH_BYTES {
+            return Err(Invalid::new(format!(
+                "a path must be at most {MAX_PATH_BYTES} bytes, got {}",
+                path.len()
+            )));
+        }
+        for segment in path[1..].split('/') {
+            if segment.is_empty() {
+                return Err(Invalid::new(format!(
+                    "path `{path}` has an empty segment (`//` or a trailing `/`)"
+                )));
+            }
+            FolderName::parse(segment).map_err(|e| Invalid::new(format!("path `{path}`: {e}")))?;
+        }
+        Ok(Self(path.to_owned()))
+    }
+
+    /// The path of `name` inside `parent` (or at the root when `parent` is `None`).
+    pub fn join(parent: Option<&FolderPath>, name: &FolderName) -> Result<Self, Invalid> {
+        let path = match parent {
+            Some(parent) => format!("{}/{}", parent.0, name.0),
+            None => format!("/{}", name.0),
+        };
+        if path.len() > MAX_PATH_BYTES {
+            return Err(Invalid::new(format!(
+                "the resulting path would be {} bytes, over the limit of {MAX_PATH_BYTES}",
+                path.len()
+            )));
+        }
+        Ok(Self(path))
+    }
+
+    /// The path as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last segment.
+    pub fn name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or_default()
+    }
+
+    /// The parent path, `None` for a folder at the root.
+    pub fn parent(&self) -> Option<FolderPath> {
+        let cut = self.0.rfind('/')?;
+        (cut > 0).then(|| Self(self.0[..cut].to_owned()))
+    }
+
+    /// Every ancestor path, root first, excluding this one.
+    pub fn ancestors(&self) -> Vec<FolderPath> {
+        let mut out: Vec<FolderPath> = std::iter::successors(self.parent(), FolderPath::parent).collect();
+        out.reverse();
+        out
+    }
+
+    /// True when this path is `other` or lies below it.
+    pub fn is_within(&self, other: &FolderPath) -> bool {
+        self.0 == other.0 || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+    }
+}
+
+impl fmt::Display for FolderPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who may read a folder besides its owner and the admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// Only the owner and admins.
+    #[default]
+    Private,
+    /// Every authenticated user may read it.
+    Public,
+}
+
+impl Visibility {
+    /// The stored form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Public => "public",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        match text {
+            "private" => Ok(Visibility::Private),
+            "public" => Ok(Visibility::Public),
+            other => Err(Invalid::new(format!(
+                "visibility must be `private` or `public`, got `{other}`"
+            ))),
+        }
+    }
+}
+
+/// A folder of the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Folder {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// The containing folder, `None` at the root.
+    pub parent_id: Option<Uuid>,
+    /// Its own name, the last segment of `path`.
+    pub name: String,
+    /// Its absolute path, unique in the catalog.
+    pub path: FolderPath,
+    /// Free text.
+    pub description: String,
+    /// Arbitrary JSON object the client keeps with the folder.
+    pub client_metadata: serde_json::Map<String, serde_json::Value>,
+    /// The user that created it.
+    pub owner: String,
+    /// Who else may read it.
+    pub visibility: Visibility,
+    /// Lifetime given to the items in it, if any.
+    pub ttl_seconds: Option<i64>,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// The orderings a folder list offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderOrder {
+    /// By name, bytewise.
+    #[default]
+    Name,
+    /// By creation time.
+    CreatedAt,
+}
+
+impl FolderOrder {
+    /// The name used in page tokens and query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FolderOrder::Name => "name",
+            FolderOrder::CreatedAt => "created_at",
+        }
+    }
+}
+
+/// Validates a TTL given in seconds.
+pub fn ttl_seconds(ttl: Option<i64>) -> Result<Option<i64>, Invalid> {
+    match ttl {
+        Some(t) if t <= 0 => Err(Invalid::new(format!(
+            "ttl_seconds must be a positive number of seconds, got {t}"
+        ))),
+        other => Ok(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_paths_parse() {
+        let p = FolderPath::parse("/a/b c/d.e").expect("valid");
+        assert_eq!(p.name(), "d.e");
+        assert_eq!(p.parent(), Some(FolderPath("/a/b c".into())));
+        assert_eq!(
+            p.ancestors(),
+            vec![FolderPath("/a".into()), FolderPath("/a/b c".into())]
+        );
+        assert_eq!(FolderPath::parse("/a").expect("valid").parent(), None);
+    }
+
+    #[test]
+    fn bad_paths_are_rejected() {
+        for bad in ["", "a/b", "/", "/a//b", "/a/", "/a/../b", "/./a", "/a\0b", "/a\nb"] {
+            assert!(FolderPath::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        let long = format!("/{}", "x/".repeat(600));
+        assert!(FolderPath::parse(long.trim_end_matches('/')).is_err());
+        assert!(FolderName::parse(&"n".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn within_respects_segment_boundaries() {
+        let a = FolderPath::parse("/a").expect("valid");
+        let ab = FolderPath::parse("/a/b").expect("valid");
+        let a_b = FolderPath::parse("/a-b").expect("valid");
+        assert!(ab.is_within(&a));
+        assert!(a.is_within(&a));
+        assert!(!a_b.is_within(&a));
+        assert!(!a.is_within(&ab));
+    }
+
+    #[test]
+    fn join_checks_length() {
+        let parent = FolderPath::parse(&format!("/{}", "p".repeat(250))).expect("valid");
+        let name = FolderName::parse(&"n".repeat(255)).expect("valid");
+        assert!(FolderPath::join(Some(&parent), &name).is_ok());
+        let deep = FolderPath::parse(&format!("/{0}/{0}/{0}/{0}", "p".repeat(250))).expect("valid");
+        assert!(FolderPath::join(Some(&deep), &name).is_err());
+    }
+}

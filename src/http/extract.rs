@@ -1,0 +1,81 @@
+//! Strict extractors: query strings that reject unknown parameters, JSON bodies whose errors
+//! name the field, and ids that must be UUIDs. Every rejection is an `ApiError`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use super::error::ApiError;
+
+/// A query string deserialized into `T`, which should `deny_unknown_fields` so an unknown
+/// parameter is a 400 listing the valid ones.
+pub struct StrictQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(StrictQuery).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ApiError::bad_request(format!("query string: {inner}"))
+            } else {
+                ApiError::bad_request(format!("query parameter `{path}`: {inner}"))
+            }
+        })
+    }
+}
+
+/// A JSON body deserialized into `T`; errors name the JSON path of the problem, bodies over the
+/// limit are 413.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large("request body is over the size limit (server.max_body_bytes)")
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {rejection}"))
+            }
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request("request body must be a JSON object"));
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut de).map(JsonBody).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ApiError::bad_request(format!("malformed JSON body: {inner}"))
+            } else {
+                ApiError::bad_request(format!("{path}: {inner}"))
+            }
+        })
+    }
+}
+
+/// The `{id}` segment of a route, which must be a UUID.
+pub struct IdPath(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("path: {e}")))?;
+        Uuid::parse_str(&raw).map(IdPath).map_err(|_| {
+            ApiError::bad_request(format!(
+                "`{raw}` is not a valid id; ids are UUIDs such as 0190f1c2-7a4e-7c3b-9d2f-1a2b3c4d5e6f"
+            ))
+        })
+    }
+}

@@ -1,0 +1,109 @@
+//! The HTTP API: the axum router, its OpenAPI description, and serving it until shutdown.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{OpenApi, SecurityRequirement};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::services::Services;
+use error::ApiError;
+use routes::{folders, ops};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The use cases.
+    pub services: Services,
+}
+
+/// Builds the whole router: `/v1` behind bearer keys, operational routes and `/openapi.json`.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (router, openapi) = api(state.clone(), max_body_bytes).split_for_parts();
+    let openapi = Arc::new(openapi);
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(openapi.as_ref().clone()) }),
+        )
+        .fallback(no_route)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// The OpenAPI description of every route.
+pub fn openapi(state: AppState) -> OpenApi {
+    api(state, usize::MAX).into_openapi()
+}
+
+fn api(state: AppState, max_body_bytes: usize) -> OpenApiRouter<AppState> {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(folders::create_folder, folders::list_folders))
+        .routes(routes!(
+            folders::get_folder,
+            folders::update_folder,
+            folders::delete_folder
+        ))
+        .routes(routes!(folders::move_folder))
+        .routes(routes!(folders::folder_summary))
+        .route_layer(middleware::from_fn_with_state(state, auth::require_key))
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let mut doc = OpenApi::builder()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("stowage")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "Folders and items over files in buckets, kept in sync, with durable jobs.",
+                ))
+                .build(),
+        )
+        .build();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    OpenApiRouter::with_openapi(doc)
+        .nest("/v1", v1)
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::no_route(format!("no route for {method} {}; see /openapi.json", uri.path()))
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then gives requests in flight up to
+/// `grace` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let mut server = std::pin::pin!(server.into_future());
+    tokio::select! {
+        result = &mut server => result,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the shutdown grace period; closing");
+            Ok(())
+        }
+    }
+}

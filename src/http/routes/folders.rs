@@ -1,0 +1,211 @@
+//! `/v1/folders`: create, look up, list, update, move, delete and summarize folders.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::domain::folder::FolderOrder;
+use crate::http::AppState;
+use crate::http::auth::Auth;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{IdPath, JsonBody, StrictQuery};
+use crate::services::folders::{Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder};
+use crate::services::{Page, ServiceError};
+
+/// Query of `GET /v1/folders`: `path` alone looks up one folder; the rest lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FolderListParams {
+    /// Look up the one folder at this path (no other parameter allowed).
+    pub path: Option<String>,
+    /// List inside this folder; the root when absent.
+    pub parent_id: Option<Uuid>,
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    /// `name` (default) or `created_at`.
+    pub order_by: Option<FolderOrder>,
+    /// Descending order.
+    pub desc: Option<bool>,
+    /// Rows per page, 1-1000 (default 100).
+    pub page_size: Option<u32>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+    /// All descendants instead of the children.
+    pub recursive: Option<bool>,
+}
+
+/// The answer of `GET /v1/folders`: one folder for `path`, else a page.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum FolderListAnswer {
+    /// The folder at `path`.
+    One(FolderView),
+    /// A page of folders.
+    Page(Page<FolderView>),
+}
+
+/// Query of `DELETE /v1/folders/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteParams {
+    /// Delete a non-empty folder with everything inside.
+    pub recursive: Option<bool>,
+}
+
+/// Query of `GET /v1/folders/{id}/summary`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryParams {
+    /// Count the whole subtree, not only the direct contents.
+    pub recursive: Option<bool>,
+}
+
+/// Body of `POST /v1/folders/{id}/move`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoveFolder {
+    /// The new parent; `null` moves the folder to the root.
+    #[serde(default, deserialize_with = "crate::services::nullable")]
+    #[schema(value_type = Option<Uuid>)]
+    pub parent_id: Option<Option<Uuid>>,
+}
+
+/// Create a folder by `path` (optionally with `create_parents`) or by `parent_id` + `name`.
+#[utoipa::path(post, path = "/folders", tag = "folders", request_body = NewFolder, responses(
+    (status = 201, body = FolderView),
+    (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "parent missing"), (status = 409, body = ErrorBody, description = "path taken"),
+))]
+pub async fn create_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    JsonBody(req): JsonBody<NewFolder>,
+) -> Result<(StatusCode, Json<FolderView>), ApiError> {
+    let folder = state.services.folders.create(&caller, req).await?;
+    Ok((StatusCode::CREATED, Json(folder)))
+}
+
+/// List the folders inside a folder (or the root), or look one up by `path`.
+#[utoipa::path(get, path = "/folders", tag = "folders", params(FolderListParams), responses(
+    (status = 200, body = FolderListAnswer), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+pub async fn list_folders(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    StrictQuery(q): StrictQuery<FolderListParams>,
+) -> Result<Json<FolderListAnswer>, ApiError> {
+    let folders = &state.services.folders;
+    if let Some(path) = &q.path {
+        let listing = q.parent_id.is_some()
+            || q.search.is_some()
+            || q.order_by.is_some()
+            || q.desc.is_some()
+            || q.page_size.is_some()
+            || q.page_token.is_some()
+            || q.recursive.is_some();
+        if listing {
+            return Err(ApiError::bad_request(
+                "`path` looks up one folder and cannot be combined with listing parameters",
+            ));
+        }
+        return Ok(Json(FolderListAnswer::One(folders.get_by_path(&caller, path).await?)));
+    }
+    let req = ListFolders {
+        parent_id: q.parent_id,
+        search: q.search,
+        order_by: q.order_by.unwrap_or_default(),
+        desc: q.desc.unwrap_or(false),
+        page_size: q.page_size,
+        page_token: q.page_token,
+        recursive: q.recursive.unwrap_or(false),
+    };
+    Ok(Json(FolderListAnswer::Page(folders.list(&caller, req).await?)))
+}
+
+/// One folder.
+#[utoipa::path(get, path = "/folders/{id}", tag = "folders", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = FolderView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+pub async fn get_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+) -> Result<Json<FolderView>, ApiError> {
+    Ok(Json(state.services.folders.get(&caller, id).await?))
+}
+
+/// Change a folder's name, description, client metadata, TTL or visibility.
+#[utoipa::path(patch, path = "/folders/{id}", tag = "folders", params(("id" = Uuid, Path)), request_body = FolderPatch, responses(
+    (status = 200, body = FolderView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+))]
+pub async fn update_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    JsonBody(patch): JsonBody<FolderPatch>,
+) -> Result<Json<FolderView>, ApiError> {
+    Ok(Json(state.services.folders.update(&caller, id, patch).await?))
+}
+
+/// Delete a folder; a non-empty one needs `recursive=true`.
+#[utoipa::path(delete, path = "/folders/{id}", tag = "folders", params(("id" = Uuid, Path), DeleteParams), responses(
+    (status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "not empty"),
+))]
+pub async fn delete_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    StrictQuery(q): StrictQuery<DeleteParams>,
+) -> Result<Json<Deleted>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .folders
+            .delete(&caller, id, q.recursive.unwrap_or(false))
+            .await?,
+    ))
+}
+
+/// Move a folder with its subtree under another folder, or to the root.
+#[utoipa::path(post, path = "/folders/{id}/move", tag = "folders", params(("id" = Uuid, Path)), request_body = MoveFolder, responses(
+    (status = 200, body = FolderView), (status = 400, body = ErrorBody, description = "into its own subtree"),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+))]
+pub async fn move_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    JsonBody(body): JsonBody<MoveFolder>,
+) -> Result<Json<FolderView>, ApiError> {
+    let parent_id = body.parent_id.ok_or_else(|| {
+        ServiceError::Invalid("parent_id: required; give the new parent's id, or null for the root".into())
+    })?;
+    Ok(Json(state.services.folders.move_to(&caller, id, parent_id).await?))
+}
+
+/// Count subfolders, items by type, tombstones and bytes in a folder.
+#[utoipa::path(get, path = "/folders/{id}/summary", tag = "folders", params(("id" = Uuid, Path), SummaryParams), responses(
+    (status = 200, body = FolderSummary), (status = 404, body = ErrorBody),
+))]
+pub async fn folder_summary(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    StrictQuery(q): StrictQuery<SummaryParams>,
+) -> Result<Json<FolderSummary>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .folders
+            .summary(&caller, id, q.recursive.unwrap_or(false))
+            .await?,
+    ))
+}

@@ -1,0 +1,4 @@
+//! Route handlers, one file per resource. Handlers translate HTTP to service calls and back.
+
+pub mod folders;
+pub mod ops;

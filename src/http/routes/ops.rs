@@ -1,0 +1,33 @@
+//! Operational routes outside `/v1`: liveness and readiness.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::http::AppState;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::services::ServiceError;
+
+/// A health answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` when healthy.
+    pub status: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The process is up and its database answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = Health),
+    (status = 503, body = ErrorBody, description = "the database is unreachable"),
+))]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    state.services.store.ping().await.map_err(ServiceError::from)?;
+    Ok(Json(Health { status: "ok" }))
+}

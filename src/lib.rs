@@ -1,0 +1,13 @@
+//! stowage: a catalog of folders and items over files in buckets, kept in sync, with durable jobs.
+//!
+//! The modules follow the house plan: `http` and `cli` call `services`; `services` call `store`
+//! and `domain`; `domain` calls nothing.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod services;
+pub mod store;
+pub mod telemetry;

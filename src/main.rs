@@ -1,0 +1,71 @@
+//! The `stowage` binary: parses the command line, loads the configuration and runs a command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use stowage::cli::client::Client;
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder};
+use stowage::config::Settings;
+use stowage::services::Services;
+use stowage::{app, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(cli.config.as_deref(), &cli.overrides()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    match run(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> Result<(), String> {
+    match command {
+        Command::Serve { .. } => app::serve(settings).await.map_err(|e| e.to_string()),
+        Command::Migrate => {
+            app::open_store(&settings).await.map_err(|e| e.to_string())?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::PrintConfig => {
+            print!("{}", settings.to_masked_toml());
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Create { name, admin },
+        } => {
+            let store = app::open_store(&settings).await.map_err(|e| e.to_string())?;
+            let key = Services::new(store)
+                .keys
+                .create(&name, admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Folder { client, command } => {
+            let api = client_for(&client, &settings);
+            folder::run(&api, command, client.json).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// A client with the key from `--api-key`, `STOWAGE_API_KEY`, or `DATA_DIR/admin.key`.
+fn client_for(args: &ClientArgs, settings: &Settings) -> Client {
+    let key = args.api_key.clone().or_else(|| {
+        std::fs::read_to_string(settings.data_dir.join("admin.key"))
+            .ok()
+            .map(|k| k.trim().to_owned())
+    });
+    Client::new(&args.server, key)
+}

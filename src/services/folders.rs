@@ -1,0 +1,569 @@
+//! Folder use cases: create (by path, `mkdir -p`, or parent + name), read, list, update and
+//! rename, move, delete, summary. Every change that spans rows is one transaction.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{Page, ServiceError, conflict_as, field};
+use crate::domain::caller::{Access, Caller};
+use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, Visibility};
+use crate::domain::page::{Cursor, page_size};
+use crate::store::folders::{self as rows, FolderQuery, FolderRecord, SortKey};
+use crate::store::{Store, TreeLock, from_micros, to_micros};
+
+/// A JSON object kept with a folder or item for the client.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// Folder use cases.
+#[derive(Clone)]
+pub struct FolderService {
+    store: Store,
+}
+
+/// A request to create a folder: either `path`, or `name` with an optional `parent_id`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFolder {
+    /// Absolute path such as `/a/b/c`.
+    pub path: Option<String>,
+    /// With `path`: create missing parents like `mkdir -p`.
+    #[serde(default)]
+    pub create_parents: bool,
+    /// With `name`: the folder to create it in (the root when absent).
+    pub parent_id: Option<Uuid>,
+    /// With `parent_id`: the new folder's name.
+    pub name: Option<String>,
+    /// Free text.
+    pub description: Option<String>,
+    /// A JSON object kept for the client.
+    #[schema(value_type = Option<Object>)]
+    pub client_metadata: Option<Metadata>,
+    /// Lifetime of the items in the folder, in seconds.
+    pub ttl_seconds: Option<i64>,
+    /// `private` (default) or `public`.
+    pub visibility: Option<Visibility>,
+}
+
+/// Changes to a folder; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderPatch {
+    /// A new name: renames the folder and moves the paths of its whole subtree.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// Replaces the client metadata.
+    #[schema(value_type = Option<Object>)]
+    pub client_metadata: Option<Metadata>,
+    /// New TTL in seconds; `null` removes it.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub ttl_seconds: Option<Option<i64>>,
+    /// New visibility.
+    pub visibility: Option<Visibility>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFolders {
+    /// List inside this folder; the root when absent.
+    pub parent_id: Option<Uuid>,
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    /// Sort column.
+    pub order_by: FolderOrder,
+    /// Descending order.
+    pub desc: bool,
+    /// Rows per page.
+    pub page_size: Option<u32>,
+    /// Continue after the page that returned this token.
+    pub page_token: Option<String>,
+    /// All descendants instead of the children.
+    pub recursive: bool,
+}
+
+/// One step of a folder's path from the root.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct PathEntry {
+    /// The ancestor's id.
+    pub id: Uuid,
+    /// The ancestor's name.
+    pub name: String,
+}
+
+/// A folder as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FolderView {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// Its own name.
+    pub name: String,
+    /// Its absolute path.
+    pub path: String,
+    /// The containing folder; `null` at the root.
+    pub parent_id: Option<Uuid>,
+    /// Its ancestors, root first (itself excluded).
+    pub path_to_root: Vec<PathEntry>,
+    /// Free text.
+    pub description: String,
+    /// The client's JSON object.
+    #[schema(value_type = Object)]
+    pub client_metadata: Metadata,
+    /// The user that created it.
+    pub owner: String,
+    /// `private` or `public`.
+    pub visibility: Visibility,
+    /// Lifetime of its items in seconds, if any.
+    pub ttl_seconds: Option<i64>,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Items directly inside.
+    pub item_count: i64,
+    /// Folders directly inside.
+    pub subfolder_count: i64,
+}
+
+/// Counts of one item type.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TypeSummary {
+    /// Items of the type, tombstones included.
+    pub count: i64,
+    /// Of those, tombstones.
+    pub tombstones: i64,
+    /// Bytes of the live ones.
+    pub size: i64,
+}
+
+/// What a folder holds.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FolderSummary {
+    /// The folder.
+    pub folder_id: Uuid,
+    /// Whether the counts cover the whole subtree.
+    pub recursive: bool,
+    /// Subfolders (direct, or all descendants when recursive).
+    pub subfolder_count: i64,
+    /// Items, tombstones included.
+    pub item_count: i64,
+    /// Tombstoned items.
+    pub tombstone_count: i64,
+    /// Bytes of live items.
+    pub total_size: i64,
+    /// Counts by item type.
+    pub by_type: BTreeMap<String, TypeSummary>,
+}
+
+/// What a delete removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Deleted {
+    /// Folders removed, the one named included.
+    pub folders_deleted: u64,
+    /// Items removed.
+    pub items_deleted: u64,
+}
+
+/// Returns the folder when `caller` has `need` on it; hides it (404) when the caller may not see it.
+fn require(
+    caller: &Caller,
+    record: Option<FolderRecord>,
+    need: Access,
+    what: &dyn std::fmt::Display,
+) -> Result<FolderRecord, ServiceError> {
+    let not_found = || ServiceError::NotFound(format!("folder {what} not found"));
+    let record = record.ok_or_else(not_found)?;
+    match caller.access_to(&record.folder) {
+        Access::None => Err(not_found()),
+        Access::Read if need == Access::Write => Err(read_only(&record.folder)),
+        _ => Ok(record),
+    }
+}
+
+/// The 403 for a folder the caller may read but not change.
+fn read_only(folder: &Folder) -> ServiceError {
+    ServiceError::Forbidden(format!(
+        "folder {} belongs to {}; only its owner or an admin can change it",
+        folder.path, folder.owner
+    ))
+}
+
+/// Builds a new folder record owned by `caller`.
+fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Folder {
+    let now = now();
+    Folder {
+        id: Uuid::now_v7(),
+        parent_id,
+        name: path.name().to_owned(),
+        path,
+        description: String::new(),
+        client_metadata: Metadata::new(),
+        owner: caller.name.clone(),
+        visibility: Visibility::Private,
+        ttl_seconds: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// The current time at the store's precision, so what is returned equals what is read back.
+fn now() -> OffsetDateTime {
+    from_micros(to_micros(OffsetDateTime::now_utc()))
+}
+
+impl FolderService {
+    /// Wraps the store.
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Creates a folder; a folder already at its path is a conflict.
+    pub async fn create(&self, caller: &Caller, req: NewFolder) -> Result<FolderView, ServiceError> {
+        let ttl_seconds = folder::ttl_seconds(req.ttl_seconds).map_err(field("ttl_seconds"))?;
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+        let (parent, path) = if let Some(path) = &req.path {
+            if req.name.is_some() || req.parent_id.is_some() {
+                return Err(ServiceError::Invalid(
+                    "give either `path`, or `name` with an optional `parent_id`, not both".into(),
+                ));
+            }
+            let path = FolderPath::parse(path).map_err(field("path"))?;
+            let parent = match path.parent() {
+                Some(parent_path) => Some(
+                    self.parent_for_create(&mut tx, caller, &parent_path, req.create_parents)
+                        .await?,
+                ),
+                None => None,
+            };
+            (parent, path)
+        } else if let Some(name) = &req.name {
+            let name = FolderName::parse(name).map_err(field("name"))?;
+            let parent = match req.parent_id {
+                Some(id) => Some(require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder),
+                None => None,
+            };
+            let path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("name"))?;
+            (parent, path)
+        } else {
+            return Err(ServiceError::Invalid(
+                "give `path`, or `name` with an optional `parent_id`".into(),
+            ));
+        };
+        let mut folder = new_folder(caller, parent.map(|p| p.id), path);
+        folder.description = req.description.unwrap_or_default();
+        folder.client_metadata = req.client_metadata.unwrap_or_default();
+        folder.ttl_seconds = ttl_seconds;
+        folder.visibility = req.visibility.unwrap_or_default();
+        rows::insert(&mut tx, &folder)
+            .await
+            .map_err(conflict_as(format!("a folder already exists at {}", folder.path)))?;
+        tx.commit().await?;
+        let record = FolderRecord {
+            folder,
+            subfolder_count: 0,
+            item_count: 0,
+        };
+        let mut conn = self.store.read().await?;
+        Ok(views(&mut conn, vec![record]).await?.remove(0))
+    }
+
+    /// The folder to create a child of `parent_path` in, creating missing ancestors when allowed.
+    async fn parent_for_create(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        caller: &Caller,
+        parent_path: &FolderPath,
+        create_parents: bool,
+    ) -> Result<Folder, ServiceError> {
+        if let Some(found) = rows::by_path(conn, parent_path).await? {
+            return Ok(require(caller, Some(found), Access::Write, parent_path)?.folder);
+        }
+        if !create_parents {
+            return Err(ServiceError::NotFound(format!(
+                "parent folder {parent_path} does not exist; create it first or pass \"create_parents\": true"
+            )));
+        }
+        let mut parent: Option<Folder> = None;
+        for path in parent_path.ancestors().into_iter().chain([parent_path.clone()]) {
+            if let Some(found) = rows::by_path(conn, &path).await? {
+                parent = Some(require(caller, Some(found), Access::Read, &path)?.folder);
+                continue;
+            }
+            if let Some(above) = parent.as_ref().filter(|p| caller.access_to(p) != Access::Write) {
+                return Err(read_only(above));
+            }
+            rows::insert_if_absent(conn, &new_folder(caller, parent.as_ref().map(|p| p.id), path.clone())).await?;
+            // Read it back: a concurrent request may have created it first.
+            parent = Some(require(caller, rows::by_path(conn, &path).await?, Access::Read, &path)?.folder);
+        }
+        let parent = parent.ok_or_else(|| ServiceError::Internal("mkdir -p produced no parent".into()))?;
+        if caller.access_to(&parent) != Access::Write {
+            return Err(read_only(&parent));
+        }
+        Ok(parent)
+    }
+
+    /// The folder with this id.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<FolderView, ServiceError> {
+        let mut conn = self.store.read().await?;
+        let record = require(caller, rows::by_id(&mut conn, id).await?, Access::Read, &id)?;
+        Ok(views(&mut conn, vec![record]).await?.remove(0))
+    }
+
+    /// The folder at this path.
+    pub async fn get_by_path(&self, caller: &Caller, path: &str) -> Result<FolderView, ServiceError> {
+        let path = FolderPath::parse(path).map_err(field("path"))?;
+        let mut conn = self.store.read().await?;
+        let record = require(caller, rows::by_path(&mut conn, &path).await?, Access::Read, &path)?;
+        Ok(views(&mut conn, vec![record]).await?.remove(0))
+    }
+
+    /// One page of the folders inside a folder (or the root) that the caller may see.
+    pub async fn list(&self, caller: &Caller, req: ListFolders) -> Result<Page<FolderView>, ServiceError> {
+        let limit = page_size(req.page_size).map_err(field("page_size"))?;
+        let order = format!("{}:{}", req.order_by.as_str(), if req.desc { "desc" } else { "asc" });
+        let after = match &req.page_token {
+            Some(token) => Some(decode_position(token, &order, req.order_by)?),
+            None => None,
+        };
+        let mut conn = self.store.read().await?;
+        let parent = match req.parent_id {
+            Some(id) => Some(require(caller, rows::by_id(&mut conn, id).await?, Access::Read, &id)?.folder),
+            None => None,
+        };
+        let query = FolderQuery {
+            parent: parent.as_ref().map(|p| p.path.clone()),
+            parent_id: req.parent_id,
+            recursive: req.recursive,
+            visible_to: (!caller.is_admin).then(|| caller.name.clone()),
+            search: req.search.filter(|s| !s.is_empty()),
+            order: req.order_by,
+            desc: req.desc,
+            after,
+            limit: limit + 1,
+        };
+        let mut records = rows::list(&mut conn, &query).await?;
+        let next_page_token = if records.len() > limit as usize {
+            records.truncate(limit as usize);
+            records
+                .last()
+                .map(|last| position_token(&order, req.order_by, &last.folder))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: views(&mut conn, records).await?,
+            next_page_token,
+        })
+    }
+
+    /// Changes a folder's attributes; a new name renames it and its whole subtree's paths.
+    pub async fn update(&self, caller: &Caller, id: Uuid, patch: FolderPatch) -> Result<FolderView, ServiceError> {
+        let new_name = patch
+            .name
+            .as_deref()
+            .map(FolderName::parse)
+            .transpose()
+            .map_err(field("name"))?;
+        let ttl_seconds = patch
+            .ttl_seconds
+            .map(folder::ttl_seconds)
+            .transpose()
+            .map_err(field("ttl_seconds"))?;
+        let lock = if new_name.is_some() {
+            TreeLock::Exclusive
+        } else {
+            TreeLock::Shared
+        };
+        let mut tx = self.store.write_tree(lock).await?;
+        let mut folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+        folder.updated_at = now();
+        if let Some(description) = patch.description {
+            folder.description = description;
+        }
+        if let Some(metadata) = patch.client_metadata {
+            folder.client_metadata = metadata;
+        }
+        if let Some(ttl) = ttl_seconds {
+            folder.ttl_seconds = ttl;
+        }
+        if let Some(visibility) = patch.visibility {
+            folder.visibility = visibility;
+        }
+        rows::update_attributes(&mut tx, &folder).await?;
+        if let Some(name) = new_name.filter(|n| n.as_str() != folder.name) {
+            let new_path = FolderPath::join(folder.path.parent().as_ref(), &name).map_err(field("name"))?;
+            rows::relocate(
+                &mut tx,
+                id,
+                &folder.path,
+                &new_path,
+                folder.parent_id,
+                folder.updated_at,
+            )
+            .await
+            .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
+        }
+        tx.commit().await?;
+        self.get(caller, id).await
+    }
+
+    /// Moves a folder (and its subtree) into `parent_id`, or to the root when `None`.
+    pub async fn move_to(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        parent_id: Option<Uuid>,
+    ) -> Result<FolderView, ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
+        let folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+        let target = match parent_id {
+            Some(target_id) => Some(
+                require(
+                    caller,
+                    rows::by_id(&mut tx, target_id).await?,
+                    Access::Write,
+                    &target_id,
+                )?
+                .folder,
+            ),
+            None => None,
+        };
+        if let Some(target) = &target
+            && target.path.is_within(&folder.path)
+        {
+            return Err(ServiceError::Invalid(format!(
+                "parent_id: cannot move {} into its own subtree ({})",
+                folder.path, target.path
+            )));
+        }
+        let name = FolderName::parse(&folder.name)?;
+        let new_path = FolderPath::join(target.as_ref().map(|t| &t.path), &name).map_err(field("parent_id"))?;
+        if new_path != folder.path {
+            rows::relocate(&mut tx, id, &folder.path, &new_path, parent_id, now())
+                .await
+                .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
+        }
+        tx.commit().await?;
+        self.get(caller, id).await
+    }
+
+    /// Deletes a folder; one that is not empty needs `recursive`, which removes its whole subtree.
+    pub async fn delete(&self, caller: &Caller, id: Uuid, recursive: bool) -> Result<Deleted, ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
+        let folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+        if !recursive && !rows::is_empty(&mut tx, id).await? {
+            return Err(ServiceError::Conflict(format!(
+                "folder {} is not empty; pass recursive=true to delete it with everything inside",
+                folder.path
+            )));
+        }
+        let removed = rows::delete_subtree(&mut tx, &folder.path).await?;
+        tx.commit().await?;
+        Ok(Deleted {
+            folders_deleted: removed.folders,
+            items_deleted: removed.items,
+        })
+    }
+
+    /// Counts what a folder holds, directly or in its whole subtree.
+    pub async fn summary(&self, caller: &Caller, id: Uuid, recursive: bool) -> Result<FolderSummary, ServiceError> {
+        let mut conn = self.store.read().await?;
+        let folder = require(caller, rows::by_id(&mut conn, id).await?, Access::Read, &id)?.folder;
+        let summary = rows::summary(&mut conn, id, &folder.path, recursive).await?;
+        let by_type: BTreeMap<String, TypeSummary> = summary
+            .by_type
+            .into_iter()
+            .map(|t| {
+                let counts = TypeSummary {
+                    count: t.items,
+                    tombstones: t.tombstones,
+                    size: t.bytes,
+                };
+                (t.item_type, counts)
+            })
+            .collect();
+        Ok(FolderSummary {
+            folder_id: id,
+            recursive,
+            subfolder_count: summary.subfolders,
+            item_count: by_type.values().map(|t| t.count).sum(),
+            tombstone_count: by_type.values().map(|t| t.tombstones).sum(),
+            total_size: by_type.values().map(|t| t.size).sum(),
+            by_type,
+        })
+    }
+}
+
+/// The page token that continues after `last`.
+fn position_token(order: &str, order_by: FolderOrder, last: &Folder) -> String {
+    let key = match order_by {
+        FolderOrder::Name => serde_json::Value::from(last.name.clone()),
+        FolderOrder::CreatedAt => serde_json::Value::from(to_micros(last.created_at)),
+    };
+    Cursor {
+        order: order.to_owned(),
+        key,
+        id: last.id.to_string(),
+    }
+    .encode()
+}
+
+/// Reads a page token back into a position.
+fn decode_position(token: &str, order: &str, order_by: FolderOrder) -> Result<(SortKey, Uuid), ServiceError> {
+    let cursor = Cursor::decode(token, order).map_err(field("page_token"))?;
+    let bad = || ServiceError::Invalid("page_token: not a token this server issued".into());
+    let key = match order_by {
+        FolderOrder::Name => SortKey::Text(cursor.key.as_str().ok_or_else(bad)?.to_owned()),
+        FolderOrder::CreatedAt => SortKey::Micros(cursor.key.as_i64().ok_or_else(bad)?),
+    };
+    let id = Uuid::parse_str(&cursor.id).map_err(|_| bad())?;
+    Ok((key, id))
+}
+
+/// Turns records into client views, looking up every ancestor for `path_to_root` in one query.
+async fn views(conn: &mut sqlx::AnyConnection, records: Vec<FolderRecord>) -> Result<Vec<FolderView>, ServiceError> {
+    let mut ancestors: Vec<FolderPath> = records.iter().flat_map(|r| r.folder.path.ancestors()).collect();
+    ancestors.sort();
+    ancestors.dedup();
+    let ids = rows::ids_by_path(conn, &ancestors).await?;
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let folder = record.folder;
+            let path_to_root = folder
+                .path
+                .ancestors()
+                .into_iter()
+                .filter_map(|p| {
+                    ids.get(p.as_str()).map(|id| PathEntry {
+                        id: *id,
+                        name: p.name().to_owned(),
+                    })
+                })
+                .collect();
+            FolderView {
+                id: folder.id,
+                name: folder.name,
+                path: folder.path.to_string(),
+                parent_id: folder.parent_id,
+                path_to_root,
+                description: folder.description,
+                client_metadata: folder.client_metadata,
+                owner: folder.owner,
+                visibility: folder.visibility,
+                ttl_seconds: folder.ttl_seconds,
+                created_at: folder.created_at,
+                updated_at: folder.updated_at,
+                item_count: record.item_count,
+                subfolder_count: record.subfolder_count,
+            }
+        })
+        .collect())
+}

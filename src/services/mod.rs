@@ -1,0 +1,111 @@
+//! The use cases. HTTP handlers, the CLI and job handlers all call these; they hold the rules
+//! (validation, permissions, transactions) and leave SQL to `store`.
+
+pub mod folders;
+pub mod keys;
+
+use crate::domain::Invalid;
+use crate::store::{Store, StoreError};
+
+/// Why a use case refused or failed. Each variant maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request is malformed or breaks a rule; the message says what to change (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No credentials, or unknown ones (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may see but not change this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// It does not exist, or the caller may not know it does (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// It clashes with what exists (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database is unreachable or overloaded (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault of ours; the message goes to the log, never to the client (500).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => ServiceError::NotFound("not found".into()),
+            StoreError::Conflict(m) => ServiceError::Conflict(format!("the change clashes with existing data: {m}")),
+            StoreError::Unavailable(m) => ServiceError::Unavailable(m),
+            StoreError::Other(m) => ServiceError::Internal(m),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ServiceError {
+    fn from(err: sqlx::Error) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+impl From<Invalid> for ServiceError {
+    fn from(err: Invalid) -> Self {
+        ServiceError::Invalid(err.0)
+    }
+}
+
+/// Prefixes a validation message with the field it concerns.
+pub fn field(name: &'static str) -> impl Fn(Invalid) -> ServiceError {
+    move |err| ServiceError::Invalid(format!("{name}: {err}"))
+}
+
+/// Turns a store `Conflict` into a 409 with `message`, passing other errors through.
+pub fn conflict_as(message: impl Into<String>) -> impl FnOnce(StoreError) -> ServiceError {
+    move |err| match err {
+        StoreError::Conflict(_) => ServiceError::Conflict(message.into()),
+        other => other.into(),
+    }
+}
+
+/// Deserializes a field that may be absent (outer `None`, with `#[serde(default)]`), `null`
+/// (`Some(None)`) or a value (`Some(Some(v))`).
+pub fn nullable<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
+/// One page of a list, with the token for the next page.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Pass as `page_token` to get the next page; `null` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// Every use case, ready to share between the HTTP server, the CLI and workers.
+#[derive(Clone)]
+pub struct Services {
+    /// The store the use cases run on.
+    pub store: Store,
+    /// Folder use cases.
+    pub folders: folders::FolderService,
+    /// API key use cases.
+    pub keys: keys::KeyService,
+}
+
+impl Services {
+    /// Builds every use case over `store`.
+    pub fn new(store: Store) -> Self {
+        Self {
+            folders: folders::FolderService::new(store.clone()),
+            keys: keys::KeyService::new(store.clone()),
+            store,
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! Folder rows: lookups, inserts, subtree moves and deletes, lists and summaries.
+
+use std::collections::BTreeMap;
+
+use sqlx::AnyConnection;
+use uuid::Uuid;
+
+use super::sql::{Sql, contains_pattern, corrupt};
+use super::{StoreError, from_micros, to_micros};
+use crate::domain::folder::{Folder, FolderOrder, FolderPath, Visibility};
+
+/// The columns every folder query selects, counts included.
+const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
+     f.visibility, f.ttl_seconds, f.created_at, f.updated_at, \
+     (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id) AS subfolder_count, \
+     (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id) AS item_count";
+
+/// A folder with the counts shown beside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderRecord {
+    /// The folder.
+    pub folder: Folder,
+    /// Direct subfolders.
+    pub subfolder_count: i64,
+    /// Items directly inside.
+    pub item_count: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct FolderRow {
+    id: String,
+    parent_id: Option<String>,
+    name: String,
+    path: String,
+    description: String,
+    client_metadata: String,
+    owner: String,
+    visibility: String,
+    ttl_seconds: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    subfolder_count: i64,
+    item_count: i64,
+}
+
+/// Parses a stored UUID.
+pub(crate) fn parse_id(text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| corrupt("id", e))
+}
+
+/// Parses a stored JSON object.
+pub(crate) fn parse_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    serde_json::from_str(text).map_err(|e| corrupt("client_metadata", e))
+}
+
+impl TryFrom<FolderRow> for FolderRecord {
+    type Error = StoreError;
+
+    fn try_from(row: FolderRow) -> Result<Self, StoreError> {
+        Ok(FolderRecord {
+            folder: Folder {
+                id: parse_id(&row.id)?,
+                parent_id: row.parent_id.as_deref().map(parse_id).transpose()?,
+                name: row.name,
+                path: FolderPath::parse(&row.path).map_err(|e| corrupt("path", e))?,
+                description: row.description,
+                client_metadata: parse_object(&row.client_metadata)?,
+                owner: row.owner,
+                visibility: Visibility::parse(&row.visibility).map_err(|e| corrupt("visibility", e))?,
+                ttl_seconds: row.ttl_seconds,
+                created_at: from_micros(row.created_at),
+                updated_at: from_micros(row.updated_at),
+            },
+            subfolder_count: row.subfolder_count,
+            item_count: row.item_count,
+        })
+    }
+}
+
+/// Appends the condition "`column` is `path` or lies below it", as a byte range that an index serves.
+fn push_subtree(sql: &mut Sql, column: &str, path: &FolderPath, include_self: bool) {
+    sql.push("(");
+    if include_self {
+        sql.push(column).push(" = ").bind(path.as_str().to_owned()).push(" OR ");
+    }
+    // Every descendant path starts with `path/`; `0` is the byte after `/`.
+    sql.push("(").push(column).push(" >= ").bind(format!("{path}/"));
+    sql.push(" AND ")
+        .push(column)
+        .push(" < ")
+        .bind(format!("{path}0"))
+        .push("))");
+}
+
+async fn fetch_one(conn: &mut AnyConnection, sql: Sql) -> Result<Option<FolderRecord>, StoreError> {
+    sql.build_as::<FolderRow>()
+        .fetch_optional(conn)
+        .await?
+        .map(FolderRecord::try_from)
+        .transpose()
+}
+
+/// The folder with this id.
+pub async fn by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
+    sql.bind(id.to_string());
+    fetch_one(conn, sql).await
+}
+
+/// The folder at this path.
+pub async fn by_path(conn: &mut AnyConnection, path: &FolderPath) -> Result<Option<FolderRecord>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.path = "));
+    sql.bind(path.as_str().to_owned());
+    fetch_one(conn, sql).await
+}
+
+/// Ids of the folders at these paths, keyed by path (for `path_to_root`).
+pub async fn ids_by_path(conn: &mut AnyConnection, paths: &[FolderPath]) -> Result<BTreeMap<String, Uuid>, StoreError> {
+    if paths.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut sql = Sql::new("SELECT path, id FROM folder WHERE path IN (");
+    sql.bind_list(paths.iter().map(|p| p.as_str().to_owned())).push(")");
+    let rows: Vec<(String, String)> = sql.build_as().fetch_all(conn).await?;
+    rows.into_iter().map(|(path, id)| Ok((path, parse_id(&id)?))).collect()
+}
+
+/// Inserts a folder; a folder already at its path is a `Conflict`.
+pub async fn insert(conn: &mut AnyConnection, folder: &Folder) -> Result<(), StoreError> {
+    insert_sql(folder, "").build().execute(conn).await?;
+    Ok(())
+}
+
+/// Inserts a folder unless one already holds its path; true when this call inserted it.
+pub async fn insert_if_absent(conn: &mut AnyConnection, folder: &Folder) -> Result<bool, StoreError> {
+    let done = insert_sql(folder, " ON CONFLICT (path) DO NOTHING")
+        .build()
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
+    let mut sql = Sql::new(
+        "INSERT INTO folder (id, parent_id, name, path, description, client_metadata, owner, visibility, \
+         ttl_seconds, created_at, updated_at) VALUES (",
+    );
+    sql.bind(folder.id.to_string()).push(", ");
+    sql.bind(folder.parent_id.map(|p| p.to_string())).push(", ");
+    sql.bind(folder.name.clone()).push(", ");
+    sql.bind(folder.path.as_str().to_owned()).push(", ");
+    sql.bind(folder.description.clone()).push(", ");
+    sql.bind(serde_json::Value::Object(folder.client_metadata.clone()).to_string())
+        .push(", ");
+    sql.bind(folder.owner.clone()).push(", ");
+    sql.bind(folder.visibility.as_str().to_owned()).push(", ");
+    sql.bind(folder.ttl_seconds).push(", ");
+    sql.bind(to_micros(folder.created_at)).push(", ");
+    sql.bind(to_micros(folder.updated_at)).push(")").push(suffix);
+    sql
+}
+
+/// Writes the editable attributes of `folder` (not its name, path or parent).
+pub async fn update_attributes(conn: &mut AnyConnection, folder: &Folder) -> Result<(), StoreError> {
+    let mut sql = Sql::new("UPDATE folder SET description = ");
+    sql.bind(folder.description.clone());
+    sql.push(", client_metadata = ")
+        .bind(serde_json::Value::Object(folder.client_metadata.clone()).to_string());
+    sql.push(", visibility = ").bind(folder.visibility.as_str().to_owned());
+    sql.push(", ttl_seconds = ").bind(folder.ttl_seconds);
+    sql.push(", updated_at = ").bind(to_micros(folder.updated_at));
+    sql.push(" WHERE id = ").bind(folder.id.to_string());
+    sql.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Moves folder `id` from `old_path` to `new_path` under `new_parent`, rewriting the paths of its
+/// whole subtree. A folder already at the new path is a `Conflict`.
+pub async fn relocate(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    old_path: &FolderPath,
+    new_path: &FolderPath,
+    new_parent: Option<Uuid>,
+    now: time::OffsetDateTime,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new("UPDATE folder SET parent_id = ");
+    sql.bind(new_parent.map(|p| p.to_string()));
+    sql.push(", name = ").bind(new_path.name().to_owned());
+    sql.push(", updated_at = ").bind(to_micros(now));
+    sql.push(" WHERE id = ").bind(id.to_string());
+    sql.build().execute(&mut *conn).await?;
+
+    let old_chars = i64::try_from(old_path.as_str().chars().count()).unwrap_or(i64::MAX);
+    let mut sql = Sql::new("UPDATE folder SET path = ");
+    sql.bind(new_path.as_str().to_owned())
+        .push(" || substr(path, CAST(")
+        .bind(old_chars + 1)
+        .push(" AS INTEGER)) WHERE ");
+    push_subtree(&mut sql, "path", old_path, true);
+    sql.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Whether the folder holds any subfolder or item.
+pub async fn is_empty(conn: &mut AnyConnection, id: Uuid) -> Result<bool, StoreError> {
+    let mut sql = Sql::new("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM folder WHERE parent_id = ");
+    sql.bind(id.to_string());
+    sql.push(" LIMIT 1) a) + (SELECT COUNT(*) FROM (SELECT 1 FROM item WHERE folder_id = ");
+    sql.bind(id.to_string());
+    sql.push(" LIMIT 1) b) AS n");
+    let (n,): (i64,) = sql.build_as().fetch_one(conn).await?;
+    Ok(n == 0)
+}
+
+/// What a subtree delete removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Removed {
+    /// Folders removed, the top one included.
+    pub folders: u64,
+    /// Items removed.
+    pub items: u64,
+}
+
+/// Deletes the folder at `path`, everything below it and every item inside.
+pub async fn delete_subtree(conn: &mut AnyConnection, path: &FolderPath) -> Result<Removed, StoreError> {
+    let mut sql = Sql::new("DELETE FROM item WHERE folder_id IN (SELECT id FROM folder WHERE ");
+    push_subtree(&mut sql, "path", path, true);
+    sql.push(")");
+    let items = sql.build().execute(&mut *conn).await?.rows_affected();
+    let mut sql = Sql::new("DELETE FROM folder WHERE ");
+    push_subtree(&mut sql, "path", path, true);
+    let folders = sql.build().execute(conn).await?.rows_affected();
+    Ok(Removed { folders, items })
+}
+
+/// The position a page starts after.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKey {
+    /// A name, for [`FolderOrder::Name`].
+    Text(String),
+    /// A time in microseconds, for [`FolderOrder::CreatedAt`].
+    Micros(i64),
+}
+
+/// Which folders to list and how.
+#[derive(Debug, Clone)]
+pub struct FolderQuery {
+    /// List the children (or with `recursive` all descendants) of this folder; the root when `None`.
+    pub parent: Option<FolderPath>,
+    /// The parent's id when `parent` is set.
+    pub parent_id: Option<Uuid>,
+    /// All descendants instead of the children.
+    pub recursive: bool,
+    /// Only folders this user owns or that are public; everything when `None` (admins).
+    pub visible_to: Option<String>,
+    /// Case-insensitive substring of the name.
+    pub search: Option<String>,
+    /// Sort column.
+    pub order: FolderOrder,
+    /// Descending instead of ascending.
+    pub desc: bool,
+    /// Start after this (sort key, id).
+    pub after: Option<(SortKey, Uuid)>,
+    /// Most rows to return.
+    pub limit: u32,
+}
+
+/// One page of folders, in the query's order.
+pub async fn list(conn: &mut AnyConnection, query: &FolderQuery) -> Result<Vec<FolderRecord>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE "));
+    match (&query.parent, query.parent_id, query.recursive) {
+        (Some(path), _, true) => push_subtree(&mut sql, "f.path", path, false),
+        (_, Some(id), false) => {
+            sql.push("f.parent_id = ").bind(id.to_string());
+        }
+        (None, _, true) => {
+            sql.push("1 = 1");
+        }
+        _ => {
+            sql.push("f.parent_id IS NULL");
+        }
+    }
+    if let Some(user) = &query.visible_to {
+        sql.push(" AND (f.owner = ")
+            .bind(user.clone())
+            .push(" OR f.visibility = 'public')");
+    }
+    if let Some(search) = &query.search {
+        sql.push(" AND lower(f.name) LIKE ")
+            .bind(contains_pattern(search))
+            .push(" ESCAPE '\\'");
+    }
+    let column = match query.order {
+        FolderOrder::Name => "f.name",
+        FolderOrder::CreatedAt => "f.created_at",
+    };
+    let (cmp, dir) = if query.desc { ("<", "DESC") } else { (">", "ASC") };
+    if let Some((key, id)) = &query.after {
+        sql.push(&format!(" AND ({column} {cmp} "));
+        bind_key(&mut sql, key);
+        sql.push(&format!(" OR ({column} = "));
+        bind_key(&mut sql, key);
+        sql.push(&format!(" AND f.id {cmp} ")).bind(id.to_string()).push("))");
+    }
+    sql.push(&format!(" ORDER BY {column} {dir}, f.id {dir} LIMIT "))
+        .bind(i64::from(query.limit));
+    let rows = sql.build_as::<FolderRow>().fetch_all(conn).await?;
+    rows.into_iter().map(FolderRecord::try_from).collect()
+}
+
+fn bind_key(sql: &mut Sql, key: &SortKey) {
+    match key {
+        SortKey::Text(text) => sql.bind(text.clone()),
+        SortKey::Micros(micros) => sql.bind(*micros),
+    };
+}
+
+/// Counts for one item type inside a folder (or subtree).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct TypeCount {
+    /// The item type.
+    pub item_type: String,
+    /// Items of that type, tombstones included.
+    pub items: i64,
+    /// Of those, tombstones.
+    pub tombstones: i64,
+    /// Total bytes of the live (non-tombstone) items.
+    pub bytes: i64,
+}
+
+/// What a folder (or its whole subtree) holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Folders directly inside, or in the whole subtree.
+    pub subfolders: i64,
+    /// Item counts by type.
+    pub by_type: Vec<TypeCount>,
+}
+
+/// Counts the contents of the folder at `path`, only its direct contents unless `recursive`.
+pub async fn summary(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    path: &FolderPath,
+    recursive: bool,
+) -> Result<Summary, StoreError> {
+    let mut sql = Sql::new("SELECT COUNT(*) FROM folder WHERE ");
+    if recursive {
+        push_subtree(&mut sql, "path", path, false);
+    } else {
+        sql.push("parent_id = ").bind(id.to_string());
+    }
+    let (subfolders,): (i64,) = sql.build_as().fetch_one(&mut *conn).await?;
+
+    let mut sql = Sql::new(
+        "SELECT item_type, COUNT(*) AS items, CAST(COALESCE(SUM(is_tombstone), 0) AS BIGINT) AS tombstones, \
+         CAST(COALESCE(SUM(CASE WHEN is_tombstone = 0 THEN size ELSE 0 END), 0) AS BIGINT) AS bytes FROM item WHERE ",
+    );
+    if recursive {
+        sql.push("folder_id IN (SELECT id FROM folder WHERE ");
+        push_subtree(&mut sql, "path", path, true);
+        sql.push(")");
+    } else {
+        sql.push("folder_id = ").bind(id.to_string());
+    }
+    sql.push(" GROUP BY item_type ORDER BY item_type");
+    let by_type = sql.build_as::<TypeCount>().fetch_all(conn).await?;
+    Ok(Summary { subfolders, by_type })
+}

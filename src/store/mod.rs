@@ -1,0 +1,253 @@
+//! The metadata store: the catalog and job records, in SQLite (embedded default) or PostgreSQL.
+//!
+//! One SQL code path serves both through sqlx's Any driver; the schema therefore uses only the
+//! types both share (TEXT ids and JSON, BIGINT timestamps in microseconds, BIGINT 0/1 flags).
+//! Dialect differences are confined to this module: how a write transaction begins and how the
+//! folder tree is locked.
+
+pub mod folders;
+pub mod keys;
+pub mod sql;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::{AnyPool, AssertSqlSafe, Executor};
+use time::OffsetDateTime;
+
+use crate::config::DatabaseSettings;
+
+/// A transaction on the store.
+pub type Tx = sqlx::Transaction<'static, Any>;
+/// A pooled connection for reads.
+pub type Conn = PoolConnection<Any>;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or reference rule would be broken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or is too busy.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the message is for logs, not for clients.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        use sqlx::error::ErrorKind;
+        match &err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) => match db.kind() {
+                ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => {
+                    StoreError::Conflict(db.message().to_owned())
+                }
+                _ if is_busy(db.message()) => StoreError::Unavailable(db.message().to_owned()),
+                _ => StoreError::Other(err.to_string()),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(err.to_string())
+            }
+            _ => StoreError::Other(err.to_string()),
+        }
+    }
+}
+
+/// SQLite's "database is locked" family: the busy timeout ran out.
+fn is_busy(message: &str) -> bool {
+    message.contains("database is locked") || message.contains("database is busy")
+}
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded default.
+    Sqlite,
+    /// The scale-out backend.
+    Postgres,
+}
+
+/// How a write transaction holds the folder tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TreeLock {
+    /// Adds below existing folders (creates): many at once.
+    Shared,
+    /// Rewrites paths or removes subtrees (rename, move, delete): alone.
+    Exclusive,
+}
+
+/// The key of PostgreSQL's advisory lock that guards the folder tree's paths.
+const TREE_LOCK_KEY: i64 = 0x5354_4f57_0001;
+
+/// The handle every service uses to reach the database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Opens a pool for `settings.url`, creating the SQLite file and its directory when needed.
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let dialect = if settings.url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            Dialect::Postgres
+        };
+        let mut url = settings.url.clone();
+        if dialect == Dialect::Sqlite {
+            prepare_sqlite_file(&url)?;
+            if !url.contains('?') {
+                url.push_str("?mode=rwc");
+            }
+        }
+        let options =
+            AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Unavailable(format!("bad database.url: {e}")))?;
+        let busy_timeout_ms = settings.busy_timeout_ms;
+        let pool = AnyPoolOptions::new()
+            .max_connections(settings.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if conn.backend_name() == "SQLite" {
+                        let pragmas = format!(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = {busy_timeout_ms};"
+                        );
+                        conn.execute(AssertSqlSafe(pragmas)).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, dialect })
+    }
+
+    /// Applies the catalog's migrations. Their history lives in `_stowage_migrations`, so the job
+    /// queue's own migrations in the same database never collide with them.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut migrator = match self.dialect {
+            Dialect::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Dialect::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.dangerous_set_table_name("_stowage_migrations");
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    /// Which engine this is.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A connection for reads.
+    pub async fn read(&self) -> Result<Conn, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so
+    /// concurrent writers queue on the busy timeout instead of failing on lock upgrade.
+    pub async fn write(&self) -> Result<Tx, StoreError> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A write transaction that also holds the folder tree, so paths read inside it stay true
+    /// until it commits. SQLite already serializes writers; PostgreSQL takes an advisory lock.
+    pub async fn write_tree(&self, lock: TreeLock) -> Result<Tx, StoreError> {
+        let mut tx = self.write().await?;
+        if self.dialect == Dialect::Postgres {
+            let function = match lock {
+                TreeLock::Shared => "pg_advisory_xact_lock_shared",
+                TreeLock::Exclusive => "pg_advisory_xact_lock",
+            };
+            let mut sql = sql::Sql::new(&format!("SELECT 1 AS locked FROM (SELECT {function}("));
+            sql.bind(TREE_LOCK_KEY).push(")) AS l");
+            sql.build().execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the directory of an SQLite database file.
+fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
+    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// The current time in the store's representation, microseconds since the Unix epoch.
+pub fn now_micros() -> i64 {
+    to_micros(OffsetDateTime::now_utc())
+}
+
+/// Converts a time to microseconds since the Unix epoch.
+pub fn to_micros(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// Converts microseconds since the Unix epoch to a time.
+pub fn from_micros(micros: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    fn versions(dialect: &str) -> BTreeSet<String> {
+        let dir = format!("{}/migrations/{dialect}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_dir(dir)
+            .expect("migrations directory")
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.split('_').next())
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn both_dialects_hold_the_same_migration_versions() {
+        let sqlite = versions("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, versions("postgres"));
+    }
+}
