@@ -135,7 +135,7 @@ impl Default for LogSettings {
     fn default() -> Self {
         Self {
             format: LogFormat::Pretty,
-            filter: "info".into(),
+            filter: "info,sqlx=warn".into(),
         }
     }
 }

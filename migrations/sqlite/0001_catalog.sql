@@ -13,6 +13,8 @@ CREATE TABLE folder (
     id               TEXT PRIMARY KEY,
     parent_id        TEXT REFERENCES folder (id),
     name             TEXT NOT NULL,
+    -- The name lowercased by the server (Unicode-aware), for case-insensitive search.
+    name_folded      TEXT NOT NULL,
     path             TEXT NOT NULL UNIQUE,
     description      TEXT NOT NULL DEFAULT '',
     client_metadata  TEXT NOT NULL DEFAULT '{}',

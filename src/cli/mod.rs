@@ -77,13 +77,13 @@ pub enum KeysCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// Server base URL.
-    #[arg(long, env = "STOWAGE_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, global = true, env = "STOWAGE_SERVER", default_value = "http://127.0.0.1:8080")]
     pub server: String,
     /// API key; defaults to the contents of DATA_DIR/admin.key when that file exists.
-    #[arg(long, env = "STOWAGE_API_KEY", hide_env_values = true)]
+    #[arg(long, global = true, env = "STOWAGE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Print raw JSON answers instead of a summary.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 }
 

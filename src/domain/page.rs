@@ -15,10 +15,8 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 pub fn page_size(requested: Option<u32>) -> Result<u32, Invalid> {
     match requested {
         None => Ok(DEFAULT_PAGE_SIZE),
-        Some(0) => Err(Invalid::new("page_size must be at least 1")),
-        Some(n) if n > MAX_PAGE_SIZE => Err(Invalid::new(format!(
-            "page_size must be at most {MAX_PAGE_SIZE}, got {n}"
-        ))),
+        Some(0) => Err(Invalid::new("must be at least 1")),
+        Some(n) if n > MAX_PAGE_SIZE => Err(Invalid::new(format!("must be at most {MAX_PAGE_SIZE}, got {n}"))),
         Some(n) => Ok(n),
     }
 }
@@ -45,12 +43,12 @@ impl Cursor {
 
     /// Decodes a token and checks it was issued for `order`.
     pub fn decode(token: &str, order: &str) -> Result<Self, Invalid> {
-        let bad = || Invalid::new("page_token is not a token this server issued; omit it to start from the first page");
+        let bad = || Invalid::new("not a token this server issued; omit it to start from the first page");
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| bad())?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| bad())?;
         if cursor.order != order {
             return Err(Invalid::new(format!(
-                "page_token was issued for ordering `{}`, not `{order}`; keep order_by and desc the same while paging",
+                "issued for ordering `{}`, not `{order}`; keep order_by and desc the same while paging",
                 cursor.order
             )));
         }

@@ -31,6 +31,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T>
     }
 }
 
+/// For routes that take no query parameters: any parameter is a 400.
+pub struct NoQuery;
+
+/// The empty set of query parameters.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Nothing {}
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match StrictQuery::<Nothing>::from_request_parts(parts, state).await {
+            Ok(_) => Ok(NoQuery),
+            Err(_) => Err(ApiError::bad_request(format!(
+                "{} takes no query parameters; remove `?{}`",
+                parts.uri.path(),
+                parts.uri.query().unwrap_or_default()
+            ))),
+        }
+    }
+}
+
 /// A JSON body deserialized into `T`; errors name the JSON path of the problem, bodies over the
 /// limit are 413.
 pub struct JsonBody<T>(pub T);
@@ -53,7 +76,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         serde_path_to_error::deserialize(&mut de).map(JsonBody).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
-            if path == "." {
+            if path == "." || inner.is_syntax() || inner.is_eof() {
                 ApiError::bad_request(format!("malformed JSON body: {inner}"))
             } else {
                 ApiError::bad_request(format!("{path}: {inner}"))

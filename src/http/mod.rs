@@ -41,6 +41,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(move || async move { Json(openapi.as_ref().clone()) }),
         )
         .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -87,6 +88,14 @@ fn api(state: AppState, max_body_bytes: usize) -> OpenApiRouter<AppState> {
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {
     ApiError::no_route(format!("no route for {method} {}; see /openapi.json", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        format!("{} does not accept {method}; see /openapi.json", uri.path()),
+    )
 }
 
 /// Serves `router` on `listener` until `shutdown` fires, then gives requests in flight up to

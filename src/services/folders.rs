@@ -518,7 +518,9 @@ fn position_token(order: &str, order_by: FolderOrder, last: &Folder) -> String {
 /// Reads a page token back into a position.
 fn decode_position(token: &str, order: &str, order_by: FolderOrder) -> Result<(SortKey, Uuid), ServiceError> {
     let cursor = Cursor::decode(token, order).map_err(field("page_token"))?;
-    let bad = || ServiceError::Invalid("page_token: not a token this server issued".into());
+    let bad = || {
+        ServiceError::Invalid("page_token: not a token this server issued; omit it to start from the first page".into())
+    };
     let key = match order_by {
         FolderOrder::Name => SortKey::Text(cursor.key.as_str().ok_or_else(bad)?.to_owned()),
         FolderOrder::CreatedAt => SortKey::Micros(cursor.key.as_i64().ok_or_else(bad)?),

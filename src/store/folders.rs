@@ -142,12 +142,13 @@ pub async fn insert_if_absent(conn: &mut AnyConnection, folder: &Folder) -> Resu
 
 fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
     let mut sql = Sql::new(
-        "INSERT INTO folder (id, parent_id, name, path, description, client_metadata, owner, visibility, \
-         ttl_seconds, created_at, updated_at) VALUES (",
+        "INSERT INTO folder (id, parent_id, name, name_folded, path, description, client_metadata, owner, \
+         visibility, ttl_seconds, created_at, updated_at) VALUES (",
     );
     sql.bind(folder.id.to_string()).push(", ");
     sql.bind(folder.parent_id.map(|p| p.to_string())).push(", ");
     sql.bind(folder.name.clone()).push(", ");
+    sql.bind(folder.name.to_lowercase()).push(", ");
     sql.bind(folder.path.as_str().to_owned()).push(", ");
     sql.bind(folder.description.clone()).push(", ");
     sql.bind(serde_json::Value::Object(folder.client_metadata.clone()).to_string())
@@ -187,6 +188,7 @@ pub async fn relocate(
     let mut sql = Sql::new("UPDATE folder SET parent_id = ");
     sql.bind(new_parent.map(|p| p.to_string()));
     sql.push(", name = ").bind(new_path.name().to_owned());
+    sql.push(", name_folded = ").bind(new_path.name().to_lowercase());
     sql.push(", updated_at = ").bind(to_micros(now));
     sql.push(" WHERE id = ").bind(id.to_string());
     sql.build().execute(&mut *conn).await?;
@@ -287,7 +289,7 @@ pub async fn list(conn: &mut AnyConnection, query: &FolderQuery) -> Result<Vec<F
             .push(" OR f.visibility = 'public')");
     }
     if let Some(search) = &query.search {
-        sql.push(" AND lower(f.name) LIKE ")
+        sql.push(" AND f.name_folded LIKE ")
             .bind(contains_pattern(search))
             .push(" ESCAPE '\\'");
     }

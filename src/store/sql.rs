@@ -82,8 +82,8 @@ pub fn like_escape(text: &str) -> String {
     out
 }
 
-/// A pattern that matches any text containing `needle`, case-insensitively when both sides are
-/// lowered.
+/// A pattern that matches any text containing `needle`, case-insensitively when the column
+/// holds text lowered the same way (Rust's Unicode-aware `to_lowercase`).
 pub fn contains_pattern(needle: &str) -> String {
     format!("%{}%", like_escape(&needle.to_lowercase()))
 }

@@ -11,7 +11,7 @@ use crate::domain::folder::FolderOrder;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{IdPath, JsonBody, StrictQuery};
+use crate::http::extract::{IdPath, JsonBody, NoQuery, StrictQuery};
 use crate::services::folders::{Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder};
 use crate::services::{Page, ServiceError};
 
@@ -85,6 +85,7 @@ pub struct MoveFolder {
 pub async fn create_folder(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    _: NoQuery,
     JsonBody(req): JsonBody<NewFolder>,
 ) -> Result<(StatusCode, Json<FolderView>), ApiError> {
     let folder = state.services.folders.create(&caller, req).await?;
@@ -135,6 +136,7 @@ pub async fn list_folders(
 pub async fn get_folder(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    _: NoQuery,
     IdPath(id): IdPath,
 ) -> Result<Json<FolderView>, ApiError> {
     Ok(Json(state.services.folders.get(&caller, id).await?))
@@ -148,6 +150,7 @@ pub async fn get_folder(
 pub async fn update_folder(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    _: NoQuery,
     IdPath(id): IdPath,
     JsonBody(patch): JsonBody<FolderPatch>,
 ) -> Result<Json<FolderView>, ApiError> {
@@ -182,6 +185,7 @@ pub async fn delete_folder(
 pub async fn move_folder(
     State(state): State<AppState>,
     Auth(caller): Auth,
+    _: NoQuery,
     IdPath(id): IdPath,
     JsonBody(body): JsonBody<MoveFolder>,
 ) -> Result<Json<FolderView>, ApiError> {

@@ -28,6 +28,11 @@ pub async fn healthz() -> Json<Health> {
     (status = 503, body = ErrorBody, description = "the database is unreachable"),
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
-    state.services.store.ping().await.map_err(ServiceError::from)?;
+    state
+        .services
+        .store
+        .ping()
+        .await
+        .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
     Ok(Json(Health { status: "ok" }))
 }

@@ -1,0 +1,82 @@
+//! The API's shape: every route is in /openapi.json, unknown routes are JSON 404s.
+
+mod common;
+
+use common::Backend;
+use reqwest::{Method, StatusCode};
+
+/// Every route the server serves. A route added without documentation fails this test.
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/folders"),
+    ("get", "/v1/folders"),
+    ("get", "/v1/folders/{id}"),
+    ("patch", "/v1/folders/{id}"),
+    ("delete", "/v1/folders/{id}"),
+    ("post", "/v1/folders/{id}/move"),
+    ("get", "/v1/folders/{id}/summary"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+];
+
+#[tokio::test]
+async fn every_route_is_in_the_openapi_document_and_served() {
+    let s = server!(Backend::Sqlite);
+    let doc = s.send(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(doc.status, StatusCode::OK);
+    let paths = doc.body["paths"].as_object().expect("paths");
+    for (method, path) in ROUTES {
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} missing from /openapi.json"
+        );
+        // And the server really routes it (anything but the fallback's 404 "no route").
+        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let answer = s
+            .send(
+                method.to_uppercase().parse().expect("method"),
+                &concrete,
+                Some(&s.admin_key),
+                None,
+            )
+            .await;
+        assert!(
+            !answer.message().starts_with("no route"),
+            "{method} {path} is documented but not served"
+        );
+    }
+    let documented: usize = paths.values().map(|p| p.as_object().map_or(0, |m| m.len())).sum();
+    assert_eq!(
+        documented,
+        ROUTES.len(),
+        "the document lists routes this test does not know: {:?}",
+        paths.keys()
+    );
+}
+
+#[tokio::test]
+async fn routes_without_parameters_refuse_a_query_string() {
+    let s = server!(Backend::Sqlite);
+    let folder = s.mkdir("/q").await;
+    let answer = s
+        .get(&format!("/v1/folders/{}?verbose=1", folder["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.message().contains("verbose"), "{}", answer.message());
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_json_405() {
+    let s = server!(Backend::Sqlite);
+    let answer = s.send(Method::PUT, "/v1/folders", Some(&s.admin_key), None).await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(answer.code(), "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn unknown_routes_are_json_404s() {
+    let s = server!(Backend::Sqlite);
+    let answer = s.get("/v1/nothing-here").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.code(), "NOT_FOUND");
+    assert!(answer.message().contains("/v1/nothing-here"));
+}

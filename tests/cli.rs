@@ -1,0 +1,216 @@
+//! The `stowage` binary: configuration, keys, folder verbs against a running server, shutdown.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Backend;
+use reqwest::StatusCode;
+
+fn stowage(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stowage"));
+    cmd.args(args)
+        .env_remove("STOWAGE_API_KEY")
+        .env_remove("STOWAGE_CONFIG")
+        .env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run stowage")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn config_errors_name_the_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("bad.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 3\n").expect("write");
+    let out = stowage(&["--config", file.to_str().expect("utf8"), "print-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
+
+    std::fs::write(&file, "[server]\nmax_body_bytes = \"lots\"\n").expect("write");
+    let out = stowage(&["--config", file.to_str().expect("utf8"), "print-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("max_body_bytes"), "{}", stderr(&out));
+
+    let out = stowage(&["print-config"], &[("STOWAGE__BUCKETS__RAW__URL", "ftp://nope/x")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("buckets.raw.url"), "{}", stderr(&out));
+
+    let out = stowage(&["--config", "/definitely/missing.toml", "print-config"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("missing.toml"));
+}
+
+#[test]
+fn print_config_layers_sources_and_masks_secrets() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:9000\"\nmax_body_bytes = 10\n[database]\nurl = \"postgres://u:hunter2@db/x\"\n",
+    )
+    .expect("write");
+    let out = stowage(
+        &[
+            "--config",
+            file.to_str().expect("utf8"),
+            "--data-dir",
+            "/srv/st",
+            "print-config",
+        ],
+        &[("STOWAGE__SERVER__MAX_BODY_BYTES", "20")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("listen = \"127.0.0.1:9000\""),
+        "file overrides defaults: {text}"
+    );
+    assert!(text.contains("max_body_bytes = 20"), "env overrides the file: {text}");
+    assert!(text.contains("data_dir = \"/srv/st\""), "flags override all: {text}");
+    assert!(
+        text.contains("file:///srv/st/objects"),
+        "managed bucket follows data_dir: {text}"
+    );
+    assert!(!text.contains("hunter2") && text.contains("u:****@db"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_verbs_against_a_running_server() {
+    let s = server!(Backend::Sqlite);
+    let base = s.base.clone();
+    let key = s.admin_key.clone();
+    let run = move |args: Vec<&'static str>| {
+        let base = base.clone();
+        let key = key.clone();
+        std::thread::spawn(move || {
+            let mut all = vec!["folder", "--server", &base, "--api-key", &key];
+            all.extend(args);
+            stowage(&all, &[])
+        })
+        .join()
+        .expect("thread")
+    };
+    let out = run(vec!["create", "/cli/a/b", "--parents", "--description", "made by cli"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("/cli/a/b\t"), "{}", stdout(&out));
+    assert_eq!(
+        s.get("/v1/folders?path=/cli/a/b").await.body["description"],
+        "made by cli"
+    );
+
+    let out = run(vec!["create", "/cli/a/b"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists at /cli/a/b"), "{}", stderr(&out));
+
+    run(vec!["create", "/cli/dest"]);
+    let out = run(vec!["list", "/cli", "--recursive"]);
+    let text = stdout(&out);
+    let listed: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap_or("")).collect();
+    assert_eq!(listed, ["/cli/a", "/cli/a/b", "/cli/dest"]);
+
+    let out = run(vec!["move", "/cli/a", "--to", "/cli/dest"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.get("/v1/folders?path=/cli/dest/a/b").await.status, StatusCode::OK);
+
+    let out = run(vec!["show", "/cli/dest/a"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("show prints JSON");
+    assert_eq!(shown["path"], "/cli/dest/a");
+
+    let out = run(vec!["rm", "/cli/dest"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("recursive"), "{}", stderr(&out));
+    let out = run(vec!["rm", "/cli/dest", "--recursive"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("deleted 3 folder(s)"), "{}", stdout(&out));
+    assert_eq!(s.get("/v1/folders?path=/cli/dest").await.status, StatusCode::NOT_FOUND);
+
+    // A wrong key: non-zero exit with the server's message.
+    let out = stowage(&["folder", "--server", &s.base, "--api-key", "wrong", "list"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not valid"), "{}", stderr(&out));
+}
+
+#[test]
+fn serve_creates_a_key_then_keys_create_adds_users_and_sigterm_stops_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().expect("utf8").to_owned();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stowage"))
+        .args(["--data-dir", &data_arg, "serve", "--listen", &listen])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let started = Instant::now();
+    while !healthz_ok(&listen) {
+        assert!(started.elapsed() < Duration::from_secs(30), "server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let admin_key = std::fs::read_to_string(data.join("admin.key")).expect("admin.key written on first start");
+
+    let out = stowage(&["--data-dir", &data_arg, "keys", "create", "--name", "carol"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let carol = stdout(&out).trim().to_owned();
+    assert!(carol.starts_with("stw_"));
+    let base = format!("http://{listen}");
+    let out = stowage(
+        &["folder", "--server", &base, "--api-key", &carol, "create", "/carols"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = stowage(
+        &["folder", "--server", &base, "--api-key", &carol, "show", "/carols"],
+        &[],
+    );
+    assert!(stdout(&out).contains("\"owner\": \"carol\""), "{}", stdout(&out));
+    // Without --api-key the CLI falls back to DATA_DIR/admin.key.
+    let out = stowage(&["--data-dir", &data_arg, "folder", "--server", &base, "list"], &[]);
+    assert!(stdout(&out).contains("/carols"), "{}", stderr(&out));
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(stopping.elapsed() < Duration::from_secs(10), "server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful shutdown exits 0");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log).expect("log");
+    assert!(log.contains("admin.key"), "the log names the key file: {log}");
+    assert!(!log.contains(admin_key.trim()), "the log never contains the key");
+}
+
+/// Whether the server at `addr` answers `GET /healthz` with 200 (plain TCP, no runtime needed).
+fn healthz_ok(addr: &str) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let mut reply = String::new();
+    std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
+        && std::io::Read::read_to_string(&mut stream, &mut reply).is_ok()
+        && reply.split(' ').nth(1) == Some("200")
+}

@@ -1,0 +1,276 @@
+//! Test harness: starts the real server on 127.0.0.1:0 over a fresh SQLite file or a fresh
+//! PostgreSQL database, and speaks HTTP to it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::Executor;
+use stowage::app::{self, Running};
+use stowage::config::Settings;
+use tempfile::TempDir;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on, from `STOWAGE_TEST_POSTGRES_URL`.
+/// Without it PostgreSQL tests are skipped, except under CI where that is an error.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("STOWAGE_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but STOWAGE_TEST_POSTGRES_URL is not set; run the suite with bash tests/run.sh")
+        }
+        _ => None,
+    }
+}
+
+/// A fresh, empty PostgreSQL database, dropped when this value is dropped.
+pub struct PgDatabase {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create(admin_url: &str) -> Self {
+        let name = format!("stowage_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url)
+            .await
+            .expect("connect to PostgreSQL");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
+        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+        Self {
+            admin_url: admin_url.to_owned(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a thread with its own runtime can block on the drop.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+                    let _ = conn
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                        )))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The values of `field` in each element of a page's `items`.
+pub fn column(page: &Value, field: &str) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .expect("a page with items")
+        .iter()
+        .map(|row| row[field].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// A running server and a client for it.
+pub struct TestServer {
+    pub base: String,
+    pub admin_key: String,
+    pub data_dir: PathBuf,
+    pub settings: Settings,
+    http: reqwest::Client,
+    running: Option<Running>,
+    _pg: Option<PgDatabase>,
+    _dir: TempDir,
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The error message of an error body.
+    pub fn message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestServer {
+    /// Starts a server; `None` when the backend is PostgreSQL and no server is configured.
+    pub async fn start(backend: Backend) -> Option<Self> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts a server after letting `adjust` change its settings.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = Settings {
+            data_dir: dir.path().join("data"),
+            ..Settings::default()
+        };
+        settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let Some(admin_url) = postgres_url() else {
+                    eprintln!("skipping: STOWAGE_TEST_POSTGRES_URL is not set");
+                    return None;
+                };
+                let db = PgDatabase::create(&admin_url).await;
+                settings.database.url = db.url.clone();
+                settings.database.max_connections = 8;
+                Some(db)
+            }
+        };
+        adjust(&mut settings);
+        let settings = settings.completed().expect("valid settings");
+        let running = app::start(settings.clone()).await.expect("server starts");
+        let admin_key = std::fs::read_to_string(settings.data_dir.join("admin.key"))
+            .expect("admin.key")
+            .trim()
+            .to_owned();
+        Some(Self {
+            base: format!("http://{}", running.addr),
+            admin_key,
+            data_dir: settings.data_dir.clone(),
+            settings,
+            http: reqwest::Client::new(),
+            running: Some(running),
+            _pg: pg,
+            _dir: dir,
+        })
+    }
+
+    /// Creates an API key for user `name`.
+    pub async fn key_for(&self, name: &str, admin: bool) -> String {
+        let running = self.running.as_ref().expect("running");
+        running.services.keys.create(name, admin).await.expect("create key")
+    }
+
+    /// Sends a request with `key` (or none) and an optional JSON body.
+    pub async fn send(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> Answer {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// GET as the admin.
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, Some(&self.admin_key), None).await
+    }
+
+    /// POST a JSON body as the admin.
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::POST, path, Some(&self.admin_key), Some(body)).await
+    }
+
+    /// PATCH a JSON body as the admin.
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::PATCH, path, Some(&self.admin_key), Some(body)).await
+    }
+
+    /// DELETE as the admin.
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(Method::DELETE, path, Some(&self.admin_key), None).await
+    }
+
+    /// Creates a folder by path (with parents) as the admin and returns it.
+    pub async fn mkdir(&self, path: &str) -> Value {
+        let answer = self
+            .post("/v1/folders", serde_json::json!({"path": path, "create_parents": true}))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "mkdir {path}: {:?}", answer.body);
+        answer.body
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown.cancel();
+            let _ = running.task.await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(running) = &self.running {
+            running.shutdown.cancel();
+        }
+    }
+}
+
+/// Generates one test per backend for each named `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+/// Starts a server for `backend`, or returns from the test when it cannot run here.
+#[macro_export]
+macro_rules! server {
+    ($backend:expr) => {
+        match $crate::common::TestServer::start($backend).await {
+            Some(server) => server,
+            None => return,
+        }
+    };
+    ($backend:expr, $adjust:expr) => {
+        match $crate::common::TestServer::start_with($backend, $adjust).await {
+            Some(server) => server,
+            None => return,
+        }
+    };
+}
