@@ -1,7 +1,8 @@
-//! The composition root: opens the store, applies migrations, makes sure an admin key exists,
-//! and runs the HTTP server under one shutdown token.
+//! The composition root: opens the store and the queue, makes sure an admin key exists, and
+//! runs the roles of this process (HTTP API, workers and scheduler) under one shutdown token.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -9,16 +10,24 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{MANAGED_BUCKET, Settings};
+use crate::domain::job::JobKind;
 use crate::http::{self, AppState};
+use crate::queue::workers::Workers;
+use crate::queue::{Queue, QueueError, scheduler};
 use crate::services::Services;
-use crate::store::{Store, StoreError};
+use crate::services::jobs::noop::NoopRunner;
+use crate::services::jobs::{Runner, relay};
+use crate::store::{Dialect, Store, StoreError};
 
-/// Why the server could not start or stopped with an error.
+/// Why the process could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     /// The database could not be opened or migrated.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// The job queue could not be opened.
+    #[error("{0}")]
+    Queue(#[from] QueueError),
     /// A file or socket operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -39,6 +48,23 @@ impl AppError {
     }
 }
 
+/// What this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The HTTP API.
+    pub http: bool,
+    /// Job workers and the scheduler.
+    pub workers: bool,
+}
+
+impl Roles {
+    /// `stowage serve`: everything in one process.
+    pub const ALL: Roles = Roles {
+        http: true,
+        workers: true,
+    };
+}
+
 /// Opens the store named by the settings and applies its migrations.
 pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
     let store = Store::connect(&settings.database).await?;
@@ -46,27 +72,34 @@ pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
     Ok(store)
 }
 
-/// A server started by [`start`].
+/// The job kinds this build can run, with their runners.
+fn runners() -> Vec<(JobKind, Arc<dyn Runner>)> {
+    vec![(JobKind::Noop, Arc::new(NoopRunner))]
+}
+
+/// A process started by [`start`].
 pub struct Running {
-    /// The address it listens on (useful with port 0).
-    pub addr: SocketAddr,
-    /// Cancel to shut it down gracefully.
+    /// The HTTP address (useful with port 0), when the process serves HTTP.
+    pub addr: Option<SocketAddr>,
+    /// Cancel to shut everything down gracefully.
     pub shutdown: CancellationToken,
-    /// Ends when the server has stopped.
+    /// Ends when everything has stopped.
     pub task: JoinHandle<Result<(), AppError>>,
-    /// The use cases it serves, for callers that run in the same process.
+    /// The use cases it runs, for callers in the same process.
     pub services: Services,
 }
 
-/// Starts everything `serve` runs and returns once it is listening.
-pub async fn start(settings: Settings) -> Result<Running, AppError> {
+/// Starts the roles of this process and returns once they run.
+pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError> {
     std::fs::create_dir_all(&settings.data_dir).map_err(AppError::io(format!(
         "cannot create data_dir {}",
         settings.data_dir.display()
     )))?;
     create_managed_dir(&settings)?;
     let store = open_store(&settings).await?;
-    let services = Services::new(store);
+    let queue = Queue::connect(&settings.database, &settings.jobs).await?;
+    let shutdown = CancellationToken::new();
+    let services = Services::new(store.clone(), Arc::new(queue.clone()), &settings, shutdown.clone());
     if let Some(path) = services
         .keys
         .bootstrap_admin(&settings.data_dir)
@@ -75,28 +108,71 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     {
         tracing::info!(path = %path.display(), "created the first admin API key; read it from this file");
     }
-    let listener = TcpListener::bind(settings.server.listen)
-        .await
-        .map_err(AppError::io(format!("cannot listen on {}", settings.server.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(AppError::io("cannot read the listening address"))?;
-    let router = http::router(
-        AppState {
-            services: services.clone(),
-        },
-        settings.server.max_body_bytes,
-    );
-    let shutdown = CancellationToken::new();
-    let grace = Duration::from_secs(settings.server.shutdown_timeout_seconds);
+
+    let mut background = tokio::task::JoinSet::new();
+    let hub = Arc::clone(services.jobs.events());
+    if store.dialect() == Dialect::Postgres {
+        background.spawn(relay::relay_notifications(
+            settings.database.url.clone(),
+            Arc::clone(&hub),
+            shutdown.clone(),
+        ));
+    }
+    let recheck = Duration::from_millis(settings.jobs.recheck_interval_ms.max(100));
+    background.spawn(relay::recheck(store.clone(), hub, recheck, shutdown.clone()));
+
+    let workers = roles.workers.then(|| {
+        background.spawn(scheduler::run(store.clone(), services.jobs.clone(), shutdown.clone()));
+        Workers::start(
+            queue.clone(),
+            store.clone(),
+            services.jobs.clone(),
+            runners(),
+            shutdown.clone(),
+        )
+    });
+
+    let mut addr = None;
+    let mut http_task = None;
+    if roles.http {
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .map_err(AppError::io(format!("cannot listen on {}", settings.server.listen)))?;
+        let bound = listener
+            .local_addr()
+            .map_err(AppError::io("cannot read the listening address"))?;
+        let router = http::router(
+            AppState {
+                services: services.clone(),
+            },
+            settings.server.max_body_bytes,
+        );
+        let grace = Duration::from_secs(settings.server.shutdown_timeout_seconds);
+        http_task = Some(tokio::spawn(http::serve(listener, router, shutdown.clone(), grace)));
+        tracing::info!(addr = %bound, "stowage is listening");
+        addr = Some(bound);
+    }
+    if roles.workers {
+        tracing::info!("job workers and scheduler are running");
+    }
+
     let token = shutdown.clone();
-    let store = services.store.clone();
     let task = tokio::spawn(async move {
-        let served = http::serve(listener, router, token, grace).await;
+        token.cancelled().await;
+        let served = match http_task {
+            Some(task) => task
+                .await
+                .map_err(|e| AppError::Startup(format!("HTTP task failed: {e}")))?,
+            None => Ok(()),
+        };
+        if let Some(workers) = workers {
+            workers.stopped().await;
+        }
+        while background.join_next().await.is_some() {}
+        queue.close().await;
         store.close().await;
         served.map_err(AppError::io("HTTP server failed"))
     });
-    tracing::info!(%addr, "stowage is listening");
     Ok(Running {
         addr,
         shutdown,
@@ -118,16 +194,16 @@ fn create_managed_dir(settings: &Settings) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.
-pub async fn serve(settings: Settings) -> Result<(), AppError> {
-    let running = start(settings).await?;
+/// Runs `roles` until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run_until_signal(settings: Settings, roles: Roles) -> Result<(), AppError> {
+    let running = start(settings, roles).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
     running.shutdown.cancel();
     running
         .task
         .await
-        .map_err(|e| AppError::Startup(format!("server task failed: {e}")))?
+        .map_err(|e| AppError::Startup(format!("shutdown failed: {e}")))?
 }
 
 async fn wait_for_signal() {

@@ -24,6 +24,8 @@ pub struct Settings {
     pub database: DatabaseSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The job queue and its workers.
+    pub jobs: JobsSettings,
     /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
     pub buckets: BTreeMap<String, BucketSettings>,
 }
@@ -72,6 +74,74 @@ pub struct LogSettings {
     pub filter: String,
 }
 
+/// Job queue and worker settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSettings {
+    /// Attempts a job gets before it ends in ERROR.
+    pub max_attempts: u32,
+    /// Wait after the first failed attempt, in milliseconds; doubles after each further one.
+    pub retry_backoff_ms: u64,
+    /// Longest wait between attempts, in milliseconds.
+    pub retry_backoff_max_ms: u64,
+    /// How often a worker reports it is alive, in seconds.
+    pub heartbeat_seconds: u64,
+    /// Missed heartbeats after which another worker takes over a dead worker's jobs.
+    pub missed_heartbeats: u32,
+    /// How often idle workers look for new jobs, in milliseconds (PostgreSQL also wakes them by NOTIFY).
+    pub poll_interval_ms: u64,
+    /// How often waiters re-check jobs in case a change notification was lost, in milliseconds.
+    pub recheck_interval_ms: u64,
+    /// How long shutdown waits for running units to finish, in seconds.
+    pub shutdown_timeout_seconds: u64,
+    /// Jobs of each kind that one process runs at once.
+    pub concurrency: JobConcurrency,
+}
+
+/// Per-kind concurrency limits of one worker process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobConcurrency {
+    /// Bucket syncs.
+    pub sync: usize,
+    /// Private-data imports.
+    pub import: usize,
+    /// Video re-encodes.
+    pub reencode: usize,
+    /// Expiry sweeps.
+    pub expiry: usize,
+    /// No-op jobs.
+    pub noop: usize,
+}
+
+impl Default for JobsSettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            retry_backoff_ms: 2000,
+            retry_backoff_max_ms: 300_000,
+            heartbeat_seconds: 5,
+            missed_heartbeats: 3,
+            poll_interval_ms: 500,
+            recheck_interval_ms: 2000,
+            shutdown_timeout_seconds: 30,
+            concurrency: JobConcurrency::default(),
+        }
+    }
+}
+
+impl Default for JobConcurrency {
+    fn default() -> Self {
+        Self {
+            sync: 2,
+            import: 2,
+            reencode: 1,
+            expiry: 1,
+            noop: 4,
+        }
+    }
+}
+
 /// One named bucket. Credentials are never written here: `credentials_env` names the
 /// environment variables that hold them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -106,6 +176,7 @@ impl Default for Settings {
             server: ServerSettings::default(),
             database: DatabaseSettings::default(),
             log: LogSettings::default(),
+            jobs: JobsSettings::default(),
             buckets: BTreeMap::new(),
         }
     }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod queue;
 pub mod services;
 pub mod store;
 pub mod telemetry;

@@ -3,11 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder};
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, job};
 use stowage::config::Settings;
-use stowage::services::Services;
-use stowage::{app, telemetry};
+use stowage::services::keys::KeyService;
+use stowage::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -21,7 +22,7 @@ async fn main() -> ExitCode {
     };
     telemetry::init(&settings.log);
     match run(cli.command, settings).await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
@@ -29,33 +30,50 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> Result<(), String> {
+async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
+    let done = |result: Result<(), String>| result.map(|()| ExitCode::SUCCESS);
     match command {
-        Command::Serve { .. } => app::serve(settings).await.map_err(|e| e.to_string()),
+        Command::Serve { no_workers, .. } => {
+            let roles = Roles {
+                http: true,
+                workers: !no_workers,
+            };
+            done(app::run_until_signal(settings, roles).await.map_err(|e| e.to_string()))
+        }
+        Command::Worker => {
+            let roles = Roles {
+                http: false,
+                workers: true,
+            };
+            done(app::run_until_signal(settings, roles).await.map_err(|e| e.to_string()))
+        }
         Command::Migrate => {
             app::open_store(&settings).await.map_err(|e| e.to_string())?;
             println!("migrations applied");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::PrintConfig => {
             print!("{}", settings.to_masked_toml());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Keys {
             command: KeysCommand::Create { name, admin },
         } => {
             let store = app::open_store(&settings).await.map_err(|e| e.to_string())?;
-            let key = Services::new(store)
-                .keys
+            let key = KeyService::new(store)
                 .create(&name, admin)
                 .await
                 .map_err(|e| e.to_string())?;
             println!("{key}");
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Folder { client, command } => {
             let api = client_for(&client, &settings);
-            folder::run(&api, command, client.json).await.map_err(|e| e.to_string())
+            done(folder::run(&api, command, client.json).await.map_err(|e| e.to_string()))
+        }
+        Command::Job { client, command } => {
+            let api = client_for(&client, &settings);
+            job::run(&api, command, client.json).await.map_err(|e| e.to_string())
         }
     }
 }

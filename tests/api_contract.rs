@@ -14,6 +14,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/folders/{id}"),
     ("post", "/v1/folders/{id}/move"),
     ("get", "/v1/folders/{id}/summary"),
+    ("get", "/v1/jobs"),
+    ("get", "/v1/jobs/{id}"),
+    ("post", "/v1/jobs/{id}/cancel"),
+    ("post", "/v1/jobs/noop"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

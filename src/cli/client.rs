@@ -80,4 +80,25 @@ impl Client {
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Transport(format!("unreadable answer from the server: {e}")))
     }
+
+    /// GETs every page of the list at `path`, following `next_page_token`, and hands each
+    /// item to `each`.
+    pub async fn each_item(
+        &self,
+        path: &str,
+        mut query: Vec<(&str, String)>,
+        mut each: impl FnMut(&serde_json::Value),
+    ) -> Result<(), ClientError> {
+        loop {
+            let page: serde_json::Value = self.call(Method::GET, path, &query, None::<&()>).await?;
+            page["items"].as_array().into_iter().flatten().for_each(&mut each);
+            match page["next_page_token"].as_str() {
+                Some(token) => {
+                    query.retain(|(k, _)| *k != "page_token");
+                    query.push(("page_token", token.to_owned()));
+                }
+                None => return Ok(()),
+            }
+        }
+    }
 }

@@ -129,19 +129,7 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
             if let Some(search) = search {
                 query.push(("search", search));
             }
-            loop {
-                let page: Value = client.call(Method::GET, "/v1/folders", &query, None::<&()>).await?;
-                for folder in page["items"].as_array().into_iter().flatten() {
-                    print(folder);
-                }
-                match page["next_page_token"].as_str() {
-                    Some(token) => {
-                        query.retain(|(k, _)| *k != "page_token");
-                        query.push(("page_token", token.to_owned()));
-                    }
-                    None => break,
-                }
-            }
+            client.each_item("/v1/folders", query, print).await?;
         }
         FolderCommand::Show { folder } => {
             let found = lookup(client, &folder).await?;

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod folder;
+pub mod job;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,12 +33,17 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API (and, later, the workers and schedules) until SIGINT/SIGTERM.
+    /// Run the HTTP API, the job workers and the scheduler until SIGINT/SIGTERM.
     Serve {
         /// Address to listen on (default 127.0.0.1:8080).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Serve the API only; run jobs in separate `stowage worker` processes.
+        #[arg(long)]
+        no_workers: bool,
     },
+    /// Run job workers and the scheduler only (no HTTP), until SIGINT/SIGTERM.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Print the effective configuration with secrets masked.
@@ -56,6 +62,15 @@ pub enum Command {
         /// What to do with folders.
         #[command(subcommand)]
         command: folder::FolderCommand,
+    },
+    /// Watch and control jobs on a running server.
+    Job {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do with jobs.
+        #[command(subcommand)]
+        command: job::JobCommand,
     },
 }
 
@@ -91,7 +106,7 @@ impl Cli {
     /// The flags that override configuration.
     pub fn overrides(&self) -> Overrides {
         let listen = match &self.command {
-            Command::Serve { listen } => *listen,
+            Command::Serve { listen, .. } => *listen,
             _ => None,
         };
         Overrides {

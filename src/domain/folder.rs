@@ -185,6 +185,8 @@ pub struct Folder {
     pub visibility: Visibility,
     /// Lifetime given to the items in it, if any.
     pub ttl_seconds: Option<i64>,
+    /// Cron expression on which the folder is synced, if any.
+    pub sync_schedule: Option<String>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.

@@ -2,7 +2,9 @@
 
 pub mod caller;
 pub mod folder;
+pub mod job;
 pub mod page;
+pub mod schedule;
 
 /// A value a user supplied that breaks one of the catalog's rules; the text says which and how
 /// to fix it.

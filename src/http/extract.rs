@@ -102,3 +102,20 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         })
     }
 }
+
+/// The optional `Idempotency-Key` header of a job submission.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(IdempotencyKey(None)),
+            Some(value) => value
+                .to_str()
+                .map(|key| IdempotencyKey(Some(key.trim().to_owned())))
+                .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII text")),
+        }
+    }
+}

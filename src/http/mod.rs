@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{folders, ops};
+use routes::{folders, jobs, ops};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -61,6 +61,10 @@ fn api(state: AppState, max_body_bytes: usize) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(folders::move_folder))
         .routes(routes!(folders::folder_summary))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::get_job))
+        .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::submit_noop))
         .route_layer(middleware::from_fn_with_state(state, auth::require_key))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let mut doc = OpenApi::builder()

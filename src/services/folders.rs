@@ -12,6 +12,7 @@ use super::{Page, ServiceError, conflict_as, field};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, Visibility};
 use crate::domain::page::{Cursor, page_size};
+use crate::domain::schedule::CronSchedule;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord, SortKey};
 use crate::store::{Store, TreeLock, from_micros, to_micros};
 
@@ -46,6 +47,8 @@ pub struct NewFolder {
     pub ttl_seconds: Option<i64>,
     /// `private` (default) or `public`.
     pub visibility: Option<Visibility>,
+    /// Cron expression (5 fields, or 6 with seconds first; UTC) on which to sync the folder.
+    pub sync_schedule: Option<String>,
 }
 
 /// Changes to a folder; absent fields stay as they are.
@@ -65,6 +68,10 @@ pub struct FolderPatch {
     pub ttl_seconds: Option<Option<i64>>,
     /// New visibility.
     pub visibility: Option<Visibility>,
+    /// New sync schedule (cron); `null` removes it.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>)]
+    pub sync_schedule: Option<Option<String>>,
 }
 
 /// What to list.
@@ -119,6 +126,8 @@ pub struct FolderView {
     pub visibility: Visibility,
     /// Lifetime of its items in seconds, if any.
     pub ttl_seconds: Option<i64>,
+    /// Cron expression on which it is synced, if any.
+    pub sync_schedule: Option<String>,
     /// Creation time (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -207,6 +216,7 @@ fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Fol
         owner: caller.name.clone(),
         visibility: Visibility::Private,
         ttl_seconds: None,
+        sync_schedule: None,
         created_at: now,
         updated_at: now,
     }
@@ -226,6 +236,7 @@ impl FolderService {
     /// Creates a folder; a folder already at its path is a conflict.
     pub async fn create(&self, caller: &Caller, req: NewFolder) -> Result<FolderView, ServiceError> {
         let ttl_seconds = folder::ttl_seconds(req.ttl_seconds).map_err(field("ttl_seconds"))?;
+        let sync_schedule = req.sync_schedule.as_deref().map(checked_schedule).transpose()?;
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let (parent, path) = if let Some(path) = &req.path {
             if req.name.is_some() || req.parent_id.is_some() {
@@ -260,6 +271,7 @@ impl FolderService {
         folder.client_metadata = req.client_metadata.unwrap_or_default();
         folder.ttl_seconds = ttl_seconds;
         folder.visibility = req.visibility.unwrap_or_default();
+        folder.sync_schedule = sync_schedule;
         rows::insert(&mut tx, &folder)
             .await
             .map_err(conflict_as(format!("a folder already exists at {}", folder.path)))?;
@@ -376,6 +388,10 @@ impl FolderService {
             .map(folder::ttl_seconds)
             .transpose()
             .map_err(field("ttl_seconds"))?;
+        let sync_schedule = match patch.sync_schedule {
+            Some(schedule) => Some(schedule.as_deref().map(checked_schedule).transpose()?),
+            None => None,
+        };
         let lock = if new_name.is_some() {
             TreeLock::Exclusive
         } else {
@@ -395,6 +411,9 @@ impl FolderService {
         }
         if let Some(visibility) = patch.visibility {
             folder.visibility = visibility;
+        }
+        if let Some(schedule) = sync_schedule {
+            folder.sync_schedule = schedule;
         }
         rows::update_attributes(&mut tx, &folder).await?;
         if let Some(name) = new_name.filter(|n| n.as_str() != folder.name) {
@@ -501,6 +520,12 @@ impl FolderService {
     }
 }
 
+/// Validates a cron expression, returning it as written (trimmed).
+fn checked_schedule(text: &str) -> Result<String, ServiceError> {
+    let schedule = CronSchedule::parse(text).map_err(field("sync_schedule"))?;
+    Ok(schedule.as_str().to_owned())
+}
+
 /// The page token that continues after `last`.
 fn position_token(order: &str, order_by: FolderOrder, last: &Folder) -> String {
     let key = match order_by {
@@ -561,6 +586,7 @@ async fn views(conn: &mut sqlx::AnyConnection, records: Vec<FolderRecord>) -> Re
                 owner: folder.owner,
                 visibility: folder.visibility,
                 ttl_seconds: folder.ttl_seconds,
+                sync_schedule: folder.sync_schedule,
                 created_at: folder.created_at,
                 updated_at: folder.updated_at,
                 item_count: record.item_count,

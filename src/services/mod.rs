@@ -2,6 +2,7 @@
 //! (validation, permissions, transactions) and leave SQL to `store`.
 
 pub mod folders;
+pub mod jobs;
 pub mod keys;
 
 use crate::domain::Invalid;
@@ -97,14 +98,29 @@ pub struct Services {
     pub folders: folders::FolderService,
     /// API key use cases.
     pub keys: keys::KeyService,
+    /// Job use cases.
+    pub jobs: jobs::JobService,
 }
 
 impl Services {
-    /// Builds every use case over `store`.
-    pub fn new(store: Store) -> Self {
+    /// Builds every use case over `store`, queueing jobs on `queue`. `shutdown` ends long polls
+    /// and running jobs.
+    pub fn new(
+        store: Store,
+        queue: std::sync::Arc<dyn jobs::Enqueue>,
+        settings: &crate::config::Settings,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let retry = jobs::RetryPolicy {
+            max_attempts: settings.jobs.max_attempts.max(1),
+            backoff: std::time::Duration::from_millis(settings.jobs.retry_backoff_ms),
+            max_backoff: std::time::Duration::from_millis(settings.jobs.retry_backoff_max_ms),
+        };
+        let events = std::sync::Arc::new(jobs::events::JobEvents::default());
         Self {
             folders: folders::FolderService::new(store.clone()),
             keys: keys::KeyService::new(store.clone()),
+            jobs: jobs::JobService::new(store.clone(), events, queue, retry, shutdown),
             store,
         }
     }

@@ -11,7 +11,7 @@ use crate::domain::folder::{Folder, FolderOrder, FolderPath, Visibility};
 
 /// The columns every folder query selects, counts included.
 const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
-     f.visibility, f.ttl_seconds, f.created_at, f.updated_at, \
+     f.visibility, f.ttl_seconds, f.sync_schedule, f.created_at, f.updated_at, \
      (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id) AS subfolder_count, \
      (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id) AS item_count";
 
@@ -37,6 +37,7 @@ struct FolderRow {
     owner: String,
     visibility: String,
     ttl_seconds: Option<i64>,
+    sync_schedule: Option<String>,
     created_at: i64,
     updated_at: i64,
     subfolder_count: i64,
@@ -68,6 +69,7 @@ impl TryFrom<FolderRow> for FolderRecord {
                 owner: row.owner,
                 visibility: Visibility::parse(&row.visibility).map_err(|e| corrupt("visibility", e))?,
                 ttl_seconds: row.ttl_seconds,
+                sync_schedule: row.sync_schedule,
                 created_at: from_micros(row.created_at),
                 updated_at: from_micros(row.updated_at),
             },
@@ -125,6 +127,17 @@ pub async fn ids_by_path(conn: &mut AnyConnection, paths: &[FolderPath]) -> Resu
     rows.into_iter().map(|(path, id)| Ok((path, parse_id(&id)?))).collect()
 }
 
+/// Every folder with a `sync_schedule`, and the schedule.
+pub async fn with_sync_schedule(conn: &mut AnyConnection) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT id, sync_schedule FROM folder WHERE sync_schedule IS NOT NULL")
+            .fetch_all(conn)
+            .await?;
+    rows.into_iter()
+        .map(|(id, schedule)| Ok((parse_id(&id)?, schedule)))
+        .collect()
+}
+
 /// Inserts a folder; a folder already at its path is a `Conflict`.
 pub async fn insert(conn: &mut AnyConnection, folder: &Folder) -> Result<(), StoreError> {
     insert_sql(folder, "").build().execute(conn).await?;
@@ -143,7 +156,7 @@ pub async fn insert_if_absent(conn: &mut AnyConnection, folder: &Folder) -> Resu
 fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
     let mut sql = Sql::new(
         "INSERT INTO folder (id, parent_id, name, name_folded, path, description, client_metadata, owner, \
-         visibility, ttl_seconds, created_at, updated_at) VALUES (",
+         visibility, ttl_seconds, sync_schedule, created_at, updated_at) VALUES (",
     );
     sql.bind(folder.id.to_string()).push(", ");
     sql.bind(folder.parent_id.map(|p| p.to_string())).push(", ");
@@ -156,6 +169,7 @@ fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
     sql.bind(folder.owner.clone()).push(", ");
     sql.bind(folder.visibility.as_str().to_owned()).push(", ");
     sql.bind(folder.ttl_seconds).push(", ");
+    sql.bind(folder.sync_schedule.clone()).push(", ");
     sql.bind(to_micros(folder.created_at)).push(", ");
     sql.bind(to_micros(folder.updated_at)).push(")").push(suffix);
     sql
@@ -169,6 +183,7 @@ pub async fn update_attributes(conn: &mut AnyConnection, folder: &Folder) -> Res
         .bind(serde_json::Value::Object(folder.client_metadata.clone()).to_string());
     sql.push(", visibility = ").bind(folder.visibility.as_str().to_owned());
     sql.push(", ttl_seconds = ").bind(folder.ttl_seconds);
+    sql.push(", sync_schedule = ").bind(folder.sync_schedule.clone());
     sql.push(", updated_at = ").bind(to_micros(folder.updated_at));
     sql.push(" WHERE id = ").bind(folder.id.to_string());
     sql.build().execute(conn).await?;

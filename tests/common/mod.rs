@@ -148,13 +148,15 @@ impl TestServer {
         };
         adjust(&mut settings);
         let settings = settings.completed().expect("valid settings");
-        let running = app::start(settings.clone()).await.expect("server starts");
+        let running = app::start(settings.clone(), app::Roles::ALL)
+            .await
+            .expect("server starts");
         let admin_key = std::fs::read_to_string(settings.data_dir.join("admin.key"))
             .expect("admin.key")
             .trim()
             .to_owned();
         Some(Self {
-            base: format!("http://{}", running.addr),
+            base: format!("http://{}", running.addr.expect("serves HTTP")),
             admin_key,
             data_dir: settings.data_dir.clone(),
             settings,
@@ -273,4 +275,117 @@ macro_rules! server {
             None => return,
         }
     };
+}
+
+/// A `stowage` process started by a test; killed when dropped.
+pub struct Process {
+    pub child: std::process::Child,
+}
+
+impl Process {
+    /// Starts `stowage ARGS` with `envs`, logging to `log`.
+    pub fn spawn(args: &[&str], envs: &[(&str, String)], log: &std::path::Path) -> Self {
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir).expect("log directory");
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"));
+        cmd.args(args)
+            .env_remove("STOWAGE_API_KEY")
+            .env_remove("STOWAGE_CONFIG")
+            .env("RUST_LOG", "info,sqlx=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        Self {
+            child: cmd.spawn().expect("spawn stowage"),
+        }
+    }
+
+    /// Sends a signal (`-KILL`, `-TERM`).
+    pub fn signal(&self, signal: &str) {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let start = std::time::Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Waits until `base` answers `/healthz`.
+pub async fn wait_healthy(base: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(resp) = reqwest::get(format!("{base}/healthz")).await
+            && resp.status().is_success()
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "{base} did not come up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls job `id` through `server` until `done(job)` holds, at most `limit`.
+pub async fn poll_job(
+    server: &str,
+    key: &str,
+    id: &str,
+    limit: std::time::Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = std::time::Instant::now();
+    let client = reqwest::Client::new();
+    loop {
+        let job: Value = client
+            .get(format!("{server}/v1/jobs/{id}?wait_seconds=1"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("get job")
+            .json()
+            .await
+            .expect("job json");
+        if done(&job) {
+            return job;
+        }
+        assert!(start.elapsed() < limit, "job never reached the expected state: {job}");
+    }
 }

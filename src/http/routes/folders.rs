@@ -43,7 +43,7 @@ pub struct FolderListParams {
 #[serde(untagged)]
 pub enum FolderListAnswer {
     /// The folder at `path`.
-    One(FolderView),
+    One(Box<FolderView>),
     /// A page of folders.
     Page(Page<FolderView>),
 }
@@ -115,7 +115,9 @@ pub async fn list_folders(
                 "`path` looks up one folder and cannot be combined with listing parameters",
             ));
         }
-        return Ok(Json(FolderListAnswer::One(folders.get_by_path(&caller, path).await?)));
+        return Ok(Json(FolderListAnswer::One(Box::new(
+            folders.get_by_path(&caller, path).await?,
+        ))));
     }
     let req = ListFolders {
         parent_id: q.parent_id,

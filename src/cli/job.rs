@@ -1,0 +1,180 @@
+//! `stowage job list|show|cancel|wait|noop`.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::client::{Client, ClientError};
+
+/// How long one long-poll request waits, in seconds.
+const POLL_SECONDS: u64 = 30;
+
+/// Job verbs.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// List jobs, newest first (every page).
+    List {
+        /// Only this kind (SYNC, IMPORT, REENCODE, EXPIRY, NOOP).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this status (PENDING, RUNNING, DONE, ERROR, CANCELLED).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only jobs on this folder id.
+        #[arg(long)]
+        folder_id: Option<String>,
+    },
+    /// Show one job.
+    Show {
+        /// Job id.
+        id: String,
+    },
+    /// Cancel a job: a pending one never starts, a running one stops at its next unit.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Wait for a job to finish, with a progress bar on a terminal. Exits 0 on DONE, 3 on ERROR,
+    /// 4 on CANCELLED.
+    Wait {
+        /// Job id.
+        id: String,
+    },
+    /// Submit a no-op job (admins): checks the queue end to end.
+    Noop {
+        /// Units to run.
+        #[arg(long, default_value_t = 1)]
+        units: u32,
+        /// Milliseconds each unit sleeps.
+        #[arg(long, default_value_t = 0)]
+        unit_millis: u64,
+        /// Wait for it to finish.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+/// One line describing a job.
+fn line(job: &Value) -> String {
+    let p = &job["progress"];
+    format!(
+        "{}\t{}\t{}\tdone={} error={} pending={}\t{}",
+        job["id"].as_str().unwrap_or("?"),
+        job["kind"].as_str().unwrap_or("?"),
+        job["status"].as_str().unwrap_or("?"),
+        p["units_done"],
+        p["units_error"],
+        p["units_pending"],
+        job["message"].as_str().unwrap_or("")
+    )
+}
+
+/// Long-polls job `id` until it finishes; returns the finished job.
+pub async fn wait_for(client: &Client, id: &str) -> Result<Value, ClientError> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} units ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut version: Option<i64> = None;
+    loop {
+        let mut query = vec![("wait_seconds", POLL_SECONDS.to_string())];
+        if let Some(v) = version {
+            query.push(("since_version", v.to_string()));
+        }
+        let job: Value = client
+            .call(Method::GET, &format!("/v1/jobs/{id}"), &query, None::<&()>)
+            .await?;
+        version = job["version"].as_i64();
+        if let Some(bar) = &bar {
+            let p = &job["progress"];
+            let finished = p["units_done"].as_u64().unwrap_or(0) + p["units_error"].as_u64().unwrap_or(0);
+            bar.set_length(finished + p["units_pending"].as_u64().unwrap_or(0));
+            bar.set_position(finished);
+            bar.set_message(format!(
+                "{} {}",
+                job["kind"].as_str().unwrap_or(""),
+                job["status"].as_str().unwrap_or("")
+            ));
+        }
+        if matches!(job["status"].as_str(), Some("DONE" | "ERROR" | "CANCELLED")) {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            return Ok(job);
+        }
+    }
+}
+
+/// The exit code for a finished job: 0 DONE, 3 ERROR, 4 CANCELLED.
+pub fn exit_code(job: &Value) -> ExitCode {
+    match job["status"].as_str() {
+        Some("DONE") => ExitCode::SUCCESS,
+        Some("CANCELLED") => ExitCode::from(4),
+        _ => ExitCode::from(3),
+    }
+}
+
+/// Runs a job verb and prints its result.
+pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result<ExitCode, ClientError> {
+    let print = |job: &Value| {
+        if raw_json {
+            println!("{}", serde_json::to_string_pretty(job).unwrap_or_default());
+        } else {
+            println!("{}", line(job));
+        }
+    };
+    match command {
+        JobCommand::List {
+            kind,
+            status,
+            folder_id,
+        } => {
+            let mut query = vec![("page_size", "1000".to_owned())];
+            query.extend(kind.map(|k| ("kind", k)));
+            query.extend(status.map(|s| ("status", s)));
+            query.extend(folder_id.map(|f| ("folder_id", f)));
+            client.each_item("/v1/jobs", query, print).await?;
+        }
+        JobCommand::Show { id } => {
+            let job: Value = client
+                .call(Method::GET, &format!("/v1/jobs/{id}"), &[], None::<&()>)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&job).unwrap_or_default());
+        }
+        JobCommand::Cancel { id } => {
+            let job: Value = client
+                .call(Method::POST, &format!("/v1/jobs/{id}/cancel"), &[], Some(&json!({})))
+                .await?;
+            print(&job);
+        }
+        JobCommand::Wait { id } => {
+            let job = wait_for(client, &id).await?;
+            print(&job);
+            return Ok(exit_code(&job));
+        }
+        JobCommand::Noop {
+            units,
+            unit_millis,
+            wait,
+        } => {
+            let body = json!({ "units": units, "unit_millis": unit_millis });
+            let job: Value = client.call(Method::POST, "/v1/jobs/noop", &[], Some(&body)).await?;
+            if !wait {
+                print(&job);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let finished = wait_for(client, job["id"].as_str().unwrap_or_default()).await?;
+            print(&finished);
+            return Ok(exit_code(&finished));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,147 @@
+//! `/v1/jobs`: list, read (with long polling) and cancel jobs; submit no-op jobs.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use crate::domain::job::{Job, JobKind, JobStatus};
+use crate::http::AppState;
+use crate::http::auth::Auth;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, StrictQuery};
+use crate::services::jobs::noop::NoopParams;
+use crate::services::jobs::{ListJobs, Submission, Submitted};
+use crate::services::{Page, ServiceError};
+
+/// Query of `GET /v1/jobs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobListParams {
+    /// Only this kind.
+    pub kind: Option<JobKind>,
+    /// Only this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs on this folder.
+    pub folder_id: Option<Uuid>,
+    /// Rows per page, 1-1000 (default 100).
+    pub page_size: Option<u32>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// Query of `GET /v1/jobs/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobGetParams {
+    /// Wait up to this many seconds (at most 600) for the job to finish or change.
+    pub wait_seconds: Option<u64>,
+    /// Return as soon as the job's version is newer than this (default: its current version).
+    pub since_version: Option<i64>,
+}
+
+/// The answer to a submission: 202 for a new job, 200 for an existing one (same
+/// `Idempotency-Key`, or a sync of the folder already pending or running).
+pub fn submitted(submitted: Submitted) -> (StatusCode, Json<Job>) {
+    let status = if submitted.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(submitted.job))
+}
+
+/// List the jobs you submitted or that work on folders you can read, newest first.
+#[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobListParams), responses(
+    (status = 200, body = Page<Job>), (status = 400, body = ErrorBody),
+))]
+pub async fn list_jobs(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    StrictQuery(q): StrictQuery<JobListParams>,
+) -> Result<Json<Page<Job>>, ApiError> {
+    let req = ListJobs {
+        kind: q.kind,
+        status: q.status,
+        folder_id: q.folder_id,
+        page_size: q.page_size,
+        page_token: q.page_token,
+    };
+    Ok(Json(state.services.jobs.list(&caller, req).await?))
+}
+
+/// One job. With `wait_seconds` it long-polls: it answers at once when the job is finished or
+/// newer than `since_version`, else when it changes or the wait runs out.
+#[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), JobGetParams), responses(
+    (status = 200, body = Job), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+pub async fn get_job(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    StrictQuery(q): StrictQuery<JobGetParams>,
+) -> Result<Json<Job>, ApiError> {
+    let jobs = &state.services.jobs;
+    let job = match q.wait_seconds {
+        Some(seconds) => {
+            jobs.wait(&caller, id, q.since_version, Duration::from_secs(seconds))
+                .await?
+        }
+        None if q.since_version.is_some() => {
+            return Err(ApiError::bad_request(
+                "since_version needs wait_seconds; give both to long-poll",
+            ));
+        }
+        None => jobs.get(&caller, id).await?,
+    };
+    Ok(Json(job))
+}
+
+/// Cancel a job: a pending one never starts; a running one stops at its next unit and ends
+/// CANCELLED with what it finished kept.
+#[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "already finished"),
+))]
+pub async fn cancel_job(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    _: NoQuery,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(state.services.jobs.cancel(&caller, id).await?))
+}
+
+/// Submit a no-op job that sleeps through its units (admins): checks the queue end to end.
+#[utoipa::path(post, path = "/jobs/noop", tag = "jobs", request_body = NoopParams,
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    responses(
+        (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
+        (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    ))]
+pub async fn submit_noop(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    _: NoQuery,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    JsonBody(params): JsonBody<NoopParams>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    if !caller.is_admin {
+        return Err(ServiceError::Forbidden("only admins can submit NOOP jobs".into()).into());
+    }
+    params.validate().map_err(ApiError::bad_request)?;
+    let params = serde_json::to_value(&params).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let submission = Submission {
+        kind: JobKind::Noop,
+        folder_id: None,
+        params,
+        idempotency_key,
+    };
+    Ok(submitted(state.services.jobs.submit(&caller.name, submission).await?))
+}

@@ -1,0 +1,199 @@
+//! apalis wiring: one queue per job kind in the catalog's database (apalis-sqlite or
+//! apalis-postgres), the worker processes that drain them, and the scheduler.
+//!
+//! A queue task carries only the stowage job id (a small, versioned payload); everything else
+//! lives in the `job` table. The task id is the job's UUIDv7 read as a ULID, so a job maps to
+//! exactly one task and can be re-queued idempotently.
+
+pub mod scheduler;
+pub mod workers;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use apalis::prelude::{FetchById, TaskBuilder, TaskId, TaskSink};
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use uuid::Uuid;
+
+use crate::config::{DatabaseSettings, JobsSettings};
+use crate::domain::job::JobKind;
+use crate::services::jobs::Enqueue;
+
+/// The queue payload: which job to run. `v` is the payload version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobTask {
+    /// The stowage job id.
+    pub job: Uuid,
+    /// Payload format version (1).
+    pub v: u8,
+}
+
+/// Attempts apalis itself allows a task: only crashes and shutdowns consume them, since
+/// stowage retries failed attempts inside the handler and ends crash loops with its own count.
+const QUEUE_MAX_ATTEMPTS: usize = 10_000;
+
+/// Why the queue could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+#[error("job queue: {0}")]
+pub struct QueueError(pub String);
+
+/// The queue storage of the catalog's database.
+#[derive(Clone)]
+pub enum QueueDb {
+    /// apalis-sqlite on the embedded database file.
+    Sqlite(SqlitePool),
+    /// apalis-postgres on the scale-out database.
+    Postgres(PgPool),
+}
+
+/// Pushes jobs onto their kind's queue and opens storages for workers.
+#[derive(Clone)]
+pub struct Queue {
+    db: QueueDb,
+    settings: JobsSettings,
+}
+
+/// The task id of job `id`.
+pub fn task_id(id: Uuid) -> TaskId {
+    TaskId::from_ulid(ulid::Ulid::from_bytes(id.into_bytes()))
+}
+
+/// The apalis queue name of a kind.
+pub fn queue_name(kind: JobKind) -> String {
+    format!("stowage.{}", kind.as_str().to_lowercase())
+}
+
+impl Queue {
+    /// Opens the queue's own pool on the catalog's database and applies apalis's migrations
+    /// (kept in apalis's own history, apart from the catalog's).
+    pub async fn connect(db: &DatabaseSettings, settings: &JobsSettings) -> Result<Self, QueueError> {
+        let err = |e: &dyn std::fmt::Display| QueueError(e.to_string());
+        let db = if db.url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(&db.url)
+                .map_err(|e| err(&e))?
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_millis(db.busy_timeout_ms));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(db.max_connections.max(2))
+                .connect_with(options)
+                .await
+                .map_err(|e| err(&e))?;
+            SqliteStorage::setup(&pool).await.map_err(|e| err(&e))?;
+            QueueDb::Sqlite(pool)
+        } else {
+            let options = PgConnectOptions::from_str(&db.url).map_err(|e| err(&e))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(db.max_connections.max(2))
+                .connect_with(options)
+                .await
+                .map_err(|e| err(&e))?;
+            PostgresStorage::setup(&pool).await.map_err(|e| err(&e))?;
+            QueueDb::Postgres(pool)
+        };
+        Ok(Self {
+            db,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The database the queue lives in.
+    pub fn db(&self) -> &QueueDb {
+        &self.db
+    }
+
+    /// The job settings the queue was opened with.
+    pub fn settings(&self) -> &JobsSettings {
+        &self.settings
+    }
+
+    /// apalis-sqlite settings for `kind`'s queue.
+    pub fn sqlite_config(&self, kind: JobKind) -> apalis_sqlite::Config {
+        apalis_sqlite::Config::default()
+            .queue(queue_name(kind))
+            .heartbeat_interval(Duration::from_secs(self.settings.heartbeat_seconds.max(1)))
+            .missed_heartbeats(self.settings.missed_heartbeats.max(1) as usize)
+            .batch_size(self.concurrency(kind))
+    }
+
+    /// apalis-postgres settings for `kind`'s queue.
+    pub fn postgres_config(&self, kind: JobKind) -> apalis_postgres::Config {
+        apalis_postgres::Config::default()
+            .queue(queue_name(kind))
+            .heartbeat_interval(Duration::from_secs(self.settings.heartbeat_seconds.max(1)))
+            .missed_heartbeats(self.settings.missed_heartbeats.max(1) as usize)
+            .batch_size(self.concurrency(kind))
+    }
+
+    /// Jobs of `kind` one process runs at once.
+    pub fn concurrency(&self, kind: JobKind) -> usize {
+        let c = &self.settings.concurrency;
+        match kind {
+            JobKind::Sync => c.sync,
+            JobKind::Import => c.import,
+            JobKind::Reencode => c.reencode,
+            JobKind::Expiry => c.expiry,
+            JobKind::Noop => c.noop,
+        }
+        .max(1)
+    }
+
+    /// Whether the queue still holds a task for `job`.
+    pub async fn has_task(&self, job: Uuid, kind: JobKind) -> Result<bool, QueueError> {
+        let id = task_id(job);
+        let found = match &self.db {
+            QueueDb::Sqlite(pool) => {
+                let mut storage = SqliteStorage::<JobTask>::new(pool).with_config(self.sqlite_config(kind));
+                storage
+                    .fetch_by_id(&id)
+                    .await
+                    .map_err(|e| QueueError(e.to_string()))?
+                    .is_some()
+            }
+            QueueDb::Postgres(pool) => {
+                let mut storage = PostgresStorage::<JobTask>::new(pool).with_config(self.postgres_config(kind));
+                storage
+                    .fetch_by_id(&id)
+                    .await
+                    .map_err(|e| QueueError(e.to_string()))?
+                    .is_some()
+            }
+        };
+        Ok(found)
+    }
+
+    async fn push(&self, job: Uuid, kind: JobKind) -> Result<(), QueueError> {
+        let task = TaskBuilder::new(JobTask { job, v: 1 })
+            .task_id(task_id(job))
+            .max_attempts(QUEUE_MAX_ATTEMPTS)
+            .build();
+        match &self.db {
+            QueueDb::Sqlite(pool) => {
+                let mut storage = SqliteStorage::<JobTask>::new(pool).with_config(self.sqlite_config(kind));
+                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))
+            }
+            QueueDb::Postgres(pool) => {
+                let mut storage = PostgresStorage::<JobTask>::new(pool).with_config(self.postgres_config(kind));
+                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))
+            }
+        }
+    }
+
+    /// Closes the queue's connections.
+    pub async fn close(&self) {
+        match &self.db {
+            QueueDb::Sqlite(pool) => pool.close().await,
+            QueueDb::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Enqueue for Queue {
+    fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move { self.push(job, kind).await.map_err(|e| e.to_string()) })
+    }
+}

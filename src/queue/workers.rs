@@ -1,0 +1,183 @@
+//! Worker processes: one supervised apalis worker per job kind that has a runner, each a thin
+//! adapter that hands the job id to `JobService::execute`, plus a reconciler that re-queues
+//! pending jobs whose queue task went missing (a crash between recording a job and queueing it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::*;
+use apalis_postgres::PostgresStorage;
+use apalis_sqlite::SqliteStorage;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{JobTask, Queue, QueueDb};
+use crate::domain::job::JobKind;
+use crate::services::jobs::{JobService, Runner};
+use crate::store::{Store, jobs, now_micros};
+
+/// How long a failed worker waits before it starts again under a new name.
+const RESTART_DELAY: Duration = Duration::from_secs(2);
+/// How often the reconciler looks for pending jobs without a queue task.
+const RECONCILE_EVERY: Duration = Duration::from_secs(30);
+/// How old a pending job must be before the reconciler considers it lost.
+const RECONCILE_AFTER: Duration = Duration::from_secs(30);
+
+/// What each handler invocation needs.
+struct HandlerState {
+    jobs: JobService,
+    runner: Arc<dyn Runner>,
+    running: TaskTracker,
+}
+
+/// Runs one queue task: the job it names, through its kind's runner.
+async fn handle(task: JobTask, state: Data<Arc<HandlerState>>) -> Result<(), BoxDynError> {
+    let _running = state.running.token();
+    state
+        .jobs
+        .execute(task.job, state.runner.as_ref())
+        .await
+        .map_err(Into::into)
+}
+
+/// The running workers of this process.
+pub struct Workers {
+    tasks: JoinSet<()>,
+    running: TaskTracker,
+    grace: Duration,
+}
+
+/// A unique worker name: host, kind and a fresh ULID (apalis refuses or mishandles reused names).
+fn worker_name(kind: JobKind) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "stowage".into());
+    format!("{host}-{}-{}", kind.as_str().to_lowercase(), ulid::Ulid::generate())
+}
+
+/// Builds and runs a worker on `$storage` until shutdown; evaluates to its result.
+macro_rules! run_worker {
+    ($storage:expr, $kind:expr, $concurrency:expr, $state:expr, $shutdown:expr) => {{
+        let shutdown = $shutdown.clone();
+        WorkerBuilder::new(worker_name($kind))
+            .backend($storage)
+            .concurrency($concurrency)
+            .data(Arc::clone(&$state))
+            .build(handle)
+            .run_until(async move {
+                shutdown.cancelled().await;
+                Ok::<(), WorkerError>(())
+            })
+            .await
+    }};
+}
+
+/// Keeps a worker for `kind` running until shutdown, restarting it under a new name when a
+/// backend error stops it.
+async fn supervise(queue: Queue, kind: JobKind, state: Arc<HandlerState>, shutdown: CancellationToken) {
+    let poll = Duration::from_millis(queue.settings().poll_interval_ms.max(10));
+    let concurrency = queue.concurrency(kind);
+    while !shutdown.is_cancelled() {
+        let ran = match queue.db() {
+            QueueDb::Sqlite(pool) => {
+                let storage = SqliteStorage::<JobTask>::new(pool)
+                    .with_config(queue.sqlite_config(kind))
+                    .poll_with_interval(poll);
+                run_worker!(storage, kind, concurrency, state, shutdown)
+            }
+            QueueDb::Postgres(pool) => {
+                let storage = PostgresStorage::<JobTask>::new(pool)
+                    .with_config(queue.postgres_config(kind))
+                    .with_pubsub()
+                    .poll_with_interval(poll);
+                run_worker!(storage, kind, concurrency, state, shutdown)
+            }
+        };
+        match ran {
+            Ok(()) if shutdown.is_cancelled() => break,
+            Ok(()) => tracing::warn!(kind = kind.as_str(), "worker stopped; restarting"),
+            Err(e) => tracing::error!(kind = kind.as_str(), error = %e, "worker failed; restarting"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(RESTART_DELAY) => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+}
+
+/// Re-queues pending jobs of `kinds` whose queue task is missing.
+async fn reconcile(queue: Queue, store: Store, kinds: Vec<JobKind>, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RECONCILE_EVERY) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let cutoff = now_micros() - i64::try_from(RECONCILE_AFTER.as_micros()).unwrap_or(i64::MAX);
+        let pending = match store.read().await {
+            Ok(mut conn) => jobs::pending_before(&mut conn, &kinds, cutoff).await,
+            Err(e) => Err(e),
+        };
+        let pending = match pending {
+            Ok(pending) => pending,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciler could not list pending jobs");
+                continue;
+            }
+        };
+        for (job, kind) in pending {
+            match queue.has_task(job, kind).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(%job, "pending job had no queue task; queueing it again");
+                    if let Err(e) = crate::services::jobs::Enqueue::enqueue(&queue, job, kind).await {
+                        tracing::warn!(%job, error = %e, "could not re-queue job");
+                    }
+                }
+                Err(e) => tracing::warn!(%job, error = %e, "could not look up the job's queue task"),
+            }
+        }
+    }
+}
+
+impl Workers {
+    /// Starts a supervised worker for every kind in `runners`, and the reconciler.
+    pub fn start(
+        queue: Queue,
+        store: Store,
+        jobs: JobService,
+        runners: Vec<(JobKind, Arc<dyn Runner>)>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let running = TaskTracker::new();
+        let mut tasks = JoinSet::new();
+        let kinds: Vec<JobKind> = runners.iter().map(|(kind, _)| *kind).collect();
+        for (kind, runner) in runners {
+            let state = Arc::new(HandlerState {
+                jobs: jobs.clone(),
+                runner,
+                running: running.clone(),
+            });
+            tasks.spawn(supervise(queue.clone(), kind, state, shutdown.clone()));
+        }
+        tasks.spawn(reconcile(queue.clone(), store, kinds, shutdown));
+        let grace = Duration::from_secs(queue.settings().shutdown_timeout_seconds);
+        Self { tasks, running, grace }
+    }
+
+    /// After shutdown was signalled: waits for the workers to stop and for running jobs to
+    /// reach a unit boundary, at most the configured grace period.
+    pub async fn stopped(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        self.running.close();
+        if tokio::time::timeout(self.grace, self.running.wait()).await.is_err() {
+            tracing::warn!("jobs still running after the shutdown grace period; they resume on the next start");
+        }
+    }
+}

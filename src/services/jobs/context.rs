@@ -1,0 +1,162 @@
+//! What a job runner sees: its job, its parameters, and a way to report progress and unit
+//! errors and to notice cancellation and shutdown at unit boundaries.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::events::{JobEvents, Subscription};
+use crate::domain::job::{Job, MAX_UNIT_ERRORS, Progress, UnitError};
+use crate::services::ServiceError;
+use crate::store::{Store, jobs};
+
+/// How often progress is written while a job runs (and so how stale a long poll can be).
+const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// Why a run stopped short of success.
+#[derive(Debug, thiserror::Error)]
+pub enum JobFailure {
+    /// Worth another attempt (a timeout, an unreachable bucket…).
+    #[error("{0}")]
+    Retryable(String),
+    /// Another attempt would fail the same way (bad parameters…).
+    #[error("{0}")]
+    Fatal(String),
+    /// A cancel was asked for; what finished is kept.
+    #[error("cancelled")]
+    Cancelled,
+    /// The process is shutting down; the job resumes on the next start.
+    #[error("interrupted by shutdown")]
+    Shutdown,
+}
+
+impl From<ServiceError> for JobFailure {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Unavailable(m) | ServiceError::Internal(m) => JobFailure::Retryable(m),
+            other => JobFailure::Fatal(other.to_string()),
+        }
+    }
+}
+
+/// A running attempt of one job.
+pub struct JobContext {
+    job: Job,
+    store: Store,
+    events: Arc<JobEvents>,
+    changes: Subscription,
+    shutdown: CancellationToken,
+    progress: Progress,
+    errors: Vec<UnitError>,
+    result: Option<serde_json::Value>,
+    last_flush: Instant,
+}
+
+impl JobContext {
+    /// A context for an attempt of `job` that just started.
+    pub(super) fn new(job: Job, store: Store, events: &Arc<JobEvents>, shutdown: CancellationToken) -> Self {
+        let changes = events.subscribe(job.id);
+        Self {
+            job,
+            store,
+            events: Arc::clone(events),
+            changes,
+            shutdown,
+            progress: Progress::default(),
+            errors: Vec::new(),
+            result: None,
+            last_flush: Instant::now(),
+        }
+    }
+
+    /// The job being run.
+    pub fn job(&self) -> &Job {
+        &self.job
+    }
+
+    /// The job's parameters as `T`; unusable parameters fail the job for good.
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T, JobFailure> {
+        serde_json::from_value(self.job.params.clone())
+            .map_err(|e| JobFailure::Fatal(format!("job parameters are not usable: {e}")))
+    }
+
+    /// `n` more units are known to be waiting.
+    pub fn add_pending(&mut self, n: i64) {
+        self.progress.units_pending += n;
+    }
+
+    /// `n` pending units finished.
+    pub fn done(&mut self, n: i64) {
+        self.progress.units_pending = (self.progress.units_pending - n).max(0);
+        self.progress.units_done += n;
+    }
+
+    /// One pending unit failed.
+    pub fn failed(&mut self, object: impl Into<String>, message: impl Into<String>) {
+        self.progress.units_pending = (self.progress.units_pending - 1).max(0);
+        self.progress.units_error += 1;
+        if self.errors.len() < MAX_UNIT_ERRORS {
+            self.errors.push(UnitError {
+                object: object.into(),
+                message: message.into(),
+            });
+        }
+    }
+
+    /// Records the kind's result so far; kept also when the job is cancelled or fails.
+    pub fn set_result(&mut self, result: serde_json::Value) {
+        self.result = Some(result);
+    }
+
+    /// Call between units: writes progress now and then, and stops the run when the job was
+    /// cancelled or the process is shutting down.
+    pub async fn checkpoint(&mut self) -> Result<(), JobFailure> {
+        if self.shutdown.is_cancelled() {
+            return Err(JobFailure::Shutdown);
+        }
+        if self.changes.has_news() || self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes progress; a cancel request (or the job leaving RUNNING) ends the run.
+    pub async fn flush(&mut self) -> Result<(), JobFailure> {
+        self.last_flush = Instant::now();
+        let mut conn = self
+            .store
+            .read()
+            .await
+            .map_err(|e| JobFailure::Retryable(e.to_string()))?;
+        let changed = jobs::save_progress(&mut conn, self.job.id, &self.progress, &self.errors)
+            .await
+            .map_err(|e| JobFailure::Retryable(e.to_string()))?;
+        if let Some(c) = changed {
+            self.events.publish(self.job.id, c.version);
+            // Our own write is no news to us.
+            self.changes.has_news();
+        }
+        match changed {
+            Some(c) if !c.cancel_requested => Ok(()),
+            _ => Err(JobFailure::Cancelled),
+        }
+    }
+
+    /// How the attempt ended, for the record.
+    pub(super) fn outcome(self, status: crate::domain::job::JobStatus, message: Option<String>) -> jobs::Outcome {
+        let mut progress = self.progress;
+        if status == crate::domain::job::JobStatus::Cancelled {
+            progress.units_cancelled += progress.units_pending;
+            progress.units_pending = 0;
+        }
+        jobs::Outcome {
+            status,
+            progress,
+            errors: self.errors,
+            result: self.result,
+            message,
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! Job use cases: submit (job row + queue push), read, list, long-poll, cancel, and run an
+//! attempt with retries. The queue itself (apalis) sits behind the [`Enqueue`] port.
+
+pub mod context;
+pub mod events;
+pub mod noop;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{Page, ServiceError, field};
+use crate::domain::caller::{Access, Caller};
+use crate::domain::job::{Job, JobKind, JobStatus};
+use crate::domain::page::{Cursor, page_size};
+use crate::store::jobs::{self as rows, Cancelled, JobFilter, NewJob};
+use crate::store::{Store, StoreError, folders, to_micros};
+use context::{JobContext, JobFailure};
+use events::JobEvents;
+
+/// The longest a client may wait on a job in one request.
+pub const MAX_WAIT_SECONDS: u64 = 600;
+/// The longest idempotency key accepted.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+/// The user name recorded on jobs the scheduler submits.
+pub const SCHEDULER: &str = "scheduler";
+
+/// Runs one kind of job. Implementations check `ctx.checkpoint()` between units.
+pub trait Runner: Send + Sync {
+    /// Runs an attempt; returns the kind's result.
+    fn run<'a>(&'a self, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobFailure>>;
+}
+
+/// Puts a job on its kind's queue. Pushing the same job twice must be harmless.
+pub trait Enqueue: Send + Sync {
+    /// Queues `job` of `kind`.
+    fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// How failed attempts are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts a job gets before it ends in ERROR.
+    pub max_attempts: u32,
+    /// The wait after the first failed attempt; it doubles after each further one.
+    pub backoff: Duration,
+    /// The longest wait between attempts.
+    pub max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt number `attempt` (1-based).
+    pub fn delay_after(&self, attempt: i64) -> Duration {
+        let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(20);
+        self.backoff
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(self.max_backoff)
+    }
+}
+
+/// A job to submit.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// What it does.
+    pub kind: JobKind,
+    /// The folder it works on.
+    pub folder_id: Option<Uuid>,
+    /// Its parameters (a JSON object).
+    pub params: serde_json::Value,
+    /// Same key from the same user: the same job instead of a second one.
+    pub idempotency_key: Option<String>,
+}
+
+/// What a submission produced.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The job.
+    pub job: Job,
+    /// False when an existing job was returned (same idempotency key, or a sync already active).
+    pub created: bool,
+}
+
+/// Which jobs to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListJobs {
+    /// Only this kind.
+    pub kind: Option<JobKind>,
+    /// Only this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs on this folder.
+    pub folder_id: Option<Uuid>,
+    /// Rows per page.
+    pub page_size: Option<u32>,
+    /// Continue after the page that returned this token.
+    pub page_token: Option<String>,
+}
+
+/// Job use cases.
+#[derive(Clone)]
+pub struct JobService {
+    store: Store,
+    events: Arc<JobEvents>,
+    queue: Arc<dyn Enqueue>,
+    retry: RetryPolicy,
+    shutdown: CancellationToken,
+}
+
+/// The ordering job pages use.
+const JOB_ORDER: &str = "created_at:desc";
+
+impl JobService {
+    /// Builds the service. `shutdown` ends long polls and running attempts.
+    pub fn new(
+        store: Store,
+        events: Arc<JobEvents>,
+        queue: Arc<dyn Enqueue>,
+        retry: RetryPolicy,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            store,
+            events,
+            queue,
+            retry,
+            shutdown,
+        }
+    }
+
+    /// The change notification hub.
+    pub fn events(&self) -> &Arc<JobEvents> {
+        &self.events
+    }
+
+    /// Records a job and queues it. A repeated idempotency key, or a sync of a folder that
+    /// already has one pending or running, returns the existing job.
+    pub async fn submit(&self, created_by: &str, submission: Submission) -> Result<Submitted, ServiceError> {
+        if let Some(key) = &submission.idempotency_key
+            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
+        {
+            return Err(ServiceError::Invalid(format!(
+                "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_BYTES} bytes, got {}",
+                key.len()
+            )));
+        }
+        let mut conn = self.store.read().await?;
+        if let Some(existing) = self.existing(&mut conn, created_by, &submission).await? {
+            return Ok(Submitted {
+                job: existing,
+                created: false,
+            });
+        }
+        let job = NewJob {
+            id: Uuid::now_v7(),
+            kind: submission.kind,
+            folder_id: submission.folder_id,
+            params: submission.params.clone(),
+            max_attempts: i64::from(self.retry.max_attempts),
+            created_by: created_by.to_owned(),
+            idempotency_key: submission.idempotency_key.clone(),
+        };
+        match rows::insert(&mut conn, &job).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                // Lost a race with an identical submission: answer with the winner.
+                let existing = self.existing(&mut conn, created_by, &submission).await?;
+                return existing.map(|job| Submitted { job, created: false }).ok_or_else(|| {
+                    ServiceError::Conflict("a conflicting job was submitted at the same time; retry".into())
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if let Err(e) = self.queue.enqueue(job.id, job.kind).await {
+            // The job row is the truth: the reconciler re-queues pending jobs whose task is missing.
+            tracing::warn!(job = %job.id, error = %e, "could not queue the job now; it will be re-queued");
+        }
+        self.events.publish(job.id, 1);
+        let created = rows::by_id(&mut conn, job.id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("submitted job vanished".into()))?;
+        Ok(Submitted {
+            job: created,
+            created: true,
+        })
+    }
+
+    async fn existing(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        created_by: &str,
+        submission: &Submission,
+    ) -> Result<Option<Job>, ServiceError> {
+        if let Some(key) = &submission.idempotency_key
+            && let Some(job) = rows::by_idempotency_key(conn, created_by, key).await?
+        {
+            return Ok(Some(job));
+        }
+        if submission.kind == JobKind::Sync
+            && let Some(folder) = submission.folder_id
+        {
+            return Ok(rows::active_sync(conn, folder).await?);
+        }
+        Ok(None)
+    }
+
+    /// Loads a job the caller may see (`need` = Write to change it).
+    async fn visible(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        caller: &Caller,
+        id: Uuid,
+        need: Access,
+    ) -> Result<Job, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("job {id} not found"));
+        let job = rows::by_id(conn, id).await?.ok_or_else(not_found)?;
+        if caller.is_admin || job.created_by == caller.name {
+            return Ok(job);
+        }
+        let access = match job.folder_id {
+            Some(folder) => folders::by_id(conn, folder)
+                .await?
+                .map_or(Access::None, |f| caller.access_to(&f.folder)),
+            None => Access::None,
+        };
+        match access {
+            Access::None => Err(not_found()),
+            Access::Read if need == Access::Write => Err(ServiceError::Forbidden(format!(
+                "job {id} belongs to {}; only its submitter, the folder's owner or an admin can change it",
+                job.created_by
+            ))),
+            _ => Ok(job),
+        }
+    }
+
+    /// One job.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Job, ServiceError> {
+        let mut conn = self.store.read().await?;
+        self.visible(&mut conn, caller, id, Access::Read).await
+    }
+
+    /// The job once it is finished or its version passes `since_version` (default: its current
+    /// version), or after `wait` at the latest, or at shutdown: its state then.
+    pub async fn wait(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        since_version: Option<i64>,
+        wait: Duration,
+    ) -> Result<Job, ServiceError> {
+        if wait > Duration::from_secs(MAX_WAIT_SECONDS) {
+            return Err(ServiceError::Invalid(format!(
+                "wait_seconds must be at most {MAX_WAIT_SECONDS}"
+            )));
+        }
+        // Subscribe before reading, so a change between the read and the wait is not missed.
+        let mut changes = self.events.subscribe(id);
+        let job = self.get(caller, id).await?;
+        let baseline = since_version.unwrap_or(job.version);
+        if job.status.is_terminal() || job.version > baseline || wait.is_zero() {
+            return Ok(job);
+        }
+        tokio::select! {
+            () = changes.changed_past(baseline) => {}
+            () = tokio::time::sleep(wait) => {}
+            () = self.shutdown.cancelled() => {}
+        }
+        self.get(caller, id).await
+    }
+
+    /// Cancels a pending job (it never starts) or asks a running one to stop at its next unit.
+    pub async fn cancel(&self, caller: &Caller, id: Uuid) -> Result<Job, ServiceError> {
+        let mut conn = self.store.read().await?;
+        self.visible(&mut conn, caller, id, Access::Write).await?;
+        if let Cancelled::AlreadyFinished(status) = rows::cancel(&mut conn, id).await? {
+            return Err(ServiceError::Conflict(format!(
+                "job {id} already finished ({})",
+                status.as_str()
+            )));
+        }
+        let job = rows::by_id(&mut conn, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("job {id} not found")))?;
+        self.events.publish(id, job.version);
+        Ok(job)
+    }
+
+    /// One page of the jobs the caller may see, newest first.
+    pub async fn list(&self, caller: &Caller, req: ListJobs) -> Result<Page<Job>, ServiceError> {
+        let limit = page_size(req.page_size).map_err(field("page_size"))?;
+        let before = match &req.page_token {
+            Some(token) => {
+                let cursor = Cursor::decode(token, JOB_ORDER).map_err(field("page_token"))?;
+                let bad = || ServiceError::Invalid("page_token: not a token this server issued".into());
+                Some((
+                    cursor.key.as_i64().ok_or_else(bad)?,
+                    Uuid::parse_str(&cursor.id).map_err(|_| bad())?,
+                ))
+            }
+            None => None,
+        };
+        let filter = JobFilter {
+            kind: req.kind,
+            status: req.status,
+            folder_id: req.folder_id,
+            visible_to: (!caller.is_admin).then(|| caller.name.clone()),
+            before,
+            limit: limit + 1,
+        };
+        let mut conn = self.store.read().await?;
+        let mut jobs = rows::list(&mut conn, &filter).await?;
+        let next_page_token = if jobs.len() > limit as usize {
+            jobs.truncate(limit as usize);
+            jobs.last().map(|last| {
+                Cursor {
+                    order: JOB_ORDER.into(),
+                    key: to_micros(last.created_at).into(),
+                    id: last.id.to_string(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(Page {
+            items: jobs,
+            next_page_token,
+        })
+    }
+
+    /// Runs job `id` with `runner` until it is DONE, ERROR or CANCELLED, retrying failed attempts
+    /// with backoff. Returns `Err` only when shutdown interrupted it: the job is PENDING again
+    /// and must be delivered again later.
+    pub async fn execute(&self, id: Uuid, runner: &dyn Runner) -> Result<(), Interrupted> {
+        loop {
+            let Some(job) = self.start_attempt(id).await? else {
+                return Ok(());
+            };
+            if job.attempts > job.max_attempts {
+                let message = format!(
+                    "gave up after {} attempts; the worker stopped during the last ones",
+                    job.max_attempts
+                );
+                self.give_up(id, &message).await?;
+                return Ok(());
+            }
+            let attempt = job.attempts;
+            let max_attempts = job.max_attempts;
+            let mut ctx = JobContext::new(job, self.store.clone(), &self.events, self.shutdown.clone());
+            let ran = runner.run(&mut ctx).await;
+            let (outcome, retry) = match ran {
+                Ok(result) => {
+                    ctx.set_result(result);
+                    (ctx.outcome(JobStatus::Done, None), false)
+                }
+                Err(JobFailure::Cancelled) => (ctx.outcome(JobStatus::Cancelled, None), false),
+                Err(JobFailure::Shutdown) => {
+                    let outcome = ctx.outcome(
+                        JobStatus::Pending,
+                        Some("interrupted by shutdown; it resumes on the next start".into()),
+                    );
+                    self.end_attempt(id, &outcome).await?;
+                    return Err(Interrupted("shutdown".into()));
+                }
+                Err(JobFailure::Fatal(message)) => (ctx.outcome(JobStatus::Error, Some(message)), false),
+                Err(JobFailure::Retryable(message)) if attempt < max_attempts => {
+                    let wait = self.retry.delay_after(attempt);
+                    let note = format!(
+                        "attempt {attempt} of {max_attempts} failed: {message}; retrying in {}s",
+                        wait.as_secs_f32()
+                    );
+                    (ctx.outcome(JobStatus::Pending, Some(note)), true)
+                }
+                Err(JobFailure::Retryable(message)) => (
+                    ctx.outcome(
+                        JobStatus::Error,
+                        Some(format!("failed after {attempt} attempts: {message}")),
+                    ),
+                    false,
+                ),
+            };
+            self.end_attempt(id, &outcome).await?;
+            if !retry {
+                return Ok(());
+            }
+            self.back_off(id, self.retry.delay_after(attempt)).await?;
+        }
+    }
+
+    async fn start_attempt(&self, id: Uuid) -> Result<Option<Job>, Interrupted> {
+        let mut conn = self.store.read().await?;
+        let job = rows::start_attempt(&mut conn, id).await?;
+        if let Some(job) = &job {
+            self.events.publish(id, job.version);
+        }
+        Ok(job)
+    }
+
+    /// Ends the running attempt of `id` with `outcome` and wakes this process's waiters.
+    async fn end_attempt(&self, id: Uuid, outcome: &rows::Outcome) -> Result<(), Interrupted> {
+        let mut conn = self.store.read().await?;
+        rows::end_attempt(&mut conn, id, outcome).await?;
+        self.publish_current(&mut conn, id).await
+    }
+
+    /// Ends `id` in ERROR with `message` without running it.
+    async fn give_up(&self, id: Uuid, message: &str) -> Result<(), Interrupted> {
+        let mut conn = self.store.read().await?;
+        rows::fail(&mut conn, id, message).await?;
+        self.publish_current(&mut conn, id).await
+    }
+
+    async fn publish_current(&self, conn: &mut sqlx::AnyConnection, id: Uuid) -> Result<(), Interrupted> {
+        for (job, version) in rows::versions(conn, &[id]).await? {
+            self.events.publish(job, version);
+        }
+        Ok(())
+    }
+
+    /// Waits out the backoff before the next attempt; ends early when the job is cancelled
+    /// meanwhile (the next attempt then finds it finished) or on shutdown.
+    async fn back_off(&self, id: Uuid, wait: Duration) -> Result<(), Interrupted> {
+        let mut changes = self.events.subscribe(id);
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let version = {
+                let mut conn = self.store.read().await?;
+                match rows::by_id(&mut conn, id).await? {
+                    Some(job) if job.status == JobStatus::Pending => job.version,
+                    _ => return Ok(()),
+                }
+            };
+            tokio::select! {
+                () = changes.changed_past(version) => {}
+                () = tokio::time::sleep_until(deadline) => return Ok(()),
+                () = self.shutdown.cancelled() => return Err(Interrupted("shutdown during retry backoff".into())),
+            }
+        }
+    }
+}
+
+/// The job was interrupted by shutdown (or the database went away) and must run again later.
+#[derive(Debug, thiserror::Error)]
+#[error("job interrupted: {0}")]
+pub struct Interrupted(pub String);
+
+impl From<StoreError> for Interrupted {
+    fn from(err: StoreError) -> Self {
+        Interrupted(err.to_string())
+    }
+}

@@ -1,0 +1,175 @@
+//! Jobs across real processes: SIGKILL and restart, SIGTERM, and several workers sharing one
+//! PostgreSQL queue.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use common::{PgDatabase, Process, free_port, poll_job, postgres_url, wait_healthy};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// Settings that make a dead worker's jobs recoverable within a few seconds.
+fn fast_recovery(db_url: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut envs = vec![
+        ("STOWAGE__JOBS__HEARTBEAT_SECONDS", "1".to_owned()),
+        ("STOWAGE__JOBS__MISSED_HEARTBEATS", "2".to_owned()),
+        ("STOWAGE__JOBS__POLL_INTERVAL_MS", "200".to_owned()),
+        ("STOWAGE__JOBS__SHUTDOWN_TIMEOUT_SECONDS", "10".to_owned()),
+    ];
+    if let Some(url) = db_url {
+        envs.push(("STOWAGE__DATABASE__URL", url.to_owned()));
+    }
+    envs
+}
+
+fn serve(data: &Path, port: u16, envs: &[(&str, String)], extra: &[&str]) -> Process {
+    let data = data.to_str().expect("utf8");
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["--data-dir", data, "serve", "--listen", &listen];
+    args.extend(extra);
+    Process::spawn(&args, envs, &Path::new(data).join("serve.log"))
+}
+
+async fn get_job(base: &str, key: &str, id: &str) -> Value {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/v1/jobs/{id}"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("get");
+    resp.json().await.expect("job")
+}
+
+/// Starts `serve` and waits until it answers; returns the process and the admin key.
+async fn serve_ready(data: &Path, port: u16, envs: &[(&str, String)], extra: &[&str]) -> (Process, String) {
+    let process = serve(data, port, envs, extra);
+    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
+    let key = std::fs::read_to_string(data.join("admin.key"))
+        .expect("admin.key")
+        .trim()
+        .to_owned();
+    (process, key)
+}
+
+async fn submit(base: &str, key: &str, body: Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/v1/jobs/noop"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("submit");
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    resp.json().await.expect("job")
+}
+
+async fn killed_mid_job_then_restarted_finishes_once(db_url: Option<String>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let envs = fast_recovery(db_url.as_deref());
+    let (first, key) = serve_ready(&data, port, &envs, &[]).await;
+    let job = submit(&base, &key, json!({"units": 20, "unit_millis": 150})).await;
+    let id = job["id"].as_str().expect("id").to_owned();
+    poll_job(&base, &key, &id, Duration::from_secs(30), |j| {
+        j["progress"]["units_done"].as_i64() >= Some(3)
+    })
+    .await;
+
+    first.signal("-KILL");
+    drop(first);
+    let (_second, _) = serve_ready(&data, port, &envs, &[]).await;
+    let done = poll_job(&base, &key, &id, Duration::from_secs(90), |j| j["status"] == "DONE").await;
+    assert_eq!(
+        done["attempts"], 2,
+        "the killed attempt and the one that finished: {done}"
+    );
+    assert_eq!(done["result"]["attempt"], 2);
+    assert_eq!(done["progress"]["units_done"], 20);
+    // Nothing runs it again afterwards.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = get_job(&base, &key, &id).await;
+    assert_eq!(
+        later["version"], done["version"],
+        "the finished job never changed again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_job_killed_mid_run_finishes_once_after_restart() {
+    killed_mid_job_then_restarted_finishes_once(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_job_killed_mid_run_finishes_once_after_restart() {
+    let Some(admin) = postgres_url() else { return };
+    let db = PgDatabase::create(&admin).await;
+    killed_mid_job_then_restarted_finishes_once(Some(db.url.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_unit_and_leaves_the_rest_for_the_next_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let envs = fast_recovery(None);
+    let (mut first, key) = serve_ready(&data, port, &envs, &[]).await;
+    let job = submit(&base, &key, json!({"units": 40, "unit_millis": 100})).await;
+    let id = job["id"].as_str().expect("id").to_owned();
+    poll_job(&base, &key, &id, Duration::from_secs(30), |j| {
+        j["progress"]["units_done"].as_i64() >= Some(2)
+    })
+    .await;
+    first.signal("-TERM");
+    let status = first.wait_exit(Duration::from_secs(15)).expect("exits after SIGTERM");
+    assert!(status.success());
+
+    let (_second, _) = serve_ready(&data, port, &envs, &[]).await;
+    let resumed = get_job(&base, &key, &id).await;
+    assert!(
+        resumed["status"] == "PENDING" && resumed["message"].as_str().unwrap_or("").contains("shutdown")
+            || resumed["status"] == "RUNNING",
+        "left for the next start: {resumed}"
+    );
+    let done = poll_job(&base, &key, &id, Duration::from_secs(60), |j| j["status"] == "DONE").await;
+    assert_eq!(done["attempts"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_worker_processes_share_200_jobs_on_postgres_without_running_any_twice() {
+    let Some(admin) = postgres_url() else { return };
+    let db = PgDatabase::create(&admin).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let envs = fast_recovery(Some(&db.url));
+    let (_api, key) = serve_ready(&data, port, &envs, &["--no-workers"]).await;
+    let data_arg = data.to_str().expect("utf8").to_owned();
+    let _workers: Vec<Process> = (0..2)
+        .map(|_| Process::spawn(&["--data-dir", &data_arg, "worker"], &envs, &data.join("worker.log")))
+        .collect();
+
+    let mut ids = Vec::new();
+    for _ in 0..200 {
+        ids.push(
+            submit(&base, &key, json!({"units": 1, "unit_millis": 20})).await["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let mut pids = HashMap::new();
+    for id in &ids {
+        let done = poll_job(&base, &key, id, Duration::from_secs(120), |j| j["status"] == "DONE").await;
+        assert_eq!(done["attempts"], 1, "no job ran twice: {done}");
+        *pids.entry(done["result"]["pid"].as_u64().expect("pid")).or_insert(0) += 1;
+    }
+    let worker_pids: HashSet<u64> = pids.keys().copied().collect();
+    assert_eq!(worker_pids.len(), 2, "both workers took jobs: {pids:?}");
+}
