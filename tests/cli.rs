@@ -214,3 +214,58 @@ fn healthz_ok(addr: &str) -> bool {
         && std::io::Read::read_to_string(&mut stream, &mut reply).is_ok()
         && reply.split(' ').nth(1) == Some("200")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_verbs_wait_with_exit_codes() {
+    let s = server!(Backend::Sqlite, |settings| settings.jobs.concurrency.noop = 1);
+    let (base, key) = (s.base.clone(), s.admin_key.clone());
+    let run = move |args: Vec<String>| {
+        let (base, key) = (base.clone(), key.clone());
+        std::thread::spawn(move || {
+            let mut all = vec!["job".to_owned(), "--server".into(), base, "--api-key".into(), key];
+            all.extend(args);
+            stowage(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[])
+        })
+        .join()
+        .expect("thread")
+    };
+    let out = run(vec![
+        "noop".into(),
+        "--units".into(),
+        "3".into(),
+        "--unit-millis".into(),
+        "50".into(),
+        "--wait".into(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\tNOOP\tDONE\tdone=3"), "{}", stdout(&out));
+
+    // A long job, cancelled while `job wait` follows it: exit code 4.
+    let out = run(vec![
+        "noop".into(),
+        "--units".into(),
+        "100".into(),
+        "--unit-millis".into(),
+        "100".into(),
+        "--json".into(),
+    ]);
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let waiter = {
+        let run = run.clone();
+        let id = id.clone();
+        std::thread::spawn(move || run(vec!["wait".into(), id]))
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let out = run(vec!["cancel".into(), id.clone()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let waited = waiter.join().expect("waiter");
+    assert_eq!(waited.status.code(), Some(4), "{}{}", stdout(&waited), stderr(&waited));
+    assert!(stdout(&waited).contains("CANCELLED"));
+
+    let out = run(vec!["list".into(), "--status".into(), "CANCELLED".into()]);
+    assert!(stdout(&out).starts_with(&id), "{}", stdout(&out));
+    let out = run(vec!["show".into(), "not-an-id".into()]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not a valid id"), "{}", stderr(&out));
+}
