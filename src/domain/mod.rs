@@ -1,6 +1,8 @@
 //! Pure types and rules of the catalog: no I/O, no database, no HTTP.
 
 pub mod caller;
+pub mod diff;
+pub mod fingerprint;
 pub mod folder;
 pub mod job;
 pub mod page;
