@@ -8,10 +8,16 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{MANAGED_BUCKET, Settings};
+use crate::blobs::Buckets;
+use crate::config::Settings;
 use crate::http::{self, AppState};
 use crate::services::Services;
 use crate::store::{Store, StoreError};
+
+/// Objects younger than this are never swept: they may belong to an upload still committing.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
+/// How often the orphan sweep runs after the one at start-up.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -64,9 +70,9 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
         "cannot create data_dir {}",
         settings.data_dir.display()
     )))?;
-    create_managed_dir(&settings)?;
+    let buckets = Buckets::open(&settings).map_err(|e| AppError::Startup(e.to_string()))?;
     let store = open_store(&settings).await?;
-    let services = Services::new(store);
+    let services = Services::new(store, buckets);
     if let Some(path) = services
         .keys
         .bootstrap_admin(&settings.data_dir)
@@ -86,8 +92,10 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
             services: services.clone(),
         },
         settings.server.max_body_bytes,
+        usize::try_from(settings.server.max_upload_bytes).unwrap_or(usize::MAX),
     );
     let shutdown = CancellationToken::new();
+    spawn_orphan_sweeps(services.clone(), shutdown.clone());
     let grace = Duration::from_secs(settings.server.shutdown_timeout_seconds);
     let token = shutdown.clone();
     let store = services.store.clone();
@@ -105,17 +113,28 @@ pub async fn start(settings: Settings) -> Result<Running, AppError> {
     })
 }
 
-/// Creates the managed bucket's directory when it is local.
-fn create_managed_dir(settings: &Settings) -> Result<(), AppError> {
-    let Some(bucket) = settings.buckets.get(MANAGED_BUCKET) else {
-        return Ok(());
-    };
-    if let Some(path) = bucket.url.strip_prefix("file://") {
-        std::fs::create_dir_all(path).map_err(AppError::io(format!(
-            "cannot create the managed bucket directory {path}"
-        )))?;
-    }
-    Ok(())
+/// Runs [`ItemService::sweep_orphans`](crate::services::items::ItemService::sweep_orphans) now
+/// and then every [`SWEEP_INTERVAL`] until `shutdown`: what interrupted uploads and deletes left
+/// in the managed bucket (temp files, objects no item points at) goes, once older than
+/// [`ORPHAN_GRACE`].
+fn spawn_orphan_sweeps(services: Services, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            match services.items.sweep_orphans(ORPHAN_GRACE).await {
+                Ok(swept) if swept.orphans + swept.incomplete_writes > 0 => tracing::info!(
+                    orphans = swept.orphans,
+                    incomplete_writes = swept.incomplete_writes,
+                    "swept the managed bucket"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "the orphan sweep failed; it runs again later"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            }
+        }
+    });
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts it down gracefully.

@@ -6,7 +6,7 @@ use clap::Parser;
 use stowage::cli::client::Client;
 use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder};
 use stowage::config::Settings;
-use stowage::services::Services;
+use stowage::services::keys::KeyService;
 use stowage::{app, telemetry};
 
 #[tokio::main]
@@ -45,8 +45,7 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
             command: KeysCommand::Create { name, admin },
         } => {
             let store = app::open_store(&settings).await.map_err(|e| e.to_string())?;
-            let key = Services::new(store)
-                .keys
+            let key = KeyService::new(store)
                 .create(&name, admin)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -143,23 +143,22 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Opens the buckets this build can serve (the `file://` ones). The managed bucket must be one.
+    /// Opens the buckets this build serves: for now only `managed`, which must be `file://`.
+    /// (Other configured buckets are only read by sync, which arrives later; opening them here
+    /// would create directories in them.)
     pub fn open(settings: &Settings) -> Result<Self, BlobError> {
-        let mut by_name: BTreeMap<String, Arc<dyn Bucket>> = BTreeMap::new();
-        for (name, bucket) in &settings.buckets {
-            if let Some(dir) = bucket.url.strip_prefix("file://") {
-                by_name.insert(name.clone(), Arc::new(local::LocalBucket::open(name, dir)?));
-            } else if name == MANAGED_BUCKET {
-                return Err(BlobError::Unsupported(format!(
-                    "buckets.{MANAGED_BUCKET}.url: only file:// buckets can hold uploads in this version, got `{}`",
-                    bucket.url
-                )));
-            }
-        }
-        let managed = by_name
+        let config = settings
+            .buckets
             .get(MANAGED_BUCKET)
-            .cloned()
             .ok_or_else(|| BlobError::Unsupported(format!("no `{MANAGED_BUCKET}` bucket is configured")))?;
+        let dir = config.url.strip_prefix("file://").ok_or_else(|| {
+            BlobError::Unsupported(format!(
+                "buckets.{MANAGED_BUCKET}.url: only file:// buckets can hold uploads in this version, got `{}`",
+                config.url
+            ))
+        })?;
+        let managed: Arc<dyn Bucket> = Arc::new(local::LocalBucket::open(MANAGED_BUCKET, dir)?);
+        let by_name = BTreeMap::from([(MANAGED_BUCKET.to_owned(), managed.clone())]);
         Ok(Self { managed, by_name })
     }
 

@@ -1,4 +1,5 @@
 //! Route handlers, one file per resource. Handlers translate HTTP to service calls and back.
 
 pub mod folders;
+pub mod items;
 pub mod ops;
