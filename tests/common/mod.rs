@@ -2,13 +2,16 @@
 //! PostgreSQL database, and speaks HTTP to it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod media;
+
+use std::path::{Path, PathBuf};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Executor;
 use stowage::app::{self, Running};
 use stowage::config::Settings;
+use stowage::services::Services;
 use tempfile::TempDir;
 
 /// Which database a test runs against.
@@ -87,6 +90,35 @@ pub fn column(page: &Value, field: &str) -> Vec<String> {
         .iter()
         .map(|row| row[field].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// Every regular file below `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Polls `check` every 50 ms for up to 10 s; true once it holds.
+pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    check()
 }
 
 /// A running server and a client for it.
@@ -215,6 +247,75 @@ impl TestServer {
             .post("/v1/folders", serde_json::json!({"path": path, "create_parents": true}))
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "mkdir {path}: {:?}", answer.body);
+        answer.body
+    }
+
+    /// The use cases the server runs on (for set-up that the API does not offer).
+    pub fn services(&self) -> &Services {
+        &self.running.as_ref().expect("running").services
+    }
+
+    /// The managed bucket's directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.data_dir.join("objects")
+    }
+
+    /// The object files in the managed bucket (temp files of writes in progress included).
+    pub fn object_files(&self) -> Vec<PathBuf> {
+        files_under(&self.objects_dir())
+    }
+
+    /// A request builder for `path` with `key`, for what `send` does not cover (multipart,
+    /// headers, raw bodies).
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+
+    /// Uploads `bytes` as file `name` into folder `folder_id` with extra form fields, as `key`.
+    pub async fn upload_as(
+        &self,
+        key: &str,
+        folder_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> Answer {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+        let resp = self
+            .request(Method::POST, &format!("/v1/folders/{folder_id}/items"), Some(key))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Uploads as the admin.
+    pub async fn upload(&self, folder_id: &str, name: &str, bytes: Vec<u8>, fields: &[(&str, &str)]) -> Answer {
+        self.upload_as(&self.admin_key.clone(), folder_id, name, bytes, fields)
+            .await
+    }
+
+    /// Uploads as the admin and insists on 201; answers the item.
+    pub async fn upload_ok(&self, folder_id: &str, name: &str, bytes: Vec<u8>) -> Value {
+        let answer = self.upload(folder_id, name, bytes, &[]).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "upload {name}: {:?}", answer.body);
         answer.body
     }
 
