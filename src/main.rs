@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder};
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, item};
 use stowage::config::Settings;
 use stowage::services::keys::KeyService;
 use stowage::{app, telemetry};
@@ -55,6 +55,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), String> {
         Command::Folder { client, command } => {
             let api = client_for(&client, &settings);
             folder::run(&api, command, client.json).await.map_err(|e| e.to_string())
+        }
+        Command::Item { client, command } => {
+            let api = client_for(&client, &settings);
+            item::run(&api, command, client.json).await.map_err(|e| e.to_string())
         }
     }
 }

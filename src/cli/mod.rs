@@ -1,8 +1,9 @@
 //! The command line: server commands (`serve`, `migrate`, `print-config`, `keys`) and client
-//! verbs that talk to a running server over HTTP (`folder …`).
+//! verbs that talk to a running server over HTTP (`folder …`, `item …`).
 
 pub mod client;
 pub mod folder;
+pub mod item;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +57,15 @@ pub enum Command {
         /// What to do with folders.
         #[command(subcommand)]
         command: folder::FolderCommand,
+    },
+    /// Upload, list, download and delete items on a running server.
+    Item {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do with items.
+        #[command(subcommand)]
+        command: item::ItemCommand,
     },
 }
 
