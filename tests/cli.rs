@@ -5,7 +5,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Backend;
+use common::{Backend, healthz_ok};
 use reqwest::StatusCode;
 
 fn stowage(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -202,17 +202,6 @@ fn serve_creates_a_key_then_keys_create_adds_users_and_sigterm_stops_it() {
     std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut log).expect("log");
     assert!(log.contains("admin.key"), "the log names the key file: {log}");
     assert!(!log.contains(admin_key.trim()), "the log never contains the key");
-}
-
-/// Whether the server at `addr` answers `GET /healthz` with 200 (plain TCP, no runtime needed).
-fn healthz_ok(addr: &str) -> bool {
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    let mut reply = String::new();
-    std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
-        && std::io::Read::read_to_string(&mut stream, &mut reply).is_ok()
-        && reply.split(' ').nth(1) == Some("200")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

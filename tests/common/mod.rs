@@ -121,6 +121,104 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// Whether the server at `addr` answers `GET /healthz` with 200 (plain TCP, no runtime needed).
+pub fn healthz_ok(addr: &str) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let mut reply = String::new();
+    std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
+        && std::io::Read::read_to_string(&mut stream, &mut reply).is_ok()
+        && reply.split(' ').nth(1) == Some("200")
+}
+
+/// The real `stowage serve` binary in a child process, over a fresh SQLite data dir.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    pub admin_key: String,
+    pub data_dir: PathBuf,
+    _dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `stowage serve` with extra environment variables and waits until it answers.
+    pub fn spawn(envs: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data_dir = dir.path().join("data");
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            probe.local_addr().expect("addr").port()
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"));
+        cmd.args([
+            "--data-dir",
+            data_dir.to_str().expect("utf8"),
+            "serve",
+            "--listen",
+            &listen,
+        ])
+        .env_remove("STOWAGE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn serve");
+        let started = std::time::Instant::now();
+        while !healthz_ok(&listen) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let admin_key = std::fs::read_to_string(data_dir.join("admin.key"))
+            .expect("admin.key")
+            .trim()
+            .to_owned();
+        Self {
+            child,
+            base: format!("http://{listen}"),
+            admin_key,
+            data_dir,
+            _dir: dir,
+        }
+    }
+
+    /// The process's peak resident set (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Stops the server with SIGTERM and answers what it logged.
+    pub fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut log);
+        }
+        log
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A running server and a client for it.
 pub struct TestServer {
     pub base: String,
