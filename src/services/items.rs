@@ -305,6 +305,16 @@ fn check_batch(ids: Vec<Uuid>) -> Result<Vec<Uuid>, ServiceError> {
     Ok(ids.into_iter().filter(|id| seen.insert(*id)).collect())
 }
 
+/// The folder `id` when `caller` has `need` on it (404 when hidden or missing, 403 when read-only).
+async fn folder_for(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    id: Uuid,
+    need: Access,
+) -> Result<Folder, ServiceError> {
+    Ok(require(caller, folder_rows::by_id(conn, id).await?, need, &id)?.folder)
+}
+
 /// Joins ids for a message.
 fn id_list(ids: &[Uuid]) -> String {
     ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
@@ -368,12 +378,7 @@ impl ItemService {
     ) -> Result<Staged, ServiceError> {
         {
             let mut conn = self.store.read().await?;
-            require(
-                caller,
-                folder_rows::by_id(&mut conn, folder_id).await?,
-                Access::Write,
-                &folder_id,
-            )?;
+            folder_for(&mut conn, caller, folder_id, Access::Write).await?;
         }
         let bucket = self.buckets.managed();
         let key = new_object_key();
@@ -463,13 +468,7 @@ impl ItemService {
         strategy: ConflictStrategy,
     ) -> Result<(Item, UploadOutcome, Option<Item>), ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
-        let folder = require(
-            caller,
-            folder_rows::by_id(&mut tx, item.folder_id).await?,
-            Access::Write,
-            &item.folder_id,
-        )?
-        .folder;
+        let folder = folder_for(&mut tx, caller, item.folder_id, Access::Write).await?;
         let wanted = item.title.clone();
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..MAX_TITLE_ATTEMPTS {
@@ -581,13 +580,7 @@ impl ItemService {
             None => None,
         };
         let mut conn = self.store.read().await?;
-        let folder = require(
-            caller,
-            folder_rows::by_id(&mut conn, folder_id).await?,
-            Access::Read,
-            &folder_id,
-        )?
-        .folder;
+        let folder = folder_for(&mut conn, caller, folder_id, Access::Read).await?;
         let query = ItemQuery {
             folder_id,
             subtree: req.recursive.then_some(folder.path),
@@ -656,20 +649,8 @@ impl ItemService {
         let (this, caller) = (self.clone(), caller.clone());
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
-            let folder = require(
-                &caller,
-                folder_rows::by_id(&mut tx, folder_id).await?,
-                Access::Write,
-                &folder_id,
-            )?
-            .folder;
-            let target = require(
-                &caller,
-                folder_rows::by_id(&mut tx, target_id).await?,
-                Access::Write,
-                &target_id,
-            )?
-            .folder;
+            let folder = folder_for(&mut tx, &caller, folder_id, Access::Write).await?;
+            let target = folder_for(&mut tx, &caller, target_id, Access::Write).await?;
             let items = Self::children(&mut tx, &folder, &ids).await?;
             if target.id == folder.id {
                 return Ok(Moved { moved: 0 });
@@ -707,13 +688,7 @@ impl ItemService {
         let (this, caller) = (self.clone(), caller.clone());
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
-            let folder = require(
-                &caller,
-                folder_rows::by_id(&mut tx, folder_id).await?,
-                Access::Write,
-                &folder_id,
-            )?
-            .folder;
+            let folder = folder_for(&mut tx, &caller, folder_id, Access::Write).await?;
             let items = Self::children(&mut tx, &folder, &ids).await?;
             let deleted = rows::delete(&mut tx, &ids).await?;
             tx.commit().await?;

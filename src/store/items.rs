@@ -82,6 +82,12 @@ impl TryFrom<ItemRow> for Item {
     }
 }
 
+/// Runs a query that selects one text column.
+async fn fetch_texts(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sql.build_as().fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
+
 async fn fetch_all(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<Item>, StoreError> {
     let rows = sql.build_as::<ItemRow>().fetch_all(conn).await?;
     rows.into_iter().map(Item::try_from).collect()
@@ -126,8 +132,7 @@ pub async fn alternative_titles(
     // `)` is the byte after `(`: the range holds every title that starts with `stem (`.
     sql.push(" AND title >= ").bind(format!("{stem} ("));
     sql.push(" AND title < ").bind(format!("{stem} )"));
-    let rows: Vec<(String,)> = sql.build_as().fetch_all(conn).await?;
-    Ok(rows.into_iter().map(|(t,)| t).collect())
+    fetch_texts(conn, sql).await
 }
 
 /// Binds the content columns of `item` (everything but id, folder, title, client metadata and
@@ -235,8 +240,7 @@ pub async fn taken_titles(
     let mut sql = Sql::new("SELECT title FROM item WHERE folder_id = ");
     sql.bind(folder_id.to_string()).push(" AND title IN (");
     sql.bind_list(titles.iter().cloned()).push(") ORDER BY title");
-    let rows: Vec<(String,)> = sql.build_as().fetch_all(conn).await?;
-    Ok(rows.into_iter().map(|(t,)| t).collect())
+    fetch_texts(conn, sql).await
 }
 
 /// Moves the items into `target`; a title taken there is a `Conflict`.
@@ -280,8 +284,7 @@ pub async fn keys_in_subtree(
         .push(" AND folder_id IN (SELECT id FROM folder WHERE ");
     push_subtree(&mut sql, "path", path, true);
     sql.push(")");
-    let rows: Vec<(String,)> = sql.build_as().fetch_all(conn).await?;
-    Ok(rows.into_iter().map(|(k,)| k).collect())
+    fetch_texts(conn, sql).await
 }
 
 /// Which of `keys` some item in `bucket` points at.
@@ -296,8 +299,7 @@ pub async fn referenced_keys(
     let mut sql = Sql::new("SELECT object_key FROM item WHERE bucket = ");
     sql.bind(bucket.to_owned()).push(" AND object_key IN (");
     sql.bind_list(keys.iter().cloned()).push(")");
-    let rows: Vec<(String,)> = sql.build_as().fetch_all(conn).await?;
-    Ok(rows.into_iter().map(|(k,)| k).collect())
+    Ok(fetch_texts(conn, sql).await?.into_iter().collect())
 }
 
 /// Which items to list and how.
