@@ -36,7 +36,7 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Largest JSON request body, in bytes.
     pub max_body_bytes: usize,
-    /// Largest upload (the whole multipart body of `POST /v1/folders/{id}/items`), in bytes.
+    /// Largest file one upload (`POST /v1/folders/{id}/items`) may carry, in bytes.
     pub max_upload_bytes: u64,
     /// How long a graceful shutdown waits for requests in flight, in seconds.
     pub shutdown_timeout_seconds: u64,

@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::get;
-use axum::{Json, Router, middleware};
+use axum::{Extension, Json, Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -53,10 +53,15 @@ pub fn openapi(state: AppState) -> OpenApi {
 }
 
 fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenApiRouter<AppState> {
-    // The upload route's own limit is the inner layer, so it wins over the JSON limit below.
+    // The upload route's own limit is the inner layer, so it wins over the JSON limit below. The
+    // handler enforces `max_upload_bytes` on the file itself; the body limit leaves room to read
+    // (and discard) a little past it, so the client hears the 413 instead of a reset connection.
     let uploads = OpenApiRouter::new()
         .routes(routes!(items::upload_item, items::list_items))
-        .layer(DefaultBodyLimit::max(max_upload_bytes));
+        .layer(DefaultBodyLimit::max(
+            max_upload_bytes.saturating_add(items::UPLOAD_DRAIN_BYTES),
+        ))
+        .layer(Extension(items::UploadLimit(max_upload_bytes as u64)));
     let v1 = OpenApiRouter::new()
         .routes(routes!(folders::create_folder, folders::list_folders))
         .routes(routes!(

@@ -3,12 +3,12 @@
 
 use std::collections::HashSet;
 
-use sqlx::AnyConnection;
+use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::folders::{parse_id, parse_object, push_subtree};
 use super::sql::{SortKey, Sql, contains_pattern, corrupt, push_page};
-use super::{StoreError, from_micros, to_micros};
+use super::{Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::FolderPath;
 use crate::domain::item::{Item, ItemOrder, ItemType, Media, split_extension};
 
@@ -329,7 +329,30 @@ pub struct ItemQuery {
 
 /// One page of items, in the query's order.
 pub async fn list(conn: &mut AnyConnection, query: &ItemQuery) -> Result<Vec<Item>, StoreError> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE "));
+    fetch_all(conn, list_sql("", query)).await
+}
+
+/// The database's plan for `list(query)`, one line per step: a diagnostic that shows which
+/// index serves a list (tests check every order has one).
+pub async fn explain_list(conn: &mut AnyConnection, dialect: Dialect, query: &ItemQuery) -> Result<String, StoreError> {
+    let rows = match dialect {
+        Dialect::Sqlite => list_sql("EXPLAIN QUERY PLAN ", query).build().fetch_all(conn).await?,
+        Dialect::Postgres => list_sql("EXPLAIN ", query).build().fetch_all(conn).await?,
+    };
+    let column = match dialect {
+        Dialect::Sqlite => "detail",
+        Dialect::Postgres => "QUERY PLAN",
+    };
+    let lines = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>(column))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lines.join("\n"))
+}
+
+/// The SQL of [`list`], after `prefix`.
+fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
+    let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS} FROM item i WHERE "));
     match &query.subtree {
         Some(path) => {
             sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
@@ -364,5 +387,5 @@ pub async fn list(conn: &mut AnyConnection, query: &ItemQuery) -> Result<Vec<Ite
         ItemOrder::Size => "i.size",
     };
     push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
-    fetch_all(conn, sql).await
+    sql
 }

@@ -103,13 +103,12 @@ pub fn push_page(
 ) {
     let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
     if let Some((key, id)) = after {
-        sql.push(&format!(" AND ({column} {cmp} "));
+        // A row-value comparison, not `a > x OR (a = x AND b > y)`: both databases turn it into
+        // one range scan of the (…, column, id) index, where SQLite answers the OR form with two
+        // index searches and a sort of everything after the cursor.
+        sql.push(&format!(" AND ({column}, {id_column}) {cmp} ("));
         key.bind_to(sql);
-        sql.push(&format!(" OR ({column} = "));
-        key.bind_to(sql);
-        sql.push(&format!(" AND {id_column} {cmp} "))
-            .bind(id.to_string())
-            .push("))");
+        sql.push(", ").bind(id.to_string()).push(")");
     }
     sql.push(&format!(" ORDER BY {column} {dir}, {id_column} {dir} LIMIT "))
         .bind(i64::from(limit));

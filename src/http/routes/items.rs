@@ -6,13 +6,13 @@ use std::ops::Range;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
-use axum::extract::{Multipart, State};
+use axum::extract::{Extension, Multipart, State};
 use axum::http::header::{
     ACCEPT_RANGES, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_NONE_MATCH, RANGE,
 };
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures::TryStreamExt;
+use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -22,9 +22,17 @@ use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, JsonBody, NoQuery, StrictQuery};
-use crate::services::Page;
 use crate::services::folders::Metadata;
 use crate::services::items::{ItemPatch, ItemView, ItemsDeleted, ListItems, Moved, UploadOptions, UploadOutcome};
+use crate::services::{Page, ServiceError};
+
+/// How far past `server.max_upload_bytes` an upload is read (and thrown away) before the 413, so
+/// that a client still sending hears the answer instead of a reset connection.
+pub const UPLOAD_DRAIN_BYTES: usize = 16 * 1024 * 1024;
+
+/// The largest file an upload may carry (`server.max_upload_bytes`).
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimit(pub u64);
 
 /// The longest text field of an upload form (`title`, `client_metadata`, `conflict_strategy`).
 const MAX_FORM_FIELD_BYTES: usize = 64 * 1024;
@@ -117,6 +125,13 @@ async fn form_text(mut field: Field<'_>, name: &str) -> Result<String, ApiError>
     String::from_utf8(bytes).map_err(|_| ApiError::bad_request(format!("form field `{name}` must be UTF-8 text")))
 }
 
+/// Reads and discards what is left of a refused upload (up to the body limit's slack).
+async fn drain(multipart: &mut Multipart) {
+    while let Ok(Some(mut field)) = multipart.next_field().await {
+        while let Ok(Some(_)) = field.chunk().await {}
+    }
+}
+
 /// Upload a file into a folder (multipart, streamed to the managed bucket).
 #[utoipa::path(post, path = "/folders/{id}/items", tag = "items", params(("id" = Uuid, Path)),
     request_body(content = UploadForm, content_type = "multipart/form-data"), responses(
@@ -128,6 +143,7 @@ async fn form_text(mut field: Field<'_>, name: &str) -> Result<String, ApiError>
 ))]
 pub async fn upload_item(
     State(state): State<AppState>,
+    Extension(UploadLimit(limit)): Extension<UploadLimit>,
     Auth(caller): Auth,
     _: NoQuery,
     IdPath(folder_id): IdPath,
@@ -150,15 +166,33 @@ pub async fn upload_item(
             }
             "file" => {
                 let file_name = field.file_name().map(str::to_owned);
-                let body = field.map_err(|e| {
-                    let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        std::io::ErrorKind::FileTooLarge
-                    } else {
-                        std::io::ErrorKind::InvalidData
-                    };
-                    std::io::Error::new(kind, e.body_text())
+                let mut received = 0u64;
+                let body = field.map(move |chunk| {
+                    let chunk = chunk.map_err(|e| {
+                        let kind = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                            std::io::ErrorKind::FileTooLarge
+                        } else {
+                            std::io::ErrorKind::InvalidData
+                        };
+                        std::io::Error::new(kind, e.body_text())
+                    })?;
+                    received += chunk.len() as u64;
+                    if received > limit {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::FileTooLarge,
+                            format!("the file is over {limit} bytes"),
+                        ));
+                    }
+                    Ok(chunk)
                 });
-                staged = Some(items.stage(&caller, folder_id, file_name, Box::pin(body)).await?);
+                match items.stage(&caller, folder_id, file_name, Box::pin(body)).await {
+                    Ok(done) => staged = Some(done),
+                    Err(too_large @ ServiceError::TooLarge(_)) => {
+                        drain(&mut multipart).await;
+                        return Err(too_large.into());
+                    }
+                    Err(other) => return Err(other.into()),
+                }
             }
             "title" => options.title = Some(form_text(field, "title").await?),
             "client_metadata" => {
