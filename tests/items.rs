@@ -988,4 +988,18 @@ async fn orphan_sweep_removes_only_unreferenced_old_objects(backend: Backend) {
         young_orphan.exists(),
         "a young one may belong to an upload still committing"
     );
+
+    // A bucket that is mostly orphans belongs to another catalog: the sweep refuses to empty it.
+    let foreign = s.objects_dir().join("cd");
+    std::fs::create_dir_all(&foreign).expect("mkdir");
+    for i in 0..150 {
+        let path = foreign.join(format!("foreign-{i}"));
+        std::fs::write(&path, b"f").expect("write");
+        age(&path, Duration::from_secs(7200));
+    }
+    let refused = s.services().items.sweep_orphans(Duration::from_secs(3600)).await;
+    let message = refused.expect_err("refuses").to_string();
+    assert!(message.contains("another catalog"), "{message}");
+    assert_eq!(files_under(&foreign).len(), 150, "nothing was deleted");
+    assert!(kept_path.exists());
 }

@@ -1,5 +1,6 @@
-//! Uploads against the real binary in its own process: memory stays flat during a 2 GiB upload,
-//! and a missing ffprobe stores media without metadata and warns once.
+//! Uploads against the real binary in its own process: memory stays flat during a 2 GiB upload
+//! and while it is downloaded back (whole and as a tar), and a missing ffprobe stores media
+//! without metadata and warns once.
 
 mod common;
 
@@ -47,7 +48,7 @@ async fn upload(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_2_gib_upload_stays_under_64_mib_of_extra_rss() {
+async fn a_2_gib_upload_and_its_downloads_stay_under_64_mib_of_extra_rss() {
     const CHUNK: usize = 1 << 20;
     const CHUNKS: usize = 2048;
     let server = ServerProcess::spawn(&[]);
@@ -108,9 +109,52 @@ async fn a_2_gib_upload_stays_under_64_mib_of_extra_rss() {
         "peak RSS grew by {grown_mib:.1} MiB during a 2 GiB upload"
     );
 
+    // Reading it back, whole and as a tar, streams too.
+    let id = item["id"].as_str().expect("id").to_owned();
+    let resp = http
+        .get(format!("{}/v1/items/{id}/content", server.base))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .expect("download");
+    let mut hasher = blake3::Hasher::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        hasher.update(&chunk.expect("chunk"));
+    }
+    assert_eq!(
+        hasher.finalize().to_hex().to_string(),
+        expected,
+        "downloaded byte-identical"
+    );
+    let resp = http
+        .post(format!("{}/v1/items/download", server.base))
+        .bearer_auth(&server.admin_key)
+        .json(&serde_json::json!({"item_ids": [id]}))
+        .send()
+        .await
+        .expect("tar");
+    let mut tar_bytes = 0u64;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        tar_bytes += chunk.expect("chunk").len() as u64;
+    }
+    assert_eq!(
+        tar_bytes,
+        512 + total + 1024,
+        "one header, the content, the end-of-archive blocks"
+    );
+    let after_reads = server.peak_rss_kib();
+    let grown_mib = (after_reads.saturating_sub(before)) as f64 / 1024.0;
+    println!(
+        "after downloading it whole and as a tar: peak RSS {} MiB",
+        after_reads / 1024
+    );
+    assert!(grown_mib < 64.0, "peak RSS grew by {grown_mib:.1} MiB after downloads");
+
     // Free the disk space at once.
     let deleted = http
-        .delete(format!("{}/v1/items/{}", server.base, item["id"].as_str().expect("id")))
+        .delete(format!("{}/v1/items/{id}", server.base))
         .bearer_auth(&server.admin_key)
         .send()
         .await

@@ -42,6 +42,12 @@ pub const MAX_BATCH: usize = 1000;
 const MAX_TITLE_ATTEMPTS: usize = 100;
 /// Keys asked about per query while sweeping orphans.
 const SWEEP_BATCH: usize = 500;
+/// The most orphan keys one sweep holds in memory (and removes).
+const SWEEP_MAX_HELD: usize = 100_000;
+/// Above this many orphans, the sweep checks they are not most of the bucket.
+pub const ORPHAN_ALARM: usize = 100;
+/// The share of a bucket's objects that may be orphans before the sweep refuses to act.
+pub const MAX_ORPHAN_SHARE: f64 = 0.1;
 /// Bytes buffered between the archive writer and the response.
 const ARCHIVE_PIPE_BYTES: usize = 256 * 1024;
 
@@ -785,7 +791,9 @@ impl ItemService {
             }
         })
         .filter_map(futures::future::ready);
-        Ok(ReaderStream::new(reader).chain(outcome).boxed())
+        Ok(ReaderStream::with_capacity(reader, ARCHIVE_PIPE_BYTES)
+            .chain(outcome)
+            .boxed())
     }
 
     /// Writes the entries as a tar into `out` and answers `out`.
@@ -815,28 +823,49 @@ impl ItemService {
     /// Removes from the managed bucket what interrupted writes left and every object no item
     /// points at, both only when last written more than `grace` ago (younger ones may belong to
     /// an upload still committing).
+    ///
+    /// Orphans are rare (a crash between a commit and its object clean-up). When more than
+    /// [`MAX_ORPHAN_SHARE`] of the old objects (and over [`ORPHAN_ALARM`] of them) have no row,
+    /// the bucket most likely belongs to another catalog (`database.url` changed while `data_dir`
+    /// stayed): nothing is deleted, and the sweep fails with an error saying so.
     pub async fn sweep_orphans(&self, grace: Duration) -> Result<Swept, ServiceError> {
         let before = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
         let bucket = self.buckets.managed();
         let blob = |e: BlobError| ServiceError::Internal(format!("orphan sweep: {e}"));
         let incomplete_writes = bucket.remove_incomplete_writes(before).await.map_err(blob)?;
-        let mut orphans = 0;
+        let mut unreferenced: Vec<ObjectKey> = Vec::new();
+        let (mut seen, mut orphans) = (0usize, 0usize);
         let mut listed = bucket.list_older_than(before).try_chunks(SWEEP_BATCH);
         while let Some(batch) = listed.next().await {
             let batch = batch.map_err(|e| blob(e.1))?;
+            seen += batch.len();
             let keys: Vec<String> = batch.iter().map(|l| l.key.to_string()).collect();
             let mut conn = self.store.read().await?;
             let referenced = rows::referenced_keys(&mut conn, bucket.name(), &keys).await?;
             drop(conn);
-            for listed in batch.into_iter().filter(|l| !referenced.contains(l.key.as_str())) {
-                tracing::info!(key = %listed.key, "removing an orphaned object");
-                bucket.delete(&listed.key).await.map_err(blob)?;
-                orphans += 1;
+            for key in batch.into_iter().map(|l| l.key) {
+                if !referenced.contains(key.as_str()) {
+                    orphans += 1;
+                    // Held in memory until the share is known; the rest waits for the next sweep.
+                    if unreferenced.len() < SWEEP_MAX_HELD {
+                        unreferenced.push(key);
+                    }
+                }
             }
+        }
+        if orphans > ORPHAN_ALARM && orphans as f64 > seen as f64 * MAX_ORPHAN_SHARE {
+            return Err(ServiceError::Internal(format!(
+                "orphan sweep refused: {orphans} of {seen} objects in bucket {} have no item; the bucket looks like it belongs to another catalog (was database.url changed?); nothing was deleted",
+                bucket.name()
+            )));
+        }
+        for key in &unreferenced {
+            tracing::info!(%key, "removing an orphaned object");
+            bucket.delete(key).await.map_err(blob)?;
         }
         Ok(Swept {
             incomplete_writes,
-            orphans,
+            orphans: unreferenced.len() as u64,
         })
     }
 }
