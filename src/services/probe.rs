@@ -359,22 +359,19 @@ mod tests {
         let mut dicom = vec![0u8; 132];
         dicom[128..].copy_from_slice(b"DICM");
         assert_eq!(sniff(&dicom, "x.bin", 132).0, ItemType::DicomFile);
-        assert_eq!(
-            sniff(b"a,b\n1,2\n", "t.csv", 8),
-            (ItemType::PlainText, "text/csv".into())
-        );
-        assert_eq!(
-            sniff(b"plain words", "notes", 11),
-            (ItemType::PlainText, "text/plain".into())
-        );
-        assert_eq!(
-            sniff(b"\0\x01\x02", "clip.mp4", 3),
-            (ItemType::Video, "video/mp4".into())
-        );
-        assert_eq!(
-            sniff(b"\0\x01\x02", "blob", 3),
-            (ItemType::Other, "application/octet-stream".into())
-        );
+        let cases: [(&[u8], &str, ItemType, &str); 4] = [
+            (b"a,b\n1,2\n", "t.csv", ItemType::PlainText, "text/csv"),
+            (b"plain words", "notes", ItemType::PlainText, "text/plain"),
+            (b"\0\x01\x02", "clip.mp4", ItemType::Video, "video/mp4"),
+            (b"\0\x01\x02", "blob", ItemType::Other, "application/octet-stream"),
+        ];
+        for (head, title, item_type, mime) in cases {
+            assert_eq!(
+                sniff(head, title, head.len() as u64),
+                (item_type, mime.to_owned()),
+                "{title}"
+            );
+        }
         assert_eq!(sniff(b"", "empty", 0).0, ItemType::Other);
         // A multi-byte character cut off by the end of the head is still text.
         let cut = "é".repeat(10);
