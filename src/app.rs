@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{MANAGED_BUCKET, Settings};
+use crate::blobs::Buckets;
+use crate::config::Settings;
 use crate::domain::job::JobKind;
 use crate::http::{self, AppState};
 use crate::queue::workers::Workers;
@@ -18,6 +19,11 @@ use crate::services::Services;
 use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::{Runner, relay};
 use crate::store::{Dialect, Store, StoreError};
+
+/// Objects younger than this are never swept: they may belong to an upload still committing.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
+/// How often the orphan sweep runs after the one at start-up.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why the process could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -95,11 +101,17 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         "cannot create data_dir {}",
         settings.data_dir.display()
     )))?;
-    create_managed_dir(&settings)?;
+    let buckets = Buckets::open(&settings).map_err(|e| AppError::Startup(e.to_string()))?;
     let store = open_store(&settings).await?;
     let queue = Queue::connect(&settings.database, &settings.jobs).await?;
     let shutdown = CancellationToken::new();
-    let services = Services::new(store.clone(), Arc::new(queue.clone()), &settings, shutdown.clone());
+    let services = Services::new(
+        store.clone(),
+        buckets,
+        Arc::new(queue.clone()),
+        &settings,
+        shutdown.clone(),
+    );
     if let Some(path) = services
         .keys
         .bootstrap_admin(&settings.data_dir)
@@ -110,6 +122,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     }
 
     let mut background = tokio::task::JoinSet::new();
+    background.spawn(sweep_orphans(services.clone(), shutdown.clone()));
     let hub = Arc::clone(services.jobs.events());
     if store.dialect() == Dialect::Postgres {
         background.spawn(relay::relay_notifications(
@@ -146,6 +159,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
                 services: services.clone(),
             },
             settings.server.max_body_bytes,
+            usize::try_from(settings.server.max_upload_bytes).unwrap_or(usize::MAX),
         );
         let grace = Duration::from_secs(settings.server.shutdown_timeout_seconds);
         http_task = Some(tokio::spawn(http::serve(listener, router, shutdown.clone(), grace)));
@@ -181,17 +195,26 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     })
 }
 
-/// Creates the managed bucket's directory when it is local.
-fn create_managed_dir(settings: &Settings) -> Result<(), AppError> {
-    let Some(bucket) = settings.buckets.get(MANAGED_BUCKET) else {
-        return Ok(());
-    };
-    if let Some(path) = bucket.url.strip_prefix("file://") {
-        std::fs::create_dir_all(path).map_err(AppError::io(format!(
-            "cannot create the managed bucket directory {path}"
-        )))?;
+/// Runs [`ItemService::sweep_orphans`](crate::services::items::ItemService::sweep_orphans) now
+/// and then every [`SWEEP_INTERVAL`] until `shutdown`: what interrupted uploads and deletes left
+/// in the managed bucket (temp files, objects no item points at) goes, once older than
+/// [`ORPHAN_GRACE`].
+async fn sweep_orphans(services: Services, shutdown: CancellationToken) {
+    loop {
+        match services.items.sweep_orphans(ORPHAN_GRACE).await {
+            Ok(swept) if swept.orphans + swept.incomplete_writes > 0 => tracing::info!(
+                orphans = swept.orphans,
+                incomplete_writes = swept.incomplete_writes,
+                "swept the managed bucket"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "the orphan sweep failed; it runs again later"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+        }
     }
-    Ok(())
 }
 
 /// Runs `roles` until SIGINT or SIGTERM, then shuts down gracefully.

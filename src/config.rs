@@ -38,6 +38,8 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// Largest JSON request body, in bytes.
     pub max_body_bytes: usize,
+    /// Largest file one upload (`POST /v1/folders/{id}/items`) may carry, in bytes.
+    pub max_upload_bytes: u64,
     /// How long a graceful shutdown waits for requests in flight, in seconds.
     pub shutdown_timeout_seconds: u64,
 }
@@ -187,6 +189,7 @@ impl Default for ServerSettings {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 1024 * 1024,
+            max_upload_bytes: 64 * 1024 * 1024 * 1024,
             shutdown_timeout_seconds: 30,
         }
     }

@@ -4,6 +4,7 @@
 //! and `domain`; `domain` calls nothing.
 
 pub mod app;
+pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod domain;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, job};
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, item, job};
 use stowage::config::Settings;
 use stowage::services::keys::KeyService;
 use stowage::telemetry;
@@ -74,6 +74,10 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
         Command::Job { client, command } => {
             let api = client_for(&client, &settings);
             job::run(&api, command, client.json).await.map_err(|e| e.to_string())
+        }
+        Command::Item { client, command } => {
+            let api = client_for(&client, &settings);
+            done(item::run(&api, command, client.json).await.map_err(|e| e.to_string()))
         }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Backend;
+use common::{Backend, healthz_ok};
 use reqwest::StatusCode;
 
 fn stowage(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -204,15 +204,109 @@ fn serve_creates_a_key_then_keys_create_adds_users_and_sigterm_stops_it() {
     assert!(!log.contains(admin_key.trim()), "the log never contains the key");
 }
 
-/// Whether the server at `addr` answers `GET /healthz` with 200 (plain TCP, no runtime needed).
-fn healthz_ok(addr: &str) -> bool {
-    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
-        return false;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_verbs_upload_a_directory_list_by_type_download_and_remove() {
+    let s = server!(Backend::Sqlite);
+    let dir = tempfile::tempdir().expect("tmp");
+    let shots = dir.path().join("shots");
+    std::fs::create_dir_all(shots.join("sounds")).expect("mkdir");
+    let png = common::media::png(20, 10);
+    std::fs::write(shots.join("a.png"), &png).expect("write");
+    std::fs::write(shots.join("b.jpg"), common::media::jpeg(8, 8)).expect("write");
+    std::fs::write(shots.join("notes.txt"), b"some notes\n").expect("write");
+    std::fs::write(shots.join("doc.pdf"), common::media::pdf(2)).expect("write");
+    std::fs::write(shots.join("sounds/tone.wav"), common::media::wav(8000, 1, 200)).expect("write");
+    let loose = dir.path().join("loose.png");
+    std::fs::write(&loose, common::media::png(3, 3)).expect("write");
+
+    let (base, key) = (s.base.clone(), s.admin_key.clone());
+    let run = move |args: Vec<String>| {
+        let (base, key) = (base.clone(), key.clone());
+        std::thread::spawn(move || {
+            let mut all = vec!["item".to_owned(), "--server".into(), base, "--api-key".into(), key];
+            all.extend(args);
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            stowage(&all, &[])
+        })
+        .join()
+        .expect("thread")
     };
-    let mut reply = String::new();
-    std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
-        && std::io::Read::read_to_string(&mut stream, &mut reply).is_ok()
-        && reply.split(' ').nth(1) == Some("200")
+    let path = |p: &std::path::Path| p.to_str().expect("utf8").to_owned();
+
+    let out = run(vec![
+        "upload".into(),
+        path(&shots),
+        path(&loose),
+        "--folder".into(),
+        "/cli-items".into(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
+    // The directory became a subfolder, its subdirectory a subfolder of that.
+    assert_eq!(
+        s.get("/v1/folders?path=/cli-items/shots/sounds").await.status,
+        StatusCode::OK
+    );
+
+    let out = run(vec![
+        "list".into(),
+        "/cli-items".into(),
+        "-r".into(),
+        "--type".into(),
+        "IMAGE".into(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let titles: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap_or("")).collect();
+    assert_eq!(titles, ["a.png", "b.jpg", "loose.png"]);
+    let out = run(vec!["list".into(), "/cli-items/shots/sounds".into()]);
+    assert!(
+        stdout(&out).contains("tone.wav\t") && stdout(&out).contains("\tAUDIO\t"),
+        "{}",
+        stdout(&out)
+    );
+
+    let a_id = text
+        .lines()
+        .find(|l| l.starts_with("a.png\t"))
+        .and_then(|l| l.split('\t').nth(1))
+        .expect("a.png listed")
+        .to_owned();
+    let target = dir.path().join("copy.png");
+    let out = run(vec!["download".into(), a_id.clone(), "--out".into(), path(&target)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(&target).expect("downloaded"), png, "byte-identical");
+    // Into a directory: named by the title.
+    let out = run(vec!["download".into(), a_id.clone(), "--out".into(), path(dir.path())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("a.png")).expect("downloaded"), png);
+
+    // A clash fails with the server's message; another strategy resolves it.
+    let out = run(vec![
+        "upload".into(),
+        path(&loose),
+        "--folder".into(),
+        "/cli-items".into(),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+    let out = run(vec![
+        "upload".into(),
+        path(&loose),
+        "--folder".into(),
+        "/cli-items".into(),
+        "--conflict-strategy".into(),
+        "new".into(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("loose (1).png\t"), "{}", stdout(&out));
+
+    let out = run(vec!["rm".into(), a_id.clone()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.get(&format!("/v1/items/{a_id}")).await.status, StatusCode::NOT_FOUND);
+    let out = run(vec!["download".into(), a_id, "--out".into(), path(&target)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

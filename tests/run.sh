@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite in one command, with its own set-up on a fresh Debian machine:
-# makes sure PostgreSQL runs (installing or starting it when needed), runs every test against
-# SQLite and PostgreSQL, and stops what it started.
+# installs the media tools the item tests use (ffmpeg/ffprobe, b3sum), makes sure PostgreSQL
+# runs (installing or starting it when needed), runs every test against SQLite and PostgreSQL,
+# and stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +48,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
+ensure_tools() {
+    local missing=()
+    command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || missing+=(ffmpeg)
+    command -v b3sum >/dev/null || missing+=(b3sum)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_install "${missing[@]}"
+    fi
+}
+
+ensure_tools
 ensure_postgres
 export STOWAGE_TEST_POSTGRES_URL="$PG_URL"
 cargo test --locked

@@ -42,6 +42,47 @@ impl Client {
         }
     }
 
+    /// A request to `path` (below the base URL) carrying the key.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match &self.key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+
+    /// Sends `req`; an error status becomes a [`ClientError::Server`] with the server's message.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(format!("cannot reach {}: {e}", self.base)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
+        let field = |name: &str| {
+            parsed
+                .as_ref()
+                .and_then(|v| v["error"][name].as_str())
+                .map(str::to_owned)
+        };
+        Err(ClientError::Server {
+            status,
+            code: field("code").unwrap_or_else(|| "ERROR".into()),
+            message: field("message").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+        })
+    }
+
+    /// Reads a JSON answer.
+    pub async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Transport(format!("unreadable answer from the server: {e}")))
+    }
+
     /// Sends a request to `path` (below the base URL) with an optional JSON body and query.
     pub async fn call<T: DeserializeOwned>(
         &self,
@@ -50,35 +91,11 @@ impl Client {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<T, ClientError> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).query(query);
-        if let Some(key) = &self.key {
-            req = req.bearer_auth(key);
-        }
+        let mut req = self.request(method, path).query(query);
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(format!("cannot reach {}: {e}", self.base)))?;
-        let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !status.is_success() {
-            let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
-            let field = |name: &str| {
-                parsed
-                    .as_ref()
-                    .and_then(|v| v["error"][name].as_str())
-                    .map(str::to_owned)
-            };
-            return Err(ClientError::Server {
-                status,
-                code: field("code").unwrap_or_else(|| "ERROR".into()),
-                message: field("message").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
-            });
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("unreadable answer from the server: {e}")))
+        Self::json(self.send(req).await?).await
     }
 
     /// GETs every page of the list at `path`, following `next_page_token`, and hands each

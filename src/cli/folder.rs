@@ -74,7 +74,7 @@ async fn lookup(client: &Client, folder: &str) -> Result<Value, ClientError> {
 }
 
 /// The id of a folder named by path or id.
-async fn folder_id(client: &Client, folder: &str) -> Result<String, ClientError> {
+pub async fn folder_id(client: &Client, folder: &str) -> Result<String, ClientError> {
     let found = lookup(client, folder).await?;
     found["id"]
         .as_str()

@@ -1,8 +1,9 @@
 //! The command line: server commands (`serve`, `migrate`, `print-config`, `keys`) and client
-//! verbs that talk to a running server over HTTP (`folder …`).
+//! verbs that talk to a running server over HTTP (`folder …`, `item …`).
 
 pub mod client;
 pub mod folder;
+pub mod item;
 pub mod job;
 
 use std::net::SocketAddr;
@@ -71,6 +72,15 @@ pub enum Command {
         /// What to do with jobs.
         #[command(subcommand)]
         command: job::JobCommand,
+    },
+    /// Upload, list, download and delete items on a running server.
+    Item {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do with items.
+        #[command(subcommand)]
+        command: item::ItemCommand,
     },
 }
 

@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::Invalid;
+use super::{Invalid, check_name};
 
 /// The longest folder path, in bytes.
 pub const MAX_PATH_BYTES: usize = 1024;
 /// The longest single folder name, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
+pub use super::MAX_NAME_BYTES;
 
 /// One path segment: non-empty, no `/`, not `.` or `..`, no NUL or other control character.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,26 +20,7 @@ pub struct FolderName(String);
 impl FolderName {
     /// Validates `name` as a folder name.
     pub fn parse(name: &str) -> Result<Self, Invalid> {
-        if name.is_empty() {
-            return Err(Invalid::new("a folder name must not be empty"));
-        }
-        if name == "." || name == ".." {
-            return Err(Invalid::new(format!("`{name}` is not allowed as a folder name")));
-        }
-        if name.contains('/') {
-            return Err(Invalid::new(format!(
-                "folder name `{name}` must not contain `/`; use `path` to address nested folders"
-            )));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Invalid::new("a folder name must not contain NUL or control characters"));
-        }
-        if name.len() > MAX_NAME_BYTES {
-            return Err(Invalid::new(format!(
-                "a folder name must be at most {MAX_NAME_BYTES} bytes, got {}",
-                name.len()
-            )));
-        }
+        check_name("folder name", name, "; use `path` to address nested folders")?;
         Ok(Self(name.to_owned()))
     }
 

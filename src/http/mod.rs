@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::get;
-use axum::{Json, Router, middleware};
+use axum::{Extension, Json, Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{folders, jobs, ops};
+use routes::{folders, items, jobs, ops};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -32,8 +32,9 @@ pub struct AppState {
 }
 
 /// Builds the whole router: `/v1` behind bearer keys, operational routes and `/openapi.json`.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
-    let (router, openapi) = api(state.clone(), max_body_bytes).split_for_parts();
+/// JSON bodies may have up to `max_body_bytes`, uploads up to `max_upload_bytes`.
+pub fn router(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> Router {
+    let (router, openapi) = api(state.clone(), max_body_bytes, max_upload_bytes).split_for_parts();
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -48,10 +49,19 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 
 /// The OpenAPI description of every route.
 pub fn openapi(state: AppState) -> OpenApi {
-    api(state, usize::MAX).into_openapi()
+    api(state, usize::MAX, usize::MAX).into_openapi()
 }
 
-fn api(state: AppState, max_body_bytes: usize) -> OpenApiRouter<AppState> {
+fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+    // The upload route's own limit is the inner layer, so it wins over the JSON limit below. The
+    // handler enforces `max_upload_bytes` on the file itself; the body limit leaves room to read
+    // (and discard) a little past it, so the client hears the 413 instead of a reset connection.
+    let uploads = OpenApiRouter::new()
+        .routes(routes!(items::upload_item, items::list_items))
+        .layer(DefaultBodyLimit::max(
+            max_upload_bytes.saturating_add(items::UPLOAD_DRAIN_BYTES),
+        ))
+        .layer(Extension(items::UploadLimit(max_upload_bytes as u64)));
     let v1 = OpenApiRouter::new()
         .routes(routes!(folders::create_folder, folders::list_folders))
         .routes(routes!(
@@ -61,6 +71,12 @@ fn api(state: AppState, max_body_bytes: usize) -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(folders::move_folder))
         .routes(routes!(folders::folder_summary))
+        .merge(uploads)
+        .routes(routes!(items::move_items))
+        .routes(routes!(items::delete_items))
+        .routes(routes!(items::get_item, items::update_item, items::delete_item))
+        .routes(routes!(items::item_content))
+        .routes(routes!(items::download_items))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))

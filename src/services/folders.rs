@@ -8,12 +8,16 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Page, ServiceError, conflict_as, field};
+use super::items::remove_managed_objects;
+use super::{Page, ServiceError, conflict_as, decode_position, detached, field, page_token};
+use crate::blobs::Buckets;
+use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, Visibility};
-use crate::domain::page::{Cursor, page_size};
+use crate::domain::page::page_size;
 use crate::domain::schedule::CronSchedule;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord, SortKey};
+use crate::store::items as item_rows;
 use crate::store::{Store, TreeLock, from_micros, to_micros};
 
 /// A JSON object kept with a folder or item for the client.
@@ -23,6 +27,7 @@ pub type Metadata = serde_json::Map<String, serde_json::Value>;
 #[derive(Clone)]
 pub struct FolderService {
     store: Store,
+    buckets: Buckets,
 }
 
 /// A request to create a folder: either `path`, or `name` with an optional `parent_id`.
@@ -180,7 +185,7 @@ pub struct Deleted {
 }
 
 /// Returns the folder when `caller` has `need` on it; hides it (404) when the caller may not see it.
-fn require(
+pub(crate) fn require(
     caller: &Caller,
     record: Option<FolderRecord>,
     need: Access,
@@ -196,7 +201,7 @@ fn require(
 }
 
 /// The 403 for a folder the caller may read but not change.
-fn read_only(folder: &Folder) -> ServiceError {
+pub(crate) fn read_only(folder: &Folder) -> ServiceError {
     ServiceError::Forbidden(format!(
         "folder {} belongs to {}; only its owner or an admin can change it",
         folder.path, folder.owner
@@ -223,14 +228,14 @@ fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Fol
 }
 
 /// The current time at the store's precision, so what is returned equals what is read back.
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     from_micros(to_micros(OffsetDateTime::now_utc()))
 }
 
 impl FolderService {
-    /// Wraps the store.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Wraps the store and the buckets (a recursive delete removes the items' objects).
+    pub fn new(store: Store, buckets: Buckets) -> Self {
+        Self { store, buckets }
     }
 
     /// Creates a folder; a folder already at its path is a conflict.
@@ -341,7 +346,7 @@ impl FolderService {
         let limit = page_size(req.page_size).map_err(field("page_size"))?;
         let order = format!("{}:{}", req.order_by.as_str(), if req.desc { "desc" } else { "asc" });
         let after = match &req.page_token {
-            Some(token) => Some(decode_position(token, &order, req.order_by)?),
+            Some(token) => Some(decode_position(token, &order, req.order_by == FolderOrder::Name)?),
             None => None,
         };
         let mut conn = self.store.read().await?;
@@ -473,22 +478,29 @@ impl FolderService {
         self.get(caller, id).await
     }
 
-    /// Deletes a folder; one that is not empty needs `recursive`, which removes its whole subtree.
+    /// Deletes a folder; one that is not empty needs `recursive`, which removes its whole subtree
+    /// and, after the catalog change commits, the managed objects of the items inside.
     pub async fn delete(&self, caller: &Caller, id: Uuid, recursive: bool) -> Result<Deleted, ServiceError> {
-        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
-        let folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
-        if !recursive && !rows::is_empty(&mut tx, id).await? {
-            return Err(ServiceError::Conflict(format!(
-                "folder {} is not empty; pass recursive=true to delete it with everything inside",
-                folder.path
-            )));
-        }
-        let removed = rows::delete_subtree(&mut tx, &folder.path).await?;
-        tx.commit().await?;
-        Ok(Deleted {
-            folders_deleted: removed.folders,
-            items_deleted: removed.items,
+        let (this, caller) = (self.clone(), caller.clone());
+        detached(async move {
+            let mut tx = this.store.write_tree(TreeLock::Exclusive).await?;
+            let folder = require(&caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+            if !recursive && !rows::is_empty(&mut tx, id).await? {
+                return Err(ServiceError::Conflict(format!(
+                    "folder {} is not empty; pass recursive=true to delete it with everything inside",
+                    folder.path
+                )));
+            }
+            let keys = item_rows::keys_in_subtree(&mut tx, &folder.path, MANAGED_BUCKET).await?;
+            let removed = rows::delete_subtree(&mut tx, &folder.path).await?;
+            tx.commit().await?;
+            remove_managed_objects(&this.buckets, keys.into_iter().map(|k| (MANAGED_BUCKET.to_owned(), k))).await;
+            Ok(Deleted {
+                folders_deleted: removed.folders,
+                items_deleted: removed.items,
+            })
         })
+        .await
     }
 
     /// Counts what a folder holds, directly or in its whole subtree.
@@ -529,29 +541,10 @@ fn checked_schedule(text: &str) -> Result<String, ServiceError> {
 /// The page token that continues after `last`.
 fn position_token(order: &str, order_by: FolderOrder, last: &Folder) -> String {
     let key = match order_by {
-        FolderOrder::Name => serde_json::Value::from(last.name.clone()),
-        FolderOrder::CreatedAt => serde_json::Value::from(to_micros(last.created_at)),
+        FolderOrder::Name => SortKey::Text(last.name.clone()),
+        FolderOrder::CreatedAt => SortKey::Int(to_micros(last.created_at)),
     };
-    Cursor {
-        order: order.to_owned(),
-        key,
-        id: last.id.to_string(),
-    }
-    .encode()
-}
-
-/// Reads a page token back into a position.
-fn decode_position(token: &str, order: &str, order_by: FolderOrder) -> Result<(SortKey, Uuid), ServiceError> {
-    let cursor = Cursor::decode(token, order).map_err(field("page_token"))?;
-    let bad = || {
-        ServiceError::Invalid("page_token: not a token this server issued; omit it to start from the first page".into())
-    };
-    let key = match order_by {
-        FolderOrder::Name => SortKey::Text(cursor.key.as_str().ok_or_else(bad)?.to_owned()),
-        FolderOrder::CreatedAt => SortKey::Micros(cursor.key.as_i64().ok_or_else(bad)?),
-    };
-    let id = Uuid::parse_str(&cursor.id).map_err(|_| bad())?;
-    Ok((key, id))
+    page_token(order, &key, last.id)
 }
 
 /// Turns records into client views, looking up every ancestor for `path_to_root` in one query.

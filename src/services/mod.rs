@@ -2,10 +2,17 @@
 //! (validation, permissions, transactions) and leave SQL to `store`.
 
 pub mod folders;
+pub mod items;
 pub mod jobs;
 pub mod keys;
+pub mod probe;
 
+use uuid::Uuid;
+
+use crate::blobs::Buckets;
 use crate::domain::Invalid;
+use crate::domain::page::Cursor;
+use crate::store::sql::SortKey;
 use crate::store::{Store, StoreError};
 
 /// Why a use case refused or failed. Each variant maps to one HTTP status.
@@ -26,6 +33,9 @@ pub enum ServiceError {
     /// It clashes with what exists (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request body is over a configured size limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The database is unreachable or overloaded (503).
     #[error("{0}")]
     Unavailable(String),
@@ -80,6 +90,47 @@ where
     <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
 }
 
+/// The page token that continues after the row with sort key `key` and id `id`, under `order`
+/// (e.g. `name:asc`).
+pub fn page_token(order: &str, key: &SortKey, id: Uuid) -> String {
+    let key = match key {
+        SortKey::Text(text) => serde_json::Value::from(text.clone()),
+        SortKey::Int(n) => serde_json::Value::from(*n),
+    };
+    Cursor {
+        order: order.to_owned(),
+        key,
+        id: id.to_string(),
+    }
+    .encode()
+}
+
+/// Reads a page token issued for `order` back into a position; `text` says whether the ordering's
+/// key is text (else a number).
+pub fn decode_position(token: &str, order: &str, text: bool) -> Result<(SortKey, Uuid), ServiceError> {
+    let cursor = Cursor::decode(token, order).map_err(field("page_token"))?;
+    let bad = || {
+        ServiceError::Invalid("page_token: not a token this server issued; omit it to start from the first page".into())
+    };
+    let key = if text {
+        SortKey::Text(cursor.key.as_str().ok_or_else(bad)?.to_owned())
+    } else {
+        SortKey::Int(cursor.key.as_i64().ok_or_else(bad)?)
+    };
+    let id = Uuid::parse_str(&cursor.id).map_err(|_| bad())?;
+    Ok((key, id))
+}
+
+/// Runs `work` to the end on its own task even when the caller stops waiting (a client that
+/// hangs up), so a commit and the object clean-up that must follow it are never separated.
+pub async fn detached<T: Send + 'static>(
+    work: impl Future<Output = Result<T, ServiceError>> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ServiceError::Internal(format!("a background task failed: {e}")))?
+}
+
 /// One page of a list, with the token for the next page.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
@@ -96,6 +147,8 @@ pub struct Services {
     pub store: Store,
     /// Folder use cases.
     pub folders: folders::FolderService,
+    /// Item use cases.
+    pub items: items::ItemService,
     /// API key use cases.
     pub keys: keys::KeyService,
     /// Job use cases.
@@ -103,10 +156,11 @@ pub struct Services {
 }
 
 impl Services {
-    /// Builds every use case over `store`, queueing jobs on `queue`. `shutdown` ends long polls
-    /// and running jobs.
+    /// Builds every use case over `store` and `buckets`, queueing jobs on `queue`. `shutdown`
+    /// ends long polls and running jobs.
     pub fn new(
         store: Store,
+        buckets: Buckets,
         queue: std::sync::Arc<dyn jobs::Enqueue>,
         settings: &crate::config::Settings,
         shutdown: tokio_util::sync::CancellationToken,
@@ -118,7 +172,8 @@ impl Services {
         };
         let events = std::sync::Arc::new(jobs::events::JobEvents::default());
         Self {
-            folders: folders::FolderService::new(store.clone()),
+            folders: folders::FolderService::new(store.clone(), buckets.clone()),
+            items: items::ItemService::new(store.clone(), buckets),
             keys: keys::KeyService::new(store.clone()),
             jobs: jobs::JobService::new(store.clone(), events, queue, retry, shutdown),
             store,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::sql::{Sql, contains_pattern, corrupt};
+use super::sql::{Sql, contains_pattern, corrupt, push_page};
 use super::{StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, Visibility};
 
@@ -80,7 +80,7 @@ impl TryFrom<FolderRow> for FolderRecord {
 }
 
 /// Appends the condition "`column` is `path` or lies below it", as a byte range that an index serves.
-fn push_subtree(sql: &mut Sql, column: &str, path: &FolderPath, include_self: bool) {
+pub(crate) fn push_subtree(sql: &mut Sql, column: &str, path: &FolderPath, include_self: bool) {
     sql.push("(");
     if include_self {
         sql.push(column).push(" = ").bind(path.as_str().to_owned()).push(" OR ");
@@ -251,14 +251,7 @@ pub async fn delete_subtree(conn: &mut AnyConnection, path: &FolderPath) -> Resu
     Ok(Removed { folders, items })
 }
 
-/// The position a page starts after.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SortKey {
-    /// A name, for [`FolderOrder::Name`].
-    Text(String),
-    /// A time in microseconds, for [`FolderOrder::CreatedAt`].
-    Micros(i64),
-}
+pub use super::sql::SortKey;
 
 /// Which folders to list and how.
 #[derive(Debug, Clone)]
@@ -312,25 +305,9 @@ pub async fn list(conn: &mut AnyConnection, query: &FolderQuery) -> Result<Vec<F
         FolderOrder::Name => "f.name",
         FolderOrder::CreatedAt => "f.created_at",
     };
-    let (cmp, dir) = if query.desc { ("<", "DESC") } else { (">", "ASC") };
-    if let Some((key, id)) = &query.after {
-        sql.push(&format!(" AND ({column} {cmp} "));
-        bind_key(&mut sql, key);
-        sql.push(&format!(" OR ({column} = "));
-        bind_key(&mut sql, key);
-        sql.push(&format!(" AND f.id {cmp} ")).bind(id.to_string()).push("))");
-    }
-    sql.push(&format!(" ORDER BY {column} {dir}, f.id {dir} LIMIT "))
-        .bind(i64::from(query.limit));
+    push_page(&mut sql, column, "f.id", query.desc, query.after.as_ref(), query.limit);
     let rows = sql.build_as::<FolderRow>().fetch_all(conn).await?;
     rows.into_iter().map(FolderRecord::try_from).collect()
-}
-
-fn bind_key(sql: &mut Sql, key: &SortKey) {
-    match key {
-        SortKey::Text(text) => sql.bind(text.clone()),
-        SortKey::Micros(micros) => sql.bind(*micros),
-    };
 }
 
 /// Counts for one item type inside a folder (or subtree).

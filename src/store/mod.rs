@@ -6,6 +6,7 @@
 //! folder tree is locked.
 
 pub mod folders;
+pub mod items;
 pub mod jobs;
 pub mod keys;
 pub mod sql;

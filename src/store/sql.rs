@@ -4,6 +4,8 @@
 use sqlx::any::{Any, AnyArguments};
 use sqlx::{Arguments, AssertSqlSafe, Encode, Type};
 
+use uuid::Uuid;
+
 use super::StoreError;
 
 /// SQL text plus the values bound to its placeholders, in order.
@@ -68,6 +70,48 @@ impl Sql {
     {
         sqlx::query_as_with(AssertSqlSafe(self.text), self.args)
     }
+}
+
+/// The sort key of the row a page starts after.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKey {
+    /// A text column (names, titles).
+    Text(String),
+    /// A number column (times in microseconds, sizes).
+    Int(i64),
+}
+
+impl SortKey {
+    /// Appends a placeholder bound to the key.
+    fn bind_to(&self, sql: &mut Sql) {
+        match self {
+            SortKey::Text(text) => sql.bind(text.clone()),
+            SortKey::Int(n) => sql.bind(*n),
+        };
+    }
+}
+
+/// Appends a keyset page: rows after `after` (a sort key and id) in the order of `column` then
+/// `id_column`, ascending or descending, at most `limit` of them.
+pub fn push_page(
+    sql: &mut Sql,
+    column: &str,
+    id_column: &str,
+    desc: bool,
+    after: Option<&(SortKey, Uuid)>,
+    limit: u32,
+) {
+    let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
+    if let Some((key, id)) = after {
+        // A row-value comparison, not `a > x OR (a = x AND b > y)`: both databases turn it into
+        // one range scan of the (…, column, id) index, where SQLite answers the OR form with two
+        // index searches and a sort of everything after the cursor.
+        sql.push(&format!(" AND ({column}, {id_column}) {cmp} ("));
+        key.bind_to(sql);
+        sql.push(", ").bind(id.to_string()).push(")");
+    }
+    sql.push(&format!(" ORDER BY {column} {dir}, {id_column} {dir} LIMIT "))
+        .bind(i64::from(limit));
 }
 
 /// Escapes `%`, `_` and `\` so `text` matches literally inside a `LIKE … ESCAPE '\'` pattern.

@@ -2,13 +2,16 @@
 //! PostgreSQL database, and speaks HTTP to it.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+pub mod media;
+
+use std::path::{Path, PathBuf};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::Executor;
 use stowage::app::{self, Running};
 use stowage::config::Settings;
+use stowage::services::Services;
 use tempfile::TempDir;
 
 /// Which database a test runs against.
@@ -87,6 +90,133 @@ pub fn column(page: &Value, field: &str) -> Vec<String> {
         .iter()
         .map(|row| row[field].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// Every regular file below `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let kind = entry.file_type().expect("file type");
+            if kind.is_dir() {
+                stack.push(entry.path());
+            } else if kind.is_file() {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Polls `check` every 50 ms for up to 10 s; true once it holds.
+pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    check()
+}
+
+/// Whether the server at `addr` answers `GET /healthz` with 200 (plain TCP, no runtime needed).
+pub fn healthz_ok(addr: &str) -> bool {
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let mut reply = String::new();
+    std::io::Write::write_all(&mut stream, b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
+        && std::io::Read::read_to_string(&mut stream, &mut reply).is_ok()
+        && reply.split(' ').nth(1) == Some("200")
+}
+
+/// The real `stowage serve` binary in a child process, over a fresh SQLite data dir.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    pub admin_key: String,
+    pub data_dir: PathBuf,
+    _dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `stowage serve` with extra environment variables and waits until it answers.
+    pub fn spawn(envs: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data_dir = dir.path().join("data");
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            probe.local_addr().expect("addr").port()
+        };
+        let listen = format!("127.0.0.1:{port}");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"));
+        cmd.args([
+            "--data-dir",
+            data_dir.to_str().expect("utf8"),
+            "serve",
+            "--listen",
+            &listen,
+        ])
+        .env_remove("STOWAGE_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn serve");
+        let started = std::time::Instant::now();
+        while !healthz_ok(&listen) {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(30),
+                "server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let admin_key = std::fs::read_to_string(data_dir.join("admin.key"))
+            .expect("admin.key")
+            .trim()
+            .to_owned();
+        Self {
+            child,
+            base: format!("http://{listen}"),
+            admin_key,
+            data_dir,
+            _dir: dir,
+        }
+    }
+
+    /// The process's peak resident set (VmHWM), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Stops the server with SIGTERM and answers what it logged.
+    pub fn stop(mut self) -> String {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut err, &mut log);
+        }
+        log
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A running server and a client for it.
@@ -217,6 +347,75 @@ impl TestServer {
             .post("/v1/folders", serde_json::json!({"path": path, "create_parents": true}))
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "mkdir {path}: {:?}", answer.body);
+        answer.body
+    }
+
+    /// The use cases the server runs on (for set-up that the API does not offer).
+    pub fn services(&self) -> &Services {
+        &self.running.as_ref().expect("running").services
+    }
+
+    /// The managed bucket's directory.
+    pub fn objects_dir(&self) -> PathBuf {
+        self.data_dir.join("objects")
+    }
+
+    /// The object files in the managed bucket (temp files of writes in progress included).
+    pub fn object_files(&self) -> Vec<PathBuf> {
+        files_under(&self.objects_dir())
+    }
+
+    /// A request builder for `path` with `key`, for what `send` does not cover (multipart,
+    /// headers, raw bodies).
+    pub fn request(&self, method: Method, path: &str, key: Option<&str>) -> reqwest::RequestBuilder {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        match key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+
+    /// Uploads `bytes` as file `name` into folder `folder_id` with extra form fields, as `key`.
+    pub async fn upload_as(
+        &self,
+        key: &str,
+        folder_id: &str,
+        name: &str,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> Answer {
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()),
+        );
+        let resp = self
+            .request(Method::POST, &format!("/v1/folders/{folder_id}/items"), Some(key))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// Uploads as the admin.
+    pub async fn upload(&self, folder_id: &str, name: &str, bytes: Vec<u8>, fields: &[(&str, &str)]) -> Answer {
+        self.upload_as(&self.admin_key.clone(), folder_id, name, bytes, fields)
+            .await
+    }
+
+    /// Uploads as the admin and insists on 201; answers the item.
+    pub async fn upload_ok(&self, folder_id: &str, name: &str, bytes: Vec<u8>) -> Value {
+        let answer = self.upload(folder_id, name, bytes, &[]).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "upload {name}: {:?}", answer.body);
         answer.body
     }
 

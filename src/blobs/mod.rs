@@ -1,0 +1,189 @@
+//! Buckets: where item content lives. One [`Bucket`] trait; for now one backend, the local
+//! `file://` directory ([`local::LocalBucket`]) that holds the `managed` bucket of uploads.
+
+pub mod local;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::config::{MANAGED_BUCKET, Settings};
+
+/// The longest object key, in bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// A stream of content chunks.
+pub type ByteStream<'a> = BoxStream<'a, std::io::Result<Bytes>>;
+
+/// Why a bucket operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No object at this key.
+    #[error("object `{0}` does not exist")]
+    NotFound(String),
+    /// The key breaks the key rules.
+    #[error("invalid object key: {0}")]
+    InvalidKey(String),
+    /// The content stream handed to `write` failed (the client went away, or sent too much).
+    #[error("the content stream failed: {0}")]
+    Body(std::io::Error),
+    /// The bucket's storage failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bucket is configured in a way this build cannot serve.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl BlobError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BlobError {
+        let context = context.into();
+        move |source| BlobError::Io { context, source }
+    }
+}
+
+/// A validated object key: `/`-separated segments, none empty, `.` or `..`, no NUL, no leading
+/// `/`, at most [`MAX_KEY_BYTES`]. Keys never name anything outside their bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// Validates `key`.
+    pub fn parse(key: &str) -> Result<Self, BlobError> {
+        let bad = |why: &str| BlobError::InvalidKey(format!("`{}`: {why}", key.escape_debug()));
+        if key.is_empty() {
+            return Err(bad("empty"));
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(bad(&format!("longer than {MAX_KEY_BYTES} bytes")));
+        }
+        if key.contains('\0') {
+            return Err(bad("contains NUL"));
+        }
+        if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+            return Err(bad("has an empty, `.` or `..` segment (or a leading or trailing `/`)"));
+        }
+        Ok(Self(key.to_owned()))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a completed write stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes stored.
+    pub size: u64,
+    /// blake3 of the content, lowercase hex.
+    pub checksum: String,
+}
+
+/// One object found by [`Bucket::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key.
+    pub key: ObjectKey,
+    /// When it was last written.
+    pub modified: SystemTime,
+}
+
+/// A place objects live: write (streamed, all-or-nothing), read (whole or a byte range), delete.
+#[async_trait::async_trait]
+pub trait Bucket: Send + Sync + 'static {
+    /// The configured name, e.g. `managed`.
+    fn name(&self) -> &str;
+
+    /// Stores `body` at `key`, computing its size and blake3 on the way. The object appears only
+    /// once the whole body is stored; when the body fails, or this future is dropped midway,
+    /// nothing is left behind.
+    async fn write<'a>(&self, key: &ObjectKey, body: ByteStream<'a>) -> Result<Written, BlobError>;
+
+    /// Streams the object, or the bytes `range` of it.
+    async fn read(&self, key: &ObjectKey, range: Option<Range<u64>>) -> Result<ByteStream<'static>, BlobError>;
+
+    /// Removes the object; removing one that does not exist succeeds.
+    async fn delete(&self, key: &ObjectKey) -> Result<(), BlobError>;
+
+    /// Every object last written before `before`, in no particular order.
+    fn list_older_than(&self, before: SystemTime) -> BoxStream<'static, Result<Listed, BlobError>>;
+
+    /// Removes what interrupted writes left behind before `before`; answers how many.
+    async fn remove_incomplete_writes(&self, before: SystemTime) -> Result<u64, BlobError>;
+
+    /// The object as a local file, for tools that need a path (ffprobe); `None` for remote backends.
+    fn local_path(&self, key: &ObjectKey) -> Option<PathBuf>;
+}
+
+/// The buckets a process can reach, by name.
+#[derive(Clone)]
+pub struct Buckets {
+    managed: Arc<dyn Bucket>,
+    by_name: BTreeMap<String, Arc<dyn Bucket>>,
+}
+
+impl Buckets {
+    /// Opens the buckets this build serves: for now only `managed`, which must be `file://`.
+    /// (Other configured buckets are only read by sync, which arrives later; opening them here
+    /// would create directories in them.)
+    pub fn open(settings: &Settings) -> Result<Self, BlobError> {
+        let config = settings
+            .buckets
+            .get(MANAGED_BUCKET)
+            .ok_or_else(|| BlobError::Unsupported(format!("no `{MANAGED_BUCKET}` bucket is configured")))?;
+        let dir = config.url.strip_prefix("file://").ok_or_else(|| {
+            BlobError::Unsupported(format!(
+                "buckets.{MANAGED_BUCKET}.url: only file:// buckets can hold uploads in this version, got `{}`",
+                config.url
+            ))
+        })?;
+        let managed: Arc<dyn Bucket> = Arc::new(local::LocalBucket::open(MANAGED_BUCKET, dir)?);
+        let by_name = BTreeMap::from([(MANAGED_BUCKET.to_owned(), managed.clone())]);
+        Ok(Self { managed, by_name })
+    }
+
+    /// The bucket with this name.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Bucket>> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// The bucket that holds uploads.
+    pub fn managed(&self) -> Arc<dyn Bucket> {
+        self.managed.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(ObjectKey::parse("ab/cd/file.png").is_ok());
+        assert!(ObjectKey::parse("a b/ünï").is_ok());
+        for bad in ["", "/a", "a/", "a//b", "a/../b", "..", "./a", "a\0b"] {
+            assert!(ObjectKey::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(ObjectKey::parse(&"k".repeat(MAX_KEY_BYTES + 1)).is_err());
+    }
+}

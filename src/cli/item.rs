@@ -1,0 +1,390 @@
+//! `stowage item upload|list|show|download|rm`.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use futures::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use reqwest::Method;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use super::client::{Client, ClientError};
+use super::folder::folder_id;
+
+/// Item verbs. An item is named by its id.
+#[derive(Debug, Subcommand)]
+pub enum ItemCommand {
+    /// Upload files into a folder. A directory is uploaded with everything inside it into a
+    /// subfolder of the same name (like `cp -r`); missing folders are created.
+    Upload {
+        /// Files or directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The folder to upload into (path or id); created when a missing path.
+        #[arg(long)]
+        folder: String,
+        /// When a title is taken: error (default), skip, new or replace.
+        #[arg(long, default_value = "error")]
+        conflict_strategy: String,
+    },
+    /// List the items of a folder, every page.
+    List {
+        /// Folder path or id.
+        folder: String,
+        /// Items of the whole subtree.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Only these types, comma-separated (e.g. IMAGE,VIDEO).
+        #[arg(long = "type")]
+        item_types: Option<String>,
+        /// Only titles containing this (case-insensitive).
+        #[arg(long)]
+        search: Option<String>,
+        /// title (default), created_at or size.
+        #[arg(long)]
+        order_by: Option<String>,
+        /// Descending order.
+        #[arg(long)]
+        desc: bool,
+    },
+    /// Show one item's JSON.
+    Show {
+        /// Item id.
+        id: String,
+    },
+    /// Download an item's content, checking its blake3 checksum.
+    Download {
+        /// Item id.
+        id: String,
+        /// The file to write, or an existing directory to write `TITLE` into.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Delete items (and their uploaded content).
+    Rm {
+        /// Item ids.
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+}
+
+/// One line describing an item: title, id, type, size.
+fn line(item: &Value) -> String {
+    format!(
+        "{}\t{}\t{}\t{}",
+        item["title"].as_str().unwrap_or("?"),
+        item["id"].as_str().unwrap_or("?"),
+        item["item_type"].as_str().unwrap_or("?"),
+        item["size"]
+    )
+}
+
+/// Prints an item as a line or raw JSON.
+fn print(item: &Value, raw_json: bool) {
+    if raw_json {
+        println!("{}", serde_json::to_string_pretty(item).unwrap_or_default());
+    } else {
+        println!("{}", line(item));
+    }
+}
+
+/// Runs an item verb and prints its result.
+pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Result<(), ClientError> {
+    match command {
+        ItemCommand::Upload {
+            files,
+            folder,
+            conflict_strategy,
+        } => upload(client, &files, &folder, &conflict_strategy, raw_json).await,
+        ItemCommand::List {
+            folder,
+            recursive,
+            item_types,
+            search,
+            order_by,
+            desc,
+        } => {
+            let id = folder_id(client, &folder).await?;
+            let mut query = vec![
+                ("recursive", recursive.to_string()),
+                ("desc", desc.to_string()),
+                ("page_size", "1000".to_owned()),
+            ];
+            for (name, value) in [("item_types", item_types), ("search", search), ("order_by", order_by)] {
+                if let Some(value) = value {
+                    query.push((name, value));
+                }
+            }
+            loop {
+                let page: Value = client
+                    .call(Method::GET, &format!("/v1/folders/{id}/items"), &query, None::<&()>)
+                    .await?;
+                for item in page["items"].as_array().into_iter().flatten() {
+                    print(item, raw_json);
+                }
+                match page["next_page_token"].as_str() {
+                    Some(token) => {
+                        query.retain(|(k, _)| *k != "page_token");
+                        query.push(("page_token", token.to_owned()));
+                    }
+                    None => return Ok(()),
+                }
+            }
+        }
+        ItemCommand::Show { id } => {
+            let item: Value = client
+                .call(Method::GET, &format!("/v1/items/{id}"), &[], None::<&()>)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&item).unwrap_or_default());
+            Ok(())
+        }
+        ItemCommand::Download { id, out } => {
+            let written = download(client, &id, &out).await?;
+            println!("{}", written.display());
+            Ok(())
+        }
+        ItemCommand::Rm { ids } => {
+            for id in ids {
+                client
+                    .call::<Value>(Method::DELETE, &format!("/v1/items/{id}"), &[], None::<&()>)
+                    .await?;
+                println!("deleted {id}");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A file to upload and the folder path (relative to `--folder`) it goes into.
+struct Planned {
+    file: PathBuf,
+    subfolder: Vec<String>,
+    size: u64,
+}
+
+/// Expands the arguments: files as they are, directories with every file below them.
+fn plan(files: &[PathBuf]) -> Result<Vec<Planned>, ClientError> {
+    let usage = |p: &Path, e: &dyn std::fmt::Display| ClientError::Usage(format!("{}: {e}", p.display()));
+    let mut out = Vec::new();
+    for arg in files {
+        let meta = std::fs::metadata(arg).map_err(|e| usage(arg, &e))?;
+        if meta.is_file() {
+            out.push(Planned {
+                file: arg.clone(),
+                subfolder: Vec::new(),
+                size: meta.len(),
+            });
+            continue;
+        }
+        let top = arg
+            .canonicalize()
+            .map_err(|e| usage(arg, &e))?
+            .file_name()
+            .and_then(|n| n.to_str())
+            .map(str::to_owned)
+            .ok_or_else(|| usage(arg, &"a directory to upload needs a UTF-8 name"))?;
+        let mut entries: Vec<walkdir::DirEntry> = walkdir::WalkDir::new(arg)
+            .sort_by_file_name()
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .map_err(|e| usage(arg, &e))?;
+        entries.retain(|e| e.file_type().is_file());
+        for entry in entries {
+            let relative = entry.path().strip_prefix(arg).unwrap_or(entry.path());
+            let mut subfolder = vec![top.clone()];
+            if let Some(parent) = relative.parent() {
+                for part in parent.components() {
+                    let name = part
+                        .as_os_str()
+                        .to_str()
+                        .ok_or_else(|| usage(entry.path(), &"folder names must be UTF-8"))?;
+                    subfolder.push(name.to_owned());
+                }
+            }
+            let size = entry.metadata().map_err(|e| usage(entry.path(), &e))?.len();
+            out.push(Planned {
+                file: entry.path().to_owned(),
+                subfolder,
+                size,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The id of the folder at `path`, creating it (and its parents) when missing.
+async fn ensure_folder(client: &Client, path: &str) -> Result<String, ClientError> {
+    match folder_id(client, path).await {
+        Err(ClientError::Server { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+            let created: Result<Value, ClientError> = client
+                .call(
+                    Method::POST,
+                    "/v1/folders",
+                    &[],
+                    Some(&json!({"path": path, "create_parents": true})),
+                )
+                .await;
+            match created {
+                Ok(folder) => Ok(folder["id"].as_str().unwrap_or_default().to_owned()),
+                // Created meanwhile by someone else: look it up again.
+                Err(ClientError::Server { status, .. }) if status == reqwest::StatusCode::CONFLICT => {
+                    folder_id(client, path).await
+                }
+                Err(other) => Err(other),
+            }
+        }
+        other => other,
+    }
+}
+
+/// Uploads files and directories, with one progress bar over all bytes on a terminal.
+async fn upload(
+    client: &Client,
+    files: &[PathBuf],
+    folder: &str,
+    strategy: &str,
+    raw_json: bool,
+) -> Result<(), ClientError> {
+    let planned = plan(files)?;
+    let total: u64 = planned.iter().map(|p| p.size).sum();
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let base = if folder.starts_with('/') {
+        folder.trim_end_matches('/').to_owned()
+    } else {
+        String::new()
+    };
+    let mut folder_ids: HashMap<Vec<String>, String> = HashMap::new();
+    let mut failures = 0;
+    for item in planned {
+        let target = match folder_ids.get(&item.subfolder) {
+            Some(id) => id.clone(),
+            None => {
+                let id = if item.subfolder.is_empty() {
+                    if base.is_empty() {
+                        folder_id(client, folder).await?
+                    } else {
+                        ensure_folder(client, &base).await?
+                    }
+                } else if base.is_empty() {
+                    return Err(ClientError::Usage(
+                        "to upload a directory, name --folder by path (e.g. /datasets)".into(),
+                    ));
+                } else {
+                    ensure_folder(client, &format!("{base}/{}", item.subfolder.join("/"))).await?
+                };
+                folder_ids.insert(item.subfolder.clone(), id.clone());
+                id
+            }
+        };
+        let name = item
+            .file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("upload")
+            .to_owned();
+        bar.set_message(name.clone());
+        match upload_one(client, &target, &item.file, &name, item.size, strategy, &bar).await {
+            Ok(uploaded) => bar.suspend(|| print(&uploaded, raw_json)),
+            Err(e) => {
+                failures += 1;
+                bar.suspend(|| eprintln!("error: {}: {e}", item.file.display()));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if failures > 0 {
+        return Err(ClientError::Usage(format!("{failures} file(s) were not uploaded")));
+    }
+    Ok(())
+}
+
+/// Streams one file to the server.
+async fn upload_one(
+    client: &Client,
+    folder_id: &str,
+    path: &Path,
+    name: &str,
+    size: u64,
+    strategy: &str,
+    bar: &ProgressBar,
+) -> Result<Value, ClientError> {
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| ClientError::Usage(format!("cannot open {}: {e}", path.display())))?;
+    let progress = bar.clone();
+    let body = ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(move |chunk| progress.inc(chunk.len() as u64));
+    let part = Part::stream_with_length(reqwest::Body::wrap_stream(body), size).file_name(name.to_owned());
+    let form = Form::new()
+        .text("conflict_strategy", strategy.to_owned())
+        .part("file", part);
+    let req = client
+        .request(Method::POST, &format!("/v1/folders/{folder_id}/items"))
+        .multipart(form);
+    Client::json(client.send(req).await?).await
+}
+
+/// Streams an item's content to `out` (or `out/TITLE` when `out` is a directory) through a temp
+/// file, checking the blake3 checksum before renaming it into place.
+async fn download(client: &Client, id: &str, out: &Path) -> Result<PathBuf, ClientError> {
+    let item: Value = client
+        .call(Method::GET, &format!("/v1/items/{id}"), &[], None::<&()>)
+        .await?;
+    let dest = if out.is_dir() {
+        out.join(item["title"].as_str().unwrap_or(id))
+    } else {
+        out.to_owned()
+    };
+    let io = |e: std::io::Error| ClientError::Usage(format!("cannot write {}: {e}", dest.display()));
+    let partial = dest.with_file_name(format!(
+        ".{}.partial",
+        dest.file_name().and_then(|n| n.to_str()).unwrap_or("download")
+    ));
+    let resp = client
+        .send(client.request(Method::GET, &format!("/v1/items/{id}/content")))
+        .await?;
+    let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut body = resp.bytes_stream();
+    let result = async {
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| ClientError::Transport(format!("the download broke off: {e}")))?
+        {
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        let checksum = hasher.finalize().to_hex().to_string();
+        match item["checksum"].as_str() {
+            Some(expected) if expected != checksum => Err(ClientError::Transport(format!(
+                "checksum mismatch: the server announced {expected}, the download hashes to {checksum}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tokio::fs::rename(&partial, &dest).await.map_err(io)?;
+            Ok(dest)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(e)
+        }
+    }
+}

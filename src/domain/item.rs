@@ -1,0 +1,375 @@
+//! Items: one file in the catalog, its type, media metadata and title rules.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::{Invalid, MAX_NAME_BYTES, check_name};
+
+/// What kind of content an item holds, decided from its bytes (the extension only as a fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ItemType {
+    /// A video container with a video stream.
+    Video,
+    /// A still image.
+    Image,
+    /// Sound only.
+    Audio,
+    /// UTF-8 text.
+    PlainText,
+    /// A PDF document.
+    Pdf,
+    /// A NIfTI-1 or NIfTI-2 neuroimaging volume (`.nii`, `.nii.gz`).
+    Nifti,
+    /// A DICOM part-10 file.
+    DicomFile,
+    /// Anything else.
+    Other,
+}
+
+impl ItemType {
+    /// Every type, in the order the API documents them.
+    pub const ALL: [ItemType; 8] = [
+        ItemType::Video,
+        ItemType::Image,
+        ItemType::Audio,
+        ItemType::PlainText,
+        ItemType::Pdf,
+        ItemType::Nifti,
+        ItemType::DicomFile,
+        ItemType::Other,
+    ];
+
+    /// The stored and wire form, e.g. `PLAIN_TEXT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemType::Video => "VIDEO",
+            ItemType::Image => "IMAGE",
+            ItemType::Audio => "AUDIO",
+            ItemType::PlainText => "PLAIN_TEXT",
+            ItemType::Pdf => "PDF",
+            ItemType::Nifti => "NIFTI",
+            ItemType::DicomFile => "DICOM_FILE",
+            ItemType::Other => "OTHER",
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        Self::ALL.into_iter().find(|t| t.as_str() == text).ok_or_else(|| {
+            let all: Vec<&str> = Self::ALL.iter().map(|t| t.as_str()).collect();
+            Invalid::new(format!("unknown item type `{text}`; use one of {}", all.join(", ")))
+        })
+    }
+
+    /// Parses a comma-separated list such as `IMAGE,VIDEO` (blank entries ignored).
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, Invalid> {
+        let mut out = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let parsed = Self::parse(part)?;
+            if !out.contains(&parsed) {
+                out.push(parsed);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The type a MIME type stands for.
+    pub fn from_mime(mime: &str) -> Self {
+        let essence = mime.split(';').next().unwrap_or_default().trim();
+        match essence {
+            "application/pdf" => ItemType::Pdf,
+            "application/dicom" => ItemType::DicomFile,
+            "application/json"
+            | "application/xml"
+            | "application/javascript"
+            | "application/toml"
+            | "application/x-yaml"
+            | "application/yaml" => ItemType::PlainText,
+            m if m.starts_with("image/") => ItemType::Image,
+            m if m.starts_with("video/") => ItemType::Video,
+            m if m.starts_with("audio/") => ItemType::Audio,
+            m if m.starts_with("text/") => ItemType::PlainText,
+            _ => ItemType::Other,
+        }
+    }
+}
+
+impl fmt::Display for ItemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Media metadata read from the content; every field is absent when it does not apply or could
+/// not be read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Media {
+    /// Pixels across (images, video).
+    pub width: Option<i64>,
+    /// Pixels down (images, video).
+    pub height: Option<i64>,
+    /// Play time in microseconds (audio, video).
+    pub duration_us: Option<i64>,
+    /// Frames per second as a rational such as `30000/1001` (video).
+    pub frame_rate: Option<String>,
+    /// Codec name as ffprobe reports it, e.g. `h264`, `pcm_s16le` (audio, video).
+    pub codec: Option<String>,
+    /// Samples per second (audio).
+    pub sample_rate: Option<i64>,
+    /// Audio channels (audio).
+    pub channels: Option<i64>,
+    /// Pages (PDF).
+    pub page_count: Option<i64>,
+    /// Size along each axis (NIfTI).
+    pub dimensions: Option<Vec<i64>>,
+}
+
+impl Media {
+    /// Frames per second as a number, from the rational `frame_rate`.
+    pub fn fps(&self) -> Option<f64> {
+        let rate = self.frame_rate.as_deref()?;
+        let (num, den) = rate.split_once('/').unwrap_or((rate, "1"));
+        let (num, den): (f64, f64) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
+        (num > 0.0 && den > 0.0).then(|| (num / den * 1000.0).round() / 1000.0)
+    }
+}
+
+/// One file of the catalog.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// The folder it is in.
+    pub folder_id: Uuid,
+    /// Its name in the folder, unique there.
+    pub title: String,
+    /// The bucket that holds its object.
+    pub bucket: String,
+    /// Where the object is inside the bucket.
+    pub object_key: String,
+    /// What the content is.
+    pub item_type: ItemType,
+    /// The content's MIME type.
+    pub mime_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// blake3 of the content, lowercase hex.
+    pub checksum: Option<String>,
+    /// The object is gone from its bucket; the row stays as a record of it.
+    pub is_tombstone: bool,
+    /// Arbitrary JSON object the client keeps with the item.
+    pub client_metadata: serde_json::Map<String, serde_json::Value>,
+    /// What was read from the content.
+    pub media: Media,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// Validates an item title: the rules of a folder name (non-empty, no `/`, no control
+/// characters, not `.` or `..`, at most 255 bytes).
+pub fn check_title(title: &str) -> Result<(), Invalid> {
+    check_name("title", title, "; a title names one file inside its folder")
+}
+
+/// The title an uploaded file gets from its file name: the part after the last `/` or `\`.
+pub fn title_from_file_name(file_name: &str) -> &str {
+    file_name.rsplit(['/', '\\']).next().unwrap_or(file_name)
+}
+
+/// Extensions that belong together, so `scan.nii.gz` becomes `scan (1).nii.gz`.
+const COMPOUND_STEMS: [&str; 2] = [".tar", ".nii"];
+
+/// Splits a title into stem and extension (with its dot): `a.tar.gz` → (`a`, `.tar.gz`),
+/// `.bashrc` → (`.bashrc`, ``).
+pub fn split_extension(title: &str) -> (&str, &str) {
+    let Some(dot) = title.rfind('.').filter(|&d| d > 0) else {
+        return (title, "");
+    };
+    let (stem, ext) = title.split_at(dot);
+    for compound in COMPOUND_STEMS {
+        if let Some(inner) = stem.strip_suffix(compound).filter(|s| !s.is_empty()) {
+            return (inner, &title[inner.len()..]);
+        }
+    }
+    (stem, ext)
+}
+
+/// The `n`-th alternative of `title`: `name (n).ext`, the stem shortened when the result
+/// would be over the length limit.
+pub fn alternative_title(title: &str, n: u64) -> String {
+    let (stem, ext) = split_extension(title);
+    let suffix = format!(" ({n}){ext}");
+    let mut stem = stem;
+    while stem.len() + suffix.len() > MAX_NAME_BYTES && !stem.is_empty() {
+        let mut cut = stem.len() - 1;
+        while !stem.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        stem = &stem[..cut];
+    }
+    format!("{stem}{suffix}")
+}
+
+/// The number `n` when `candidate` is `alternative_title(title, n)`.
+pub fn alternative_number(title: &str, candidate: &str) -> Option<u64> {
+    let (_, ext) = split_extension(title);
+    let inner = candidate.strip_suffix(ext)?.strip_suffix(')')?;
+    let (_, digits) = inner.rsplit_once(" (")?;
+    let n: u64 = digits.parse().ok()?;
+    (alternative_title(title, n) == candidate).then_some(n)
+}
+
+/// The lowest `n ≥ 1` whose alternative title is not in `taken`.
+pub fn next_free_alternative<'a>(title: &str, taken: impl IntoIterator<Item = &'a str>) -> String {
+    let mut used: Vec<u64> = taken.into_iter().filter_map(|t| alternative_number(title, t)).collect();
+    used.sort_unstable();
+    used.dedup();
+    let mut n = 1;
+    for u in used {
+        if u == n {
+            n += 1;
+        } else if u > n {
+            break;
+        }
+    }
+    alternative_title(title, n)
+}
+
+/// What an upload does when its title is already taken in the folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConflictStrategy {
+    /// Refuse with 409.
+    #[default]
+    Error,
+    /// Keep the existing item and answer it (200).
+    Skip,
+    /// Store under the next free `name (N).ext`.
+    New,
+    /// Replace the existing item's content in place (same id), atomically.
+    Replace,
+}
+
+impl ConflictStrategy {
+    /// Parses the wire form.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        match text {
+            "error" => Ok(Self::Error),
+            "skip" => Ok(Self::Skip),
+            "new" => Ok(Self::New),
+            "replace" => Ok(Self::Replace),
+            other => Err(Invalid::new(format!(
+                "unknown strategy `{other}`; use error, skip, new or replace"
+            ))),
+        }
+    }
+}
+
+/// The orderings an item list offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemOrder {
+    /// By title, bytewise.
+    #[default]
+    Title,
+    /// By creation time.
+    CreatedAt,
+    /// By size in bytes.
+    Size,
+}
+
+impl ItemOrder {
+    /// The name used in page tokens and query strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemOrder::Title => "title",
+            ItemOrder::CreatedAt => "created_at",
+            ItemOrder::Size => "size",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_round_trip_and_lists_parse() {
+        for t in ItemType::ALL {
+            assert_eq!(ItemType::parse(t.as_str()), Ok(t));
+            assert_eq!(serde_json::to_value(t).expect("json"), t.as_str());
+        }
+        assert_eq!(
+            ItemType::parse_list("IMAGE, VIDEO,,IMAGE"),
+            Ok(vec![ItemType::Image, ItemType::Video])
+        );
+        let err = ItemType::parse_list("IMAGE,jpeg").expect_err("unknown");
+        assert!(err.0.contains("jpeg") && err.0.contains("PLAIN_TEXT"), "{err}");
+    }
+
+    #[test]
+    fn mime_maps_to_types() {
+        assert_eq!(ItemType::from_mime("image/png"), ItemType::Image);
+        assert_eq!(ItemType::from_mime("video/mp4"), ItemType::Video);
+        assert_eq!(ItemType::from_mime("audio/x-wav"), ItemType::Audio);
+        assert_eq!(ItemType::from_mime("text/csv; charset=utf-8"), ItemType::PlainText);
+        assert_eq!(ItemType::from_mime("application/pdf"), ItemType::Pdf);
+        assert_eq!(ItemType::from_mime("application/zip"), ItemType::Other);
+    }
+
+    #[test]
+    fn titles_are_checked() {
+        assert!(check_title("cat.png").is_ok());
+        for bad in ["", ".", "..", "a/b", "a\0b", "a\nb"] {
+            assert!(check_title(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_title(&"t".repeat(256)).is_err());
+        assert_eq!(title_from_file_name("C:\\x\\y.txt"), "y.txt");
+        assert_eq!(title_from_file_name("a/b/c.png"), "c.png");
+    }
+
+    #[test]
+    fn alternatives_keep_the_extension() {
+        assert_eq!(alternative_title("cat.png", 1), "cat (1).png");
+        assert_eq!(alternative_title("notes", 2), "notes (2)");
+        assert_eq!(alternative_title(".bashrc", 1), ".bashrc (1)");
+        assert_eq!(alternative_title("scan.nii.gz", 3), "scan (3).nii.gz");
+        assert_eq!(alternative_title("a.tar.gz", 1), "a (1).tar.gz");
+        let long = format!("{}.png", "é".repeat(126));
+        let alt = alternative_title(&long, 12);
+        assert!(alt.len() <= MAX_NAME_BYTES && alt.ends_with(" (12).png"), "{alt}");
+        assert!(check_title(&alt).is_ok());
+    }
+
+    #[test]
+    fn next_free_fills_the_lowest_gap() {
+        assert_eq!(next_free_alternative("cat.png", ["cat.png"]), "cat (1).png");
+        assert_eq!(
+            next_free_alternative("cat.png", ["cat.png", "cat (1).png", "cat (3).png", "cat (x).png"]),
+            "cat (2).png"
+        );
+        assert_eq!(
+            next_free_alternative("cat.png", ["cat (1).png", "cat (2).png"]),
+            "cat (3).png"
+        );
+        assert_eq!(alternative_number("cat.png", "cat (01).png"), None);
+        assert_eq!(alternative_number("cat.png", "dog (1).png"), None);
+    }
+
+    #[test]
+    fn fps_from_rationals() {
+        let media = |r: &str| Media {
+            frame_rate: Some(r.into()),
+            ..Media::default()
+        };
+        assert_eq!(media("25/1").fps(), Some(25.0));
+        assert_eq!(media("30000/1001").fps(), Some(29.97));
+        assert_eq!(media("0/0").fps(), None);
+    }
+}

@@ -1,0 +1,871 @@
+//! Item use cases: upload (streamed to the managed bucket, with a conflict strategy), read,
+//! update, list, move, delete, download one or many, and the sweep of orphaned objects.
+//!
+//! Catalog rows and bucket objects change in a fixed order so that a row never points at
+//! nothing: an upload stores its object before the row commits; a delete removes objects only
+//! after the row is gone. A crash in between leaves an object without a row, which
+//! [`ItemService::sweep_orphans`] removes later.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_compression::tokio::write::GzipEncoder;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::io::{ReaderStream, StreamReader};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::folders::{Metadata, now, read_only, require};
+use super::probe::{self, HEAD_BYTES, Probed};
+use super::{Page, ServiceError, conflict_as, decode_position, detached, field, page_token};
+use crate::blobs::{BlobError, Bucket, Buckets, ByteStream, ObjectKey, Written};
+use crate::config::MANAGED_BUCKET;
+use crate::domain::caller::{Access, Caller};
+use crate::domain::folder::Folder;
+use crate::domain::item::{
+    ConflictStrategy, Item, ItemOrder, ItemType, check_title, next_free_alternative, title_from_file_name,
+};
+use crate::domain::page::page_size;
+use crate::store::folders as folder_rows;
+use crate::store::items::{self as rows, ItemQuery};
+use crate::store::sql::SortKey;
+use crate::store::{Store, TreeLock, to_micros};
+
+/// The most item ids one move, delete or download request may name.
+pub const MAX_BATCH: usize = 1000;
+/// How many times an upload looks for a free title before giving up.
+const MAX_TITLE_ATTEMPTS: usize = 100;
+/// Keys asked about per query while sweeping orphans.
+const SWEEP_BATCH: usize = 500;
+/// The most orphan keys one sweep holds in memory (and removes).
+const SWEEP_MAX_HELD: usize = 100_000;
+/// Above this many orphans, the sweep checks they are not most of the bucket.
+pub const ORPHAN_ALARM: usize = 100;
+/// The share of a bucket's objects that may be orphans before the sweep refuses to act.
+pub const MAX_ORPHAN_SHARE: f64 = 0.1;
+/// Bytes buffered between the archive writer and the response.
+const ARCHIVE_PIPE_BYTES: usize = 256 * 1024;
+
+/// Item use cases.
+#[derive(Clone)]
+pub struct ItemService {
+    store: Store,
+    buckets: Buckets,
+}
+
+/// Media metadata as clients see it; a field is `null` when it does not apply or was not read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct MediaView {
+    /// Pixels across (images, video).
+    pub width: Option<i64>,
+    /// Pixels down (images, video).
+    pub height: Option<i64>,
+    /// Play time in seconds (audio, video).
+    pub duration_seconds: Option<f64>,
+    /// Frames per second (video).
+    pub fps: Option<f64>,
+    /// Codec name, e.g. `h264` (audio, video).
+    pub codec: Option<String>,
+    /// Samples per second (audio).
+    pub sample_rate: Option<i64>,
+    /// Channels (audio).
+    pub channels: Option<i64>,
+    /// Pages (PDF).
+    pub page_count: Option<i64>,
+    /// Size along each axis (NIfTI).
+    pub dimensions: Option<Vec<i64>>,
+}
+
+/// An item as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ItemView {
+    /// Stable identifier.
+    pub id: Uuid,
+    /// The folder it is in.
+    pub folder_id: Uuid,
+    /// Its name, unique in the folder.
+    pub title: String,
+    /// The bucket that holds the content (`managed` for uploads).
+    pub bucket: String,
+    /// The content's key inside the bucket.
+    pub object_key: String,
+    /// What the content is.
+    pub item_type: ItemType,
+    /// The content's MIME type.
+    pub mime_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// blake3 of the content, lowercase hex (what `b3sum` prints).
+    pub checksum: Option<String>,
+    /// The object is gone from its bucket; the row is a record of it.
+    pub is_tombstone: bool,
+    /// The client's JSON object.
+    #[schema(value_type = Object)]
+    pub client_metadata: Metadata,
+    /// What was read from the content.
+    pub media: MediaView,
+    /// Creation time (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<Item> for ItemView {
+    fn from(item: Item) -> Self {
+        let media = MediaView {
+            width: item.media.width,
+            height: item.media.height,
+            duration_seconds: item.media.duration_us.map(|us| us as f64 / 1_000_000.0),
+            fps: item.media.fps(),
+            codec: item.media.codec.clone(),
+            sample_rate: item.media.sample_rate,
+            channels: item.media.channels,
+            page_count: item.media.page_count,
+            dimensions: item.media.dimensions.clone(),
+        };
+        ItemView {
+            id: item.id,
+            folder_id: item.folder_id,
+            title: item.title,
+            bucket: item.bucket,
+            object_key: item.object_key,
+            item_type: item.item_type,
+            mime_type: item.mime_type,
+            size: item.size,
+            checksum: item.checksum,
+            is_tombstone: item.is_tombstone,
+            client_metadata: item.client_metadata,
+            media,
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+        }
+    }
+}
+
+/// The form fields of an upload besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// The title; the file name when absent.
+    pub title: Option<String>,
+    /// A JSON object kept for the client.
+    pub client_metadata: Option<Metadata>,
+    /// What to do when the title is taken.
+    pub conflict_strategy: ConflictStrategy,
+}
+
+/// How an upload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// A new item was created.
+    Created,
+    /// `skip`: the item that already had the title, unchanged.
+    Existing,
+    /// `replace`: the item that had the title now holds the new content.
+    Replaced,
+}
+
+/// Changes to an item; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemPatch {
+    /// A new title, unique in the folder.
+    pub title: Option<String>,
+    /// Replaces the client metadata.
+    #[schema(value_type = Option<Object>)]
+    pub client_metadata: Option<Metadata>,
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListItems {
+    /// Case-insensitive substring of the title.
+    pub search: Option<String>,
+    /// Only these types; all when empty.
+    pub item_types: Vec<ItemType>,
+    /// Only tombstones (`true`) or only live items (`false`).
+    pub is_tombstone: Option<bool>,
+    /// Sort column.
+    pub order_by: ItemOrder,
+    /// Descending order.
+    pub desc: bool,
+    /// Rows per page.
+    pub page_size: Option<u32>,
+    /// Continue after the page that returned this token.
+    pub page_token: Option<String>,
+    /// The whole subtree instead of the folder's own items.
+    pub recursive: bool,
+}
+
+/// The answer of a move.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Moved {
+    /// Items now in the target folder.
+    pub moved: u64,
+}
+
+/// The answer of a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ItemsDeleted {
+    /// Items removed from the catalog.
+    pub deleted: u64,
+}
+
+/// What a sweep of the managed bucket removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Swept {
+    /// Leftovers of interrupted writes.
+    pub incomplete_writes: u64,
+    /// Objects no item points at.
+    pub orphans: u64,
+}
+
+/// An uploaded object that has no row yet. Dropping it without [`ItemService::commit`] deletes
+/// the object.
+pub struct Staged {
+    folder_id: Uuid,
+    file_name: Option<String>,
+    object: StagedObject,
+    written: Written,
+    probed: Probed,
+}
+
+/// An object that is removed again unless kept.
+struct StagedObject {
+    bucket: Arc<dyn Bucket>,
+    key: Option<ObjectKey>,
+}
+
+impl StagedObject {
+    /// The row now points at the object: keep it.
+    fn keep(mut self) {
+        self.key = None;
+    }
+
+    /// Removes the object now.
+    async fn discard(mut self) {
+        if let Some(key) = self.key.take() {
+            remove_object(self.bucket.as_ref(), &key).await;
+        }
+    }
+}
+
+impl Drop for StagedObject {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let bucket = self.bucket.clone();
+            runtime.spawn(async move { remove_object(bucket.as_ref(), &key).await });
+        }
+    }
+}
+
+/// Deletes one object, logging (not failing on) errors: what is left is an orphan the sweep
+/// removes later.
+async fn remove_object(bucket: &dyn Bucket, key: &ObjectKey) {
+    if let Err(error) = bucket.delete(key).await {
+        tracing::warn!(bucket = bucket.name(), %key, %error, "cannot delete an object; the orphan sweep will retry");
+    }
+}
+
+/// Deletes the managed objects among `(bucket, key)` pairs; other buckets are never written.
+pub(crate) async fn remove_managed_objects(buckets: &Buckets, objects: impl IntoIterator<Item = (String, String)>) {
+    let managed = buckets.managed();
+    for (bucket, key) in objects {
+        if bucket != MANAGED_BUCKET {
+            continue;
+        }
+        match ObjectKey::parse(&key) {
+            Ok(key) => remove_object(managed.as_ref(), &key).await,
+            Err(error) => tracing::warn!(%key, %error, "an item held an invalid object key"),
+        }
+    }
+}
+
+/// A fresh key for an upload: a random UUID under a two-hex-digit shard directory.
+fn new_object_key() -> ObjectKey {
+    let id = Uuid::new_v4().simple().to_string();
+    // A UUID's hex form always makes a valid key.
+    ObjectKey::parse(&format!("{}/{id}", &id[..2])).unwrap_or_else(|_| unreachable!("uuid keys are valid"))
+}
+
+/// Checks a batch of ids: 1 to [`MAX_BATCH`] of them, duplicates dropped, order kept.
+fn check_batch(ids: Vec<Uuid>) -> Result<Vec<Uuid>, ServiceError> {
+    if ids.is_empty() {
+        return Err(ServiceError::Invalid("item_ids: give at least one item id".into()));
+    }
+    if ids.len() > MAX_BATCH {
+        return Err(ServiceError::Invalid(format!(
+            "item_ids: at most {MAX_BATCH} ids per request, got {}; split the request",
+            ids.len()
+        )));
+    }
+    let mut seen = HashSet::new();
+    Ok(ids.into_iter().filter(|id| seen.insert(*id)).collect())
+}
+
+/// The folder `id` when `caller` has `need` on it (404 when hidden or missing, 403 when read-only).
+async fn folder_for(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    id: Uuid,
+    need: Access,
+) -> Result<Folder, ServiceError> {
+    Ok(require(caller, folder_rows::by_id(conn, id).await?, need, &id)?.folder)
+}
+
+/// Joins ids for a message.
+fn id_list(ids: &[Uuid]) -> String {
+    ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
+}
+
+/// Maps a failed write to what the client should hear.
+fn upload_failed(err: BlobError) -> ServiceError {
+    match err {
+        BlobError::Body(e) if e.kind() == std::io::ErrorKind::FileTooLarge => ServiceError::TooLarge(format!(
+            "the upload is over the size limit (server.max_upload_bytes): {e}"
+        )),
+        BlobError::Body(e) => ServiceError::Invalid(format!("the upload was cut off before the file ended: {e}")),
+        other => ServiceError::Internal(format!("cannot store the upload: {other}")),
+    }
+}
+
+/// Reads up to `limit` bytes from the start of `reader`.
+async fn read_head(mut reader: impl AsyncRead + Unpin, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(limit.min(HEAD_BYTES));
+    (&mut reader).take(limit as u64).read_to_end(&mut head).await?;
+    Ok(head)
+}
+
+impl ItemService {
+    /// Wraps the store and the buckets.
+    pub fn new(store: Store, buckets: Buckets) -> Self {
+        Self { store, buckets }
+    }
+
+    /// The item with `need` access for `caller`, with its folder; 404 when it does not exist or
+    /// the caller may not see it.
+    async fn require_item(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        caller: &Caller,
+        id: Uuid,
+        need: Access,
+    ) -> Result<(Item, Folder), ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("item {id} not found"));
+        let item = rows::by_id(conn, id).await?.ok_or_else(not_found)?;
+        let folder = folder_rows::by_id(conn, item.folder_id)
+            .await?
+            .ok_or_else(not_found)?
+            .folder;
+        match caller.access_to(&folder) {
+            Access::None => Err(not_found()),
+            Access::Read if need == Access::Write => Err(read_only(&folder)),
+            _ => Ok((item, folder)),
+        }
+    }
+
+    /// First half of an upload: checks the caller may add to the folder, streams `body` into a
+    /// new object of the managed bucket (size and blake3 computed on the way) and reads its type
+    /// and media metadata. The object is removed again unless [`commit`](Self::commit) keeps it.
+    pub async fn stage(
+        &self,
+        caller: &Caller,
+        folder_id: Uuid,
+        file_name: Option<String>,
+        body: ByteStream<'_>,
+    ) -> Result<Staged, ServiceError> {
+        {
+            let mut conn = self.store.read().await?;
+            folder_for(&mut conn, caller, folder_id, Access::Write).await?;
+        }
+        let bucket = self.buckets.managed();
+        let key = new_object_key();
+        let written = bucket.write(&key, body).await.map_err(upload_failed)?;
+        let object = StagedObject {
+            bucket: bucket.clone(),
+            key: Some(key.clone()),
+        };
+        let head = match bucket.read(&key, Some(0..HEAD_BYTES as u64)).await {
+            Ok(stream) => read_head(StreamReader::new(stream), HEAD_BYTES).await.ok(),
+            Err(_) => None,
+        }
+        .ok_or_else(|| ServiceError::Internal(format!("cannot read back the object {key} just stored")))?;
+        let hint = file_name.as_deref().map(title_from_file_name).unwrap_or_default();
+        let probed = probe::probe(&head, hint, written.size, bucket.local_path(&key)).await;
+        Ok(Staged {
+            folder_id,
+            file_name,
+            object,
+            written,
+            probed,
+        })
+    }
+
+    /// Second half of an upload: creates the item under its title, applying the conflict
+    /// strategy when the title is taken. Runs to the end even if the caller stops waiting.
+    pub async fn commit(
+        &self,
+        caller: &Caller,
+        staged: Staged,
+        options: UploadOptions,
+    ) -> Result<(ItemView, UploadOutcome), ServiceError> {
+        let title = options
+            .title
+            .clone()
+            .or_else(|| staged.file_name.as_deref().map(|f| title_from_file_name(f).to_owned()))
+            .ok_or_else(|| {
+                ServiceError::Invalid("title: give a `title` field, or a file name in the `file` part".into())
+            })?;
+        check_title(&title).map_err(field("title"))?;
+        let now = now();
+        let item = Item {
+            id: Uuid::now_v7(),
+            folder_id: staged.folder_id,
+            title,
+            bucket: MANAGED_BUCKET.into(),
+            object_key: staged.object.key.as_ref().map(ToString::to_string).unwrap_or_default(),
+            item_type: staged.probed.item_type,
+            mime_type: staged.probed.mime_type.clone(),
+            size: i64::try_from(staged.written.size).unwrap_or(i64::MAX),
+            checksum: Some(staged.written.checksum.clone()),
+            is_tombstone: false,
+            client_metadata: options.client_metadata.unwrap_or_default(),
+            media: staged.probed.media.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let (this, caller, object) = (self.clone(), caller.clone(), staged.object);
+        detached(async move {
+            match this.insert_upload(&caller, item, options.conflict_strategy).await {
+                Ok((item, UploadOutcome::Existing, _)) => {
+                    object.discard().await;
+                    Ok((item.into(), UploadOutcome::Existing))
+                }
+                Ok((item, outcome, replaced)) => {
+                    object.keep();
+                    if let Some(old) = replaced {
+                        remove_managed_objects(&this.buckets, [(old.bucket, old.object_key)]).await;
+                    }
+                    Ok((item.into(), outcome))
+                }
+                Err(e) => {
+                    object.discard().await;
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Inserts the upload's row, resolving a title clash by `strategy`. Answers the row, how it
+    /// ended, and for `replace` the row as it was before.
+    async fn insert_upload(
+        &self,
+        caller: &Caller,
+        mut item: Item,
+        strategy: ConflictStrategy,
+    ) -> Result<(Item, UploadOutcome, Option<Item>), ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+        let folder = folder_for(&mut tx, caller, item.folder_id, Access::Write).await?;
+        let wanted = item.title.clone();
+        let mut tried: Vec<String> = Vec::new();
+        for _ in 0..MAX_TITLE_ATTEMPTS {
+            if rows::insert_if_title_free(&mut tx, &item).await? {
+                tx.commit().await?;
+                return Ok((item, UploadOutcome::Created, None));
+            }
+            match strategy {
+                ConflictStrategy::Error => {
+                    return Err(ServiceError::Conflict(format!(
+                        "an item titled `{}` already exists in {}; upload with conflict_strategy new, skip or replace, or choose another title",
+                        item.title, folder.path
+                    )));
+                }
+                ConflictStrategy::Skip => {
+                    if let Some(existing) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
+                        return Ok((existing, UploadOutcome::Existing, None));
+                    }
+                }
+                ConflictStrategy::New => {
+                    tried.push(item.title.clone());
+                    let taken = rows::alternative_titles(&mut tx, item.folder_id, &wanted).await?;
+                    item.title = next_free_alternative(&wanted, taken.iter().chain(&tried).map(String::as_str));
+                }
+                ConflictStrategy::Replace => {
+                    if let Some(old) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
+                        rows::replace_content(&mut tx, old.id, &item).await?;
+                        let replaced = rows::by_id(&mut tx, old.id)
+                            .await?
+                            .ok_or_else(|| ServiceError::Internal("the replaced item vanished".into()))?;
+                        tx.commit().await?;
+                        return Ok((replaced, UploadOutcome::Replaced, Some(old)));
+                    }
+                }
+            }
+        }
+        Err(ServiceError::Conflict(format!(
+            "no free title for `{wanted}` in {} after {MAX_TITLE_ATTEMPTS} attempts; retry",
+            folder.path
+        )))
+    }
+
+    /// The item with this id.
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ItemView, ServiceError> {
+        let mut conn = self.store.read().await?;
+        Ok(self.require_item(&mut conn, caller, id, Access::Read).await?.0.into())
+    }
+
+    /// The item with this id, for reading its content; a tombstone has none (404).
+    pub async fn readable(&self, caller: &Caller, id: Uuid) -> Result<Item, ServiceError> {
+        let mut conn = self.store.read().await?;
+        let (item, _) = self.require_item(&mut conn, caller, id, Access::Read).await?;
+        if item.is_tombstone {
+            return Err(ServiceError::NotFound(format!(
+                "item {id} is a tombstone: its object no longer exists in bucket {}",
+                item.bucket
+            )));
+        }
+        Ok(item)
+    }
+
+    /// Streams the content of `item` (from [`readable`](Self::readable)), whole or a byte range.
+    pub async fn read_content(
+        &self,
+        item: &Item,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream<'static>, ServiceError> {
+        let bucket = self
+            .buckets
+            .get(&item.bucket)
+            .ok_or_else(|| ServiceError::Internal(format!("bucket {} is not available", item.bucket)))?;
+        let key = ObjectKey::parse(&item.object_key).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        bucket
+            .read(&key, range)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("cannot read item {}: {e}", item.id)))
+    }
+
+    /// Changes an item's title or client metadata.
+    pub async fn update(&self, caller: &Caller, id: Uuid, patch: ItemPatch) -> Result<ItemView, ServiceError> {
+        if let Some(title) = &patch.title {
+            check_title(title).map_err(field("title"))?;
+        }
+        let mut tx = self.store.write().await?;
+        let (mut item, folder) = self.require_item(&mut tx, caller, id, Access::Write).await?;
+        if let Some(title) = patch.title {
+            item.title = title;
+        }
+        if let Some(metadata) = patch.client_metadata {
+            item.client_metadata = metadata;
+        }
+        item.updated_at = now();
+        rows::update_attributes(&mut tx, &item)
+            .await
+            .map_err(conflict_as(format!(
+                "an item titled `{}` already exists in {}; choose another title",
+                item.title, folder.path
+            )))?;
+        tx.commit().await?;
+        Ok(item.into())
+    }
+
+    /// One page of the items in a folder (or, with `recursive`, its whole subtree).
+    pub async fn list(&self, caller: &Caller, folder_id: Uuid, req: ListItems) -> Result<Page<ItemView>, ServiceError> {
+        let limit = page_size(req.page_size).map_err(field("page_size"))?;
+        let order = format!("{}:{}", req.order_by.as_str(), if req.desc { "desc" } else { "asc" });
+        let after = match &req.page_token {
+            Some(token) => Some(decode_position(token, &order, req.order_by == ItemOrder::Title)?),
+            None => None,
+        };
+        let mut conn = self.store.read().await?;
+        let folder = folder_for(&mut conn, caller, folder_id, Access::Read).await?;
+        let query = ItemQuery {
+            folder_id,
+            subtree: req.recursive.then_some(folder.path),
+            visible_to: (!caller.is_admin).then(|| caller.name.clone()),
+            search: req.search.filter(|s| !s.is_empty()),
+            item_types: req.item_types,
+            is_tombstone: req.is_tombstone,
+            order: req.order_by,
+            desc: req.desc,
+            after,
+            limit: limit + 1,
+        };
+        let mut items = rows::list(&mut conn, &query).await?;
+        let next_page_token = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|last| {
+                let key = match req.order_by {
+                    ItemOrder::Title => SortKey::Text(last.title.clone()),
+                    ItemOrder::CreatedAt => SortKey::Int(to_micros(last.created_at)),
+                    ItemOrder::Size => SortKey::Int(last.size),
+                };
+                page_token(&order, &key, last.id)
+            })
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.into_iter().map(ItemView::from).collect(),
+            next_page_token,
+        })
+    }
+
+    /// Inside a write transaction: the items `ids` that must all be direct children of `folder`
+    /// (400 naming those that are not).
+    async fn children(
+        conn: &mut sqlx::AnyConnection,
+        folder: &Folder,
+        ids: &[Uuid],
+    ) -> Result<Vec<Item>, ServiceError> {
+        let items = rows::by_ids(conn, ids).await?;
+        let inside: HashSet<Uuid> = items
+            .iter()
+            .filter(|i| i.folder_id == folder.id)
+            .map(|i| i.id)
+            .collect();
+        let strangers: Vec<Uuid> = ids.iter().copied().filter(|id| !inside.contains(id)).collect();
+        if !strangers.is_empty() {
+            return Err(ServiceError::Invalid(format!(
+                "item_ids: not items of folder {}: {}; name only items directly inside it",
+                folder.path,
+                id_list(&strangers)
+            )));
+        }
+        Ok(items)
+    }
+
+    /// Moves items of folder `folder_id` into `target_id`, all or none.
+    pub async fn move_items(
+        &self,
+        caller: &Caller,
+        folder_id: Uuid,
+        ids: Vec<Uuid>,
+        target_id: Uuid,
+    ) -> Result<Moved, ServiceError> {
+        let ids = check_batch(ids)?;
+        let (this, caller) = (self.clone(), caller.clone());
+        detached(async move {
+            let mut tx = this.store.write_tree(TreeLock::Shared).await?;
+            let folder = folder_for(&mut tx, &caller, folder_id, Access::Write).await?;
+            let target = folder_for(&mut tx, &caller, target_id, Access::Write).await?;
+            let items = Self::children(&mut tx, &folder, &ids).await?;
+            if target.id == folder.id {
+                return Ok(Moved { moved: 0 });
+            }
+            let titles: Vec<String> = items.iter().map(|i| i.title.clone()).collect();
+            let taken = rows::taken_titles(&mut tx, target.id, &titles).await?;
+            if !taken.is_empty() {
+                return Err(ServiceError::Conflict(format!(
+                    "{} already holds items titled {}; rename or delete them first",
+                    target.path,
+                    taken.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let moved = rows::move_to(&mut tx, &ids, target.id, now())
+                .await
+                .map_err(conflict_as(format!(
+                    "a title in {} was taken meanwhile; retry",
+                    target.path
+                )))?;
+            tx.commit().await?;
+            Ok(Moved { moved })
+        })
+        .await
+    }
+
+    /// Deletes items of folder `folder_id`, all or none; their managed objects go after the
+    /// catalog change commits.
+    pub async fn delete_items(
+        &self,
+        caller: &Caller,
+        folder_id: Uuid,
+        ids: Vec<Uuid>,
+    ) -> Result<ItemsDeleted, ServiceError> {
+        let ids = check_batch(ids)?;
+        let (this, caller) = (self.clone(), caller.clone());
+        detached(async move {
+            let mut tx = this.store.write_tree(TreeLock::Shared).await?;
+            let folder = folder_for(&mut tx, &caller, folder_id, Access::Write).await?;
+            let items = Self::children(&mut tx, &folder, &ids).await?;
+            let deleted = rows::delete(&mut tx, &ids).await?;
+            tx.commit().await?;
+            remove_managed_objects(&this.buckets, items.into_iter().map(|i| (i.bucket, i.object_key))).await;
+            Ok(ItemsDeleted { deleted })
+        })
+        .await
+    }
+
+    /// Deletes one item; its managed object goes after the catalog change commits.
+    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<ItemsDeleted, ServiceError> {
+        let (this, caller) = (self.clone(), caller.clone());
+        detached(async move {
+            let mut tx = this.store.write_tree(TreeLock::Shared).await?;
+            let (item, _) = this.require_item(&mut tx, &caller, id, Access::Write).await?;
+            let deleted = rows::delete(&mut tx, &[id]).await?;
+            tx.commit().await?;
+            remove_managed_objects(&this.buckets, [(item.bucket, item.object_key)]).await;
+            Ok(ItemsDeleted { deleted })
+        })
+        .await
+    }
+
+    /// Streams a tar (gzip-compressed when `gzip`) of the items, built on the fly. Each entry is
+    /// named by the item's title, made unique inside the archive as uploads are (`name (1).ext`).
+    pub async fn archive(
+        &self,
+        caller: &Caller,
+        ids: Vec<Uuid>,
+        gzip: bool,
+    ) -> Result<ByteStream<'static>, ServiceError> {
+        let ids = check_batch(ids)?;
+        let mut conn = self.store.read().await?;
+        let found = rows::by_ids(&mut conn, &ids).await?;
+        let mut folders: BTreeMap<Uuid, Access> = BTreeMap::new();
+        for folder_id in found.iter().map(|i| i.folder_id) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = folders.entry(folder_id) {
+                let folder = folder_rows::by_id(&mut conn, folder_id).await?;
+                slot.insert(folder.map_or(Access::None, |f| caller.access_to(&f.folder)));
+            }
+        }
+        drop(conn);
+        let mut by_id: BTreeMap<Uuid, Item> = found
+            .into_iter()
+            .filter(|i| folders.get(&i.folder_id).is_some_and(|a| *a != Access::None))
+            .map(|i| (i.id, i))
+            .collect();
+        let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !by_id.contains_key(id)).collect();
+        if !missing.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "items not found: {}",
+                id_list(&missing)
+            )));
+        }
+        let tombstones: Vec<Uuid> = by_id.values().filter(|i| i.is_tombstone).map(|i| i.id).collect();
+        if !tombstones.is_empty() {
+            return Err(ServiceError::Invalid(format!(
+                "item_ids: these items are tombstones with no content: {}; leave them out",
+                id_list(&tombstones)
+            )));
+        }
+        let mut used: HashSet<String> = HashSet::new();
+        let mut entries = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let Some(item) = by_id.remove(id) else { continue };
+            let mut name = item.title.clone();
+            if used.contains(&name) {
+                name = next_free_alternative(&item.title, used.iter().map(String::as_str));
+            }
+            used.insert(name.clone());
+            entries.push((name, item));
+        }
+        let (writer, reader) = tokio::io::duplex(ARCHIVE_PIPE_BYTES);
+        let this = self.clone();
+        let task = tokio::spawn(async move {
+            let result = if gzip {
+                let mut encoder = this.write_tar(GzipEncoder::new(writer), entries).await?;
+                encoder.shutdown().await
+            } else {
+                this.write_tar(writer, entries).await?.shutdown().await
+            };
+            if let Err(error) = &result {
+                tracing::warn!(%error, "an archive download stopped midway");
+            }
+            result
+        });
+        // After the archive's last byte, surface a failure of the writer as a stream error, so
+        // the response is cut off instead of ending like a complete archive.
+        let outcome = futures::stream::once(async move {
+            match task.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(Err(e)),
+                Err(e) => Some(Err(std::io::Error::other(e))),
+            }
+        })
+        .filter_map(futures::future::ready);
+        Ok(ReaderStream::with_capacity(reader, ARCHIVE_PIPE_BYTES)
+            .chain(outcome)
+            .boxed())
+    }
+
+    /// Writes the entries as a tar into `out` and answers `out`.
+    async fn write_tar<W: AsyncWrite + Unpin + Send + Sync + 'static>(
+        &self,
+        out: W,
+        entries: Vec<(String, Item)>,
+    ) -> std::io::Result<W> {
+        let mut builder = tokio_tar::Builder::new(out);
+        for (name, item) in entries {
+            let bucket = self
+                .buckets
+                .get(&item.bucket)
+                .ok_or_else(|| std::io::Error::other(format!("bucket {} is not available", item.bucket)))?;
+            let key = ObjectKey::parse(&item.object_key).map_err(std::io::Error::other)?;
+            let body = bucket.read(&key, None).await.map_err(std::io::Error::other)?;
+            let mut header = tokio_tar::Header::new_gnu();
+            header.set_entry_type(tokio_tar::EntryType::Regular);
+            header.set_size(u64::try_from(item.size).unwrap_or_default());
+            header.set_mode(0o644);
+            header.set_mtime(u64::try_from(item.updated_at.unix_timestamp()).unwrap_or_default());
+            builder.append_data(&mut header, &name, StreamReader::new(body)).await?;
+        }
+        builder.into_inner().await
+    }
+
+    /// Removes from the managed bucket what interrupted writes left and every object no item
+    /// points at, both only when last written more than `grace` ago (younger ones may belong to
+    /// an upload still committing).
+    ///
+    /// Orphans are rare (a crash between a commit and its object clean-up). When more than
+    /// [`MAX_ORPHAN_SHARE`] of the old objects (and over [`ORPHAN_ALARM`] of them) have no row,
+    /// the bucket most likely belongs to another catalog (`database.url` changed while `data_dir`
+    /// stayed): nothing is deleted, and the sweep fails with an error saying so.
+    pub async fn sweep_orphans(&self, grace: Duration) -> Result<Swept, ServiceError> {
+        let before = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
+        let bucket = self.buckets.managed();
+        let blob = |e: BlobError| ServiceError::Internal(format!("orphan sweep: {e}"));
+        let incomplete_writes = bucket.remove_incomplete_writes(before).await.map_err(blob)?;
+        let mut unreferenced: Vec<ObjectKey> = Vec::new();
+        let (mut seen, mut orphans) = (0usize, 0usize);
+        let mut listed = bucket.list_older_than(before).try_chunks(SWEEP_BATCH);
+        while let Some(batch) = listed.next().await {
+            let batch = batch.map_err(|e| blob(e.1))?;
+            seen += batch.len();
+            let keys: Vec<String> = batch.iter().map(|l| l.key.to_string()).collect();
+            let mut conn = self.store.read().await?;
+            let referenced = rows::referenced_keys(&mut conn, bucket.name(), &keys).await?;
+            drop(conn);
+            for key in batch.into_iter().map(|l| l.key) {
+                if !referenced.contains(key.as_str()) {
+                    orphans += 1;
+                    // Held in memory until the share is known; the rest waits for the next sweep.
+                    if unreferenced.len() < SWEEP_MAX_HELD {
+                        unreferenced.push(key);
+                    }
+                }
+            }
+        }
+        if orphans > ORPHAN_ALARM && orphans as f64 > seen as f64 * MAX_ORPHAN_SHARE {
+            return Err(ServiceError::Internal(format!(
+                "orphan sweep refused: {orphans} of {seen} objects in bucket {} have no item; the bucket looks like it belongs to another catalog (was database.url changed?); nothing was deleted",
+                bucket.name()
+            )));
+        }
+        for key in &unreferenced {
+            tracing::info!(%key, "removing an orphaned object");
+            bucket.delete(key).await.map_err(blob)?;
+        }
+        Ok(Swept {
+            incomplete_writes,
+            orphans: unreferenced.len() as u64,
+        })
+    }
+}

@@ -1,0 +1,391 @@
+//! Item rows: lookups, inserts that respect unique titles, in-place replaces, moves, deletes and
+//! keyset lists.
+
+use std::collections::HashSet;
+
+use sqlx::{AnyConnection, Row};
+use uuid::Uuid;
+
+use super::folders::{parse_id, parse_object, push_subtree};
+use super::sql::{SortKey, Sql, contains_pattern, corrupt, push_page};
+use super::{Dialect, StoreError, from_micros, to_micros};
+use crate::domain::folder::FolderPath;
+use crate::domain::item::{Item, ItemOrder, ItemType, Media, split_extension};
+
+/// The columns every item query selects.
+const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.item_type, i.mime_type, i.size, \
+     i.checksum, i.is_tombstone, i.client_metadata, i.width, i.height, i.duration_us, i.frame_rate, i.codec, \
+     i.sample_rate, i.channels, i.page_count, i.dimensions, i.created_at, i.updated_at";
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    id: String,
+    folder_id: String,
+    title: String,
+    bucket: String,
+    object_key: String,
+    item_type: String,
+    mime_type: String,
+    size: i64,
+    checksum: Option<String>,
+    is_tombstone: i64,
+    client_metadata: String,
+    width: Option<i64>,
+    height: Option<i64>,
+    duration_us: Option<i64>,
+    frame_rate: Option<String>,
+    codec: Option<String>,
+    sample_rate: Option<i64>,
+    channels: Option<i64>,
+    page_count: Option<i64>,
+    dimensions: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<ItemRow> for Item {
+    type Error = StoreError;
+
+    fn try_from(row: ItemRow) -> Result<Self, StoreError> {
+        let dimensions = row
+            .dimensions
+            .as_deref()
+            .map(serde_json::from_str::<Vec<i64>>)
+            .transpose()
+            .map_err(|e| corrupt("dimensions", e))?;
+        Ok(Item {
+            id: parse_id(&row.id)?,
+            folder_id: parse_id(&row.folder_id)?,
+            title: row.title,
+            bucket: row.bucket,
+            object_key: row.object_key,
+            item_type: ItemType::parse(&row.item_type).map_err(|e| corrupt("item_type", e))?,
+            mime_type: row.mime_type,
+            size: row.size,
+            checksum: row.checksum,
+            is_tombstone: row.is_tombstone != 0,
+            client_metadata: parse_object(&row.client_metadata)?,
+            media: Media {
+                width: row.width,
+                height: row.height,
+                duration_us: row.duration_us,
+                frame_rate: row.frame_rate,
+                codec: row.codec,
+                sample_rate: row.sample_rate,
+                channels: row.channels,
+                page_count: row.page_count,
+                dimensions,
+            },
+            created_at: from_micros(row.created_at),
+            updated_at: from_micros(row.updated_at),
+        })
+    }
+}
+
+/// Runs a query that selects one text column.
+async fn fetch_texts(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sql.build_as().fetch_all(conn).await?;
+    Ok(rows.into_iter().map(|(t,)| t).collect())
+}
+
+async fn fetch_all(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<Item>, StoreError> {
+    let rows = sql.build_as::<ItemRow>().fetch_all(conn).await?;
+    rows.into_iter().map(Item::try_from).collect()
+}
+
+/// The item with this id.
+pub async fn by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Item>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.id = "));
+    sql.bind(id.to_string());
+    Ok(fetch_all(conn, sql).await?.pop())
+}
+
+/// The items with these ids (in no particular order; missing ids are left out).
+pub async fn by_ids(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Vec<Item>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.id IN ("));
+    sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
+    fetch_all(conn, sql).await
+}
+
+/// The item titled `title` in the folder.
+pub async fn by_title(conn: &mut AnyConnection, folder_id: Uuid, title: &str) -> Result<Option<Item>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.folder_id = "));
+    sql.bind(folder_id.to_string())
+        .push(" AND i.title = ")
+        .bind(title.to_owned());
+    Ok(fetch_all(conn, sql).await?.pop())
+}
+
+/// The titles in the folder that start like alternatives of `title` (`stem (…`), found through
+/// the (folder_id, title) index as a byte range.
+pub async fn alternative_titles(
+    conn: &mut AnyConnection,
+    folder_id: Uuid,
+    title: &str,
+) -> Result<Vec<String>, StoreError> {
+    let (stem, _) = split_extension(title);
+    let mut sql = Sql::new("SELECT title FROM item WHERE folder_id = ");
+    sql.bind(folder_id.to_string());
+    // `)` is the byte after `(`: the range holds every title that starts with `stem (`.
+    sql.push(" AND title >= ").bind(format!("{stem} ("));
+    sql.push(" AND title < ").bind(format!("{stem} )"));
+    fetch_texts(conn, sql).await
+}
+
+/// Binds the content columns of `item` (everything but id, folder, title, client metadata and
+/// times), in the order of [`CONTENT_COLUMNS`].
+fn bind_content(sql: &mut Sql, item: &Item) {
+    let media = &item.media;
+    sql.bind(item.bucket.clone()).push(", ");
+    sql.bind(item.object_key.clone()).push(", ");
+    sql.bind(item.item_type.as_str().to_owned()).push(", ");
+    sql.bind(item.mime_type.clone()).push(", ");
+    sql.bind(item.size).push(", ");
+    sql.bind(item.checksum.clone()).push(", ");
+    sql.bind(i64::from(item.is_tombstone)).push(", ");
+    sql.bind(media.width).push(", ");
+    sql.bind(media.height).push(", ");
+    sql.bind(media.duration_us).push(", ");
+    sql.bind(media.frame_rate.clone()).push(", ");
+    sql.bind(media.codec.clone()).push(", ");
+    sql.bind(media.sample_rate).push(", ");
+    sql.bind(media.channels).push(", ");
+    sql.bind(media.page_count).push(", ");
+    sql.bind(
+        media
+            .dimensions
+            .as_ref()
+            .map(|d| serde_json::Value::from(d.clone()).to_string()),
+    );
+}
+
+/// The columns [`bind_content`] binds.
+const CONTENT_COLUMNS: [&str; 16] = [
+    "bucket",
+    "object_key",
+    "item_type",
+    "mime_type",
+    "size",
+    "checksum",
+    "is_tombstone",
+    "width",
+    "height",
+    "duration_us",
+    "frame_rate",
+    "codec",
+    "sample_rate",
+    "channels",
+    "page_count",
+    "dimensions",
+];
+
+/// Inserts `item` unless its folder already holds an item with its title; true when inserted.
+/// Never fails on the title (the transaction stays usable on PostgreSQL too).
+pub async fn insert_if_title_free(conn: &mut AnyConnection, item: &Item) -> Result<bool, StoreError> {
+    let mut sql = Sql::new(&format!(
+        "INSERT INTO item (id, folder_id, title, title_folded, client_metadata, created_at, updated_at, {}) VALUES (",
+        CONTENT_COLUMNS.join(", ")
+    ));
+    sql.bind(item.id.to_string()).push(", ");
+    sql.bind(item.folder_id.to_string()).push(", ");
+    sql.bind(item.title.clone()).push(", ");
+    sql.bind(item.title.to_lowercase()).push(", ");
+    sql.bind(serde_json::Value::Object(item.client_metadata.clone()).to_string())
+        .push(", ");
+    sql.bind(to_micros(item.created_at)).push(", ");
+    sql.bind(to_micros(item.updated_at)).push(", ");
+    bind_content(&mut sql, item);
+    sql.push(") ON CONFLICT (folder_id, title) DO NOTHING");
+    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
+}
+
+/// Points item `id` at `with`'s content (object, type, size, checksum, media metadata) and
+/// client metadata, keeping its id, folder, title and creation time.
+pub async fn replace_content(conn: &mut AnyConnection, id: Uuid, with: &Item) -> Result<(), StoreError> {
+    let mut sql = Sql::new(&format!("UPDATE item SET ({}) = (", CONTENT_COLUMNS.join(", ")));
+    bind_content(&mut sql, with);
+    sql.push("), client_metadata = ")
+        .bind(serde_json::Value::Object(with.client_metadata.clone()).to_string());
+    sql.push(", updated_at = ").bind(to_micros(with.updated_at));
+    sql.push(" WHERE id = ").bind(id.to_string());
+    sql.build().execute(conn).await?;
+    Ok(())
+}
+
+/// Writes an item's title and client metadata; a title taken in its folder is a `Conflict`.
+pub async fn update_attributes(conn: &mut AnyConnection, item: &Item) -> Result<(), StoreError> {
+    let mut sql = Sql::new("UPDATE item SET title = ");
+    sql.bind(item.title.clone());
+    sql.push(", title_folded = ").bind(item.title.to_lowercase());
+    sql.push(", client_metadata = ")
+        .bind(serde_json::Value::Object(item.client_metadata.clone()).to_string());
+    sql.push(", updated_at = ").bind(to_micros(item.updated_at));
+    sql.push(" WHERE id = ").bind(item.id.to_string());
+    sql.build().execute(conn).await?;
+    Ok(())
+}
+
+/// The titles in `folder_id` among `titles`.
+pub async fn taken_titles(
+    conn: &mut AnyConnection,
+    folder_id: Uuid,
+    titles: &[String],
+) -> Result<Vec<String>, StoreError> {
+    if titles.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new("SELECT title FROM item WHERE folder_id = ");
+    sql.bind(folder_id.to_string()).push(" AND title IN (");
+    sql.bind_list(titles.iter().cloned()).push(") ORDER BY title");
+    fetch_texts(conn, sql).await
+}
+
+/// Moves the items into `target`; a title taken there is a `Conflict`.
+pub async fn move_to(
+    conn: &mut AnyConnection,
+    ids: &[Uuid],
+    target: Uuid,
+    now: time::OffsetDateTime,
+) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = Sql::new("UPDATE item SET folder_id = ");
+    sql.bind(target.to_string())
+        .push(", updated_at = ")
+        .bind(to_micros(now));
+    sql.push(" WHERE id IN (")
+        .bind_list(ids.iter().map(Uuid::to_string))
+        .push(")");
+    Ok(sql.build().execute(conn).await?.rows_affected())
+}
+
+/// Deletes the items.
+pub async fn delete(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = Sql::new("DELETE FROM item WHERE id IN (");
+    sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
+    Ok(sql.build().execute(conn).await?.rows_affected())
+}
+
+/// The object keys in `bucket` held by the items in the folder at `path` and below.
+pub async fn keys_in_subtree(
+    conn: &mut AnyConnection,
+    path: &FolderPath,
+    bucket: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut sql = Sql::new("SELECT object_key FROM item WHERE bucket = ");
+    sql.bind(bucket.to_owned())
+        .push(" AND folder_id IN (SELECT id FROM folder WHERE ");
+    push_subtree(&mut sql, "path", path, true);
+    sql.push(")");
+    fetch_texts(conn, sql).await
+}
+
+/// Which of `keys` some item in `bucket` points at.
+pub async fn referenced_keys(
+    conn: &mut AnyConnection,
+    bucket: &str,
+    keys: &[String],
+) -> Result<HashSet<String>, StoreError> {
+    if keys.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let mut sql = Sql::new("SELECT object_key FROM item WHERE bucket = ");
+    sql.bind(bucket.to_owned()).push(" AND object_key IN (");
+    sql.bind_list(keys.iter().cloned()).push(")");
+    Ok(fetch_texts(conn, sql).await?.into_iter().collect())
+}
+
+/// Which items to list and how.
+#[derive(Debug, Clone)]
+pub struct ItemQuery {
+    /// The folder listed.
+    pub folder_id: Uuid,
+    /// With `recursive`, the folder's path: list the whole subtree.
+    pub subtree: Option<FolderPath>,
+    /// With `subtree`: only folders this user owns or that are public; all when `None` (admins).
+    pub visible_to: Option<String>,
+    /// Case-insensitive substring of the title.
+    pub search: Option<String>,
+    /// Only these types; all when empty.
+    pub item_types: Vec<ItemType>,
+    /// Only tombstones (`true`) or only live items (`false`).
+    pub is_tombstone: Option<bool>,
+    /// Sort column.
+    pub order: ItemOrder,
+    /// Descending instead of ascending.
+    pub desc: bool,
+    /// Start after this (sort key, id).
+    pub after: Option<(SortKey, Uuid)>,
+    /// Most rows to return.
+    pub limit: u32,
+}
+
+/// One page of items, in the query's order.
+pub async fn list(conn: &mut AnyConnection, query: &ItemQuery) -> Result<Vec<Item>, StoreError> {
+    fetch_all(conn, list_sql("", query)).await
+}
+
+/// The database's plan for `list(query)`, one line per step: a diagnostic that shows which
+/// index serves a list (tests check every order has one).
+pub async fn explain_list(conn: &mut AnyConnection, dialect: Dialect, query: &ItemQuery) -> Result<String, StoreError> {
+    let rows = match dialect {
+        Dialect::Sqlite => list_sql("EXPLAIN QUERY PLAN ", query).build().fetch_all(conn).await?,
+        Dialect::Postgres => list_sql("EXPLAIN ", query).build().fetch_all(conn).await?,
+    };
+    let column = match dialect {
+        Dialect::Sqlite => "detail",
+        Dialect::Postgres => "QUERY PLAN",
+    };
+    let lines = rows
+        .iter()
+        .map(|row| row.try_get::<String, _>(column))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lines.join("\n"))
+}
+
+/// The SQL of [`list`], after `prefix`.
+fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
+    let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS} FROM item i WHERE "));
+    match &query.subtree {
+        Some(path) => {
+            sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
+            push_subtree(&mut sql, "f.path", path, true);
+            if let Some(user) = &query.visible_to {
+                sql.push(" AND (f.owner = ")
+                    .bind(user.clone())
+                    .push(" OR f.visibility = 'public')");
+            }
+            sql.push(")");
+        }
+        None => {
+            sql.push("i.folder_id = ").bind(query.folder_id.to_string());
+        }
+    }
+    if let Some(search) = &query.search {
+        sql.push(" AND i.title_folded LIKE ")
+            .bind(contains_pattern(search))
+            .push(" ESCAPE '\\'");
+    }
+    if !query.item_types.is_empty() {
+        sql.push(" AND i.item_type IN (")
+            .bind_list(query.item_types.iter().map(|t| t.as_str().to_owned()))
+            .push(")");
+    }
+    if let Some(tombstone) = query.is_tombstone {
+        sql.push(" AND i.is_tombstone = ").bind(i64::from(tombstone));
+    }
+    let column = match query.order {
+        ItemOrder::Title => "i.title",
+        ItemOrder::CreatedAt => "i.created_at",
+        ItemOrder::Size => "i.size",
+    };
+    push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
+    sql
+}

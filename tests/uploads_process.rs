@@ -1,0 +1,186 @@
+//! Uploads against the real binary in its own process: memory stays flat during a 2 GiB upload
+//! and while it is downloaded back (whole and as a tar), and a missing ffprobe stores media
+//! without metadata and warns once.
+
+mod common;
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use common::{ServerProcess, media};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+/// Creates folder `path` on `server` and answers its id.
+async fn mkdir(http: &reqwest::Client, server: &ServerProcess, path: &str) -> String {
+    let made: Value = http
+        .post(format!("{}/v1/folders", server.base))
+        .bearer_auth(&server.admin_key)
+        .json(&serde_json::json!({"path": path}))
+        .send()
+        .await
+        .expect("mkdir")
+        .json()
+        .await
+        .expect("json");
+    made["id"].as_str().expect("id").to_owned()
+}
+
+/// Uploads `body` of `len` bytes as `name`.
+async fn upload(
+    http: &reqwest::Client,
+    server: &ServerProcess,
+    folder: &str,
+    name: &str,
+    body: reqwest::Body,
+    len: u64,
+) -> (StatusCode, Value) {
+    let part = reqwest::multipart::Part::stream_with_length(body, len).file_name(name.to_owned());
+    let resp = http
+        .post(format!("{}/v1/folders/{folder}/items", server.base))
+        .bearer_auth(&server.admin_key)
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload");
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_gib_upload_and_its_downloads_stay_under_64_mib_of_extra_rss() {
+    const CHUNK: usize = 1 << 20;
+    const CHUNKS: usize = 2048;
+    let server = ServerProcess::spawn(&[]);
+    let http = reqwest::Client::new();
+    let folder = mkdir(&http, &server, "/big").await;
+    // Warm up: the first upload allocates what every upload shares (pools, buffers).
+    let (status, _) = upload(
+        &http,
+        &server,
+        &folder,
+        "warm.bin",
+        vec![1u8; 4 * CHUNK].into(),
+        4 * CHUNK as u64,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let before = server.peak_rss_kib();
+
+    // 2 GiB generated on the fly: one 1 MiB block, varied per chunk by its first 8 bytes.
+    let block: Vec<u8> = (0..CHUNK).map(|i| (i.wrapping_mul(31) % 251) as u8).collect();
+    let chunk = move |n: usize| {
+        let mut c = block.clone();
+        c[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        Bytes::from(c)
+    };
+    let mut expected = blake3::Hasher::new();
+    for n in 0..CHUNKS {
+        expected.update(&chunk(n));
+    }
+    let expected = expected.finalize().to_hex().to_string();
+    let body = futures::stream::iter((0..CHUNKS).map(move |n| Ok::<_, std::io::Error>(chunk(n))));
+    let total = (CHUNK * CHUNKS) as u64;
+    let started = Instant::now();
+    let (status, item) = upload(
+        &http,
+        &server,
+        &folder,
+        "big.bin",
+        reqwest::Body::wrap_stream(body),
+        total,
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert_eq!(status, StatusCode::CREATED, "{item:?}");
+    let after = server.peak_rss_kib();
+    assert_eq!(item["size"], total);
+    assert_eq!(item["checksum"], expected);
+    let grown_mib = (after.saturating_sub(before)) as f64 / 1024.0;
+    println!(
+        "2 GiB upload: {:.1} s, {:.0} MB/s; peak RSS {} MiB before, {} MiB after (+{grown_mib:.1} MiB)",
+        elapsed.as_secs_f64(),
+        total as f64 / 1e6 / elapsed.as_secs_f64(),
+        before / 1024,
+        after / 1024
+    );
+    assert!(
+        grown_mib < 64.0,
+        "peak RSS grew by {grown_mib:.1} MiB during a 2 GiB upload"
+    );
+
+    // Reading it back, whole and as a tar, streams too.
+    let id = item["id"].as_str().expect("id").to_owned();
+    let resp = http
+        .get(format!("{}/v1/items/{id}/content", server.base))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .expect("download");
+    let mut hasher = blake3::Hasher::new();
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        hasher.update(&chunk.expect("chunk"));
+    }
+    assert_eq!(
+        hasher.finalize().to_hex().to_string(),
+        expected,
+        "downloaded byte-identical"
+    );
+    let resp = http
+        .post(format!("{}/v1/items/download", server.base))
+        .bearer_auth(&server.admin_key)
+        .json(&serde_json::json!({"item_ids": [id]}))
+        .send()
+        .await
+        .expect("tar");
+    let mut tar_bytes = 0u64;
+    let mut body = resp.bytes_stream();
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        tar_bytes += chunk.expect("chunk").len() as u64;
+    }
+    assert_eq!(
+        tar_bytes,
+        512 + total + 1024,
+        "one header, the content, the end-of-archive blocks"
+    );
+    let after_reads = server.peak_rss_kib();
+    let grown_mib = (after_reads.saturating_sub(before)) as f64 / 1024.0;
+    println!(
+        "after downloading it whole and as a tar: peak RSS {} MiB",
+        after_reads / 1024
+    );
+    assert!(grown_mib < 64.0, "peak RSS grew by {grown_mib:.1} MiB after downloads");
+
+    // Free the disk space at once.
+    let deleted = http
+        .delete(format!("{}/v1/items/{id}", server.base))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), StatusCode::OK);
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_ffprobe_media_is_stored_without_metadata_and_one_warning_is_logged() {
+    let empty_path = tempfile::tempdir().expect("tmp");
+    let server = ServerProcess::spawn(&[("PATH", empty_path.path().to_str().expect("utf8"))]);
+    let http = reqwest::Client::new();
+    let folder = mkdir(&http, &server, "/sounds").await;
+    let wav = media::wav(8000, 1, 250);
+    for name in ["one.wav", "two.wav"] {
+        let (status, item) = upload(&http, &server, &folder, name, wav.clone().into(), wav.len() as u64).await;
+        assert_eq!(status, StatusCode::CREATED, "{item:?}");
+        assert_eq!(item["item_type"], "AUDIO");
+        assert_eq!(item["media"]["sample_rate"], Value::Null);
+        assert_eq!(item["media"]["duration_seconds"], Value::Null);
+    }
+    let log = server.stop();
+    assert_eq!(
+        log.matches("ffprobe is not on PATH").count(),
+        1,
+        "one warning for the whole process: {log}"
+    );
+}
