@@ -18,6 +18,7 @@ use crate::queue::{Queue, QueueError, scheduler};
 use crate::services::Services;
 use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::{Runner, relay};
+use crate::services::sync::SyncRunner;
 use crate::store::{Dialect, Store, StoreError};
 
 /// Objects younger than this are never swept: they may belong to an upload still committing.
@@ -79,8 +80,13 @@ pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
 }
 
 /// The job kinds this build can run, with their runners.
-fn runners() -> Vec<(JobKind, Arc<dyn Runner>)> {
-    vec![(JobKind::Noop, Arc::new(NoopRunner))]
+fn runners(services: &Services, settings: &Settings) -> Vec<(JobKind, Arc<dyn Runner>)> {
+    let sync = SyncRunner::new(
+        services.store.clone(),
+        services.buckets.clone(),
+        settings.sync.hash_concurrency,
+    );
+    vec![(JobKind::Noop, Arc::new(NoopRunner)), (JobKind::Sync, Arc::new(sync))]
 }
 
 /// A process started by [`start`].
@@ -140,7 +146,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             queue.clone(),
             store.clone(),
             services.jobs.clone(),
-            runners(),
+            runners(&services, &settings),
             shutdown.clone(),
         )
     });

@@ -26,6 +26,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The job queue and its workers.
     pub jobs: JobsSettings,
+    /// Bucket sync.
+    pub sync: SyncSettings,
     /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
     pub buckets: BTreeMap<String, BucketSettings>,
 }
@@ -100,6 +102,20 @@ pub struct JobsSettings {
     pub concurrency: JobConcurrency,
 }
 
+/// Bucket sync settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyncSettings {
+    /// Objects one sync reads and hashes at once.
+    pub hash_concurrency: usize,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self { hash_concurrency: 8 }
+    }
+}
+
 /// Per-kind concurrency limits of one worker process.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -163,6 +179,10 @@ pub struct BucketSettings {
     /// Backend option name (e.g. `access_key_id`) to the environment variable that holds it.
     #[serde(default)]
     pub credentials_env: BTreeMap<String, String>,
+    /// Other backend options by name, as object_store spells them (e.g. `use_emulator = "true"`
+    /// for Azurite); never secrets: those go in `credentials_env`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
     /// Watch a local bucket for changes and sync what was touched.
     #[serde(default)]
     pub watch: bool,
@@ -179,6 +199,7 @@ impl Default for Settings {
             database: DatabaseSettings::default(),
             log: LogSettings::default(),
             jobs: JobsSettings::default(),
+            sync: SyncSettings::default(),
             buckets: BTreeMap::new(),
         }
     }
@@ -296,6 +317,7 @@ impl Settings {
                     region: None,
                     allow_http: false,
                     credentials_env: BTreeMap::new(),
+                    options: BTreeMap::new(),
                     watch: false,
                 },
             );
@@ -394,6 +416,7 @@ mod tests {
                 region: None,
                 allow_http: false,
                 credentials_env: BTreeMap::new(),
+                options: BTreeMap::new(),
                 watch: false,
             },
         );

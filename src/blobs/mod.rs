@@ -2,6 +2,8 @@
 //! `file://` directory ([`local::LocalBucket`]) that holds the `managed` bucket of uploads.
 
 pub mod local;
+pub mod source;
+pub mod walk;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -140,6 +142,8 @@ pub trait Bucket: Send + Sync + 'static {
 pub struct Buckets {
     managed: Arc<dyn Bucket>,
     by_name: BTreeMap<String, Arc<dyn Bucket>>,
+    sources: BTreeMap<String, Arc<source::Source>>,
+    managed_url: String,
 }
 
 impl Buckets {
@@ -159,12 +163,40 @@ impl Buckets {
         })?;
         let managed: Arc<dyn Bucket> = Arc::new(local::LocalBucket::open(MANAGED_BUCKET, dir)?);
         let by_name = BTreeMap::from([(MANAGED_BUCKET.to_owned(), managed.clone())]);
-        Ok(Self { managed, by_name })
+        let mut sources = BTreeMap::new();
+        for (name, config) in settings
+            .buckets
+            .iter()
+            .filter(|(name, _)| name.as_str() != MANAGED_BUCKET)
+        {
+            sources.insert(name.clone(), Arc::new(source::Source::open(name, config)?));
+        }
+        Ok(Self {
+            managed,
+            by_name,
+            sources,
+            managed_url: config.url.clone(),
+        })
     }
 
     /// The bucket with this name.
     pub fn get(&self, name: &str) -> Option<Arc<dyn Bucket>> {
         self.by_name.get(name).cloned()
+    }
+
+    /// A configured bucket (other than `managed`), opened for reading by sync and import.
+    pub fn source(&self, name: &str) -> Option<Arc<source::Source>> {
+        self.sources.get(name).cloned()
+    }
+
+    /// Every configured bucket other than `managed`, by name.
+    pub fn sources(&self) -> impl Iterator<Item = &Arc<source::Source>> {
+        self.sources.values()
+    }
+
+    /// The managed bucket's URL.
+    pub fn managed_url(&self) -> String {
+        self.managed_url.clone()
     }
 
     /// The bucket that holds uploads.

@@ -24,6 +24,8 @@ pub struct Known {
     pub key: String,
     /// The fingerprint recorded at the last sync.
     pub fingerprint: Fingerprint,
+    /// The content checksum recorded at the last sync.
+    pub checksum: Option<String>,
     /// Whether the object was gone at the last sync.
     pub is_tombstone: bool,
 }
@@ -125,6 +127,7 @@ mod tests {
                 etag: None,
                 version: None,
             },
+            checksum: None,
             is_tombstone: tombstone,
         }
     }

@@ -168,6 +168,8 @@ pub struct Folder {
     pub ttl_seconds: Option<i64>,
     /// Cron expression on which the folder is synced, if any.
     pub sync_schedule: Option<String>,
+    /// The bucket prefix the folder mirrors, for a synced folder.
+    pub sync: Option<SyncBinding>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.
@@ -192,6 +194,39 @@ impl FolderOrder {
             FolderOrder::Name => "name",
             FolderOrder::CreatedAt => "created_at",
         }
+    }
+}
+
+/// What a synced folder mirrors: every object of `bucket` whose key starts with `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncBinding {
+    /// A configured bucket's name.
+    pub bucket: String,
+    /// A key prefix inside it: empty (the whole bucket) or ending in `/`.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl SyncBinding {
+    /// Normalizes and checks the prefix: `a/b` becomes `a/b/`; no empty, `.` or `..` segment,
+    /// no NUL, no leading `/`.
+    pub fn normalized(mut self) -> Result<Self, Invalid> {
+        if !self.prefix.is_empty() && !self.prefix.ends_with('/') {
+            self.prefix.push('/');
+        }
+        let body = self.prefix.trim_end_matches('/');
+        if !self.prefix.is_empty()
+            && (body.is_empty()
+                || body.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+                || body.contains('\0'))
+        {
+            return Err(Invalid::new(format!(
+                "prefix `{}` must be empty or `segment/segment/` with no empty, `.` or `..` segment",
+                self.prefix
+            )));
+        }
+        Ok(self)
     }
 }
 

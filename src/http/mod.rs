@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{folders, items, jobs, ops};
+use routes::{buckets, folders, items, jobs, ops};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -77,6 +77,9 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(items::get_item, items::update_item, items::delete_item))
         .routes(routes!(items::item_content))
         .routes(routes!(items::download_items))
+        .routes(routes!(folders::sync_folder))
+        .routes(routes!(buckets::list_buckets))
+        .routes(routes!(buckets::check_bucket))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))

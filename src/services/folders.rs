@@ -13,11 +13,12 @@ use super::{Page, ServiceError, conflict_as, decode_position, detached, field, p
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
-use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, Visibility};
+use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, SyncBinding, Visibility};
 use crate::domain::page::page_size;
 use crate::domain::schedule::CronSchedule;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord, SortKey};
 use crate::store::items as item_rows;
+use crate::store::sync as sync_rows;
 use crate::store::{Store, TreeLock, from_micros, to_micros};
 
 /// A JSON object kept with a folder or item for the client.
@@ -54,6 +55,8 @@ pub struct NewFolder {
     pub visibility: Option<Visibility>,
     /// Cron expression (5 fields, or 6 with seconds first; UTC) on which to sync the folder.
     pub sync_schedule: Option<String>,
+    /// Make it a synced folder mirroring this bucket prefix.
+    pub sync: Option<SyncBinding>,
 }
 
 /// Changes to a folder; absent fields stay as they are.
@@ -133,6 +136,8 @@ pub struct FolderView {
     pub ttl_seconds: Option<i64>,
     /// Cron expression on which it is synced, if any.
     pub sync_schedule: Option<String>,
+    /// The bucket prefix it mirrors, when it is a synced folder.
+    pub sync: Option<SyncBinding>,
     /// Creation time (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -208,6 +213,27 @@ pub(crate) fn read_only(folder: &Folder) -> ServiceError {
     ))
 }
 
+impl FolderService {
+    /// Checks a sync binding names a configured bucket (not `managed`) and a valid prefix.
+    fn checked_binding(&self, binding: SyncBinding) -> Result<SyncBinding, ServiceError> {
+        let binding = binding.normalized().map_err(field("sync.prefix"))?;
+        if binding.bucket == MANAGED_BUCKET {
+            return Err(ServiceError::Invalid(
+                "sync.bucket: `managed` holds uploads and cannot be synced; name a configured bucket".into(),
+            ));
+        }
+        if self.buckets.source(&binding.bucket).is_none() {
+            let known: Vec<String> = self.buckets.sources().map(|s| s.name().to_owned()).collect();
+            return Err(ServiceError::Invalid(format!(
+                "sync.bucket: no bucket named `{}` is configured; configured: [{}]",
+                binding.bucket,
+                known.join(", ")
+            )));
+        }
+        Ok(binding)
+    }
+}
+
 /// Builds a new folder record owned by `caller`.
 fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Folder {
     let now = now();
@@ -222,6 +248,7 @@ fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Fol
         visibility: Visibility::Private,
         ttl_seconds: None,
         sync_schedule: None,
+        sync: None,
         created_at: now,
         updated_at: now,
     }
@@ -242,6 +269,7 @@ impl FolderService {
     pub async fn create(&self, caller: &Caller, req: NewFolder) -> Result<FolderView, ServiceError> {
         let ttl_seconds = folder::ttl_seconds(req.ttl_seconds).map_err(field("ttl_seconds"))?;
         let sync_schedule = req.sync_schedule.as_deref().map(checked_schedule).transpose()?;
+        let sync = req.sync.map(|binding| self.checked_binding(binding)).transpose()?;
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let (parent, path) = if let Some(path) = &req.path {
             if req.name.is_some() || req.parent_id.is_some() {
@@ -271,12 +299,14 @@ impl FolderService {
                 "give `path`, or `name` with an optional `parent_id`".into(),
             ));
         };
+        ensure_unsynced(&mut tx, &path, false, "creating a folder").await?;
         let mut folder = new_folder(caller, parent.map(|p| p.id), path);
         folder.description = req.description.unwrap_or_default();
         folder.client_metadata = req.client_metadata.unwrap_or_default();
         folder.ttl_seconds = ttl_seconds;
         folder.visibility = req.visibility.unwrap_or_default();
         folder.sync_schedule = sync_schedule;
+        folder.sync = sync;
         rows::insert(&mut tx, &folder)
             .await
             .map_err(conflict_as(format!("a folder already exists at {}", folder.path)))?;
@@ -422,6 +452,7 @@ impl FolderService {
         }
         rows::update_attributes(&mut tx, &folder).await?;
         if let Some(name) = new_name.filter(|n| n.as_str() != folder.name) {
+            ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "renaming a folder").await?;
             let new_path = FolderPath::join(folder.path.parent().as_ref(), &name).map_err(field("name"))?;
             rows::relocate(
                 &mut tx,
@@ -459,6 +490,10 @@ impl FolderService {
             ),
             None => None,
         };
+        ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "moving a folder").await?;
+        if let Some(target) = &target {
+            ensure_unsynced(&mut tx, &target.path, true, "moving a folder into it").await?;
+        }
         if let Some(target) = &target
             && target.path.is_within(&folder.path)
         {
@@ -485,6 +520,7 @@ impl FolderService {
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Exclusive).await?;
             let folder = require(&caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+            ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "deleting a folder").await?;
             if !recursive && !rows::is_empty(&mut tx, id).await? {
                 return Err(ServiceError::Conflict(format!(
                     "folder {} is not empty; pass recursive=true to delete it with everything inside",
@@ -529,6 +565,27 @@ impl FolderService {
             total_size: by_type.values().map(|t| t.size).sum(),
             by_type,
         })
+    }
+}
+
+/// Refuses a structural change (`what`) at `path` when it lies inside a synced folder (with
+/// `include_self`, also when `path` is a synced folder itself): a synced folder's layout belongs
+/// to its bucket.
+pub(crate) async fn ensure_unsynced(
+    conn: &mut sqlx::AnyConnection,
+    path: &FolderPath,
+    include_self: bool,
+    what: &str,
+) -> Result<(), ServiceError> {
+    let mut paths: Vec<String> = path.ancestors().iter().map(|p| p.as_str().to_owned()).collect();
+    if include_self {
+        paths.push(path.as_str().to_owned());
+    }
+    match sync_rows::synced_root_among(conn, &paths).await? {
+        Some((_, bucket)) => Err(ServiceError::Conflict(format!(
+            "{path} is inside a folder that mirrors bucket `{bucket}`: its structure belongs to the bucket, so {what} is not possible there; change the bucket and sync instead"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -580,6 +637,7 @@ async fn views(conn: &mut sqlx::AnyConnection, records: Vec<FolderRecord>) -> Re
                 visibility: folder.visibility,
                 ttl_seconds: folder.ttl_seconds,
                 sync_schedule: folder.sync_schedule,
+                sync: folder.sync,
                 created_at: folder.created_at,
                 updated_at: folder.updated_at,
                 item_count: record.item_count,

@@ -20,7 +20,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::folders::{Metadata, now, read_only, require};
+use super::folders::{Metadata, ensure_unsynced, now, read_only, require};
 use super::probe::{self, HEAD_BYTES, Probed};
 use super::{Page, ServiceError, conflict_as, decode_position, detached, field, page_token};
 use crate::blobs::{BlobError, Bucket, Buckets, ByteStream, ObjectKey, Written};
@@ -321,6 +321,19 @@ async fn folder_for(
     Ok(require(caller, folder_rows::by_id(conn, id).await?, need, &id)?.folder)
 }
 
+/// The folder `id` when `caller` may change its contents and it is not part of a synced folder
+/// (whose contents belong to its bucket); `what` names the refused change.
+async fn changeable_folder(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    id: Uuid,
+    what: &str,
+) -> Result<Folder, ServiceError> {
+    let folder = folder_for(conn, caller, id, Access::Write).await?;
+    ensure_unsynced(conn, &folder.path, true, what).await?;
+    Ok(folder)
+}
+
 /// Joins ids for a message.
 fn id_list(ids: &[Uuid]) -> String {
     ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
@@ -384,7 +397,7 @@ impl ItemService {
     ) -> Result<Staged, ServiceError> {
         {
             let mut conn = self.store.read().await?;
-            folder_for(&mut conn, caller, folder_id, Access::Write).await?;
+            changeable_folder(&mut conn, caller, folder_id, "uploading").await?;
         }
         let bucket = self.buckets.managed();
         let key = new_object_key();
@@ -474,7 +487,7 @@ impl ItemService {
         strategy: ConflictStrategy,
     ) -> Result<(Item, UploadOutcome, Option<Item>), ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
-        let folder = folder_for(&mut tx, caller, item.folder_id, Access::Write).await?;
+        let folder = changeable_folder(&mut tx, caller, item.folder_id, "uploading").await?;
         let wanted = item.title.clone();
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..MAX_TITLE_ATTEMPTS {
@@ -560,7 +573,8 @@ impl ItemService {
         }
         let mut tx = self.store.write().await?;
         let (mut item, folder) = self.require_item(&mut tx, caller, id, Access::Write).await?;
-        if let Some(title) = patch.title {
+        if let Some(title) = patch.title.filter(|t| *t != item.title) {
+            ensure_unsynced(&mut tx, &folder.path, true, "renaming an item").await?;
             item.title = title;
         }
         if let Some(metadata) = patch.client_metadata {
@@ -655,8 +669,8 @@ impl ItemService {
         let (this, caller) = (self.clone(), caller.clone());
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
-            let folder = folder_for(&mut tx, &caller, folder_id, Access::Write).await?;
-            let target = folder_for(&mut tx, &caller, target_id, Access::Write).await?;
+            let folder = changeable_folder(&mut tx, &caller, folder_id, "moving items").await?;
+            let target = changeable_folder(&mut tx, &caller, target_id, "moving items").await?;
             let items = Self::children(&mut tx, &folder, &ids).await?;
             if target.id == folder.id {
                 return Ok(Moved { moved: 0 });
@@ -694,7 +708,7 @@ impl ItemService {
         let (this, caller) = (self.clone(), caller.clone());
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
-            let folder = folder_for(&mut tx, &caller, folder_id, Access::Write).await?;
+            let folder = changeable_folder(&mut tx, &caller, folder_id, "deleting items").await?;
             let items = Self::children(&mut tx, &folder, &ids).await?;
             let deleted = rows::delete(&mut tx, &ids).await?;
             tx.commit().await?;
@@ -709,7 +723,8 @@ impl ItemService {
         let (this, caller) = (self.clone(), caller.clone());
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
-            let (item, _) = this.require_item(&mut tx, &caller, id, Access::Write).await?;
+            let (item, folder) = this.require_item(&mut tx, &caller, id, Access::Write).await?;
+            ensure_unsynced(&mut tx, &folder.path, true, "deleting items").await?;
             let deleted = rows::delete(&mut tx, &[id]).await?;
             tx.commit().await?;
             remove_managed_objects(&this.buckets, [(item.bucket, item.object_key)]).await;

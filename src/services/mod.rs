@@ -6,6 +6,7 @@ pub mod items;
 pub mod jobs;
 pub mod keys;
 pub mod probe;
+pub mod sync;
 
 use uuid::Uuid;
 
@@ -153,6 +154,10 @@ pub struct Services {
     pub keys: keys::KeyService,
     /// Job use cases.
     pub jobs: jobs::JobService,
+    /// Bucket sync use cases.
+    pub sync: sync::SyncService,
+    /// The buckets this process can reach.
+    pub buckets: Buckets,
 }
 
 impl Services {
@@ -171,11 +176,14 @@ impl Services {
             max_backoff: std::time::Duration::from_millis(settings.jobs.retry_backoff_max_ms),
         };
         let events = std::sync::Arc::new(jobs::events::JobEvents::default());
+        let jobs = jobs::JobService::new(store.clone(), events, queue, retry, shutdown);
         Self {
             folders: folders::FolderService::new(store.clone(), buckets.clone()),
-            items: items::ItemService::new(store.clone(), buckets),
+            items: items::ItemService::new(store.clone(), buckets.clone()),
             keys: keys::KeyService::new(store.clone()),
-            jobs: jobs::JobService::new(store.clone(), events, queue, retry, shutdown),
+            sync: sync::SyncService::new(store.clone(), jobs.clone()),
+            jobs,
+            buckets,
             store,
         }
     }

@@ -7,11 +7,11 @@ use uuid::Uuid;
 
 use super::sql::{Sql, contains_pattern, corrupt, push_page};
 use super::{StoreError, from_micros, to_micros};
-use crate::domain::folder::{Folder, FolderOrder, FolderPath, Visibility};
+use crate::domain::folder::{Folder, FolderOrder, FolderPath, SyncBinding, Visibility};
 
 /// The columns every folder query selects, counts included.
 const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
-     f.visibility, f.ttl_seconds, f.sync_schedule, f.created_at, f.updated_at, \
+     f.visibility, f.ttl_seconds, f.sync_schedule, f.sync_bucket, f.sync_prefix, f.created_at, f.updated_at, \
      (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id) AS subfolder_count, \
      (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id) AS item_count";
 
@@ -38,6 +38,8 @@ struct FolderRow {
     visibility: String,
     ttl_seconds: Option<i64>,
     sync_schedule: Option<String>,
+    sync_bucket: Option<String>,
+    sync_prefix: Option<String>,
     created_at: i64,
     updated_at: i64,
     subfolder_count: i64,
@@ -70,6 +72,10 @@ impl TryFrom<FolderRow> for FolderRecord {
                 visibility: Visibility::parse(&row.visibility).map_err(|e| corrupt("visibility", e))?,
                 ttl_seconds: row.ttl_seconds,
                 sync_schedule: row.sync_schedule,
+                sync: row.sync_bucket.map(|bucket| SyncBinding {
+                    bucket,
+                    prefix: row.sync_prefix.unwrap_or_default(),
+                }),
                 created_at: from_micros(row.created_at),
                 updated_at: from_micros(row.updated_at),
             },
@@ -156,7 +162,7 @@ pub async fn insert_if_absent(conn: &mut AnyConnection, folder: &Folder) -> Resu
 fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
     let mut sql = Sql::new(
         "INSERT INTO folder (id, parent_id, name, name_folded, path, description, client_metadata, owner, \
-         visibility, ttl_seconds, sync_schedule, created_at, updated_at) VALUES (",
+         visibility, ttl_seconds, sync_schedule, sync_bucket, sync_prefix, created_at, updated_at) VALUES (",
     );
     sql.bind(folder.id.to_string()).push(", ");
     sql.bind(folder.parent_id.map(|p| p.to_string())).push(", ");
@@ -170,6 +176,8 @@ fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
     sql.bind(folder.visibility.as_str().to_owned()).push(", ");
     sql.bind(folder.ttl_seconds).push(", ");
     sql.bind(folder.sync_schedule.clone()).push(", ");
+    sql.bind(folder.sync.as_ref().map(|s| s.bucket.clone())).push(", ");
+    sql.bind(folder.sync.as_ref().map(|s| s.prefix.clone())).push(", ");
     sql.bind(to_micros(folder.created_at)).push(", ");
     sql.bind(to_micros(folder.updated_at)).push(")").push(suffix);
     sql

@@ -137,7 +137,7 @@ pub async fn alternative_titles(
 
 /// Binds the content columns of `item` (everything but id, folder, title, client metadata and
 /// times), in the order of [`CONTENT_COLUMNS`].
-fn bind_content(sql: &mut Sql, item: &Item) {
+pub(crate) fn bind_content(sql: &mut Sql, item: &Item) {
     let media = &item.media;
     sql.bind(item.bucket.clone()).push(", ");
     sql.bind(item.object_key.clone()).push(", ");
@@ -163,7 +163,7 @@ fn bind_content(sql: &mut Sql, item: &Item) {
 }
 
 /// The columns [`bind_content`] binds.
-const CONTENT_COLUMNS: [&str; 16] = [
+pub(crate) const CONTENT_COLUMNS: [&str; 16] = [
     "bucket",
     "object_key",
     "item_type",

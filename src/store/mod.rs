@@ -10,6 +10,7 @@ pub mod items;
 pub mod jobs;
 pub mod keys;
 pub mod sql;
+pub mod sync;
 
 use std::str::FromStr;
 use std::time::Duration;

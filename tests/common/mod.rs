@@ -2,6 +2,7 @@
 //! PostgreSQL database, and speaks HTTP to it.
 #![allow(dead_code)]
 
+pub mod buckets;
 pub mod media;
 
 use std::path::{Path, PathBuf};

@@ -8,11 +8,14 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::folder::FolderOrder;
+use crate::domain::job::Job;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{IdPath, JsonBody, NoQuery, StrictQuery};
+use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, StrictQuery};
+use crate::http::routes::jobs::submitted;
 use crate::services::folders::{Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder};
+use crate::services::sync::SyncOptions;
 use crate::services::{Page, ServiceError};
 
 /// Query of `GET /v1/folders`: `path` alone looks up one folder; the rest lists.
@@ -214,4 +217,30 @@ pub async fn folder_summary(
             .summary(&caller, id, q.recursive.unwrap_or(false))
             .await?,
     ))
+}
+
+/// Sync a synced folder with its bucket: a SYNC job (202), or the one already pending or
+/// running for the folder (200).
+#[utoipa::path(post, path = "/folders/{id}/sync", tag = "folders", params(("id" = Uuid, Path),
+    ("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    request_body = SyncOptions, responses(
+        (status = 202, body = Job), (status = 200, body = Job, description = "a sync of this folder is already pending or running"),
+        (status = 400, body = ErrorBody, description = "not a synced folder"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ))]
+pub async fn sync_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    _: NoQuery,
+    IdempotencyKey(key): IdempotencyKey,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    let options: SyncOptions = if body.iter().all(u8::is_ascii_whitespace) {
+        SyncOptions::default()
+    } else {
+        let mut de = serde_json::Deserializer::from_slice(&body);
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| ApiError::bad_request(format!("{}: {}", e.path(), e.inner())))?
+    };
+    Ok(submitted(state.services.sync.submit(&caller, id, options, key).await?))
 }

@@ -1,5 +1,6 @@
 //! Route handlers, one file per resource. Handlers translate HTTP to service calls and back.
 
+pub mod buckets;
 pub mod folders;
 pub mod items;
 pub mod jobs;
