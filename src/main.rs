@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, item, job};
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, item, job, sync};
 use stowage::config::Settings;
 use stowage::services::keys::KeyService;
 use stowage::telemetry;
@@ -70,6 +70,10 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
         Command::Folder { client, command } => {
             let api = client_for(&client, &settings);
             done(folder::run(&api, command, client.json).await.map_err(|e| e.to_string()))
+        }
+        Command::Sync { client, args } => {
+            let api = client_for(&client, &settings);
+            sync::run(&api, args).await.map_err(|e| e.to_string())
         }
         Command::Job { client, command } => {
             let api = client_for(&client, &settings);

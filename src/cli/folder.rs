@@ -73,7 +73,7 @@ async fn lookup(client: &Client, folder: &str) -> Result<Value, ClientError> {
     }
 }
 
-/// The id of a folder named by path or id.
+/// The id of a folder named by path (starting with `/`) or id.
 pub async fn folder_id(client: &Client, folder: &str) -> Result<String, ClientError> {
     let found = lookup(client, folder).await?;
     found["id"]

@@ -5,6 +5,7 @@ pub mod client;
 pub mod folder;
 pub mod item;
 pub mod job;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -63,6 +64,15 @@ pub enum Command {
         /// What to do with folders.
         #[command(subcommand)]
         command: folder::FolderCommand,
+    },
+    /// Sync a synced folder with its bucket.
+    Sync {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to sync and how.
+        #[command(flatten)]
+        args: sync::SyncArgs,
     },
     /// Watch and control jobs on a running server.
     Job {
