@@ -173,3 +173,104 @@ async fn two_worker_processes_share_200_jobs_on_postgres_without_running_any_twi
     let worker_pids: HashSet<u64> = pids.keys().copied().collect();
     assert_eq!(worker_pids.len(), 2, "both workers took jobs: {pids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bucket = dir.path().join("bucket");
+    for i in 0..20_000 {
+        let path = bucket.join(format!("d{:02}/f{i:05}.txt", i % 40));
+        if i < 40 {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        }
+        std::fs::write(path, format!("object {i}")).expect("write");
+    }
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut envs = fast_recovery(None);
+    envs.push(("STOWAGE__BUCKETS__SRC__URL", format!("file://{}", bucket.display())));
+    let (first, key) = serve_ready(&data, port, &envs, &[]).await;
+    let client = reqwest::Client::new();
+    let folder: Value = client
+        .post(format!("{base}/v1/folders"))
+        .bearer_auth(&key)
+        .json(&json!({"path": "/big", "sync": {"bucket": "src"}}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let folder_id = folder["id"].as_str().expect("id").to_owned();
+    let sync_url = format!("{base}/v1/folders/{folder_id}/sync");
+    let job: Value = client
+        .post(&sync_url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("sync")
+        .json()
+        .await
+        .expect("json");
+    let id = job["id"].as_str().expect("id").to_owned();
+    poll_job(&base, &key, &id, Duration::from_secs(120), |j| {
+        j["progress"]["units_done"].as_i64() >= Some(1000)
+    })
+    .await;
+    first.signal("-KILL");
+    drop(first);
+
+    let (_second, _) = serve_ready(&data, port, &envs, &[]).await;
+    // The killed sync is picked up again; asking for a sync meanwhile returns it or runs a new one.
+    let done = poll_job(&base, &key, &id, Duration::from_secs(180), |j| j["status"] == "DONE").await;
+    assert!(done["attempts"].as_i64() >= Some(2), "{done}");
+    let again: Value = client
+        .post(&sync_url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("sync")
+        .json()
+        .await
+        .expect("json");
+    let again = poll_job(
+        &base,
+        &key,
+        again["id"].as_str().expect("id"),
+        Duration::from_secs(180),
+        |j| j["status"] == "DONE",
+    )
+    .await;
+    assert_eq!(again["result"]["unchanged"], 20_000, "{again}");
+    assert_eq!(again["result"]["created"], 0);
+
+    // The catalog holds each object exactly once.
+    let mut keys = HashSet::new();
+    let mut url = format!("{base}/v1/folders/{folder_id}/items?recursive=true&page_size=1000");
+    loop {
+        let page: Value = client
+            .get(&url)
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        for item in page["items"].as_array().expect("items") {
+            assert!(
+                keys.insert(item["object_key"].as_str().expect("key").to_owned()),
+                "duplicate item {item}"
+            );
+            assert_eq!(item["is_tombstone"], false);
+        }
+        match page["next_page_token"].as_str() {
+            Some(token) => {
+                url = format!("{base}/v1/folders/{folder_id}/items?recursive=true&page_size=1000&page_token={token}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(keys.len(), 20_000);
+}

@@ -352,7 +352,9 @@ async fn the_cli_syncs_and_prints_a_summary() {
     let fixture = Fixture::local(dir.path().join("bucket"));
     fixture.put("a.txt", b"a").await;
     fixture.put("d/b.txt", b"b").await;
-    let Some(s) = server_with(Backend::Sqlite, &fixture).await else { return };
+    let Some(s) = server_with(Backend::Sqlite, &fixture).await else {
+        return;
+    };
     synced_folder(&s, "/cli-synced").await;
     let (base, key) = (s.base.clone(), s.admin_key.clone());
     let run = move |extra: &'static [&'static str]| {
@@ -360,7 +362,10 @@ async fn the_cli_syncs_and_prints_a_summary() {
         std::thread::spawn(move || {
             let mut args = vec!["sync", "--server", &base, "--api-key", &key, "/cli-synced", "--wait"];
             args.extend(extra);
-            std::process::Command::new(env!("CARGO_BIN_EXE_stowage")).args(&args).output().expect("run")
+            std::process::Command::new(env!("CARGO_BIN_EXE_stowage"))
+                .args(&args)
+                .output()
+                .expect("run")
         })
         .join()
         .expect("thread")
@@ -368,7 +373,10 @@ async fn the_cli_syncs_and_prints_a_summary() {
     let dry = run(&["--dry-run"]);
     assert_eq!(dry.status.code(), Some(0), "{}", String::from_utf8_lossy(&dry.stderr));
     let text = String::from_utf8_lossy(&dry.stdout).into_owned();
-    assert!(text.contains("DONE: listed=2 created=2") && text.contains("(dry run)"), "{text}");
+    assert!(
+        text.contains("DONE: listed=2 created=2") && text.contains("(dry run)"),
+        "{text}"
+    );
     let real = run(&[]);
     let text = String::from_utf8_lossy(&real.stdout).into_owned();
     assert!(text.contains("created=2") && !text.contains("dry run"), "{text}");

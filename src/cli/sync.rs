@@ -57,7 +57,9 @@ pub async fn run(client: &Client, args: SyncArgs) -> Result<ExitCode, ClientErro
     if let Some(ratio) = args.max_tombstone_ratio {
         body["max_tombstone_ratio"] = json!(ratio);
     }
-    let job: Value = client.call(Method::POST, &format!("/v1/folders/{id}/sync"), &[], Some(&body)).await?;
+    let job: Value = client
+        .call(Method::POST, &format!("/v1/folders/{id}/sync"), &[], Some(&body))
+        .await?;
     if !args.wait {
         println!("{}", summary(&job));
         return Ok(ExitCode::SUCCESS);
