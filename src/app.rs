@@ -20,6 +20,7 @@ use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::{Runner, relay};
 use crate::services::sync::SyncRunner;
 use crate::store::{Dialect, Store, StoreError};
+use crate::watch;
 
 /// Objects younger than this are never swept: they may belong to an upload still committing.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
@@ -142,6 +143,11 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
 
     let workers = roles.workers.then(|| {
         background.spawn(scheduler::run(store.clone(), services.jobs.clone(), shutdown.clone()));
+        for watcher in watch::start(&services, &settings, &shutdown) {
+            background.spawn(async move {
+                let _ = watcher.await;
+            });
+        }
         Workers::start(
             queue.clone(),
             store.clone(),

@@ -13,3 +13,4 @@ pub mod queue;
 pub mod services;
 pub mod store;
 pub mod telemetry;
+pub mod watch;

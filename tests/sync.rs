@@ -16,6 +16,7 @@ on_both_backends!(
     dry_runs_change_nothing_and_the_ratio_guard_stops_mass_tombstones,
     a_listing_that_fails_tombstones_nothing,
     synced_folders_belong_to_their_bucket,
+    changes_in_a_watched_directory_reach_the_catalog_within_3_seconds,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -382,4 +383,46 @@ async fn the_cli_syncs_and_prints_a_summary() {
     assert!(text.contains("created=2") && !text.contains("dry run"), "{text}");
     let folder = s.get("/v1/folders?path=/cli-synced").await.body;
     assert_eq!(items(&s, folder["id"].as_str().expect("id")).await.len(), 2);
+}
+
+async fn changes_in_a_watched_directory_reach_the_catalog_within_3_seconds(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fixture = Fixture::local(dir.path().join("bucket"));
+    fixture.put("old.txt", b"old").await;
+    let mut bucket = fixture.settings();
+    bucket.watch = true;
+    let Some(s) = TestServer::start_with(backend, move |settings| {
+        settings.buckets.insert("src".into(), bucket);
+    })
+    .await
+    else {
+        return;
+    };
+    let folder = synced_folder(&s, "/watched").await;
+    assert_eq!(sync(&s, &folder, json!({})).await["result"]["created"], 1);
+
+    let started = std::time::Instant::now();
+    fixture.put("fresh/new.txt", b"new").await;
+    fixture.delete("old.txt").await;
+    loop {
+        let catalog = items(&s, &folder).await;
+        let added = catalog.iter().any(|(key, _, tomb)| key == "fresh/new.txt" && !tomb);
+        let gone = catalog.iter().any(|(key, _, tomb)| key == "old.txt" && *tomb);
+        if added && gone {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "not in the catalog after 3 s: {catalog:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let jobs = s.get("/v1/jobs?kind=SYNC").await.body;
+    assert!(
+        jobs["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|j| j["created_by"] == "watcher")
+    );
 }

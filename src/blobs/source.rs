@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
 use super::BlobError;
-use super::walk::{WalkEntry, walk};
+use super::walk::{WalkEntry, walk, walk_keys};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
 
@@ -161,6 +161,31 @@ impl Source {
                             return;
                         }
                     }
+                });
+            }
+        }
+        rx
+    }
+
+    /// Lists only `keys` (and everything below those that are directories), in key order; a
+    /// key that no longer exists yields nothing. Local buckets only (they are the ones watched).
+    pub fn list_keys(&self, keys: Vec<String>) -> mpsc::Receiver<ListEntry> {
+        let (tx, rx) = mpsc::channel(LIST_BUFFER);
+        match &self.backend {
+            Backend::Local(root) => {
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || {
+                    for entry in walk_keys(&root, &keys) {
+                        if tx.blocking_send(local_entry(entry)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            Backend::Remote(_) => {
+                let _ = tx.try_send(ListEntry::Unreadable {
+                    key: String::new(),
+                    message: "listing chosen keys is only supported for local buckets".into(),
                 });
             }
         }

@@ -97,6 +97,43 @@ pub fn walk(root: &Path, key_prefix: &str, mut emit: impl FnMut(WalkEntry) -> bo
     }
 }
 
+/// Walks only `keys` below `root`: a key naming a directory is walked whole, one naming a file
+/// is described, a missing one yields nothing. Entries come out in key order, each once.
+pub fn walk_keys(root: &Path, keys: &[String]) -> Vec<WalkEntry> {
+    let Ok(canonical_root) = fs::canonicalize(root) else {
+        return vec![WalkEntry::Unreadable {
+            key: String::new(),
+            message: format!("cannot open {}", root.display()),
+        }];
+    };
+    let mut out = Vec::new();
+    for key in keys {
+        let path = canonical_root.join(key);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => walk(&path, &format!("{key}/"), |entry| {
+                out.push(entry);
+                true
+            }),
+            Ok(_) => out.extend(describe(
+                &canonical_root,
+                Pending {
+                    sort_key: Vec::new(),
+                    key: key.clone(),
+                    path,
+                    is_dir: false,
+                },
+            )),
+            Err(_) => {}
+        }
+    }
+    let key_of = |e: &WalkEntry| match e {
+        WalkEntry::File { key, .. } | WalkEntry::Unreadable { key, .. } | WalkEntry::Skipped { key, .. } => key.clone(),
+    };
+    out.sort_by_key(key_of);
+    out.dedup_by_key(|e| key_of(e));
+    out
+}
+
 /// Reads one directory, sorted so that popping from the end yields key order.
 fn read_sorted(dir: &Path, prefix: &str) -> Result<Vec<Pending>, String> {
     let reader = fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;

@@ -56,14 +56,22 @@ pub struct SyncOptions {
     pub max_tombstone_ratio: Option<f64>,
 }
 
-/// The parameters a SYNC job carries: the options, and when a schedule fired it.
-#[derive(Debug, Clone, Default, Deserialize)]
-struct SyncParams {
+/// The parameters a SYNC job carries: the options, the touched keys of an incremental sync,
+/// and (ignored here) when a schedule fired it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncParams {
+    /// See [`SyncOptions::force_rehash`].
     #[serde(default)]
-    force_rehash: bool,
+    pub force_rehash: bool,
+    /// See [`SyncOptions::dry_run`].
     #[serde(default)]
-    dry_run: bool,
-    max_tombstone_ratio: Option<f64>,
+    pub dry_run: bool,
+    /// See [`SyncOptions::max_tombstone_ratio`].
+    pub max_tombstone_ratio: Option<f64>,
+    /// Only these keys (and what lies below those that are directories): an incremental sync
+    /// of what a watcher saw change. All keys when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
 }
 
 /// Counts a sync reports.
@@ -250,8 +258,24 @@ impl SyncRunner {
         };
 
         let report = Arc::new(Mutex::new(ListingReport::default()));
-        let listed = spawn_listing(&source, &binding.prefix, Arc::clone(&report));
-        let known = spawn_catalog(self.store.clone(), root_id);
+        let (entries, known) = match &params.paths {
+            None => (source.list(&binding.prefix), spawn_catalog(self.store.clone(), root_id)),
+            Some(paths) => {
+                let keys: Vec<String> = paths
+                    .iter()
+                    .filter(|k| k.starts_with(&binding.prefix))
+                    .cloned()
+                    .collect();
+                let known = {
+                    let mut conn = self.store.read().await.map_err(ServiceError::from)?;
+                    rows::known_touching(&mut conn, root_id, &keys)
+                        .await
+                        .map_err(ServiceError::from)?
+                };
+                (source.list_keys(keys), channel_of(known))
+            }
+        };
+        let listed = spawn_listing(entries, &binding.prefix, Arc::clone(&report));
         let mut steps = spawn_diff(listed, known, params.force_rehash);
 
         let mut result = SyncResult {
@@ -477,8 +501,11 @@ async fn folder_for(
 
 /// Streams the bucket listing into `Listed` entries, checking key order and noting what could
 /// not be listed.
-fn spawn_listing(source: &Arc<Source>, prefix: &str, report: Arc<Mutex<ListingReport>>) -> mpsc::Receiver<Listed> {
-    let mut entries = source.list(prefix);
+fn spawn_listing(
+    mut entries: mpsc::Receiver<ListEntry>,
+    prefix: &str,
+    report: Arc<Mutex<ListingReport>>,
+) -> mpsc::Receiver<Listed> {
     let (tx, rx) = mpsc::channel(STAGE_BUFFER);
     let prefix = prefix.to_owned();
     tokio::spawn(async move {
@@ -537,6 +564,15 @@ fn spawn_catalog(store: Store, root: Uuid) -> mpsc::Receiver<Known> {
             }
         }
     });
+    rx
+}
+
+/// A channel already holding `rows` (a catalog small enough to read at once).
+fn channel_of(rows: Vec<Known>) -> mpsc::Receiver<Known> {
+    let (tx, rx) = mpsc::channel(rows.len().max(1));
+    for row in rows {
+        let _ = tx.try_send(row);
+    }
     rx
 }
 

@@ -16,6 +16,9 @@ fn fingerprint_text(fingerprint: &Fingerprint) -> String {
     serde_json::to_string(fingerprint).unwrap_or_else(|_| "{}".into())
 }
 
+/// The columns a [`KnownRow`] reads.
+const KNOWN_COLUMNS: &str = "id, object_key, fingerprint, checksum, is_tombstone";
+
 #[derive(sqlx::FromRow)]
 struct KnownRow {
     id: String,
@@ -34,14 +37,16 @@ pub async fn known_page(
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Known>, StoreError> {
-    let mut sql =
-        Sql::new("SELECT id, object_key, fingerprint, checksum, is_tombstone FROM item WHERE sync_root_id = ");
+    let mut sql = Sql::new(&format!("SELECT {KNOWN_COLUMNS} FROM item WHERE sync_root_id = "));
     sql.bind(root.to_string());
     if let Some(after) = after {
         sql.push(" AND object_key > ").bind(after.to_owned());
     }
     sql.push(" ORDER BY object_key LIMIT ").bind(i64::from(limit));
-    let rows: Vec<KnownRow> = sql.build_as().fetch_all(conn).await?;
+    known_rows(sql.build_as().fetch_all(conn).await?)
+}
+
+fn known_rows(rows: Vec<KnownRow>) -> Result<Vec<Known>, StoreError> {
     rows.into_iter()
         .map(
             |KnownRow {
@@ -64,6 +69,25 @@ pub async fn known_page(
             },
         )
         .collect()
+}
+
+/// The items of synced root `root` at `keys` or below them (a key taken as a directory), by key.
+pub async fn known_touching(conn: &mut AnyConnection, root: Uuid, keys: &[String]) -> Result<Vec<Known>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(&format!("SELECT {KNOWN_COLUMNS} FROM item WHERE sync_root_id = "));
+    sql.bind(root.to_string()).push(" AND (object_key IN (");
+    sql.bind_list(keys.iter().cloned()).push(")");
+    for key in keys {
+        sql.push(" OR (object_key >= ")
+            .bind(format!("{key}/"))
+            .push(" AND object_key < ")
+            .bind(format!("{key}0"))
+            .push(")");
+    }
+    sql.push(") ORDER BY object_key");
+    known_rows(sql.build_as().fetch_all(conn).await?)
 }
 
 /// How many live (not tombstoned) items synced root `root` has.
@@ -142,6 +166,16 @@ pub async fn tombstone(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<u64, St
     sql.bind(now_micros()).push(" WHERE is_tombstone = 0 AND id IN (");
     sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
     Ok(sql.build().execute(conn).await?.rows_affected())
+}
+
+/// Every synced folder over `bucket`, with its prefix.
+pub async fn synced_folders_of(conn: &mut AnyConnection, bucket: &str) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let mut sql = Sql::new("SELECT id, sync_prefix FROM folder WHERE sync_bucket = ");
+    sql.bind(bucket.to_owned());
+    let rows: Vec<(String, Option<String>)> = sql.build_as().fetch_all(conn).await?;
+    rows.into_iter()
+        .map(|(id, prefix)| Ok((parse_id(&id)?, prefix.unwrap_or_default())))
+        .collect()
 }
 
 /// The synced root a folder belongs to (itself or its nearest synced ancestor), with its
