@@ -990,7 +990,8 @@ async fn orphan_sweep_removes_only_unreferenced_old_objects(backend: Backend) {
     );
 
     // A bucket that is mostly orphans belongs to another catalog: the sweep refuses to empty it.
-    let foreign = s.objects_dir().join("cd");
+    // Not a two-hex-digit shard, so no upload of this test can land among them.
+    let foreign = s.objects_dir().join("foreign-catalog");
     std::fs::create_dir_all(&foreign).expect("mkdir");
     for i in 0..150 {
         let path = foreign.join(format!("foreign-{i}"));
