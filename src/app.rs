@@ -79,8 +79,12 @@ pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
 }
 
 /// The job kinds this build can run, with their runners.
-fn runners() -> Vec<(JobKind, Arc<dyn Runner>)> {
-    vec![(JobKind::Noop, Arc::new(NoopRunner))]
+fn runners(services: &Services) -> Vec<(JobKind, Arc<dyn Runner>)> {
+    vec![
+        (JobKind::Noop, Arc::new(NoopRunner)),
+        (JobKind::Reencode, Arc::new(services.reencode.clone())),
+        (JobKind::Expiry, Arc::new(services.expiry.clone())),
+    ]
 }
 
 /// A process started by [`start`].
@@ -102,6 +106,9 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         settings.data_dir.display()
     )))?;
     let buckets = Buckets::open(&settings).map_err(|e| AppError::Startup(e.to_string()))?;
+    let expiry_schedule = settings
+        .expiry_schedule()
+        .map_err(|e| AppError::Startup(e.to_string()))?;
     let store = open_store(&settings).await?;
     let queue = Queue::connect(&settings.database, &settings.jobs).await?;
     let shutdown = CancellationToken::new();
@@ -135,12 +142,17 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     background.spawn(relay::recheck(store.clone(), hub, recheck, shutdown.clone()));
 
     let workers = roles.workers.then(|| {
-        background.spawn(scheduler::run(store.clone(), services.jobs.clone(), shutdown.clone()));
+        background.spawn(scheduler::run(
+            store.clone(),
+            services.jobs.clone(),
+            expiry_schedule,
+            shutdown.clone(),
+        ));
         Workers::start(
             queue.clone(),
             store.clone(),
             services.jobs.clone(),
-            runners(),
+            runners(&services),
             shutdown.clone(),
         )
     });

@@ -132,7 +132,11 @@ async fn folder_verbs_against_a_running_server() {
     assert!(stderr(&out).contains("recursive"), "{}", stderr(&out));
     let out = run(vec!["rm", "/cli/dest", "--recursive"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("deleted 3 folder(s)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("moved to the trash: 3 folder(s)"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(s.get("/v1/folders?path=/cli/dest").await.status, StatusCode::NOT_FOUND);
 
     // A wrong key: non-zero exit with the server's message.

@@ -168,6 +168,8 @@ pub struct Folder {
     pub ttl_seconds: Option<i64>,
     /// Cron expression on which the folder is synced, if any.
     pub sync_schedule: Option<String>,
+    /// When the folder and its whole subtree expire (the TTL sweep then deletes or trashes them), if ever.
+    pub expires_at: Option<OffsetDateTime>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.

@@ -1,4 +1,5 @@
-//! `/v1/folders`: create, look up, list, update, move, delete and summarize folders.
+//! `/v1/folders`: create, look up, list, update, move, delete (into the trash or for good),
+//! restore and summarize folders.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,8 +12,10 @@ use crate::domain::folder::FolderOrder;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{IdPath, JsonBody, NoQuery, StrictQuery};
-use crate::services::folders::{Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder};
+use crate::http::extract::{IdPath, JsonBody, NoQuery, OptionalJsonBody, StrictQuery};
+use crate::services::folders::{
+    Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder, RestoreRequest,
+};
 use crate::services::{Page, ServiceError};
 
 /// Query of `GET /v1/folders`: `path` alone looks up one folder; the rest lists.
@@ -55,6 +58,8 @@ pub enum FolderListAnswer {
 pub struct DeleteParams {
     /// Delete a non-empty folder with everything inside.
     pub recursive: Option<bool>,
+    /// Delete for good at once instead of moving into the trash (also purges a folder already in the trash).
+    pub permanent: Option<bool>,
 }
 
 /// Query of `GET /v1/folders/{id}/summary`.
@@ -159,10 +164,11 @@ pub async fn update_folder(
     Ok(Json(state.services.folders.update(&caller, id, patch).await?))
 }
 
-/// Delete a folder; a non-empty one needs `recursive=true`.
+/// Delete a folder with its subtree: into the trash, or for good with `permanent=true`; a
+/// non-empty one needs `recursive=true`.
 #[utoipa::path(delete, path = "/folders/{id}", tag = "folders", params(("id" = Uuid, Path), DeleteParams), responses(
     (status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-    (status = 409, body = ErrorBody, description = "not empty"),
+    (status = 409, body = ErrorBody, description = "not empty, or (permanent) trashed with a folder above it"),
 ))]
 pub async fn delete_folder(
     State(state): State<AppState>,
@@ -174,7 +180,29 @@ pub async fn delete_folder(
         state
             .services
             .folders
-            .delete(&caller, id, q.recursive.unwrap_or(false))
+            .delete(&caller, id, q.recursive.unwrap_or(false), q.permanent.unwrap_or(false))
+            .await?,
+    ))
+}
+
+/// Bring a folder back from the trash with what its delete took along: where it was, or into
+/// `target_parent_id`.
+#[utoipa::path(post, path = "/folders/{id}/restore", tag = "trash", params(("id" = Uuid, Path)), request_body(content = RestoreRequest, description = "optional"), responses(
+    (status = 200, body = FolderView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "the path is taken, the folder it was in is in the trash, or it is not in the trash"),
+))]
+pub async fn restore_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    _: NoQuery,
+    IdPath(id): IdPath,
+    OptionalJsonBody(body): OptionalJsonBody<RestoreRequest>,
+) -> Result<Json<FolderView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .folders
+            .restore(&caller, id, body.target_parent_id)
             .await?,
     ))
 }

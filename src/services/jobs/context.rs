@@ -122,6 +122,16 @@ impl JobContext {
         Ok(())
     }
 
+    /// Waits until the job may have changed (a cancel request arrived, say) or the process
+    /// begins to shut down; call [`checkpoint`](Self::checkpoint) next. Lets a runner whose
+    /// units take long notice a cancel while one runs, without writing to the store meanwhile.
+    pub async fn interrupted(&mut self) {
+        tokio::select! {
+            () = self.changes.news() => {}
+            () = self.shutdown.cancelled() => {}
+        }
+    }
+
     /// Writes progress; a cancel request (or the job leaving RUNNING) ends the run.
     pub async fn flush(&mut self) -> Result<(), JobFailure> {
         self.last_flush = Instant::now();

@@ -71,6 +71,12 @@ impl Subscription {
         let _ = self.rx.wait_for(|known| *known > version).await;
     }
 
+    /// Waits until a change arrives that was not seen yet (see [`has_news`](Self::has_news)).
+    pub async fn news(&mut self) {
+        // The sender lives in the hub as long as this subscription does, so this only ends on a change.
+        let _ = self.rx.changed().await;
+    }
+
     /// Whether a change arrived since the last call, marking it seen.
     pub fn has_news(&mut self) -> bool {
         let news = self.rx.has_changed().unwrap_or(false);
