@@ -465,6 +465,22 @@ impl TestServer {
         answer.body
     }
 
+    /// Starts a second process on the same database and data directory, with workers and a
+    /// scheduler but no HTTP; stop it with [`stop_running`].
+    pub async fn second_worker(&self) -> Running {
+        let mut second = self.settings.clone();
+        second.server.listen = "127.0.0.1:0".parse().expect("addr");
+        app::start(
+            second,
+            app::Roles {
+                http: false,
+                workers: true,
+            },
+        )
+        .await
+        .expect("second process")
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
@@ -480,6 +496,12 @@ impl Drop for TestServer {
             running.shutdown.cancel();
         }
     }
+}
+
+/// Shuts a process from [`TestServer::second_worker`] down and waits for it.
+pub async fn stop_running(running: Running) {
+    running.shutdown.cancel();
+    let _ = running.task.await;
 }
 
 /// Generates one test per backend for each named `async fn name(backend: Backend)`.
