@@ -399,9 +399,17 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
     assert!(stderr(&out).contains("not videos"), "{}", stderr(&out));
 
     let out = run(&["item", "rm", &note]);
-    assert!(stdout(&out).contains("moved") && stdout(&out).contains("trash"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("moved") && stdout(&out).contains("trash"),
+        "{}",
+        stdout(&out)
+    );
     let out = run(&["trash", "list"]);
-    assert!(stdout(&out).starts_with(&format!("ITEM\t{note}\t/cli-life/note.txt\t")), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("ITEM\t{note}\t/cli-life/note.txt\t")),
+        "{}",
+        stdout(&out)
+    );
     let out = run(&["trash", "restore", &note]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(s.get(&format!("/v1/items/{note}")).await.status, StatusCode::OK);
@@ -409,7 +417,11 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
     assert!(stderr(&out).contains("not in your trash"), "{}", stderr(&out));
 
     let out = run(&["folder", "rm", "/cli-life", "--recursive"]);
-    assert!(stdout(&out).contains("moved to the trash: 1 folder(s) and 2 item(s)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("moved to the trash: 1 folder(s) and 2 item(s)"),
+        "{}",
+        stdout(&out)
+    );
     let out = run(&["trash", "purge", "--all"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("purged FOLDER"), "{}", stdout(&out));
