@@ -317,11 +317,16 @@ async fn ffmpeg_processes_are_bounded_and_cancel_kills_them(backend: Backend) {
         .await
         .body;
     let work = work_dir(&s, &job);
-    assert!(
-        eventually(|| ffmpeg_under(&work).len() == 2).await,
-        "two ffmpeg processes run: {:?}",
-        ffmpeg_under(&work)
+    let submitted = std::time::Instant::now();
+    let seen = eventually(|| ffmpeg_under(&work).len() == 2).await;
+    let started = s.get(&format!("/v1/jobs/{}", id(&job))).await.body;
+    println!(
+        "{backend:?}: two ffmpeg seen after {:?} (job created {}, started {})",
+        submitted.elapsed(),
+        started["created_at"],
+        started["started_at"]
     );
+    assert!(seen, "two ffmpeg processes run: {:?}", ffmpeg_under(&work));
     for _ in 0..20 {
         assert!(ffmpeg_under(&work).len() <= 2, "at most reencode.max_processes at once");
         tokio::time::sleep(Duration::from_millis(25)).await;

@@ -20,13 +20,13 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::io::ReaderStream;
 use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
@@ -403,27 +403,32 @@ impl ReencodeService {
         ctx.add_pending(i64::try_from(req.item_ids.len()).unwrap_or(i64::MAX));
         let stop = CancellationToken::new();
         let mut waiting = req.item_ids.iter().copied();
-        let mut running = FuturesUnordered::new();
+        // Each video runs on a task of its own, so it moves on while this loop writes progress.
+        let mut running = JoinSet::new();
         let outcome = loop {
             while running.len() < self.parallel {
                 let Some(id) = waiting.next() else { break };
-                let unit = self.unit(id, req.force_full_reencoding, &work.0, since, &stop);
-                running.push(async move { (id, unit.await) });
+                let (this, dir, stop) = (self.clone(), work.0.clone(), stop.clone());
+                let force = req.force_full_reencoding;
+                running.spawn(async move { (id, this.unit(id, force, &dir, since, &stop).await) });
             }
             if running.is_empty() {
                 break Ok(());
             }
             let finished = tokio::select! {
-                Some(finished) = running.next() => Some(finished),
+                Some(finished) = running.join_next() => Some(finished),
                 () = ctx.interrupted() => None,
             };
             match finished {
-                Some((_, Ok(mode))) => {
+                Some(Ok((_, Ok(mode)))) => {
                     ctx.done(1);
                     tally.count(mode);
                     ctx.set_result(tally.json());
                 }
-                Some((id, Err(message))) => ctx.failed(id.to_string(), message),
+                Some(Ok((id, Err(message)))) => ctx.failed(id.to_string(), message),
+                Some(Err(panicked)) => {
+                    break Err(JobFailure::Retryable(format!("a re-encode task failed: {panicked}")));
+                }
                 None => {}
             }
             if let Err(stopped) = ctx.checkpoint().await {
@@ -432,9 +437,8 @@ impl ReencodeService {
         };
         if outcome.is_err() {
             stop.cancel();
-            while running.next().await.is_some() {}
+            while running.join_next().await.is_some() {}
         }
-        drop(running);
         drop(work);
         outcome.map(|()| tally.json())
     }

@@ -145,8 +145,8 @@ impl JobContext {
             .map_err(|e| JobFailure::Retryable(e.to_string()))?;
         if let Some(c) = changed {
             self.events.publish(self.job.id, c.version);
-            // Our own write is no news to us.
-            self.changes.has_news();
+            // Our own write is no news to us; a cancel that landed meanwhile still is.
+            self.changes.seen_up_to(c.version);
         }
         match changed {
             Some(c) if !c.cancel_requested => Ok(()),
