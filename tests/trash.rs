@@ -61,6 +61,12 @@ async fn trashed_items_vanish_and_come_back(backend: Backend) {
     assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
     assert_eq!(deleted.body, json!({"deleted": 1, "trashed": true}));
     assert!(object.exists(), "a trashed item keeps its object");
+    s.services()
+        .items
+        .sweep_orphans(std::time::Duration::ZERO)
+        .await
+        .expect("orphan sweep");
+    assert!(object.exists(), "the orphan sweep keeps the objects of trashed items");
     assert_eq!(
         s.get(&format!("/v1/items/{}", id(&a))).await.status,
         StatusCode::NOT_FOUND
