@@ -10,7 +10,7 @@ COPY config ./config
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
-# ca-certificates for TLS; ffmpeg (and ffprobe) for media probing.
+# ca-certificates for TLS; ffmpeg (and ffprobe) for media probing and re-encoding.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates ffmpeg \
     && rm -rf /var/lib/apt/lists/*

@@ -87,7 +87,12 @@ fn runners(services: &Services, settings: &Settings) -> Vec<(JobKind, Arc<dyn Ru
         services.buckets.clone(),
         settings.sync.hash_concurrency,
     );
-    vec![(JobKind::Noop, Arc::new(NoopRunner)), (JobKind::Sync, Arc::new(sync))]
+    vec![
+        (JobKind::Noop, Arc::new(NoopRunner)),
+        (JobKind::Sync, Arc::new(sync)),
+        (JobKind::Reencode, Arc::new(services.reencode.clone())),
+        (JobKind::Expiry, Arc::new(services.expiry.clone())),
+    ]
 }
 
 /// A process started by [`start`].
@@ -109,6 +114,9 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         settings.data_dir.display()
     )))?;
     let buckets = Buckets::open(&settings).map_err(|e| AppError::Startup(e.to_string()))?;
+    let expiry_schedule = settings
+        .expiry_schedule()
+        .map_err(|e| AppError::Startup(e.to_string()))?;
     let store = open_store(&settings).await?;
     let queue = Queue::connect(&settings.database, &settings.jobs).await?;
     let shutdown = CancellationToken::new();
@@ -142,7 +150,12 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     background.spawn(relay::recheck(store.clone(), hub, recheck, shutdown.clone()));
 
     let workers = roles.workers.then(|| {
-        background.spawn(scheduler::run(store.clone(), services.jobs.clone(), shutdown.clone()));
+        background.spawn(scheduler::run(
+            store.clone(),
+            services.jobs.clone(),
+            expiry_schedule,
+            shutdown.clone(),
+        ));
         for watcher in watch::start(&services, &settings, &shutdown) {
             background.spawn(async move {
                 let _ = watcher.await;

@@ -9,6 +9,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::schedule::CronSchedule;
+
 /// The name of the bucket that holds uploaded files.
 pub const MANAGED_BUCKET: &str = "managed";
 
@@ -28,6 +30,12 @@ pub struct Settings {
     pub jobs: JobsSettings,
     /// Bucket sync.
     pub sync: SyncSettings,
+    /// The TTL sweep.
+    pub expiry: ExpirySettings,
+    /// The trash.
+    pub trash: TrashSettings,
+    /// Video re-encodes.
+    pub reencode: ReencodeSettings,
     /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
     pub buckets: BTreeMap<String, BucketSettings>,
 }
@@ -160,6 +168,68 @@ impl Default for JobConcurrency {
     }
 }
 
+/// The TTL sweep (job kind EXPIRY).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExpirySettings {
+    /// Cron expression (UTC) on which the sweep runs; empty: only when asked (`POST /v1/expiry`).
+    pub schedule: String,
+    /// What happens to what expired.
+    pub action: ExpiryAction,
+    /// Items handled per transaction.
+    pub batch_size: u32,
+}
+
+/// What the TTL sweep does with what expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpiryAction {
+    /// Delete it for good at once (rows, and objects in the managed bucket).
+    Delete,
+    /// Move it into the trash, purged after `trash.retention_seconds`.
+    Trash,
+}
+
+/// The trash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrashSettings {
+    /// How long deleted folders and items stay restorable before the sweep purges them, in seconds.
+    pub retention_seconds: u64,
+}
+
+/// Video re-encodes (job kind REENCODE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReencodeSettings {
+    /// ffmpeg processes one process runs at once, over all its re-encode jobs.
+    pub max_processes: usize,
+}
+
+impl Default for ExpirySettings {
+    fn default() -> Self {
+        Self {
+            schedule: "0 */5 * * * *".into(),
+            action: ExpiryAction::Delete,
+            batch_size: 500,
+        }
+    }
+}
+
+impl Default for TrashSettings {
+    fn default() -> Self {
+        Self {
+            retention_seconds: 30 * 24 * 3600,
+        }
+    }
+}
+
+impl Default for ReencodeSettings {
+    fn default() -> Self {
+        Self { max_processes: 2 }
+    }
+}
+
 /// One named bucket. Credentials are never written here: `credentials_env` names the
 /// environment variables that hold them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -200,6 +270,9 @@ impl Default for Settings {
             log: LogSettings::default(),
             jobs: JobsSettings::default(),
             sync: SyncSettings::default(),
+            expiry: ExpirySettings::default(),
+            trash: TrashSettings::default(),
+            reencode: ReencodeSettings::default(),
             buckets: BTreeMap::new(),
         }
     }
@@ -325,7 +398,31 @@ impl Settings {
         for (name, bucket) in &self.buckets {
             bucket.validate(name)?;
         }
+        self.expiry_schedule()?;
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        };
+        if self.expiry.batch_size == 0 {
+            return Err(invalid("expiry.batch_size", "must be at least 1"));
+        }
+        if self.reencode.max_processes == 0 {
+            return Err(invalid("reencode.max_processes", "must be at least 1"));
+        }
         Ok(self)
+    }
+
+    /// The TTL sweep's schedule; `None` when `expiry.schedule` is empty.
+    pub fn expiry_schedule(&self) -> Result<Option<CronSchedule>, ConfigError> {
+        if self.expiry.schedule.trim().is_empty() {
+            return Ok(None);
+        }
+        CronSchedule::parse(&self.expiry.schedule)
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid {
+                key: "expiry.schedule".into(),
+                message: e.to_string(),
+            })
     }
 
     /// The settings as TOML with secrets (passwords in URLs) masked, for `print-config`.
@@ -397,6 +494,23 @@ mod tests {
                 .extract()
                 .expect("config/default.toml parses");
         assert_eq!(documented, Settings::default());
+    }
+
+    #[test]
+    fn rejects_a_bad_expiry_schedule() {
+        let mut settings = Settings::default();
+        settings.expiry.schedule = "every five minutes".into();
+        let err = settings.clone().completed().expect_err("not cron").to_string();
+        assert!(err.contains("expiry.schedule"), "{err}");
+        settings.expiry.schedule = String::new();
+        assert!(
+            settings
+                .completed()
+                .expect("valid")
+                .expiry_schedule()
+                .expect("valid")
+                .is_none()
+        );
     }
 
     #[test]

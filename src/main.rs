@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, item, job, sync};
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, item, job, lifecycle, sync};
 use stowage::config::Settings;
 use stowage::services::keys::KeyService;
 use stowage::telemetry;
@@ -82,6 +82,32 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
         Command::Item { client, command } => {
             let api = client_for(&client, &settings);
             done(item::run(&api, command, client.json).await.map_err(|e| e.to_string()))
+        }
+        Command::Reencode {
+            client,
+            ids,
+            force,
+            title,
+            wait,
+        } => {
+            let api = client_for(&client, &settings);
+            lifecycle::reencode(&api, ids, force, title, wait, client.json)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Trash { client, command } => {
+            let api = client_for(&client, &settings);
+            done(
+                lifecycle::trash(&api, command, client.json)
+                    .await
+                    .map_err(|e| e.to_string()),
+            )
+        }
+        Command::Expiry { client, command } => {
+            let api = client_for(&client, &settings);
+            lifecycle::expiry(&api, command, client.json)
+                .await
+                .map_err(|e| e.to_string())
         }
     }
 }

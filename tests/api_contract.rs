@@ -30,6 +30,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/items/{id}"),
     ("get", "/v1/items/{id}/content"),
     ("post", "/v1/items/download"),
+    ("post", "/v1/folders/{id}/restore"),
+    ("post", "/v1/items/{id}/restore"),
+    ("get", "/v1/trash"),
+    ("post", "/v1/reencode"),
+    ("post", "/v1/expiry"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

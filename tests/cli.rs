@@ -1,4 +1,5 @@
-//! The `stowage` binary: configuration, keys, folder verbs against a running server, shutdown.
+//! The `stowage` binary: configuration, keys, folder, item, job, re-encode, trash and expiry verbs
+//! against a running server, shutdown.
 
 mod common;
 
@@ -132,7 +133,11 @@ async fn folder_verbs_against_a_running_server() {
     assert!(stderr(&out).contains("recursive"), "{}", stderr(&out));
     let out = run(vec!["rm", "/cli/dest", "--recursive"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("deleted 3 folder(s)"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("moved to the trash: 3 folder(s)"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(s.get("/v1/folders?path=/cli/dest").await.status, StatusCode::NOT_FOUND);
 
     // A wrong key: non-zero exit with the server's message.
@@ -362,4 +367,70 @@ async fn job_verbs_wait_with_exit_codes() {
     let out = run(vec!["show".into(), "not-an-id".into()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not a valid id"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_verbs_reencode_trash_and_expiry() {
+    if !common::media::have_ffmpeg() {
+        return;
+    }
+    let s = server!(Backend::Sqlite, |settings| settings.expiry.schedule = String::new());
+    let (base, key) = (s.base.clone(), s.admin_key.clone());
+    let run = move |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--server".into(), base.clone(), "--api-key".into(), key.clone()]);
+        std::thread::spawn(move || stowage(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[]))
+            .join()
+            .expect("thread")
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = s.folder("/cli-life").await;
+    let video = common::id(&s.upload_ok(&f, "raw.avi", common::media::avi_mpeg4(dir.path())).await);
+    let note = common::id(&s.upload_ok(&f, "note.txt", b"note".to_vec()).await);
+
+    let out = run(&["reencode", &video, "--title", "cli", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\tREENCODE\tDONE\t"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("\"transcoded\":1"), "{}", stdout(&out));
+    let item = s.get(&format!("/v1/items/{video}")).await.body;
+    assert_eq!(item["media"]["codec"], "h264");
+    let out = run(&["reencode", &note]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not videos"), "{}", stderr(&out));
+
+    let out = run(&["item", "rm", &note]);
+    assert!(
+        stdout(&out).contains("moved") && stdout(&out).contains("trash"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["trash", "list"]);
+    assert!(
+        stdout(&out).starts_with(&format!("ITEM\t{note}\t/cli-life/note.txt\t")),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["trash", "restore", &note]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.get(&format!("/v1/items/{note}")).await.status, StatusCode::OK);
+    let out = run(&["trash", "restore", &note]);
+    assert!(stderr(&out).contains("not in your trash"), "{}", stderr(&out));
+
+    let out = run(&["folder", "rm", "/cli-life", "--recursive"]);
+    assert!(
+        stdout(&out).contains("moved to the trash: 1 folder(s) and 2 item(s)"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["trash", "purge", "--all"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("purged FOLDER"), "{}", stdout(&out));
+    assert!(s.object_files().is_empty(), "{:?}", s.object_files());
+    let out = run(&["trash", "list"]);
+    assert_eq!(stdout(&out), "");
+
+    let out = run(&["expiry", "run", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\tEXPIRY\tDONE\t"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("\"items_expired\":0"), "{}", stdout(&out));
 }

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, SystemTime};
 
 use common::media;
-use common::{Backend, TestServer, column, eventually, files_under};
+use common::{Backend, TestServer, column, eventually, files_under, id};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -24,18 +24,14 @@ on_both_backends!(
     list_filters_orders_and_strictness,
     patch_title_and_metadata,
     move_items_all_or_nothing,
-    delete_items_removes_their_objects,
+    permanent_deletes_remove_their_objects,
     private_items_are_hidden_from_other_users,
     aborted_and_oversized_uploads_leave_nothing,
     orphan_sweep_removes_only_unreferenced_old_objects,
 );
 
-fn id(v: &Value) -> String {
-    v["id"].as_str().expect("id").to_owned()
-}
-
 async fn folder(s: &TestServer, path: &str) -> String {
-    id(&s.mkdir(path).await)
+    s.folder(path).await
 }
 
 async fn detects_types_and_media_metadata(backend: Backend) {
@@ -190,16 +186,10 @@ async fn conflict_strategies(backend: Backend) {
         eventually(|| !old_object.exists()).await,
         "the replaced object is removed"
     );
-    let content = s
-        .request(
-            Method::GET,
-            &format!("/v1/items/{}/content", id(&first)),
-            Some(&s.admin_key),
-        )
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(content.bytes().await.expect("bytes").as_ref(), b"replacement");
+    assert_eq!(
+        s.bytes(&format!("/v1/items/{}/content", id(&first))).await,
+        b"replacement"
+    );
     // replace with a free title simply creates.
     let fresh = s
         .upload(&f, "b.txt", b"b".to_vec(), &[("conflict_strategy", "replace")])
@@ -433,31 +423,16 @@ async fn tar_download_of_many_items(backend: Backend) {
 /// Inserts `n` items titled `{prefix}{i:05}` straight into the store (uploading thousands
 /// through HTTP would only slow the test down; paging is what is tested).
 async fn insert_rows(s: &TestServer, folder_id: &str, prefix: &str, range: std::ops::Range<usize>) {
-    let folder_id = uuid::Uuid::parse_str(folder_id).expect("uuid");
     let store = &s.services().store;
     let mut tx = store.write().await.expect("tx");
     for i in range {
-        let now = time::OffsetDateTime::now_utc();
-        let item = stowage::domain::item::Item {
-            id: uuid::Uuid::now_v7(),
-            folder_id,
-            title: format!("{prefix}{i:05}"),
-            bucket: "managed".into(),
-            object_key: format!("fake/{i}"),
-            item_type: if i % 2 == 0 {
-                stowage::domain::item::ItemType::Image
-            } else {
-                stowage::domain::item::ItemType::PlainText
-            },
-            mime_type: "application/octet-stream".into(),
-            size: (i % 97) as i64,
-            checksum: None,
-            is_tombstone: i % 10 == 0,
-            client_metadata: serde_json::Map::new(),
-            media: Default::default(),
-            created_at: now,
-            updated_at: now,
-        };
+        let mut item = common::item_row(folder_id, &format!("{prefix}{i:05}"), "managed", &format!("fake/{i}"));
+        if i % 2 == 0 {
+            item.item_type = stowage::domain::item::ItemType::Image;
+        }
+        item.mime_type = "application/octet-stream".into();
+        item.size = (i % 97) as i64;
+        item.is_tombstone = i % 10 == 0;
         assert!(
             stowage::store::items::insert_if_title_free(&mut tx, &item)
                 .await
@@ -761,7 +736,7 @@ async fn move_items_all_or_nothing(backend: Backend) {
     assert!(big.message().contains("1000"), "{}", big.message());
 }
 
-async fn delete_items_removes_their_objects(backend: Backend) {
+async fn permanent_deletes_remove_their_objects(backend: Backend) {
     let s = server!(backend);
     let f = folder(&s, "/d").await;
     let other = folder(&s, "/d2").await;
@@ -770,7 +745,7 @@ async fn delete_items_removes_their_objects(backend: Backend) {
     let c = s.upload_ok(&f, "c.txt", b"c".to_vec()).await;
     let x = s.upload_ok(&other, "x.txt", b"x".to_vec()).await;
     let object = |item: &Value| s.objects_dir().join(item["object_key"].as_str().expect("key"));
-    let delete_path = format!("/v1/folders/{f}/items/delete");
+    let delete_path = format!("/v1/folders/{f}/items/delete?permanent=true");
 
     let bad = s.post(&delete_path, json!({"item_ids": [id(&a), id(&x)]})).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
@@ -790,19 +765,22 @@ async fn delete_items_removes_their_objects(backend: Backend) {
     );
     assert!(object(&c).exists());
 
-    // DELETE /v1/items/{id}.
-    let one = s.delete(&format!("/v1/items/{}", id(&c))).await;
+    // DELETE /v1/items/{id}?permanent=true.
+    let one = s.delete(&format!("/v1/items/{}?permanent=true", id(&c))).await;
     assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.body["trashed"], false);
     assert!(!object(&c).exists());
     assert_eq!(
-        s.delete(&format!("/v1/items/{}", id(&c))).await.status,
+        s.delete(&format!("/v1/items/{}?permanent=true", id(&c))).await.status,
         StatusCode::NOT_FOUND
     );
 
-    // A recursive folder delete removes the objects of every item in the subtree.
+    // A permanent recursive folder delete removes the objects of every item in the subtree.
     let deep = folder(&s, "/d2/deeper").await;
     let y = s.upload_ok(&deep, "y.txt", b"y".to_vec()).await;
-    let gone = s.delete(&format!("/v1/folders/{other}?recursive=true")).await;
+    let gone = s
+        .delete(&format!("/v1/folders/{other}?recursive=true&permanent=true"))
+        .await;
     assert_eq!(gone.status, StatusCode::OK);
     assert_eq!(gone.body["items_deleted"], 2);
     assert!(!object(&x).exists() && !object(&y).exists());

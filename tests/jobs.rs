@@ -317,17 +317,7 @@ async fn scheduled_syncs_are_enqueued_once_with_two_schedulers(backend: Backend)
     let folder_id = folder.body["id"].as_str().expect("id").to_owned();
 
     // A second process with workers and a scheduler on the same database.
-    let mut second = s.settings.clone();
-    second.server.listen = "127.0.0.1:0".parse().expect("addr");
-    let other = stowage::app::start(
-        second,
-        stowage::app::Roles {
-            http: false,
-            workers: true,
-        },
-    )
-    .await
-    .expect("second process");
+    let other = s.second_worker().await;
 
     // Cancel each scheduled sync as it appears, so every tick can submit a new one.
     let until = Instant::now() + Duration::from_millis(4500);
@@ -345,8 +335,7 @@ async fn scheduled_syncs_are_enqueued_once_with_two_schedulers(backend: Backend)
         .patch(&format!("/v1/folders/{folder_id}"), json!({"sync_schedule": null}))
         .await;
     assert_eq!(cleared.body["sync_schedule"], Value::Null);
-    other.shutdown.cancel();
-    let _ = other.task.await;
+    common::stop_running(other).await;
 
     let jobs = s.get(&format!("/v1/jobs?kind=SYNC&folder_id={folder_id}")).await.body;
     let fire_times: Vec<String> = jobs["items"]

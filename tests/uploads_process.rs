@@ -154,7 +154,7 @@ async fn a_2_gib_upload_and_its_downloads_stay_under_64_mib_of_extra_rss() {
 
     // Free the disk space at once.
     let deleted = http
-        .delete(format!("{}/v1/items/{id}", server.base))
+        .delete(format!("{}/v1/items/{id}?permanent=true", server.base))
         .bearer_auth(&server.admin_key)
         .send()
         .await

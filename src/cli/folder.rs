@@ -57,6 +57,9 @@ pub enum FolderCommand {
         /// Delete a non-empty folder with everything inside.
         #[arg(short, long)]
         recursive: bool,
+        /// Delete for good at once instead of moving into the trash.
+        #[arg(long)]
+        permanent: bool,
     },
 }
 
@@ -95,13 +98,7 @@ fn line(folder: &Value) -> String {
 
 /// Runs a folder verb and prints its result.
 pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Result<(), ClientError> {
-    let print = |value: &Value| {
-        if raw_json {
-            println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
-        } else {
-            println!("{}", line(value));
-        }
-    };
+    let print = |value: &Value| super::show(value, raw_json, line);
     match command {
         FolderCommand::Create {
             path,
@@ -152,21 +149,29 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
                 .await?;
             print(&moved);
         }
-        FolderCommand::Rm { folder, recursive } => {
+        FolderCommand::Rm {
+            folder,
+            recursive,
+            permanent,
+        } => {
             let id = folder_id(client, &folder).await?;
             let deleted: Value = client
                 .call(
                     Method::DELETE,
                     &format!("/v1/folders/{id}"),
-                    &[("recursive", recursive.to_string())],
+                    &[
+                        ("recursive", recursive.to_string()),
+                        ("permanent", permanent.to_string()),
+                    ],
                     None::<&()>,
                 )
                 .await?;
             if raw_json {
                 print(&deleted);
             } else {
+                let how = if permanent { "deleted" } else { "moved to the trash" };
                 println!(
-                    "deleted {} folder(s) and {} item(s)",
+                    "{how}: {} folder(s) and {} item(s)",
                     deleted["folders_deleted"], deleted["items_deleted"]
                 );
             }

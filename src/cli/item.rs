@@ -65,11 +65,14 @@ pub enum ItemCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Delete items (and their uploaded content).
+    /// Delete items: into the trash, or with --permanent for good (with their uploaded content).
     Rm {
         /// Item ids.
         #[arg(required = true)]
         ids: Vec<String>,
+        /// Delete for good at once instead of moving into the trash.
+        #[arg(long)]
+        permanent: bool,
     },
 }
 
@@ -86,11 +89,7 @@ fn line(item: &Value) -> String {
 
 /// Prints an item as a line or raw JSON.
 fn print(item: &Value, raw_json: bool) {
-    if raw_json {
-        println!("{}", serde_json::to_string_pretty(item).unwrap_or_default());
-    } else {
-        println!("{}", line(item));
-    }
+    super::show(item, raw_json, line);
 }
 
 /// Runs an item verb and prints its result.
@@ -148,12 +147,21 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
             println!("{}", written.display());
             Ok(())
         }
-        ItemCommand::Rm { ids } => {
+        ItemCommand::Rm { ids, permanent } => {
             for id in ids {
                 client
-                    .call::<Value>(Method::DELETE, &format!("/v1/items/{id}"), &[], None::<&()>)
+                    .call::<Value>(
+                        Method::DELETE,
+                        &format!("/v1/items/{id}"),
+                        &[("permanent", permanent.to_string())],
+                        None::<&()>,
+                    )
                     .await?;
-                println!("deleted {id}");
+                if permanent {
+                    println!("deleted {id}");
+                } else {
+                    println!("moved {id} to the trash");
+                }
             }
             Ok(())
         }

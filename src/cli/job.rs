@@ -124,13 +124,7 @@ pub fn exit_code(job: &Value) -> ExitCode {
 
 /// Runs a job verb and prints its result.
 pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result<ExitCode, ClientError> {
-    let print = |job: &Value| {
-        if raw_json {
-            println!("{}", serde_json::to_string_pretty(job).unwrap_or_default());
-        } else {
-            println!("{}", line(job));
-        }
-    };
+    let print = |value: &Value| super::show(value, raw_json, line);
     match command {
         JobCommand::List {
             kind,

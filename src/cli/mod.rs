@@ -1,10 +1,12 @@
 //! The command line: server commands (`serve`, `migrate`, `print-config`, `keys`) and client
-//! verbs that talk to a running server over HTTP (`folder …`, `item …`).
+//! verbs that talk to a running server over HTTP (`folder …`, `item …`, `job …`, `reencode`,
+//! `trash …`, `expiry …`).
 
 pub mod client;
 pub mod folder;
 pub mod item;
 pub mod job;
+pub mod lifecycle;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -92,6 +94,42 @@ pub enum Command {
         #[command(subcommand)]
         command: item::ItemCommand,
     },
+    /// Re-encode videos so every browser plays them (H.264 + AAC in MP4).
+    Reencode {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Ids of the video items.
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Transcode also videos that are already H.264 + AAC in MP4 (else they are only remuxed).
+        #[arg(long)]
+        force: bool,
+        /// A name for this run, kept with the job.
+        #[arg(long)]
+        title: Option<String>,
+        /// Wait for the job with a progress bar; exits 0 on DONE, 3 on ERROR, 4 on CANCELLED.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// List, restore and purge what was deleted.
+    Trash {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do with the trash.
+        #[command(subcommand)]
+        command: lifecycle::TrashCommand,
+    },
+    /// The TTL sweep.
+    Expiry {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: lifecycle::ExpiryCommand,
+    },
 }
 
 /// `stowage keys …`.
@@ -120,6 +158,15 @@ pub struct ClientArgs {
     /// Print raw JSON answers instead of a summary.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// Prints `value` as pretty JSON with `--json` (`raw_json`), else as the one line `line` makes.
+pub fn show(value: &serde_json::Value, raw_json: bool, line: impl Fn(&serde_json::Value) -> String) {
+    if raw_json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        println!("{}", line(value));
+    }
 }
 
 impl Cli {

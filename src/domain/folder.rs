@@ -170,6 +170,8 @@ pub struct Folder {
     pub sync_schedule: Option<String>,
     /// The bucket prefix the folder mirrors, for a synced folder.
     pub sync: Option<SyncBinding>,
+    /// When the folder and its whole subtree expire (the TTL sweep then deletes or trashes them), if ever.
+    pub expires_at: Option<OffsetDateTime>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.

@@ -106,7 +106,7 @@ impl fmt::Display for ItemType {
 
 /// Media metadata read from the content; every field is absent when it does not apply or could
 /// not be read.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Media {
     /// Pixels across (images, video).
     pub width: Option<i64>,
@@ -169,6 +169,35 @@ pub struct Item {
     pub created_at: OffsetDateTime,
     /// When it last changed.
     pub updated_at: OffsetDateTime,
+    /// When it expires (the TTL sweep then deletes or trashes it), if ever.
+    pub expires_at: Option<OffsetDateTime>,
+    /// `expires_at` was set on the item itself, so changes of its folder's TTL leave it alone.
+    pub expires_own: bool,
+    /// The re-encoded rendition downloads serve by default, when the item is a re-encoded video.
+    pub encoded: Option<Encoded>,
+}
+
+/// A rendition stowage made of an item's content (a re-encoded video), kept in the managed
+/// bucket beside the untouched source object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    /// Where it is in the managed bucket.
+    pub object_key: String,
+    /// Bytes.
+    pub size: i64,
+    /// blake3 of the rendition, lowercase hex.
+    pub checksum: String,
+    /// Its MIME type (`video/mp4`).
+    pub mime_type: String,
+    /// What ffprobe read from it.
+    pub media: Media,
+    /// When it was made.
+    pub encoded_at: OffsetDateTime,
+}
+
+/// When an item created at `created_at` in a folder with `ttl_seconds` expires.
+pub fn expiry_for(created_at: OffsetDateTime, ttl_seconds: Option<i64>) -> Option<OffsetDateTime> {
+    ttl_seconds.map(|ttl| created_at.saturating_add(time::Duration::seconds(ttl)))
 }
 
 /// Validates an item title: the rules of a folder name (non-empty, no `/`, no control

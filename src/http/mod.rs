@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{buckets, folders, items, jobs, ops};
+use routes::{buckets, folders, items, jobs, ops, trash};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -71,6 +71,7 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         ))
         .routes(routes!(folders::move_folder))
         .routes(routes!(folders::folder_summary))
+        .routes(routes!(folders::restore_folder))
         .merge(uploads)
         .routes(routes!(items::move_items))
         .routes(routes!(items::delete_items))
@@ -80,10 +81,14 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(folders::sync_folder))
         .routes(routes!(buckets::list_buckets))
         .routes(routes!(buckets::check_bucket))
+        .routes(routes!(items::restore_item))
+        .routes(routes!(trash::list_trash))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
         .routes(routes!(jobs::submit_noop))
+        .routes(routes!(jobs::submit_reencode))
+        .routes(routes!(jobs::submit_expiry))
         .route_layer(middleware::from_fn_with_state(state, auth::require_key))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let mut doc = OpenApi::builder()

@@ -1,5 +1,6 @@
 //! Folder use cases: create (by path, `mkdir -p`, or parent + name), read, list, update and
-//! rename, move, delete, summary. Every change that spans rows is one transaction.
+//! rename, move, delete (into the trash, or for good), restore, summary. Every change that spans
+//! rows is one transaction.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +9,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::items::remove_managed_objects;
-use super::{Page, ServiceError, conflict_as, decode_position, detached, field, page_token};
+use super::trash::Trash;
+use super::{Page, Rfc3339, ServiceError, conflict_as, decode_position, detached, field, page_token};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
@@ -19,6 +20,7 @@ use crate::domain::schedule::CronSchedule;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord, SortKey};
 use crate::store::items as item_rows;
 use crate::store::sync as sync_rows;
+use crate::store::trash::{self as trash_rows, stored_path};
 use crate::store::{Store, TreeLock, from_micros, to_micros};
 
 /// A JSON object kept with a folder or item for the client.
@@ -28,6 +30,7 @@ pub type Metadata = serde_json::Map<String, serde_json::Value>;
 #[derive(Clone)]
 pub struct FolderService {
     store: Store,
+    trash: Trash,
     buckets: Buckets,
 }
 
@@ -57,6 +60,9 @@ pub struct NewFolder {
     pub sync_schedule: Option<String>,
     /// Make it a synced folder mirroring this bucket prefix.
     pub sync: Option<SyncBinding>,
+    /// When the folder and everything in it expire (RFC 3339).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Rfc3339>,
 }
 
 /// Changes to a folder; absent fields stay as they are.
@@ -70,10 +76,14 @@ pub struct FolderPatch {
     /// Replaces the client metadata.
     #[schema(value_type = Option<Object>)]
     pub client_metadata: Option<Metadata>,
-    /// New TTL in seconds; `null` removes it.
+    /// New TTL in seconds, which also gives the folder's items their new expiry; `null` removes it.
     #[serde(default, deserialize_with = "super::nullable")]
     #[schema(value_type = Option<i64>)]
     pub ttl_seconds: Option<Option<i64>>,
+    /// When the folder and everything in it expire (RFC 3339); `null` removes it.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<Rfc3339>>,
     /// New visibility.
     pub visibility: Option<Visibility>,
     /// New sync schedule (cron); `null` removes it.
@@ -138,6 +148,9 @@ pub struct FolderView {
     pub sync_schedule: Option<String>,
     /// The bucket prefix it mirrors, when it is a synced folder.
     pub sync: Option<SyncBinding>,
+    /// When it expires with everything in it (RFC 3339), if ever.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
     /// Creation time (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -187,6 +200,16 @@ pub struct Deleted {
     pub folders_deleted: u64,
     /// Items removed.
     pub items_deleted: u64,
+    /// True when they went to the trash (restorable until purged); false when deleted for good.
+    pub trashed: bool,
+}
+
+/// Body of `POST /v1/folders/{id}/restore` and `POST /v1/items/{id}/restore`.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Restore into this folder instead of where it was.
+    pub target_parent_id: Option<Uuid>,
 }
 
 /// Returns the folder when `caller` has `need` on it; hides it (404) when the caller may not see it.
@@ -249,6 +272,7 @@ fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Fol
         ttl_seconds: None,
         sync_schedule: None,
         sync: None,
+        expires_at: None,
         created_at: now,
         updated_at: now,
     }
@@ -260,9 +284,10 @@ pub(crate) fn now() -> OffsetDateTime {
 }
 
 impl FolderService {
-    /// Wraps the store and the buckets (a recursive delete removes the items' objects).
-    pub fn new(store: Store, buckets: Buckets) -> Self {
-        Self { store, buckets }
+    /// Wraps the store, the trash (deletes go there, or through it for good) and the buckets
+    /// (synced folders must name a configured one).
+    pub fn new(store: Store, trash: Trash, buckets: Buckets) -> Self {
+        Self { store, trash, buckets }
     }
 
     /// Creates a folder; a folder already at its path is a conflict.
@@ -307,6 +332,7 @@ impl FolderService {
         folder.visibility = req.visibility.unwrap_or_default();
         folder.sync_schedule = sync_schedule;
         folder.sync = sync;
+        folder.expires_at = req.expires_at.map(|t| t.0);
         rows::insert(&mut tx, &folder)
             .await
             .map_err(conflict_as(format!("a folder already exists at {}", folder.path)))?;
@@ -315,6 +341,7 @@ impl FolderService {
             folder,
             subfolder_count: 0,
             item_count: 0,
+            trash: None,
         };
         let mut conn = self.store.read().await?;
         Ok(views(&mut conn, vec![record]).await?.remove(0))
@@ -443,6 +470,10 @@ impl FolderService {
         }
         if let Some(ttl) = ttl_seconds {
             folder.ttl_seconds = ttl;
+            item_rows::apply_folder_ttl(&mut tx, id, ttl).await?;
+        }
+        if let Some(expires_at) = patch.expires_at {
+            folder.expires_at = expires_at.map(|t| t.0);
         }
         if let Some(visibility) = patch.visibility {
             folder.visibility = visibility;
@@ -513,30 +544,119 @@ impl FolderService {
         self.get(caller, id).await
     }
 
-    /// Deletes a folder; one that is not empty needs `recursive`, which removes its whole subtree
-    /// and, after the catalog change commits, the managed objects of the items inside.
-    pub async fn delete(&self, caller: &Caller, id: Uuid, recursive: bool) -> Result<Deleted, ServiceError> {
+    /// Deletes a folder: moves it with its whole subtree into the trash, or with `permanent`
+    /// removes it for good (and, after the catalog change commits, the managed objects of the
+    /// items inside). A folder that is not empty needs `recursive`. With `permanent`, a folder
+    /// already in the trash is purged with everything its delete took along.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        recursive: bool,
+        permanent: bool,
+    ) -> Result<Deleted, ServiceError> {
         let (this, caller) = (self.clone(), caller.clone());
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Exclusive).await?;
-            let folder = require(&caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
-            ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "deleting a folder").await?;
-            if !recursive && !rows::is_empty(&mut tx, id).await? {
-                return Err(ServiceError::Conflict(format!(
-                    "folder {} is not empty; pass recursive=true to delete it with everything inside",
-                    folder.path
-                )));
+            let record = rows::by_id_any(&mut tx, id).await?;
+            let record = require(
+                &caller,
+                record.filter(|r| permanent || r.trash.is_none()),
+                Access::Write,
+                &id,
+            )?;
+            let folder = record.folder;
+            if record.trash.is_none() {
+                ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "deleting a folder").await?;
             }
-            let keys = item_rows::keys_in_subtree(&mut tx, &folder.path, MANAGED_BUCKET).await?;
-            let removed = rows::delete_subtree(&mut tx, &folder.path).await?;
+            let (now, purge_at) = this.trash.now_and_purge_at();
+            let (unit, due) = match record.trash {
+                Some(mark) if mark.unit != id => {
+                    return Err(ServiceError::Conflict(format!(
+                        "folder {} went to the trash with folder {}; purge that one, or restore this one first",
+                        folder.path, mark.unit
+                    )));
+                }
+                Some(mark) => (id, to_micros(mark.purge_at)),
+                None => {
+                    if !recursive && !rows::is_empty(&mut tx, id).await? {
+                        return Err(ServiceError::Conflict(format!(
+                            "folder {} is not empty; pass recursive=true to delete it with everything inside",
+                            folder.path
+                        )));
+                    }
+                    let due = if permanent { now } else { purge_at };
+                    let trashed = trash_rows::trash_folder(&mut tx, id, &folder.path, now, due).await?;
+                    if !permanent {
+                        tx.commit().await?;
+                        return Ok(Deleted {
+                            folders_deleted: trashed.folders,
+                            items_deleted: trashed.items,
+                            trashed: true,
+                        });
+                    }
+                    (id, due)
+                }
+            };
+            let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due).await?;
             tx.commit().await?;
-            remove_managed_objects(&this.buckets, keys.into_iter().map(|k| (MANAGED_BUCKET.to_owned(), k))).await;
+            this.trash.remove_objects(objects).await;
             Ok(Deleted {
                 folders_deleted: removed.folders,
                 items_deleted: removed.items,
+                trashed: false,
             })
         })
         .await
+    }
+
+    /// Brings a trashed folder back with what its delete took along: below the folder it was in
+    /// (as that folder is now), or below `target_parent_id`. 409 when that folder is itself in
+    /// the trash (and no target is given) or a live folder took the path meanwhile.
+    pub async fn restore(&self, caller: &Caller, id: Uuid, target: Option<Uuid>) -> Result<FolderView, ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
+        let record = require(caller, rows::by_id_any(&mut tx, id).await?, Access::Write, &id)?;
+        let folder = record.folder;
+        let mark = record
+            .trash
+            .ok_or_else(|| ServiceError::Conflict(format!("folder {} is not in the trash", folder.path)))?;
+        let (now, _) = self.trash.now_and_purge_at();
+        if to_micros(mark.purge_at) <= now {
+            return Err(ServiceError::Conflict(format!(
+                "folder {} is past its time in the trash and is being purged; it cannot be restored",
+                folder.path
+            )));
+        }
+        let parent = match target.or(folder.parent_id) {
+            Some(parent_id) => {
+                let found = rows::by_id(&mut tx, parent_id).await?;
+                if found.is_none() && target.is_none() {
+                    return Err(ServiceError::Conflict(format!(
+                        "folder {} was in a folder that is in the trash or gone; restore that one first, or give target_parent_id",
+                        folder.path
+                    )));
+                }
+                Some(require(caller, found, Access::Write, &parent_id)?.folder)
+            }
+            None => None,
+        };
+        let name = FolderName::parse(&folder.name)?;
+        let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;
+        trash_rows::restore_folder(
+            &mut tx,
+            mark.unit,
+            id,
+            &stored_path(mark.unit, &folder.path),
+            &new_path,
+            parent.map(|p| p.id),
+            now,
+        )
+        .await
+        .map_err(conflict_as(format!(
+            "a folder already exists at {new_path}; move or rename it, or restore into another folder with target_parent_id"
+        )))?;
+        tx.commit().await?;
+        self.get(caller, id).await
     }
 
     /// Counts what a folder holds, directly or in its whole subtree.
@@ -638,6 +758,7 @@ async fn views(conn: &mut sqlx::AnyConnection, records: Vec<FolderRecord>) -> Re
                 ttl_seconds: folder.ttl_seconds,
                 sync_schedule: folder.sync_schedule,
                 sync: folder.sync,
+                expires_at: folder.expires_at,
                 created_at: folder.created_at,
                 updated_at: folder.updated_at,
                 item_count: record.item_count,

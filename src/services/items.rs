@@ -1,5 +1,7 @@
 //! Item use cases: upload (streamed to the managed bucket, with a conflict strategy), read,
-//! update, list, move, delete, download one or many, and the sweep of orphaned objects.
+//! update, list, move, delete (into the trash, or for good), restore, download one or many (the
+//! re-encoded rendition of a video by default, or the original), and the sweep of orphaned
+//! objects.
 //!
 //! Catalog rows and bucket objects change in a fixed order so that a row never points at
 //! nothing: an upload stores its object before the row commits; a delete removes objects only
@@ -22,18 +24,21 @@ use uuid::Uuid;
 
 use super::folders::{Metadata, ensure_unsynced, now, read_only, require};
 use super::probe::{self, HEAD_BYTES, Probed};
-use super::{Page, ServiceError, conflict_as, decode_position, detached, field, page_token};
+use super::trash::Trash;
+use super::{Page, Rfc3339, ServiceError, conflict_as, decode_position, detached, field, page_token};
 use crate::blobs::{BlobError, Bucket, Buckets, ByteStream, ObjectKey, Written};
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::Folder;
 use crate::domain::item::{
-    ConflictStrategy, Item, ItemOrder, ItemType, check_title, next_free_alternative, title_from_file_name,
+    ConflictStrategy, Item, ItemOrder, ItemType, Media, check_title, expiry_for, next_free_alternative,
+    title_from_file_name,
 };
 use crate::domain::page::page_size;
 use crate::store::folders as folder_rows;
 use crate::store::items::{self as rows, ItemQuery};
 use crate::store::sql::SortKey;
+use crate::store::trash as trash_rows;
 use crate::store::{Store, TreeLock, to_micros};
 
 /// The most item ids one move, delete or download request may name.
@@ -56,6 +61,7 @@ const ARCHIVE_PIPE_BYTES: usize = 256 * 1024;
 pub struct ItemService {
     store: Store,
     buckets: Buckets,
+    trash: Trash,
 }
 
 /// Media metadata as clients see it; a field is `null` when it does not apply or was not read.
@@ -81,7 +87,24 @@ pub struct MediaView {
     pub dimensions: Option<Vec<i64>>,
 }
 
-/// An item as clients see it.
+impl From<&Media> for MediaView {
+    fn from(media: &Media) -> Self {
+        MediaView {
+            width: media.width,
+            height: media.height,
+            duration_seconds: media.duration_us.map(|us| us as f64 / 1_000_000.0),
+            fps: media.fps(),
+            codec: media.codec.clone(),
+            sample_rate: media.sample_rate,
+            channels: media.channels,
+            page_count: media.page_count,
+            dimensions: media.dimensions.clone(),
+        }
+    }
+}
+
+/// An item as clients see it. Its content fields (`bucket` to `checksum`, `media`) describe what
+/// a download serves: for a re-encoded video the rendition, with the source under `original`.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ItemView {
     /// Stable identifier.
@@ -90,7 +113,7 @@ pub struct ItemView {
     pub folder_id: Uuid,
     /// Its name, unique in the folder.
     pub title: String,
-    /// The bucket that holds the content (`managed` for uploads).
+    /// The bucket that holds the content (`managed` for uploads and re-encoded renditions).
     pub bucket: String,
     /// The content's key inside the bucket.
     pub object_key: String,
@@ -109,6 +132,14 @@ pub struct ItemView {
     pub client_metadata: Metadata,
     /// What was read from the content.
     pub media: MediaView,
+    /// When the item expires (RFC 3339): its folder's TTL after creation, or its own time.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// When the video was re-encoded (RFC 3339); `null` when it was not.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub reencoded_at: Option<OffsetDateTime>,
+    /// For a re-encoded video, the source object (`GET …/content?original=true`); else `null`.
+    pub original: Option<OriginalView>,
     /// Creation time (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -117,36 +148,106 @@ pub struct ItemView {
     pub updated_at: OffsetDateTime,
 }
 
+/// The source object of a re-encoded video, never changed by the re-encode.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct OriginalView {
+    /// The bucket that holds it.
+    pub bucket: String,
+    /// Its key inside the bucket.
+    pub object_key: String,
+    /// Its MIME type.
+    pub mime_type: String,
+    /// Bytes.
+    pub size: i64,
+    /// blake3, lowercase hex.
+    pub checksum: Option<String>,
+    /// What was read from it.
+    pub media: MediaView,
+}
+
 impl From<Item> for ItemView {
     fn from(item: Item) -> Self {
-        let media = MediaView {
-            width: item.media.width,
-            height: item.media.height,
-            duration_seconds: item.media.duration_us.map(|us| us as f64 / 1_000_000.0),
-            fps: item.media.fps(),
-            codec: item.media.codec.clone(),
-            sample_rate: item.media.sample_rate,
-            channels: item.media.channels,
-            page_count: item.media.page_count,
-            dimensions: item.media.dimensions.clone(),
+        let content = served(&item, false);
+        let (media, reencoded_at, original) = match &item.encoded {
+            Some(encoded) => (
+                MediaView::from(&encoded.media),
+                Some(encoded.encoded_at),
+                Some(OriginalView {
+                    bucket: item.bucket.clone(),
+                    object_key: item.object_key.clone(),
+                    mime_type: item.mime_type.clone(),
+                    size: item.size,
+                    checksum: item.checksum.clone(),
+                    media: MediaView::from(&item.media),
+                }),
+            ),
+            None => (MediaView::from(&item.media), None, None),
         };
         ItemView {
             id: item.id,
             folder_id: item.folder_id,
             title: item.title,
-            bucket: item.bucket,
-            object_key: item.object_key,
+            bucket: content.bucket,
+            object_key: content.object_key,
             item_type: item.item_type,
-            mime_type: item.mime_type,
-            size: item.size,
-            checksum: item.checksum,
+            mime_type: content.mime_type,
+            size: content.size,
+            checksum: content.checksum,
             is_tombstone: item.is_tombstone,
             client_metadata: item.client_metadata,
             media,
+            expires_at: item.expires_at,
+            reencoded_at,
+            original,
             created_at: item.created_at,
             updated_at: item.updated_at,
         }
     }
+}
+
+/// The object a download of an item serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// The bucket that holds it.
+    pub bucket: String,
+    /// Its key there.
+    pub object_key: String,
+    /// Bytes.
+    pub size: i64,
+    /// blake3, lowercase hex.
+    pub checksum: Option<String>,
+    /// Its MIME type.
+    pub mime_type: String,
+}
+
+/// What a download of `item` serves: its re-encoded rendition when it has one, unless
+/// `original` asks for the source object.
+pub fn served(item: &Item, original: bool) -> Served {
+    match item.encoded.as_ref().filter(|_| !original) {
+        Some(encoded) => Served {
+            bucket: MANAGED_BUCKET.to_owned(),
+            object_key: encoded.object_key.clone(),
+            size: encoded.size,
+            checksum: Some(encoded.checksum.clone()),
+            mime_type: encoded.mime_type.clone(),
+        },
+        None => Served {
+            bucket: item.bucket.clone(),
+            object_key: item.object_key.clone(),
+            size: item.size,
+            checksum: item.checksum.clone(),
+            mime_type: item.mime_type.clone(),
+        },
+    }
+}
+
+/// The `(bucket, key)` pairs of the objects an item holds: its source and its rendition.
+pub(crate) fn objects_of(item: &Item) -> Vec<(String, String)> {
+    let mut pairs = vec![(item.bucket.clone(), item.object_key.clone())];
+    if let Some(encoded) = &item.encoded {
+        pairs.push((MANAGED_BUCKET.to_owned(), encoded.object_key.clone()));
+    }
+    pairs
 }
 
 /// The form fields of an upload besides the file.
@@ -180,6 +281,11 @@ pub struct ItemPatch {
     /// Replaces the client metadata.
     #[schema(value_type = Option<Object>)]
     pub client_metadata: Option<Metadata>,
+    /// The item's own expiry (RFC 3339), which its folder's TTL then leaves alone; `null` makes it
+    /// follow its folder's TTL again.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<Rfc3339>>,
 }
 
 /// What to list.
@@ -213,8 +319,10 @@ pub struct Moved {
 /// The answer of a delete.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ItemsDeleted {
-    /// Items removed from the catalog.
+    /// Items removed.
     pub deleted: u64,
+    /// True when they went to the trash (restorable until purged); false when deleted for good.
+    pub trashed: bool,
 }
 
 /// What a sweep of the managed bucket removed.
@@ -268,36 +376,74 @@ impl Drop for StagedObject {
 }
 
 /// Deletes one object, logging (not failing on) errors: what is left is an orphan the sweep
-/// removes later.
-async fn remove_object(bucket: &dyn Bucket, key: &ObjectKey) {
-    if let Err(error) = bucket.delete(key).await {
-        tracing::warn!(bucket = bucket.name(), %key, %error, "cannot delete an object; the orphan sweep will retry");
+/// removes later. True when the object is gone.
+pub(crate) async fn remove_object(bucket: &dyn Bucket, key: &ObjectKey) -> bool {
+    match bucket.delete(key).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(bucket = bucket.name(), %key, %error, "cannot delete an object; the orphan sweep will retry");
+            false
+        }
     }
 }
 
 /// Deletes the managed objects among `(bucket, key)` pairs; other buckets are never written.
-pub(crate) async fn remove_managed_objects(buckets: &Buckets, objects: impl IntoIterator<Item = (String, String)>) {
+/// Answers how many managed objects it removed (or found already gone).
+pub(crate) async fn remove_managed_objects(
+    buckets: &Buckets,
+    objects: impl IntoIterator<Item = (String, String)>,
+) -> u64 {
     let managed = buckets.managed();
+    let mut removed = 0;
     for (bucket, key) in objects {
         if bucket != MANAGED_BUCKET {
             continue;
         }
         match ObjectKey::parse(&key) {
-            Ok(key) => remove_object(managed.as_ref(), &key).await,
+            Ok(key) => {
+                if remove_object(managed.as_ref(), &key).await {
+                    removed += 1;
+                }
+            }
             Err(error) => tracing::warn!(%key, %error, "an item held an invalid object key"),
         }
     }
+    removed
 }
 
-/// A fresh key for an upload: a random UUID under a two-hex-digit shard directory.
-fn new_object_key() -> ObjectKey {
+/// A fresh key for a managed object: a random UUID under a two-hex-digit shard directory.
+pub(crate) fn new_object_key() -> ObjectKey {
     let id = Uuid::new_v4().simple().to_string();
     // A UUID's hex form always makes a valid key.
     ObjectKey::parse(&format!("{}/{id}", &id[..2])).unwrap_or_else(|_| unreachable!("uuid keys are valid"))
 }
 
+/// The live items among `ids` that `caller` may see, each with the caller's access to its folder
+/// (in no particular order; the others are left out).
+pub(crate) async fn visible_items(
+    conn: &mut sqlx::AnyConnection,
+    caller: &Caller,
+    ids: &[Uuid],
+) -> Result<Vec<(Item, Access)>, ServiceError> {
+    let found = rows::by_ids(conn, ids).await?;
+    let mut folders: BTreeMap<Uuid, Access> = BTreeMap::new();
+    for folder_id in found.iter().map(|i| i.folder_id) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = folders.entry(folder_id) {
+            let folder = folder_rows::by_id(conn, folder_id).await?;
+            slot.insert(folder.map_or(Access::None, |f| caller.access_to(&f.folder)));
+        }
+    }
+    Ok(found
+        .into_iter()
+        .filter_map(|item| {
+            let access = folders.get(&item.folder_id).copied().unwrap_or(Access::None);
+            (access != Access::None).then_some((item, access))
+        })
+        .collect())
+}
+
 /// Checks a batch of ids: 1 to [`MAX_BATCH`] of them, duplicates dropped, order kept.
-fn check_batch(ids: Vec<Uuid>) -> Result<Vec<Uuid>, ServiceError> {
+pub(crate) fn check_batch(ids: Vec<Uuid>) -> Result<Vec<Uuid>, ServiceError> {
     if ids.is_empty() {
         return Err(ServiceError::Invalid("item_ids: give at least one item id".into()));
     }
@@ -335,7 +481,7 @@ async fn changeable_folder(
 }
 
 /// Joins ids for a message.
-fn id_list(ids: &[Uuid]) -> String {
+pub(crate) fn id_list(ids: &[Uuid]) -> String {
     ids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(", ")
 }
 
@@ -358,9 +504,9 @@ async fn read_head(mut reader: impl AsyncRead + Unpin, limit: usize) -> std::io:
 }
 
 impl ItemService {
-    /// Wraps the store and the buckets.
-    pub fn new(store: Store, buckets: Buckets) -> Self {
-        Self { store, buckets }
+    /// Wraps the store, the buckets and the trash.
+    pub fn new(store: Store, buckets: Buckets, trash: Trash) -> Self {
+        Self { store, buckets, trash }
     }
 
     /// The item with `need` access for `caller`, with its folder; 404 when it does not exist or
@@ -454,6 +600,9 @@ impl ItemService {
             media: staged.probed.media.clone(),
             created_at: now,
             updated_at: now,
+            expires_at: None,
+            expires_own: false,
+            encoded: None,
         };
         let (this, caller, object) = (self.clone(), caller.clone(), staged.object);
         detached(async move {
@@ -465,7 +614,7 @@ impl ItemService {
                 Ok((item, outcome, replaced)) => {
                     object.keep();
                     if let Some(old) = replaced {
-                        remove_managed_objects(&this.buckets, [(old.bucket, old.object_key)]).await;
+                        remove_managed_objects(&this.buckets, objects_of(&old)).await;
                     }
                     Ok((item.into(), outcome))
                 }
@@ -488,6 +637,7 @@ impl ItemService {
     ) -> Result<(Item, UploadOutcome, Option<Item>), ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let folder = changeable_folder(&mut tx, caller, item.folder_id, "uploading").await?;
+        item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
         let wanted = item.title.clone();
         let mut tried: Vec<String> = Vec::new();
         for _ in 0..MAX_TITLE_ATTEMPTS {
@@ -549,21 +699,22 @@ impl ItemService {
         Ok(item)
     }
 
-    /// Streams the content of `item` (from [`readable`](Self::readable)), whole or a byte range.
+    /// Streams `content` (what [`served`] picked for a [`readable`](Self::readable) item), whole
+    /// or a byte range.
     pub async fn read_content(
         &self,
-        item: &Item,
+        content: &Served,
         range: Option<Range<u64>>,
     ) -> Result<ByteStream<'static>, ServiceError> {
         let bucket = self
             .buckets
-            .get(&item.bucket)
-            .ok_or_else(|| ServiceError::Internal(format!("bucket {} is not available", item.bucket)))?;
-        let key = ObjectKey::parse(&item.object_key).map_err(|e| ServiceError::Internal(e.to_string()))?;
+            .get(&content.bucket)
+            .ok_or_else(|| ServiceError::Internal(format!("bucket {} is not available", content.bucket)))?;
+        let key = ObjectKey::parse(&content.object_key).map_err(|e| ServiceError::Internal(e.to_string()))?;
         bucket
             .read(&key, range)
             .await
-            .map_err(|e| ServiceError::Internal(format!("cannot read item {}: {e}", item.id)))
+            .map_err(|e| ServiceError::Internal(format!("cannot read {}/{}: {e}", content.bucket, content.object_key)))
     }
 
     /// Changes an item's title or client metadata.
@@ -580,13 +731,24 @@ impl ItemService {
         if let Some(metadata) = patch.client_metadata {
             item.client_metadata = metadata;
         }
+        match patch.expires_at {
+            Some(Some(at)) => (item.expires_at, item.expires_own) = (Some(at.0), true),
+            Some(None) => {
+                (item.expires_at, item.expires_own) = (expiry_for(item.created_at, folder.ttl_seconds), false)
+            }
+            None => {}
+        }
         item.updated_at = now();
-        rows::update_attributes(&mut tx, &item)
+        let updated = rows::update_attributes(&mut tx, &item)
             .await
             .map_err(conflict_as(format!(
                 "an item titled `{}` already exists in {}; choose another title",
                 item.title, folder.path
             )))?;
+        if !updated {
+            // It expired (or was deleted) while this change waited for it.
+            return Err(ServiceError::NotFound(format!("item {id} not found")));
+        }
         tx.commit().await?;
         Ok(item.into())
     }
@@ -684,7 +846,7 @@ impl ItemService {
                     taken.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
                 )));
             }
-            let moved = rows::move_to(&mut tx, &ids, target.id, now())
+            let moved = rows::move_to(&mut tx, &ids, target.id, target.ttl_seconds, now())
                 .await
                 .map_err(conflict_as(format!(
                     "a title in {} was taken meanwhile; retry",
@@ -696,13 +858,38 @@ impl ItemService {
         .await
     }
 
-    /// Deletes items of folder `folder_id`, all or none; their managed objects go after the
-    /// catalog change commits.
+    /// Inside a write transaction: moves `items` into the trash, or with `permanent` deletes
+    /// them (their managed objects are removed once the transaction commits).
+    async fn discard(
+        &self,
+        mut tx: crate::store::Tx,
+        items: Vec<Item>,
+        permanent: bool,
+    ) -> Result<ItemsDeleted, ServiceError> {
+        let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+        if !permanent {
+            let (now, purge_at) = self.trash.now_and_purge_at();
+            let deleted = trash_rows::trash_items(&mut tx, &ids, now, purge_at).await?;
+            tx.commit().await?;
+            return Ok(ItemsDeleted { deleted, trashed: true });
+        }
+        let deleted = rows::delete(&mut tx, &ids).await?;
+        tx.commit().await?;
+        remove_managed_objects(&self.buckets, items.iter().flat_map(objects_of)).await;
+        Ok(ItemsDeleted {
+            deleted,
+            trashed: false,
+        })
+    }
+
+    /// Deletes items of folder `folder_id`, all or none: into the trash, or with `permanent` for
+    /// good (their managed objects go after the catalog change commits).
     pub async fn delete_items(
         &self,
         caller: &Caller,
         folder_id: Uuid,
         ids: Vec<Uuid>,
+        permanent: bool,
     ) -> Result<ItemsDeleted, ServiceError> {
         let ids = check_batch(ids)?;
         let (this, caller) = (self.clone(), caller.clone());
@@ -710,53 +897,99 @@ impl ItemService {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
             let folder = changeable_folder(&mut tx, &caller, folder_id, "deleting items").await?;
             let items = Self::children(&mut tx, &folder, &ids).await?;
-            let deleted = rows::delete(&mut tx, &ids).await?;
-            tx.commit().await?;
-            remove_managed_objects(&this.buckets, items.into_iter().map(|i| (i.bucket, i.object_key))).await;
-            Ok(ItemsDeleted { deleted })
+            this.discard(tx, items, permanent).await
         })
         .await
     }
 
-    /// Deletes one item; its managed object goes after the catalog change commits.
-    pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<ItemsDeleted, ServiceError> {
+    /// Deletes one item: into the trash, or with `permanent` for good (its managed objects go
+    /// after the catalog change commits). With `permanent`, an item already in the trash is
+    /// purged.
+    pub async fn delete(&self, caller: &Caller, id: Uuid, permanent: bool) -> Result<ItemsDeleted, ServiceError> {
         let (this, caller) = (self.clone(), caller.clone());
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
-            let (item, folder) = this.require_item(&mut tx, &caller, id, Access::Write).await?;
-            ensure_unsynced(&mut tx, &folder.path, true, "deleting items").await?;
-            let deleted = rows::delete(&mut tx, &[id]).await?;
-            tx.commit().await?;
-            remove_managed_objects(&this.buckets, [(item.bucket, item.object_key)]).await;
-            Ok(ItemsDeleted { deleted })
+            let (item, folder, _) = this.require_any_item(&mut tx, &caller, id, permanent).await?;
+            ensure_unsynced(&mut tx, &folder.folder.path, true, "deleting items").await?;
+            this.discard(tx, vec![item], permanent).await
         })
         .await
     }
 
+    /// The item `id`, live or (with `trashed`) in the trash, that `caller` may change, with its
+    /// folder (live or trashed) and its place in the trash.
+    async fn require_any_item(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        caller: &Caller,
+        id: Uuid,
+        trashed: bool,
+    ) -> Result<(Item, folder_rows::FolderRecord, Option<trash_rows::TrashMark>), ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("item {id} not found"));
+        let (item, mark) = rows::by_id_any(conn, id)
+            .await?
+            .filter(|(_, mark)| trashed || mark.is_none())
+            .ok_or_else(not_found)?;
+        let folder = require(
+            caller,
+            folder_rows::by_id_any(conn, item.folder_id).await?,
+            Access::Write,
+            &id,
+        )
+        .map_err(|e| match e {
+            ServiceError::NotFound(_) => not_found(),
+            other => other,
+        })?;
+        Ok((item, folder, mark))
+    }
+
+    /// Brings a trashed item back into the folder it was in, or into `target_folder_id`. 409 when
+    /// its folder is in the trash too (and no target is given) or its title was taken meanwhile.
+    pub async fn restore(&self, caller: &Caller, id: Uuid, target: Option<Uuid>) -> Result<ItemView, ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+        let (item, folder, mark) = self.require_any_item(&mut tx, caller, id, true).await?;
+        let mark = mark.ok_or_else(|| ServiceError::Conflict(format!("item {id} is not in the trash")))?;
+        let (now, _) = self.trash.now_and_purge_at();
+        if to_micros(mark.purge_at) <= now {
+            return Err(ServiceError::Conflict(format!(
+                "item {id} is past its time in the trash and is being purged; it cannot be restored"
+            )));
+        }
+        let into = match target {
+            Some(target) => folder_for(&mut tx, caller, target, Access::Write).await?,
+            None if folder.trash.is_none() => folder.folder,
+            None => {
+                return Err(ServiceError::Conflict(format!(
+                    "item {id} was in folder {}, which is in the trash; restore the folder, or give target_parent_id",
+                    folder.folder.path
+                )));
+            }
+        };
+        trash_rows::restore_item(&mut tx, id, into.id, into.ttl_seconds, now)
+            .await
+            .map_err(conflict_as(format!(
+                "an item titled `{}` already exists in {}; rename it, or restore into another folder with target_parent_id",
+                item.title, into.path
+            )))?;
+        tx.commit().await?;
+        self.get(caller, id).await
+    }
+
     /// Streams a tar (gzip-compressed when `gzip`) of the items, built on the fly. Each entry is
-    /// named by the item's title, made unique inside the archive as uploads are (`name (1).ext`).
+    /// named by the item's title, made unique inside the archive as uploads are (`name (1).ext`),
+    /// and holds what a download serves (the source objects with `original`).
     pub async fn archive(
         &self,
         caller: &Caller,
         ids: Vec<Uuid>,
         gzip: bool,
+        original: bool,
     ) -> Result<ByteStream<'static>, ServiceError> {
         let ids = check_batch(ids)?;
         let mut conn = self.store.read().await?;
-        let found = rows::by_ids(&mut conn, &ids).await?;
-        let mut folders: BTreeMap<Uuid, Access> = BTreeMap::new();
-        for folder_id in found.iter().map(|i| i.folder_id) {
-            if let std::collections::btree_map::Entry::Vacant(slot) = folders.entry(folder_id) {
-                let folder = folder_rows::by_id(&mut conn, folder_id).await?;
-                slot.insert(folder.map_or(Access::None, |f| caller.access_to(&f.folder)));
-            }
-        }
+        let found = visible_items(&mut conn, caller, &ids).await?;
         drop(conn);
-        let mut by_id: BTreeMap<Uuid, Item> = found
-            .into_iter()
-            .filter(|i| folders.get(&i.folder_id).is_some_and(|a| *a != Access::None))
-            .map(|i| (i.id, i))
-            .collect();
+        let mut by_id: BTreeMap<Uuid, Item> = found.into_iter().map(|(i, _)| (i.id, i)).collect();
         let missing: Vec<Uuid> = ids.iter().copied().filter(|id| !by_id.contains_key(id)).collect();
         if !missing.is_empty() {
             return Err(ServiceError::NotFound(format!(
@@ -780,7 +1013,7 @@ impl ItemService {
                 name = next_free_alternative(&item.title, used.iter().map(String::as_str));
             }
             used.insert(name.clone());
-            entries.push((name, item));
+            entries.push((name, served(&item, original), item.updated_at));
         }
         let (writer, reader) = tokio::io::duplex(ARCHIVE_PIPE_BYTES);
         let this = self.clone();
@@ -815,21 +1048,16 @@ impl ItemService {
     async fn write_tar<W: AsyncWrite + Unpin + Send + Sync + 'static>(
         &self,
         out: W,
-        entries: Vec<(String, Item)>,
+        entries: Vec<(String, Served, OffsetDateTime)>,
     ) -> std::io::Result<W> {
         let mut builder = tokio_tar::Builder::new(out);
-        for (name, item) in entries {
-            let bucket = self
-                .buckets
-                .get(&item.bucket)
-                .ok_or_else(|| std::io::Error::other(format!("bucket {} is not available", item.bucket)))?;
-            let key = ObjectKey::parse(&item.object_key).map_err(std::io::Error::other)?;
-            let body = bucket.read(&key, None).await.map_err(std::io::Error::other)?;
+        for (name, content, updated_at) in entries {
+            let body = self.read_content(&content, None).await.map_err(std::io::Error::other)?;
             let mut header = tokio_tar::Header::new_gnu();
             header.set_entry_type(tokio_tar::EntryType::Regular);
-            header.set_size(u64::try_from(item.size).unwrap_or_default());
+            header.set_size(u64::try_from(content.size).unwrap_or_default());
             header.set_mode(0o644);
-            header.set_mtime(u64::try_from(item.updated_at.unix_timestamp()).unwrap_or_default());
+            header.set_mtime(u64::try_from(updated_at.unix_timestamp()).unwrap_or_default());
             builder.append_data(&mut header, &name, StreamReader::new(body)).await?;
         }
         builder.into_inner().await
@@ -856,7 +1084,7 @@ impl ItemService {
             seen += batch.len();
             let keys: Vec<String> = batch.iter().map(|l| l.key.to_string()).collect();
             let mut conn = self.store.read().await?;
-            let referenced = rows::referenced_keys(&mut conn, bucket.name(), &keys).await?;
+            let referenced = rows::referenced_keys(&mut conn, bucket.name(), &keys, true).await?;
             drop(conn);
             for key in batch.into_iter().map(|l| l.key) {
                 if !referenced.contains(key.as_str()) {

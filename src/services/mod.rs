@@ -1,12 +1,15 @@
 //! The use cases. HTTP handlers, the CLI and job handlers all call these; they hold the rules
 //! (validation, permissions, transactions) and leave SQL to `store`.
 
+pub mod expiry;
 pub mod folders;
 pub mod items;
 pub mod jobs;
 pub mod keys;
 pub mod probe;
+pub mod reencode;
 pub mod sync;
+pub mod trash;
 
 use uuid::Uuid;
 
@@ -78,6 +81,16 @@ pub fn conflict_as(message: impl Into<String>) -> impl FnOnce(StoreError) -> Ser
     move |err| match err {
         StoreError::Conflict(_) => ServiceError::Conflict(message.into()),
         other => other.into(),
+    }
+}
+
+/// A point in time as clients write it: RFC 3339 text such as `2030-01-01T00:00:00Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rfc3339(pub time::OffsetDateTime);
+
+impl<'de> serde::Deserialize<'de> for Rfc3339 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        time::serde::rfc3339::deserialize(d).map(|t| Rfc3339(crate::store::from_micros(crate::store::to_micros(t))))
     }
 }
 
@@ -158,6 +171,12 @@ pub struct Services {
     pub sync: sync::SyncService,
     /// The buckets this process can reach.
     pub buckets: Buckets,
+    /// The trash.
+    pub trash: trash::Trash,
+    /// Video re-encodes.
+    pub reencode: reencode::ReencodeService,
+    /// The TTL sweep.
+    pub expiry: expiry::ExpiryService,
 }
 
 impl Services {
@@ -176,13 +195,29 @@ impl Services {
             max_backoff: std::time::Duration::from_millis(settings.jobs.retry_backoff_max_ms),
         };
         let events = std::sync::Arc::new(jobs::events::JobEvents::default());
+        let retention = std::time::Duration::from_secs(settings.trash.retention_seconds);
+        let trash = trash::Trash::new(store.clone(), buckets.clone(), retention);
         let jobs = jobs::JobService::new(store.clone(), events, queue, retry, shutdown);
         Self {
-            folders: folders::FolderService::new(store.clone(), buckets.clone()),
-            items: items::ItemService::new(store.clone(), buckets.clone()),
+            folders: folders::FolderService::new(store.clone(), trash.clone(), buckets.clone()),
+            items: items::ItemService::new(store.clone(), buckets.clone(), trash.clone()),
             keys: keys::KeyService::new(store.clone()),
+            reencode: reencode::ReencodeService::new(
+                store.clone(),
+                buckets.clone(),
+                jobs.clone(),
+                &settings.data_dir,
+                settings.reencode.max_processes,
+            ),
+            expiry: expiry::ExpiryService::new(
+                store.clone(),
+                trash.clone(),
+                settings.expiry.action,
+                settings.expiry.batch_size,
+            ),
             sync: sync::SyncService::new(store.clone(), jobs.clone()),
             jobs,
+            trash,
             buckets,
             store,
         }

@@ -230,6 +230,8 @@ pub struct FfprobeStream {
     pub channels: Option<i64>,
     /// Seconds, as text.
     pub duration: Option<String>,
+    /// Pixel format, e.g. `yuv420p` (video).
+    pub pix_fmt: Option<String>,
     /// Flags such as `attached_pic` (cover art is not video).
     #[serde(default)]
     pub disposition: std::collections::BTreeMap<String, i64>,
@@ -240,6 +242,8 @@ pub struct FfprobeStream {
 pub struct FfprobeFormat {
     /// Seconds, as text.
     pub duration: Option<String>,
+    /// The demuxer's names, comma-separated, e.g. `mov,mp4,m4a,3gp,3g2,mj2`.
+    pub format_name: Option<String>,
 }
 
 /// Seconds as text to whole microseconds.
@@ -280,9 +284,22 @@ impl FfprobeOutput {
     }
 }
 
-/// Runs ffprobe on `path`. `None` when it is not installed (logged once per process), fails or
-/// times out.
-async fn ffprobe(path: &Path) -> Option<FfprobeOutput> {
+/// Why ffprobe gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum FfprobeError {
+    /// It is not installed.
+    #[error("ffprobe not found on PATH")]
+    Missing,
+    /// It could not read the file; the message is its stderr.
+    #[error("ffprobe cannot read the file: {0}")]
+    Unreadable(String),
+    /// It could not be run, timed out, or printed something else than JSON.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Runs `ffprobe -print_format json -show_format -show_streams` on `path`.
+pub async fn ffprobe_json(path: &Path) -> Result<FfprobeOutput, FfprobeError> {
     let run = tokio::process::Command::new("ffprobe")
         .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
         .arg(path)
@@ -291,13 +308,25 @@ async fn ffprobe(path: &Path) -> Option<FfprobeOutput> {
         .output();
     match tokio::time::timeout(FFPROBE_TIMEOUT, run).await {
         Ok(Ok(out)) if out.status.success() => serde_json::from_slice(&out.stdout)
-            .inspect_err(|e| tracing::warn!(error = %e, "ffprobe printed unreadable JSON"))
-            .ok(),
-        Ok(Ok(out)) => {
-            tracing::debug!(status = %out.status, stderr = %String::from_utf8_lossy(&out.stderr), "ffprobe could not read the file");
-            None
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            .map_err(|e| FfprobeError::Failed(format!("ffprobe printed unreadable JSON: {e}"))),
+        Ok(Ok(out)) => Err(FfprobeError::Unreadable(
+            String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        )),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(FfprobeError::Missing),
+        Ok(Err(e)) => Err(FfprobeError::Failed(format!("cannot run ffprobe: {e}"))),
+        Err(_) => Err(FfprobeError::Failed(format!(
+            "ffprobe timed out after {} s",
+            FFPROBE_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Runs ffprobe on `path`. `None` when it is not installed (logged once per process), fails or
+/// times out.
+async fn ffprobe(path: &Path) -> Option<FfprobeOutput> {
+    match ffprobe_json(path).await {
+        Ok(out) => Some(out),
+        Err(FfprobeError::Missing) => {
             if !FFPROBE_MISSING_WARNED.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "ffprobe is not on PATH: audio and video items are stored without media metadata; install ffmpeg to get it"
@@ -305,12 +334,12 @@ async fn ffprobe(path: &Path) -> Option<FfprobeOutput> {
             }
             None
         }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot run ffprobe");
+        Err(FfprobeError::Unreadable(stderr)) => {
+            tracing::debug!(%stderr, "ffprobe could not read the file");
             None
         }
-        Err(_) => {
-            tracing::warn!(timeout_seconds = FFPROBE_TIMEOUT.as_secs(), "ffprobe timed out");
+        Err(error) => {
+            tracing::warn!(%error, "ffprobe gave no answer");
             None
         }
     }

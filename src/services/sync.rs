@@ -480,6 +480,7 @@ async fn folder_for(
                     ttl_seconds: None,
                     sync_schedule: None,
                     sync: None,
+                    expires_at: None,
                     created_at: at,
                     updated_at: at,
                 };
@@ -640,6 +641,9 @@ async fn evaluate(source: Arc<Source>, prefix: String, root: Uuid, step: Step) -
         is_tombstone: false,
         client_metadata: serde_json::Map::new(),
         media: probed.media,
+        expires_at: None,
+        expires_own: false,
+        encoded: None,
         created_at: at,
         updated_at: at,
     };

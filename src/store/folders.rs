@@ -1,4 +1,5 @@
-//! Folder rows: lookups, inserts, subtree moves and deletes, lists and summaries.
+//! Folder rows: lookups, inserts, subtree moves, lists and summaries. Trashed rows (see
+//! [`super::trash`]) are left out of everything here unless a function says otherwise.
 
 use std::collections::BTreeMap;
 
@@ -6,14 +7,16 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::sql::{Sql, contains_pattern, corrupt, push_page};
+use super::trash::{TrashMark, display_path, trash_mark};
 use super::{StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SyncBinding, Visibility};
 
 /// The columns every folder query selects, counts included.
 const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
-     f.visibility, f.ttl_seconds, f.sync_schedule, f.sync_bucket, f.sync_prefix, f.created_at, f.updated_at, \
-     (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id) AS subfolder_count, \
-     (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id) AS item_count";
+     f.visibility, f.ttl_seconds, f.sync_schedule, f.sync_bucket, f.sync_prefix, f.expires_at, f.created_at, f.updated_at, f.trashed_at, \
+     f.trash_unit, f.purge_at, \
+     (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id AND c.trashed_at IS NULL) AS subfolder_count, \
+     (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.trashed_at IS NULL) AS item_count";
 
 /// A folder with the counts shown beside it.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +27,8 @@ pub struct FolderRecord {
     pub subfolder_count: i64,
     /// Items directly inside.
     pub item_count: i64,
+    /// Where it stands in the trash; `None` for a live folder.
+    pub trash: Option<TrashMark>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -40,8 +45,12 @@ struct FolderRow {
     sync_schedule: Option<String>,
     sync_bucket: Option<String>,
     sync_prefix: Option<String>,
+    expires_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    trashed_at: Option<i64>,
+    trash_unit: Option<String>,
+    purge_at: Option<i64>,
     subfolder_count: i64,
     item_count: i64,
 }
@@ -65,7 +74,7 @@ impl TryFrom<FolderRow> for FolderRecord {
                 id: parse_id(&row.id)?,
                 parent_id: row.parent_id.as_deref().map(parse_id).transpose()?,
                 name: row.name,
-                path: FolderPath::parse(&row.path).map_err(|e| corrupt("path", e))?,
+                path: FolderPath::parse(display_path(&row.path)).map_err(|e| corrupt("path", e))?,
                 description: row.description,
                 client_metadata: parse_object(&row.client_metadata)?,
                 owner: row.owner,
@@ -76,20 +85,23 @@ impl TryFrom<FolderRow> for FolderRecord {
                     bucket,
                     prefix: row.sync_prefix.unwrap_or_default(),
                 }),
+                expires_at: row.expires_at.map(from_micros),
                 created_at: from_micros(row.created_at),
                 updated_at: from_micros(row.updated_at),
             },
             subfolder_count: row.subfolder_count,
             item_count: row.item_count,
+            trash: trash_mark(row.trashed_at, row.trash_unit.as_deref(), row.purge_at)?,
         })
     }
 }
 
-/// Appends the condition "`column` is `path` or lies below it", as a byte range that an index serves.
-pub(crate) fn push_subtree(sql: &mut Sql, column: &str, path: &FolderPath, include_self: bool) {
+/// Appends the condition "`column` is `path` or lies below it", as a byte range that an index
+/// serves. `path` is a path as stored: a live one, or a trashed one with its unit prefix.
+pub(crate) fn push_subtree(sql: &mut Sql, column: &str, path: &str, include_self: bool) {
     sql.push("(");
     if include_self {
-        sql.push(column).push(" = ").bind(path.as_str().to_owned()).push(" OR ");
+        sql.push(column).push(" = ").bind(path.to_owned()).push(" OR ");
     }
     // Every descendant path starts with `path/`; `0` is the byte after `/`.
     sql.push("(").push(column).push(" >= ").bind(format!("{path}/"));
@@ -108,14 +120,21 @@ async fn fetch_one(conn: &mut AnyConnection, sql: Sql) -> Result<Option<FolderRe
         .transpose()
 }
 
-/// The folder with this id.
+/// The live folder with this id.
 pub async fn by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
+    sql.bind(id.to_string()).push(" AND f.trashed_at IS NULL");
+    fetch_one(conn, sql).await
+}
+
+/// The folder with this id, live or trashed.
+pub async fn by_id_any(conn: &mut AnyConnection, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
     sql.bind(id.to_string());
     fetch_one(conn, sql).await
 }
 
-/// The folder at this path.
+/// The live folder at this path (trashed paths carry their unit's prefix and never match).
 pub async fn by_path(conn: &mut AnyConnection, path: &FolderPath) -> Result<Option<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.path = "));
     sql.bind(path.as_str().to_owned());
@@ -136,7 +155,7 @@ pub async fn ids_by_path(conn: &mut AnyConnection, paths: &[FolderPath]) -> Resu
 /// Every folder with a `sync_schedule`, and the schedule.
 pub async fn with_sync_schedule(conn: &mut AnyConnection) -> Result<Vec<(Uuid, String)>, StoreError> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, sync_schedule FROM folder WHERE sync_schedule IS NOT NULL")
+        sqlx::query_as("SELECT id, sync_schedule FROM folder WHERE sync_schedule IS NOT NULL AND trashed_at IS NULL")
             .fetch_all(conn)
             .await?;
     rows.into_iter()
@@ -162,7 +181,7 @@ pub async fn insert_if_absent(conn: &mut AnyConnection, folder: &Folder) -> Resu
 fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
     let mut sql = Sql::new(
         "INSERT INTO folder (id, parent_id, name, name_folded, path, description, client_metadata, owner, \
-         visibility, ttl_seconds, sync_schedule, sync_bucket, sync_prefix, created_at, updated_at) VALUES (",
+         visibility, ttl_seconds, sync_schedule, sync_bucket, sync_prefix, expires_at, created_at, updated_at) VALUES (",
     );
     sql.bind(folder.id.to_string()).push(", ");
     sql.bind(folder.parent_id.map(|p| p.to_string())).push(", ");
@@ -178,6 +197,7 @@ fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
     sql.bind(folder.sync_schedule.clone()).push(", ");
     sql.bind(folder.sync.as_ref().map(|s| s.bucket.clone())).push(", ");
     sql.bind(folder.sync.as_ref().map(|s| s.prefix.clone())).push(", ");
+    sql.bind(folder.expires_at.map(to_micros)).push(", ");
     sql.bind(to_micros(folder.created_at)).push(", ");
     sql.bind(to_micros(folder.updated_at)).push(")").push(suffix);
     sql
@@ -192,6 +212,7 @@ pub async fn update_attributes(conn: &mut AnyConnection, folder: &Folder) -> Res
     sql.push(", visibility = ").bind(folder.visibility.as_str().to_owned());
     sql.push(", ttl_seconds = ").bind(folder.ttl_seconds);
     sql.push(", sync_schedule = ").bind(folder.sync_schedule.clone());
+    sql.push(", expires_at = ").bind(folder.expires_at.map(to_micros));
     sql.push(", updated_at = ").bind(to_micros(folder.updated_at));
     sql.push(" WHERE id = ").bind(folder.id.to_string());
     sql.build().execute(conn).await?;
@@ -216,47 +237,34 @@ pub async fn relocate(
     sql.push(" WHERE id = ").bind(id.to_string());
     sql.build().execute(&mut *conn).await?;
 
-    let old_chars = i64::try_from(old_path.as_str().chars().count()).unwrap_or(i64::MAX);
-    let mut sql = Sql::new("UPDATE folder SET path = ");
-    sql.bind(new_path.as_str().to_owned())
-        .push(" || substr(path, CAST(")
-        .bind(old_chars + 1)
-        .push(" AS INTEGER)) WHERE ");
-    push_subtree(&mut sql, "path", old_path, true);
+    let mut sql = Sql::new("UPDATE folder SET ");
+    push_path_rewrite(&mut sql, old_path.as_str(), new_path.as_str());
+    sql.push(" WHERE ");
+    push_subtree(&mut sql, "path", old_path.as_str(), true);
     sql.build().execute(conn).await?;
     Ok(())
 }
 
-/// Whether the folder holds any subfolder or item.
+/// Appends `path = NEW || (the rest of path after OLD)`, which moves the paths at or below `old`
+/// (as stored) to `new`.
+pub(crate) fn push_path_rewrite(sql: &mut Sql, old: &str, new: &str) {
+    let old_chars = i64::try_from(old.chars().count()).unwrap_or(i64::MAX);
+    sql.push("path = ")
+        .bind(new.to_owned())
+        .push(" || substr(path, CAST(")
+        .bind(old_chars + 1)
+        .push(" AS INTEGER))");
+}
+
+/// Whether the folder holds any live subfolder or item.
 pub async fn is_empty(conn: &mut AnyConnection, id: Uuid) -> Result<bool, StoreError> {
     let mut sql = Sql::new("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM folder WHERE parent_id = ");
     sql.bind(id.to_string());
-    sql.push(" LIMIT 1) a) + (SELECT COUNT(*) FROM (SELECT 1 FROM item WHERE folder_id = ");
+    sql.push(" AND trashed_at IS NULL LIMIT 1) a) + (SELECT COUNT(*) FROM (SELECT 1 FROM item WHERE folder_id = ");
     sql.bind(id.to_string());
-    sql.push(" LIMIT 1) b) AS n");
+    sql.push(" AND trashed_at IS NULL LIMIT 1) b) AS n");
     let (n,): (i64,) = sql.build_as().fetch_one(conn).await?;
     Ok(n == 0)
-}
-
-/// What a subtree delete removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Removed {
-    /// Folders removed, the top one included.
-    pub folders: u64,
-    /// Items removed.
-    pub items: u64,
-}
-
-/// Deletes the folder at `path`, everything below it and every item inside.
-pub async fn delete_subtree(conn: &mut AnyConnection, path: &FolderPath) -> Result<Removed, StoreError> {
-    let mut sql = Sql::new("DELETE FROM item WHERE folder_id IN (SELECT id FROM folder WHERE ");
-    push_subtree(&mut sql, "path", path, true);
-    sql.push(")");
-    let items = sql.build().execute(&mut *conn).await?.rows_affected();
-    let mut sql = Sql::new("DELETE FROM folder WHERE ");
-    push_subtree(&mut sql, "path", path, true);
-    let folders = sql.build().execute(conn).await?.rows_affected();
-    Ok(Removed { folders, items })
 }
 
 pub use super::sql::SortKey;
@@ -286,9 +294,11 @@ pub struct FolderQuery {
 
 /// One page of folders, in the query's order.
 pub async fn list(conn: &mut AnyConnection, query: &FolderQuery) -> Result<Vec<FolderRecord>, StoreError> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE "));
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM folder f WHERE f.trashed_at IS NULL AND "
+    ));
     match (&query.parent, query.parent_id, query.recursive) {
-        (Some(path), _, true) => push_subtree(&mut sql, "f.path", path, false),
+        (Some(path), _, true) => push_subtree(&mut sql, "f.path", path.as_str(), false),
         (_, Some(id), false) => {
             sql.push("f.parent_id = ").bind(id.to_string());
         }
@@ -347,9 +357,9 @@ pub async fn summary(
     path: &FolderPath,
     recursive: bool,
 ) -> Result<Summary, StoreError> {
-    let mut sql = Sql::new("SELECT COUNT(*) FROM folder WHERE ");
+    let mut sql = Sql::new("SELECT COUNT(*) FROM folder WHERE trashed_at IS NULL AND ");
     if recursive {
-        push_subtree(&mut sql, "path", path, false);
+        push_subtree(&mut sql, "path", path.as_str(), false);
     } else {
         sql.push("parent_id = ").bind(id.to_string());
     }
@@ -357,11 +367,12 @@ pub async fn summary(
 
     let mut sql = Sql::new(
         "SELECT item_type, COUNT(*) AS items, CAST(COALESCE(SUM(is_tombstone), 0) AS BIGINT) AS tombstones, \
-         CAST(COALESCE(SUM(CASE WHEN is_tombstone = 0 THEN size ELSE 0 END), 0) AS BIGINT) AS bytes FROM item WHERE ",
+         CAST(COALESCE(SUM(CASE WHEN is_tombstone = 0 THEN size ELSE 0 END), 0) AS BIGINT) AS bytes FROM item \
+         WHERE trashed_at IS NULL AND ",
     );
     if recursive {
         sql.push("folder_id IN (SELECT id FROM folder WHERE ");
-        push_subtree(&mut sql, "path", path, true);
+        push_subtree(&mut sql, "path", path.as_str(), true);
         sql.push(")");
     } else {
         sql.push("folder_id = ").bind(id.to_string());

@@ -1,5 +1,6 @@
-//! Item rows: lookups, inserts that respect unique titles, in-place replaces, moves, deletes and
-//! keyset lists.
+//! Item rows: lookups, inserts that respect unique titles, in-place replaces, moves, deletes,
+//! keyset lists, TTLs and re-encoded renditions. Trashed rows (see [`super::trash`]) are left out
+//! of everything here unless a function says otherwise.
 
 use std::collections::HashSet;
 
@@ -8,14 +9,17 @@ use uuid::Uuid;
 
 use super::folders::{parse_id, parse_object, push_subtree};
 use super::sql::{SortKey, Sql, contains_pattern, corrupt, push_page};
+use super::trash::{TrashMark, trash_mark};
 use super::{Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::FolderPath;
-use crate::domain::item::{Item, ItemOrder, ItemType, Media, split_extension};
+use crate::domain::item::{Encoded, Item, ItemOrder, ItemType, Media, split_extension};
 
 /// The columns every item query selects.
 const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.item_type, i.mime_type, i.size, \
      i.checksum, i.is_tombstone, i.client_metadata, i.width, i.height, i.duration_us, i.frame_rate, i.codec, \
-     i.sample_rate, i.channels, i.page_count, i.dimensions, i.created_at, i.updated_at";
+     i.sample_rate, i.channels, i.page_count, i.dimensions, i.created_at, i.updated_at, i.expires_at, i.expires_own, \
+     i.encoded_key, i.encoded_size, i.encoded_checksum, i.encoded_mime_type, i.encoded_media, i.encoded_at, \
+     i.trashed_at, i.trash_unit, i.purge_at";
 
 #[derive(sqlx::FromRow)]
 struct ItemRow {
@@ -41,9 +45,20 @@ struct ItemRow {
     dimensions: Option<String>,
     created_at: i64,
     updated_at: i64,
+    expires_at: Option<i64>,
+    expires_own: i64,
+    encoded_key: Option<String>,
+    encoded_size: Option<i64>,
+    encoded_checksum: Option<String>,
+    encoded_mime_type: Option<String>,
+    encoded_media: Option<String>,
+    encoded_at: Option<i64>,
+    trashed_at: Option<i64>,
+    trash_unit: Option<String>,
+    purge_at: Option<i64>,
 }
 
-impl TryFrom<ItemRow> for Item {
+impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
     type Error = StoreError;
 
     fn try_from(row: ItemRow) -> Result<Self, StoreError> {
@@ -53,7 +68,30 @@ impl TryFrom<ItemRow> for Item {
             .map(serde_json::from_str::<Vec<i64>>)
             .transpose()
             .map_err(|e| corrupt("dimensions", e))?;
-        Ok(Item {
+        let encoded = match (
+            row.encoded_key,
+            row.encoded_checksum,
+            row.encoded_mime_type,
+            row.encoded_at,
+        ) {
+            (Some(object_key), Some(checksum), Some(mime_type), Some(at)) => Some(Encoded {
+                object_key,
+                size: row.encoded_size.unwrap_or_default(),
+                checksum,
+                mime_type,
+                media: row
+                    .encoded_media
+                    .as_deref()
+                    .map(serde_json::from_str)
+                    .transpose()
+                    .map_err(|e| corrupt("encoded_media", e))?
+                    .unwrap_or_default(),
+                encoded_at: from_micros(at),
+            }),
+            _ => None,
+        };
+        let mark = trash_mark(row.trashed_at, row.trash_unit.as_deref(), row.purge_at)?;
+        let item = Item {
             id: parse_id(&row.id)?,
             folder_id: parse_id(&row.folder_id)?,
             title: row.title,
@@ -78,7 +116,11 @@ impl TryFrom<ItemRow> for Item {
             },
             created_at: from_micros(row.created_at),
             updated_at: from_micros(row.updated_at),
-        })
+            expires_at: row.expires_at.map(from_micros),
+            expires_own: row.expires_own != 0,
+            encoded,
+        };
+        Ok((item, mark))
     }
 }
 
@@ -88,34 +130,53 @@ async fn fetch_texts(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<String>, 
     Ok(rows.into_iter().map(|(t,)| t).collect())
 }
 
-async fn fetch_all(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<Item>, StoreError> {
+/// Runs an item query, keeping where each row stands in the trash.
+async fn fetch_marked(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<(Item, Option<TrashMark>)>, StoreError> {
     let rows = sql.build_as::<ItemRow>().fetch_all(conn).await?;
-    rows.into_iter().map(Item::try_from).collect()
+    rows.into_iter().map(TryFrom::try_from).collect()
 }
 
-/// The item with this id.
+async fn fetch_all(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<Item>, StoreError> {
+    Ok(fetch_marked(conn, sql)
+        .await?
+        .into_iter()
+        .map(|(item, _)| item)
+        .collect())
+}
+
+/// The live item with this id.
 pub async fn by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Item>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.id = "));
-    sql.bind(id.to_string());
+    sql.bind(id.to_string()).push(" AND i.trashed_at IS NULL");
     Ok(fetch_all(conn, sql).await?.pop())
 }
 
-/// The items with these ids (in no particular order; missing ids are left out).
+/// The item with this id, live or trashed, and where it stands in the trash.
+pub async fn by_id_any(conn: &mut AnyConnection, id: Uuid) -> Result<Option<(Item, Option<TrashMark>)>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.id = "));
+    sql.bind(id.to_string());
+    Ok(fetch_marked(conn, sql).await?.pop())
+}
+
+/// The live items with these ids (in no particular order; missing ids are left out).
 pub async fn by_ids(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Vec<Item>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.id IN ("));
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM item i WHERE i.trashed_at IS NULL AND i.id IN ("
+    ));
     sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
     fetch_all(conn, sql).await
 }
 
-/// The item titled `title` in the folder.
+/// The live item titled `title` in the folder.
 pub async fn by_title(conn: &mut AnyConnection, folder_id: Uuid, title: &str) -> Result<Option<Item>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.folder_id = "));
     sql.bind(folder_id.to_string())
         .push(" AND i.title = ")
-        .bind(title.to_owned());
+        .bind(title.to_owned())
+        .push(" AND i.trashed_at IS NULL");
     Ok(fetch_all(conn, sql).await?.pop())
 }
 
@@ -132,6 +193,7 @@ pub async fn alternative_titles(
     // `)` is the byte after `(`: the range holds every title that starts with `stem (`.
     sql.push(" AND title >= ").bind(format!("{stem} ("));
     sql.push(" AND title < ").bind(format!("{stem} )"));
+    sql.push(" AND trashed_at IS NULL");
     fetch_texts(conn, sql).await
 }
 
@@ -182,11 +244,12 @@ pub(crate) const CONTENT_COLUMNS: [&str; 16] = [
     "dimensions",
 ];
 
-/// Inserts `item` unless its folder already holds an item with its title; true when inserted.
-/// Never fails on the title (the transaction stays usable on PostgreSQL too).
+/// Inserts `item` unless its folder already holds a live item with its title; true when
+/// inserted. Never fails on the title (the transaction stays usable on PostgreSQL too).
 pub async fn insert_if_title_free(conn: &mut AnyConnection, item: &Item) -> Result<bool, StoreError> {
     let mut sql = Sql::new(&format!(
-        "INSERT INTO item (id, folder_id, title, title_folded, client_metadata, created_at, updated_at, {}) VALUES (",
+        "INSERT INTO item (id, folder_id, title, title_folded, client_metadata, created_at, updated_at, expires_at, \
+         expires_own, {}) VALUES (",
         CONTENT_COLUMNS.join(", ")
     ));
     sql.bind(item.id.to_string()).push(", ");
@@ -197,17 +260,21 @@ pub async fn insert_if_title_free(conn: &mut AnyConnection, item: &Item) -> Resu
         .push(", ");
     sql.bind(to_micros(item.created_at)).push(", ");
     sql.bind(to_micros(item.updated_at)).push(", ");
+    sql.bind(item.expires_at.map(to_micros)).push(", ");
+    sql.bind(i64::from(item.expires_own)).push(", ");
     bind_content(&mut sql, item);
-    sql.push(") ON CONFLICT (folder_id, title) DO NOTHING");
+    // The conflict target repeats the partial unique index's predicate, which names it.
+    sql.push(") ON CONFLICT (folder_id, title) WHERE trashed_at IS NULL DO NOTHING");
     Ok(sql.build().execute(conn).await?.rows_affected() == 1)
 }
 
 /// Points item `id` at `with`'s content (object, type, size, checksum, media metadata) and
-/// client metadata, keeping its id, folder, title and creation time.
+/// client metadata, keeping its id, folder, title, creation time and expiry. A re-encoded
+/// rendition of the old content is dropped.
 pub async fn replace_content(conn: &mut AnyConnection, id: Uuid, with: &Item) -> Result<(), StoreError> {
     let mut sql = Sql::new(&format!("UPDATE item SET ({}) = (", CONTENT_COLUMNS.join(", ")));
     bind_content(&mut sql, with);
-    sql.push("), client_metadata = ")
+    sql.push(&format!("), {CLEAR_ENCODED}, client_metadata = "))
         .bind(serde_json::Value::Object(with.client_metadata.clone()).to_string());
     sql.push(", updated_at = ").bind(to_micros(with.updated_at));
     sql.push(" WHERE id = ").bind(id.to_string());
@@ -215,20 +282,93 @@ pub async fn replace_content(conn: &mut AnyConnection, id: Uuid, with: &Item) ->
     Ok(())
 }
 
-/// Writes an item's title and client metadata; a title taken in its folder is a `Conflict`.
-pub async fn update_attributes(conn: &mut AnyConnection, item: &Item) -> Result<(), StoreError> {
+/// Sets the rendition columns to NULL.
+const CLEAR_ENCODED: &str = "encoded_key = NULL, encoded_size = NULL, encoded_checksum = NULL, \
+     encoded_mime_type = NULL, encoded_media = NULL, encoded_at = NULL";
+
+/// Writes a live item's title, client metadata and expiry; a title taken in its folder is a
+/// `Conflict`. False when the item is gone or trashed (it expired meanwhile, say).
+pub async fn update_attributes(conn: &mut AnyConnection, item: &Item) -> Result<bool, StoreError> {
     let mut sql = Sql::new("UPDATE item SET title = ");
     sql.bind(item.title.clone());
     sql.push(", title_folded = ").bind(item.title.to_lowercase());
     sql.push(", client_metadata = ")
         .bind(serde_json::Value::Object(item.client_metadata.clone()).to_string());
+    sql.push(", expires_at = ").bind(item.expires_at.map(to_micros));
+    sql.push(", expires_own = ").bind(i64::from(item.expires_own));
     sql.push(", updated_at = ").bind(to_micros(item.updated_at));
-    sql.push(" WHERE id = ").bind(item.id.to_string());
-    sql.build().execute(conn).await?;
-    Ok(())
+    sql.push(" WHERE id = ")
+        .bind(item.id.to_string())
+        .push(" AND trashed_at IS NULL");
+    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
 }
 
-/// The titles in `folder_id` among `titles`.
+/// Whose TTL an item follows in [`push_folder_expiry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderTtl {
+    /// This folder TTL (`None`: no TTL), e.g. the one of the folder the item moves to.
+    Of(Option<i64>),
+    /// The TTL of the folder the row is in.
+    OwnFolder,
+}
+
+/// Appends the expiry an item row gets from its folder's TTL: its own `expires_at` when it has
+/// one (`expires_own`), else `created_at` + the TTL, or NULL.
+pub(crate) fn push_ttl_expiry(sql: &mut Sql, ttl: FolderTtl) {
+    sql.push("(CASE WHEN expires_own = 1 THEN expires_at ELSE ");
+    match ttl {
+        FolderTtl::Of(Some(seconds)) => sql.push("created_at + ").bind(seconds.saturating_mul(1_000_000)),
+        FolderTtl::Of(None) => sql.push("NULL"),
+        FolderTtl::OwnFolder => {
+            sql.push("created_at + (SELECT t.ttl_seconds FROM folder t WHERE t.id = item.folder_id) * 1000000")
+        }
+    };
+    sql.push(" END)");
+}
+
+/// Appends `expires_at = …` for items that follow their folder's TTL; items with their own
+/// expiry keep it.
+pub(crate) fn push_folder_expiry(sql: &mut Sql, ttl: FolderTtl) {
+    sql.push("expires_at = ");
+    push_ttl_expiry(sql, ttl);
+}
+
+/// Gives the items of folder `folder_id` that follow its TTL the expiry `ttl_seconds` makes.
+pub async fn apply_folder_ttl(
+    conn: &mut AnyConnection,
+    folder_id: Uuid,
+    ttl_seconds: Option<i64>,
+) -> Result<u64, StoreError> {
+    let mut sql = Sql::new("UPDATE item SET ");
+    push_folder_expiry(&mut sql, FolderTtl::Of(ttl_seconds));
+    sql.push(" WHERE expires_own = 0 AND folder_id = ")
+        .bind(folder_id.to_string());
+    Ok(sql.build().execute(conn).await?.rows_affected())
+}
+
+/// Records `encoded` as the rendition of live item `source`, as long as the item still holds the
+/// content it was made from. False when it does not (replaced, trashed or deleted meanwhile).
+pub async fn set_encoded(conn: &mut AnyConnection, source: &Item, encoded: &Encoded) -> Result<bool, StoreError> {
+    let media = serde_json::to_string(&encoded.media).map_err(|e| corrupt("encoded_media", e))?;
+    let mut sql = Sql::new("UPDATE item SET encoded_key = ");
+    sql.bind(encoded.object_key.clone());
+    sql.push(", encoded_size = ").bind(encoded.size);
+    sql.push(", encoded_checksum = ").bind(encoded.checksum.clone());
+    sql.push(", encoded_mime_type = ").bind(encoded.mime_type.clone());
+    sql.push(", encoded_media = ").bind(media);
+    sql.push(", encoded_at = ").bind(to_micros(encoded.encoded_at));
+    sql.push(", updated_at = ").bind(to_micros(encoded.encoded_at));
+    sql.push(" WHERE id = ").bind(source.id.to_string());
+    sql.push(" AND trashed_at IS NULL AND bucket = ")
+        .bind(source.bucket.clone());
+    sql.push(" AND object_key = ").bind(source.object_key.clone());
+    sql.push(" AND size = ").bind(source.size);
+    sql.push(" AND COALESCE(checksum, '') = ")
+        .bind(source.checksum.clone().unwrap_or_default());
+    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
+}
+
+/// The live titles in `folder_id` among `titles`.
 pub async fn taken_titles(
     conn: &mut AnyConnection,
     folder_id: Uuid,
@@ -238,16 +378,19 @@ pub async fn taken_titles(
         return Ok(Vec::new());
     }
     let mut sql = Sql::new("SELECT title FROM item WHERE folder_id = ");
-    sql.bind(folder_id.to_string()).push(" AND title IN (");
+    sql.bind(folder_id.to_string())
+        .push(" AND trashed_at IS NULL AND title IN (");
     sql.bind_list(titles.iter().cloned()).push(") ORDER BY title");
     fetch_texts(conn, sql).await
 }
 
-/// Moves the items into `target`; a title taken there is a `Conflict`.
+/// Moves the live items into `target`, whose TTL is `target_ttl`; a title taken there is a
+/// `Conflict`.
 pub async fn move_to(
     conn: &mut AnyConnection,
     ids: &[Uuid],
     target: Uuid,
+    target_ttl: Option<i64>,
     now: time::OffsetDateTime,
 ) -> Result<u64, StoreError> {
     if ids.is_empty() {
@@ -256,14 +399,16 @@ pub async fn move_to(
     let mut sql = Sql::new("UPDATE item SET folder_id = ");
     sql.bind(target.to_string())
         .push(", updated_at = ")
-        .bind(to_micros(now));
-    sql.push(" WHERE id IN (")
+        .bind(to_micros(now))
+        .push(", ");
+    push_folder_expiry(&mut sql, FolderTtl::Of(target_ttl));
+    sql.push(" WHERE trashed_at IS NULL AND id IN (")
         .bind_list(ids.iter().map(Uuid::to_string))
         .push(")");
     Ok(sql.build().execute(conn).await?.rows_affected())
 }
 
-/// Deletes the items.
+/// Deletes the items, live or trashed.
 pub async fn delete(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
@@ -273,25 +418,13 @@ pub async fn delete(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<u64, Store
     Ok(sql.build().execute(conn).await?.rows_affected())
 }
 
-/// The object keys in `bucket` held by the items in the folder at `path` and below.
-pub async fn keys_in_subtree(
-    conn: &mut AnyConnection,
-    path: &FolderPath,
-    bucket: &str,
-) -> Result<Vec<String>, StoreError> {
-    let mut sql = Sql::new("SELECT object_key FROM item WHERE bucket = ");
-    sql.bind(bucket.to_owned())
-        .push(" AND folder_id IN (SELECT id FROM folder WHERE ");
-    push_subtree(&mut sql, "path", path, true);
-    sql.push(")");
-    fetch_texts(conn, sql).await
-}
-
-/// Which of `keys` some item in `bucket` points at.
+/// Which of `keys` some item in `bucket` points at, trashed items included; in the managed
+/// bucket (`managed`) re-encoded renditions count too.
 pub async fn referenced_keys(
     conn: &mut AnyConnection,
     bucket: &str,
     keys: &[String],
+    managed: bool,
 ) -> Result<HashSet<String>, StoreError> {
     if keys.is_empty() {
         return Ok(HashSet::new());
@@ -299,6 +432,10 @@ pub async fn referenced_keys(
     let mut sql = Sql::new("SELECT object_key FROM item WHERE bucket = ");
     sql.bind(bucket.to_owned()).push(" AND object_key IN (");
     sql.bind_list(keys.iter().cloned()).push(")");
+    if managed {
+        sql.push(" UNION SELECT encoded_key FROM item WHERE encoded_key IN (");
+        sql.bind_list(keys.iter().cloned()).push(")");
+    }
     Ok(fetch_texts(conn, sql).await?.into_iter().collect())
 }
 
@@ -352,11 +489,13 @@ pub async fn explain_list(conn: &mut AnyConnection, dialect: Dialect, query: &It
 
 /// The SQL of [`list`], after `prefix`.
 fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
-    let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS} FROM item i WHERE "));
+    let mut sql = Sql::new(&format!(
+        "{prefix}SELECT {COLUMNS} FROM item i WHERE i.trashed_at IS NULL AND "
+    ));
     match &query.subtree {
         Some(path) => {
             sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
-            push_subtree(&mut sql, "f.path", path, true);
+            push_subtree(&mut sql, "f.path", path.as_str(), true);
             if let Some(user) = &query.visible_to {
                 sql.push(" AND (f.owner = ")
                     .bind(user.clone())

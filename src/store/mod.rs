@@ -5,12 +5,14 @@
 //! Dialect differences are confined to this module: how a write transaction begins and how the
 //! folder tree is locked.
 
+pub mod expiry;
 pub mod folders;
 pub mod items;
 pub mod jobs;
 pub mod keys;
 pub mod sql;
 pub mod sync;
+pub mod trash;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -76,6 +78,18 @@ pub enum Dialect {
     Sqlite,
     /// The scale-out backend.
     Postgres,
+}
+
+impl Dialect {
+    /// What ends a `SELECT` in a subquery that picks rows to change, so that concurrent changers
+    /// (several sweeps at once) split the rows instead of queueing on each other's locks:
+    /// `FOR UPDATE SKIP LOCKED` on PostgreSQL; nothing on SQLite, whose writers take turns.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
 }
 
 /// How a write transaction holds the folder tree.

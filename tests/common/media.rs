@@ -1,5 +1,7 @@
 //! Small real media files made on the fly for item tests: PNG and JPEG (image crate), WAV (by
-//! hand), PDF (lopdf), NIfTI and DICOM headers, an MP4 from ffmpeg's lavfi test source.
+//! hand), PDF (lopdf), NIfTI and DICOM headers, and videos from ffmpeg's lavfi test sources
+//! (H.264 MP4, VP9/Opus WebM, MPEG-4 AVI, a corrupt MP4), with ffprobe and box readers to check
+//! what re-encoding made.
 #![allow(dead_code)]
 
 use std::io::Cursor;
@@ -113,25 +115,148 @@ pub fn dicom() -> Vec<u8> {
     out
 }
 
+/// Runs `ffmpeg -loglevel error -y ARGS DIR/NAME` and answers the file it wrote.
+fn ffmpeg(dir: &Path, name: &str, args: &[&str]) -> Vec<u8> {
+    let path = dir.join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y"])
+        .args(args)
+        .arg(&path)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg failed making {name}");
+    std::fs::read(&path).expect("read the clip")
+}
+
 /// A 2-second 320×240 25 fps H.264 MP4 from ffmpeg's test source, written to `dir`.
 pub fn mp4(dir: &Path) -> Vec<u8> {
-    let path = dir.join("clip.mp4");
-    let status = Command::new("ffmpeg")
-        .args([
-            "-loglevel",
-            "error",
-            "-y",
+    ffmpeg(
+        dir,
+        "clip.mp4",
+        &[
             "-f",
             "lavfi",
             "-i",
             "testsrc=duration=2:size=320x240:rate=25",
-        ])
-        .args(["-pix_fmt", "yuv420p"])
-        .arg(&path)
-        .status()
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    )
+}
+
+/// Runs ffmpeg on a test clip of `seconds` at `size` (with a tone unless `silent`), then `args`.
+fn clip(dir: &Path, name: &str, seconds: u32, size: &str, silent: bool, args: &[&str]) -> Vec<u8> {
+    let video = format!("testsrc=duration={seconds}:size={size}:rate=25");
+    let tone = format!("sine=frequency=440:duration={seconds}");
+    let mut all = vec!["-f", "lavfi", "-i", video.as_str()];
+    if !silent {
+        all.extend(["-f", "lavfi", "-i", tone.as_str()]);
+    }
+    all.extend(args);
+    ffmpeg(dir, name, &all)
+}
+
+/// A 1-second VP9 + Opus WebM with odd dimensions (321×241).
+pub fn webm_vp9_opus(dir: &Path) -> Vec<u8> {
+    let args = [
+        "-pix_fmt",
+        "yuv420p",
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-c:a",
+        "libopus",
+        "-shortest",
+    ];
+    clip(dir, "odd.webm", 1, "321x241", false, &args)
+}
+
+/// A 1-second MPEG-4 Part 2 AVI with PCM sound.
+pub fn avi_mpeg4(dir: &Path) -> Vec<u8> {
+    clip(
+        dir,
+        "raw.avi",
+        1,
+        "320x240",
+        false,
+        &["-c:v", "mpeg4", "-c:a", "pcm_s16le", "-shortest"],
+    )
+}
+
+/// A 1-second H.264 (yuv420p) + AAC MP4 as ffmpeg writes it by default: the index (`moov`)
+/// after the media data (`mdat`), no faststart.
+pub fn mp4_h264_aac(dir: &Path) -> Vec<u8> {
+    let args = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"];
+    clip(dir, "plain.mp4", 1, "320x240", false, &args)
+}
+
+/// A silent MPEG-4 AVI of `seconds` at `size`, quick to make and slow to transcode.
+pub fn long_avi(dir: &Path, seconds: u32, size: &str) -> Vec<u8> {
+    clip(dir, "long.avi", seconds, size, true, &["-c:v", "mpeg4", "-q:v", "31"])
+}
+
+/// An MP4 whose header is real and whose rest is not a video.
+pub fn corrupt_mp4(dir: &Path) -> Vec<u8> {
+    let mut bytes = mp4(dir);
+    bytes.truncate(48);
+    bytes.extend(b"not a video\n".repeat(2000));
+    bytes
+}
+
+/// The streams of a media file: `(codec_type, codec_name, width, height, pix_fmt)`.
+pub fn streams(path: &Path) -> Vec<(String, String, i64, i64, String)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_streams"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(out.status.success(), "ffprobe failed on {}", path.display());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let text = |s: &serde_json::Value, k: &str| s[k].as_str().unwrap_or_default().to_owned();
+    json["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| {
+            (
+                text(s, "codec_type"),
+                text(s, "codec_name"),
+                s["width"].as_i64().unwrap_or_default(),
+                s["height"].as_i64().unwrap_or_default(),
+                text(s, "pix_fmt"),
+            )
+        })
+        .collect()
+}
+
+/// The types of an MP4's top-level boxes, in file order (`ftyp`, `moov`, `mdat`, …).
+pub fn top_level_boxes(bytes: &[u8]) -> Vec<String> {
+    let mut boxes = Vec::new();
+    let mut at = 0usize;
+    while at + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        boxes.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+        if size < 8 {
+            break;
+        }
+        at += size;
+    }
+    boxes
+}
+
+/// The MD5 of the first video stream's packets (`-c copy -f md5`): equal for a stream copy.
+pub fn video_stream_md5(path: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-c", "copy", "-f", "md5", "-"])
+        .output()
         .expect("run ffmpeg");
-    assert!(status.success(), "ffmpeg failed");
-    std::fs::read(&path).expect("read mp4")
+    assert!(out.status.success(), "ffmpeg md5 failed on {}", path.display());
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// The blake3 of `bytes` as `b3sum` prints it (the b3sum tool itself when installed).

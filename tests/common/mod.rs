@@ -83,6 +83,11 @@ impl Drop for PgDatabase {
     }
 }
 
+/// The `id` of a JSON object (a folder, item or job).
+pub fn id(value: &Value) -> String {
+    value["id"].as_str().expect("id").to_owned()
+}
+
 /// The values of `field` in each element of a page's `items`.
 pub fn column(page: &Value, field: &str) -> Vec<String> {
     page["items"]
@@ -109,6 +114,31 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// An item row for inserting straight into the store (for what uploads cannot make): a plain
+/// text item titled `title` in folder `folder_id`, pointing at `object_key` in `bucket`.
+pub fn item_row(folder_id: &str, title: &str, bucket: &str, object_key: &str) -> stowage::domain::item::Item {
+    let now = time::OffsetDateTime::now_utc();
+    stowage::domain::item::Item {
+        id: uuid::Uuid::now_v7(),
+        folder_id: uuid::Uuid::parse_str(folder_id).expect("folder id"),
+        title: title.to_owned(),
+        bucket: bucket.to_owned(),
+        object_key: object_key.to_owned(),
+        item_type: stowage::domain::item::ItemType::PlainText,
+        mime_type: "text/plain".into(),
+        size: 0,
+        checksum: None,
+        is_tombstone: false,
+        client_metadata: serde_json::Map::new(),
+        media: Default::default(),
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        expires_own: false,
+        encoded: None,
+    }
 }
 
 /// Polls `check` every 50 ms for up to 10 s; true once it holds.
@@ -351,6 +381,22 @@ impl TestServer {
         answer.body
     }
 
+    /// GETs `path` as the admin and answers the raw body, insisting on 200.
+    pub async fn bytes(&self, path: &str) -> Vec<u8> {
+        let resp = self
+            .request(Method::GET, path, Some(&self.admin_key))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(resp.status(), StatusCode::OK, "GET {path}");
+        resp.bytes().await.expect("body").to_vec()
+    }
+
+    /// Creates a folder by path (with parents) as the admin and returns its id.
+    pub async fn folder(&self, path: &str) -> String {
+        id(&self.mkdir(path).await)
+    }
+
     /// The use cases the server runs on (for set-up that the API does not offer).
     pub fn services(&self) -> &Services {
         &self.running.as_ref().expect("running").services
@@ -420,6 +466,22 @@ impl TestServer {
         answer.body
     }
 
+    /// Starts a second process on the same database and data directory, with workers and a
+    /// scheduler but no HTTP; stop it with [`stop_running`].
+    pub async fn second_worker(&self) -> Running {
+        let mut second = self.settings.clone();
+        second.server.listen = "127.0.0.1:0".parse().expect("addr");
+        app::start(
+            second,
+            app::Roles {
+                http: false,
+                workers: true,
+            },
+        )
+        .await
+        .expect("second process")
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {
@@ -435,6 +497,12 @@ impl Drop for TestServer {
             running.shutdown.cancel();
         }
     }
+}
+
+/// Shuts a process from [`TestServer::second_worker`] down and waits for it.
+pub async fn stop_running(running: Running) {
+    running.shutdown.cancel();
+    let _ = running.task.await;
 }
 
 /// Generates one test per backend for each named `async fn name(backend: Backend)`.

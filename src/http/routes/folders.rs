@@ -1,4 +1,5 @@
-//! `/v1/folders`: create, look up, list, update, move, delete and summarize folders.
+//! `/v1/folders`: create, look up, list, update, move, delete (into the trash or for good),
+//! restore and summarize folders.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,9 +13,11 @@ use crate::domain::job::Job;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, StrictQuery};
+use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, OptionalJsonBody, StrictQuery};
 use crate::http::routes::jobs::submitted;
-use crate::services::folders::{Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder};
+use crate::services::folders::{
+    Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder, RestoreRequest,
+};
 use crate::services::sync::SyncOptions;
 use crate::services::{Page, ServiceError};
 
@@ -58,6 +61,8 @@ pub enum FolderListAnswer {
 pub struct DeleteParams {
     /// Delete a non-empty folder with everything inside.
     pub recursive: Option<bool>,
+    /// Delete for good at once instead of moving into the trash (also purges a folder already in the trash).
+    pub permanent: Option<bool>,
 }
 
 /// Query of `GET /v1/folders/{id}/summary`.
@@ -162,10 +167,11 @@ pub async fn update_folder(
     Ok(Json(state.services.folders.update(&caller, id, patch).await?))
 }
 
-/// Delete a folder; a non-empty one needs `recursive=true`.
+/// Delete a folder with its subtree: into the trash, or for good with `permanent=true`; a
+/// non-empty one needs `recursive=true`.
 #[utoipa::path(delete, path = "/folders/{id}", tag = "folders", params(("id" = Uuid, Path), DeleteParams), responses(
     (status = 200, body = Deleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-    (status = 409, body = ErrorBody, description = "not empty"),
+    (status = 409, body = ErrorBody, description = "not empty, or (permanent) trashed with a folder above it"),
 ))]
 pub async fn delete_folder(
     State(state): State<AppState>,
@@ -177,7 +183,29 @@ pub async fn delete_folder(
         state
             .services
             .folders
-            .delete(&caller, id, q.recursive.unwrap_or(false))
+            .delete(&caller, id, q.recursive.unwrap_or(false), q.permanent.unwrap_or(false))
+            .await?,
+    ))
+}
+
+/// Bring a folder back from the trash with what its delete took along: where it was, or into
+/// `target_parent_id`.
+#[utoipa::path(post, path = "/folders/{id}/restore", tag = "trash", params(("id" = Uuid, Path)), request_body(content = RestoreRequest, description = "optional"), responses(
+    (status = 200, body = FolderView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "the path is taken, the folder it was in is in the trash, or it is not in the trash"),
+))]
+pub async fn restore_folder(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    _: NoQuery,
+    IdPath(id): IdPath,
+    OptionalJsonBody(body): OptionalJsonBody<RestoreRequest>,
+) -> Result<Json<FolderView>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .folders
+            .restore(&caller, id, body.target_parent_id)
             .await?,
     ))
 }
@@ -233,14 +261,7 @@ pub async fn sync_folder(
     IdPath(id): IdPath,
     _: NoQuery,
     IdempotencyKey(key): IdempotencyKey,
-    body: axum::body::Bytes,
+    OptionalJsonBody(options): OptionalJsonBody<SyncOptions>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
-    let options: SyncOptions = if body.iter().all(u8::is_ascii_whitespace) {
-        SyncOptions::default()
-    } else {
-        let mut de = serde_json::Deserializer::from_slice(&body);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| ApiError::bad_request(format!("{}: {}", e.path(), e.inner())))?
-    };
     Ok(submitted(state.services.sync.submit(&caller, id, options, key).await?))
 }

@@ -1,5 +1,6 @@
-//! Items: upload (multipart, streamed), list, read, update, move, delete, download one (with
-//! `Range`) or many (a tar built on the fly).
+//! Items: upload (multipart, streamed), list, read, update, move, delete (into the trash or for
+//! good), restore, download one (with `Range`) or many (a tar built on the fly), the re-encoded
+//! rendition of a video by default or its original.
 
 use std::ops::Range;
 
@@ -17,13 +18,15 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::item::{ConflictStrategy, ItemOrder, ItemType};
+use crate::domain::item::{ConflictStrategy, ItemOrder, ItemType, split_extension};
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{IdPath, JsonBody, NoQuery, StrictQuery};
-use crate::services::folders::Metadata;
-use crate::services::items::{ItemPatch, ItemView, ItemsDeleted, ListItems, Moved, UploadOptions, UploadOutcome};
+use crate::http::extract::{IdPath, JsonBody, NoQuery, OptionalJsonBody, StrictQuery};
+use crate::services::folders::{Metadata, RestoreRequest};
+use crate::services::items::{
+    ItemPatch, ItemView, ItemsDeleted, ListItems, Moved, UploadOptions, UploadOutcome, served,
+};
 use crate::services::{Page, ServiceError};
 
 /// How far past `server.max_upload_bytes` an upload is read (and thrown away) before the 413, so
@@ -100,6 +103,26 @@ pub struct ItemIds {
 pub struct DownloadParams {
     /// Compress the tar with gzip.
     pub gzip: Option<bool>,
+    /// The source objects of re-encoded videos instead of their renditions.
+    pub original: Option<bool>,
+}
+
+/// Query of `GET /v1/items/{id}/content`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ContentParams {
+    /// For a re-encoded video, the source object instead of the rendition.
+    pub original: Option<bool>,
+}
+
+/// Query of item deletes.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ItemDeleteParams {
+    /// Delete for good at once instead of moving into the trash (also purges an item already in the trash).
+    pub permanent: Option<bool>,
 }
 
 /// A multipart failure as the client should hear it.
@@ -268,15 +291,16 @@ pub async fn move_items(
     Ok(Json(moved))
 }
 
-/// Delete items of this folder, all or none; uploaded content is removed from the managed bucket.
-#[utoipa::path(post, path = "/folders/{id}/items/delete", tag = "items", params(("id" = Uuid, Path)), request_body = ItemIds, responses(
+/// Delete items of this folder, all or none: into the trash, or for good with `permanent=true`
+/// (then their content is removed from the managed bucket).
+#[utoipa::path(post, path = "/folders/{id}/items/delete", tag = "items", params(("id" = Uuid, Path), ItemDeleteParams), request_body = ItemIds, responses(
     (status = 200, body = ItemsDeleted), (status = 400, body = ErrorBody, description = "an item is not directly inside the folder"),
     (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub async fn delete_items(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    _: NoQuery,
+    StrictQuery(q): StrictQuery<ItemDeleteParams>,
     IdPath(folder_id): IdPath,
     JsonBody(body): JsonBody<ItemIds>,
 ) -> Result<Json<ItemsDeleted>, ApiError> {
@@ -284,7 +308,7 @@ pub async fn delete_items(
         state
             .services
             .items
-            .delete_items(&caller, folder_id, body.item_ids)
+            .delete_items(&caller, folder_id, body.item_ids, q.permanent.unwrap_or(false))
             .await?,
     ))
 }
@@ -317,17 +341,41 @@ pub async fn update_item(
     Ok(Json(state.services.items.update(&caller, id, patch).await?))
 }
 
-/// Delete one item; uploaded content is removed from the managed bucket.
-#[utoipa::path(delete, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path)), responses(
+/// Delete one item: into the trash, or for good with `permanent=true` (then its content is
+/// removed from the managed bucket).
+#[utoipa::path(delete, path = "/items/{id}", tag = "items", params(("id" = Uuid, Path), ItemDeleteParams), responses(
     (status = 200, body = ItemsDeleted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub async fn delete_item(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    _: NoQuery,
+    StrictQuery(q): StrictQuery<ItemDeleteParams>,
     IdPath(id): IdPath,
 ) -> Result<Json<ItemsDeleted>, ApiError> {
-    Ok(Json(state.services.items.delete(&caller, id).await?))
+    Ok(Json(
+        state
+            .services
+            .items
+            .delete(&caller, id, q.permanent.unwrap_or(false))
+            .await?,
+    ))
+}
+
+/// Bring an item back from the trash: into the folder it was in, or into `target_parent_id`.
+#[utoipa::path(post, path = "/items/{id}/restore", tag = "trash", params(("id" = Uuid, Path)), request_body(content = RestoreRequest, description = "optional"), responses(
+    (status = 200, body = ItemView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "the title is taken, its folder is in the trash, or it is not in the trash"),
+))]
+pub async fn restore_item(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    _: NoQuery,
+    IdPath(id): IdPath,
+    OptionalJsonBody(body): OptionalJsonBody<RestoreRequest>,
+) -> Result<Json<ItemView>, ApiError> {
+    Ok(Json(
+        state.services.items.restore(&caller, id, body.target_parent_id).await?,
+    ))
 }
 
 /// What a `Range` header asks of an object of `size` bytes.
@@ -395,8 +443,9 @@ fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// Download an item's content: streamed, with `ETag` (the blake3 checksum) and single-range `Range` support.
-#[utoipa::path(get, path = "/items/{id}/content", tag = "items", params(("id" = Uuid, Path),
+/// Download an item's content (a re-encoded video's rendition unless `original=true`): streamed,
+/// with `ETag` (the blake3 checksum) and single-range `Range` support.
+#[utoipa::path(get, path = "/items/{id}/content", tag = "items", params(("id" = Uuid, Path), ContentParams,
     ("Range" = Option<String>, Header, description = "one range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-500`")), responses(
     (status = 200, description = "the whole content", content_type = "application/octet-stream"),
     (status = 206, description = "the requested range", content_type = "application/octet-stream"),
@@ -406,14 +455,15 @@ fn header_value(text: &str) -> HeaderValue {
 pub async fn item_content(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    _: NoQuery,
+    StrictQuery(q): StrictQuery<ContentParams>,
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let items = &state.services.items;
     let item = items.readable(&caller, id).await?;
-    let size = u64::try_from(item.size).unwrap_or_default();
-    let etag = item.checksum.as_deref().map(|c| format!("\"{c}\""));
+    let content = served(&item, q.original.unwrap_or(false));
+    let size = u64::try_from(content.size).unwrap_or_default();
+    let etag = content.checksum.as_deref().map(|c| format!("\"{c}\""));
     let mut out = HeaderMap::new();
     if let Some(etag) = &etag {
         out.insert(ETAG, header_value(etag));
@@ -447,14 +497,18 @@ pub async fn item_content(
             header_value(&format!("bytes {}-{last}/{size}", range.start)),
         );
     }
-    out.insert(CONTENT_TYPE, header_value(&item.mime_type));
+    out.insert(CONTENT_TYPE, header_value(&content.mime_type));
     out.insert(CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+    let file_name = match (&item.encoded, q.original) {
+        (Some(_), None | Some(false)) => format!("{}.mp4", split_extension(&item.title).0),
+        _ => item.title.clone(),
+    };
     out.insert(
         CONTENT_DISPOSITION,
-        header_value(&format!("inline; filename*=UTF-8''{}", encode_filename(&item.title))),
+        header_value(&format!("inline; filename*=UTF-8''{}", encode_filename(&file_name))),
     );
     let body = items
-        .read_content(&item, (status == StatusCode::PARTIAL_CONTENT).then_some(range))
+        .read_content(&content, (status == StatusCode::PARTIAL_CONTENT).then_some(range))
         .await?;
     Ok((status, out, Body::from_stream(body)).into_response())
 }
@@ -471,7 +525,11 @@ pub async fn download_items(
     JsonBody(body): JsonBody<ItemIds>,
 ) -> Result<Response, ApiError> {
     let gzip = q.gzip.unwrap_or(false);
-    let stream = state.services.items.archive(&caller, body.item_ids, gzip).await?;
+    let stream = state
+        .services
+        .items
+        .archive(&caller, body.item_ids, gzip, q.original.unwrap_or(false))
+        .await?;
     let (mime, file) = if gzip {
         ("application/gzip", "items.tar.gz")
     } else {

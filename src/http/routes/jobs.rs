@@ -1,4 +1,5 @@
-//! `/v1/jobs`: list, read (with long polling) and cancel jobs; submit no-op jobs.
+//! `/v1/jobs`: list, read (with long polling) and cancel jobs; submit no-op jobs, re-encodes
+//! (`/v1/reencode`) and TTL sweeps (`/v1/expiry`).
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, StrictQuery};
 use crate::services::jobs::noop::NoopParams;
 use crate::services::jobs::{ListJobs, Submission, Submitted};
+use crate::services::reencode::ReencodeRequest;
 use crate::services::{Page, ServiceError};
 
 /// Query of `GET /v1/jobs`.
@@ -141,6 +143,52 @@ pub async fn submit_noop(
         kind: JobKind::Noop,
         folder_id: None,
         params,
+        idempotency_key,
+    };
+    Ok(submitted(state.services.jobs.submit(&caller.name, submission).await?))
+}
+
+/// Re-encode videos so every browser plays them: H.264 + AAC in MP4 with faststart (a remux when
+/// they already are, unless `force_full_reencoding`). Downloads then serve the rendition.
+#[utoipa::path(post, path = "/reencode", tag = "jobs", request_body = ReencodeRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    responses(
+        (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
+        (status = 400, body = ErrorBody, description = "names the items that are not videos you can change"),
+    ))]
+pub async fn submit_reencode(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    _: NoQuery,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+    JsonBody(req): JsonBody<ReencodeRequest>,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    Ok(submitted(
+        state.services.reencode.submit(&caller, req, idempotency_key).await?,
+    ))
+}
+
+/// Run the TTL sweep now (admins): deletes or trashes what expired and purges the trash past its
+/// retention, as `expiry.schedule` does.
+#[utoipa::path(post, path = "/expiry", tag = "jobs",
+    params(("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    responses(
+        (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
+        (status = 403, body = ErrorBody),
+    ))]
+pub async fn submit_expiry(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    _: NoQuery,
+    IdempotencyKey(idempotency_key): IdempotencyKey,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
+    if !caller.is_admin {
+        return Err(ServiceError::Forbidden("only admins can run the expiry sweep".into()).into());
+    }
+    let submission = Submission {
+        kind: JobKind::Expiry,
+        folder_id: None,
+        params: serde_json::json!({}),
         idempotency_key,
     };
     Ok(submitted(state.services.jobs.submit(&caller.name, submission).await?))

@@ -5,3 +5,4 @@ pub mod folders;
 pub mod items;
 pub mod jobs;
 pub mod ops;
+pub mod trash;

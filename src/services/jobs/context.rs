@@ -122,6 +122,16 @@ impl JobContext {
         Ok(())
     }
 
+    /// Waits until the job may have changed (a cancel request arrived, say) or the process
+    /// begins to shut down; call [`checkpoint`](Self::checkpoint) next. Lets a runner whose
+    /// units take long notice a cancel while one runs, without writing to the store meanwhile.
+    pub async fn interrupted(&mut self) {
+        tokio::select! {
+            () = self.changes.news() => {}
+            () = self.shutdown.cancelled() => {}
+        }
+    }
+
     /// Writes progress; a cancel request (or the job leaving RUNNING) ends the run.
     pub async fn flush(&mut self) -> Result<(), JobFailure> {
         self.last_flush = Instant::now();
@@ -135,8 +145,8 @@ impl JobContext {
             .map_err(|e| JobFailure::Retryable(e.to_string()))?;
         if let Some(c) = changed {
             self.events.publish(self.job.id, c.version);
-            // Our own write is no news to us.
-            self.changes.has_news();
+            // Our own write is no news to us; a cancel that landed meanwhile still is.
+            self.changes.seen_up_to(c.version);
         }
         match changed {
             Some(c) if !c.cancel_requested => Ok(()),

@@ -71,6 +71,24 @@ impl Subscription {
         let _ = self.rx.wait_for(|known| *known > version).await;
     }
 
+    /// Waits until a change arrives that was not seen yet, and leaves it unseen for
+    /// [`has_news`](Self::has_news).
+    pub async fn news(&mut self) {
+        // The sender lives in the hub as long as this subscription does, so this only ends on a change.
+        if self.rx.changed().await.is_ok() {
+            self.rx.mark_changed();
+        }
+    }
+
+    /// Marks the changes up to `version` as seen (the caller's own write); a newer one that
+    /// arrived meanwhile stays news.
+    pub fn seen_up_to(&mut self, version: i64) {
+        let latest = *self.rx.borrow_and_update();
+        if latest > version {
+            self.rx.mark_changed();
+        }
+    }
+
     /// Whether a change arrived since the last call, marking it seen.
     pub fn has_news(&mut self) -> bool {
         let news = self.rx.has_changed().unwrap_or(false);
@@ -107,6 +125,19 @@ mod tests {
         let still = tokio::time::timeout(std::time::Duration::from_millis(50), sub.changed_past(3)).await;
         assert!(still.is_err(), "nothing newer than 3 arrived");
         assert_eq!(hub.watched(), [job]);
+        // An own write marks only itself seen: a newer change stays news.
+        hub.publish(job, 5);
+        sub.seen_up_to(4);
+        assert!(sub.has_news(), "version 5 is newer than the write at 4");
+        hub.publish(job, 6);
+        sub.seen_up_to(6);
+        assert!(!sub.has_news());
+        // Waiting for news leaves it news.
+        hub.publish(job, 7);
+        tokio::time::timeout(std::time::Duration::from_millis(100), sub.news())
+            .await
+            .expect("version 7 is news");
+        assert!(sub.has_news(), "news() only waits");
         drop(sub);
         assert!(hub.watched().is_empty(), "an unwatched job leaves the hub");
     }

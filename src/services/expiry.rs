@@ -1,0 +1,187 @@
+//! The TTL sweep (job kind EXPIRY): deletes or trashes (config `expiry.action`) the items and
+//! folders whose time is up, then purges the trash past its retention.
+//!
+//! It works in transactions of at most `expiry.batch_size` items, removing managed objects after
+//! each commit. Every claim re-checks `expires_at <= now` on the rows as they are when it runs
+//! (see [`crate::store::expiry`]), so a TTL extended after the sweep started keeps its item, and
+//! sweeps running at once on several workers split the rows between them: nothing is deleted
+//! twice and none of them fails for the other.
+
+use std::collections::HashSet;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::ServiceError;
+use super::jobs::Runner;
+use super::jobs::context::{JobContext, JobFailure};
+use super::trash::Trash;
+use crate::config::ExpiryAction;
+use crate::store::{Store, StoreError, TreeLock, expiry as rows, now_micros, trash as trash_rows};
+
+/// What a sweep did: the result of an EXPIRY job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct SweepResult {
+    /// Items that expired (themselves, or with an expired folder), deleted or trashed.
+    pub items_expired: u64,
+    /// Folders that expired (themselves, or inside an expired folder), deleted or trashed.
+    pub folders_expired: u64,
+    /// Objects removed from the managed bucket.
+    pub objects_deleted: u64,
+    /// Trash entries (what one delete put there) purged after their retention.
+    pub trash_purged: u64,
+}
+
+/// The TTL sweep.
+#[derive(Clone)]
+pub struct ExpiryService {
+    store: Store,
+    trash: Trash,
+    action: ExpiryAction,
+    batch: i64,
+}
+
+/// A store failure as the job sees it.
+fn failed(err: StoreError) -> JobFailure {
+    ServiceError::from(err).into()
+}
+
+impl ExpiryService {
+    /// The sweep over `store`, doing `action` with what expired, `batch` items per transaction.
+    pub fn new(store: Store, trash: Trash, action: ExpiryAction, batch: u32) -> Self {
+        Self {
+            store,
+            trash,
+            action,
+            batch: i64::from(batch.max(1)),
+        }
+    }
+
+    /// Runs one sweep, reporting progress (one unit per item or folder) on `ctx`.
+    pub async fn sweep(&self, ctx: &mut JobContext) -> Result<SweepResult, JobFailure> {
+        let mut result = SweepResult::default();
+        self.expire_items(ctx, &mut result).await?;
+        self.expire_folders(ctx, &mut result).await?;
+        self.purge_trash(ctx, &mut result).await?;
+        Ok(result)
+    }
+
+    /// Records `n` finished units and the result so far, then stops if the job was cancelled.
+    async fn step(&self, ctx: &mut JobContext, n: u64, result: &SweepResult) -> Result<(), JobFailure> {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        ctx.add_pending(n);
+        ctx.done(n);
+        ctx.set_result(serde_json::to_value(result).unwrap_or_default());
+        ctx.checkpoint().await
+    }
+
+    /// Deletes or trashes expired items, a batch per transaction, until none is left.
+    async fn expire_items(&self, ctx: &mut JobContext, result: &mut SweepResult) -> Result<(), JobFailure> {
+        let dialect = self.store.dialect();
+        loop {
+            let now = now_micros();
+            let mut tx = self.store.write().await.map_err(failed)?;
+            let taken = match self.action {
+                ExpiryAction::Delete => {
+                    let objects = rows::delete_expired_items(&mut tx, dialect, now, self.batch)
+                        .await
+                        .map_err(failed)?;
+                    tx.commit().await.map_err(|e| failed(e.into()))?;
+                    let taken = objects.len() as u64;
+                    result.objects_deleted += self.trash.remove_objects(objects).await;
+                    taken
+                }
+                ExpiryAction::Trash => {
+                    let taken = rows::trash_expired_items(&mut tx, dialect, now, self.trash.purge_at(now), self.batch)
+                        .await
+                        .map_err(failed)?;
+                    tx.commit().await.map_err(|e| failed(e.into()))?;
+                    taken
+                }
+            };
+            result.items_expired += taken;
+            self.step(ctx, taken, result).await?;
+            if (taken as i64) < self.batch {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Deletes or trashes expired folders with their subtrees, one folder per transaction (its
+    /// items then go in batches).
+    async fn expire_folders(&self, ctx: &mut JobContext, result: &mut SweepResult) -> Result<(), JobFailure> {
+        loop {
+            let now = now_micros();
+            let mut tx = self.store.write_tree(TreeLock::Exclusive).await.map_err(failed)?;
+            let Some((id, path)) = rows::next_expired_folder(&mut tx, now).await.map_err(failed)? else {
+                return Ok(());
+            };
+            let purge_at = match self.action {
+                ExpiryAction::Delete => now,
+                ExpiryAction::Trash => self.trash.purge_at(now),
+            };
+            let counts = trash_rows::trash_folder(&mut tx, id, &path, now, purge_at)
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(|e| failed(e.into()))?;
+            result.folders_expired += counts.folders;
+            result.items_expired += counts.items;
+            if self.action == ExpiryAction::Delete {
+                let purged = self.trash.purge_unit_in_batches(id, purge_at, self.batch).await?;
+                result.objects_deleted += purged.objects;
+            }
+            self.step(ctx, counts.folders + counts.items, result).await?;
+        }
+    }
+
+    /// Purges the trash entries whose time in the trash is over: items a batch per transaction,
+    /// then folders with everything their delete took along.
+    async fn purge_trash(&self, ctx: &mut JobContext, result: &mut SweepResult) -> Result<(), JobFailure> {
+        let dialect = self.store.dialect();
+        loop {
+            let mut tx = self.store.write().await.map_err(failed)?;
+            let objects = trash_rows::purge_due_items(&mut tx, dialect, now_micros(), self.batch)
+                .await
+                .map_err(failed)?;
+            tx.commit().await.map_err(|e| failed(e.into()))?;
+            let taken = objects.len() as u64;
+            result.trash_purged += taken;
+            result.objects_deleted += self.trash.remove_objects(objects).await;
+            self.step(ctx, taken, result).await?;
+            if (taken as i64) < self.batch {
+                break;
+            }
+        }
+        let mut tried: HashSet<Uuid> = HashSet::new();
+        loop {
+            let due = {
+                let mut conn = self.store.read().await.map_err(failed)?;
+                trash_rows::due_folder_units(&mut conn, now_micros(), self.batch)
+                    .await
+                    .map_err(failed)?
+            };
+            let fresh: Vec<(Uuid, i64)> = due.into_iter().filter(|(unit, _)| tried.insert(*unit)).collect();
+            if fresh.is_empty() {
+                return Ok(());
+            }
+            for (unit, purge_at) in fresh {
+                let purged = self.trash.purge_unit_in_batches(unit, purge_at, self.batch).await?;
+                if purged.rows.folders > 0 {
+                    result.trash_purged += 1;
+                }
+                result.objects_deleted += purged.objects;
+                self.step(ctx, purged.rows.folders + purged.rows.items, result).await?;
+            }
+        }
+    }
+}
+
+impl Runner for ExpiryService {
+    fn run<'a>(&'a self, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobFailure>> {
+        Box::pin(async move {
+            let result = self.sweep(ctx).await?;
+            serde_json::to_value(result).map_err(|e| JobFailure::Fatal(e.to_string()))
+        })
+    }
+}
