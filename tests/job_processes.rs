@@ -54,6 +54,26 @@ async fn serve_ready(data: &Path, port: u16, envs: &[(&str, String)], extra: &[&
     (process, key)
 }
 
+/// Once job `id` has done `units` units, kills `process` with SIGKILL and starts the server
+/// again on the same data; returns the new process.
+async fn kill_midway_and_restart(
+    process: Process,
+    data: &Path,
+    port: u16,
+    envs: &[(&str, String)],
+    (key, id): (&str, &str),
+    units: i64,
+) -> Process {
+    let base = format!("http://127.0.0.1:{port}");
+    poll_job(&base, key, id, Duration::from_secs(120), |j| {
+        j["progress"]["units_done"].as_i64() >= Some(units)
+    })
+    .await;
+    process.signal("-KILL");
+    drop(process);
+    serve_ready(data, port, envs, &[]).await.0
+}
+
 async fn submit(base: &str, key: &str, body: Value) -> Value {
     let resp = reqwest::Client::new()
         .post(format!("{base}/v1/jobs/noop"))
@@ -75,14 +95,7 @@ async fn killed_mid_job_then_restarted_finishes_once(db_url: Option<String>) {
     let (first, key) = serve_ready(&data, port, &envs, &[]).await;
     let job = submit(&base, &key, json!({"units": 20, "unit_millis": 150})).await;
     let id = job["id"].as_str().expect("id").to_owned();
-    poll_job(&base, &key, &id, Duration::from_secs(30), |j| {
-        j["progress"]["units_done"].as_i64() >= Some(3)
-    })
-    .await;
-
-    first.signal("-KILL");
-    drop(first);
-    let (_second, _) = serve_ready(&data, port, &envs, &[]).await;
+    let _second = kill_midway_and_restart(first, &data, port, &envs, (&key, &id), 3).await;
     let done = poll_job(&base, &key, &id, Duration::from_secs(90), |j| j["status"] == "DONE").await;
     assert_eq!(
         done["attempts"], 2,
@@ -214,14 +227,7 @@ async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
         .await
         .expect("json");
     let id = job["id"].as_str().expect("id").to_owned();
-    poll_job(&base, &key, &id, Duration::from_secs(120), |j| {
-        j["progress"]["units_done"].as_i64() >= Some(1000)
-    })
-    .await;
-    first.signal("-KILL");
-    drop(first);
-
-    let (_second, _) = serve_ready(&data, port, &envs, &[]).await;
+    let _second = kill_midway_and_restart(first, &data, port, &envs, (&key, &id), 1000).await;
     // The killed sync is picked up again; asking for a sync meanwhile returns it or runs a new one.
     let done = poll_job(&base, &key, &id, Duration::from_secs(180), |j| j["status"] == "DONE").await;
     assert!(done["attempts"].as_i64() >= Some(2), "{done}");
