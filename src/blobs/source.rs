@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
 use super::BlobError;
-use super::walk::{WalkEntry, walk, walk_keys};
+use super::walk::{walk, walk_keys};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
 
@@ -48,6 +48,15 @@ pub enum ListEntry {
         /// Why.
         reason: String,
     },
+}
+
+impl ListEntry {
+    /// The key (or key prefix) the entry is about.
+    pub fn key(&self) -> &str {
+        match self {
+            ListEntry::Object { key, .. } | ListEntry::Unreadable { key, .. } | ListEntry::Skipped { key, .. } => key,
+        }
+    }
 }
 
 /// An object read once: its checksum, size and first bytes.
@@ -131,9 +140,7 @@ impl Source {
         match &self.backend {
             Backend::Local(root) => {
                 let dir = root.join(&prefix);
-                tokio::task::spawn_blocking(move || {
-                    walk(&dir, &prefix, |entry| tx.blocking_send(local_entry(entry)).is_ok())
-                });
+                tokio::task::spawn_blocking(move || walk(&dir, &prefix, |entry| tx.blocking_send(entry).is_ok()));
             }
             Backend::Remote(store) => {
                 let store = Arc::clone(store);
@@ -176,7 +183,7 @@ impl Source {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || {
                     for entry in walk_keys(&root, &keys) {
-                        if tx.blocking_send(local_entry(entry)).is_err() {
+                        if tx.blocking_send(entry).is_err() {
                             return;
                         }
                     }
@@ -243,26 +250,6 @@ fn remote_error(key: &str, err: object_store::Error) -> BlobError {
             context: format!("cannot read `{key}`"),
             source: std::io::Error::other(other.to_string()),
         },
-    }
-}
-
-fn local_entry(entry: WalkEntry) -> ListEntry {
-    match entry {
-        WalkEntry::File {
-            key,
-            size,
-            modified_micros,
-        } => ListEntry::Object {
-            key,
-            fingerprint: Fingerprint {
-                size,
-                modified_micros: Some(modified_micros),
-                etag: None,
-                version: None,
-            },
-        },
-        WalkEntry::Unreadable { key, message } => ListEntry::Unreadable { key, message },
-        WalkEntry::Skipped { key, reason } => ListEntry::Skipped { key, reason },
     }
 }
 

@@ -8,33 +8,8 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-/// One result of a walk, in key order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WalkEntry {
-    /// A regular file (or a symlink to one inside the root).
-    File {
-        /// Its key: the path below the root, `/`-separated.
-        key: String,
-        /// Its size in bytes.
-        size: u64,
-        /// Its modification time, microseconds since the Unix epoch.
-        modified_micros: i64,
-    },
-    /// Something under `key` could not be listed or named; nothing below it is known.
-    Unreadable {
-        /// The key (or key prefix, ending in `/`, for a directory) that failed.
-        key: String,
-        /// Why.
-        message: String,
-    },
-    /// A symlink that points outside the root (or at a directory): skipped, not followed.
-    Skipped {
-        /// Its key.
-        key: String,
-        /// Why it was skipped.
-        reason: String,
-    },
-}
+use super::source::ListEntry;
+use crate::domain::fingerprint::Fingerprint;
 
 /// A directory entry waiting to be visited: its sort name and path.
 struct Pending {
@@ -48,11 +23,11 @@ struct Pending {
 /// Walks `root` and hands every entry, in key order, to `emit`, each key starting with
 /// `key_prefix`; stops early when `emit` returns false. Symlinks are judged against `root`.
 /// Runs synchronously: call it from a blocking thread.
-pub fn walk(root: &Path, key_prefix: &str, mut emit: impl FnMut(WalkEntry) -> bool) {
+pub fn walk(root: &Path, key_prefix: &str, mut emit: impl FnMut(ListEntry) -> bool) {
     let canonical_root = match fs::canonicalize(root) {
         Ok(path) => path,
         Err(e) => {
-            emit(WalkEntry::Unreadable {
+            emit(ListEntry::Unreadable {
                 key: key_prefix.to_owned(),
                 message: format!("cannot open {}: {e}", root.display()),
             });
@@ -64,7 +39,7 @@ pub fn walk(root: &Path, key_prefix: &str, mut emit: impl FnMut(WalkEntry) -> bo
     match read_sorted(&canonical_root, key_prefix) {
         Ok(entries) => stack.push(entries),
         Err(message) => {
-            emit(WalkEntry::Unreadable {
+            emit(ListEntry::Unreadable {
                 key: key_prefix.to_owned(),
                 message,
             });
@@ -81,7 +56,7 @@ pub fn walk(root: &Path, key_prefix: &str, mut emit: impl FnMut(WalkEntry) -> bo
             match read_sorted(&entry.path, &prefix) {
                 Ok(children) => stack.push(children),
                 Err(message) => {
-                    if !emit(WalkEntry::Unreadable { key: prefix, message }) {
+                    if !emit(ListEntry::Unreadable { key: prefix, message }) {
                         return;
                     }
                 }
@@ -99,9 +74,9 @@ pub fn walk(root: &Path, key_prefix: &str, mut emit: impl FnMut(WalkEntry) -> bo
 
 /// Walks only `keys` below `root`: a key naming a directory is walked whole, one naming a file
 /// is described, a missing one yields nothing. Entries come out in key order, each once.
-pub fn walk_keys(root: &Path, keys: &[String]) -> Vec<WalkEntry> {
+pub fn walk_keys(root: &Path, keys: &[String]) -> Vec<ListEntry> {
     let Ok(canonical_root) = fs::canonicalize(root) else {
-        return vec![WalkEntry::Unreadable {
+        return vec![ListEntry::Unreadable {
             key: String::new(),
             message: format!("cannot open {}", root.display()),
         }];
@@ -126,11 +101,8 @@ pub fn walk_keys(root: &Path, keys: &[String]) -> Vec<WalkEntry> {
             Err(_) => {}
         }
     }
-    let key_of = |e: &WalkEntry| match e {
-        WalkEntry::File { key, .. } | WalkEntry::Unreadable { key, .. } | WalkEntry::Skipped { key, .. } => key.clone(),
-    };
-    out.sort_by_key(key_of);
-    out.dedup_by_key(|e| key_of(e));
+    out.sort_by(|a, b| a.key().cmp(b.key()));
+    out.dedup_by(|a, b| a.key() == b.key());
     out
 }
 
@@ -172,10 +144,10 @@ fn read_sorted(dir: &Path, prefix: &str) -> Result<Vec<Pending>, String> {
 }
 
 /// What a non-directory entry becomes.
-fn describe(root: &Path, entry: Pending) -> Option<WalkEntry> {
+fn describe(root: &Path, entry: Pending) -> Option<ListEntry> {
     if entry.key.ends_with('\u{0}') {
         let key = entry.key.trim_end_matches('\u{0}').to_owned();
-        return Some(WalkEntry::Unreadable {
+        return Some(ListEntry::Unreadable {
             key,
             message: "the file name is not valid UTF-8".into(),
         });
@@ -183,7 +155,7 @@ fn describe(root: &Path, entry: Pending) -> Option<WalkEntry> {
     let meta = match fs::symlink_metadata(&entry.path) {
         Ok(meta) => meta,
         Err(e) => {
-            return Some(WalkEntry::Unreadable {
+            return Some(ListEntry::Unreadable {
                 key: entry.key,
                 message: format!("cannot stat: {e}"),
             });
@@ -192,7 +164,7 @@ fn describe(root: &Path, entry: Pending) -> Option<WalkEntry> {
     let meta = if meta.file_type().is_symlink() {
         match fs::canonicalize(&entry.path) {
             Ok(target) if !target.starts_with(root) => {
-                return Some(WalkEntry::Skipped {
+                return Some(ListEntry::Skipped {
                     key: entry.key,
                     reason: "symlink points outside the bucket".into(),
                 });
@@ -200,20 +172,20 @@ fn describe(root: &Path, entry: Pending) -> Option<WalkEntry> {
             Ok(target) => match fs::metadata(&target) {
                 Ok(m) if m.is_file() => m,
                 Ok(_) => {
-                    return Some(WalkEntry::Skipped {
+                    return Some(ListEntry::Skipped {
                         key: entry.key,
                         reason: "symlink to a directory".into(),
                     });
                 }
                 Err(e) => {
-                    return Some(WalkEntry::Unreadable {
+                    return Some(ListEntry::Unreadable {
                         key: entry.key,
                         message: format!("cannot stat link target: {e}"),
                     });
                 }
             },
             Err(_) => {
-                return Some(WalkEntry::Skipped {
+                return Some(ListEntry::Skipped {
                     key: entry.key,
                     reason: "dangling symlink".into(),
                 });
@@ -225,10 +197,14 @@ fn describe(root: &Path, entry: Pending) -> Option<WalkEntry> {
         return None; // sockets, fifos, devices: not objects
     };
     let modified_micros = meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000;
-    Some(WalkEntry::File {
+    Some(ListEntry::Object {
         key: entry.key,
-        size: meta.len(),
-        modified_micros,
+        fingerprint: Fingerprint {
+            size: meta.len(),
+            modified_micros: Some(modified_micros),
+            etag: None,
+            version: None,
+        },
     })
 }
 
@@ -240,9 +216,9 @@ mod tests {
         let mut out = Vec::new();
         walk(root, "p/", |entry| {
             out.push(match entry {
-                WalkEntry::File { key, .. } => key,
-                WalkEntry::Unreadable { key, .. } => format!("unreadable {key}"),
-                WalkEntry::Skipped { key, .. } => format!("skipped {key}"),
+                ListEntry::Object { key, .. } => key,
+                ListEntry::Unreadable { key, .. } => format!("unreadable {key}"),
+                ListEntry::Skipped { key, .. } => format!("skipped {key}"),
             });
             true
         });
