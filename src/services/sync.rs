@@ -169,6 +169,8 @@ enum Action {
     Create {
         item: Item,
         fingerprint: Fingerprint,
+        /// The folders from the synced root down to the item.
+        dirs: Vec<FolderName>,
     },
     Content {
         id: Uuid,
@@ -402,11 +404,13 @@ impl SyncRunner {
         };
         for action in batch {
             match action {
-                Action::Create { mut item, fingerprint } => {
+                Action::Create {
+                    mut item,
+                    fingerprint,
+                    dirs,
+                } => {
                     result.created += 1;
                     if let Some(tx) = tx.as_mut() {
-                        let (dirs, _) = layout(root.sync.as_ref().map_or("", |s| s.prefix.as_str()), &item.object_key)
-                            .map_err(JobFailure::Fatal)?;
                         item.folder_id = folder_for(tx, root, &dirs, folders, &mut made).await?;
                         rows::upsert(tx, root.id, &item, &fingerprint)
                             .await
@@ -605,7 +609,7 @@ async fn evaluate(source: Arc<Source>, prefix: String, root: Uuid, step: Step) -
         Step::Check(listed, known) => (listed, Some(known), false),
         Step::Restore(listed, known) => (listed, Some(known), true),
     };
-    let (_, title) = match layout(&prefix, &listed.key) {
+    let (dirs, title) = match layout(&prefix, &listed.key) {
         Ok(layout) => layout,
         Err(message) => return Outcome::Failed(listed.key, message, 0),
     };
@@ -657,6 +661,7 @@ async fn evaluate(source: Arc<Source>, prefix: String, root: Uuid, step: Step) -
         None => Action::Create {
             item,
             fingerprint: listed.fingerprint,
+            dirs,
         },
     };
     Outcome::Act(Box::new(action), read)
