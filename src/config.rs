@@ -384,15 +384,7 @@ impl Settings {
             })?;
             self.buckets.insert(
                 MANAGED_BUCKET.into(),
-                BucketSettings {
-                    url: format!("file://{}", dir.display()),
-                    endpoint: None,
-                    region: None,
-                    allow_http: false,
-                    credentials_env: BTreeMap::new(),
-                    options: BTreeMap::new(),
-                    watch: false,
-                },
+                BucketSettings::at(format!("file://{}", dir.display())),
             );
         }
         for (name, bucket) in &self.buckets {
@@ -434,6 +426,19 @@ impl Settings {
 }
 
 impl BucketSettings {
+    /// A bucket at `url` with every other setting at its default.
+    pub fn at(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            endpoint: None,
+            region: None,
+            allow_http: false,
+            credentials_env: BTreeMap::new(),
+            options: BTreeMap::new(),
+            watch: false,
+        }
+    }
+
     /// Checks the bucket's name and URL.
     fn validate(&self, name: &str) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid {
@@ -522,18 +527,9 @@ mod tests {
     #[test]
     fn rejects_unsupported_bucket_urls() {
         let mut settings = Settings::default();
-        settings.buckets.insert(
-            "raw".into(),
-            BucketSettings {
-                url: "ftp://host/x".into(),
-                endpoint: None,
-                region: None,
-                allow_http: false,
-                credentials_env: BTreeMap::new(),
-                options: BTreeMap::new(),
-                watch: false,
-            },
-        );
+        settings
+            .buckets
+            .insert("raw".into(), BucketSettings::at("ftp://host/x"));
         let err = settings.completed().expect_err("ftp is unsupported").to_string();
         assert!(err.contains("buckets.raw.url"), "{err}");
     }

@@ -2,7 +2,6 @@
 //! tools would (files on disk, or the store's own API), and the settings that name it.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,18 +19,6 @@ pub enum Fixture {
         settings: BucketSettings,
         gcs_upload: Option<(String, String)>,
     },
-}
-
-fn settings(url: String) -> BucketSettings {
-    BucketSettings {
-        url,
-        endpoint: None,
-        region: None,
-        allow_http: false,
-        credentials_env: BTreeMap::new(),
-        options: BTreeMap::new(),
-        watch: false,
-    }
 }
 
 impl Fixture {
@@ -55,7 +42,7 @@ impl Fixture {
             "moto refused the bucket: {}",
             created.status()
         );
-        let mut s = settings(format!("s3://{bucket}/data"));
+        let mut s = BucketSettings::at(format!("s3://{bucket}/data"));
         s.endpoint = Some(endpoint.clone());
         s.region = Some("us-east-1".into());
         s.allow_http = true;
@@ -82,7 +69,7 @@ impl Fixture {
     pub fn azure(container: &str) -> Option<Self> {
         emulator("STOWAGE_TEST_AZURITE")?;
         let root = format!("t{}", uuid::Uuid::new_v4().simple());
-        let mut s = settings(format!("az://{container}/{root}"));
+        let mut s = BucketSettings::at(format!("az://{container}/{root}"));
         s.options.insert("use_emulator".into(), "true".into());
         let store = object_store::azure::MicrosoftAzureBuilder::new()
             .with_use_emulator(true)
@@ -114,7 +101,7 @@ impl Fixture {
         let key = format!(
             r#"{{"gcs_base_url":"{endpoint}","disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}}"#
         );
-        let mut s = settings(format!("gs://{bucket}"));
+        let mut s = BucketSettings::at(format!("gs://{bucket}"));
         s.options.insert("service_account_key".into(), key.clone());
         let store = object_store::gcp::GoogleCloudStorageBuilder::new()
             .with_bucket_name(&bucket)
@@ -131,7 +118,7 @@ impl Fixture {
     /// The bucket's settings.
     pub fn settings(&self) -> BucketSettings {
         match self {
-            Fixture::Local(root) => settings(format!("file://{}", root.display())),
+            Fixture::Local(root) => BucketSettings::at(format!("file://{}", root.display())),
             Fixture::Remote { settings, .. } => settings.clone(),
         }
     }
