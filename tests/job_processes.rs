@@ -33,14 +33,20 @@ fn serve(data: &Path, port: u16, envs: &[(&str, String)], extra: &[&str]) -> Pro
     Process::spawn(&args, envs, &Path::new(data).join("serve.log"))
 }
 
+/// Sends `method url` with `key` (and a JSON body when given); answers the status and JSON body.
+async fn call(method: reqwest::Method, url: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new().request(method, url).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let resp = request.send().await.expect("request");
+    (resp.status(), resp.json().await.expect("JSON answer"))
+}
+
 async fn get_job(base: &str, key: &str, id: &str) -> Value {
-    let resp = reqwest::Client::new()
-        .get(format!("{base}/v1/jobs/{id}"))
-        .bearer_auth(key)
-        .send()
+    call(reqwest::Method::GET, &format!("{base}/v1/jobs/{id}"), key, None)
         .await
-        .expect("get");
-    resp.json().await.expect("job")
+        .1
 }
 
 /// Starts `serve` and waits until it answers; returns the process and the admin key.
@@ -75,15 +81,9 @@ async fn kill_midway_and_restart(
 }
 
 async fn submit(base: &str, key: &str, body: Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("{base}/v1/jobs/noop"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await
-        .expect("submit");
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    resp.json().await.expect("job")
+    let (status, job) = call(reqwest::Method::POST, &format!("{base}/v1/jobs/noop"), key, Some(body)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    job
 }
 
 async fn killed_mid_job_then_restarted_finishes_once(db_url: Option<String>) {
@@ -204,42 +204,17 @@ async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
     let mut envs = fast_recovery(None);
     envs.push(("STOWAGE__BUCKETS__SRC__URL", format!("file://{}", bucket.display())));
     let (first, key) = serve_ready(&data, port, &envs, &[]).await;
-    let client = reqwest::Client::new();
-    let folder: Value = client
-        .post(format!("{base}/v1/folders"))
-        .bearer_auth(&key)
-        .json(&json!({"path": "/big", "sync": {"bucket": "src"}}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+    let body = json!({"path": "/big", "sync": {"bucket": "src"}});
+    let (_, folder) = call(reqwest::Method::POST, &format!("{base}/v1/folders"), &key, Some(body)).await;
     let folder_id = folder["id"].as_str().expect("id").to_owned();
     let sync_url = format!("{base}/v1/folders/{folder_id}/sync");
-    let job: Value = client
-        .post(&sync_url)
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("sync")
-        .json()
-        .await
-        .expect("json");
+    let (_, job) = call(reqwest::Method::POST, &sync_url, &key, None).await;
     let id = job["id"].as_str().expect("id").to_owned();
     let _second = kill_midway_and_restart(first, &data, port, &envs, (&key, &id), 1000).await;
     // The killed sync is picked up again; asking for a sync meanwhile returns it or runs a new one.
     let done = poll_job(&base, &key, &id, Duration::from_secs(180), |j| j["status"] == "DONE").await;
     assert!(done["attempts"].as_i64() >= Some(2), "{done}");
-    let again: Value = client
-        .post(&sync_url)
-        .bearer_auth(&key)
-        .send()
-        .await
-        .expect("sync")
-        .json()
-        .await
-        .expect("json");
+    let (_, again) = call(reqwest::Method::POST, &sync_url, &key, None).await;
     let again = poll_job(
         &base,
         &key,
@@ -255,15 +230,7 @@ async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
     let mut keys = HashSet::new();
     let mut url = format!("{base}/v1/folders/{folder_id}/items?recursive=true&page_size=1000");
     loop {
-        let page: Value = client
-            .get(&url)
-            .bearer_auth(&key)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let (_, page) = call(reqwest::Method::GET, &url, &key, None).await;
         for item in page["items"].as_array().expect("items") {
             assert!(
                 keys.insert(item["object_key"].as_str().expect("key").to_owned()),
