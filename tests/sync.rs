@@ -17,6 +17,7 @@ on_both_backends!(
     a_listing_that_fails_tombstones_nothing,
     synced_folders_belong_to_their_bucket,
     changes_in_a_watched_directory_reach_the_catalog_within_3_seconds,
+    buckets_are_listed_without_secrets_and_checked_by_admins,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,4 +426,66 @@ async fn changes_in_a_watched_directory_reach_the_catalog_within_3_seconds(backe
             .iter()
             .any(|j| j["created_by"] == "watcher")
     );
+}
+
+async fn buckets_are_listed_without_secrets_and_checked_by_admins(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fixture = Fixture::local(dir.path().join("bucket"));
+    let missing = stowage::config::BucketSettings::at(format!("file://{}", dir.path().join("unmounted").display()));
+    let good = fixture.settings();
+    let Some(s) = TestServer::start_with(backend, move |settings| {
+        settings.buckets.insert("src".into(), good);
+        settings.buckets.insert("gone".into(), missing);
+    })
+    .await
+    else {
+        return;
+    };
+    let alice = s.key_for("alice", false).await;
+    let listed = s.send(reqwest::Method::GET, "/v1/buckets", Some(&alice), None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    let names: Vec<(String, String, bool)> = listed
+        .body
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|b| {
+            (
+                b["name"].as_str().unwrap_or("").to_owned(),
+                b["kind"].as_str().unwrap_or("").to_owned(),
+                b["managed"] == true,
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("managed".into(), "file".into(), true),
+            ("gone".into(), "file".into(), false),
+            ("src".into(), "file".into(), false)
+        ]
+    );
+
+    let ok = s.post("/v1/buckets/src/check", json!({})).await;
+    assert_eq!(
+        (ok.status, ok.body["ok"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{:?}",
+        ok.body
+    );
+    let bad = s.post("/v1/buckets/gone/check", json!({})).await;
+    assert_eq!(bad.body["ok"], false);
+    assert!(
+        bad.body["message"].as_str().unwrap_or_default().contains("unmounted"),
+        "{:?}",
+        bad.body
+    );
+    assert_eq!(
+        s.post("/v1/buckets/nope/check", json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let refused = s
+        .send(reqwest::Method::POST, "/v1/buckets/src/check", Some(&alice), None)
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
