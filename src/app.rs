@@ -16,6 +16,7 @@ use crate::http::{self, AppState};
 use crate::queue::workers::Workers;
 use crate::queue::{Queue, QueueError, scheduler};
 use crate::services::Services;
+use crate::services::imports::runner::ImportRunner;
 use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::{Runner, relay};
 use crate::services::sync::SyncRunner;
@@ -92,6 +93,14 @@ fn runners(services: &Services, settings: &Settings) -> Vec<(JobKind, Arc<dyn Ru
         (JobKind::Sync, Arc::new(sync)),
         (JobKind::Reencode, Arc::new(services.reencode.clone())),
         (JobKind::Expiry, Arc::new(services.expiry.clone())),
+        (
+            JobKind::Import,
+            Arc::new(ImportRunner::new(
+                services.store.clone(),
+                services.buckets.clone(),
+                settings.import.unit_concurrency,
+            )),
+        ),
     ]
 }
 

@@ -34,6 +34,8 @@ pub struct Settings {
     pub expiry: ExpirySettings,
     /// The trash.
     pub trash: TrashSettings,
+    /// Imports of objects already in buckets.
+    pub import: ImportSettings,
     /// Video re-encodes.
     pub reencode: ReencodeSettings,
     /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
@@ -198,6 +200,25 @@ pub struct TrashSettings {
     pub retention_seconds: u64,
 }
 
+/// Imports (job kind IMPORT).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportSettings {
+    /// Objects one import job looks up and probes at once.
+    pub unit_concurrency: usize,
+    /// The largest spec accepted, in bytes (a request body, or a spec file in a bucket).
+    pub max_spec_bytes: u64,
+}
+
+impl Default for ImportSettings {
+    fn default() -> Self {
+        Self {
+            unit_concurrency: 16,
+            max_spec_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
 /// Video re-encodes (job kind REENCODE).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -272,6 +293,7 @@ impl Default for Settings {
             sync: SyncSettings::default(),
             expiry: ExpirySettings::default(),
             trash: TrashSettings::default(),
+            import: ImportSettings::default(),
             reencode: ReencodeSettings::default(),
             buckets: BTreeMap::new(),
         }
@@ -397,6 +419,9 @@ impl Settings {
         };
         if self.expiry.batch_size == 0 {
             return Err(invalid("expiry.batch_size", "must be at least 1"));
+        }
+        if self.import.unit_concurrency == 0 {
+            return Err(invalid("import.unit_concurrency", "must be at least 1"));
         }
         if self.reencode.max_processes == 0 {
             return Err(invalid("reencode.max_processes", "must be at least 1"));

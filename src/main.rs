@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, item, job, lifecycle, sync};
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, import, item, job, lifecycle, sync};
 use stowage::config::Settings;
 use stowage::services::keys::KeyService;
 use stowage::telemetry;
@@ -74,6 +74,10 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
         Command::Sync { client, args } => {
             let api = client_for(&client, &settings);
             sync::run(&api, args).await.map_err(|e| e.to_string())
+        }
+        Command::Import { client, args } => {
+            let api = client_for(&client, &settings);
+            import::run(&api, args).await.map_err(|e| e.to_string())
         }
         Command::Job { client, command } => {
             let api = client_for(&client, &settings);

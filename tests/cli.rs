@@ -434,3 +434,60 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
     assert!(stdout(&out).contains("\tEXPIRY\tDONE\t"), "{}", stdout(&out));
     assert!(stdout(&out).contains("\"items_expired\":0"), "{}", stdout(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_verb_imports_a_spec_file_and_exits_like_job_wait() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bucket = dir.path().join("bucket");
+    std::fs::create_dir_all(&bucket).expect("bucket");
+    std::fs::write(bucket.join("a.png"), common::media::png(3, 2)).expect("png");
+    let settings = stowage::config::BucketSettings::at(format!("file://{}", bucket.display()));
+    let s = server!(Backend::Sqlite, move |c| {
+        c.buckets.insert("src".into(), settings);
+    });
+    s.mkdir("/imported").await;
+    let spec = dir.path().join("spec.json");
+    let write_spec = |images: serde_json::Value| {
+        std::fs::write(&spec, serde_json::json!({ "images": images }).to_string()).expect("spec");
+    };
+    let run = |extra: &[&str]| {
+        let spec = spec.to_str().expect("utf8").to_owned();
+        let mut all: Vec<String> = [
+            "import",
+            "--server",
+            &s.base,
+            "--api-key",
+            &s.admin_key,
+            &spec,
+            "--folder",
+            "/imported",
+            "--wait",
+        ]
+        .map(String::from)
+        .to_vec();
+        all.extend(extra.iter().map(|a| a.to_string()));
+        std::thread::spawn(move || stowage(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[]))
+            .join()
+            .expect("thread")
+    };
+    write_spec(serde_json::json!([{"objectUrl": format!("file://{}/a.png", bucket.display())}]));
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("DONE: units=1 created=1"), "{}", stdout(&out));
+
+    // A missing object: exit 3 (ERROR), the unit error and how to go on printed.
+    write_spec(serde_json::json!([{"objectUrl": format!("file://{}/missing.png", bucket.display())}]));
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("images[0]: object"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("ignore_errors"), "{}", stdout(&out));
+    let out = run(&["--ignore-errors"]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("failed=1"), "{}", stdout(&out));
+
+    // A malformed spec: the server's 400 with the JSON path, exit 1.
+    write_spec(serde_json::json!([{"objectUrl": 5}]));
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("images[0].objectUrl"), "{}", stderr(&out));
+}

@@ -80,6 +80,21 @@ async fn kill_midway_and_restart(
     serve_ready(data, port, envs, &[]).await.0
 }
 
+/// Every item of folder `folder_id` (its whole subtree with `recursive`), following every page.
+async fn all_items(base: &str, key: &str, folder_id: &str, recursive: bool) -> Vec<Value> {
+    let list = format!("{base}/v1/folders/{folder_id}/items?recursive={recursive}&page_size=1000");
+    let mut url = list.clone();
+    let mut items = Vec::new();
+    loop {
+        let (_, page) = call(reqwest::Method::GET, &url, key, None).await;
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_page_token"].as_str() {
+            Some(token) => url = format!("{list}&page_token={token}"),
+            None => return items,
+        }
+    }
+}
+
 async fn submit(base: &str, key: &str, body: Value) -> Value {
     let (status, job) = call(reqwest::Method::POST, &format!("{base}/v1/jobs/noop"), key, Some(body)).await;
     assert_eq!(status, StatusCode::ACCEPTED);
@@ -228,22 +243,63 @@ async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
 
     // The catalog holds each object exactly once.
     let mut keys = HashSet::new();
-    let mut url = format!("{base}/v1/folders/{folder_id}/items?recursive=true&page_size=1000");
-    loop {
-        let (_, page) = call(reqwest::Method::GET, &url, &key, None).await;
-        for item in page["items"].as_array().expect("items") {
-            assert!(
-                keys.insert(item["object_key"].as_str().expect("key").to_owned()),
-                "duplicate item {item}"
-            );
-            assert_eq!(item["is_tombstone"], false);
-        }
-        match page["next_page_token"].as_str() {
-            Some(token) => {
-                url = format!("{base}/v1/folders/{folder_id}/items?recursive=true&page_size=1000&page_token={token}")
-            }
-            None => break,
-        }
+    for item in all_items(&base, &key, &folder_id, true).await {
+        assert!(
+            keys.insert(item["object_key"].as_str().expect("key").to_owned()),
+            "duplicate item {item}"
+        );
+        assert_eq!(item["is_tombstone"], false);
     }
     assert_eq!(keys.len(), 20_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_midway_and_restarted_creates_every_item_exactly_once() {
+    const UNITS: usize = 50_000;
+    let dir = tempfile::tempdir().expect("tmp");
+    let bucket = dir.path().join("bucket");
+    let png = common::media::png(1, 1);
+    let mut images = Vec::with_capacity(UNITS);
+    for i in 0..UNITS {
+        let key = format!("d{:02}/img{i:05}.png", i % 50);
+        let path = bucket.join(&key);
+        if i < 50 {
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        }
+        std::fs::write(&path, &png).expect("write");
+        images.push(json!({"objectUrl": format!("file://{}/{key}", bucket.display())}));
+    }
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut envs = fast_recovery(None);
+    envs.push(("STOWAGE__BUCKETS__SRC__URL", format!("file://{}", bucket.display())));
+    let (first, key) = serve_ready(&data, port, &envs, &[]).await;
+    let body = json!({"path": "/imported"});
+    let (_, folder) = call(reqwest::Method::POST, &format!("{base}/v1/folders"), &key, Some(body)).await;
+    let folder_id = folder["id"].as_str().expect("id").to_owned();
+    let spec = json!({ "images": images });
+    let (status, job) = call(
+        reqwest::Method::POST,
+        &format!("{base}/v1/folders/{folder_id}/imports"),
+        &key,
+        Some(spec),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let _second = kill_midway_and_restart(first, &data, port, &envs, (&key, &id), 5_000).await;
+    let done = poll_job(&base, &key, &id, Duration::from_secs(300), |j| j["status"] == "DONE").await;
+    assert!(done["attempts"].as_i64() >= Some(2), "{done}");
+    assert_eq!(done["progress"]["units_done"], UNITS, "{}", done["progress"]);
+    assert_eq!(done["result"]["created"], UNITS);
+
+    // Exactly one item per object, under its own title.
+    let mut titles = HashSet::new();
+    for item in all_items(&base, &key, &folder_id, false).await {
+        let title = item["title"].as_str().expect("title").to_owned();
+        assert!(!title.contains(" ("), "a second copy was renamed: {title}");
+        assert!(titles.insert(title), "duplicate item {item}");
+    }
+    assert_eq!(titles.len(), UNITS);
 }

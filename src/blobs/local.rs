@@ -180,17 +180,7 @@ impl Bucket for LocalBucket {
         })
         .await
         .map_err(|e| BlobError::io("the reader thread failed")(std::io::Error::other(e)))??;
-        let mut file = tokio::fs::File::from_std(file);
-        let (start, len) = match range {
-            Some(r) => (r.start, r.end.saturating_sub(r.start)),
-            None => (0, u64::MAX),
-        };
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))
-                .await
-                .map_err(BlobError::io(format!("cannot seek in `{key}`")))?;
-        }
-        Ok(ReaderStream::with_capacity(file.take(len), READ_CHUNK).boxed())
+        stream_file(file, key.as_str(), range).await
     }
 
     async fn delete(&self, key: &ObjectKey) -> Result<(), BlobError> {
@@ -270,6 +260,25 @@ impl Bucket for LocalBucket {
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf> {
         self.path_for(key).ok()
     }
+}
+
+/// Streams an open file (object `key`), whole or the bytes `range` of it.
+pub(super) async fn stream_file(
+    file: std::fs::File,
+    key: &str,
+    range: Option<Range<u64>>,
+) -> Result<ByteStream<'static>, BlobError> {
+    let mut file = tokio::fs::File::from_std(file);
+    let (start, len) = match range {
+        Some(r) => (r.start, r.end.saturating_sub(r.start)),
+        None => (0, u64::MAX),
+    };
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(BlobError::io(format!("cannot seek in `{key}`")))?;
+    }
+    Ok(ReaderStream::with_capacity(file.take(len), READ_CHUNK).boxed())
 }
 
 #[cfg(test)]

@@ -203,6 +203,73 @@ impl Buckets {
     pub fn managed(&self) -> Arc<dyn Bucket> {
         self.managed.clone()
     }
+
+    /// Streams object `key` of bucket `bucket` (the managed one or a configured source), whole
+    /// or the bytes `range` of it.
+    pub async fn read(
+        &self,
+        bucket: &str,
+        key: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream<'static>, BlobError> {
+        if let Some(source) = self.sources.get(bucket) {
+            return source.read(key, range).await;
+        }
+        let managed = self
+            .by_name
+            .get(bucket)
+            .ok_or_else(|| BlobError::Unsupported(format!("bucket `{bucket}` is not configured")))?;
+        managed.read(&ObjectKey::parse(key)?, range).await
+    }
+
+    /// Object `key` of bucket `bucket` as a local file, when the bucket is a local directory.
+    pub fn local_path(&self, bucket: &str, key: &str) -> Option<PathBuf> {
+        if let Some(source) = self.sources.get(bucket) {
+            return source.local_path(key);
+        }
+        self.by_name.get(bucket)?.local_path(&ObjectKey::parse(key).ok()?)
+    }
+
+    /// The configured bucket and key an object URL names (`s3://bucket/key`,
+    /// `https://ACCOUNT.blob.core.windows.net/container/key`, `file:///dir/key`…): the bucket
+    /// whose address is the longest prefix of the URL. A URL in no configured bucket, or in the
+    /// managed one, is refused with a message saying so; nothing is read either way.
+    pub fn locate(&self, object_url: &str) -> Result<(Arc<source::Source>, ObjectKey), BlobError> {
+        let url = url::Url::parse(object_url)
+            .map_err(|e| BlobError::InvalidKey(format!("`{object_url}` is not a URL: {e}")))?;
+        let found = self
+            .sources
+            .values()
+            .flat_map(|source| source.addresses().iter().map(move |address| (source, address)))
+            .filter(|(_, address)| url.as_str().starts_with(address.as_str()))
+            .max_by_key(|(_, address)| address.as_str().len());
+        let Some((source, address)) = found else {
+            let managed = url::Url::parse(&format!("{}/", self.managed_url.trim_end_matches('/')));
+            if managed.is_ok_and(|m| url.as_str().starts_with(m.as_str())) {
+                return Err(BlobError::Unsupported(format!(
+                    "`{object_url}` is in the managed bucket, which holds uploads; import objects from a bucket of your own"
+                )));
+            }
+            let configured: Vec<String> = self
+                .sources
+                .values()
+                .map(|s| format!("{} = {}", s.name(), s.url()))
+                .collect();
+            return Err(BlobError::Unsupported(format!(
+                "`{object_url}` is not inside any configured bucket ({})",
+                if configured.is_empty() {
+                    "none is configured".to_owned()
+                } else {
+                    configured.join(", ")
+                }
+            )));
+        };
+        let encoded = &url.as_str()[address.as_str().len()..];
+        let key = percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .map_err(|_| BlobError::InvalidKey(format!("`{object_url}`: the key is not valid UTF-8")))?;
+        Ok((Arc::clone(source), ObjectKey::parse(&key)?))
+    }
 }
 
 #[cfg(test)]

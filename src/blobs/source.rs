@@ -8,13 +8,16 @@ use std::path::{Path as FsPath, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
-use futures::StreamExt;
+use std::ops::Range;
+
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::signer::{Method, Signer};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::sync::mpsc;
 
-use super::BlobError;
 use super::walk::{walk, walk_keys};
+use super::{BlobError, ByteStream};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
 
@@ -72,14 +75,23 @@ pub struct Hashed {
 
 enum Backend {
     Local(PathBuf),
-    Remote(Arc<dyn ObjectStore>),
+    Remote {
+        store: Arc<dyn ObjectStore>,
+        /// Signs URLs for tools that read over HTTP (ffprobe), with the key prefix the bucket's
+        /// URL names (the signer sees the whole bucket).
+        signer: Option<(Arc<dyn Signer>, String)>,
+    },
 }
+
+/// How long a signed URL handed to ffprobe stays valid.
+const SIGNED_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// A configured bucket, opened for reading.
 pub struct Source {
     name: String,
     url: String,
     backend: Backend,
+    addresses: Vec<url::Url>,
 }
 
 impl Source {
@@ -88,10 +100,10 @@ impl Source {
     pub fn open(name: &str, settings: &BucketSettings) -> Result<Self, BlobError> {
         let unsupported = |m: String| BlobError::Unsupported(format!("buckets.{name}: {m}"));
         let url = url::Url::parse(&settings.url).map_err(|e| unsupported(format!("bad url: {e}")))?;
+        let mut options: Vec<(String, String)> = settings.options.clone().into_iter().collect();
         let backend = if url.scheme() == "file" {
             Backend::Local(PathBuf::from(url.path()))
         } else {
-            let mut options: Vec<(String, String)> = settings.options.clone().into_iter().collect();
             for (option, variable) in &settings.credentials_env {
                 let value = std::env::var(variable).map_err(|_| {
                     unsupported(format!(
@@ -100,13 +112,21 @@ impl Source {
                 })?;
                 options.push((option.clone(), value));
             }
-            Backend::Remote(remote_store(&url, settings, &options).map_err(unsupported)?)
+            let (store, signer) = remote_store(&url, settings, &options).map_err(unsupported)?;
+            Backend::Remote { store, signer }
         };
         Ok(Self {
             name: name.to_owned(),
             url: settings.url.clone(),
             backend,
+            addresses: addresses(&url, settings, &options),
         })
+    }
+
+    /// The URL prefixes (each ending in `/`) under which object URLs name this bucket's objects:
+    /// its configured URL, and the https forms its store answers at.
+    pub fn addresses(&self) -> &[url::Url] {
+        &self.addresses
     }
 
     /// The configured name.
@@ -128,7 +148,7 @@ impl Source {
     pub fn local_path(&self, key: &str) -> Option<PathBuf> {
         match &self.backend {
             Backend::Local(root) => Some(root.join(key)),
-            Backend::Remote(_) => None,
+            Backend::Remote { .. } => None,
         }
     }
 
@@ -142,7 +162,7 @@ impl Source {
                 let dir = root.join(&prefix);
                 tokio::task::spawn_blocking(move || walk(&dir, &prefix, |entry| tx.blocking_send(entry).is_ok()));
             }
-            Backend::Remote(store) => {
+            Backend::Remote { store, .. } => {
                 let store = Arc::clone(store);
                 tokio::spawn(async move {
                     let location = Path::from(prefix.trim_end_matches('/'));
@@ -189,7 +209,7 @@ impl Source {
                     }
                 });
             }
-            Backend::Remote(_) => {
+            Backend::Remote { .. } => {
                 let _ = tx.try_send(ListEntry::Unreadable {
                     key: String::new(),
                     message: "listing chosen keys is only supported for local buckets".into(),
@@ -209,7 +229,7 @@ impl Source {
                     .map_err(|e| BlobError::Unsupported(format!("hashing task failed: {e}")))?
                     .map_err(BlobError::io(format!("cannot read `{key}`")))
             }
-            Backend::Remote(store) => {
+            Backend::Remote { store, .. } => {
                 let got = store.get(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
                 let mut stream = got.into_stream();
                 let mut hasher = blake3::Hasher::new();
@@ -233,6 +253,99 @@ impl Source {
         }
     }
 
+    /// Looks object `key` up without reading it: its fingerprint (size, modification time, ETag).
+    /// In a local bucket the file must be a regular file inside the root once every symlink on
+    /// its path is followed; anything else is [`BlobError::InvalidKey`].
+    pub async fn head(&self, key: &str) -> Result<Fingerprint, BlobError> {
+        match &self.backend {
+            Backend::Local(root) => {
+                let (root, key) = (root.clone(), key.to_owned());
+                tokio::task::spawn_blocking(move || local_file(&root, &key).map(|(_, fingerprint)| fingerprint))
+                    .await
+                    .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))?
+            }
+            Backend::Remote { store, .. } => {
+                let meta = store.head(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
+                Ok(Fingerprint {
+                    size: meta.size,
+                    modified_micros: Some(meta.last_modified.timestamp_micros()),
+                    etag: meta.e_tag,
+                    version: meta.version,
+                })
+            }
+        }
+    }
+
+    /// Streams object `key`, whole or the bytes `range` of it (a range past the end is cut
+    /// short, as HTTP does).
+    pub async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream<'static>, BlobError> {
+        match &self.backend {
+            Backend::Local(root) => {
+                let (root, owned) = (root.clone(), key.to_owned());
+                let file = tokio::task::spawn_blocking(move || {
+                    let (path, _) = local_file(&root, &owned)?;
+                    std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{owned}`")))
+                })
+                .await
+                .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
+                super::local::stream_file(file, key, range).await
+            }
+            Backend::Remote { store, .. } => {
+                let options = GetOptions {
+                    range: range.map(GetRange::Bounded),
+                    ..GetOptions::default()
+                };
+                let got = store
+                    .get_opts(&Path::from(key), options)
+                    .await
+                    .map_err(|e| remote_error(key, e))?;
+                Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+            }
+        }
+    }
+
+    /// The first `limit` bytes of object `key` (fewer when it is shorter), read with one ranged
+    /// request.
+    pub async fn read_head(&self, key: &str, limit: usize) -> Result<Vec<u8>, BlobError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut stream = self.read(key, Some(0..limit as u64)).await?;
+        let mut head = Vec::with_capacity(limit);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(BlobError::io(format!("cannot read `{key}`")))?;
+            let take = (limit - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+            if head.len() == limit {
+                break;
+            }
+        }
+        Ok(head)
+    }
+
+    /// Where a tool that reads files or HTTP URLs (ffprobe) finds object `key`: the local file,
+    /// or a signed URL valid for a few minutes; `None` when the store cannot sign.
+    pub async fn media_location(&self, key: &str) -> Option<String> {
+        match &self.backend {
+            Backend::Local(root) => Some(root.join(key).to_string_lossy().into_owned()),
+            Backend::Remote { signer, .. } => {
+                let (signer, root) = signer.as_ref()?;
+                let path = Path::from(if root.is_empty() {
+                    key.to_owned()
+                } else {
+                    format!("{root}/{key}")
+                });
+                match signer.signed_url(Method::GET, &path, SIGNED_URL_LIFETIME).await {
+                    Ok(url) => Some(url.to_string()),
+                    Err(e) => {
+                        tracing::debug!(bucket = %self.name, key, error = %e, "cannot sign a URL for ffprobe");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks the bucket can be listed (the first object, if any).
     pub async fn check(&self) -> Result<(), BlobError> {
         let mut listing = self.list("");
@@ -251,6 +364,35 @@ fn remote_error(key: &str, err: object_store::Error) -> BlobError {
             source: std::io::Error::other(other.to_string()),
         },
     }
+}
+
+/// Resolves `key` in the local bucket at `root`: the file (every symlink followed) and its
+/// fingerprint. The resolved file must be a regular file inside the root.
+fn local_file(root: &FsPath, key: &str) -> Result<(PathBuf, Fingerprint), BlobError> {
+    use std::os::unix::fs::MetadataExt;
+    let canonical_root =
+        std::fs::canonicalize(root).map_err(BlobError::io(format!("cannot open {}", root.display())))?;
+    let path = match std::fs::canonicalize(canonical_root.join(key)) {
+        Ok(path) => path,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound(key.to_owned())),
+        Err(e) => return Err(BlobError::io(format!("cannot open `{key}`"))(e)),
+    };
+    if !path.starts_with(&canonical_root) {
+        return Err(BlobError::InvalidKey(format!(
+            "`{key}` is a symlink to a file outside the bucket; it is not read"
+        )));
+    }
+    let meta = std::fs::metadata(&path).map_err(BlobError::io(format!("cannot stat `{key}`")))?;
+    if !meta.is_file() {
+        return Err(BlobError::InvalidKey(format!("`{key}` is a directory, not an object")));
+    }
+    let fingerprint = Fingerprint {
+        size: meta.len(),
+        modified_micros: Some(meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000),
+        etag: None,
+        version: None,
+    };
+    Ok((path, fingerprint))
 }
 
 /// Hashes a local file: memory-mapped on all cores when large, streamed otherwise.
@@ -281,15 +423,18 @@ fn hash_file(path: &FsPath, head_bytes: usize) -> std::io::Result<Hashed> {
     })
 }
 
+/// A remote store, and what signs URLs for it (with the key prefix its URL names).
+type RemoteStore = (Arc<dyn ObjectStore>, Option<(Arc<dyn Signer>, String)>);
+
 /// Builds an object_store client for an `s3://`, `gs://` or `az://` URL.
 fn remote_store(
     url: &url::Url,
     settings: &BucketSettings,
     options: &[(String, String)],
-) -> Result<Arc<dyn ObjectStore>, String> {
+) -> Result<RemoteStore, String> {
     let bucket = url.host_str().unwrap_or_default();
-    let root = url.path().trim_matches('/');
-    let store: Arc<dyn ObjectStore> = match url.scheme() {
+    let root = url.path().trim_matches('/').to_owned();
+    let (store, signer): (Arc<dyn ObjectStore>, Arc<dyn Signer>) = match url.scheme() {
         "s3" => {
             let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
             b = b.with_region(settings.region.clone().unwrap_or_else(|| "us-east-1".into()));
@@ -303,7 +448,8 @@ fn remote_store(
                     v,
                 );
             }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
+            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
+            (store.clone(), store)
         }
         "gs" => {
             let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
@@ -313,7 +459,8 @@ fn remote_store(
                     v,
                 );
             }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
+            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
+            (store.clone(), store)
         }
         "az" => {
             let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket);
@@ -327,13 +474,77 @@ fn remote_store(
                     v,
                 );
             }
-            Arc::new(b.build().map_err(|e| e.to_string())?)
+            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
+            (store.clone(), store)
         }
         other => return Err(format!("scheme `{other}` is not supported")),
     };
-    Ok(if root.is_empty() {
+    let store = if root.is_empty() {
         store
     } else {
-        Arc::new(object_store::prefix::PrefixStore::new(store, root))
-    })
+        Arc::new(object_store::prefix::PrefixStore::new(store, root.as_str()))
+    };
+    Ok((store, Some((signer, root))))
+}
+
+/// The URL prefixes that name objects of the bucket configured at `url`: the URL itself and,
+/// for cloud stores, the https forms (path-style at a custom endpoint; AWS virtual-hosted;
+/// `storage.googleapis.com`; `ACCOUNT.blob.core.windows.net`). Each ends in `/`.
+fn addresses(url: &url::Url, settings: &BucketSettings, options: &[(String, String)]) -> Vec<url::Url> {
+    let bucket = url.host_str().unwrap_or_default();
+    let root = url.path().trim_matches('/');
+    let below = |base: String| -> Option<url::Url> {
+        let mut text = base.trim_end_matches('/').to_owned();
+        for part in [bucket, root] {
+            if !part.is_empty() {
+                text.push('/');
+                text.push_str(part);
+            }
+        }
+        text.push('/');
+        url::Url::parse(&text).ok()
+    };
+    let mut out = Vec::new();
+    if url.scheme() == "file" {
+        out.extend(url::Url::parse(&format!("file://{}/", url.path().trim_end_matches('/'))).ok());
+        return out;
+    }
+    let own = format!("{}://{bucket}/{root}", url.scheme());
+    out.extend(url::Url::parse(&format!("{}/", own.trim_end_matches('/'))).ok());
+    if let Some(endpoint) = &settings.endpoint {
+        out.extend(below(endpoint.clone()));
+    }
+    let option = |names: &[&str]| {
+        options
+            .iter()
+            .find(|(k, _)| names.contains(&k.to_ascii_lowercase().as_str()))
+            .map(|(_, v)| v.clone())
+    };
+    match url.scheme() {
+        "s3" => {
+            let region = settings.region.clone().unwrap_or_else(|| "us-east-1".into());
+            for host in [
+                format!("{bucket}.s3.amazonaws.com"),
+                format!("{bucket}.s3.{region}.amazonaws.com"),
+            ] {
+                out.extend(
+                    url::Url::parse(&format!(
+                        "https://{host}/{root}{}",
+                        if root.is_empty() { "" } else { "/" }
+                    ))
+                    .ok(),
+                );
+            }
+        }
+        "gs" => out.extend(below("https://storage.googleapis.com".into())),
+        "az" => {
+            let account = option(&["account_name", "azure_storage_account_name"])
+                .or_else(|| std::env::var("AZURE_STORAGE_ACCOUNT_NAME").ok());
+            if let Some(account) = account {
+                out.extend(below(format!("https://{account}.blob.core.windows.net")));
+            }
+        }
+        _ => {}
+    }
+    out
 }

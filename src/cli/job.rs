@@ -113,6 +113,23 @@ pub async fn wait_for(client: &Client, id: &str) -> Result<Value, ClientError> {
     }
 }
 
+/// Prints `summary` of a just-submitted `job` and, with `wait`, follows it to its end and prints
+/// the summary of how it ended; exits like `job wait` (success without `wait`).
+pub async fn follow(
+    client: &Client,
+    job: &Value,
+    wait: bool,
+    summary: impl Fn(&Value) -> String,
+) -> Result<ExitCode, ClientError> {
+    if !wait {
+        println!("{}", summary(job));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let finished = wait_for(client, job["id"].as_str().unwrap_or_default()).await?;
+    println!("{}", summary(&finished));
+    Ok(exit_code(&finished))
+}
+
 /// The exit code for a finished job: 0 DONE, 3 ERROR, 4 CANCELLED.
 pub fn exit_code(job: &Value) -> ExitCode {
     match job["status"].as_str() {

@@ -1,9 +1,10 @@
 //! The command line: server commands (`serve`, `migrate`, `print-config`, `keys`) and client
-//! verbs that talk to a running server over HTTP (`folder …`, `item …`, `job …`, `reencode`,
+//! verbs that talk to a running server over HTTP (`folder …`, `item …`, `job …`, `sync`, `import`, `reencode`,
 //! `trash …`, `expiry …`).
 
 pub mod client;
 pub mod folder;
+pub mod import;
 pub mod item;
 pub mod job;
 pub mod lifecycle;
@@ -75,6 +76,15 @@ pub enum Command {
         /// What to sync and how.
         #[command(flatten)]
         args: sync::SyncArgs,
+    },
+    /// Import the objects a spec lists (already in a configured bucket) into a folder.
+    Import {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to import, and where.
+        #[command(flatten)]
+        args: import::ImportArgs,
     },
     /// Watch and control jobs on a running server.
     Job {

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::client::{Client, ClientError};
 use super::folder::folder_id;
-use super::job::{exit_code, wait_for};
+use super::job::follow;
 
 /// What to sync and how.
 #[derive(Debug, Args)]
@@ -60,11 +60,5 @@ pub async fn run(client: &Client, args: SyncArgs) -> Result<ExitCode, ClientErro
     let job: Value = client
         .call(Method::POST, &format!("/v1/folders/{id}/sync"), &[], Some(&body))
         .await?;
-    if !args.wait {
-        println!("{}", summary(&job));
-        return Ok(ExitCode::SUCCESS);
-    }
-    let finished = wait_for(client, job["id"].as_str().unwrap_or_default()).await?;
-    println!("{}", summary(&finished));
-    Ok(exit_code(&finished))
+    follow(client, &job, args.wait, summary).await
 }

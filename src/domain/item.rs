@@ -26,13 +26,19 @@ pub enum ItemType {
     Nifti,
     /// A DICOM part-10 file.
     DicomFile,
+    /// Ordered images registered as one item (its `frames`).
+    ImageGroup,
+    /// Ordered images registered as one item to be played as a video (its `frames`).
+    ImageSequence,
+    /// Ordered DICOM files of one series registered as one item (its `frames`).
+    DicomSeries,
     /// Anything else.
     Other,
 }
 
 impl ItemType {
     /// Every type, in the order the API documents them.
-    pub const ALL: [ItemType; 8] = [
+    pub const ALL: [ItemType; 11] = [
         ItemType::Video,
         ItemType::Image,
         ItemType::Audio,
@@ -40,6 +46,9 @@ impl ItemType {
         ItemType::Pdf,
         ItemType::Nifti,
         ItemType::DicomFile,
+        ItemType::ImageGroup,
+        ItemType::ImageSequence,
+        ItemType::DicomSeries,
         ItemType::Other,
     ];
 
@@ -53,6 +62,9 @@ impl ItemType {
             ItemType::Pdf => "PDF",
             ItemType::Nifti => "NIFTI",
             ItemType::DicomFile => "DICOM_FILE",
+            ItemType::ImageGroup => "IMAGE_GROUP",
+            ItemType::ImageSequence => "IMAGE_SEQUENCE",
+            ItemType::DicomSeries => "DICOM_SERIES",
             ItemType::Other => "OTHER",
         }
     }
@@ -175,6 +187,54 @@ pub struct Item {
     pub expires_own: bool,
     /// The re-encoded rendition downloads serve by default, when the item is a re-encoded video.
     pub encoded: Option<Encoded>,
+    /// The objects of an image group, image sequence or DICOM series, in order (empty for
+    /// every other type; `bucket`/`object_key` then name the first frame).
+    pub frames: Vec<Frame>,
+}
+
+impl Item {
+    /// A new item of `object_key` in `bucket`, titled `title` in folder `folder_id`, created at
+    /// `at`; its content fields start empty (`OTHER`, 0 bytes, no checksum or media) for the
+    /// caller to fill with struct update syntax.
+    pub fn new(folder_id: Uuid, title: String, bucket: String, object_key: String, at: OffsetDateTime) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            folder_id,
+            title,
+            bucket,
+            object_key,
+            item_type: ItemType::Other,
+            mime_type: "application/octet-stream".into(),
+            size: 0,
+            checksum: None,
+            is_tombstone: false,
+            client_metadata: serde_json::Map::new(),
+            media: Media::default(),
+            created_at: at,
+            updated_at: at,
+            expires_at: None,
+            expires_own: false,
+            encoded: None,
+            frames: Vec::new(),
+        }
+    }
+}
+
+/// One object of a multi-object item (an image group's image, a DICOM series' file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Frame {
+    /// The bucket that holds it.
+    pub bucket: String,
+    /// Where it is in the bucket.
+    pub object_key: String,
+    /// Bytes.
+    pub size: i64,
+    /// Its MIME type.
+    pub mime_type: String,
+    /// Pixels across, when read.
+    pub width: Option<i64>,
+    /// Pixels down, when read.
+    pub height: Option<i64>,
 }
 
 /// A rendition stowage made of an item's content (a re-encoded video), kept in the managed

@@ -4,6 +4,7 @@ pub mod caller;
 pub mod diff;
 pub mod fingerprint;
 pub mod folder;
+pub mod import;
 pub mod item;
 pub mod job;
 pub mod page;

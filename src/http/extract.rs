@@ -72,9 +72,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
 
 /// Reads a request body, mapping an over-size body to 413.
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    limited_body(
+        req,
+        state,
+        "request body is over the size limit (server.max_body_bytes)",
+    )
+    .await
+}
+
+/// An import spec as sent, up to the route's body limit (`import.max_spec_bytes`); a larger one
+/// is 413.
+pub struct SpecBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for SpecBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let message = "the spec is over the size limit (import.max_spec_bytes); split it into several imports";
+        limited_body(req, state, message).await.map(SpecBody)
+    }
+}
+
+/// Reads a request body; over the route's limit is a 413 saying `too_large`.
+async fn limited_body<S: Send + Sync>(req: Request, state: &S, too_large: &str) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large("request body is over the size limit (server.max_body_bytes)")
+            ApiError::too_large(too_large)
         } else {
             ApiError::bad_request(format!("cannot read request body: {rejection}"))
         }

@@ -22,7 +22,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{buckets, folders, items, jobs, ops, trash};
+use routes::{buckets, folders, imports, items, jobs, ops, trash};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -53,6 +53,10 @@ pub fn openapi(state: AppState) -> OpenApi {
 }
 
 fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenApiRouter<AppState> {
+    let max_spec_bytes = usize::try_from(state.services.imports.max_spec_bytes()).unwrap_or(usize::MAX);
+    let specs = OpenApiRouter::new()
+        .routes(routes!(imports::import_into_folder))
+        .layer(DefaultBodyLimit::max(max_spec_bytes));
     // The upload route's own limit is the inner layer, so it wins over the JSON limit below. The
     // handler enforces `max_upload_bytes` on the file itself; the body limit leaves room to read
     // (and discard) a little past it, so the client hears the 413 instead of a reset connection.
@@ -73,6 +77,9 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(folders::folder_summary))
         .routes(routes!(folders::restore_folder))
         .merge(uploads)
+        .merge(specs)
+        .routes(routes!(imports::add_reference))
+        .routes(routes!(imports::list_units))
         .routes(routes!(items::move_items))
         .routes(routes!(items::delete_items))
         .routes(routes!(items::get_item, items::update_item, items::delete_item))

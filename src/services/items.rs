@@ -31,7 +31,7 @@ use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::Folder;
 use crate::domain::item::{
-    ConflictStrategy, Item, ItemOrder, ItemType, Media, check_title, expiry_for, next_free_alternative,
+    ConflictStrategy, Frame, Item, ItemOrder, ItemType, Media, check_title, expiry_for, next_free_alternative,
     title_from_file_name,
 };
 use crate::domain::page::page_size;
@@ -146,6 +146,9 @@ pub struct ItemView {
     /// Last change (RFC 3339).
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// The objects of an image group, image sequence or DICOM series, in order (empty for other
+    /// types). The content fields then describe the first frame, which a download serves.
+    pub frames: Vec<Frame>,
 }
 
 /// The source object of a re-encoded video, never changed by the re-encode.
@@ -201,6 +204,7 @@ impl From<Item> for ItemView {
             original,
             created_at: item.created_at,
             updated_at: item.updated_at,
+            frames: item.frames,
         }
     }
 }
@@ -221,8 +225,17 @@ pub struct Served {
 }
 
 /// What a download of `item` serves: its re-encoded rendition when it has one, unless
-/// `original` asks for the source object.
+/// `original` asks for the source object; the first frame of a multi-object item.
 pub fn served(item: &Item, original: bool) -> Served {
+    if let Some(first) = item.frames.first() {
+        return Served {
+            bucket: first.bucket.clone(),
+            object_key: first.object_key.clone(),
+            size: first.size,
+            checksum: None,
+            mime_type: first.mime_type.clone(),
+        };
+    }
     match item.encoded.as_ref().filter(|_| !original) {
         Some(encoded) => Served {
             bucket: MANAGED_BUCKET.to_owned(),
@@ -469,7 +482,7 @@ async fn folder_for(
 
 /// The folder `id` when `caller` may change its contents and it is not part of a synced folder
 /// (whose contents belong to its bucket); `what` names the refused change.
-async fn changeable_folder(
+pub(crate) async fn changeable_folder(
     conn: &mut sqlx::AnyConnection,
     caller: &Caller,
     id: Uuid,
@@ -478,6 +491,27 @@ async fn changeable_folder(
     let folder = folder_for(conn, caller, id, Access::Write).await?;
     ensure_unsynced(conn, &folder.path, true, what).await?;
     Ok(folder)
+}
+
+/// Inserts `item` under its title or, when that is taken in its folder, the first free
+/// `title (N).ext`; `item.title` ends as the title it got.
+pub(crate) async fn insert_under_free_title(
+    conn: &mut sqlx::AnyConnection,
+    item: &mut Item,
+) -> Result<(), ServiceError> {
+    let wanted = item.title.clone();
+    let mut tried: Vec<String> = Vec::new();
+    for _ in 0..MAX_TITLE_ATTEMPTS {
+        if rows::insert_if_title_free(conn, item).await? {
+            return Ok(());
+        }
+        tried.push(item.title.clone());
+        let taken = rows::alternative_titles(conn, item.folder_id, &wanted).await?;
+        item.title = next_free_alternative(&wanted, taken.iter().chain(&tried).map(String::as_str));
+    }
+    Err(ServiceError::Conflict(format!(
+        "no free title for `{wanted}` after {MAX_TITLE_ATTEMPTS} attempts; retry"
+    )))
 }
 
 /// Joins ids for a message.
@@ -558,7 +592,7 @@ impl ItemService {
         }
         .ok_or_else(|| ServiceError::Internal(format!("cannot read back the object {key} just stored")))?;
         let hint = file_name.as_deref().map(title_from_file_name).unwrap_or_default();
-        let probed = probe::probe(&head, hint, written.size, bucket.local_path(&key)).await;
+        let probed = probe::probe(&head, hint, written.size, probe::Whole::file(bucket.local_path(&key))).await;
         Ok(Staged {
             folder_id,
             file_name,
@@ -585,24 +619,15 @@ impl ItemService {
             })?;
         check_title(&title).map_err(field("title"))?;
         let now = now();
+        let object_key = staged.object.key.as_ref().map(ToString::to_string).unwrap_or_default();
         let item = Item {
-            id: Uuid::now_v7(),
-            folder_id: staged.folder_id,
-            title,
-            bucket: MANAGED_BUCKET.into(),
-            object_key: staged.object.key.as_ref().map(ToString::to_string).unwrap_or_default(),
             item_type: staged.probed.item_type,
             mime_type: staged.probed.mime_type.clone(),
             size: i64::try_from(staged.written.size).unwrap_or(i64::MAX),
             checksum: Some(staged.written.checksum.clone()),
-            is_tombstone: false,
             client_metadata: options.client_metadata.unwrap_or_default(),
             media: staged.probed.media.clone(),
-            created_at: now,
-            updated_at: now,
-            expires_at: None,
-            expires_own: false,
-            encoded: None,
+            ..Item::new(staged.folder_id, title, MANAGED_BUCKET.into(), object_key, now)
         };
         let (this, caller, object) = (self.clone(), caller.clone(), staged.object);
         detached(async move {
@@ -639,7 +664,6 @@ impl ItemService {
         let folder = changeable_folder(&mut tx, caller, item.folder_id, "uploading").await?;
         item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
         let wanted = item.title.clone();
-        let mut tried: Vec<String> = Vec::new();
         for _ in 0..MAX_TITLE_ATTEMPTS {
             if rows::insert_if_title_free(&mut tx, &item).await? {
                 tx.commit().await?;
@@ -658,9 +682,9 @@ impl ItemService {
                     }
                 }
                 ConflictStrategy::New => {
-                    tried.push(item.title.clone());
-                    let taken = rows::alternative_titles(&mut tx, item.folder_id, &wanted).await?;
-                    item.title = next_free_alternative(&wanted, taken.iter().chain(&tried).map(String::as_str));
+                    insert_under_free_title(&mut tx, &mut item).await?;
+                    tx.commit().await?;
+                    return Ok((item, UploadOutcome::Created, None));
                 }
                 ConflictStrategy::Replace => {
                     if let Some(old) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
@@ -706,15 +730,19 @@ impl ItemService {
         content: &Served,
         range: Option<Range<u64>>,
     ) -> Result<ByteStream<'static>, ServiceError> {
-        let bucket = self
-            .buckets
-            .get(&content.bucket)
-            .ok_or_else(|| ServiceError::Internal(format!("bucket {} is not available", content.bucket)))?;
-        let key = ObjectKey::parse(&content.object_key).map_err(|e| ServiceError::Internal(e.to_string()))?;
-        bucket
-            .read(&key, range)
+        self.buckets
+            .read(&content.bucket, &content.object_key, range)
             .await
-            .map_err(|e| ServiceError::Internal(format!("cannot read {}/{}: {e}", content.bucket, content.object_key)))
+            .map_err(|e| match e {
+                BlobError::NotFound(_) => ServiceError::NotFound(format!(
+                    "object {} of bucket {} is gone; a sync of its folder will record it as a tombstone",
+                    content.object_key, content.bucket
+                )),
+                other => ServiceError::Internal(format!(
+                    "cannot read {}/{}: {other}",
+                    content.bucket, content.object_key
+                )),
+            })
     }
 
     /// Changes an item's title or client metadata.

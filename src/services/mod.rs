@@ -3,6 +3,7 @@
 
 pub mod expiry;
 pub mod folders;
+pub mod imports;
 pub mod items;
 pub mod jobs;
 pub mod keys;
@@ -177,6 +178,8 @@ pub struct Services {
     pub reencode: reencode::ReencodeService,
     /// The TTL sweep.
     pub expiry: expiry::ExpiryService,
+    /// Imports of objects already in buckets.
+    pub imports: imports::ImportService,
 }
 
 impl Services {
@@ -216,6 +219,12 @@ impl Services {
                 settings.expiry.batch_size,
             ),
             sync: sync::SyncService::new(store.clone(), jobs.clone()),
+            imports: imports::ImportService::new(
+                store.clone(),
+                buckets.clone(),
+                jobs.clone(),
+                settings.import.max_spec_bytes,
+            ),
             jobs,
             trash,
             buckets,

@@ -2,8 +2,9 @@
 //! a fallback), and media metadata: image dimensions from the header (`imagesize`), PDF page
 //! count (`lopdf`), NIfTI dimensions from its header, audio/video details from `ffprobe`.
 
+use std::ffi::OsStr;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -144,9 +145,31 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
 /// Whether the one-time warning about a missing ffprobe was logged.
 static FFPROBE_MISSING_WARNED: AtomicBool = AtomicBool::new(false);
 
+/// Where tools that read a whole object find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whole {
+    /// A local file (image headers past the head, PDF page counts, ffprobe).
+    File(PathBuf),
+    /// A URL ffprobe can read with ranged requests (a signed URL of a cloud bucket).
+    Url(String),
+    /// Nothing: only the head is known.
+    Unreachable,
+}
+
+impl Whole {
+    /// A local file when there is one.
+    pub fn file(path: Option<PathBuf>) -> Self {
+        path.map_or(Whole::Unreachable, Whole::File)
+    }
+}
+
 /// Detects the type of the content and reads its media metadata. `head` is the content's start
-/// ([`HEAD_BYTES`]), `local` the object as a file when the bucket has one.
-pub async fn probe(head: &[u8], title: &str, size: u64, local: Option<PathBuf>) -> Probed {
+/// ([`HEAD_BYTES`]), `whole` where tools find the whole object.
+pub async fn probe(head: &[u8], title: &str, size: u64, whole: Whole) -> Probed {
+    let local = match &whole {
+        Whole::File(path) => Some(path.clone()),
+        _ => None,
+    };
     let (mut item_type, mut mime_type) = sniff(head, title, size);
     let mut media = Media::default();
     match item_type {
@@ -179,8 +202,13 @@ pub async fn probe(head: &[u8], title: &str, size: u64, local: Option<PathBuf>) 
             }
         }
         ItemType::Video | ItemType::Audio => {
-            if let Some(path) = local
-                && let Some(found) = ffprobe(&path).await
+            let target = match whole {
+                Whole::File(path) => Some(path.into_os_string()),
+                Whole::Url(url) => Some(url.into()),
+                Whole::Unreachable => None,
+            };
+            if let Some(target) = target
+                && let Some(found) = ffprobe(&target).await
             {
                 item_type = found.apply(&mut media).unwrap_or(item_type);
                 if item_type == ItemType::Audio && mime_type.starts_with("video/") {
@@ -299,7 +327,7 @@ pub enum FfprobeError {
 }
 
 /// Runs `ffprobe -print_format json -show_format -show_streams` on `path`.
-pub async fn ffprobe_json(path: &Path) -> Result<FfprobeOutput, FfprobeError> {
+pub async fn ffprobe_json(path: &OsStr) -> Result<FfprobeOutput, FfprobeError> {
     let run = tokio::process::Command::new("ffprobe")
         .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams"])
         .arg(path)
@@ -323,7 +351,7 @@ pub async fn ffprobe_json(path: &Path) -> Result<FfprobeOutput, FfprobeError> {
 
 /// Runs ffprobe on `path`. `None` when it is not installed (logged once per process), fails or
 /// times out.
-async fn ffprobe(path: &Path) -> Option<FfprobeOutput> {
+async fn ffprobe(path: &OsStr) -> Option<FfprobeOutput> {
     match ffprobe_json(path).await {
         Ok(out) => Some(out),
         Err(FfprobeError::Missing) => {

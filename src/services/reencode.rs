@@ -38,7 +38,7 @@ use super::jobs::context::{JobContext, JobFailure};
 use super::jobs::{JobService, Runner, Submission, Submitted};
 use super::probe::{FfprobeOutput, ffprobe_json};
 use super::{ServiceError, field};
-use crate::blobs::{Buckets, ObjectKey};
+use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
 use crate::domain::item::{Encoded, Item, ItemType, Media};
@@ -470,7 +470,7 @@ impl ReencodeService {
             .map_err(|e| format!("cannot create a work directory: {e}"))?;
         let source = self.local_source(&item, &dir).await?;
         let remux = !force
-            && ffprobe_json(&source)
+            && ffprobe_json(source.as_os_str())
                 .await
                 .is_ok_and(|probe| browser_ready(&probe, &item.mime_type));
         let output = dir.join("output.mp4");
@@ -484,7 +484,7 @@ impl ReencodeService {
             run_ffmpeg(ffmpeg_args(&source, &output, remux), stop, &names).await?;
         }
         let mut media = Media::default();
-        ffprobe_json(&output)
+        ffprobe_json(output.as_os_str())
             .await
             .map_err(|e| format!("the output cannot be read back: {e}"))?
             .apply(&mut media);
@@ -507,16 +507,16 @@ impl ReencodeService {
     /// The item's source object as a local file: the bucket's own file when it has one, else a
     /// copy in `dir`.
     async fn local_source(&self, item: &Item, dir: &Path) -> Result<PathBuf, String> {
-        let bucket = self
-            .buckets
-            .get(&item.bucket)
-            .ok_or_else(|| format!("bucket {} is not available", item.bucket))?;
-        let key = ObjectKey::parse(&item.object_key).map_err(|e| e.to_string())?;
-        if let Some(path) = bucket.local_path(&key) {
+        if let Some(path) = self.buckets.local_path(&item.bucket, &item.object_key) {
             return Ok(path);
         }
         let copy = dir.join("source");
-        let mut body = tokio_util::io::StreamReader::new(bucket.read(&key, None).await.map_err(|e| e.to_string())?);
+        let body = self
+            .buckets
+            .read(&item.bucket, &item.object_key, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut body = tokio_util::io::StreamReader::new(body);
         let mut file = tokio::fs::File::create(&copy).await.map_err(|e| e.to_string())?;
         tokio::io::copy(&mut body, &mut file)
             .await

@@ -18,7 +18,7 @@ use super::ServiceError;
 use super::folders::{now, require};
 use super::jobs::context::{JobContext, JobFailure};
 use super::jobs::{JobService, Runner, Submission, Submitted};
-use super::probe::{HEAD_BYTES, probe};
+use super::probe::{HEAD_BYTES, Whole, probe};
 use crate::blobs::Buckets;
 use crate::blobs::source::{Hashed, ListEntry, Source};
 use crate::domain::caller::{Access, Caller};
@@ -630,26 +630,21 @@ async fn evaluate(source: Arc<Source>, prefix: String, root: Uuid, step: Step) -
             read,
         );
     }
-    let probed = probe(&hashed.head, &title, hashed.size, source.local_path(&listed.key)).await;
+    let probed = probe(
+        &hashed.head,
+        &title,
+        hashed.size,
+        Whole::file(source.local_path(&listed.key)),
+    )
+    .await;
     let at = now();
     let item = Item {
-        id: Uuid::now_v7(),
-        folder_id: root,
-        title,
-        bucket: source.name().to_owned(),
-        object_key: listed.key,
         item_type: probed.item_type,
         mime_type: probed.mime_type,
         size: i64::try_from(hashed.size).unwrap_or(i64::MAX),
         checksum: Some(hashed.checksum),
-        is_tombstone: false,
-        client_metadata: serde_json::Map::new(),
         media: probed.media,
-        expires_at: None,
-        expires_own: false,
-        encoded: None,
-        created_at: at,
-        updated_at: at,
+        ..Item::new(root, title, source.name().to_owned(), listed.key, at)
     };
     let action = match known {
         Some(known) => Action::Content {

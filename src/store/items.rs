@@ -19,7 +19,7 @@ const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.ite
      i.checksum, i.is_tombstone, i.client_metadata, i.width, i.height, i.duration_us, i.frame_rate, i.codec, \
      i.sample_rate, i.channels, i.page_count, i.dimensions, i.created_at, i.updated_at, i.expires_at, i.expires_own, \
      i.encoded_key, i.encoded_size, i.encoded_checksum, i.encoded_mime_type, i.encoded_media, i.encoded_at, \
-     i.trashed_at, i.trash_unit, i.purge_at";
+     i.trashed_at, i.trash_unit, i.purge_at, i.frames";
 
 #[derive(sqlx::FromRow)]
 struct ItemRow {
@@ -56,6 +56,7 @@ struct ItemRow {
     trashed_at: Option<i64>,
     trash_unit: Option<String>,
     purge_at: Option<i64>,
+    frames: Option<String>,
 }
 
 impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
@@ -90,6 +91,13 @@ impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
             }),
             _ => None,
         };
+        let frames = row
+            .frames
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("frames", e))?
+            .unwrap_or_default();
         let mark = trash_mark(row.trashed_at, row.trash_unit.as_deref(), row.purge_at)?;
         let item = Item {
             id: parse_id(&row.id)?,
@@ -119,6 +127,7 @@ impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
             expires_at: row.expires_at.map(from_micros),
             expires_own: row.expires_own != 0,
             encoded,
+            frames,
         };
         Ok((item, mark))
     }
@@ -221,11 +230,13 @@ pub(crate) fn bind_content(sql: &mut Sql, item: &Item) {
             .dimensions
             .as_ref()
             .map(|d| serde_json::Value::from(d.clone()).to_string()),
-    );
+    )
+    .push(", ");
+    sql.bind((!item.frames.is_empty()).then(|| serde_json::to_string(&item.frames).unwrap_or_default()));
 }
 
 /// The columns [`bind_content`] binds.
-pub(crate) const CONTENT_COLUMNS: [&str; 16] = [
+pub(crate) const CONTENT_COLUMNS: [&str; 17] = [
     "bucket",
     "object_key",
     "item_type",
@@ -242,6 +253,7 @@ pub(crate) const CONTENT_COLUMNS: [&str; 16] = [
     "channels",
     "page_count",
     "dimensions",
+    "frames",
 ];
 
 /// Inserts `item` unless its folder already holds a live item with its title; true when

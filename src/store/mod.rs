@@ -7,6 +7,7 @@
 
 pub mod expiry;
 pub mod folders;
+pub mod imports;
 pub mod items;
 pub mod jobs;
 pub mod keys;

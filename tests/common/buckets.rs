@@ -123,6 +123,14 @@ impl Fixture {
         }
     }
 
+    /// The URL an import spec names object `key` by.
+    pub fn object_url(&self, key: &str) -> String {
+        match self {
+            Fixture::Local(root) => format!("file://{}/{key}", root.display()),
+            Fixture::Remote { settings, .. } => format!("{}/{key}", settings.url.trim_end_matches('/')),
+        }
+    }
+
     /// Writes an object.
     pub async fn put(&self, key: &str, content: &[u8]) {
         match self {

@@ -120,24 +120,17 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// text item titled `title` in folder `folder_id`, pointing at `object_key` in `bucket`.
 pub fn item_row(folder_id: &str, title: &str, bucket: &str, object_key: &str) -> stowage::domain::item::Item {
     let now = time::OffsetDateTime::now_utc();
+    let folder_id = uuid::Uuid::parse_str(folder_id).expect("folder id");
     stowage::domain::item::Item {
-        id: uuid::Uuid::now_v7(),
-        folder_id: uuid::Uuid::parse_str(folder_id).expect("folder id"),
-        title: title.to_owned(),
-        bucket: bucket.to_owned(),
-        object_key: object_key.to_owned(),
         item_type: stowage::domain::item::ItemType::PlainText,
         mime_type: "text/plain".into(),
-        size: 0,
-        checksum: None,
-        is_tombstone: false,
-        client_metadata: serde_json::Map::new(),
-        media: Default::default(),
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        expires_own: false,
-        encoded: None,
+        ..stowage::domain::item::Item::new(
+            folder_id,
+            title.to_owned(),
+            bucket.to_owned(),
+            object_key.to_owned(),
+            now,
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod buckets;
 pub mod folders;
+pub mod imports;
 pub mod items;
 pub mod jobs;
 pub mod ops;

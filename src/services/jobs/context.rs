@@ -82,6 +82,13 @@ impl JobContext {
             .map_err(|e| JobFailure::Fatal(format!("job parameters are not usable: {e}")))
     }
 
+    /// Starts from what earlier attempts did, for a kind that keeps its units' outcomes across
+    /// restarts (imports).
+    pub fn resume(&mut self, progress: Progress, errors: Vec<UnitError>) {
+        self.progress = progress;
+        self.errors = errors;
+    }
+
     /// `n` more units are known to be waiting.
     pub fn add_pending(&mut self, n: i64) {
         self.progress.units_pending += n;

@@ -138,6 +138,24 @@ impl JobService {
     /// Records a job and queues it. A repeated idempotency key, or a sync of a folder that
     /// already has one pending or running, returns the existing job.
     pub async fn submit(&self, created_by: &str, submission: Submission) -> Result<Submitted, ServiceError> {
+        self.submit_as(Uuid::now_v7(), created_by, submission).await
+    }
+
+    /// The job a submission would return instead of making a new one (same idempotency key,
+    /// or an active sync of the folder), if any.
+    pub async fn find_existing(&self, created_by: &str, submission: &Submission) -> Result<Option<Job>, ServiceError> {
+        let mut conn = self.store.read().await?;
+        self.existing(&mut conn, created_by, submission).await
+    }
+
+    /// [`submit`](Self::submit) with the job id chosen by the caller (who recorded data keyed by
+    /// it first); `created` is false when an existing job was returned instead.
+    pub async fn submit_as(
+        &self,
+        id: Uuid,
+        created_by: &str,
+        submission: Submission,
+    ) -> Result<Submitted, ServiceError> {
         if let Some(key) = &submission.idempotency_key
             && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
         {
@@ -154,7 +172,7 @@ impl JobService {
             });
         }
         let job = NewJob {
-            id: Uuid::now_v7(),
+            id,
             kind: submission.kind,
             folder_id: submission.folder_id,
             params: submission.params.clone(),

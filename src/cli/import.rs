@@ -1,0 +1,79 @@
+//! `stowage import SPEC --folder PATH`: import the objects a spec file lists into a folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use reqwest::Method;
+use serde_json::Value;
+
+use super::client::{Client, ClientError};
+use super::folder::folder_id;
+use super::job::follow;
+
+/// What to import, and where.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The spec: a local JSON file, or the URL of one inside a configured bucket
+    /// (`s3://…`, `gs://…`, `az://…`, `file://…`).
+    pub spec: String,
+    /// The folder to import into: path or id.
+    #[arg(long)]
+    pub folder: String,
+    /// A failed unit does not fail the import; the job ends DONE and lists the failures.
+    #[arg(long)]
+    pub ignore_errors: bool,
+    /// Wait for the import to finish (progress bar on a terminal), then print its summary.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// One line summing up an import job, then its first unit errors.
+fn summary(job: &Value) -> String {
+    let r = &job["result"];
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    let mut out = format!(
+        "{} {}: units={} created={} skipped={} updated={} failed={}",
+        job["id"].as_str().unwrap_or("?"),
+        job["status"].as_str().unwrap_or("?"),
+        job["params"]["units"].as_u64().unwrap_or(0),
+        n("created"),
+        n("skipped"),
+        n("updated"),
+        n("failed"),
+    );
+    for error in r["unit_errors"].as_array().into_iter().flatten().take(10) {
+        out.push_str(&format!(
+            "\n  {}: {} ({})",
+            error["path"].as_str().unwrap_or("?"),
+            error["error"].as_str().unwrap_or("?"),
+            error["action_description"].as_str().unwrap_or(""),
+        ));
+    }
+    if let Some(message) = job["message"].as_str() {
+        out.push('\n');
+        out.push_str(message);
+    }
+    out
+}
+
+/// Submits the import, and with `--wait` follows it; exits like `job wait`.
+pub async fn run(client: &Client, args: ImportArgs) -> Result<ExitCode, ClientError> {
+    let id = folder_id(client, &args.folder).await?;
+    let mut query = vec![("ignore_errors", args.ignore_errors.to_string())];
+    let is_url = ["s3://", "gs://", "az://", "file://", "https://", "http://"]
+        .iter()
+        .any(|scheme| args.spec.starts_with(scheme));
+    let mut req = client.request(Method::POST, &format!("/v1/folders/{id}/imports"));
+    if is_url {
+        query.push(("spec_object_url", args.spec.clone()));
+    } else {
+        let path = PathBuf::from(&args.spec);
+        let body = tokio::fs::read(&path)
+            .await
+            .map_err(|e| ClientError::Usage(format!("cannot read the spec {}: {e}", path.display())))?;
+        req = req.header("content-type", "application/json").body(body);
+    }
+    let job: Value = Client::json(client.send(req.query(&query)).await?).await?;
+    follow(client, &job, args.wait, summary).await
+}

@@ -1,0 +1,348 @@
+//! Imports: register objects already in configured buckets as items, without copying them.
+//!
+//! A spec (request body, or a spec file in a bucket) is checked whole before anything is
+//! stored; its units are then recorded as `import_unit` rows and an IMPORT job works through
+//! them ([`runner::ImportRunner`]). `POST /v1/folders/{id}/references` registers one object
+//! synchronously through the same lookup and probing ([`ImportService::reference`]).
+
+pub mod object;
+pub mod runner;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::items::{ItemView, changeable_folder};
+use super::jobs::{JobService, Submission, Submitted};
+use super::{Page, ServiceError, decode_position, page_token};
+use crate::blobs::{BlobError, Buckets};
+use crate::domain::caller::Caller;
+use crate::domain::import::{ImportSpec, Unit, UnitKind, check_url};
+use crate::domain::item::expiry_for;
+use crate::domain::job::JobKind;
+use crate::domain::page::page_size;
+use crate::store::imports::{self as rows, UnitRow, UnitState};
+use crate::store::sql::SortKey;
+use crate::store::{Store, TreeLock};
+
+/// Units recorded per transaction while a spec is stored (so a huge spec never holds the
+/// database's write lock for long).
+const UNITS_PER_TRANSACTION: usize = 10_000;
+/// The ordering unit pages use.
+const UNIT_ORDER: &str = "position";
+
+/// The parameters an IMPORT job carries (the units themselves are `import_unit` rows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportParams {
+    /// Units in the spec.
+    pub units: u64,
+    /// A failed unit does not fail the job.
+    pub ignore_errors: bool,
+    /// Skip objects already imported into the folder.
+    pub skip_duplicate_urls: bool,
+    /// Update the client metadata of objects already imported into the folder.
+    pub upsert_metadata: bool,
+    /// The spec file the units came from, when it was read from a bucket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_object_url: Option<String>,
+}
+
+/// A plain reference: one object registered without a job.
+#[derive(Debug, Clone, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReference {
+    /// The object's URL, inside a configured bucket (`s3://bucket/key`, `file:///dir/key`…).
+    pub url: String,
+    /// The item's title; the object's file name when absent.
+    pub title: Option<String>,
+    /// Arbitrary JSON object kept with the item.
+    #[schema(value_type = Option<Object>)]
+    pub client_metadata: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// What one unit of an import became, as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UnitView {
+    /// Its place in the spec, from 0 (sections in the order videos, images, audio, text, pdf,
+    /// nifti, image_groups, dicom_series).
+    pub position: i64,
+    /// Where it stands in the spec, e.g. `videos[3]`.
+    pub path: String,
+    /// `pending`, `created`, `skipped` (already imported), `updated` (metadata upserted) or
+    /// `failed`.
+    pub state: String,
+    /// Its object URLs.
+    pub object_urls: Vec<String>,
+    /// The item it created, skipped or updated.
+    pub item_id: Option<Uuid>,
+    /// That item's title.
+    pub title: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// What to do about the failure.
+    pub action_description: Option<String>,
+}
+
+impl UnitView {
+    fn from_row(row: UnitRow) -> Result<Self, ServiceError> {
+        let unit: Unit = serde_json::from_str(&row.spec)
+            .map_err(|e| ServiceError::Internal(format!("import unit {} is unreadable: {e}", row.position)))?;
+        Ok(Self {
+            position: row.position,
+            path: unit.path,
+            state: row.state.as_str().to_owned(),
+            object_urls: unit.urls,
+            item_id: row.item_id,
+            title: row.title,
+            error: row.error,
+            action_description: row.action,
+        })
+    }
+}
+
+/// Which units of an import to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListUnits {
+    /// Only units in this state.
+    pub state: Option<String>,
+    /// Rows per page.
+    pub page_size: Option<u32>,
+    /// Continue after the page that returned this token.
+    pub page_token: Option<String>,
+}
+
+/// Import use cases.
+#[derive(Clone)]
+pub struct ImportService {
+    store: Store,
+    buckets: Buckets,
+    jobs: JobService,
+    max_spec_bytes: u64,
+}
+
+impl ImportService {
+    /// Wraps the store, the buckets and the job service; specs over `max_spec_bytes` are refused.
+    pub fn new(store: Store, buckets: Buckets, jobs: JobService, max_spec_bytes: u64) -> Self {
+        Self {
+            store,
+            buckets,
+            jobs,
+            max_spec_bytes,
+        }
+    }
+
+    /// The largest spec accepted, in bytes.
+    pub fn max_spec_bytes(&self) -> u64 {
+        self.max_spec_bytes
+    }
+
+    /// Checks spec `json` whole, records its units and queues an IMPORT job into folder
+    /// `folder_id`. A malformed spec is refused with the JSON path of its first problem, and
+    /// nothing is stored. A repeated idempotency key returns the job it made.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        folder_id: Uuid,
+        json: Bytes,
+        spec_object_url: Option<String>,
+        ignore_errors: bool,
+        idempotency_key: Option<String>,
+    ) -> Result<Submitted, ServiceError> {
+        {
+            let mut conn = self.store.read().await?;
+            changeable_folder(&mut conn, caller, folder_id, "importing").await?;
+        }
+        let spec = ImportSpec::parse(&json).map_err(|e| {
+            let at = if e.path.is_empty() { "the spec" } else { e.path.as_str() };
+            ServiceError::Invalid(format!("{at}: {}", e.message))
+        })?;
+        drop(json);
+        let params = ImportParams {
+            units: spec.units.len() as u64,
+            ignore_errors,
+            skip_duplicate_urls: spec.skip_duplicate_urls,
+            upsert_metadata: spec.upsert_metadata,
+            spec_object_url,
+        };
+        let submission = Submission {
+            kind: JobKind::Import,
+            folder_id: Some(folder_id),
+            params: serde_json::to_value(&params).map_err(|e| ServiceError::Internal(e.to_string()))?,
+            idempotency_key,
+        };
+        if let Some(existing) = self.jobs.find_existing(&caller.name, &submission).await? {
+            return Ok(Submitted {
+                job: existing,
+                created: false,
+            });
+        }
+        let job_id = Uuid::now_v7();
+        if let Err(e) = self.record_units(job_id, &spec.units).await {
+            self.forget_units(job_id).await;
+            return Err(e);
+        }
+        let submitted = self.jobs.submit_as(job_id, &caller.name, submission).await;
+        if !matches!(&submitted, Ok(s) if s.created) {
+            // Another submission with the same key won, or the job could not be recorded.
+            self.forget_units(job_id).await;
+        }
+        submitted
+    }
+
+    /// Reads a spec file named by URL from the bucket that holds it.
+    pub async fn fetch_spec(&self, url: &str) -> Result<Bytes, ServiceError> {
+        check_url("spec_object_url", url).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let (source, key) = self
+            .buckets
+            .locate(url)
+            .map_err(|e| ServiceError::Invalid(format!("spec_object_url: {e}")))?;
+        let found = source.head(key.as_str()).await.map_err(|e| match e {
+            BlobError::NotFound(_) => ServiceError::Invalid(format!("spec_object_url: `{url}` does not exist")),
+            other => ServiceError::Invalid(format!("spec_object_url: cannot read `{url}`: {other}")),
+        })?;
+        if found.size > self.max_spec_bytes {
+            return Err(ServiceError::TooLarge(format!(
+                "spec_object_url: `{url}` is {} bytes, over import.max_spec_bytes ({}); split the spec",
+                found.size, self.max_spec_bytes
+            )));
+        }
+        let mut stream = source
+            .read(key.as_str(), None)
+            .await
+            .map_err(|e| ServiceError::Invalid(format!("spec_object_url: cannot read `{url}`: {e}")))?;
+        let mut body = Vec::with_capacity(usize::try_from(found.size).unwrap_or_default());
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| ServiceError::Invalid(format!("spec_object_url: cannot read `{url}`: {e}")))?;
+            if (body.len() + chunk.len()) as u64 > self.max_spec_bytes {
+                return Err(ServiceError::TooLarge(format!(
+                    "spec_object_url: `{url}` grew over import.max_spec_bytes ({}) while read",
+                    self.max_spec_bytes
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(body))
+    }
+
+    /// Records the units as pending rows of job `job_id`.
+    async fn record_units(&self, job_id: Uuid, units: &[Unit]) -> Result<(), ServiceError> {
+        for (chunk_index, chunk) in units.chunks(UNITS_PER_TRANSACTION).enumerate() {
+            let specs = chunk
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+            let mut tx = self.store.write().await?;
+            let first = i64::try_from(chunk_index * UNITS_PER_TRANSACTION).unwrap_or(i64::MAX);
+            rows::insert_units(&mut tx, job_id, first, &specs).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Removes the unit rows of a submission that did not become a job (best effort).
+    async fn forget_units(&self, job_id: Uuid) {
+        let removed = async {
+            let mut tx = self.store.write().await?;
+            rows::delete_units(&mut tx, job_id).await?;
+            tx.commit().await?;
+            Ok::<_, ServiceError>(())
+        };
+        if let Err(e) = removed.await {
+            tracing::warn!(job = %job_id, error = %e, "could not remove the units of a refused import");
+        }
+    }
+
+    /// Lists what each unit of import job `job_id` became, in spec order.
+    pub async fn units(&self, caller: &Caller, job_id: Uuid, req: ListUnits) -> Result<Page<UnitView>, ServiceError> {
+        let job = self.jobs.get(caller, job_id).await?;
+        if job.kind != JobKind::Import {
+            return Err(ServiceError::Invalid(format!(
+                "job {job_id} is a {} job; only IMPORT jobs have units",
+                job.kind.as_str()
+            )));
+        }
+        let state = match req.state.as_deref() {
+            None => None,
+            Some(text) => Some(
+                [
+                    UnitState::Pending,
+                    UnitState::Created,
+                    UnitState::Skipped,
+                    UnitState::Updated,
+                    UnitState::Failed,
+                ]
+                .into_iter()
+                .find(|s| s.as_str() == text)
+                .ok_or_else(|| {
+                    ServiceError::Invalid(format!(
+                        "state: unknown unit state `{text}`; use pending, created, skipped, updated or failed"
+                    ))
+                })?,
+            ),
+        };
+        let size = page_size(req.page_size).map_err(super::field("page_size"))?;
+        let after = match &req.page_token {
+            Some(token) => match decode_position(token, UNIT_ORDER, false)?.0 {
+                SortKey::Int(position) => position,
+                SortKey::Text(_) => return Err(ServiceError::Invalid("page_token: not a token of this list".into())),
+            },
+            None => -1,
+        };
+        let mut conn = self.store.read().await?;
+        let states: Vec<UnitState> = state.into_iter().collect();
+        let mut rows = rows::units_after(&mut conn, job_id, &states, after, i64::from(size) + 1).await?;
+        let more = rows.len() > size as usize;
+        rows.truncate(size as usize);
+        let next_page_token = match rows.last() {
+            Some(last) if more => Some(page_token(UNIT_ORDER, &SortKey::Int(last.position), job_id)),
+            _ => None,
+        };
+        let items = rows.into_iter().map(UnitView::from_row).collect::<Result<_, _>>()?;
+        Ok(Page { items, next_page_token })
+    }
+
+    /// Registers one object as an item of folder `folder_id`, now: looks it up, reads its type
+    /// and metadata, and inserts it (a title taken in the folder is a conflict).
+    pub async fn reference(
+        &self,
+        caller: &Caller,
+        folder_id: Uuid,
+        req: NewReference,
+    ) -> Result<ItemView, ServiceError> {
+        let unit = Unit {
+            kind: UnitKind::Image,
+            path: "url".into(),
+            title: req.title,
+            urls: vec![req.url],
+            client_metadata: req.client_metadata.unwrap_or_default(),
+            trusted: None,
+            create_video: false,
+        };
+        check_url("url", &unit.urls[0]).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        if let Some(title) = &unit.title {
+            crate::domain::item::check_title(title).map_err(super::field("title"))?;
+        }
+        {
+            let mut conn = self.store.read().await?;
+            changeable_folder(&mut conn, caller, folder_id, "adding references").await?;
+        }
+        let mut item = object::single_item(&self.buckets, &unit, folder_id, None)
+            .await
+            .map_err(|f| ServiceError::Invalid(format!("url: {}; {}", f.error, f.action)))?;
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+        let folder = changeable_folder(&mut tx, caller, folder_id, "adding references").await?;
+        item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
+        if !crate::store::items::insert_if_title_free(&mut tx, &item).await? {
+            return Err(ServiceError::Conflict(format!(
+                "an item titled `{}` already exists in {}; give another `title`",
+                item.title, folder.path
+            )));
+        }
+        tx.commit().await?;
+        Ok(item.into())
+    }
+}

@@ -1,0 +1,408 @@
+//! The IMPORT job: works through the pending units of its spec in position order, a batch at a
+//! time. Each batch looks up and probes its objects concurrently, then records its items and
+//! what every unit became in one transaction, so a job killed at any point resumes with exactly
+//! the units still pending and never creates an item twice.
+
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::ImportParams;
+use super::object::{UnitFailure, group_item, locate, single_item};
+use crate::blobs::Buckets;
+use crate::domain::import::Unit;
+use crate::domain::item::{Item, expiry_for};
+use crate::domain::job::{MAX_UNIT_ERRORS, Progress, UnitError};
+use crate::services::ServiceError;
+use crate::services::folders::now;
+use crate::services::items::insert_under_free_title;
+use crate::services::jobs::Runner;
+use crate::services::jobs::context::{JobContext, JobFailure};
+use crate::store::imports::{self as rows, Finished, Tally, UnitRow, UnitState};
+use crate::store::{Store, TreeLock, folders as folder_rows, to_micros};
+
+/// Units read, probed and recorded per batch (and per transaction).
+const BATCH: i64 = 256;
+/// The most items and unit errors the job's result lists (`GET /v1/jobs/{id}/units` has all).
+const MAX_LISTED: i64 = 1000;
+
+/// Runs IMPORT jobs.
+pub struct ImportRunner {
+    store: Store,
+    buckets: Buckets,
+    unit_concurrency: usize,
+}
+
+/// What a unit turned into before it is recorded.
+enum Prepared {
+    /// A new item to insert.
+    Item(Box<Item>),
+    /// The folder already holds an item of the unit's object.
+    Duplicate(Uuid, String),
+    /// It failed.
+    Failed(UnitFailure),
+}
+
+/// One item of the result.
+#[derive(Debug, Serialize)]
+struct ResultItem {
+    item_id: Uuid,
+    title: String,
+    path: String,
+    state: &'static str,
+}
+
+/// One failed unit of the result.
+#[derive(Debug, Clone, Serialize)]
+struct ResultError {
+    object_urls: Vec<String>,
+    error: String,
+    action_description: String,
+    path: String,
+}
+
+impl Runner for ImportRunner {
+    fn run<'a>(&'a self, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobFailure>> {
+        Box::pin(self.import(ctx))
+    }
+}
+
+impl ImportRunner {
+    /// A runner that probes `unit_concurrency` objects at once.
+    pub fn new(store: Store, buckets: Buckets, unit_concurrency: usize) -> Self {
+        Self {
+            store,
+            buckets,
+            unit_concurrency: unit_concurrency.max(1),
+        }
+    }
+
+    async fn import(&self, ctx: &mut JobContext) -> Result<serde_json::Value, JobFailure> {
+        let params: ImportParams = ctx.params()?;
+        let job_id = ctx.job().id;
+        let folder_id = ctx
+            .job()
+            .folder_id
+            .ok_or_else(|| JobFailure::Fatal("an import job needs a folder".into()))?;
+        let tally = {
+            let mut conn = self.store.read().await.map_err(ServiceError::from)?;
+            rows::tally(&mut conn, job_id).await.map_err(ServiceError::from)?
+        };
+        let earlier = self.unit_errors(job_id, MAX_UNIT_ERRORS as i64).await?;
+        ctx.resume(
+            Progress {
+                units_pending: tally.pending,
+                units_done: tally.created + tally.skipped + tally.updated,
+                units_error: tally.failed,
+                units_cancelled: 0,
+            },
+            earlier.iter().map(unit_error).collect(),
+        );
+        let worked = if tally.failed > 0 && !params.ignore_errors {
+            Ok(())
+        } else {
+            self.work(ctx, &params, folder_id).await
+        };
+        let (result, tally) = self.result(job_id).await?;
+        ctx.set_result(result.clone());
+        worked?;
+        if tally.failed > 0 && !params.ignore_errors {
+            let first = earlier
+                .first()
+                .cloned()
+                .or(self.unit_errors(job_id, 1).await?.into_iter().next());
+            let first = first
+                .map(|f| format!(" (first: {}: {})", f.path, f.error))
+                .unwrap_or_default();
+            return Err(JobFailure::Fatal(format!(
+                "{} unit(s) failed{first}; {} unit(s) were imported and are kept, {} were not attempted. Fix the failed units and import the spec again with skip_duplicate_urls: true (what is in is skipped), or submit with ignore_errors=true to import every unit that can be",
+                tally.failed,
+                tally.created + tally.skipped + tally.updated,
+                tally.pending
+            )));
+        }
+        Ok(result)
+    }
+
+    /// Works through the pending units; stops after a batch with a failure unless errors are
+    /// ignored.
+    async fn work(&self, ctx: &mut JobContext, params: &ImportParams, folder_id: Uuid) -> Result<(), JobFailure> {
+        let job_id = ctx.job().id;
+        let mut after = -1;
+        loop {
+            ctx.checkpoint().await?;
+            let batch = {
+                let mut conn = self.store.read().await.map_err(ServiceError::from)?;
+                rows::units_after(&mut conn, job_id, &[UnitState::Pending], after, BATCH)
+                    .await
+                    .map_err(ServiceError::from)?
+            };
+            let Some(last) = batch.last() else {
+                return Ok(());
+            };
+            after = last.position;
+            let units = batch
+                .into_iter()
+                .map(|row| {
+                    serde_json::from_str::<Unit>(&row.spec)
+                        .map(|unit| (row.position, unit))
+                        .map_err(|e| JobFailure::Fatal(format!("import unit {} is unreadable: {e}", row.position)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let dedupe = params.skip_duplicate_urls || params.upsert_metadata;
+            let pending: Vec<_> = units
+                .iter()
+                .map(|(_, unit)| {
+                    // Boxed: a `Send` future per unit (rustc cannot prove it through `buffered`).
+                    prepare(
+                        self.store.clone(),
+                        self.buckets.clone(),
+                        dedupe,
+                        folder_id,
+                        unit.clone(),
+                    )
+                    .boxed()
+                })
+                .collect();
+            let prepared: Vec<Prepared> = futures::stream::iter(pending)
+                .buffered(self.unit_concurrency)
+                .collect()
+                .await;
+            let failures = self.record(job_id, folder_id, params, &units, prepared).await?;
+            ctx.done(units.len() as i64 - failures.len() as i64);
+            for failure in &failures {
+                ctx.failed(describe_urls(&failure.object_urls), &failure.error);
+            }
+            if !failures.is_empty() && !params.ignore_errors {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records one batch in one transaction: the new items, metadata upserts, and what every
+    /// unit became. Answers the batch's failures.
+    async fn record(
+        &self,
+        job_id: Uuid,
+        folder_id: Uuid,
+        params: &ImportParams,
+        units: &[(i64, Unit)],
+        prepared: Vec<Prepared>,
+    ) -> Result<Vec<UnitFailure>, JobFailure> {
+        let dedupe = params.skip_duplicate_urls || params.upsert_metadata;
+        let mut tx = self
+            .store
+            .write_tree(TreeLock::Shared)
+            .await
+            .map_err(ServiceError::from)?;
+        let folder = folder_rows::by_id(&mut tx, folder_id)
+            .await
+            .map_err(ServiceError::from)?
+            .ok_or_else(|| JobFailure::Fatal(format!("folder {folder_id} was deleted during the import")))?
+            .folder;
+        let mut failures = Vec::new();
+        for ((position, unit), prepared) in units.iter().zip(prepared) {
+            let prepared = match prepared {
+                Prepared::Item(item) if dedupe => {
+                    match rows::imported_item(&mut tx, folder_id, &item.bucket, &item.object_key)
+                        .await
+                        .map_err(ServiceError::from)?
+                    {
+                        Some((id, title)) => Prepared::Duplicate(id, title),
+                        None => Prepared::Item(item),
+                    }
+                }
+                other => other,
+            };
+            let finished = match &prepared {
+                Prepared::Item(item) => {
+                    let mut item = (**item).clone();
+                    item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
+                    insert_under_free_title(&mut tx, &mut item).await?;
+                    rows::finish(
+                        &mut tx,
+                        job_id,
+                        *position,
+                        &Finished {
+                            state: UnitState::Created,
+                            item: Some((item.id, &item.title)),
+                            failure: None,
+                        },
+                    )
+                    .await
+                }
+                Prepared::Duplicate(id, title) => {
+                    let state = if params.upsert_metadata {
+                        rows::set_client_metadata(&mut tx, *id, &unit.client_metadata, to_micros(now()))
+                            .await
+                            .map_err(ServiceError::from)?;
+                        UnitState::Updated
+                    } else {
+                        UnitState::Skipped
+                    };
+                    rows::finish(
+                        &mut tx,
+                        job_id,
+                        *position,
+                        &Finished {
+                            state,
+                            item: Some((*id, title)),
+                            failure: None,
+                        },
+                    )
+                    .await
+                }
+                Prepared::Failed(failure) => {
+                    let done = rows::finish(
+                        &mut tx,
+                        job_id,
+                        *position,
+                        &Finished {
+                            state: UnitState::Failed,
+                            item: None,
+                            failure: Some((&failure.error, &failure.action)),
+                        },
+                    )
+                    .await;
+                    failures.push(failure.clone());
+                    done
+                }
+            };
+            finished.map_err(ServiceError::from)?;
+        }
+        tx.commit().await.map_err(ServiceError::from)?;
+        Ok(failures)
+    }
+
+    /// The first `limit` failed units, in spec order.
+    async fn unit_errors(&self, job_id: Uuid, limit: i64) -> Result<Vec<ResultError>, JobFailure> {
+        let rows = {
+            let mut conn = self.store.read().await.map_err(ServiceError::from)?;
+            rows::units_after(&mut conn, job_id, &[UnitState::Failed], -1, limit)
+                .await
+                .map_err(ServiceError::from)?
+        };
+        rows.into_iter()
+            .map(|row| {
+                let unit = parse_unit(&row)?;
+                Ok(ResultError {
+                    object_urls: unit.urls,
+                    error: row.error.unwrap_or_default(),
+                    action_description: row.action.unwrap_or_default(),
+                    path: unit.path,
+                })
+            })
+            .collect()
+    }
+
+    /// The job's result: counts, the first items and the first failures.
+    async fn result(&self, job_id: Uuid) -> Result<(serde_json::Value, Tally), JobFailure> {
+        let (tally, listed) = {
+            let mut conn = self.store.read().await.map_err(ServiceError::from)?;
+            let tally = rows::tally(&mut conn, job_id).await.map_err(ServiceError::from)?;
+            let listed = rows::units_after(
+                &mut conn,
+                job_id,
+                &[UnitState::Created, UnitState::Skipped, UnitState::Updated],
+                -1,
+                MAX_LISTED,
+            )
+            .await
+            .map_err(ServiceError::from)?;
+            (tally, listed)
+        };
+        let items = listed
+            .into_iter()
+            .filter_map(|row| {
+                let path = parse_unit(&row).ok()?.path;
+                Some(ResultItem {
+                    item_id: row.item_id?,
+                    title: row.title.clone()?,
+                    path,
+                    state: row.state.as_str(),
+                })
+            })
+            .collect::<Vec<_>>();
+        let unit_errors = self.unit_errors(job_id, MAX_LISTED).await?;
+        let result = serde_json::json!({
+            "created": tally.created,
+            "skipped": tally.skipped,
+            "updated": tally.updated,
+            "failed": tally.failed,
+            "not_attempted": tally.pending,
+            "items": items,
+            "items_total": tally.created + tally.skipped + tally.updated,
+            "unit_errors": unit_errors,
+            "unit_errors_total": tally.failed,
+            "units_url": format!("/v1/jobs/{job_id}/units"),
+        });
+        Ok((result, tally))
+    }
+}
+
+/// Looks a unit's objects up and reads what its item needs; when duplicates are skipped or
+/// upserted, an object the folder already holds is not read at all.
+async fn prepare(store: Store, buckets: Buckets, dedupe: bool, folder_id: Uuid, unit: Unit) -> Prepared {
+    if dedupe {
+        match duplicate_of(&store, &buckets, folder_id, &unit).await {
+            Ok(Some((id, title))) => return Prepared::Duplicate(id, title),
+            Ok(None) => {}
+            Err(failure) => return Prepared::Failed(failure),
+        }
+    }
+    let item = if unit.kind.is_group() {
+        group_item(&buckets, &unit, folder_id).await
+    } else {
+        single_item(&buckets, &unit, folder_id, Some(unit.kind.object_type())).await
+    };
+    match item {
+        Ok(item) => Prepared::Item(Box::new(item)),
+        Err(failure) => Prepared::Failed(failure),
+    }
+}
+
+/// The folder's item of the unit's (first) object, if it has one.
+async fn duplicate_of(
+    store: &Store,
+    buckets: &Buckets,
+    folder_id: Uuid,
+    unit: &Unit,
+) -> Result<Option<(Uuid, String)>, UnitFailure> {
+    let url = unit.urls.first().map(String::as_str).unwrap_or_default();
+    let at = locate(buckets, unit, url)?;
+    let retry = |e: String| {
+        UnitFailure::of(
+            unit,
+            format!("cannot look the object up in the catalog: {e}"),
+            "run the import again",
+        )
+    };
+    let mut conn = store.read().await.map_err(|e| retry(e.to_string()))?;
+    rows::imported_item(&mut conn, folder_id, at.source.name(), at.key.as_str())
+        .await
+        .map_err(|e| retry(e.to_string()))
+}
+
+/// Reads a recorded unit back.
+fn parse_unit(row: &UnitRow) -> Result<Unit, JobFailure> {
+    serde_json::from_str(&row.spec)
+        .map_err(|e| JobFailure::Fatal(format!("import unit {} is unreadable: {e}", row.position)))
+}
+
+/// A failed unit as a job-level unit error.
+fn unit_error(failure: &ResultError) -> UnitError {
+    UnitError {
+        object: describe_urls(&failure.object_urls),
+        message: format!("{}: {}", failure.path, failure.error),
+    }
+}
+
+/// A unit's URLs for a one-line message: the first, and how many more.
+fn describe_urls(urls: &[String]) -> String {
+    match urls {
+        [] => String::new(),
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+    }
+}
