@@ -482,3 +482,50 @@ async fn symlinks_out_of_a_local_bucket_and_the_managed_bucket_are_never_read() 
     );
     assert_eq!(items(&s, &folder).await.len(), 1, "only the upload");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_import_keeps_what_it_finished_and_stops() {
+    const UNITS: usize = 20_000;
+    let dir = tempfile::tempdir().expect("tmp");
+    let fixture = Fixture::local(dir.path().join("bucket"));
+    let text = b"a line of text\n";
+    let mut units = Vec::with_capacity(UNITS);
+    for i in 0..UNITS {
+        let key = format!("t{:02}/{i:05}.txt", i % 20);
+        if i < 20 {
+            std::fs::create_dir_all(dir.path().join("bucket").join(format!("t{i:02}"))).expect("mkdir");
+        }
+        std::fs::write(dir.path().join("bucket").join(&key), text).expect("write");
+        units.push(json!({"objectUrl": fixture.object_url(&key)}));
+    }
+    let Some(s) = server_with(Backend::Sqlite, &fixture).await else {
+        return;
+    };
+    let folder = s.folder("/cancelled").await;
+    let submitted = s
+        .post(&format!("/v1/folders/{folder}/imports"), json!({"text": units}))
+        .await;
+    assert_eq!(submitted.status, StatusCode::ACCEPTED, "{:?}", submitted.body);
+    let id = submitted.body["id"].as_str().expect("id").to_owned();
+    poll_job(&s.base, &s.admin_key, &id, Duration::from_secs(60), |j| {
+        j["progress"]["units_done"].as_i64() > Some(0)
+    })
+    .await;
+    let cancel = s.post(&format!("/v1/jobs/{id}/cancel"), json!({})).await;
+    assert!(cancel.status.is_success(), "{:?}", cancel.body);
+    let ended = wait(&s, &id).await;
+    assert_eq!(ended["status"], "CANCELLED", "{ended}");
+    let done = ended["progress"]["units_done"].as_i64().expect("done");
+    assert!(done > 0 && done < UNITS as i64, "{}", ended["progress"]);
+    assert_eq!(ended["progress"]["units_cancelled"].as_i64(), Some(UNITS as i64 - done));
+    assert_eq!(
+        ended["result"]["created"].as_i64(),
+        Some(done),
+        "the result counts what was kept"
+    );
+    let summary = s.get(&format!("/v1/folders/{folder}/summary")).await;
+    assert_eq!(summary.body["item_count"].as_i64(), Some(done), "{:?}", summary.body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let later = s.get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(later.body["version"], ended["version"], "nothing runs after the cancel");
+}
