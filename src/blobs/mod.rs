@@ -285,4 +285,84 @@ mod tests {
         }
         assert!(ObjectKey::parse(&"k".repeat(MAX_KEY_BYTES + 1)).is_err());
     }
+
+    /// Buckets: managed in `dir`, `data` at `dir/data`, `deep` at `dir/data/deep`, an S3
+    /// bucket with a prefix at a custom endpoint, and an Azure container with its account.
+    fn configured(dir: &std::path::Path) -> Buckets {
+        use crate::config::BucketSettings;
+        let mut settings = Settings {
+            data_dir: dir.to_path_buf(),
+            ..Settings::default()
+        };
+        settings.buckets.insert(
+            "data".into(),
+            BucketSettings::at(format!("file://{}/data", dir.display())),
+        );
+        settings.buckets.insert(
+            "deep".into(),
+            BucketSettings::at(format!("file://{}/data/deep", dir.display())),
+        );
+        let mut s3 = BucketSettings::at("s3://lake/raw");
+        s3.endpoint = Some("http://127.0.0.1:9000".into());
+        s3.options.insert("access_key_id".into(), "k".into());
+        s3.options.insert("secret_access_key".into(), "s".into());
+        settings.buckets.insert("lake".into(), s3);
+        let mut az = BucketSettings::at("az://box");
+        az.options.insert("account_name".into(), "acct".into());
+        az.options.insert("access_key".into(), "a2V5".into());
+        settings.buckets.insert("blobs".into(), az);
+        Buckets::open(&settings.completed().expect("settings")).expect("buckets")
+    }
+
+    #[test]
+    fn object_urls_map_onto_the_bucket_with_the_longest_matching_address() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let buckets = configured(dir.path());
+        let at = |url: &str| {
+            buckets
+                .locate(url)
+                .map(|(source, key)| (source.name().to_owned(), key.to_string()))
+                .map_err(|e| e.to_string())
+        };
+        let root = dir.path().display();
+        assert_eq!(
+            at(&format!("file://{root}/data/a/b.png")),
+            Ok(("data".into(), "a/b.png".into()))
+        );
+        assert_eq!(
+            at(&format!("file://{root}/data/deep/c.png")),
+            Ok(("deep".into(), "c.png".into()))
+        );
+        assert_eq!(at("s3://lake/raw/x%20y.jpg"), Ok(("lake".into(), "x y.jpg".into())));
+        assert_eq!(
+            at("http://127.0.0.1:9000/lake/raw/p/q.jpg"),
+            Ok(("lake".into(), "p/q.jpg".into()))
+        );
+        assert_eq!(
+            at("https://lake.s3.amazonaws.com/raw/q.jpg"),
+            Ok(("lake".into(), "q.jpg".into()))
+        );
+        assert_eq!(at("az://box/v.mp4"), Ok(("blobs".into(), "v.mp4".into())));
+        assert_eq!(
+            at("https://acct.blob.core.windows.net/box/d/v.mp4"),
+            Ok(("blobs".into(), "d/v.mp4".into()))
+        );
+        for outside in [
+            "s3://lake/other/x.jpg",
+            "s3://lake/rawx/x.jpg",
+            "https://other.blob.core.windows.net/box/v.mp4",
+            "gs://lake/raw/x.jpg",
+        ] {
+            assert!(
+                at(outside).is_err_and(|e| e.contains("not inside any configured bucket")),
+                "{outside}"
+            );
+        }
+        let managed = format!("file://{root}/objects/ab/cd");
+        assert!(at(&managed).is_err_and(|e| e.contains("managed bucket")));
+        assert!(
+            at(&format!("file://{root}/data/a//b.png")).is_err(),
+            "empty segments are no key"
+        );
+    }
 }
