@@ -83,6 +83,7 @@ async fn every_unit_kind(backend: Backend, fixture: Fixture) {
         ("media/photo one.png", media::png(64, 48)),
         ("media/voice.wav", media::wav(16_000, 1, 500)),
         ("media/notes.txt", b"plain words\n".to_vec()),
+        ("media/empty.txt", Vec::new()),
         ("media/paper.pdf", media::pdf(3)),
         ("media/brain.nii", media::nifti(&[3, 4, 5, 6])),
         ("frames/f0.png", media::png(10, 20)),
@@ -115,7 +116,7 @@ async fn every_unit_kind(backend: Backend, fixture: Fixture) {
         "videos": videos,
         "images": [{"objectUrl": url("media/photo%20one.png"), "clientMetadata": {"camera": 7}}],
         "audio": [{"objectUrl": url("media/voice.wav")}],
-        "text": [{"objectUrl": url("media/notes.txt"), "title": "notes"}],
+        "text": [{"objectUrl": url("media/notes.txt"), "title": "notes"}, {"objectUrl": url("media/empty.txt")}],
         "pdf": [{"objectUrl": url("media/paper.pdf")}],
         "nifti": [{"objectUrl": url("media/brain.nii")}],
         "image_groups": [
@@ -126,7 +127,7 @@ async fn every_unit_kind(backend: Backend, fixture: Fixture) {
     });
     let job = import(&s, &folder, spec, "").await;
     assert_eq!(job["status"], "DONE", "{job}");
-    let expected = 9 + usize::from(video.is_some());
+    let expected = 10 + usize::from(video.is_some());
     assert_eq!(job["result"]["created"], expected, "{job}");
     assert_eq!(job["progress"]["units_done"], expected);
     assert_eq!(job["progress"]["units_error"], 0);
@@ -142,6 +143,8 @@ async fn every_unit_kind(backend: Backend, fixture: Fixture) {
     assert_eq!(kind("voice.wav"), "AUDIO");
     assert_eq!(items["voice.wav"]["media"]["sample_rate"], 16_000);
     assert_eq!(kind("notes"), "PLAIN_TEXT");
+    assert_eq!(kind("empty.txt"), "PLAIN_TEXT");
+    assert_eq!(items["empty.txt"]["size"], 0);
     assert_eq!(kind("paper.pdf"), "PDF");
     assert_eq!(kind("brain.nii"), "NIFTI");
     assert_eq!(items["brain.nii"]["media"]["dimensions"], json!([3, 4, 5, 6]));

@@ -304,23 +304,61 @@ impl Source {
         }
     }
 
-    /// The first `limit` bytes of object `key` (fewer when it is shorter), read with one ranged
-    /// request.
-    pub async fn read_head(&self, key: &str, limit: usize) -> Result<Vec<u8>, BlobError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let mut stream = self.read(key, Some(0..limit as u64)).await?;
-        let mut head = Vec::with_capacity(limit);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(BlobError::io(format!("cannot read `{key}`")))?;
-            let take = (limit - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
-            if head.len() == limit {
-                break;
+    /// Looks object `key` up and reads its first `limit` bytes (fewer when it is shorter): one
+    /// ranged request to a cloud store (its answer carries the object's metadata), one open
+    /// file locally (resolved as [`head`](Self::head) does).
+    pub async fn head_and_start(&self, key: &str, limit: usize) -> Result<(Fingerprint, Vec<u8>), BlobError> {
+        let (fingerprint, stream) = match &self.backend {
+            Backend::Local(root) => {
+                let (root, owned) = (root.clone(), key.to_owned());
+                let (file, fingerprint) = tokio::task::spawn_blocking(move || {
+                    let (path, fingerprint) = local_file(&root, &owned)?;
+                    let file = std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{owned}`")))?;
+                    Ok::<_, BlobError>((file, fingerprint))
+                })
+                .await
+                .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
+                let stream = super::local::stream_file(file, key, Some(0..limit as u64)).await?;
+                (fingerprint, stream)
             }
+            Backend::Remote { store, .. } => {
+                let location = Path::from(key);
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(0..limit.max(1) as u64)),
+                    ..GetOptions::default()
+                };
+                let got = match store.get_opts(&location, options).await {
+                    Ok(got) => got,
+                    // An empty object has no byte 0 to range over (416): it is all head.
+                    Err(object_store::Error::Generic { .. }) | Err(object_store::Error::NotSupported { .. }) => {
+                        let fingerprint = self.head(key).await?;
+                        if fingerprint.size == 0 {
+                            return Ok((fingerprint, Vec::new()));
+                        }
+                        return Err(BlobError::Unsupported(format!("cannot read the start of `{key}`")));
+                    }
+                    Err(e) => return Err(remote_error(key, e)),
+                };
+                let meta = &got.meta;
+                let fingerprint = Fingerprint {
+                    size: meta.size,
+                    modified_micros: Some(meta.last_modified.timestamp_micros()),
+                    etag: meta.e_tag.clone(),
+                    version: meta.version.clone(),
+                };
+                (fingerprint, got.into_stream().map_err(std::io::Error::other).boxed())
+            }
+        };
+        let mut stream = stream;
+        let mut start = Vec::with_capacity(limit.min(usize::try_from(fingerprint.size).unwrap_or(limit)));
+        while start.len() < limit
+            && let Some(chunk) = stream.next().await
+        {
+            let chunk = chunk.map_err(BlobError::io(format!("cannot read `{key}`")))?;
+            let take = (limit - start.len()).min(chunk.len());
+            start.extend_from_slice(&chunk[..take]);
         }
-        Ok(head)
+        Ok((fingerprint, start))
     }
 
     /// Where a tool that reads files or HTTP URLs (ffprobe) finds object `key`: the local file,

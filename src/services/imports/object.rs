@@ -65,7 +65,15 @@ pub fn locate(buckets: &Buckets, unit: &Unit, url: &str) -> Result<Located, Unit
 
 /// Looks up one object; a missing or unreadable one fails the unit with its URL.
 async fn head(unit: &Unit, url: &str, at: &Located) -> Result<Fingerprint, UnitFailure> {
-    at.source.head(at.key.as_str()).await.map_err(|e| match e {
+    at.source
+        .head(at.key.as_str())
+        .await
+        .map_err(|e| lookup_failure(unit, url, at, e))
+}
+
+/// The failure of a unit whose object could not be looked up or read.
+fn lookup_failure(unit: &Unit, url: &str, at: &Located, error: BlobError) -> UnitFailure {
+    match error {
         BlobError::NotFound(_) => UnitFailure::of(
             unit,
             format!("object `{url}` does not exist"),
@@ -81,18 +89,15 @@ async fn head(unit: &Unit, url: &str, at: &Located) -> Result<Fingerprint, UnitF
                 at.source.name()
             ),
         ),
-    })
+    }
 }
 
-/// Reads the first bytes of one object.
-async fn read_head(unit: &Unit, url: &str, at: &Located) -> Result<Vec<u8>, UnitFailure> {
-    at.source.read_head(at.key.as_str(), HEAD_BYTES).await.map_err(|e| {
-        UnitFailure::of(
-            unit,
-            format!("cannot read `{url}`: {e}"),
-            "check the bucket's credentials allow reading objects, then run the import again",
-        )
-    })
+/// Looks one object up and reads its first bytes, in one request.
+async fn head_and_start(unit: &Unit, url: &str, at: &Located) -> Result<(Fingerprint, Vec<u8>), UnitFailure> {
+    at.source
+        .head_and_start(at.key.as_str(), HEAD_BYTES)
+        .await
+        .map_err(|e| lookup_failure(unit, url, at, e))
 }
 
 /// The item a single-object unit registers (not yet titled uniquely or inserted); its content
@@ -105,7 +110,6 @@ pub async fn single_item(
 ) -> Result<Item, UnitFailure> {
     let url = unit.urls.first().map(String::as_str).unwrap_or_default();
     let at = locate(buckets, unit, url)?;
-    let fingerprint = head(unit, url, &at).await?;
     let title = unit.title_or_file_name();
     check_title(&title).map_err(|e| {
         UnitFailure::of(
@@ -115,9 +119,12 @@ pub async fn single_item(
         )
     })?;
     let (probed, size) = match &unit.trusted {
-        Some(trusted) => (trusted_probe(unit.kind.object_type(), trusted), trusted.file_size),
+        Some(trusted) => {
+            head(unit, url, &at).await?;
+            (trusted_probe(unit.kind.object_type(), trusted), trusted.file_size)
+        }
         None => {
-            let head_bytes = read_head(unit, url, &at).await?;
+            let (fingerprint, head_bytes) = head_and_start(unit, url, &at).await?;
             let whole = match at.source.local_path(at.key.as_str()) {
                 Some(path) => Whole::File(path),
                 None if matches!(unit.kind, UnitKind::Video | UnitKind::Audio) => at
@@ -192,8 +199,7 @@ pub async fn group_item(buckets: &Buckets, unit: &Unit, folder_id: Uuid) -> Resu
 async fn frame(buckets: Buckets, unit: Arc<Unit>, url: String) -> Result<Frame, UnitFailure> {
     let (unit, url) = (unit.as_ref(), url.as_str());
     let at = locate(&buckets, unit, url)?;
-    let fingerprint = head(unit, url, &at).await?;
-    let head_bytes = read_head(unit, url, &at).await?;
+    let (fingerprint, head_bytes) = head_and_start(unit, url, &at).await?;
     let (item_type, mime_type) = sniff(&head_bytes, at.key.as_str(), fingerprint.size);
     let expected = unit.kind.object_type();
     if item_type != expected {
