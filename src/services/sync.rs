@@ -278,7 +278,8 @@ impl SyncRunner {
             }
         };
         let listed = spawn_listing(entries, &binding.prefix, Arc::clone(&report));
-        let mut steps = spawn_diff(listed, known, params.force_rehash);
+        let steps = spawn_diff(listed, known, params.force_rehash);
+        let mut outcomes = spawn_evaluation(steps, source, binding.prefix.clone(), root_id, self.hash_concurrency);
 
         let mut result = SyncResult {
             dry_run: params.dry_run,
@@ -287,12 +288,7 @@ impl SyncRunner {
         let mut tombstones: Vec<(Uuid, String)> = Vec::new();
         let mut batch: Vec<Action> = Vec::new();
         let mut folders: HashMap<String, Uuid> = HashMap::new();
-        let prefix = binding.prefix.clone();
-        let outcomes = futures::stream::poll_fn(move |cx| steps.poll_recv(cx))
-            .map(|step| evaluate(Arc::clone(&source), prefix.clone(), root_id, step))
-            .buffer_unordered(self.hash_concurrency);
-        futures::pin_mut!(outcomes);
-        while let Some(outcome) = outcomes.next().await {
+        while let Some(outcome) = outcomes.recv().await {
             match outcome {
                 Outcome::Unchanged => {
                     result.unchanged += 1;
@@ -593,6 +589,30 @@ fn spawn_diff(
         let known = std::iter::from_fn(|| known.blocking_recv());
         for step in diff(listed, known, force_rehash) {
             if tx.blocking_send(step).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Turns the diff's steps into outcomes, reading up to `concurrency` objects at once, in a task
+/// of its own: reading goes on while a batch of changes is being written.
+fn spawn_evaluation(
+    mut steps: mpsc::Receiver<Step>,
+    source: Arc<Source>,
+    prefix: String,
+    root: Uuid,
+    concurrency: usize,
+) -> mpsc::Receiver<Outcome> {
+    let (tx, rx) = mpsc::channel(STAGE_BUFFER);
+    tokio::spawn(async move {
+        let outcomes = futures::stream::poll_fn(move |cx| steps.poll_recv(cx))
+            .map(|step| evaluate(Arc::clone(&source), prefix.clone(), root, step))
+            .buffer_unordered(concurrency);
+        futures::pin_mut!(outcomes);
+        while let Some(outcome) = outcomes.next().await {
+            if tx.send(outcome).await.is_err() {
                 return;
             }
         }
