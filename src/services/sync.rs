@@ -307,6 +307,7 @@ impl SyncRunner {
                     ctx.add_pending(1);
                     batch.push(*action);
                     if batch.len() >= BATCH {
+                        let before = result;
                         self.apply(
                             &root,
                             &mut folders,
@@ -315,15 +316,21 @@ impl SyncRunner {
                             params.dry_run,
                             ctx,
                         )
-                        .await?;
+                        .await
+                        .map_err(|failure| stopped(ctx, before, failure))?;
                     }
                 }
             }
-            ctx.set_result(serde_json::to_value(result).unwrap_or_default());
-            ctx.checkpoint().await?;
+            // The result is recorded when the run stops, not per object (building it for
+            // every object was a measurable share of a no-change re-sync).
+            ctx.checkpoint()
+                .await
+                .map_err(|failure| stopped(ctx, result, failure))?;
         }
+        let before = result;
         self.apply(&root, &mut folders, batch, &mut result, params.dry_run, ctx)
-            .await?;
+            .await
+            .map_err(|failure| stopped(ctx, before, failure))?;
 
         let (failed, unreadable, listed_count, skipped) = {
             let report = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -450,6 +457,12 @@ impl SyncRunner {
         ctx.done(size);
         Ok(())
     }
+}
+
+/// Records `result` as what the run did before it stopped, and passes `failure` on.
+fn stopped(ctx: &mut JobContext, result: SyncResult, failure: JobFailure) -> JobFailure {
+    ctx.set_result(serde_json::to_value(result).unwrap_or_default());
+    failure
 }
 
 /// The folder for an object in `dirs` below `root`, creating the missing ones (inside the
