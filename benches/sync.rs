@@ -84,8 +84,8 @@ async fn main() {
     println!("\n## tree: {label} at {}", tree.display());
     println!("warming the page cache (b3sum, untimed)…");
     run_shell(&tree, B3SUM);
-    let (mut b3sum, mut initial, mut initial_job, mut resync, mut rclone) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut b3sum, mut initial, mut initial_job, mut resync, mut resync_job, mut rclone) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         println!("\n### round {round} of {rounds} (load {})", load_average());
         let (took, disk) = timed(|| run_shell(&tree, B3SUM));
@@ -118,6 +118,7 @@ async fn main() {
             assert_eq!(again.result["unchanged"].as_u64(), Some(everything), "{}", again.result);
             assert_eq!(again.result["bytes_hashed"].as_u64(), Some(0), "{}", again.result);
             resync.push(again.wall);
+            resync_job.push(again.job);
         }
         server.stop();
         for run in 1..=REPEATS {
@@ -178,8 +179,9 @@ async fn main() {
         verdict(best(&initial) <= INITIAL_VS_B3SUM * best(&b3sum))
     );
     println!(
-        "| no-change re-sync, same tree | {} | rclone lsjson -R {} | {:.2}× | ≤ {RESYNC_VS_RCLONE}× rclone | {} |",
+        "| no-change re-sync, same tree | {} (job {:.2} s) | rclone lsjson -R {} | {:.2}× | ≤ {RESYNC_VS_RCLONE}× rclone | {} |",
         spread(&resync),
+        best(&resync_job),
         spread(&rclone),
         best(&resync) / best(&rclone),
         verdict(best(&resync) <= RESYNC_VS_RCLONE * best(&rclone))
