@@ -395,6 +395,7 @@ impl SyncRunner {
         }
         let size = batch.len() as i64;
         let mut made: HashMap<String, Uuid> = HashMap::new();
+        let mut created: Vec<(Item, Fingerprint)> = Vec::new();
         let mut tx = if dry_run {
             None
         } else {
@@ -415,9 +416,7 @@ impl SyncRunner {
                     result.created += 1;
                     if let Some(tx) = tx.as_mut() {
                         item.folder_id = folder_for(tx, root, &dirs, folders, &mut made).await?;
-                        rows::upsert(tx, root.id, &item, &fingerprint)
-                            .await
-                            .map_err(ServiceError::from)?;
+                        created.push((item, fingerprint));
                     }
                 }
                 Action::Content {
@@ -450,7 +449,12 @@ impl SyncRunner {
                 }
             }
         }
-        if let Some(tx) = tx {
+        if let Some(mut tx) = tx {
+            for chunk in created.chunks(rows::UPSERT_ROWS) {
+                rows::upsert_many(&mut tx, root.id, chunk)
+                    .await
+                    .map_err(ServiceError::from)?;
+            }
             tx.commit().await.map_err(ServiceError::from)?;
         }
         folders.extend(made);
