@@ -278,7 +278,8 @@ impl SyncRunner {
             }
         };
         let listed = spawn_listing(entries, &binding.prefix, Arc::clone(&report));
-        let mut steps = spawn_diff(listed, known, params.force_rehash);
+        let steps = spawn_diff(listed, known, params.force_rehash);
+        let mut outcomes = spawn_evaluation(steps, source, binding.prefix.clone(), root_id, self.hash_concurrency);
 
         let mut result = SyncResult {
             dry_run: params.dry_run,
@@ -287,12 +288,7 @@ impl SyncRunner {
         let mut tombstones: Vec<(Uuid, String)> = Vec::new();
         let mut batch: Vec<Action> = Vec::new();
         let mut folders: HashMap<String, Uuid> = HashMap::new();
-        let prefix = binding.prefix.clone();
-        let outcomes = futures::stream::poll_fn(move |cx| steps.poll_recv(cx))
-            .map(|step| evaluate(Arc::clone(&source), prefix.clone(), root_id, step))
-            .buffer_unordered(self.hash_concurrency);
-        futures::pin_mut!(outcomes);
-        while let Some(outcome) = outcomes.next().await {
+        while let Some(outcome) = outcomes.recv().await {
             match outcome {
                 Outcome::Unchanged => {
                     result.unchanged += 1;
@@ -311,6 +307,7 @@ impl SyncRunner {
                     ctx.add_pending(1);
                     batch.push(*action);
                     if batch.len() >= BATCH {
+                        let before = result;
                         self.apply(
                             &root,
                             &mut folders,
@@ -319,15 +316,21 @@ impl SyncRunner {
                             params.dry_run,
                             ctx,
                         )
-                        .await?;
+                        .await
+                        .map_err(|failure| stopped(ctx, before, failure))?;
                     }
                 }
             }
-            ctx.set_result(serde_json::to_value(result).unwrap_or_default());
-            ctx.checkpoint().await?;
+            // The result is recorded when the run stops, not per object (building it for
+            // every object was a measurable share of a no-change re-sync).
+            ctx.checkpoint()
+                .await
+                .map_err(|failure| stopped(ctx, result, failure))?;
         }
+        let before = result;
         self.apply(&root, &mut folders, batch, &mut result, params.dry_run, ctx)
-            .await?;
+            .await
+            .map_err(|failure| stopped(ctx, before, failure))?;
 
         let (failed, unreadable, listed_count, skipped) = {
             let report = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -392,6 +395,7 @@ impl SyncRunner {
         }
         let size = batch.len() as i64;
         let mut made: HashMap<String, Uuid> = HashMap::new();
+        let mut created: Vec<(Item, Fingerprint)> = Vec::new();
         let mut tx = if dry_run {
             None
         } else {
@@ -412,9 +416,7 @@ impl SyncRunner {
                     result.created += 1;
                     if let Some(tx) = tx.as_mut() {
                         item.folder_id = folder_for(tx, root, &dirs, folders, &mut made).await?;
-                        rows::upsert(tx, root.id, &item, &fingerprint)
-                            .await
-                            .map_err(ServiceError::from)?;
+                        created.push((item, fingerprint));
                     }
                 }
                 Action::Content {
@@ -447,13 +449,24 @@ impl SyncRunner {
                 }
             }
         }
-        if let Some(tx) = tx {
+        if let Some(mut tx) = tx {
+            for chunk in created.chunks(rows::UPSERT_ROWS) {
+                rows::upsert_many(&mut tx, root.id, chunk)
+                    .await
+                    .map_err(ServiceError::from)?;
+            }
             tx.commit().await.map_err(ServiceError::from)?;
         }
         folders.extend(made);
         ctx.done(size);
         Ok(())
     }
+}
+
+/// Records `result` as what the run did before it stopped, and passes `failure` on.
+fn stopped(ctx: &mut JobContext, result: SyncResult, failure: JobFailure) -> JobFailure {
+    ctx.set_result(serde_json::to_value(result).unwrap_or_default());
+    failure
 }
 
 /// The folder for an object in `dirs` below `root`, creating the missing ones (inside the
@@ -593,6 +606,30 @@ fn spawn_diff(
         let known = std::iter::from_fn(|| known.blocking_recv());
         for step in diff(listed, known, force_rehash) {
             if tx.blocking_send(step).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Turns the diff's steps into outcomes, reading up to `concurrency` objects at once, in a task
+/// of its own: reading goes on while a batch of changes is being written.
+fn spawn_evaluation(
+    mut steps: mpsc::Receiver<Step>,
+    source: Arc<Source>,
+    prefix: String,
+    root: Uuid,
+    concurrency: usize,
+) -> mpsc::Receiver<Outcome> {
+    let (tx, rx) = mpsc::channel(STAGE_BUFFER);
+    tokio::spawn(async move {
+        let outcomes = futures::stream::poll_fn(move |cx| steps.poll_recv(cx))
+            .map(|step| evaluate(Arc::clone(&source), prefix.clone(), root, step))
+            .buffer_unordered(concurrency);
+        futures::pin_mut!(outcomes);
+        while let Some(outcome) = outcomes.next().await {
+            if tx.send(outcome).await.is_err() {
                 return;
             }
         }

@@ -98,35 +98,44 @@ pub async fn live_count(conn: &mut AnyConnection, root: Uuid) -> Result<i64, Sto
     Ok(n)
 }
 
-/// Records a new object of synced root `root`; when its key is already recorded (a sync that
-/// was killed after writing it), updates that row instead.
-pub async fn upsert(
-    conn: &mut AnyConnection,
-    root: Uuid,
-    item: &Item,
-    fingerprint: &Fingerprint,
-) -> Result<(), StoreError> {
+/// New objects one [`upsert_many`] records. Few: sqlx binds each value of a SQLite statement
+/// by looking its placeholder's name up (`sqlite3_bind_parameter_name`, a linear scan), so a
+/// statement's binding time grows with the square of its 25 values a row. Of 1, 5, 20 and 100
+/// rows a statement, 5 made the initial sync of 20,000 empty files fastest (about 30% faster
+/// than 1; 100 was twice as slow as 1).
+pub const UPSERT_ROWS: usize = 5;
+
+/// Records new objects of synced root `root` in one statement; a key already recorded (a sync
+/// that was killed after writing it) gets its row updated instead. Keys must be distinct.
+pub async fn upsert_many(conn: &mut AnyConnection, root: Uuid, rows: &[(Item, Fingerprint)]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let mut sql = Sql::new(&format!(
-        "INSERT INTO item (id, folder_id, title, title_folded, client_metadata, created_at, updated_at, sync_root_id, fingerprint, {}) VALUES (",
+        "INSERT INTO item (id, folder_id, title, title_folded, client_metadata, created_at, updated_at, sync_root_id, fingerprint, {}) VALUES ",
         CONTENT_COLUMNS.join(", ")
     ));
-    sql.bind(item.id.to_string()).push(", ");
-    sql.bind(item.folder_id.to_string()).push(", ");
-    sql.bind(item.title.clone()).push(", ");
-    sql.bind(item.title.to_lowercase()).push(", ");
-    sql.bind("{}".to_owned()).push(", ");
-    sql.bind(to_micros(item.created_at)).push(", ");
-    sql.bind(to_micros(item.updated_at)).push(", ");
-    sql.bind(root.to_string()).push(", ");
-    sql.bind(fingerprint_text(fingerprint)).push(", ");
-    bind_content(&mut sql, item);
+    for (i, (item, fingerprint)) in rows.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind(item.id.to_string()).push(", ");
+        sql.bind(item.folder_id.to_string()).push(", ");
+        sql.bind(item.title.clone()).push(", ");
+        sql.bind(item.title.to_lowercase()).push(", ");
+        sql.bind("{}".to_owned()).push(", ");
+        sql.bind(to_micros(item.created_at)).push(", ");
+        sql.bind(to_micros(item.updated_at)).push(", ");
+        sql.bind(root.to_string()).push(", ");
+        sql.bind(fingerprint_text(fingerprint)).push(", ");
+        bind_content(&mut sql, item);
+        sql.push(")");
+    }
+    let excluded: Vec<String> = CONTENT_COLUMNS.iter().map(|c| format!("excluded.{c}")).collect();
     sql.push(&format!(
-        ") ON CONFLICT (sync_root_id, object_key) WHERE sync_root_id IS NOT NULL DO UPDATE SET ({}) = (",
-        CONTENT_COLUMNS.join(", ")
+        " ON CONFLICT (sync_root_id, object_key) WHERE sync_root_id IS NOT NULL DO UPDATE SET ({}) = ({}), \
+         fingerprint = excluded.fingerprint, updated_at = excluded.updated_at",
+        CONTENT_COLUMNS.join(", "),
+        excluded.join(", ")
     ));
-    bind_content(&mut sql, item);
-    sql.push("), fingerprint = ").bind(fingerprint_text(fingerprint));
-    sql.push(", updated_at = ").bind(to_micros(item.updated_at));
     sql.build().execute(conn).await?;
     Ok(())
 }

@@ -1,0 +1,620 @@
+//! Sync figures, against the real `stowage serve` binary on SQLite (a fresh data directory per
+//! run), over generated local trees and with the page cache warm:
+//!
+//! 1. the initial sync of 100,000 files (log-uniform sizes between 1 KiB and 1 MiB, about
+//!    15 GB) plus four 256 MiB files, beside `b3sum` hashing the same files (the hashing floor);
+//!    target: within 1.5× of b3sum;
+//! 2. a no-change re-sync of that tree, beside `rclone lsjson -R` listing it; target: no slower
+//!    than rclone;
+//! 3. the server's peak RSS (VmHWM) over the initial sync of 1,000,000 empty files; target:
+//!    under 256 MiB.
+//!
+//! 1 and 2 run in rounds (`STOWAGE_BENCH_SYNC_ROUNDS`, default 3): b3sum, then an initial sync
+//! on a fresh server, three re-syncs, three rclone listings; the table compares the best of
+//! each and shows the spread. Sync times run from `POST /v1/folders/{id}/sync` until a long
+//! poll of the job answers DONE; the job's own run time (`started_at` to `finished_at`, without
+//! queue pickup) is printed beside, and so is what was read from disk meanwhile (page cache
+//! misses). Needs `b3sum` and `rclone` on the PATH.
+//!
+//! `cargo bench --bench sync`
+//!
+//! The trees are generated once (with a fixed seed) and reused while their `.complete` marker
+//! is there: `STOWAGE_BENCH_DATA` chooses where (default `TARGET_DIR/sync-bench-data`; about
+//! 17 GB at the default sizes). `STOWAGE_BENCH_SYNC_FILES` (default 100000),
+//! `STOWAGE_BENCH_SYNC_BIG_MIB` (default 256) and `STOWAGE_BENCH_SYNC_EMPTY_FILES` (default
+//! 1000000) shrink them for a quick run.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, RngCore, SeedableRng};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Files per generated directory.
+const FILES_PER_DIR: usize = 1000;
+/// Large files beside the small ones in the tree.
+const BIG_FILES: usize = 4;
+/// Seed of the generated sizes and contents.
+const SEED: u64 = 0x5f0a_6e5b_e7c4;
+/// Runs of the no-change re-sync and of `rclone lsjson -R` in each round.
+const REPEATS: usize = 3;
+/// Targets.
+const INITIAL_VS_B3SUM: f64 = 1.5;
+const RESYNC_VS_RCLONE: f64 = 1.0;
+const PEAK_RSS_LIMIT_MIB: f64 = 256.0;
+/// The hashing floor, run in the tree: two single-threaded `b3sum` processes reading (not
+/// mapping) different files. On the 2-core machine the README's figures come from, it beat one
+/// process hashing each file on both cores, mapped (2.1-2.2 s against 5.2 s) or read (3.9 s),
+/// and two mapping (2.7 s).
+const B3SUM: &str = "find . -type f -print0 | xargs -0 -n 2000 -P2 b3sum --num-threads 1 --no-mmap > /dev/null";
+/// The listing to beat, run in the tree.
+const RCLONE: &str = "rclone lsjson -R -q . > /dev/null";
+
+#[tokio::main]
+async fn main() {
+    let files = env_number("STOWAGE_BENCH_SYNC_FILES", 100_000);
+    let big_mib = env_number("STOWAGE_BENCH_SYNC_BIG_MIB", 256);
+    let empty_files = env_number("STOWAGE_BENCH_SYNC_EMPTY_FILES", 1_000_000);
+    let rounds = env_number("STOWAGE_BENCH_SYNC_ROUNDS", 3).max(1);
+    let data = std::env::var_os("STOWAGE_BENCH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("sync-bench-data"));
+    std::fs::create_dir_all(&data).expect("create the bench data directory");
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
+    println!("stowage binary: {}", binary.display());
+    println!("bench data: {}", data.display());
+    println!("load before: {}", load_average());
+
+    // 1 and 2, in rounds: b3sum, then an initial sync on a fresh server right after it (the
+    // page cache as warm as b3sum had it), no-change re-syncs, and rclone.
+    let tree = ensure_tree(&data, files, big_mib);
+    let tree_bytes = tree_size(&tree);
+    let everything = (files + BIG_FILES) as u64;
+    let label = format!(
+        "{} files + {BIG_FILES} × {big_mib} MiB ({:.1} GB)",
+        group(files as u64),
+        tree_bytes as f64 / 1e9
+    );
+    println!("\n## tree: {label} at {}", tree.display());
+    println!("warming the page cache (b3sum, untimed)…");
+    run_shell(&tree, B3SUM);
+    let (mut b3sum, mut initial, mut initial_job, mut resync, mut resync_job, mut rclone) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        println!("\n### round {round} of {rounds} (load {})", load_average());
+        let (took, disk) = timed(|| run_shell(&tree, B3SUM));
+        println!(
+            "b3sum: {took:.2} s ({:.2} GB/s), {disk} MiB read from disk",
+            tree_bytes as f64 / 1e9 / took
+        );
+        b3sum.push(took);
+
+        let server = Server::start(&binary, &data, &tree);
+        let folder = server.synced_folder().await;
+        let baseline = server.status_kib("VmRSS");
+        let sampler = RssSampler::start(server.pid());
+        let (first, disk) = timed_async(server.sync(&folder)).await;
+        let anon_peak = sampler.stop();
+        first.print("initial sync", tree_bytes, disk);
+        println!(
+            "server RSS: {:.1} MiB before, peak {:.1} MiB (VmHWM, mapped file pages included), peak anonymous {:.1} MiB (sampled)",
+            mib(baseline),
+            mib(server.status_kib("VmHWM")),
+            mib(anon_peak)
+        );
+        assert_eq!(first.result["created"].as_u64(), Some(everything), "{}", first.result);
+        initial.push(first.wall);
+        initial_job.push(first.job);
+
+        for run in 1..=REPEATS {
+            let (again, disk) = timed_async(server.sync(&folder)).await;
+            again.print(&format!("no-change re-sync {run}"), 0, disk);
+            assert_eq!(again.result["unchanged"].as_u64(), Some(everything), "{}", again.result);
+            assert_eq!(again.result["bytes_hashed"].as_u64(), Some(0), "{}", again.result);
+            resync.push(again.wall);
+            resync_job.push(again.job);
+        }
+        server.stop();
+        for run in 1..=REPEATS {
+            let took = run_shell(&tree, RCLONE);
+            println!("rclone {run}: {took:.2} s");
+            rclone.push(took);
+        }
+    }
+
+    // 3. Peak RSS over a million empty files.
+    let empty = ensure_empty_tree(&data, empty_files);
+    println!(
+        "\n## empty tree: {} files at {}",
+        group(empty_files as u64),
+        empty.display()
+    );
+    let listed = warm_listing(&empty);
+    println!("warmed the dentry and inode caches ({} files walked)", group(listed));
+    let server = Server::start(&binary, &data, &empty);
+    let folder = server.synced_folder().await;
+    let empty_baseline = server.status_kib("VmRSS");
+    let sampler = RssSampler::start(server.pid());
+    let (empty_sync, disk) = timed_async(server.sync(&folder)).await;
+    let empty_anon = sampler.stop();
+    let empty_peak = server.status_kib("VmHWM");
+    empty_sync.print("initial sync of empty files", 0, disk);
+    println!(
+        "server RSS: {:.1} MiB before, peak {:.1} MiB (VmHWM), peak anonymous {:.1} MiB (sampled)",
+        mib(empty_baseline),
+        mib(empty_peak),
+        mib(empty_anon)
+    );
+    assert_eq!(
+        empty_sync.result["created"].as_u64(),
+        Some(empty_files as u64),
+        "{}",
+        empty_sync.result
+    );
+    server.reset_peak();
+    let (empty_resync, disk) = timed_async(server.sync(&folder)).await;
+    empty_resync.print("no-change re-sync of empty files", 0, disk);
+    println!(
+        "server peak RSS over the re-sync: {:.1} MiB (VmHWM after a reset)",
+        mib(server.status_kib("VmHWM"))
+    );
+    server.stop();
+    println!("load after: {}", load_average());
+
+    let verdict = |ok: bool| if ok { "pass" } else { "MISSED" };
+    println!("\n| figure | stowage | reference | ratio | target | result |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| initial sync, {label} | {} (job {:.2} s) | b3sum {} | {:.2}× | ≤ {INITIAL_VS_B3SUM}× b3sum | {} |",
+        spread(&initial),
+        best(&initial_job),
+        spread(&b3sum),
+        best(&initial) / best(&b3sum),
+        verdict(best(&initial) <= INITIAL_VS_B3SUM * best(&b3sum))
+    );
+    println!(
+        "| no-change re-sync, same tree | {} (job {:.2} s) | rclone lsjson -R {} | {:.2}× | ≤ {RESYNC_VS_RCLONE}× rclone | {} |",
+        spread(&resync),
+        best(&resync_job),
+        spread(&rclone),
+        best(&resync) / best(&rclone),
+        verdict(best(&resync) <= RESYNC_VS_RCLONE * best(&rclone))
+    );
+    println!(
+        "| peak RSS, initial sync of {} empty files ({:.1} s) | {:.1} MiB (from {:.1} MiB) | | | < {PEAK_RSS_LIMIT_MIB} MiB | {} |",
+        group(empty_files as u64),
+        empty_sync.wall,
+        mib(empty_peak),
+        mib(empty_baseline),
+        verdict(mib(empty_peak) < PEAK_RSS_LIMIT_MIB)
+    );
+}
+
+/// A positive number from environment variable `name`, or `default`.
+fn env_number(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|e| panic!("{name}={value} is not a number: {e}")),
+        Err(_) => default,
+    }
+}
+
+/// The cargo target directory this bench was built in (`TARGET/release/deps/sync-…`).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the bench's own path");
+    exe.ancestors()
+        .nth(3)
+        .expect("the bench runs from TARGET/PROFILE/deps")
+        .to_path_buf()
+}
+
+/// Mebibytes from kibibytes.
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// `n` with thousands separators.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// KiB read from block devices so far (`pgpgin` of /proc/vmstat).
+fn paged_in_kib() -> u64 {
+    std::fs::read_to_string("/proc/vmstat")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("pgpgin ")?.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Runs `work`; answers its answer and the MiB read from disk meanwhile (page cache misses,
+/// anyone's).
+fn timed<T>(work: impl FnOnce() -> T) -> (T, u64) {
+    let before = paged_in_kib();
+    let answer = work();
+    (answer, paged_in_kib().saturating_sub(before) / 1024)
+}
+
+/// [`timed`] for a future.
+async fn timed_async<T>(work: impl std::future::Future<Output = T>) -> (T, u64) {
+    let before = paged_in_kib();
+    let answer = work.await;
+    (answer, paged_in_kib().saturating_sub(before) / 1024)
+}
+
+/// The smallest of `runs`.
+fn best(runs: &[f64]) -> f64 {
+    runs.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// `runs` as "best s (best–worst, N runs)".
+fn spread(runs: &[f64]) -> String {
+    let worst = runs.iter().copied().fold(0.0, f64::max);
+    format!(
+        "{:.2} s ({:.2}–{worst:.2} s, {} runs)",
+        best(runs),
+        best(runs),
+        runs.len()
+    )
+}
+
+/// Runs `command` with `sh -c` in `dir`, insisting it succeeds; answers its wall time in seconds.
+fn run_shell(dir: &Path, command: &str) -> f64 {
+    let started = Instant::now();
+    let status = Command::new("sh")
+        .args(["-c", command])
+        .current_dir(dir)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run `{command}`: {e}"));
+    let took = started.elapsed().as_secs_f64();
+    assert!(status.success(), "`{command}` failed: {status}");
+    took
+}
+
+/// The path of file `i` of a generated tree below `dir`.
+fn file_path(dir: &Path, i: usize, extension: &str) -> PathBuf {
+    dir.join(format!("d{:04}", i / FILES_PER_DIR))
+        .join(format!("f{i:07}.{extension}"))
+}
+
+/// The tree of `files` files of log-uniform sizes between 1 KiB and 1 MiB (random content,
+/// `FILES_PER_DIR` to a directory) and `BIG_FILES` files of `big_mib` MiB, made unless a
+/// complete one is there.
+fn ensure_tree(data: &Path, files: usize, big_mib: usize) -> PathBuf {
+    let name = format!("tree-{files}-{big_mib}m");
+    let dir = data.join(&name);
+    let marker = data.join(format!("{name}.complete"));
+    if marker.exists() {
+        return dir;
+    }
+    println!(
+        "generating {} files into {} (once)…",
+        group(files as u64),
+        dir.display()
+    );
+    let started = Instant::now();
+    let mut rng = SmallRng::seed_from_u64(SEED);
+    let mut buffer = vec![0u8; 1 << 20];
+    for i in 0..files {
+        let path = file_path(&dir, i, "bin");
+        if i.is_multiple_of(FILES_PER_DIR) {
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("create a tree directory");
+        }
+        let exponent: f64 = rng.random();
+        let size = (1024.0 * 1024f64.powf(exponent)).round() as usize;
+        rng.fill_bytes(&mut buffer[..size]);
+        std::fs::write(&path, &buffer[..size]).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        if (i + 1).is_multiple_of(10_000) {
+            println!(
+                "  {} files, {:.0} s",
+                group(i as u64 + 1),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let big = dir.join("big");
+    std::fs::create_dir_all(&big).expect("create the big files' directory");
+    for i in 0..BIG_FILES {
+        let path = big.join(format!("big{i}.bin"));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create a big file"));
+        for _ in 0..big_mib {
+            rng.fill_bytes(&mut buffer);
+            std::io::Write::write_all(&mut out, &buffer).expect("write a big file");
+        }
+        std::io::Write::flush(&mut out).expect("write a big file");
+    }
+    std::fs::write(&marker, format!("seed {SEED}\n")).expect("write the tree's marker");
+    println!("generated in {:.0} s", started.elapsed().as_secs_f64());
+    dir
+}
+
+/// The tree of `files` empty files, `FILES_PER_DIR` to a directory, made unless a complete one
+/// is there.
+fn ensure_empty_tree(data: &Path, files: usize) -> PathBuf {
+    let name = format!("empty-{files}");
+    let dir = data.join(&name);
+    let marker = data.join(format!("{name}.complete"));
+    if marker.exists() {
+        return dir;
+    }
+    println!(
+        "generating {} empty files into {} (once)…",
+        group(files as u64),
+        dir.display()
+    );
+    let started = Instant::now();
+    for i in 0..files {
+        let path = file_path(&dir, i, "txt");
+        if i.is_multiple_of(FILES_PER_DIR) {
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("create a tree directory");
+        }
+        std::fs::File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    }
+    std::fs::write(&marker, "empty\n").expect("write the tree's marker");
+    println!("generated in {:.0} s", started.elapsed().as_secs_f64());
+    dir
+}
+
+/// Bytes in the regular files below `dir`.
+fn tree_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    walk_files(dir, &mut |meta| total += meta.len());
+    total
+}
+
+/// Walks `dir` (reading every file's metadata); answers how many files it saw.
+fn warm_listing(dir: &Path) -> u64 {
+    let mut count = 0;
+    walk_files(dir, &mut |_| count += 1);
+    count
+}
+
+fn walk_files(dir: &Path, each: &mut impl FnMut(&std::fs::Metadata)) {
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display()));
+    for entry in entries {
+        let entry = entry.unwrap_or_else(|e| panic!("list {}: {e}", dir.display()));
+        let meta = entry.metadata().expect("metadata");
+        if meta.is_dir() {
+            walk_files(&entry.path(), each);
+        } else if meta.is_file() {
+            each(&meta);
+        }
+    }
+}
+
+/// Reads `field` (a `kB` figure) of `/proc/PID/status`.
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Samples a process's anonymous resident memory every 20 ms and keeps the largest value.
+struct RssSampler {
+    stop: Arc<AtomicBool>,
+    peak: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let thread = std::thread::spawn({
+            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(kib) = proc_status_kib(pid, "RssAnon") {
+                        peak.fetch_max(kib, Ordering::Relaxed);
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        });
+        Self { stop, peak, thread }
+    }
+
+    /// Stops sampling; answers the peak in KiB.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the RSS sampler");
+        self.peak.load(Ordering::Relaxed)
+    }
+}
+
+/// A finished sync: wall time from submission to DONE, the job's own run time, its result.
+struct Synced {
+    wall: f64,
+    job: f64,
+    result: Value,
+}
+
+impl Synced {
+    /// Prints the figures; `bytes` (when not 0) gives a rate, `disk` is the MiB read from disk.
+    fn print(&self, what: &str, bytes: u64, disk: u64) {
+        let rate = if bytes > 0 {
+            format!(" ({:.2} GB/s)", bytes as f64 / 1e9 / self.wall)
+        } else {
+            String::new()
+        };
+        println!(
+            "{what}: {:.2} s{rate} submitted to DONE, job ran {:.2} s, {disk} MiB read from disk; {}",
+            self.wall, self.job, self.result
+        );
+    }
+}
+
+/// `stowage serve` in a child process over a fresh SQLite data directory, with the tree as
+/// bucket `bench`; killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+    key: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(binary: &Path, data: &Path, tree: &Path) -> Self {
+        let dir = tempfile::tempdir_in(data).expect("a run directory");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .expect("a free port")
+            .port();
+        let config = dir.path().join("stowage.toml");
+        let tree = std::path::absolute(tree).expect("the tree's absolute path");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nfilter = \"warn\"\n\n\
+                 [jobs]\npoll_interval_ms = 100\n\n[buckets.bench]\nurl = \"file://{}\"\n",
+                tree.display()
+            ),
+        )
+        .expect("write the config file");
+        let log = std::fs::File::create(dir.path().join("serve.log")).expect("create the server log");
+        let data_dir = dir.path().join("data");
+        let child = Command::new(binary)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("serve")
+            .env_remove("STOWAGE_CONFIG")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn stowage serve");
+        let key_file = data_dir.join("admin.key");
+        let started = Instant::now();
+        let key = loop {
+            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            if up && let Ok(key) = std::fs::read_to_string(&key_file) {
+                break key.trim().to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "stowage serve did not start; see {}",
+                dir.path().join("serve.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            key,
+            http: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// A `kB` field of the server's `/proc/PID/status`, in KiB.
+    fn status_kib(&self, field: &str) -> u64 {
+        proc_status_kib(self.pid(), field).unwrap_or_else(|| panic!("no {field} for the server"))
+    }
+
+    /// Resets the server's VmHWM to its current RSS.
+    fn reset_peak(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("reset the peak RSS");
+    }
+
+    /// Sends `method path` with an optional JSON body as the admin; answers the JSON answer,
+    /// insisting on a success status.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("a request to the server");
+        let status = response.status();
+        let answer: Value = response.json().await.expect("a JSON answer");
+        assert!(status.is_success(), "{path}: {status} {answer}");
+        answer
+    }
+
+    /// Creates the synced folder `/bench` over the whole bucket; answers its id.
+    async fn synced_folder(&self) -> String {
+        let body = json!({"path": "/bench", "sync": {"bucket": "bench", "prefix": ""}});
+        let folder = self.call(reqwest::Method::POST, "/v1/folders", Some(body)).await;
+        folder["id"].as_str().expect("a folder id").to_owned()
+    }
+
+    /// Syncs `folder` and waits for the job to be DONE.
+    async fn sync(&self, folder: &str) -> Synced {
+        let started = Instant::now();
+        let mut job = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/folders/{folder}/sync"),
+                Some(json!({})),
+            )
+            .await;
+        let id = job["id"].as_str().expect("a job id").to_owned();
+        while !matches!(job["status"].as_str(), Some("DONE" | "ERROR" | "CANCELLED")) {
+            let version = job["version"].as_i64().expect("a job version");
+            job = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/v1/jobs/{id}?wait_seconds=30&since_version={version}"),
+                    None,
+                )
+                .await;
+        }
+        let wall = started.elapsed().as_secs_f64();
+        assert_eq!(job["status"], "DONE", "{job}");
+        let at = |field: &str| {
+            OffsetDateTime::parse(job[field].as_str().expect("a job timestamp"), &Rfc3339).expect("an RFC 3339 time")
+        };
+        Synced {
+            wall,
+            job: (at("finished_at") - at("started_at")).as_seconds_f64(),
+            result: job["result"].clone(),
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it.
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
