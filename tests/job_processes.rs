@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
@@ -60,8 +61,8 @@ async fn serve_ready(data: &Path, port: u16, envs: &[(&str, String)], extra: &[&
     (process, key)
 }
 
-/// Once job `id` has done `units` units, kills `process` with SIGKILL and starts the server
-/// again on the same data; returns the new process.
+/// Once a long-polling client sees job `id` RUNNING with at least `units` units done, kills `process` with SIGKILL and starts the server again on the same data;
+/// returns the new process. Fails if the job ends before it is seen midway.
 async fn kill_midway_and_restart(
     process: Process,
     data: &Path,
@@ -71,10 +72,12 @@ async fn kill_midway_and_restart(
     units: i64,
 ) -> Process {
     let base = format!("http://127.0.0.1:{port}");
-    poll_job(&base, key, id, Duration::from_secs(120), |j| {
-        j["progress"]["units_done"].as_i64() >= Some(units)
+    let midway = |j: &Value| j["status"] == "RUNNING" && j["progress"]["units_done"].as_i64() >= Some(units);
+    let seen = poll_job(&base, key, id, Duration::from_secs(120), |j| {
+        midway(j) || j["status"] == "DONE"
     })
     .await;
+    assert!(midway(&seen), "the job ended before it was seen midway: {seen}");
     process.signal("-KILL");
     drop(process);
     serve_ready(data, port, envs, &[]).await.0
@@ -204,14 +207,20 @@ async fn two_worker_processes_share_200_jobs_on_postgres_without_running_any_twi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
+    const OBJECTS: i64 = 20_000;
+    // Each object is 256 KiB, mostly a hole: cheap to write, yet hashing them keeps the sync
+    // running for seconds (tiny files synced in under one, too fast to catch midway).
+    const OBJECT_BYTES: u64 = 256 * 1024;
     let dir = tempfile::tempdir().expect("tmp");
     let bucket = dir.path().join("bucket");
-    for i in 0..20_000 {
-        let path = bucket.join(format!("d{:02}/f{i:05}.txt", i % 40));
+    for i in 0..OBJECTS {
+        let path = bucket.join(format!("d{:02}/f{i:05}.bin", i % 40));
         if i < 40 {
             std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         }
-        std::fs::write(path, format!("object {i}")).expect("write");
+        let mut file = std::fs::File::create(path).expect("create");
+        file.write_all(format!("object {i}").as_bytes()).expect("write");
+        file.set_len(OBJECT_BYTES).expect("extend");
     }
     let data = dir.path().join("data");
     let port = free_port();
@@ -225,20 +234,23 @@ async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
     let sync_url = format!("{base}/v1/folders/{folder_id}/sync");
     let (_, job) = call(reqwest::Method::POST, &sync_url, &key, None).await;
     let id = job["id"].as_str().expect("id").to_owned();
-    let _second = kill_midway_and_restart(first, &data, port, &envs, (&key, &id), 1000).await;
-    // The killed sync is picked up again; asking for a sync meanwhile returns it or runs a new one.
-    let done = poll_job(&base, &key, &id, Duration::from_secs(180), |j| j["status"] == "DONE").await;
+
+    // A long-polling client sees the sync's progress move; the kill lands midway.
+    let _second = kill_midway_and_restart(first, &data, port, &envs, (&key, &id), 1).await;
+
+    // The killed sync is picked up again and finishes.
+    let done = poll_job(&base, &key, &id, Duration::from_secs(300), |j| j["status"] == "DONE").await;
     assert!(done["attempts"].as_i64() >= Some(2), "{done}");
     let (_, again) = call(reqwest::Method::POST, &sync_url, &key, None).await;
     let again = poll_job(
         &base,
         &key,
         again["id"].as_str().expect("id"),
-        Duration::from_secs(180),
+        Duration::from_secs(300),
         |j| j["status"] == "DONE",
     )
     .await;
-    assert_eq!(again["result"]["unchanged"], 20_000, "{again}");
+    assert_eq!(again["result"]["unchanged"], OBJECTS, "{again}");
     assert_eq!(again["result"]["created"], 0);
 
     // The catalog holds each object exactly once.
@@ -250,7 +262,7 @@ async fn a_sync_killed_midway_and_run_again_converges_to_the_bucket() {
         );
         assert_eq!(item["is_tombstone"], false);
     }
-    assert_eq!(keys.len(), 20_000);
+    assert_eq!(keys.len() as i64, OBJECTS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
