@@ -302,78 +302,91 @@ fn file_path(dir: &Path, i: usize, extension: &str) -> PathBuf {
 /// `FILES_PER_DIR` to a directory) and `BIG_FILES` files of `big_mib` MiB, made unless a
 /// complete one is there.
 fn ensure_tree(data: &Path, files: usize, big_mib: usize) -> PathBuf {
-    let name = format!("tree-{files}-{big_mib}m");
-    let dir = data.join(&name);
-    let marker = data.join(format!("{name}.complete"));
-    if marker.exists() {
-        return dir;
-    }
-    println!(
-        "generating {} files into {} (once)…",
-        group(files as u64),
-        dir.display()
-    );
-    let started = Instant::now();
-    let mut rng = SmallRng::seed_from_u64(SEED);
-    let mut buffer = vec![0u8; 1 << 20];
-    for i in 0..files {
-        let path = file_path(&dir, i, "bin");
-        if i.is_multiple_of(FILES_PER_DIR) {
-            std::fs::create_dir_all(path.parent().expect("a parent")).expect("create a tree directory");
-        }
-        let exponent: f64 = rng.random();
-        let size = (1024.0 * 1024f64.powf(exponent)).round() as usize;
-        rng.fill_bytes(&mut buffer[..size]);
-        std::fs::write(&path, &buffer[..size]).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        if (i + 1).is_multiple_of(10_000) {
-            println!(
-                "  {} files, {:.0} s",
-                group(i as u64 + 1),
-                started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    let big = dir.join("big");
-    std::fs::create_dir_all(&big).expect("create the big files' directory");
-    for i in 0..BIG_FILES {
-        let path = big.join(format!("big{i}.bin"));
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create a big file"));
-        for _ in 0..big_mib {
-            rng.fill_bytes(&mut buffer);
-            std::io::Write::write_all(&mut out, &buffer).expect("write a big file");
-        }
-        std::io::Write::flush(&mut out).expect("write a big file");
-    }
-    std::fs::write(&marker, format!("seed {SEED}\n")).expect("write the tree's marker");
-    println!("generated in {:.0} s", started.elapsed().as_secs_f64());
-    dir
+    generate_once(
+        data,
+        &format!("tree-{files}-{big_mib}m"),
+        files,
+        "random",
+        |dir, files| {
+            let started = Instant::now();
+            let mut rng = SmallRng::seed_from_u64(SEED);
+            let mut buffer = vec![0u8; 1 << 20];
+            for_each_file(dir, files, "bin", |i, path| {
+                let exponent: f64 = rng.random();
+                let size = (1024.0 * 1024f64.powf(exponent)).round() as usize;
+                rng.fill_bytes(&mut buffer[..size]);
+                std::fs::write(path, &buffer[..size]).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+                if (i + 1).is_multiple_of(10_000) {
+                    println!(
+                        "  {} files, {:.0} s",
+                        group(i as u64 + 1),
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+            });
+            let big = dir.join("big");
+            std::fs::create_dir_all(&big).expect("create the big files' directory");
+            for i in 0..BIG_FILES {
+                let path = big.join(format!("big{i}.bin"));
+                let mut out = std::io::BufWriter::new(std::fs::File::create(&path).expect("create a big file"));
+                for _ in 0..big_mib {
+                    rng.fill_bytes(&mut buffer);
+                    std::io::Write::write_all(&mut out, &buffer).expect("write a big file");
+                }
+                std::io::Write::flush(&mut out).expect("write a big file");
+            }
+            format!("seed {SEED}\n")
+        },
+    )
 }
 
 /// The tree of `files` empty files, `FILES_PER_DIR` to a directory, made unless a complete one
 /// is there.
 fn ensure_empty_tree(data: &Path, files: usize) -> PathBuf {
-    let name = format!("empty-{files}");
-    let dir = data.join(&name);
+    generate_once(data, &format!("empty-{files}"), files, "empty", |dir, files| {
+        for_each_file(dir, files, "txt", |_, path| {
+            std::fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        });
+        "empty\n".to_owned()
+    })
+}
+
+/// The tree `name` under `data`, made by `generate` (which answers the text of its marker)
+/// unless its `.complete` marker shows a finished one is there.
+fn generate_once(
+    data: &Path,
+    name: &str,
+    files: usize,
+    kind: &str,
+    generate: impl FnOnce(&Path, usize) -> String,
+) -> PathBuf {
+    let dir = data.join(name);
     let marker = data.join(format!("{name}.complete"));
     if marker.exists() {
         return dir;
     }
     println!(
-        "generating {} empty files into {} (once)…",
+        "generating {} {kind} files into {} (once)…",
         group(files as u64),
         dir.display()
     );
     let started = Instant::now();
+    let marker_text = generate(&dir, files);
+    std::fs::write(&marker, marker_text).expect("write the tree's marker");
+    println!("generated in {:.0} s", started.elapsed().as_secs_f64());
+    dir
+}
+
+/// Calls `make` with the index and path of each of `files` files below `dir`, creating their
+/// directories first.
+fn for_each_file(dir: &Path, files: usize, extension: &str, mut make: impl FnMut(usize, &Path)) {
     for i in 0..files {
-        let path = file_path(&dir, i, "txt");
+        let path = file_path(dir, i, extension);
         if i.is_multiple_of(FILES_PER_DIR) {
             std::fs::create_dir_all(path.parent().expect("a parent")).expect("create a tree directory");
         }
-        std::fs::File::create(&path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+        make(i, &path);
     }
-    std::fs::write(&marker, "empty\n").expect("write the tree's marker");
-    println!("generated in {:.0} s", started.elapsed().as_secs_f64());
-    dir
 }
 
 /// Bytes in the regular files below `dir`.

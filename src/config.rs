@@ -116,7 +116,8 @@ pub struct JobsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {
-    /// Objects one sync reads and hashes at once.
+    /// Reads one sync runs at once: objects of a cloud bucket, groups of up to 32 files (read
+    /// one after another) of a local one.
     pub hash_concurrency: usize,
 }
 

@@ -14,15 +14,17 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::walk::{walk, walk_keys};
 use super::{BlobError, ByteStream};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
 
-/// How many listing entries wait between the lister and the sync.
-const LIST_BUFFER: usize = 1024;
+/// How many chunks of listing entries wait between the lister and the sync.
+const LIST_BUFFER: usize = 8;
+/// Entries a listing hands over at once.
+const LIST_CHUNK: usize = 256;
 /// Files at least this large are hashed memory-mapped on all cores.
 const MMAP_HASH_FROM: u64 = 4 * 1024 * 1024;
 
@@ -153,38 +155,60 @@ impl Source {
     }
 
     /// Lists every object whose key starts with `prefix` (empty, or ending in `/`), in key
-    /// order, into a bounded channel; the lister stops when the receiver is dropped.
-    pub fn list(&self, prefix: &str) -> mpsc::Receiver<ListEntry> {
+    /// order, into a bounded channel, a chunk of entries at a time (one hand-over between tasks
+    /// per chunk, not per object); the lister stops when the receiver is dropped.
+    pub fn list(&self, prefix: &str) -> mpsc::Receiver<Vec<ListEntry>> {
         let (tx, rx) = mpsc::channel(LIST_BUFFER);
         let prefix = prefix.to_owned();
         match &self.backend {
             Backend::Local(root) => {
                 let dir = root.join(&prefix);
-                tokio::task::spawn_blocking(move || walk(&dir, &prefix, |entry| tx.blocking_send(entry).is_ok()));
+                tokio::task::spawn_blocking(move || {
+                    let mut chunk = Vec::with_capacity(LIST_CHUNK);
+                    walk(&dir, &prefix, |entry| {
+                        chunk.push(entry);
+                        chunk.len() < LIST_CHUNK
+                            || tx
+                                .blocking_send(std::mem::replace(&mut chunk, Vec::with_capacity(LIST_CHUNK)))
+                                .is_ok()
+                    });
+                    if !chunk.is_empty() {
+                        let _ = tx.blocking_send(chunk);
+                    }
+                });
             }
             Backend::Remote { store, .. } => {
                 let store = Arc::clone(store);
                 tokio::spawn(async move {
                     let location = Path::from(prefix.trim_end_matches('/'));
-                    let mut listing = store.list((!prefix.is_empty()).then_some(&location));
+                    let mut listing = store
+                        .list((!prefix.is_empty()).then_some(&location))
+                        .ready_chunks(LIST_CHUNK);
                     while let Some(next) = listing.next().await {
-                        let entry = match next {
-                            Ok(meta) => ListEntry::Object {
-                                key: meta.location.to_string(),
-                                fingerprint: Fingerprint {
-                                    size: meta.size,
-                                    modified_micros: meta.last_modified.timestamp_micros().into(),
-                                    etag: meta.e_tag,
-                                    version: meta.version,
-                                },
-                            },
-                            Err(e) => ListEntry::Unreadable {
-                                key: prefix.clone(),
-                                message: e.to_string(),
-                            },
-                        };
-                        let failed = matches!(entry, ListEntry::Unreadable { .. });
-                        if tx.send(entry).await.is_err() || failed {
+                        let mut chunk = Vec::with_capacity(next.len());
+                        let mut failed = false;
+                        for meta in next {
+                            match meta {
+                                Ok(meta) => chunk.push(ListEntry::Object {
+                                    key: meta.location.to_string(),
+                                    fingerprint: Fingerprint {
+                                        size: meta.size,
+                                        modified_micros: meta.last_modified.timestamp_micros().into(),
+                                        etag: meta.e_tag,
+                                        version: meta.version,
+                                    },
+                                }),
+                                Err(e) => {
+                                    chunk.push(ListEntry::Unreadable {
+                                        key: prefix.clone(),
+                                        message: e.to_string(),
+                                    });
+                                    failed = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if tx.send(chunk).await.is_err() || failed {
                             return;
                         }
                     }
@@ -194,26 +218,23 @@ impl Source {
         rx
     }
 
-    /// Lists only `keys` (and everything below those that are directories), in key order; a
-    /// key that no longer exists yields nothing. Local buckets only (they are the ones watched).
-    pub fn list_keys(&self, keys: Vec<String>) -> mpsc::Receiver<ListEntry> {
-        let (tx, rx) = mpsc::channel(LIST_BUFFER);
+    /// Lists only `keys` (and everything below those that are directories), in key order, as
+    /// one chunk; a key that no longer exists yields nothing. Local buckets only (they are the
+    /// ones watched).
+    pub fn list_keys(&self, keys: Vec<String>) -> mpsc::Receiver<Vec<ListEntry>> {
+        let (tx, rx) = mpsc::channel(1);
         match &self.backend {
             Backend::Local(root) => {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || {
-                    for entry in walk_keys(&root, &keys) {
-                        if tx.blocking_send(entry).is_err() {
-                            return;
-                        }
-                    }
+                    let _ = tx.blocking_send(walk_keys(&root, &keys));
                 });
             }
             Backend::Remote { .. } => {
-                let _ = tx.try_send(ListEntry::Unreadable {
+                let _ = tx.try_send(vec![ListEntry::Unreadable {
                     key: String::new(),
                     message: "listing chosen keys is only supported for local buckets".into(),
-                });
+                }]);
             }
         }
         rx
@@ -249,6 +270,47 @@ impl Source {
                     size,
                     head,
                 })
+            }
+        }
+    }
+
+    /// Reads every object of `keys` once, as [`hash`](Self::hash) does, answering in their
+    /// order. A local bucket reads them one after another in a single blocking task, holding one
+    /// of `permits` (a thread hand-over per object cost more than hashing a small file); a remote
+    /// one reads them concurrently, each holding a permit while it is read.
+    pub async fn hash_many(
+        &self,
+        keys: Vec<String>,
+        head_bytes: usize,
+        permits: &Semaphore,
+    ) -> Vec<Result<Hashed, BlobError>> {
+        match &self.backend {
+            Backend::Local(root) => {
+                // The semaphore is never closed; were it, reading without a permit is harmless.
+                let _permit = permits.acquire().await.ok();
+                let root = root.clone();
+                let count = keys.len();
+                tokio::task::spawn_blocking(move || {
+                    keys.iter()
+                        .map(|key| {
+                            hash_file(&root.join(key), head_bytes)
+                                .map_err(BlobError::io(format!("cannot read `{key}`")))
+                        })
+                        .collect()
+                })
+                .await
+                .unwrap_or_else(|e| {
+                    (0..count)
+                        .map(|_| Err(BlobError::Unsupported(format!("hashing task failed: {e}"))))
+                        .collect()
+                })
+            }
+            Backend::Remote { .. } => {
+                let reads = keys.iter().map(|key| async move {
+                    let _permit = permits.acquire().await.ok();
+                    self.hash(key, head_bytes).await
+                });
+                futures::future::join_all(reads).await
             }
         }
     }
@@ -387,7 +449,7 @@ impl Source {
     /// Checks the bucket can be listed (the first object, if any).
     pub async fn check(&self) -> Result<(), BlobError> {
         let mut listing = self.list("");
-        match listing.recv().await {
+        match listing.recv().await.and_then(|chunk| chunk.into_iter().next()) {
             Some(ListEntry::Unreadable { message, .. }) => Err(BlobError::Unsupported(message)),
             _ => Ok(()),
         }
@@ -437,16 +499,10 @@ fn local_file(root: &FsPath, key: &str) -> Result<(PathBuf, Fingerprint), BlobEr
 fn hash_file(path: &FsPath, head_bytes: usize) -> std::io::Result<Hashed> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
-    let mut head = vec![0; head_bytes];
-    let mut filled = 0;
-    while filled < head_bytes {
-        match file.read(&mut head[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    head.truncate(filled);
     let size = file.metadata()?.len();
+    let expected_head = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
+    let mut head = Vec::with_capacity(expected_head);
+    (&mut file).take(head_bytes as u64).read_to_end(&mut head)?;
     let mut hasher = blake3::Hasher::new();
     if size >= MMAP_HASH_FROM {
         hasher.update_mmap_rayon(path)?;

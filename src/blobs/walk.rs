@@ -18,6 +18,9 @@ struct Pending {
     key: String,
     path: PathBuf,
     is_dir: bool,
+    /// The entry's own metadata (a symlink's, not its target's), read through the open
+    /// directory when it was listed: cheaper than a `lstat` that walks the whole path again.
+    metadata: Option<std::io::Result<fs::Metadata>>,
 }
 
 /// Walks `root` and hands every entry, in key order, to `emit`, each key starting with
@@ -89,13 +92,14 @@ pub fn walk_keys(root: &Path, keys: &[String]) -> Vec<ListEntry> {
                 out.push(entry);
                 true
             }),
-            Ok(_) => out.extend(describe(
+            Ok(meta) => out.extend(describe(
                 &canonical_root,
                 Pending {
                     sort_key: Vec::new(),
                     key: key.clone(),
                     path,
                     is_dir: false,
+                    metadata: Some(Ok(meta)),
                 },
             )),
             Err(_) => {}
@@ -121,6 +125,7 @@ fn read_sorted(dir: &Path, prefix: &str) -> Result<Vec<Pending>, String> {
                 key: format!("{prefix}{shown}\u{0}"),
                 path,
                 is_dir: false,
+                metadata: None,
             });
             continue;
         };
@@ -137,6 +142,7 @@ fn read_sorted(dir: &Path, prefix: &str) -> Result<Vec<Pending>, String> {
             key: format!("{prefix}{name}"),
             path,
             is_dir,
+            metadata: (!is_dir).then(|| item.metadata()),
         });
     }
     entries.sort_unstable_by(|a, b| b.sort_key.cmp(&a.sort_key));
@@ -152,7 +158,7 @@ fn describe(root: &Path, entry: Pending) -> Option<ListEntry> {
             message: "the file name is not valid UTF-8".into(),
         });
     }
-    let meta = match fs::symlink_metadata(&entry.path) {
+    let meta = match entry.metadata.unwrap_or_else(|| fs::symlink_metadata(&entry.path)) {
         Ok(meta) => meta,
         Err(e) => {
             return Some(ListEntry::Unreadable {

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -19,8 +19,8 @@ use super::folders::{now, require};
 use super::jobs::context::{JobContext, JobFailure};
 use super::jobs::{JobService, Runner, Submission, Submitted};
 use super::probe::{HEAD_BYTES, Whole, probe};
-use crate::blobs::Buckets;
 use crate::blobs::source::{Hashed, ListEntry, Source};
+use crate::blobs::{BlobError, Buckets};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::diff::{Known, Listed, Step, diff};
 use crate::domain::fingerprint::Fingerprint;
@@ -34,11 +34,17 @@ pub const DEFAULT_MAX_TOMBSTONE_RATIO: f64 = 0.5;
 /// Below this many live items the ratio guard does not apply.
 pub const RATIO_GUARD_FROM: i64 = 100;
 /// Changes applied per transaction.
-const BATCH: usize = 500;
+const BATCH: usize = 2000;
 /// Catalog rows read per query.
 const CATALOG_PAGE: u32 = 1000;
-/// Entries buffered between the stages of a sync.
-const STAGE_BUFFER: usize = 1024;
+/// Chunks buffered between the stages of a sync.
+const STAGE_BUFFER: usize = 8;
+/// Diff steps handed on at once (one hand-over between tasks per chunk, not per object).
+const STEP_CHUNK: usize = 256;
+/// Objects of a chunk read together: each read keeps the object's first 64 KiB until it is
+/// typed, so this bounds that memory (32 × 64 KiB a chunk in flight; a whole chunk of 256 took
+/// the initial sync's peak anonymous memory from 27 to 144 MiB).
+const READ_GROUP: usize = 32;
 
 /// Options of one sync.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -167,14 +173,13 @@ struct ListingReport {
 /// One change to apply.
 enum Action {
     Create {
-        item: Item,
-        fingerprint: Fingerprint,
+        row: rows::NewRow,
         /// The folders from the synced root down to the item.
         dirs: Vec<FolderName>,
     },
     Content {
         id: Uuid,
-        item: Item,
+        item: Box<Item>,
         fingerprint: Fingerprint,
         restored: bool,
     },
@@ -191,6 +196,8 @@ enum Outcome {
     Tombstone(Uuid, String),
     Act(Box<Action>, u64),
     Failed(String, String, u64),
+    /// A chunk of steps was lost (its task panicked): the run must not go on as if complete.
+    Broken(String),
 }
 
 /// Runs SYNC jobs.
@@ -270,7 +277,7 @@ impl SyncRunner {
                     .collect();
                 let known = {
                     let mut conn = self.store.read().await.map_err(ServiceError::from)?;
-                    rows::known_touching(&mut conn, root_id, &keys)
+                    rows::known_touching(&mut conn, self.store.dialect(), root_id, &keys)
                         .await
                         .map_err(ServiceError::from)?
                 };
@@ -287,50 +294,54 @@ impl SyncRunner {
         };
         let mut tombstones: Vec<(Uuid, String)> = Vec::new();
         let mut batch: Vec<Action> = Vec::new();
-        let mut folders: HashMap<String, Uuid> = HashMap::new();
-        while let Some(outcome) = outcomes.recv().await {
-            match outcome {
-                Outcome::Unchanged => {
-                    result.unchanged += 1;
-                    ctx.add_pending(1);
-                    ctx.done(1);
-                }
-                Outcome::Tombstone(id, key) => tombstones.push((id, key)),
-                Outcome::Failed(key, message, hashed) => {
-                    result.errors += 1;
-                    result.bytes_hashed += hashed;
-                    ctx.add_pending(1);
-                    ctx.failed(key, message);
-                }
-                Outcome::Act(action, hashed) => {
-                    result.bytes_hashed += hashed;
-                    ctx.add_pending(1);
-                    batch.push(*action);
-                    if batch.len() >= BATCH {
-                        let before = result;
-                        self.apply(
-                            &root,
-                            &mut folders,
-                            std::mem::take(&mut batch),
-                            &mut result,
-                            params.dry_run,
-                            ctx,
-                        )
-                        .await
-                        .map_err(|failure| stopped(ctx, before, failure))?;
+        let mut writer = Writer::spawn(self.store.clone(), root.clone(), params.dry_run);
+        while let Some(chunk) = outcomes.recv().await {
+            for outcome in chunk {
+                match outcome {
+                    Outcome::Unchanged => {
+                        result.unchanged += 1;
+                        ctx.add_pending(1);
+                        ctx.done(1);
+                    }
+                    Outcome::Tombstone(id, key) => tombstones.push((id, key)),
+                    Outcome::Broken(message) => {
+                        writer.stop(ctx, &mut result).await;
+                        return Err(stopped(ctx, result, JobFailure::Retryable(message)));
+                    }
+                    Outcome::Failed(key, message, hashed) => {
+                        result.errors += 1;
+                        result.bytes_hashed += hashed;
+                        ctx.add_pending(1);
+                        ctx.failed(key, message);
+                    }
+                    Outcome::Act(action, hashed) => {
+                        result.bytes_hashed += hashed;
+                        ctx.add_pending(1);
+                        batch.push(*action);
+                        if batch.len() >= BATCH && !writer.send(std::mem::take(&mut batch)).await {
+                            let failure = match writer.finish(ctx, &mut result).await {
+                                Err(failure) => failure,
+                                Ok(()) => JobFailure::Retryable("the sync's writer stopped".into()),
+                            };
+                            return Err(stopped(ctx, result, failure));
+                        }
                     }
                 }
             }
+            writer.report(ctx, &mut result);
             // The result is recorded when the run stops, not per object (building it for
             // every object was a measurable share of a no-change re-sync).
-            ctx.checkpoint()
-                .await
-                .map_err(|failure| stopped(ctx, result, failure))?;
+            if let Err(failure) = ctx.checkpoint().await {
+                writer.stop(ctx, &mut result).await;
+                return Err(stopped(ctx, result, failure));
+            }
         }
-        let before = result;
-        self.apply(&root, &mut folders, batch, &mut result, params.dry_run, ctx)
+        // A writer that stopped early answers its failure from `finish`.
+        let _ = writer.send(batch).await;
+        writer
+            .finish(ctx, &mut result)
             .await
-            .map_err(|failure| stopped(ctx, before, failure))?;
+            .map_err(|failure| stopped(ctx, result, failure))?;
 
         let (failed, unreadable, listed_count, skipped) = {
             let report = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -379,94 +390,174 @@ impl SyncRunner {
         }
         Ok(serde_json::to_value(result).unwrap_or_default())
     }
-
-    /// Applies a batch of changes in one transaction (or only counts them on a dry run).
-    async fn apply(
-        &self,
-        root: &Folder,
-        folders: &mut HashMap<String, Uuid>,
-        batch: Vec<Action>,
-        result: &mut SyncResult,
-        dry_run: bool,
-        ctx: &mut JobContext,
-    ) -> Result<(), JobFailure> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let size = batch.len() as i64;
-        let mut made: HashMap<String, Uuid> = HashMap::new();
-        let mut created: Vec<(Item, Fingerprint)> = Vec::new();
-        let mut tx = if dry_run {
-            None
-        } else {
-            Some(
-                self.store
-                    .write_tree(TreeLock::Shared)
-                    .await
-                    .map_err(ServiceError::from)?,
-            )
-        };
-        for action in batch {
-            match action {
-                Action::Create {
-                    mut item,
-                    fingerprint,
-                    dirs,
-                } => {
-                    result.created += 1;
-                    if let Some(tx) = tx.as_mut() {
-                        item.folder_id = folder_for(tx, root, &dirs, folders, &mut made).await?;
-                        created.push((item, fingerprint));
-                    }
-                }
-                Action::Content {
-                    id,
-                    item,
-                    fingerprint,
-                    restored,
-                } => {
-                    result.updated += 1;
-                    result.restored += u64::from(restored);
-                    if let Some(tx) = tx.as_mut() {
-                        rows::set_content(tx, id, &item, &fingerprint)
-                            .await
-                            .map_err(ServiceError::from)?;
-                    }
-                }
-                Action::Refresh {
-                    id,
-                    fingerprint,
-                    restored,
-                } => {
-                    if restored {
-                        result.restored += 1;
-                    } else {
-                        result.unchanged += 1;
-                    }
-                    if let Some(tx) = tx.as_mut() {
-                        rows::refresh(tx, id, &fingerprint).await.map_err(ServiceError::from)?;
-                    }
-                }
-            }
-        }
-        if let Some(mut tx) = tx {
-            for chunk in created.chunks(rows::UPSERT_ROWS) {
-                rows::upsert_many(&mut tx, root.id, chunk)
-                    .await
-                    .map_err(ServiceError::from)?;
-            }
-            tx.commit().await.map_err(ServiceError::from)?;
-        }
-        folders.extend(made);
-        ctx.done(size);
-        Ok(())
-    }
 }
 
 /// Records `result` as what the run did before it stopped, and passes `failure` on.
 fn stopped(ctx: &mut JobContext, result: SyncResult, failure: JobFailure) -> JobFailure {
     ctx.set_result(serde_json::to_value(result).unwrap_or_default());
     failure
+}
+
+/// The stage that applies changes: batches go to a task of its own, which writes each in one
+/// transaction (or only counts it, on a dry run) while the run gathers the next. What it
+/// committed reaches the job's progress and result through [`Writer::report`].
+struct Writer {
+    batches: Option<mpsc::Sender<Vec<Action>>>,
+    task: tokio::task::JoinHandle<Result<(), JobFailure>>,
+    /// What the task has committed and the run has not reported yet.
+    committed: Arc<Mutex<Applied>>,
+}
+
+/// What committed batches changed: how many changes, and the counts of the result they add to.
+#[derive(Default)]
+struct Applied {
+    actions: i64,
+    created: u64,
+    updated: u64,
+    restored: u64,
+    unchanged: u64,
+}
+
+impl Applied {
+    /// Adds `other`'s counts to `self`'s.
+    fn add(&mut self, other: &Applied) {
+        self.actions += other.actions;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.restored += other.restored;
+        self.unchanged += other.unchanged;
+    }
+}
+
+impl Writer {
+    /// Starts the task; batches wait for it one deep.
+    fn spawn(store: Store, root: Folder, dry_run: bool) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Vec<Action>>(1);
+        let committed = Arc::new(Mutex::new(Applied::default()));
+        let shared = Arc::clone(&committed);
+        let task = tokio::spawn(async move {
+            let mut folders = HashMap::new();
+            while let Some(batch) = rx.recv().await {
+                let applied = apply(&store, &root, &mut folders, batch, dry_run).await?;
+                shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .add(&applied);
+            }
+            Ok(())
+        });
+        Self {
+            batches: Some(tx),
+            task,
+            committed,
+        }
+    }
+
+    /// Hands a batch over; false when the task has stopped (see [`finish`](Self::finish)).
+    async fn send(&mut self, batch: Vec<Action>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        match &self.batches {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// Moves what was committed since the last report into the job's progress and `result`.
+    fn report(&self, ctx: &mut JobContext, result: &mut SyncResult) {
+        let applied = std::mem::take(&mut *self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        ctx.done(applied.actions);
+        result.created += applied.created;
+        result.updated += applied.updated;
+        result.restored += applied.restored;
+        result.unchanged += applied.unchanged;
+    }
+
+    /// Waits until every batch handed over is written; the task's failure, if it had one.
+    async fn finish(mut self, ctx: &mut JobContext, result: &mut SyncResult) -> Result<(), JobFailure> {
+        self.batches = None;
+        let outcome = (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(JobFailure::Retryable(format!("the sync's writer failed: {e}"))));
+        self.report(ctx, result);
+        outcome
+    }
+
+    /// Stops the task, abandoning the batch it is writing (its transaction rolls back), and
+    /// reports what it had committed.
+    async fn stop(mut self, ctx: &mut JobContext, result: &mut SyncResult) {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        self.report(ctx, result);
+    }
+}
+
+/// Applies a batch of changes in one transaction (or only counts them on a dry run).
+async fn apply(
+    store: &Store,
+    root: &Folder,
+    folders: &mut HashMap<String, Uuid>,
+    batch: Vec<Action>,
+    dry_run: bool,
+) -> Result<Applied, JobFailure> {
+    let mut applied = Applied {
+        actions: batch.len() as i64,
+        ..Applied::default()
+    };
+    let mut made: HashMap<String, Uuid> = HashMap::new();
+    let mut created: Vec<(Uuid, rows::NewRow)> = Vec::new();
+    let mut tx = if dry_run {
+        None
+    } else {
+        Some(store.write_tree(TreeLock::Shared).await.map_err(ServiceError::from)?)
+    };
+    for action in batch {
+        match action {
+            Action::Create { row, dirs } => {
+                applied.created += 1;
+                if let Some(tx) = tx.as_mut() {
+                    created.push((folder_for(tx, root, &dirs, folders, &mut made).await?, row));
+                }
+            }
+            Action::Content {
+                id,
+                item,
+                fingerprint,
+                restored,
+            } => {
+                applied.updated += 1;
+                applied.restored += u64::from(restored);
+                if let Some(tx) = tx.as_mut() {
+                    rows::set_content(tx, id, &item, &fingerprint)
+                        .await
+                        .map_err(ServiceError::from)?;
+                }
+            }
+            Action::Refresh {
+                id,
+                fingerprint,
+                restored,
+            } => {
+                if restored {
+                    applied.restored += 1;
+                } else {
+                    applied.unchanged += 1;
+                }
+                if let Some(tx) = tx.as_mut() {
+                    rows::refresh(tx, id, &fingerprint).await.map_err(ServiceError::from)?;
+                }
+            }
+        }
+    }
+    if let Some(mut tx) = tx {
+        rows::upsert_many(&mut tx, store.dialect(), root.id, &created)
+            .await
+            .map_err(ServiceError::from)?;
+        tx.commit().await.map_err(ServiceError::from)?;
+    }
+    folders.extend(made);
+    Ok(applied)
 }
 
 /// The folder for an object in `dirs` below `root`, creating the missing ones (inside the
@@ -520,36 +611,40 @@ async fn folder_for(
 /// Streams the bucket listing into `Listed` entries, checking key order and noting what could
 /// not be listed.
 fn spawn_listing(
-    mut entries: mpsc::Receiver<ListEntry>,
+    mut entries: mpsc::Receiver<Vec<ListEntry>>,
     prefix: &str,
     report: Arc<Mutex<ListingReport>>,
-) -> mpsc::Receiver<Listed> {
+) -> mpsc::Receiver<Vec<Listed>> {
     let (tx, rx) = mpsc::channel(STAGE_BUFFER);
     let prefix = prefix.to_owned();
     tokio::spawn(async move {
         let mut last: Option<String> = None;
-        let note = |change: &dyn Fn(&mut ListingReport)| {
-            change(&mut report.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
-        };
-        while let Some(entry) = entries.recv().await {
-            match entry {
-                ListEntry::Object { key, fingerprint } => {
-                    if last.as_deref().is_some_and(|prev| prev.as_bytes() >= key.as_bytes()) {
-                        note(&|r| r.failed = Some(format!("the listing came out of key order at `{key}`")));
-                        return;
-                    }
-                    note(&|r| r.listed += 1);
-                    last = Some(key.clone());
-                    if tx.send(Listed { key, fingerprint }).await.is_err() {
-                        return;
+        while let Some(chunk) = entries.recv().await {
+            let mut listed = Vec::with_capacity(chunk.len());
+            {
+                let mut report = report.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                for entry in chunk {
+                    match entry {
+                        ListEntry::Object { key, fingerprint } => {
+                            if last.as_deref().is_some_and(|prev| prev.as_bytes() >= key.as_bytes()) {
+                                report.failed = Some(format!("the listing came out of key order at `{key}`"));
+                                return;
+                            }
+                            report.listed += 1;
+                            last = Some(key.clone());
+                            listed.push(Listed { key, fingerprint });
+                        }
+                        ListEntry::Unreadable { key, message } if key == prefix => {
+                            report.failed = Some(message);
+                            return;
+                        }
+                        ListEntry::Unreadable { key, message } => report.unreadable.push((key, message)),
+                        ListEntry::Skipped { .. } => report.skipped += 1,
                     }
                 }
-                ListEntry::Unreadable { key, message } if key == prefix => {
-                    note(&|r| r.failed = Some(message.clone()));
-                    return;
-                }
-                ListEntry::Unreadable { key, message } => note(&|r| r.unreadable.push((key.clone(), message.clone()))),
-                ListEntry::Skipped { .. } => note(&|r| r.skipped += 1),
+            }
+            if tx.send(listed).await.is_err() {
+                return;
             }
         }
     });
@@ -557,13 +652,15 @@ fn spawn_listing(
 }
 
 /// Streams the synced root's catalog in key order, a page at a time.
-fn spawn_catalog(store: Store, root: Uuid) -> mpsc::Receiver<Known> {
+fn spawn_catalog(store: Store, root: Uuid) -> mpsc::Receiver<Vec<Known>> {
     let (tx, rx) = mpsc::channel(STAGE_BUFFER);
     tokio::spawn(async move {
         let mut after: Option<String> = None;
         loop {
             let page = match store.read().await {
-                Ok(mut conn) => rows::known_page(&mut conn, root, after.as_deref(), CATALOG_PAGE).await,
+                Ok(mut conn) => {
+                    rows::known_page(&mut conn, store.dialect(), root, after.as_deref(), CATALOG_PAGE).await
+                }
                 Err(e) => Err(e),
             };
             let page = match page {
@@ -575,10 +672,8 @@ fn spawn_catalog(store: Store, root: Uuid) -> mpsc::Receiver<Known> {
                 }
             };
             after = page.last().map(|k| k.key.clone());
-            for known in page {
-                if tx.send(known).await.is_err() {
-                    return;
-                }
+            if tx.send(page).await.is_err() {
+                return;
             }
         }
     });
@@ -586,26 +681,27 @@ fn spawn_catalog(store: Store, root: Uuid) -> mpsc::Receiver<Known> {
 }
 
 /// A channel already holding `rows` (a catalog small enough to read at once).
-fn channel_of(rows: Vec<Known>) -> mpsc::Receiver<Known> {
-    let (tx, rx) = mpsc::channel(rows.len().max(1));
-    for row in rows {
-        let _ = tx.try_send(row);
-    }
+fn channel_of(rows: Vec<Known>) -> mpsc::Receiver<Vec<Known>> {
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.try_send(rows);
     rx
 }
 
-/// Merges the two key-ordered streams on a blocking thread (the diff is a plain iterator).
+/// Merges the two key-ordered streams on a blocking thread (the diff is a plain iterator),
+/// handing its steps on in chunks.
 fn spawn_diff(
-    mut listed: mpsc::Receiver<Listed>,
-    mut known: mpsc::Receiver<Known>,
+    mut listed: mpsc::Receiver<Vec<Listed>>,
+    mut known: mpsc::Receiver<Vec<Known>>,
     force_rehash: bool,
-) -> mpsc::Receiver<Step> {
+) -> mpsc::Receiver<Vec<Step>> {
     let (tx, rx) = mpsc::channel(STAGE_BUFFER);
     tokio::task::spawn_blocking(move || {
-        let listed = std::iter::from_fn(|| listed.blocking_recv());
-        let known = std::iter::from_fn(|| known.blocking_recv());
-        for step in diff(listed, known, force_rehash) {
-            if tx.blocking_send(step).is_err() {
+        let listed = std::iter::from_fn(|| listed.blocking_recv()).flatten();
+        let known = std::iter::from_fn(|| known.blocking_recv()).flatten();
+        let mut steps = diff(listed, known, force_rehash).peekable();
+        while steps.peek().is_some() {
+            let chunk: Vec<Step> = steps.by_ref().take(STEP_CHUNK).collect();
+            if tx.blocking_send(chunk).is_err() {
                 return;
             }
         }
@@ -613,23 +709,31 @@ fn spawn_diff(
     rx
 }
 
-/// Turns the diff's steps into outcomes, reading up to `concurrency` objects at once, in a task
-/// of its own: reading goes on while a batch of changes is being written.
+/// Turns the diff's chunks of steps into chunks of outcomes, in a task of its own (reading goes
+/// on while a batch of changes is being written), several chunks at once and at most
+/// `concurrency` objects read at once.
 fn spawn_evaluation(
-    mut steps: mpsc::Receiver<Step>,
+    mut steps: mpsc::Receiver<Vec<Step>>,
     source: Arc<Source>,
     prefix: String,
     root: Uuid,
     concurrency: usize,
-) -> mpsc::Receiver<Outcome> {
-    let (tx, rx) = mpsc::channel(STAGE_BUFFER);
+) -> mpsc::Receiver<Vec<Outcome>> {
+    let (tx, rx) = mpsc::channel(4 * STAGE_BUFFER);
     tokio::spawn(async move {
-        let outcomes = futures::stream::poll_fn(move |cx| steps.poll_recv(cx))
-            .map(|step| evaluate(Arc::clone(&source), prefix.clone(), root, step))
+        let permits = Arc::new(Semaphore::new(concurrency));
+        // Each chunk is a task of its own, so that typing and probing run on every core.
+        let chunks = futures::stream::poll_fn(move |cx| steps.poll_recv(cx))
+            .map(|chunk| {
+                let (source, prefix, permits) = (Arc::clone(&source), prefix.clone(), Arc::clone(&permits));
+                tokio::spawn(async move { evaluate(&source, &prefix, root, chunk, &permits, concurrency).await })
+            })
             .buffer_unordered(concurrency);
-        futures::pin_mut!(outcomes);
-        while let Some(outcome) = outcomes.next().await {
-            if tx.send(outcome).await.is_err() {
+        futures::pin_mut!(chunks);
+        while let Some(evaluated) = chunks.next().await {
+            let outcomes = evaluated
+                .unwrap_or_else(|e| vec![Outcome::Broken(format!("evaluating a chunk of objects failed: {e}"))]);
+            if tx.send(outcomes).await.is_err() {
                 return;
             }
         }
@@ -637,20 +741,79 @@ fn spawn_evaluation(
     rx
 }
 
-/// Turns a diff step into a change, reading the object when the step needs it.
-async fn evaluate(source: Arc<Source>, prefix: String, root: Uuid, step: Step) -> Outcome {
-    let (listed, known, restoring) = match step {
-        Step::Unchanged(_) => return Outcome::Unchanged,
-        Step::Tombstone(known) => return Outcome::Tombstone(known.id, known.key),
-        Step::Create(listed) => (listed, None, false),
-        Step::Check(listed, known) => (listed, Some(known), false),
-        Step::Restore(listed, known) => (listed, Some(known), true),
-    };
-    let (dirs, title) = match layout(&prefix, &listed.key) {
-        Ok(layout) => layout,
-        Err(message) => return Outcome::Failed(listed.key, message, 0),
-    };
-    let hashed: Hashed = match source.hash(&listed.key, HEAD_BYTES).await {
+/// A step whose object must be read before it can be judged.
+struct Read {
+    listed: Listed,
+    known: Option<Known>,
+    restoring: bool,
+    dirs: Vec<FolderName>,
+    title: String,
+}
+
+/// Turns a chunk of diff steps into outcomes, reading the objects the steps need (a group at a
+/// time, see [`Source::hash_many`]) and probing the changed ones, `concurrency` at a time.
+async fn evaluate(
+    source: &Source,
+    prefix: &str,
+    root: Uuid,
+    steps: Vec<Step>,
+    permits: &Semaphore,
+    concurrency: usize,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(steps.len());
+    let mut reads = Vec::new();
+    for step in steps {
+        let (listed, known, restoring) = match step {
+            Step::Unchanged(_) => {
+                outcomes.push(Outcome::Unchanged);
+                continue;
+            }
+            Step::Tombstone(known) => {
+                outcomes.push(Outcome::Tombstone(known.id, known.key));
+                continue;
+            }
+            Step::Create(listed) => (listed, None, false),
+            Step::Check(listed, known) => (listed, Some(known), false),
+            Step::Restore(listed, known) => (listed, Some(known), true),
+        };
+        match layout(prefix, &listed.key) {
+            Ok((dirs, title)) => reads.push(Read {
+                listed,
+                known,
+                restoring,
+                dirs,
+                title,
+            }),
+            Err(message) => outcomes.push(Outcome::Failed(listed.key, message, 0)),
+        }
+    }
+    let mut reads = reads.into_iter().peekable();
+    while reads.peek().is_some() {
+        let group: Vec<Read> = reads.by_ref().take(READ_GROUP).collect();
+        let keys = group.iter().map(|read| read.listed.key.clone()).collect();
+        let hashed = source.hash_many(keys, HEAD_BYTES, permits).await;
+        let judged = futures::stream::iter(group.into_iter().zip(hashed))
+            .map(|(read, hashed)| judge(source, root, read, hashed))
+            .buffer_unordered(concurrency);
+        futures::pin_mut!(judged);
+        while let Some(outcome) = judged.next().await {
+            outcomes.push(outcome);
+        }
+    }
+    outcomes
+}
+
+/// Turns a read object into a change: a refreshed fingerprint when its checksum is the known
+/// one, otherwise new content, typed and probed.
+async fn judge(source: &Source, root: Uuid, read: Read, hashed: Result<Hashed, BlobError>) -> Outcome {
+    let Read {
+        listed,
+        known,
+        restoring,
+        dirs,
+        title,
+    } = read;
+    let hashed = match hashed {
         Ok(hashed) => hashed,
         Err(e) => return Outcome::Failed(listed.key, e.to_string(), 0),
     };
@@ -686,13 +849,12 @@ async fn evaluate(source: Arc<Source>, prefix: String, root: Uuid, step: Step) -
     let action = match known {
         Some(known) => Action::Content {
             id: known.id,
-            item,
+            item: Box::new(item),
             fingerprint: listed.fingerprint,
             restored: restoring,
         },
         None => Action::Create {
-            item,
-            fingerprint: listed.fingerprint,
+            row: rows::NewRow::encode(&item, &listed.fingerprint),
             dirs,
         },
     };

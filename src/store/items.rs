@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row};
 use uuid::Uuid;
 
 use super::folders::{parse_id, parse_object, push_subtree};
-use super::sql::{SortKey, Sql, contains_pattern, corrupt, push_page};
+use super::sql::{SortKey, Sql, Value, contains_pattern, corrupt, push_page};
 use super::trash::{TrashMark, trash_mark};
 use super::{Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::FolderPath;
@@ -206,36 +206,48 @@ pub async fn alternative_titles(
     fetch_texts(conn, sql).await
 }
 
-/// Binds the content columns of `item` (everything but id, folder, title, client metadata and
+/// The content columns of `item` (everything but id, folder, title, client metadata and
 /// times), in the order of [`CONTENT_COLUMNS`].
-pub(crate) fn bind_content(sql: &mut Sql, item: &Item) {
+pub(crate) fn content_values(item: &Item) -> [Value; 17] {
     let media = &item.media;
-    sql.bind(item.bucket.clone()).push(", ");
-    sql.bind(item.object_key.clone()).push(", ");
-    sql.bind(item.item_type.as_str().to_owned()).push(", ");
-    sql.bind(item.mime_type.clone()).push(", ");
-    sql.bind(item.size).push(", ");
-    sql.bind(item.checksum.clone()).push(", ");
-    sql.bind(i64::from(item.is_tombstone)).push(", ");
-    sql.bind(media.width).push(", ");
-    sql.bind(media.height).push(", ");
-    sql.bind(media.duration_us).push(", ");
-    sql.bind(media.frame_rate.clone()).push(", ");
-    sql.bind(media.codec.clone()).push(", ");
-    sql.bind(media.sample_rate).push(", ");
-    sql.bind(media.channels).push(", ");
-    sql.bind(media.page_count).push(", ");
-    sql.bind(
-        media
-            .dimensions
-            .as_ref()
-            .map(|d| serde_json::Value::from(d.clone()).to_string()),
-    )
-    .push(", ");
-    sql.bind((!item.frames.is_empty()).then(|| serde_json::to_string(&item.frames).unwrap_or_default()));
+    let text = |t: &str| Value::Text(Some(t.to_owned()));
+    [
+        text(&item.bucket),
+        text(&item.object_key),
+        text(item.item_type.as_str()),
+        text(&item.mime_type),
+        Value::Int(Some(item.size)),
+        Value::Text(item.checksum.clone()),
+        Value::Int(Some(i64::from(item.is_tombstone))),
+        Value::Int(media.width),
+        Value::Int(media.height),
+        Value::Int(media.duration_us),
+        Value::Text(media.frame_rate.clone()),
+        Value::Text(media.codec.clone()),
+        Value::Int(media.sample_rate),
+        Value::Int(media.channels),
+        Value::Int(media.page_count),
+        Value::Text(
+            media
+                .dimensions
+                .as_ref()
+                .map(|d| serde_json::Value::from(d.clone()).to_string()),
+        ),
+        Value::Text((!item.frames.is_empty()).then(|| serde_json::to_string(&item.frames).unwrap_or_default())),
+    ]
 }
 
-/// The columns [`bind_content`] binds.
+/// Binds the content columns of `item`, comma-separated, in the order of [`CONTENT_COLUMNS`].
+pub(crate) fn bind_content(sql: &mut Sql, item: &Item) {
+    for (i, value) in content_values(item).into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind_value(value);
+    }
+}
+
+/// The columns [`content_values`] gives.
 pub(crate) const CONTENT_COLUMNS: [&str; 17] = [
     "bucket",
     "object_key",

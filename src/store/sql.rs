@@ -58,6 +58,14 @@ impl Sql {
         self
     }
 
+    /// Appends a placeholder bound to `value`, typed as its column is (a NULL too).
+    pub fn bind_value(&mut self, value: Value) -> &mut Self {
+        match value {
+            Value::Text(text) => self.bind(text),
+            Value::Int(n) => self.bind(n),
+        }
+    }
+
     /// The finished query, ready to execute or fetch.
     pub fn build(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
         sqlx::query_with(AssertSqlSafe(self.text), self.args)
@@ -69,6 +77,29 @@ impl Sql {
         R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
     {
         sqlx::query_as_with(AssertSqlSafe(self.text), self.args)
+    }
+}
+
+/// A value for a column, typed as the column is: a NULL must be bound with its column's type
+/// (PostgreSQL refuses a text NULL for a BIGINT column).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A TEXT column's value.
+    Text(Option<String>),
+    /// An INTEGER (SQLite) or BIGINT (PostgreSQL) column's value.
+    Int(Option<i64>),
+}
+
+impl Value {
+    /// Appends the value as JSON (a string, a number or null) to `out`, for rows sent as one
+    /// JSON array.
+    pub fn write_json(&self, out: &mut String) {
+        match self {
+            // A `str` always serializes.
+            Value::Text(Some(text)) => out.push_str(&serde_json::to_string(text).unwrap_or_default()),
+            Value::Int(Some(n)) => out.push_str(&n.to_string()),
+            Value::Text(None) | Value::Int(None) => out.push_str("null"),
+        }
     }
 }
 

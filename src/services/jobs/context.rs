@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{JobEvents, Subscription};
 use crate::domain::job::{Job, MAX_UNIT_ERRORS, Progress, UnitError};
 use crate::services::ServiceError;
-use crate::store::{Store, jobs};
+use crate::store::{Store, StoreError, jobs};
 
 /// How often progress is written while a job runs (and so how stale a long poll can be).
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -52,6 +53,8 @@ pub struct JobContext {
     errors: Vec<UnitError>,
     result: Option<serde_json::Value>,
     last_flush: Instant,
+    /// A progress write going on in the background (see [`checkpoint`](Self::checkpoint)).
+    writing: Option<JoinHandle<Result<Option<jobs::Changed>, StoreError>>>,
 }
 
 impl JobContext {
@@ -68,6 +71,7 @@ impl JobContext {
             errors: Vec::new(),
             result: None,
             last_flush: Instant::now(),
+            writing: None,
         }
     }
 
@@ -119,12 +123,32 @@ impl JobContext {
 
     /// Call between units: writes progress now and then, and stops the run when the job was
     /// cancelled or the process is shutting down.
+    ///
+    /// The periodic write goes on in the background and its answer is taken at a later
+    /// checkpoint: on SQLite it may wait for the write lock another transaction holds (the
+    /// job's own batch, often), and a runner waiting with it stalled its whole pipeline. News of
+    /// the job (a cancel request) is answered at once. A write still going on when the attempt
+    /// ends finds the job no longer RUNNING and changes nothing.
     pub async fn checkpoint(&mut self) -> Result<(), JobFailure> {
         if self.shutdown.is_cancelled() {
             return Err(JobFailure::Shutdown);
         }
-        if self.changes.has_news() || self.last_flush.elapsed() >= FLUSH_EVERY {
-            self.flush().await?;
+        if let Some(writing) = self.writing.take_if(|w| w.is_finished()) {
+            let written = writing
+                .await
+                .map_err(|e| JobFailure::Retryable(format!("writing progress failed: {e}")))?;
+            self.take_answer(written)?;
+        }
+        if self.changes.has_news() {
+            return self.flush().await;
+        }
+        if self.writing.is_none() && self.last_flush.elapsed() >= FLUSH_EVERY {
+            self.last_flush = Instant::now();
+            let (store, id, progress, errors) = (self.store.clone(), self.job.id, self.progress, self.errors.clone());
+            self.writing = Some(tokio::spawn(async move {
+                let mut conn = store.read().await?;
+                jobs::save_progress(&mut conn, id, &progress, &errors).await
+            }));
         }
         Ok(())
     }
@@ -139,18 +163,26 @@ impl JobContext {
         }
     }
 
-    /// Writes progress; a cancel request (or the job leaving RUNNING) ends the run.
+    /// Writes progress now (after a background write still going on); a cancel request (or
+    /// the job leaving RUNNING) ends the run.
     pub async fn flush(&mut self) -> Result<(), JobFailure> {
+        if let Some(writing) = self.writing.take() {
+            let _ = writing.await; // superseded by the write below
+        }
         self.last_flush = Instant::now();
-        let mut conn = self
-            .store
-            .read()
-            .await
-            .map_err(|e| JobFailure::Retryable(e.to_string()))?;
-        let changed = jobs::save_progress(&mut conn, self.job.id, &self.progress, &self.errors)
-            .await
-            .map_err(|e| JobFailure::Retryable(e.to_string()))?;
-        if let Some(c) = changed {
+        let written = async {
+            let mut conn = self.store.read().await?;
+            jobs::save_progress(&mut conn, self.job.id, &self.progress, &self.errors).await
+        }
+        .await;
+        self.take_answer(written)
+    }
+
+    /// Takes in what a progress write answered: news of the job for its watchers, and a cancel
+    /// request (or the job leaving RUNNING) as the end of the run.
+    fn take_answer(&mut self, written: Result<Option<jobs::Changed>, StoreError>) -> Result<(), JobFailure> {
+        let changed = written.map_err(|e| JobFailure::Retryable(e.to_string()))?;
+        if let Some(c) = &changed {
             self.events.publish(self.job.id, c.version);
             // Our own write is no news to us; a cancel that landed meanwhile still is.
             self.changes.seen_up_to(c.version);
