@@ -495,26 +495,70 @@ fn local_file(root: &FsPath, key: &str) -> Result<(PathBuf, Fingerprint), BlobEr
     Ok((path, fingerprint))
 }
 
-/// Hashes a local file: memory-mapped on all cores when large, streamed otherwise.
+/// Bytes a hashing thread reads a file in at once, into a buffer it keeps: small enough to stay
+/// in the CPU's cache between the kernel's copy and the hash (1 MiB reads made the sync 1.5×
+/// slower), and kept because allocating and zeroing one per file showed in profiles.
+const READ_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer of this thread (tokio's blocking threads hash local files).
+    static READ_INTO: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Hashes a local file: memory-mapped on all cores when large; otherwise its head read into
+/// the answer and the rest through this thread's buffer.
 fn hash_file(path: &FsPath, head_bytes: usize) -> std::io::Result<Hashed> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    let expected_head = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
-    let mut head = Vec::with_capacity(expected_head);
-    (&mut file).take(head_bytes as u64).read_to_end(&mut head)?;
+    // Read straight into the answer's head (no zeroing, no copy); at its exact capacity the
+    // `take` ends the read without asking the file for more.
+    let wanted = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
+    let mut head = Vec::with_capacity(wanted);
+    let mut read = (&mut file).take(wanted as u64).read_to_end(&mut head)?;
     let mut hasher = blake3::Hasher::new();
     if size >= MMAP_HASH_FROM {
         hasher.update_mmap_rayon(path)?;
+        read = usize::try_from(size).unwrap_or(usize::MAX);
+    } else if read == head_bytes {
+        hasher.update(&head);
+        read += READ_INTO.with_borrow_mut(|buffer| -> std::io::Result<usize> {
+            if buffer.is_empty() {
+                buffer.resize(READ_BUFFER, 0);
+            }
+            let mut rest = 0;
+            loop {
+                let filled = fill(&mut file, buffer)?;
+                hasher.update(&buffer[..filled]);
+                rest += filled;
+                if filled < buffer.len() {
+                    return Ok(rest);
+                }
+            }
+        })?;
     } else {
         hasher.update(&head);
-        hasher.update_reader(&mut file)?;
     }
     Ok(Hashed {
         checksum: hasher.finalize().to_hex().to_string(),
-        size,
+        size: read as u64,
         head,
     })
+}
+
+/// Reads from `file` until `buffer` is full or the file ends; answers the bytes read.
+fn fill(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// A remote store, and what signs URLs for it (with the key prefix its URL names).
@@ -641,4 +685,38 @@ fn addresses(url: &url::Url, settings: &BucketSettings, options: &[(String, Stri
         _ => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_file_reads_every_byte_across_head_buffer_and_mmap_sizes() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let head_bytes = 64 * 1024;
+        let sizes = [
+            0,
+            1,
+            head_bytes - 1,
+            head_bytes,
+            head_bytes + 1,
+            head_bytes + READ_BUFFER,
+            3 * READ_BUFFER + 17,
+            MMAP_HASH_FROM as usize + 5,
+        ];
+        for size in sizes {
+            let content: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let path = dir.path().join(format!("f{size}"));
+            std::fs::write(&path, &content).expect("write");
+            let hashed = hash_file(&path, head_bytes).expect("hash");
+            assert_eq!(
+                hashed.checksum,
+                blake3::hash(&content).to_hex().to_string(),
+                "size {size}"
+            );
+            assert_eq!(hashed.size, size as u64);
+            assert_eq!(hashed.head, content[..size.min(head_bytes)], "size {size}");
+        }
+    }
 }

@@ -107,6 +107,12 @@ fn looks_like_text(head: &[u8], whole: bool) -> bool {
     }
 }
 
+/// Whether `head` starts with a bare MPEG-audio or ADTS frame sync rather than a container's
+/// signature: two bytes, which about one binary file in twenty thousand starts with by chance.
+fn bare_frame_sync(head: &[u8]) -> bool {
+    head.first() == Some(&0xFF) && head.get(1).is_some_and(|b| b & 0xE0 == 0xE0)
+}
+
 /// The item type and MIME type of content that starts with `head`, titled `title`; `size` is the
 /// whole content's size.
 pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
@@ -118,7 +124,15 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
     if nifti_dimensions(head).is_some() {
         return (ItemType::Nifti, NIFTI_MIME.into());
     }
-    if let Some(found) = infer::get(head) {
+    // A bare frame sync is believed only when the name does not say the content is something
+    // else than audio or video (`weights.bin`, say): ffprobe would run on it for nothing.
+    let found = infer::get(head).filter(|_| {
+        !bare_frame_sync(head)
+            || by_extension
+                .as_ref()
+                .is_none_or(|m| matches!(ItemType::from_mime(m.essence_str()), ItemType::Audio | ItemType::Video))
+    });
+    if let Some(found) = found {
         let mime = found.mime_type();
         if mime == "application/gzip" && nifti_dimensions(&gunzip_head(head, 540)).is_some() {
             return (ItemType::Nifti, mime.into());
@@ -386,6 +400,22 @@ mod tests {
         }
         h[344..348].copy_from_slice(b"n+1\0");
         h
+    }
+
+    #[test]
+    fn a_bare_frame_sync_is_audio_only_when_the_name_agrees() {
+        let mut head = vec![0xFF, 0xF1, 0x50, 0x80];
+        head.extend(std::iter::repeat_n(0x9C, 1000));
+        let size = head.len() as u64;
+        assert_eq!(sniff(&head, "tone.aac", size).0, ItemType::Audio);
+        assert_eq!(sniff(&head, "tone", size).0, ItemType::Audio);
+        assert_eq!(
+            sniff(&head, "weights.bin", size),
+            (ItemType::Other, "application/octet-stream".to_owned())
+        );
+        // A container's signature is believed whatever the name.
+        let id3 = b"ID3\x04\x00\x00\x00\x00\x00\x00rest";
+        assert_eq!(sniff(id3, "x.bin", 1000).0, ItemType::Audio);
     }
 
     #[test]
