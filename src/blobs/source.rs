@@ -515,34 +515,42 @@ fn hash_file(path: &FsPath, head_bytes: usize) -> std::io::Result<Hashed> {
     // `take` ends the read without asking the file for more.
     let wanted = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
     let mut head = Vec::with_capacity(wanted);
-    let mut read = (&mut file).take(wanted as u64).read_to_end(&mut head)?;
+    (&mut file).take(wanted as u64).read_to_end(&mut head)?;
     let mut hasher = blake3::Hasher::new();
-    if size >= MMAP_HASH_FROM {
+    let read = if size >= MMAP_HASH_FROM {
         hasher.update_mmap_rayon(path)?;
-        read = usize::try_from(size).unwrap_or(usize::MAX);
-    } else if read == head_bytes {
-        hasher.update(&head);
-        read += READ_INTO.with_borrow_mut(|buffer| -> std::io::Result<usize> {
-            if buffer.is_empty() {
-                buffer.resize(READ_BUFFER, 0);
-            }
-            let mut rest = 0;
-            loop {
-                let filled = fill(&mut file, buffer)?;
-                hasher.update(&buffer[..filled]);
-                rest += filled;
-                if filled < buffer.len() {
-                    return Ok(rest);
-                }
-            }
-        })?;
+        size
     } else {
         hasher.update(&head);
-    }
+        let rest = if head.len() == head_bytes {
+            hash_rest(&mut file, &mut hasher)?
+        } else {
+            0
+        };
+        head.len() as u64 + rest
+    };
     Ok(Hashed {
         checksum: hasher.finalize().to_hex().to_string(),
-        size: read as u64,
+        size: read,
         head,
+    })
+}
+
+/// Hashes what is left of `file` through this thread's buffer; answers the bytes read.
+fn hash_rest(file: &mut std::fs::File, hasher: &mut blake3::Hasher) -> std::io::Result<u64> {
+    READ_INTO.with_borrow_mut(|buffer| {
+        if buffer.is_empty() {
+            buffer.resize(READ_BUFFER, 0);
+        }
+        let mut read = 0;
+        loop {
+            let filled = fill(file, buffer)?;
+            hasher.update(&buffer[..filled]);
+            read += filled as u64;
+            if filled < buffer.len() {
+                return Ok(read);
+            }
+        }
     })
 }
 

@@ -146,8 +146,7 @@ impl JobContext {
             self.last_flush = Instant::now();
             let (store, id, progress, errors) = (self.store.clone(), self.job.id, self.progress, self.errors.clone());
             self.writing = Some(tokio::spawn(async move {
-                let mut conn = store.read().await?;
-                jobs::save_progress(&mut conn, id, &progress, &errors).await
+                save_progress(&store, id, progress, &errors).await
             }));
         }
         Ok(())
@@ -170,11 +169,7 @@ impl JobContext {
             let _ = writing.await; // superseded by the write below
         }
         self.last_flush = Instant::now();
-        let written = async {
-            let mut conn = self.store.read().await?;
-            jobs::save_progress(&mut conn, self.job.id, &self.progress, &self.errors).await
-        }
-        .await;
+        let written = save_progress(&self.store, self.job.id, self.progress, &self.errors).await;
         self.take_answer(written)
     }
 
@@ -208,4 +203,15 @@ impl JobContext {
             message,
         }
     }
+}
+
+/// Writes job `id`'s progress and unit errors; what changed, as [`jobs::save_progress`] answers.
+async fn save_progress(
+    store: &Store,
+    id: uuid::Uuid,
+    progress: Progress,
+    errors: &[UnitError],
+) -> Result<Option<jobs::Changed>, StoreError> {
+    let mut conn = store.read().await?;
+    jobs::save_progress(&mut conn, id, &progress, errors).await
 }
