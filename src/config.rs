@@ -116,7 +116,7 @@ pub struct JobsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncSettings {
-    /// Reads one sync runs at once: objects of a cloud bucket, groups of up to 32 files (read
+    /// Reads one sync runs at once: objects of a cloud bucket, chunks of up to 256 files (read
     /// one after another) of a local one.
     pub hash_concurrency: usize,
 }

@@ -64,15 +64,16 @@ impl ListEntry {
     }
 }
 
-/// An object read once: its checksum, size and first bytes.
+/// An object read once: its checksum, its size, and what the reader's `inspect` made of its first
+/// bytes (the bytes themselves are not kept: most objects need only their type from them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hashed {
+pub struct Hashed<T> {
     /// blake3, lowercase hex.
     pub checksum: String,
     /// Bytes read.
     pub size: u64,
-    /// The first bytes (up to `head_bytes`), for type detection.
-    pub head: Vec<u8>,
+    /// What `inspect` answered for the first bytes (up to `head_bytes`) and the object's size.
+    pub inspected: T,
 }
 
 enum Backend {
@@ -240,12 +241,17 @@ impl Source {
         rx
     }
 
-    /// Reads object `key` once: blake3 of the whole content, its size, and its first `head_bytes`.
-    pub async fn hash(&self, key: &str, head_bytes: usize) -> Result<Hashed, BlobError> {
+    /// Reads object `key` once: blake3 of the whole content, its size, and what `inspect` makes
+    /// of its first `head_bytes` and its size.
+    pub async fn hash<T, F>(&self, key: &str, head_bytes: usize, inspect: F) -> Result<Hashed<T>, BlobError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&[u8], u64) -> T + Send + 'static,
+    {
         match &self.backend {
             Backend::Local(root) => {
                 let path = root.join(key);
-                tokio::task::spawn_blocking(move || hash_file(&path, head_bytes))
+                tokio::task::spawn_blocking(move || hash_file(&path, head_bytes, inspect))
                     .await
                     .map_err(|e| BlobError::Unsupported(format!("hashing task failed: {e}")))?
                     .map_err(BlobError::io(format!("cannot read `{key}`")))
@@ -268,22 +274,28 @@ impl Source {
                 Ok(Hashed {
                     checksum: hasher.finalize().to_hex().to_string(),
                     size,
-                    head,
+                    inspected: inspect(&head, size),
                 })
             }
         }
     }
 
-    /// Reads every object of `keys` once, as [`hash`](Self::hash) does, answering in their
-    /// order. A local bucket reads them one after another in a single blocking task, holding one
-    /// of `permits` (a thread hand-over per object cost more than hashing a small file); a remote
-    /// one reads them concurrently, each holding a permit while it is read.
-    pub async fn hash_many(
+    /// Reads every object of `keys` once, as [`hash`](Self::hash) does (`inspect` is also given
+    /// the key), answering in their order. A local bucket reads them one after another in a
+    /// single blocking task, holding one of `permits` (a thread hand-over per object cost more
+    /// than hashing a small file); a remote one reads them concurrently, each holding a permit
+    /// while it is read.
+    pub async fn hash_many<T, F>(
         &self,
         keys: Vec<String>,
         head_bytes: usize,
         permits: &Semaphore,
-    ) -> Vec<Result<Hashed, BlobError>> {
+        inspect: F,
+    ) -> Vec<Result<Hashed<T>, BlobError>>
+    where
+        T: Send + 'static,
+        F: Fn(&str, &[u8], u64) -> T + Send + Clone + 'static,
+    {
         match &self.backend {
             Backend::Local(root) => {
                 // The semaphore is never closed; were it, reading without a permit is harmless.
@@ -293,7 +305,7 @@ impl Source {
                 tokio::task::spawn_blocking(move || {
                     keys.iter()
                         .map(|key| {
-                            hash_file(&root.join(key), head_bytes)
+                            hash_file(&root.join(key), head_bytes, |head, size| inspect(key, head, size))
                                 .map_err(BlobError::io(format!("cannot read `{key}`")))
                         })
                         .collect()
@@ -306,9 +318,13 @@ impl Source {
                 })
             }
             Backend::Remote { .. } => {
-                let reads = keys.iter().map(|key| async move {
-                    let _permit = permits.acquire().await.ok();
-                    self.hash(key, head_bytes).await
+                let reads = keys.into_iter().map(|key| {
+                    let inspect = inspect.clone();
+                    async move {
+                        let _permit = permits.acquire().await.ok();
+                        self.hash(&key.clone(), head_bytes, move |head, size| inspect(&key, head, size))
+                            .await
+                    }
                 });
                 futures::future::join_all(reads).await
             }
@@ -505,53 +521,52 @@ thread_local! {
     static READ_INTO: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Hashes a local file: memory-mapped on all cores when large; otherwise its head read into
-/// the answer and the rest through this thread's buffer.
-fn hash_file(path: &FsPath, head_bytes: usize) -> std::io::Result<Hashed> {
-    use std::io::Read;
+/// Hashes a local file, handing its head (read into this thread's buffer, not kept) and size to
+/// `inspect`: memory-mapped on all cores when large, otherwise the rest read through the same
+/// buffer.
+fn hash_file<T>(path: &FsPath, head_bytes: usize, inspect: impl FnOnce(&[u8], u64) -> T) -> std::io::Result<Hashed<T>> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    // Read straight into the answer's head (no zeroing, no copy); at its exact capacity the
-    // `take` ends the read without asking the file for more.
-    let wanted = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
-    let mut head = Vec::with_capacity(wanted);
-    (&mut file).take(wanted as u64).read_to_end(&mut head)?;
     let mut hasher = blake3::Hasher::new();
-    let read = if size >= MMAP_HASH_FROM {
-        hasher.update_mmap_rayon(path)?;
-        size
-    } else {
-        hasher.update(&head);
-        let rest = if head.len() == head_bytes {
-            hash_rest(&mut file, &mut hasher)?
+    let (read, inspected) = READ_INTO.with_borrow_mut(|buffer| {
+        let capacity = READ_BUFFER.max(head_bytes);
+        if buffer.len() < capacity {
+            buffer.resize(capacity, 0);
+        }
+        // Exactly the head the size promises: a file that ends there needs no read to find so.
+        let wanted = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
+        let head = fill(&mut file, &mut buffer[..wanted])?;
+        let inspected = inspect(&buffer[..head], size);
+        if size >= MMAP_HASH_FROM {
+            hasher.update_mmap_rayon(path)?;
+            return Ok((size, inspected));
+        }
+        hasher.update(&buffer[..head]);
+        let rest = if head == head_bytes {
+            hash_rest(&mut file, &mut hasher, buffer)?
         } else {
             0
         };
-        head.len() as u64 + rest
-    };
+        Ok::<_, std::io::Error>((head as u64 + rest, inspected))
+    })?;
     Ok(Hashed {
         checksum: hasher.finalize().to_hex().to_string(),
         size: read,
-        head,
+        inspected,
     })
 }
 
-/// Hashes what is left of `file` through this thread's buffer; answers the bytes read.
-fn hash_rest(file: &mut std::fs::File, hasher: &mut blake3::Hasher) -> std::io::Result<u64> {
-    READ_INTO.with_borrow_mut(|buffer| {
-        if buffer.is_empty() {
-            buffer.resize(READ_BUFFER, 0);
+/// Hashes what is left of `file` through `buffer`; answers the bytes read.
+fn hash_rest(file: &mut std::fs::File, hasher: &mut blake3::Hasher, buffer: &mut [u8]) -> std::io::Result<u64> {
+    let mut read = 0;
+    loop {
+        let filled = fill(file, buffer)?;
+        hasher.update(&buffer[..filled]);
+        read += filled as u64;
+        if filled < buffer.len() {
+            return Ok(read);
         }
-        let mut read = 0;
-        loop {
-            let filled = fill(file, buffer)?;
-            hasher.update(&buffer[..filled]);
-            read += filled as u64;
-            if filled < buffer.len() {
-                return Ok(read);
-            }
-        }
-    })
+    }
 }
 
 /// Reads from `file` until `buffer` is full or the file ends; answers the bytes read.
@@ -717,14 +732,18 @@ mod tests {
             let content: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
             let path = dir.path().join(format!("f{size}"));
             std::fs::write(&path, &content).expect("write");
-            let hashed = hash_file(&path, head_bytes).expect("hash");
+            let hashed = hash_file(&path, head_bytes, |head, size| (head.to_vec(), size)).expect("hash");
             assert_eq!(
                 hashed.checksum,
                 blake3::hash(&content).to_hex().to_string(),
                 "size {size}"
             );
             assert_eq!(hashed.size, size as u64);
-            assert_eq!(hashed.head, content[..size.min(head_bytes)], "size {size}");
+            assert_eq!(
+                hashed.inspected,
+                (content[..size.min(head_bytes)].to_vec(), size as u64),
+                "size {size}"
+            );
         }
     }
 }

@@ -180,31 +180,61 @@ impl Whole {
 /// Detects the type of the content and reads its media metadata. `head` is the content's start
 /// ([`HEAD_BYTES`]), `whole` where tools find the whole object.
 pub async fn probe(head: &[u8], title: &str, size: u64, whole: Whole) -> Probed {
-    let local = match &whole {
-        Whole::File(path) => Some(path.clone()),
-        _ => None,
-    };
-    let (mut item_type, mut mime_type) = sniff(head, title, size);
+    complete(examine(head, title, size), size, whole).await
+}
+
+/// What the content's start alone tells: its type (see [`sniff`]), an image's dimensions when
+/// its header holds them, a NIfTI volume's. Cheap and synchronous, so that it can run where the
+/// content is read, while its start is still in a buffer.
+pub fn examine(head: &[u8], title: &str, size: u64) -> Probed {
+    let (item_type, mime_type) = sniff(head, title, size);
     let mut media = Media::default();
     match item_type {
         ItemType::Image => {
-            let dims = match imagesize::blob_size(head) {
-                Ok(d) => Some(d),
-                Err(_) => match local.clone() {
-                    Some(path) => tokio::task::spawn_blocking(move || imagesize::size(path).ok())
-                        .await
-                        .ok()
-                        .flatten(),
-                    None => None,
-                },
-            };
-            if let Some(d) = dims {
-                media.width = i64::try_from(d.width).ok();
-                media.height = i64::try_from(d.height).ok();
+            if let Ok(dims) = imagesize::blob_size(head) {
+                set_image_size(&mut media, dims);
             }
         }
         ItemType::Nifti => {
             media.dimensions = nifti_dimensions(head).or_else(|| nifti_dimensions(&gunzip_head(head, 540)));
+        }
+        _ => {}
+    }
+    Probed {
+        item_type,
+        mime_type,
+        media,
+    }
+}
+
+/// Records an image's dimensions.
+fn set_image_size(media: &mut Media, dims: imagesize::ImageSize) {
+    media.width = i64::try_from(dims.width).ok();
+    media.height = i64::try_from(dims.height).ok();
+}
+
+/// Reads what [`examine`] could not from the whole object at `whole`: an image's dimensions past
+/// its start, a PDF's page count, audio and video details (ffprobe). `size` is the content's.
+pub async fn complete(probed: Probed, size: u64, whole: Whole) -> Probed {
+    let Probed {
+        mut item_type,
+        mut mime_type,
+        mut media,
+    } = probed;
+    let local = match &whole {
+        Whole::File(path) => Some(path.clone()),
+        _ => None,
+    };
+    match item_type {
+        ItemType::Image if media.width.is_none() => {
+            if let Some(path) = local
+                && let Some(dims) = tokio::task::spawn_blocking(move || imagesize::size(path).ok())
+                    .await
+                    .ok()
+                    .flatten()
+            {
+                set_image_size(&mut media, dims);
+            }
         }
         ItemType::Pdf => {
             if let Some(path) = local.filter(|_| size <= MAX_PDF_PROBE_BYTES) {

@@ -18,7 +18,7 @@ use super::ServiceError;
 use super::folders::{now, require};
 use super::jobs::context::{JobContext, JobFailure};
 use super::jobs::{JobService, Runner, Submission, Submitted};
-use super::probe::{HEAD_BYTES, Whole, probe};
+use super::probe::{HEAD_BYTES, Probed, Whole, complete, examine};
 use crate::blobs::source::{Hashed, ListEntry, Source};
 use crate::blobs::{BlobError, Buckets};
 use crate::domain::caller::{Access, Caller};
@@ -41,10 +41,6 @@ const CATALOG_PAGE: u32 = 1000;
 const STAGE_BUFFER: usize = 8;
 /// Diff steps handed on at once (one hand-over between tasks per chunk, not per object).
 const STEP_CHUNK: usize = 256;
-/// Objects of a chunk read together: each read keeps the object's first 64 KiB until it is
-/// typed, so this bounds that memory (32 × 64 KiB a chunk in flight; a whole chunk of 256 took
-/// the initial sync's peak anonymous memory from 27 to 144 MiB).
-const READ_GROUP: usize = 32;
 
 /// Options of one sync.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -750,8 +746,8 @@ struct Read {
     title: String,
 }
 
-/// Turns a chunk of diff steps into outcomes, reading the objects the steps need (a group at a
-/// time, see [`Source::hash_many`]) and probing the changed ones, `concurrency` at a time.
+/// Turns a chunk of diff steps into outcomes, reading the objects the steps need and probing the
+/// changed ones, `concurrency` at a time.
 async fn evaluate(
     source: &Source,
     prefix: &str,
@@ -787,25 +783,28 @@ async fn evaluate(
             Err(message) => outcomes.push(Outcome::Failed(listed.key, message, 0)),
         }
     }
-    let mut reads = reads.into_iter().peekable();
-    while reads.peek().is_some() {
-        let group: Vec<Read> = reads.by_ref().take(READ_GROUP).collect();
-        let keys = group.iter().map(|read| read.listed.key.clone()).collect();
-        let hashed = source.hash_many(keys, HEAD_BYTES, permits).await;
-        let judged = futures::stream::iter(group.into_iter().zip(hashed))
-            .map(|(read, hashed)| judge(source, root, read, hashed))
-            .buffer_unordered(concurrency);
-        futures::pin_mut!(judged);
-        while let Some(outcome) = judged.next().await {
-            outcomes.push(outcome);
-        }
+    // A chunk's objects are read together (one blocking task for a local bucket, see
+    // [`Source::hash_many`]), each typed while its start is in the reader's buffer: no object's
+    // head is kept.
+    let keys = reads.iter().map(|read| read.listed.key.clone()).collect();
+    let hashed = source
+        .hash_many(keys, HEAD_BYTES, permits, |key, head, size| {
+            examine(head, key.rsplit('/').next().unwrap_or(key), size)
+        })
+        .await;
+    let judged = futures::stream::iter(reads.into_iter().zip(hashed))
+        .map(|(read, hashed)| judge(source, root, read, hashed))
+        .buffer_unordered(concurrency);
+    futures::pin_mut!(judged);
+    while let Some(outcome) = judged.next().await {
+        outcomes.push(outcome);
     }
     outcomes
 }
 
 /// Turns a read object into a change: a refreshed fingerprint when its checksum is the known
-/// one, otherwise new content, typed and probed.
-async fn judge(source: &Source, root: Uuid, read: Read, hashed: Result<Hashed, BlobError>) -> Outcome {
+/// one, otherwise new content, typed (as its start was read) and probed.
+async fn judge(source: &Source, root: Uuid, read: Read, hashed: Result<Hashed<Probed>, BlobError>) -> Outcome {
     let Read {
         listed,
         known,
@@ -830,9 +829,8 @@ async fn judge(source: &Source, root: Uuid, read: Read, hashed: Result<Hashed, B
             read,
         );
     }
-    let probed = probe(
-        &hashed.head,
-        &title,
+    let probed = complete(
+        hashed.inspected,
         hashed.size,
         Whole::file(source.local_path(&listed.key)),
     )
