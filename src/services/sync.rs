@@ -426,9 +426,9 @@ impl Applied {
 }
 
 impl Writer {
-    /// Starts the task; batches wait for it one deep.
+    /// Starts the task; batches wait for it four deep.
     fn spawn(store: Store, root: Folder, dry_run: bool) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Vec<Action>>(1);
+        let (tx, mut rx) = mpsc::channel::<Vec<Action>>(4);
         let committed = Arc::new(Mutex::new(Applied::default()));
         let shared = Arc::clone(&committed);
         let task = tokio::spawn(async move {
