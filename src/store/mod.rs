@@ -138,7 +138,7 @@ impl Store {
                 Box::pin(async move {
                     if conn.backend_name() == "SQLite" {
                         // A checkpoint every 32 MiB of WAL rather than 4 MiB: a sync's batches of
-                        // 2,000 new rows touch pages all over the item table's nine B-trees, and
+                        // 2,000 new rows touch pages all over the item table and its indexes, and
                         // checkpointing them batch after batch cost an initial sync 5-8% of its
                         // wall time. (A bigger page cache made no measurable difference.)
                         let pragmas = format!(
