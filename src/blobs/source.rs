@@ -72,7 +72,8 @@ pub struct Hashed<T> {
     pub checksum: String,
     /// Bytes read.
     pub size: u64,
-    /// What `inspect` answered for the first bytes (up to `head_bytes`) and the object's size.
+    /// What `inspect` answered for the first bytes (up to `head_bytes`) and the object's size
+    /// (see [`Source::hash`]).
     pub inspected: T,
 }
 
@@ -242,7 +243,8 @@ impl Source {
     }
 
     /// Reads object `key` once: blake3 of the whole content, its size, and what `inspect` makes
-    /// of its first `head_bytes` and its size.
+    /// of its first `head_bytes` and its size (a local file's as the file system gives it before
+    /// reading; a remote object's as streamed, after reading it all).
     pub async fn hash<T, F>(&self, key: &str, head_bytes: usize, inspect: F) -> Result<Hashed<T>, BlobError>
     where
         T: Send + 'static,
@@ -296,6 +298,9 @@ impl Source {
         T: Send + 'static,
         F: Fn(&str, &[u8], u64) -> T + Send + Clone + 'static,
     {
+        if keys.is_empty() {
+            return Vec::new();
+        }
         match &self.backend {
             Backend::Local(root) => {
                 // The semaphore is never closed; were it, reading without a permit is harmless.
@@ -305,8 +310,12 @@ impl Source {
                 tokio::task::spawn_blocking(move || {
                     keys.iter()
                         .map(|key| {
-                            hash_file(&root.join(key), head_bytes, |head, size| inspect(key, head, size))
-                                .map_err(BlobError::io(format!("cannot read `{key}`")))
+                            // A panic inspecting one file's bytes fails that file, not its chunk.
+                            let hashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                hash_file(&root.join(key), head_bytes, |head, size| inspect(key, head, size))
+                            }))
+                            .map_err(|_| BlobError::Unsupported(format!("reading `{key}` panicked")))?;
+                            hashed.map_err(BlobError::io(format!("cannot read `{key}`")))
                         })
                         .collect()
                 })
@@ -322,7 +331,8 @@ impl Source {
                     let inspect = inspect.clone();
                     async move {
                         let _permit = permits.acquire().await.ok();
-                        self.hash(&key.clone(), head_bytes, move |head, size| inspect(&key, head, size))
+                        let owned = key.clone();
+                        self.hash(&key, head_bytes, move |head, size| inspect(&owned, head, size))
                             .await
                     }
                 });
@@ -521,50 +531,47 @@ thread_local! {
     static READ_INTO: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Hashes a local file, handing its head (read into this thread's buffer, not kept) and size to
-/// `inspect`: memory-mapped on all cores when large, otherwise the rest read through the same
-/// buffer.
+/// Hashes a local file, handing its head (read into this thread's buffer, not kept) and its size
+/// as the file system gives it to `inspect`: memory-mapped on all cores when large, otherwise the
+/// rest read through the same buffer. `inspect` runs while the buffer is borrowed: it must not
+/// hash a file itself. The size answered is the bytes hashed.
 fn hash_file<T>(path: &FsPath, head_bytes: usize, inspect: impl FnOnce(&[u8], u64) -> T) -> std::io::Result<Hashed<T>> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
     let mut hasher = blake3::Hasher::new();
-    let (read, inspected) = READ_INTO.with_borrow_mut(|buffer| {
+    let inspected = READ_INTO.with_borrow_mut(|buffer| {
         let capacity = READ_BUFFER.max(head_bytes);
         if buffer.len() < capacity {
             buffer.resize(capacity, 0);
         }
-        // Exactly the head the size promises: a file that ends there needs no read to find so.
+        // Only the head the size promises: a file shorter than a head needs no read to find its end.
         let wanted = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
         let head = fill(&mut file, &mut buffer[..wanted])?;
         let inspected = inspect(&buffer[..head], size);
         if size >= MMAP_HASH_FROM {
             hasher.update_mmap_rayon(path)?;
-            return Ok((size, inspected));
-        }
-        hasher.update(&buffer[..head]);
-        let rest = if head == head_bytes {
-            hash_rest(&mut file, &mut hasher, buffer)?
         } else {
-            0
-        };
-        Ok::<_, std::io::Error>((head as u64 + rest, inspected))
+            hasher.update(&buffer[..head]);
+            if head == head_bytes {
+                hash_rest(&mut file, &mut hasher, &mut buffer[..READ_BUFFER])?;
+            }
+        }
+        Ok::<_, std::io::Error>(inspected)
     })?;
     Ok(Hashed {
         checksum: hasher.finalize().to_hex().to_string(),
-        size: read,
+        size: hasher.count(),
         inspected,
     })
 }
 
-/// Hashes what is left of `file` through `buffer`; answers the bytes read.
-fn hash_rest(file: &mut std::fs::File, hasher: &mut blake3::Hasher, buffer: &mut [u8]) -> std::io::Result<u64> {
-    let mut read = 0;
+/// Hashes what is left of `file` through `buffer`.
+fn hash_rest(file: &mut std::fs::File, hasher: &mut blake3::Hasher, buffer: &mut [u8]) -> std::io::Result<()> {
     loop {
         let filled = fill(file, buffer)?;
         hasher.update(&buffer[..filled]);
-        read += filled as u64;
         if filled < buffer.len() {
-            return Ok(read);
+            return Ok(());
         }
     }
 }
@@ -717,33 +724,32 @@ mod tests {
     #[test]
     fn hash_file_reads_every_byte_across_head_buffer_and_mmap_sizes() {
         let dir = tempfile::tempdir().expect("tmp");
-        let head_bytes = 64 * 1024;
-        let sizes = [
-            0,
-            1,
-            head_bytes - 1,
-            head_bytes,
-            head_bytes + 1,
-            head_bytes + READ_BUFFER,
-            3 * READ_BUFFER + 17,
-            MMAP_HASH_FROM as usize + 5,
-        ];
-        for size in sizes {
-            let content: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-            let path = dir.path().join(format!("f{size}"));
-            std::fs::write(&path, &content).expect("write");
-            let hashed = hash_file(&path, head_bytes, |head, size| (head.to_vec(), size)).expect("hash");
-            assert_eq!(
-                hashed.checksum,
-                blake3::hash(&content).to_hex().to_string(),
-                "size {size}"
-            );
-            assert_eq!(hashed.size, size as u64);
-            assert_eq!(
-                hashed.inspected,
-                (content[..size.min(head_bytes)].to_vec(), size as u64),
-                "size {size}"
-            );
+        // One thread, one buffer: a large head first grows it, smaller ones then reuse it.
+        for head_bytes in [2 * READ_BUFFER, READ_BUFFER, 100] {
+            let sizes = [
+                0,
+                1,
+                head_bytes - 1,
+                head_bytes,
+                head_bytes + 1,
+                head_bytes + READ_BUFFER,
+                3 * READ_BUFFER + 17,
+                MMAP_HASH_FROM as usize + 5,
+            ];
+            for size in sizes {
+                let content: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+                let path = dir.path().join(format!("f{size}"));
+                std::fs::write(&path, &content).expect("write");
+                let hashed = hash_file(&path, head_bytes, |head, size| (head.to_vec(), size)).expect("hash");
+                let case = format!("head {head_bytes}, size {size}");
+                assert_eq!(hashed.checksum, blake3::hash(&content).to_hex().to_string(), "{case}");
+                assert_eq!(hashed.size, size as u64, "{case}");
+                assert_eq!(
+                    hashed.inspected,
+                    (content[..size.min(head_bytes)].to_vec(), size as u64),
+                    "{case}"
+                );
+            }
         }
     }
 }
