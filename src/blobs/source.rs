@@ -70,10 +70,10 @@ impl ListEntry {
 pub struct Hashed<T> {
     /// blake3, lowercase hex.
     pub checksum: String,
-    /// Bytes read.
+    /// Bytes hashed (what was there when it was read).
     pub size: u64,
     /// What `inspect` answered for the first bytes (up to `head_bytes`) and the object's size
-    /// (see [`Source::hash`]).
+    /// (see [`Source::hash_many`]).
     pub inspected: T,
 }
 
@@ -242,51 +242,13 @@ impl Source {
         rx
     }
 
-    /// Reads object `key` once: blake3 of the whole content, its size, and what `inspect` makes
-    /// of its first `head_bytes` and its size (a local file's as the file system gives it before
-    /// reading; a remote object's as streamed, after reading it all).
-    pub async fn hash<T, F>(&self, key: &str, head_bytes: usize, inspect: F) -> Result<Hashed<T>, BlobError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&[u8], u64) -> T + Send + 'static,
-    {
-        match &self.backend {
-            Backend::Local(root) => {
-                let path = root.join(key);
-                tokio::task::spawn_blocking(move || hash_file(&path, head_bytes, inspect))
-                    .await
-                    .map_err(|e| BlobError::Unsupported(format!("hashing task failed: {e}")))?
-                    .map_err(BlobError::io(format!("cannot read `{key}`")))
-            }
-            Backend::Remote { store, .. } => {
-                let got = store.get(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
-                let mut stream = got.into_stream();
-                let mut hasher = blake3::Hasher::new();
-                let mut head = Vec::new();
-                let mut size = 0u64;
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(|e| remote_error(key, e))?;
-                    if head.len() < head_bytes {
-                        let take = (head_bytes - head.len()).min(chunk.len());
-                        head.extend_from_slice(&chunk[..take]);
-                    }
-                    size += chunk.len() as u64;
-                    hasher.update(&chunk);
-                }
-                Ok(Hashed {
-                    checksum: hasher.finalize().to_hex().to_string(),
-                    size,
-                    inspected: inspect(&head, size),
-                })
-            }
-        }
-    }
-
-    /// Reads every object of `keys` once, as [`hash`](Self::hash) does (`inspect` is also given
-    /// the key), answering in their order. A local bucket reads them one after another in a
-    /// single blocking task, holding one of `permits` (a thread hand-over per object cost more
-    /// than hashing a small file); a remote one reads them concurrently, each holding a permit
-    /// while it is read.
+    /// Reads every object of `keys` once, answering in their order: blake3 of the whole content,
+    /// the bytes hashed, and what `inspect` makes of the key, the object's first `head_bytes` and
+    /// its size (a local file's as the file system gives it before reading; a remote object's as
+    /// streamed, after reading it all). A local bucket reads them one after another in a single
+    /// blocking task, holding one of `permits` (a thread hand-over per object cost more than
+    /// hashing a small file); a remote one reads them concurrently, each holding a permit while
+    /// it is read.
     pub async fn hash_many<T, F>(
         &self,
         keys: Vec<String>,
@@ -296,7 +258,7 @@ impl Source {
     ) -> Vec<Result<Hashed<T>, BlobError>>
     where
         T: Send + 'static,
-        F: Fn(&str, &[u8], u64) -> T + Send + Clone + 'static,
+        F: Fn(&str, &[u8], u64) -> T + Send + Sync + 'static,
     {
         if keys.is_empty() {
             return Vec::new();
@@ -326,15 +288,11 @@ impl Source {
                         .collect()
                 })
             }
-            Backend::Remote { .. } => {
-                let reads = keys.into_iter().map(|key| {
-                    let inspect = inspect.clone();
-                    async move {
-                        let _permit = permits.acquire().await.ok();
-                        let owned = key.clone();
-                        self.hash(&key, head_bytes, move |head, size| inspect(&owned, head, size))
-                            .await
-                    }
+            Backend::Remote { store, .. } => {
+                let inspect = &inspect;
+                let reads = keys.iter().map(|key| async move {
+                    let _permit = permits.acquire().await.ok();
+                    hash_object(store.as_ref(), key, head_bytes, |head, size| inspect(key, head, size)).await
                 });
                 futures::future::join_all(reads).await
             }
@@ -480,6 +438,34 @@ impl Source {
             _ => Ok(()),
         }
     }
+}
+
+/// Reads object `key` of a remote store once: blake3 of the whole content, the bytes hashed, and
+/// what `inspect` makes of its first `head_bytes` and its size.
+async fn hash_object<T>(
+    store: &dyn ObjectStore,
+    key: &str,
+    head_bytes: usize,
+    inspect: impl FnOnce(&[u8], u64) -> T,
+) -> Result<Hashed<T>, BlobError> {
+    let got = store.get(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
+    let mut stream = got.into_stream();
+    let mut hasher = blake3::Hasher::new();
+    let mut head = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| remote_error(key, e))?;
+        if head.len() < head_bytes {
+            let take = (head_bytes - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(&chunk);
+    }
+    let size = hasher.count();
+    Ok(Hashed {
+        checksum: hasher.finalize().to_hex().to_string(),
+        size,
+        inspected: inspect(&head, size),
+    })
 }
 
 fn remote_error(key: &str, err: object_store::Error) -> BlobError {
