@@ -707,6 +707,39 @@ fn addresses(url: &url::Url, settings: &BucketSettings, options: &[(String, Stri
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_panic_inspecting_one_file_fails_that_file_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for name in ["a", "b", "c"] {
+            std::fs::write(dir.path().join(name), name).expect("write");
+        }
+        let settings = BucketSettings {
+            url: format!("file://{}", dir.path().display()),
+            endpoint: None,
+            region: None,
+            allow_http: false,
+            credentials_env: Default::default(),
+            options: Default::default(),
+            watch: false,
+        };
+        let source = Source::open("local", &settings).expect("open");
+        let permits = Semaphore::new(1);
+        let keys = ["a", "b", "c"].map(String::from).to_vec();
+        let hashed = source
+            .hash_many(keys, 16, &permits, |key, head, _| {
+                assert_ne!(key, "b", "inspecting b panics");
+                head.to_vec()
+            })
+            .await;
+        let inspected: Vec<_> = hashed
+            .iter()
+            .map(|h| h.as_ref().ok().map(|h| h.inspected.clone()))
+            .collect();
+        assert_eq!(inspected, [Some(b"a".to_vec()), None, Some(b"c".to_vec())]);
+        let message = hashed[1].as_ref().err().map(ToString::to_string).unwrap_or_default();
+        assert!(message.contains("reading `b` panicked"), "{message}");
+    }
+
     #[test]
     fn hash_file_reads_every_byte_across_head_buffer_and_mmap_sizes() {
         let dir = tempfile::tempdir().expect("tmp");

@@ -432,6 +432,43 @@ mod tests {
         h
     }
 
+    /// A JPEG of `w`×`h` whose size (its SOF segment) comes after two 60 KiB APP1 segments, as
+    /// a camera's EXIF thumbnail can push it past the first [`HEAD_BYTES`].
+    fn jpeg_with_big_exif(w: u32, h: u32) -> Vec<u8> {
+        let mut encoded = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(w, h)
+            .write_to(&mut encoded, image::ImageFormat::Jpeg)
+            .expect("encode");
+        let encoded = encoded.into_inner();
+        let mut out = encoded[..2].to_vec(); // SOI
+        for _ in 0..2 {
+            let payload = 60 * 1024;
+            out.extend_from_slice(&[0xFF, 0xE1]);
+            out.extend_from_slice(&u16::try_from(payload + 2).expect("segment length").to_be_bytes());
+            out.extend(std::iter::repeat_n(0u8, payload));
+        }
+        out.extend_from_slice(&encoded[2..]);
+        out
+    }
+
+    #[tokio::test]
+    async fn image_dimensions_past_the_head_are_read_from_the_file() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("photo.jpg");
+        let bytes = jpeg_with_big_exif(40, 30);
+        std::fs::write(&path, &bytes).expect("write");
+        let head = &bytes[..HEAD_BYTES];
+        let size = bytes.len() as u64;
+        let examined = examine(head, "photo.jpg", size);
+        assert_eq!(examined.item_type, ItemType::Image);
+        assert_eq!(examined.media.width, None, "the head alone holds no size");
+        let probed = complete(examined, size, Whole::File(path)).await;
+        assert_eq!((probed.media.width, probed.media.height), (Some(40), Some(30)));
+        // Without the file there is nothing more to read.
+        let unreachable = probe(head, "photo.jpg", size, Whole::Unreachable).await;
+        assert_eq!(unreachable.media.width, None);
+    }
+
     #[test]
     fn a_bare_frame_sync_is_audio_only_when_the_name_agrees() {
         let mut head = vec![0xFF, 0xF1, 0x50, 0x80];
