@@ -503,7 +503,7 @@ impl Server {
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nfilter = \"warn\"\n\n\
-                 [jobs]\npoll_interval_ms = 100\n\n[buckets.bench]\nurl = \"file://{}\"\n",
+                 [buckets.bench]\nurl = \"file://{}\"\n",
                 tree.display()
             ),
         )

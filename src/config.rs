@@ -102,7 +102,8 @@ pub struct JobsSettings {
     pub heartbeat_seconds: u64,
     /// Missed heartbeats after which another worker takes over a dead worker's jobs.
     pub missed_heartbeats: u32,
-    /// How often idle workers look for new jobs, in milliseconds (PostgreSQL also wakes them by NOTIFY).
+    /// How often idle workers look for new jobs, in milliseconds (a job submitted to this process
+    /// wakes its worker at once; PostgreSQL also wakes them by NOTIFY).
     pub poll_interval_ms: u64,
     /// How often waiters re-check jobs in case a change notification was lost, in milliseconds.
     pub recheck_interval_ms: u64,

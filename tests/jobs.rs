@@ -13,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 on_both_backends!(
     a_job_runs_and_its_waiter_wakes_within_100ms,
+    a_job_submitted_to_this_process_starts_before_the_next_poll,
     a_waiter_without_change_returns_after_its_wait,
     cancel_pending_and_running_jobs,
     failed_attempts_are_retried_then_error,
@@ -76,6 +77,28 @@ async fn a_job_runs_and_its_waiter_wakes_within_100ms(backend: Backend) {
     let again = s.get(&format!("/v1/jobs/{}?wait_seconds=30", id(&job))).await;
     assert_eq!(again.body["status"], "DONE");
     assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+async fn a_job_submitted_to_this_process_starts_before_the_next_poll(backend: Backend) {
+    let s = server!(backend, |settings: &mut stowage::config::Settings| settings
+        .jobs
+        .poll_interval_ms =
+        20_000);
+    // Let the worker's first fetch (at start) pass, so that only the push can wake it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let job = noop(&s, json!({"units": 1, "unit_millis": 1})).await;
+        let done = poll_job(&s.base, &s.admin_key, &id(&job), Duration::from_secs(30), |j| {
+            j["status"] == "DONE"
+        })
+        .await;
+        assert_eq!(done["status"], "DONE", "{done}");
+        let waited = time_of(&done["started_at"]) - time_of(&done["created_at"]);
+        assert!(
+            waited < time::Duration::seconds(2),
+            "the job waited {waited} to start with a 20 s poll interval"
+        );
+    }
 }
 
 async fn a_waiter_without_change_returns_after_its_wait(backend: Backend) {

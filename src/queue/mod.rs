@@ -8,7 +8,9 @@
 pub mod scheduler;
 pub mod workers;
 
+use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{FetchById, TaskBuilder, TaskId, TaskSink};
@@ -18,6 +20,8 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use tokio::sync::watch;
+use tokio_stream::wrappers::WatchStream;
 use uuid::Uuid;
 
 use crate::config::{DatabaseSettings, JobsSettings};
@@ -56,6 +60,8 @@ pub enum QueueDb {
 pub struct Queue {
     db: QueueDb,
     settings: JobsSettings,
+    /// Per kind, what tells this process's worker that a task was just pushed here.
+    pushed: Arc<HashMap<JobKind, watch::Sender<()>>>,
 }
 
 /// The task id of job `id`.
@@ -98,7 +104,24 @@ impl Queue {
         Ok(Self {
             db,
             settings: settings.clone(),
+            pushed: Arc::new(
+                JobKind::ALL
+                    .into_iter()
+                    .map(|kind| (kind, watch::Sender::new(())))
+                    .collect(),
+            ),
         })
+    }
+
+    /// A stream that yields each time this process pushes a task of `kind`: a worker polls on
+    /// it as well as on its interval, so a job submitted here starts at once rather than at
+    /// the next poll (up to `poll_interval_ms` later). Pushes from other processes still wait
+    /// for the interval (or, on PostgreSQL, its NOTIFY).
+    pub fn pushes(&self, kind: JobKind) -> WatchStream<()> {
+        match self.pushed.get(&kind) {
+            Some(sender) => WatchStream::from_changes(sender.subscribe()),
+            None => WatchStream::from_changes(watch::channel(()).1),
+        }
     }
 
     /// The database the queue lives in.
@@ -174,13 +197,17 @@ impl Queue {
         match &self.db {
             QueueDb::Sqlite(pool) => {
                 let mut storage = SqliteStorage::<JobTask>::new(pool).with_config(self.sqlite_config(kind));
-                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))
+                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))?;
             }
             QueueDb::Postgres(pool) => {
                 let mut storage = PostgresStorage::<JobTask>::new(pool).with_config(self.postgres_config(kind));
-                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))
+                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))?;
             }
         }
+        if let Some(sender) = self.pushed.get(&kind) {
+            sender.send_replace(());
+        }
+        Ok(())
     }
 
     /// Closes the queue's connections.

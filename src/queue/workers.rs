@@ -79,6 +79,12 @@ macro_rules! run_worker {
     }};
 }
 
+/// When a worker for `kind` fetches: as soon as this process pushed one of its tasks, and
+/// every `poll` otherwise (tasks pushed by other processes, retries, recovered orphans).
+fn wakeups(queue: &Queue, kind: JobKind, poll: Duration) -> Strategy {
+    Strategy::new().stream(queue.pushes(kind)).interval(poll)
+}
+
 /// Keeps a worker for `kind` running until shutdown, restarting it under a new name when a
 /// backend error stops it.
 async fn supervise(queue: Queue, kind: JobKind, state: Arc<HandlerState>, shutdown: CancellationToken) {
@@ -89,14 +95,14 @@ async fn supervise(queue: Queue, kind: JobKind, state: Arc<HandlerState>, shutdo
             QueueDb::Sqlite(pool) => {
                 let storage = SqliteStorage::<JobTask>::new(pool)
                     .with_config(queue.sqlite_config(kind))
-                    .poll_with_interval(poll);
+                    .poll_with_strategy(wakeups(&queue, kind, poll));
                 run_worker!(storage, kind, concurrency, state, shutdown)
             }
             QueueDb::Postgres(pool) => {
                 let storage = PostgresStorage::<JobTask>::new(pool)
                     .with_config(queue.postgres_config(kind))
                     .with_pubsub()
-                    .poll_with_interval(poll);
+                    .poll_with_strategy(wakeups(&queue, kind, poll));
                 run_worker!(storage, kind, concurrency, state, shutdown)
             }
         };
