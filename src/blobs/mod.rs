@@ -3,6 +3,7 @@
 
 pub mod local;
 pub mod source;
+mod tree_hash;
 pub mod walk;
 
 use std::collections::BTreeMap;

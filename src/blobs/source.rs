@@ -16,6 +16,7 @@ use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::tree_hash;
 use super::walk::{walk, walk_keys};
 use super::{BlobError, ByteStream};
 use crate::config::BucketSettings;
@@ -25,8 +26,8 @@ use crate::domain::fingerprint::Fingerprint;
 const LIST_BUFFER: usize = 8;
 /// Entries a listing hands over at once.
 const LIST_CHUNK: usize = 256;
-/// Files at least this large are hashed memory-mapped on all cores.
-const MMAP_HASH_FROM: u64 = 4 * 1024 * 1024;
+/// Files at least this large are hashed on all cores (see [`tree_hash`]).
+const PARALLEL_HASH_FROM: u64 = 4 * 1024 * 1024;
 
 /// One result of a listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -518,14 +519,13 @@ thread_local! {
 }
 
 /// Hashes a local file, handing its head (read into this thread's buffer, not kept) and its size
-/// as the file system gives it to `inspect`: memory-mapped on all cores when large, otherwise the
-/// rest read through the same buffer. `inspect` runs while the buffer is borrowed: it must not
-/// hash a file itself. The size answered is the bytes hashed.
+/// as the file system gives it to `inspect`: on all cores when large (its first `size` bytes,
+/// see [`tree_hash`]), otherwise the rest read through the same buffer. `inspect` runs while the
+/// buffer is borrowed: it must not hash a file itself. The size answered is the bytes hashed.
 fn hash_file<T>(path: &FsPath, head_bytes: usize, inspect: impl FnOnce(&[u8], u64) -> T) -> std::io::Result<Hashed<T>> {
     let mut file = std::fs::File::open(path)?;
     let size = file.metadata()?.len();
-    let mut hasher = blake3::Hasher::new();
-    let inspected = READ_INTO.with_borrow_mut(|buffer| {
+    let (hash, hashed, inspected) = READ_INTO.with_borrow_mut(|buffer| {
         let capacity = READ_BUFFER.max(head_bytes);
         if buffer.len() < capacity {
             buffer.resize(capacity, 0);
@@ -534,19 +534,19 @@ fn hash_file<T>(path: &FsPath, head_bytes: usize, inspect: impl FnOnce(&[u8], u6
         let wanted = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
         let head = fill(&mut file, &mut buffer[..wanted])?;
         let inspected = inspect(&buffer[..head], size);
-        if size >= MMAP_HASH_FROM {
-            hasher.update_mmap_rayon(path)?;
-        } else {
-            hasher.update(&buffer[..head]);
-            if head == head_bytes {
-                hash_rest(&mut file, &mut hasher, &mut buffer[..READ_BUFFER])?;
-            }
+        if size >= PARALLEL_HASH_FROM {
+            return Ok::<_, std::io::Error>((tree_hash::hash_prefix(&file, size)?, size, inspected));
         }
-        Ok::<_, std::io::Error>(inspected)
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&buffer[..head]);
+        if head == head_bytes {
+            hash_rest(&mut file, &mut hasher, &mut buffer[..READ_BUFFER])?;
+        }
+        Ok((hasher.finalize(), hasher.count(), inspected))
     })?;
     Ok(Hashed {
-        checksum: hasher.finalize().to_hex().to_string(),
-        size: hasher.count(),
+        checksum: hash.to_hex().to_string(),
+        size: hashed,
         inspected,
     })
 }
@@ -741,7 +741,7 @@ mod tests {
     }
 
     #[test]
-    fn hash_file_reads_every_byte_across_head_buffer_and_mmap_sizes() {
+    fn hash_file_reads_every_byte_across_head_buffer_and_parallel_sizes() {
         let dir = tempfile::tempdir().expect("tmp");
         // One thread, one buffer: a large head first grows it, smaller ones then reuse it.
         for head_bytes in [2 * READ_BUFFER, READ_BUFFER, 100] {
@@ -753,7 +753,7 @@ mod tests {
                 head_bytes + 1,
                 head_bytes + READ_BUFFER,
                 3 * READ_BUFFER + 17,
-                MMAP_HASH_FROM as usize + 5,
+                PARALLEL_HASH_FROM as usize + 5,
             ];
             for size in sizes {
                 let content: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
