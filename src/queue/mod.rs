@@ -17,6 +17,7 @@ use apalis::prelude::{FetchById, TaskBuilder, TaskId, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use futures::future::BoxFuture;
+use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -115,13 +116,18 @@ impl Queue {
 
     /// A stream that yields each time this process pushes a task of `kind`: a worker polls on
     /// it as well as on its interval, so a job submitted here starts at once rather than at
-    /// the next poll (up to `poll_interval_ms` later). Pushes from other processes still wait
-    /// for the interval (or, on PostgreSQL, its NOTIFY).
-    pub fn pushes(&self, kind: JobKind) -> WatchStream<()> {
-        match self.pushed.get(&kind) {
-            Some(sender) => WatchStream::from_changes(sender.subscribe()),
-            None => WatchStream::from_changes(watch::channel(()).1),
-        }
+    /// the next poll (up to `poll_interval_ms` later), unless it lands while a fetch is already
+    /// under way. Pushes from other processes still wait for the interval (or, on PostgreSQL,
+    /// its NOTIFY). The stream never ends: an ended one would keep apalis's combined strategy
+    /// from ever reaching the interval.
+    pub fn pushes(&self, kind: JobKind) -> impl Stream<Item = ()> + Unpin + Send + Sync + 'static {
+        let changes = self
+            .pushed
+            .get(&kind)
+            .map(|sender| WatchStream::from_changes(sender.subscribe()));
+        futures::stream::iter(changes)
+            .flatten()
+            .chain(futures::stream::pending())
     }
 
     /// The database the queue lives in.
