@@ -22,7 +22,7 @@ pub enum JobKind {
 }
 
 impl JobKind {
-    /// Every kind, in a fixed order.
+    /// Every kind, in declaration order (a kind's discriminant is its index here).
     pub const ALL: [JobKind; 5] = [
         JobKind::Sync,
         JobKind::Import,
@@ -241,5 +241,12 @@ mod tests {
             assert_eq!(JobStatus::parse(status.as_str()), Ok(status));
         }
         assert!(JobKind::parse("sync").is_err());
+    }
+
+    #[test]
+    fn every_kind_sits_at_its_discriminant() {
+        for (index, kind) in JobKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as usize, index, "{kind:?}");
+        }
     }
 }

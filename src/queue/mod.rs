@@ -8,7 +8,6 @@
 pub mod scheduler;
 pub mod workers;
 
-use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +16,6 @@ use apalis::prelude::{FetchById, TaskBuilder, TaskId, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use futures::future::BoxFuture;
-use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
@@ -61,8 +59,9 @@ pub enum QueueDb {
 pub struct Queue {
     db: QueueDb,
     settings: JobsSettings,
-    /// Per kind, what tells this process's worker that a task was just pushed here.
-    pushed: Arc<HashMap<JobKind, watch::Sender<()>>>,
+    /// Per kind (indexed by [`JobKind`]'s discriminant), what tells this process's worker that
+    /// a task was just pushed here.
+    pushed: Arc<[watch::Sender<()>; JobKind::ALL.len()]>,
 }
 
 /// The task id of job `id`.
@@ -105,12 +104,7 @@ impl Queue {
         Ok(Self {
             db,
             settings: settings.clone(),
-            pushed: Arc::new(
-                JobKind::ALL
-                    .into_iter()
-                    .map(|kind| (kind, watch::Sender::new(())))
-                    .collect(),
-            ),
+            pushed: Arc::new(JobKind::ALL.map(|_| watch::Sender::new(()))),
         })
     }
 
@@ -118,16 +112,10 @@ impl Queue {
     /// it as well as on its interval, so a job submitted here starts at once rather than at
     /// the next poll (up to `poll_interval_ms` later), unless it lands while a fetch is already
     /// under way. Pushes from other processes still wait for the interval (or, on PostgreSQL,
-    /// its NOTIFY). The stream never ends: an ended one would keep apalis's combined strategy
-    /// from ever reaching the interval.
-    pub fn pushes(&self, kind: JobKind) -> impl Stream<Item = ()> + Unpin + Send + Sync + 'static {
-        let changes = self
-            .pushed
-            .get(&kind)
-            .map(|sender| WatchStream::from_changes(sender.subscribe()));
-        futures::stream::iter(changes)
-            .flatten()
-            .chain(futures::stream::pending())
+    /// its NOTIFY). The stream ends only when every clone of this queue is gone (a worker holds
+    /// one): an ended stream would keep apalis's combined strategy from reaching the interval.
+    pub fn pushes(&self, kind: JobKind) -> WatchStream<()> {
+        WatchStream::from_changes(self.pushed[kind as usize].subscribe())
     }
 
     /// The database the queue lives in.
@@ -210,9 +198,7 @@ impl Queue {
                 storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))?;
             }
         }
-        if let Some(sender) = self.pushed.get(&kind) {
-            sender.send_replace(());
-        }
+        self.pushed[kind as usize].send_replace(());
         Ok(())
     }
 
