@@ -1,9 +1,9 @@
 //! Buckets: where item content lives. One [`Bucket`] trait; for now one backend, the local
 //! `file://` directory ([`local::LocalBucket`]) that holds the `managed` bucket of uploads.
 
+mod file_hash;
 pub mod local;
 pub mod source;
-mod tree_hash;
 pub mod walk;
 
 use std::collections::BTreeMap;

@@ -16,7 +16,7 @@ use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::sync::{Semaphore, mpsc};
 
-use super::tree_hash;
+use super::file_hash::hash_file;
 use super::walk::{walk, walk_keys};
 use super::{BlobError, ByteStream};
 use crate::config::BucketSettings;
@@ -26,8 +26,6 @@ use crate::domain::fingerprint::Fingerprint;
 const LIST_BUFFER: usize = 8;
 /// Entries a listing hands over at once.
 const LIST_CHUNK: usize = 256;
-/// Files at least this large are hashed on all cores (see [`tree_hash`]).
-const PARALLEL_HASH_FROM: u64 = 4 * 1024 * 1024;
 
 /// One result of a listing, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -508,75 +506,6 @@ fn local_file(root: &FsPath, key: &str) -> Result<(PathBuf, Fingerprint), BlobEr
     Ok((path, fingerprint))
 }
 
-/// Bytes a hashing thread reads a file in at once, into a buffer it keeps: small enough to stay
-/// in the CPU's cache between the kernel's copy and the hash (1 MiB reads made the sync 1.5×
-/// slower), and kept because allocating and zeroing one per file showed in profiles.
-const READ_BUFFER: usize = 64 * 1024;
-
-thread_local! {
-    /// The read buffer of this thread (tokio's blocking threads hash local files).
-    static READ_INTO: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Hashes a local file, handing its head (read into this thread's buffer, not kept) and its size
-/// as the file system gives it to `inspect`: on all cores when large (its first `size` bytes,
-/// see [`tree_hash`]), otherwise the rest read through the same buffer. `inspect` runs while the
-/// buffer is borrowed: it must not hash a file itself. The size answered is the bytes hashed.
-fn hash_file<T>(path: &FsPath, head_bytes: usize, inspect: impl FnOnce(&[u8], u64) -> T) -> std::io::Result<Hashed<T>> {
-    let mut file = std::fs::File::open(path)?;
-    let size = file.metadata()?.len();
-    let (hash, hashed, inspected) = READ_INTO.with_borrow_mut(|buffer| {
-        let capacity = READ_BUFFER.max(head_bytes);
-        if buffer.len() < capacity {
-            buffer.resize(capacity, 0);
-        }
-        // Only the head the size promises: a file shorter than a head needs no read to find its end.
-        let wanted = usize::try_from(size).unwrap_or(usize::MAX).min(head_bytes);
-        let head = fill(&mut file, &mut buffer[..wanted])?;
-        let inspected = inspect(&buffer[..head], size);
-        if size >= PARALLEL_HASH_FROM {
-            return Ok::<_, std::io::Error>((tree_hash::hash_prefix(&file, size)?, size, inspected));
-        }
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&buffer[..head]);
-        if head == head_bytes {
-            hash_rest(&mut file, &mut hasher, &mut buffer[..READ_BUFFER])?;
-        }
-        Ok((hasher.finalize(), hasher.count(), inspected))
-    })?;
-    Ok(Hashed {
-        checksum: hash.to_hex().to_string(),
-        size: hashed,
-        inspected,
-    })
-}
-
-/// Hashes what is left of `file` through `buffer`.
-fn hash_rest(file: &mut std::fs::File, hasher: &mut blake3::Hasher, buffer: &mut [u8]) -> std::io::Result<()> {
-    loop {
-        let filled = fill(file, buffer)?;
-        hasher.update(&buffer[..filled]);
-        if filled < buffer.len() {
-            return Ok(());
-        }
-    }
-}
-
-/// Reads from `file` until `buffer` is full or the file ends; answers the bytes read.
-fn fill(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    use std::io::Read;
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
 /// A remote store, and what signs URLs for it (with the key prefix its URL names).
 type RemoteStore = (Arc<dyn ObjectStore>, Option<(Arc<dyn Signer>, String)>);
 
@@ -738,37 +667,5 @@ mod tests {
         assert_eq!(inspected, [Some(b"a".to_vec()), None, Some(b"c".to_vec())]);
         let message = hashed[1].as_ref().err().map(ToString::to_string).unwrap_or_default();
         assert!(message.contains("reading `b` panicked"), "{message}");
-    }
-
-    #[test]
-    fn hash_file_reads_every_byte_across_head_buffer_and_parallel_sizes() {
-        let dir = tempfile::tempdir().expect("tmp");
-        // One thread, one buffer: a large head first grows it, smaller ones then reuse it.
-        for head_bytes in [2 * READ_BUFFER, READ_BUFFER, 100] {
-            let sizes = [
-                0,
-                1,
-                head_bytes - 1,
-                head_bytes,
-                head_bytes + 1,
-                head_bytes + READ_BUFFER,
-                3 * READ_BUFFER + 17,
-                PARALLEL_HASH_FROM as usize + 5,
-            ];
-            for size in sizes {
-                let content: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-                let path = dir.path().join(format!("f{size}"));
-                std::fs::write(&path, &content).expect("write");
-                let hashed = hash_file(&path, head_bytes, |head, size| (head.to_vec(), size)).expect("hash");
-                let case = format!("head {head_bytes}, size {size}");
-                assert_eq!(hashed.checksum, blake3::hash(&content).to_hex().to_string(), "{case}");
-                assert_eq!(hashed.size, size as u64, "{case}");
-                assert_eq!(
-                    hashed.inspected,
-                    (content[..size.min(head_bytes)].to_vec(), size as u64),
-                    "{case}"
-                );
-            }
-        }
     }
 }
