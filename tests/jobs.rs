@@ -84,7 +84,8 @@ async fn a_job_submitted_to_this_process_starts_before_the_next_poll(backend: Ba
         .jobs
         .poll_interval_ms =
         20_000);
-    // Let the worker's first fetch (at start) pass, so that only the push can wake it.
+    // Let the worker's first fetch (at start) pass, so that only the push can wake it. This
+    // tells most on SQLite: on PostgreSQL NOTIFY wakes the worker as well.
     tokio::time::sleep(Duration::from_millis(300)).await;
     for _ in 0..3 {
         let job = noop(&s, json!({"units": 1, "unit_millis": 1})).await;
