@@ -5,6 +5,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml build.rs ./
 COPY src ./src
+COPY benches ./benches
 COPY migrations ./migrations
 COPY config ./config
 RUN cargo build --release --locked

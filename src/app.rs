@@ -87,6 +87,7 @@ fn runners(services: &Services, settings: &Settings) -> Vec<(JobKind, Arc<dyn Ru
         services.store.clone(),
         services.buckets.clone(),
         settings.sync.hash_concurrency,
+        settings.sync.pause_schedule_after_failures,
     );
     vec![
         (JobKind::Noop, Arc::new(NoopRunner)),

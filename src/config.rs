@@ -120,11 +120,19 @@ pub struct SyncSettings {
     /// Reads one sync runs at once: objects of a cloud bucket, chunks of up to 256 files (read
     /// one after another) of a local one.
     pub hash_concurrency: usize,
+    /// The shortest time a folder's `sync_schedule` may leave between two runs, in seconds.
+    pub min_schedule_interval_seconds: u64,
+    /// Syncs of a folder that may end in ERROR in a row before its schedule pauses itself.
+    pub pause_schedule_after_failures: u32,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
-        Self { hash_concurrency: 8 }
+        Self {
+            hash_concurrency: 8,
+            min_schedule_interval_seconds: 60,
+            pause_schedule_after_failures: 5,
+        }
     }
 }
 
@@ -279,6 +287,10 @@ pub struct BucketSettings {
     /// Watch a local bucket for changes and sync what was touched.
     #[serde(default)]
     pub watch: bool,
+    /// Users besides the admins who may use this bucket: sync folders over it, import from it
+    /// and register references to its objects. Nobody else sees that it exists.
+    #[serde(default)]
+    pub allow: Vec<String>,
 }
 
 /// The supported bucket URL schemes.
@@ -463,6 +475,7 @@ impl BucketSettings {
             credentials_env: BTreeMap::new(),
             options: BTreeMap::new(),
             watch: false,
+            allow: Vec::new(),
         }
     }
 
@@ -495,6 +508,15 @@ impl BucketSettings {
         }
         if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
             return Err(invalid("url", format!("`{}` names no bucket or container", self.url)));
+        }
+        if name == MANAGED_BUCKET && !self.allow.is_empty() {
+            return Err(invalid(
+                "allow",
+                "every user uploads into the managed bucket; an allow list means nothing there".into(),
+            ));
+        }
+        if self.allow.iter().any(|user| user.trim().is_empty()) {
+            return Err(invalid("allow", "user names must not be empty".into()));
         }
         if self.watch && url.scheme() != "file" {
             return Err(invalid("watch", "only local (file://) buckets can be watched".into()));

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, import, item, job, lifecycle, sync};
+use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, import, item, job, lifecycle, say, sync};
 use stowage::config::Settings;
 use stowage::services::keys::KeyService;
 use stowage::telemetry;
@@ -49,11 +49,11 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
         }
         Command::Migrate => {
             app::open_store(&settings).await.map_err(|e| e.to_string())?;
-            println!("migrations applied");
+            say("migrations applied");
             Ok(ExitCode::SUCCESS)
         }
         Command::PrintConfig => {
-            print!("{}", settings.to_masked_toml());
+            say(settings.to_masked_toml().trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys {
@@ -64,7 +64,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
                 .create(&name, admin)
                 .await
                 .map_err(|e| e.to_string())?;
-            println!("{key}");
+            say(key);
             Ok(ExitCode::SUCCESS)
         }
         Command::Folder { client, command } => {
@@ -118,10 +118,16 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
 
 /// A client with the key from `--api-key`, `STOWAGE_API_KEY`, or `DATA_DIR/admin.key`.
 fn client_for(args: &ClientArgs, settings: &Settings) -> Client {
-    let key = args.api_key.clone().or_else(|| {
-        std::fs::read_to_string(settings.data_dir.join("admin.key"))
-            .ok()
-            .map(|k| k.trim().to_owned())
-    });
-    Client::new(&args.server, key)
+    if let Some(key) = &args.api_key {
+        return Client::new(&args.server, Some(key.clone()), "--api-key or STOWAGE_API_KEY");
+    }
+    let file = settings.data_dir.join("admin.key");
+    match std::fs::read_to_string(&file) {
+        Ok(key) => Client::new(&args.server, Some(key.trim().to_owned()), file.display().to_string()),
+        Err(_) => Client::new(
+            &args.server,
+            None,
+            format!("no --api-key, no STOWAGE_API_KEY, and no {}", file.display()),
+        ),
+    }
 }

@@ -41,7 +41,47 @@ pub fn start(
                 .strip_prefix("file://")
                 .map(|root| (name.clone(), PathBuf::from(root)))
         })
-        .map(|(name, root)| tokio::spawn(watch_bucket(services.clone(), name, root, shutdown.clone())))
+        .map(|(name, root)| {
+            let own = own_files(settings);
+            tokio::spawn(watch_bucket(services.clone(), name, root, own, shutdown.clone()))
+        })
+        .collect()
+}
+
+/// The directories stowage itself writes to (the data directory with the SQLite catalog, the
+/// managed bucket): changes there are never a reason to sync, even inside a watched bucket.
+fn own_files(settings: &Settings) -> Vec<PathBuf> {
+    let managed = settings
+        .buckets
+        .get(crate::config::MANAGED_BUCKET)
+        .and_then(|b| b.url.strip_prefix("file://"))
+        .map(PathBuf::from);
+    [Some(settings.data_dir.clone()), managed]
+        .into_iter()
+        .flatten()
+        .map(|dir| std::fs::canonicalize(&dir).unwrap_or(dir))
+        .collect()
+}
+
+/// The paths of `event` whose objects may have changed: creations, writes (and the close after
+/// them), renames, removals and attribute changes, outside stowage's `own` directories.
+/// Opening, reading and closing a file unchanged (a sync reading the bucket does all three) and
+/// access-time updates change nothing.
+fn changed_paths(event: notify::Event, own: &[PathBuf]) -> Vec<PathBuf> {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, MetadataKind, ModifyKind};
+    let changes = match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)) => false,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+    };
+    if !changes {
+        return Vec::new();
+    }
+    event
+        .paths
+        .into_iter()
+        .filter(|path| !own.iter().any(|dir| path.starts_with(dir)))
         .collect()
 }
 
@@ -52,12 +92,18 @@ fn key_of(root: &Path, path: &Path) -> Option<String> {
     (!key.is_empty()).then_some(key)
 }
 
-async fn watch_bucket(services: Services, bucket: String, root: PathBuf, shutdown: CancellationToken) {
+async fn watch_bucket(
+    services: Services,
+    bucket: String,
+    root: PathBuf,
+    own: Vec<PathBuf>,
+    shutdown: CancellationToken,
+) {
     let root = std::fs::canonicalize(&root).unwrap_or(root);
     let (tx, mut events) = mpsc::unbounded_channel::<PathBuf>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
-            for path in event.paths {
+            for path in changed_paths(event, &own) {
                 let _ = tx.send(path);
             }
         }
@@ -135,4 +181,45 @@ async fn submit(services: &Services, bucket: &str, keys: BTreeSet<String>) -> BT
         }
     }
     waiting
+}
+
+#[cfg(test)]
+mod tests {
+    use notify::event::{AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind};
+    use notify::{Event, EventKind};
+
+    use super::*;
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn only_changes_outside_stowages_own_files_count() {
+        let own = [PathBuf::from("/bucket/.stowage")];
+        for kind in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ] {
+            assert!(changed_paths(event(kind, "/bucket/a.txt"), &own).is_empty(), "{kind:?}");
+        }
+        for kind in [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Remove(RemoveKind::File),
+        ] {
+            assert_eq!(
+                changed_paths(event(kind, "/bucket/a.txt"), &own),
+                [PathBuf::from("/bucket/a.txt")],
+                "{kind:?}"
+            );
+            assert!(
+                changed_paths(event(kind, "/bucket/.stowage/stowage.db-wal"), &own).is_empty(),
+                "the catalog's own files: {kind:?}"
+            );
+        }
+    }
 }

@@ -144,6 +144,21 @@ async fn folder_verbs_against_a_running_server() {
     let out = stowage(&["folder", "--server", &s.base, "--api-key", "wrong", "list"], &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("not valid"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("from --api-key or STOWAGE_API_KEY was refused") && stderr(&out).contains("admin.key"),
+        "says where the key came from and how to give another: {}",
+        stderr(&out)
+    );
+    // No key anywhere: the 401 says where the CLI looked.
+    let empty = tempfile::tempdir().expect("tmp");
+    let data = empty.path().display().to_string();
+    let out = stowage(&["--data-dir", &data, "folder", "--server", &s.base, "list"], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no API key was given") && stderr(&out).contains(&format!("{data}/admin.key")),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -480,7 +495,20 @@ async fn import_verb_imports_a_spec_file_and_exits_like_job_wait() {
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("images[0]: object"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("ignore_errors"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("--ignore-errors") && !stdout(&out).contains("ignore_errors"),
+        "the CLI names its own flag: {}",
+        stdout(&out)
+    );
+    // With --ignore-errors the units that can be are imported: DONE, exit 0. (When every unit
+    // fails, nothing was done: ERROR, exit 3, --ignore-errors or not.)
+    let out = run(&["--ignore-errors"]);
+    assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
+    std::fs::write(bucket.join("b.png"), common::media::png(2, 2)).expect("png");
+    write_spec(serde_json::json!([
+        {"objectUrl": format!("file://{}/b.png", bucket.display())},
+        {"objectUrl": format!("file://{}/missing.png", bucket.display())}
+    ]));
     let out = run(&["--ignore-errors"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("failed=1"), "{}", stdout(&out));
@@ -490,4 +518,30 @@ async fn import_verb_imports_a_spec_file_and_exits_like_job_wait() {
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("images[0].objectUrl"), "{}", stderr(&out));
+}
+
+/// `stowage folder list | head -0`: the reader goes away before the first line; the CLI ends
+/// quietly with status 0 instead of panicking on the broken pipe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_goes_away_ends_the_cli_quietly() {
+    let s = server!(Backend::Sqlite);
+    for i in 0..20 {
+        s.mkdir(&format!("/piped/{i}")).await;
+    }
+    let (base, key) = (s.base.clone(), s.admin_key.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stowage"))
+            .args(["folder", "list", "-r", "--server", &base, "--api-key", &key])
+            .env_remove("STOWAGE_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        child.wait_with_output().expect("wait")
+    })
+    .await
+    .expect("thread");
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

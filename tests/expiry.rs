@@ -16,6 +16,7 @@ use time::format_description::well_known::Rfc3339;
 on_both_backends!(
     items_of_a_folder_with_a_ttl_are_gone_after_a_sweep,
     ttl_changes_recompute_expiry_and_own_expiry_wins,
+    ttls_and_expiry_times_out_of_range_are_refused_and_never_break_a_read,
     an_extended_ttl_survives_a_running_sweep,
     two_sweeps_at_once_take_each_item_once,
     expired_folders_go_with_their_subtree,
@@ -418,4 +419,91 @@ async fn the_expiry_schedule_is_enqueued_once_with_two_schedulers(backend: Backe
         jobs.iter()
             .all(|j| j["idempotency_key"].as_str().is_some_and(|k| k.starts_with("expiry:")))
     );
+}
+
+async fn ttls_and_expiry_times_out_of_range_are_refused_and_never_break_a_read(backend: Backend) {
+    let Some(s) = start(backend, |_| {}).await else { return };
+    let f = s.folder("/bounded").await;
+    let item = s.upload_ok(&f, "a.txt", b"a".to_vec()).await;
+    let max = stowage::domain::folder::MAX_TTL_SECONDS;
+    for ttl in [
+        json!(10_000_000_000_000i64),
+        json!(253_402_300_799i64),
+        json!(max + 1),
+        json!(0),
+    ] {
+        for (method, path, body) in [
+            (Method::PATCH, format!("/v1/folders/{f}"), json!({"ttl_seconds": ttl})),
+            (
+                Method::POST,
+                "/v1/folders".to_owned(),
+                json!({"path": "/too-long", "ttl_seconds": ttl}),
+            ),
+        ] {
+            let refused = s.send(method, &path, Some(&s.admin_key), Some(body)).await;
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{ttl}: {:?}", refused.body);
+            assert!(
+                refused.message().contains("ttl_seconds") && refused.message().contains(&max.to_string()),
+                "names the field and the range: {}",
+                refused.message()
+            );
+        }
+    }
+    for at in [
+        "10000-01-01T00:00:00Z",
+        "1969-12-31T23:59:59Z",
+        "9999-12-31T23:59:59-01:00",
+    ] {
+        for (path, body) in [
+            (format!("/v1/folders/{f}"), json!({"expires_at": at})),
+            (format!("/v1/items/{}", id(&item)), json!({"expires_at": at})),
+        ] {
+            let refused = s.patch(&path, body).await;
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{at}: {:?}", refused.body);
+            assert!(
+                refused.message().contains("expires_at") && refused.message().contains("9999-12-31T23:59:59Z"),
+                "{}",
+                refused.message()
+            );
+        }
+    }
+    // The largest TTL and the latest time are accepted, and every later read still works.
+    let longest = s.patch(&format!("/v1/folders/{f}"), json!({"ttl_seconds": max})).await;
+    assert_eq!(longest.status, StatusCode::OK, "{:?}", longest.body);
+    let reread_item = s.get(&format!("/v1/items/{}", id(&item))).await;
+    assert_eq!(reread_item.status, StatusCode::OK, "{:?}", reread_item.body);
+    assert_eq!(
+        time_of(&reread_item.body["expires_at"]) - time_of(&reread_item.body["created_at"]),
+        time::Duration::seconds(max)
+    );
+    let moved_in = s.folder("/bounded-src").await;
+    let other = s.upload_ok(&moved_in, "b.txt", b"b".to_vec()).await;
+    let moved = s
+        .post(
+            &format!("/v1/folders/{moved_in}/items/move"),
+            json!({"item_ids": [id(&other)], "target_folder_id": f}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    let latest = s
+        .patch(
+            &format!("/v1/items/{}", id(&item)),
+            json!({"expires_at": "9999-12-31T23:59:59Z"}),
+        )
+        .await;
+    assert_eq!(latest.status, StatusCode::OK, "{:?}", latest.body);
+    assert_eq!(latest.body["expires_at"], "9999-12-31T23:59:59Z");
+    let listed = s.get(&format!("/v1/folders/{f}/items")).await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(column(&listed.body, "id").len(), 2);
+    let far = s
+        .patch(
+            &format!("/v1/folders/{f}"),
+            json!({"expires_at": "9999-12-31T23:59:59Z"}),
+        )
+        .await;
+    assert_eq!(far.status, StatusCode::OK, "{:?}", far.body);
+    assert_eq!(s.get(&format!("/v1/folders/{f}")).await.status, StatusCode::OK);
+    sweep(&s).await;
+    assert_eq!(s.get(&format!("/v1/items/{}", id(&item))).await.status, StatusCode::OK);
 }

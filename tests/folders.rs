@@ -20,6 +20,7 @@ on_both_backends!(
     delete_needs_recursive_for_non_empty_folders,
     summary_counts_subfolders,
     patch_updates_attributes,
+    names_are_stored_nfc_and_misleading_ones_refused,
 );
 
 fn id(folder: &Value) -> &str {
@@ -105,6 +106,9 @@ async fn create_rejects_bad_input_and_writes_nothing(backend: Backend) {
         (json!({"path": long}), "path"),
         (json!({"name": "a/b"}), "name"),
         (json!({"name": ""}), "name"),
+        (json!({"name": "..\\..\\evil"}), "name"),
+        (json!({"name": "txt\u{202E}exe.txt"}), "name"),
+        (json!({"path": "/a\u{2066}b"}), "path"),
         (json!({"path": "/ok", "client_metadata": [1, 2]}), "client_metadata"),
         (json!({"path": "/ok", "client_metadata": "text"}), "client_metadata"),
         (json!({"path": "/ok", "ttl_seconds": -5}), "ttl_seconds"),
@@ -139,6 +143,31 @@ async fn create_rejects_bad_input_and_writes_nothing(backend: Backend) {
         body["error"]["message"].as_str().unwrap_or_default().contains("JSON"),
         "{body}"
     );
+    // A JSON body must say it is JSON; nothing is created otherwise.
+    for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}/v1/folders", s.base))
+            .bearer_auth(&s.admin_key)
+            .body(r#"{"path": "/typed"}"#);
+        if let Some(content_type) = content_type {
+            req = req.header("content-type", content_type);
+        }
+        let untyped = req.send().await.expect("send");
+        assert_eq!(untyped.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}");
+        let body: Value = untyped.json().await.expect("json");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Content-Type: application/json"),
+            "{body}"
+        );
+    }
+    assert_eq!(s.get("/v1/folders?path=/typed").await.status, StatusCode::NOT_FOUND);
+    for probe in ["/healthz?x=1", "/readyz?verbose=true"] {
+        let refused = s.send(reqwest::Method::GET, probe, None, None).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{probe}");
+    }
 
     let huge = json!({"path": "/big", "description": "d".repeat(16 * 1024)});
     let answer = s.post("/v1/folders", huge).await;
@@ -224,6 +253,47 @@ async fn pages_250_folders_without_loss_or_repeat(backend: Backend) {
     let too_big = s.get("/v1/folders?page_size=1001").await;
     assert_eq!(too_big.status, StatusCode::BAD_REQUEST);
     assert!(too_big.message().contains("page_size"));
+}
+
+async fn names_are_stored_nfc_and_misleading_ones_refused(backend: Backend) {
+    let s = server!(backend);
+    let composed = s.mkdir("/caf\u{e9}").await;
+    let again = s.post("/v1/folders", json!({"path": "/cafe\u{301}"})).await;
+    assert_eq!(
+        again.status,
+        StatusCode::CONFLICT,
+        "decomposed is the same name: {:?}",
+        again.body
+    );
+    let found = s.get("/v1/folders?path=/cafe%CC%81").await;
+    assert_eq!(found.status, StatusCode::OK);
+    assert_eq!(found.body["id"], composed["id"]);
+    let f = composed["id"].as_str().expect("id");
+    let a = s.upload_ok(f, "r\u{e9}sum\u{e9}.txt", b"1".to_vec()).await;
+    assert_eq!(a["title"], "r\u{e9}sum\u{e9}.txt");
+    let clash = s
+        .upload(
+            f,
+            "re\u{301}sume\u{301}.txt",
+            b"2".to_vec(),
+            &[("conflict_strategy", "error")],
+        )
+        .await;
+    assert_eq!(clash.status, StatusCode::CONFLICT, "{:?}", clash.body);
+    for bad in ["..\\..\\evil.txt", "txt\u{202E}exe.txt"] {
+        let refused = s.upload(f, "x.txt", b"3".to_vec(), &[("title", bad)]).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad:?}: {:?}", refused.body);
+        assert!(refused.message().contains("title"), "{}", refused.message());
+        let renamed = s
+            .patch(
+                &format!("/v1/items/{}", a["id"].as_str().expect("id")),
+                json!({"title": bad}),
+            )
+            .await;
+        assert_eq!(renamed.status, StatusCode::BAD_REQUEST, "{bad:?}");
+    }
+    let listed = s.get(&format!("/v1/folders/{f}/items")).await.body;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1), "{listed}");
 }
 
 async fn search_and_recursive_listing(backend: Backend) {

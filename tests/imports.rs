@@ -424,11 +424,23 @@ async fn malformed_specs_are_refused_with_the_json_path_and_store_nothing(backen
             &format!("/v1/folders/{folder}/imports"),
             Some(&s.admin_key),
         )
+        .header("content-type", "application/json")
         .body("{\"images\": [")
         .send()
         .await
         .expect("send");
     assert_eq!(not_json.status(), StatusCode::BAD_REQUEST);
+    let untyped = s
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/folders/{folder}/imports"),
+            Some(&s.admin_key),
+        )
+        .body(r#"{"images": []}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(untyped.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let jobs = s.get("/v1/jobs?kind=IMPORT").await;
     assert_eq!(jobs.body["items"], json!([]), "nothing was queued");
     assert!(items(&s, &folder).await.is_empty());

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, SystemTime};
 
 use common::media;
-use common::{Backend, TestServer, column, eventually, files_under, id};
+use common::{Backend, TestServer, column, eventually, files_under, id, tar_entries};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -347,23 +347,6 @@ async fn content_download_with_ranges(backend: Backend) {
     assert_eq!(resp.headers()["content-type"], "text/plain");
     let missing = s.get(&format!("/v1/items/{}/content", uuid::Uuid::new_v4())).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
-}
-
-/// The entries of a tar: name and content.
-fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while at + 512 <= bytes.len() && bytes[at..at + 512].iter().any(|b| *b != 0) {
-        let header = &bytes[at..at + 512];
-        let name_end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);
-        let name = String::from_utf8_lossy(&header[..name_end]).into_owned();
-        let size_text = String::from_utf8_lossy(&header[124..136]);
-        let size = usize::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8).expect("size");
-        let data = bytes[at + 512..at + 512 + size].to_vec();
-        out.push((name, data));
-        at += 512 + size.div_ceil(512) * 512;
-    }
-    out
 }
 
 async fn tar_download_of_many_items(backend: Backend) {
@@ -902,7 +885,7 @@ async fn aborted_and_oversized_uploads_leave_nothing(backend: Backend) {
     // Cut off after 600 KiB of an announced 900 KiB.
     tokio::task::block_in_place(|| cut_off_upload(&s, &f, 900 * 1024, 600 * 1024));
     assert!(
-        eventually(|| files_under(&s.objects_dir()).is_empty()).await,
+        eventually(|| s.object_files().is_empty()).await,
         "an upload cut off midway leaves no object and no temp file: {:?}",
         s.object_files()
     );
@@ -913,7 +896,7 @@ async fn aborted_and_oversized_uploads_leave_nothing(backend: Backend) {
     let over = s.upload(&f, "big.bin", vec![7u8; 2 * 1024 * 1024], &[]).await;
     assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", over.body);
     assert!(over.message().contains("max_upload_bytes"), "{}", over.message());
-    assert!(eventually(|| files_under(&s.objects_dir()).is_empty()).await);
+    assert!(eventually(|| s.object_files().is_empty()).await);
     // Under the limit still works, and the JSON limit does not apply to uploads.
     let ok = s.upload(&f, "ok.bin", vec![7u8; 900 * 1024], &[]).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);

@@ -308,7 +308,14 @@ async fn listing_filters_pages_and_hides_other_users_jobs(backend: Backend) {
 }
 
 async fn scheduled_syncs_are_enqueued_once_with_two_schedulers(backend: Backend) {
-    let s = server!(backend);
+    let bucket = tempfile::tempdir().expect("tmp");
+    let url = format!("file://{}", bucket.path().display());
+    let s = server!(backend, |settings: &mut stowage::config::Settings| {
+        settings
+            .buckets
+            .insert("src".into(), stowage::config::BucketSettings::at(url));
+        settings.sync.min_schedule_interval_seconds = 1;
+    });
     let bad = s
         .post(
             "/v1/folders",
@@ -333,7 +340,7 @@ async fn scheduled_syncs_are_enqueued_once_with_two_schedulers(backend: Backend)
     let folder = s
         .post(
             "/v1/folders",
-            json!({"path": "/nightly", "sync_schedule": "* * * * * *"}),
+            json!({"path": "/nightly", "sync": {"bucket": "src"}, "sync_schedule": "* * * * * *"}),
         )
         .await;
     assert_eq!(folder.status, StatusCode::CREATED, "{:?}", folder.body);

@@ -296,6 +296,17 @@ async fn a_corrupt_video_is_a_unit_error_with_ffmpegs_message(backend: Backend) 
     let item = s.get(&format!("/v1/items/{}", id(&bad))).await.body;
     assert_eq!(item["original"], Value::Null, "nothing was recorded");
     assert!(!work_dir(&s, &job).exists());
+
+    // When every video fails, the job did nothing: ERROR, not DONE.
+    let alone = reencode(&s, json!({"item_ids": [id(&bad)]})).await;
+    assert_eq!(alone["status"], "ERROR", "{alone}");
+    assert!(
+        alone["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("every unit failed (1)"),
+        "{alone}"
+    );
 }
 
 async fn ffmpeg_processes_are_bounded_and_cancel_kills_them(backend: Backend) {

@@ -127,7 +127,26 @@ ensure_tools() {
     fi
 }
 
+# The Dockerfile's build stage, without a registry: builds the binary in a copy of exactly what
+# the stage copies (so a file the build needs but the Dockerfile forgets fails here), sharing
+# this tree's target directory so dependencies are not compiled twice. (The image builds with
+# --release; the same sources and manifest build here in the test profile.)
+check_docker_build_context() {
+    local context
+    context="$(mktemp -d)"
+    awk '/^FROM /{stage++} stage == 1 && /^COPY /{ for (i = 2; i < NF; i++) print $i }' Dockerfile |
+        while read -r source; do
+            cp -r "$source" "$context/"
+        done
+    (cd "$context" && CARGO_TARGET_DIR="$OLDPWD/target" cargo build --locked --quiet --bins) || {
+        echo "tests/run.sh: the Dockerfile's build stage does not build from what it copies ($context)" >&2
+        exit 1
+    }
+    rm -rf "$context"
+}
+
 ensure_tools
+check_docker_build_context
 ensure_postgres
 ensure_emulators
 export STOWAGE_TEST_POSTGRES_URL="$PG_URL"

@@ -17,6 +17,8 @@ on_both_backends!(
     a_listing_that_fails_tombstones_nothing,
     synced_folders_belong_to_their_bucket,
     changes_in_a_watched_directory_reach_the_catalog_within_3_seconds,
+    a_watched_bucket_left_idle_makes_no_job,
+    schedules_need_a_synced_folder_a_sane_interval_and_pause_when_failing,
     buckets_are_listed_without_secrets_and_checked_by_admins,
 );
 
@@ -47,6 +49,16 @@ async fn s3_bucket_mirrors_creates_updates_tombstones_and_restores(backend: Back
 /// Starts a server with `fixture` configured as bucket `src`.
 async fn server_with(backend: Backend, fixture: &Fixture) -> Option<TestServer> {
     let bucket = fixture.settings();
+    TestServer::start_with(backend, move |settings| {
+        settings.buckets.insert("src".into(), bucket);
+    })
+    .await
+}
+
+/// Starts a server with `fixture` configured as bucket `src`, watched for changes.
+async fn watched_server(backend: Backend, fixture: &Fixture) -> Option<TestServer> {
+    let mut bucket = fixture.settings();
+    bucket.watch = true;
     TestServer::start_with(backend, move |settings| {
         settings.buckets.insert("src".into(), bucket);
     })
@@ -260,6 +272,19 @@ async fn synced_folders_belong_to_their_bucket(backend: Backend) {
         assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{binding}");
         assert!(refused.message().contains(field), "{}", refused.message());
     }
+    // Schedules fire at most once a minute by default.
+    let hasty = s
+        .post(
+            "/v1/folders",
+            json!({"path": "/hasty", "sync": {"bucket": "src"}, "sync_schedule": "*/5 * * * * *"}),
+        )
+        .await;
+    assert_eq!(hasty.status, StatusCode::BAD_REQUEST, "{:?}", hasty.body);
+    assert!(
+        hasty.message().contains("min_schedule_interval_seconds"),
+        "{}",
+        hasty.message()
+    );
     let plain = s.mkdir("/plain").await;
     let not_synced = s
         .post(
@@ -317,12 +342,31 @@ async fn synced_folders_belong_to_their_bucket(backend: Backend) {
         StatusCode::OK
     );
 
-    // Sync requests at once: never two syncs of one folder pending or running together.
+    // Sync requests at once: never two syncs of one folder pending or running together. The
+    // database holds that by construction (a partial unique index over a folder's PENDING and
+    // RUNNING syncs), across processes too; what the client sees is that no sync started before
+    // the one before it finished. (A job's created_at is taken before its insert, which may wait
+    // for the write lock while the previous sync runs and ends: it says nothing about overlap.)
     let url = format!("/v1/folders/{folder}/sync");
-    let answers = futures::future::join_all((0..8).map(|_| s.post(&url, json!({})))).await;
+    let other = s.second_worker().await;
+    let admin = stowage::domain::caller::Caller {
+        name: "admin".into(),
+        is_admin: true,
+    };
+    let folder_id = uuid::Uuid::parse_str(&folder).expect("uuid");
+    let via_http = futures::future::join_all((0..6).map(|_| s.post(&url, json!({}))));
+    let via_other = futures::future::join_all(
+        (0..6).map(|_| other.services.sync.submit(&admin, folder_id, Default::default(), None)),
+    );
+    let (answers, others) = tokio::join!(via_http, via_other);
     let mut ids: Vec<String> = answers
         .iter()
         .map(|a| a.body["id"].as_str().expect("id").to_owned())
+        .chain(
+            others
+                .into_iter()
+                .map(|r| r.expect("submitted in the other process").job.id.to_string()),
+        )
         .collect();
     ids.sort();
     ids.dedup();
@@ -339,13 +383,14 @@ async fn synced_folders_belong_to_their_bucket(backend: Backend) {
             )
             .expect("RFC 3339")
         };
-        spans.push((at("created_at"), at("finished_at")));
+        spans.push((at("started_at"), at("finished_at")));
     }
     spans.sort();
     for pair in spans.windows(2) {
         assert!(pair[0].1 <= pair[1].0, "two syncs of one folder overlapped: {spans:?}");
     }
-    assert!(ids.len() < 8, "requests while one was active got that one: {ids:?}");
+    assert!(ids.len() < 12, "requests while one was active got that one: {ids:?}");
+    common::stop_running(other).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,13 +435,7 @@ async fn changes_in_a_watched_directory_reach_the_catalog_within_3_seconds(backe
     let dir = tempfile::tempdir().expect("tmp");
     let fixture = Fixture::local(dir.path().join("bucket"));
     fixture.put("old.txt", b"old").await;
-    let mut bucket = fixture.settings();
-    bucket.watch = true;
-    let Some(s) = TestServer::start_with(backend, move |settings| {
-        settings.buckets.insert("src".into(), bucket);
-    })
-    .await
-    else {
+    let Some(s) = watched_server(backend, &fixture).await else {
         return;
     };
     let folder = synced_folder(&s, "/watched").await;
@@ -428,11 +467,135 @@ async fn changes_in_a_watched_directory_reach_the_catalog_within_3_seconds(backe
     );
 }
 
+async fn schedules_need_a_synced_folder_a_sane_interval_and_pause_when_failing(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("bucket");
+    let fixture = Fixture::local(root.clone());
+    fixture.put("a.txt", b"a").await;
+    let bucket = fixture.settings();
+    let Some(s) = TestServer::start_with(backend, move |settings| {
+        settings.buckets.insert("src".into(), bucket);
+        settings.sync.min_schedule_interval_seconds = 1;
+        settings.sync.pause_schedule_after_failures = 2;
+        settings.jobs.max_attempts = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    // A schedule needs a synced folder, on create and on PATCH.
+    let plain = s
+        .post("/v1/folders", json!({"path": "/x", "sync_schedule": "* * * * * *"}))
+        .await;
+    assert_eq!(plain.status, StatusCode::BAD_REQUEST, "{:?}", plain.body);
+    assert!(
+        plain.message().contains("sync_schedule") && plain.message().contains("synced folder"),
+        "{}",
+        plain.message()
+    );
+    let plain = s.mkdir("/plain").await;
+    let patched = s
+        .patch(
+            &format!("/v1/folders/{}", plain["id"].as_str().expect("id")),
+            json!({"sync_schedule": "0 * * * *"}),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{:?}", patched.body);
+
+    // A synced folder whose syncs keep failing: after two failures in a row its schedule pauses.
+    let folder = synced_folder(&s, "/failing").await;
+    std::fs::rename(&root, dir.path().join("unmounted")).expect("rename");
+    let scheduled = s
+        .patch(
+            &format!("/v1/folders/{folder}"),
+            json!({"sync_schedule": "* * * * * *"}),
+        )
+        .await;
+    assert_eq!(scheduled.status, StatusCode::OK, "{:?}", scheduled.body);
+    assert_eq!(scheduled.body["schedule_paused"], Value::Null);
+    let started = std::time::Instant::now();
+    let paused = loop {
+        let now = s.get(&format!("/v1/folders/{folder}")).await.body;
+        if !now["schedule_paused"].is_null() {
+            break now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "never paused: {now}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        paused["schedule_paused"]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nothing was tombstoned"),
+        "{paused}"
+    );
+    assert!(paused["schedule_paused"]["since"].is_string(), "{paused}");
+    let runs = |jobs: &Value| jobs["items"].as_array().map_or(0, Vec::len);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = runs(&s.get(&format!("/v1/jobs?kind=SYNC&folder_id={folder}")).await.body);
+    assert_eq!(before, 2, "two failed runs, then the pause");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = runs(&s.get(&format!("/v1/jobs?kind=SYNC&folder_id={folder}")).await.body);
+    assert_eq!(after, before, "a paused schedule makes no jobs");
+
+    // Mended and set again, it runs again; a success keeps it running.
+    std::fs::rename(dir.path().join("unmounted"), &root).expect("rename back");
+    let resumed = s
+        .patch(
+            &format!("/v1/folders/{folder}"),
+            json!({"sync_schedule": "* * * * * *"}),
+        )
+        .await;
+    assert_eq!(resumed.body["schedule_paused"], Value::Null, "{:?}", resumed.body);
+    let started = std::time::Instant::now();
+    loop {
+        let jobs = s
+            .get(&format!("/v1/jobs?kind=SYNC&folder_id={folder}&status=DONE"))
+            .await
+            .body;
+        if runs(&jobs) > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the resumed schedule never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn a_watched_bucket_left_idle_makes_no_job(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fixture = Fixture::local(dir.path().join("bucket"));
+    for i in 0..20 {
+        fixture.put(&format!("d{}/f{i}.txt", i % 3), b"same").await;
+    }
+    let Some(s) = watched_server(backend, &fixture).await else {
+        return;
+    };
+    let folder = synced_folder(&s, "/idle").await;
+    assert_eq!(sync(&s, &folder, json!({})).await["result"]["created"], 20);
+    // A full re-read opens and reads every file, as the first sync did.
+    sync(&s, &folder, json!({"force_rehash": true})).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let jobs = s.get("/v1/jobs?kind=SYNC").await.body;
+    let made_by: Vec<&str> = jobs["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|j| j["created_by"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(made_by, ["admin", "admin"], "no file changed, so no sync was started");
+}
+
 async fn buckets_are_listed_without_secrets_and_checked_by_admins(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let fixture = Fixture::local(dir.path().join("bucket"));
+    fixture.put("private/a.txt", b"secret").await;
+    fixture.put("spec.json", br#"{"images": [{"objectUrl": "x"}]}"#).await;
     let missing = stowage::config::BucketSettings::at(format!("file://{}", dir.path().join("unmounted").display()));
-    let good = fixture.settings();
+    let mut good = fixture.settings();
+    good.allow = vec!["alice".into()];
     let Some(s) = TestServer::start_with(backend, move |settings| {
         settings.buckets.insert("src".into(), good);
         settings.buckets.insert("gone".into(), missing);
@@ -442,29 +605,176 @@ async fn buckets_are_listed_without_secrets_and_checked_by_admins(backend: Backe
         return;
     };
     let alice = s.key_for("alice", false).await;
-    let listed = s.send(reqwest::Method::GET, "/v1/buckets", Some(&alice), None).await;
-    assert_eq!(listed.status, StatusCode::OK);
-    let names: Vec<(String, String, bool)> = listed
-        .body
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|b| {
-            (
-                b["name"].as_str().unwrap_or("").to_owned(),
-                b["kind"].as_str().unwrap_or("").to_owned(),
-                b["managed"] == true,
-            )
-        })
-        .collect();
+    let bob = s.key_for("bob", false).await;
+    let listing = |key: &str| {
+        let key = key.to_owned();
+        let s = &s;
+        async move {
+            let listed = s.send(reqwest::Method::GET, "/v1/buckets", Some(&key), None).await;
+            assert_eq!(listed.status, StatusCode::OK);
+            listed
+                .body
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|b| {
+                    (
+                        b["name"].as_str().unwrap_or("").to_owned(),
+                        b["kind"].as_str().unwrap_or("").to_owned(),
+                        b["managed"] == true,
+                        b["url"].is_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let admin_key = s.admin_key.clone();
     assert_eq!(
-        names,
+        listing(&admin_key).await,
         [
-            ("managed".into(), "file".into(), true),
-            ("gone".into(), "file".into(), false),
-            ("src".into(), "file".into(), false)
+            ("managed".into(), "file".into(), true, true),
+            ("gone".into(), "file".into(), false, true),
+            ("src".into(), "file".into(), false, true)
         ]
     );
+    assert_eq!(
+        listing(&alice).await,
+        [
+            ("managed".into(), "file".into(), true, false),
+            ("src".into(), "file".into(), false, false)
+        ],
+        "a user sees the buckets open to them, and no server paths"
+    );
+    assert_eq!(listing(&bob).await, [("managed".into(), "file".into(), true, false)]);
+
+    // Bob may use none of the configured buckets: each one answers as if it did not exist.
+    let bobs = s
+        .send(
+            reqwest::Method::POST,
+            "/v1/folders",
+            Some(&bob),
+            Some(json!({"path": "/bob"})),
+        )
+        .await;
+    let bobs = bobs.body["id"].as_str().expect("bob's folder").to_owned();
+    for bucket in ["src", "gone", "nope"] {
+        let refused = s
+            .send(
+                reqwest::Method::POST,
+                "/v1/folders",
+                Some(&bob),
+                Some(json!({"path": format!("/mirror-{bucket}"), "sync": {"bucket": bucket}})),
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bucket}: {:?}", refused.body);
+        assert!(
+            refused.message().contains(&format!(
+                "no bucket named `{bucket}` is configured for you; you may use: []"
+            )),
+            "{}",
+            refused.message()
+        );
+    }
+    let url = fixture.object_url("private/a.txt");
+    let reference = s
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/folders/{bobs}/references"),
+            Some(&bob),
+            Some(json!({"url": url})),
+        )
+        .await;
+    assert_eq!(reference.status, StatusCode::BAD_REQUEST, "{:?}", reference.body);
+    assert!(
+        reference
+            .message()
+            .contains("not inside any configured bucket you may use"),
+        "{}",
+        reference.message()
+    );
+    assert!(
+        !reference.message().contains("src"),
+        "names no bucket bob may not use: {}",
+        reference.message()
+    );
+    let import = s
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/folders/{bobs}/imports"),
+            Some(&bob),
+            Some(json!({"images": [{"objectUrl": url}]})),
+        )
+        .await;
+    assert_eq!(import.status, StatusCode::BAD_REQUEST, "{:?}", import.body);
+    assert!(
+        import
+            .message()
+            .contains("not inside any configured bucket you may use"),
+        "{}",
+        import.message()
+    );
+    let spec = s
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/folders/{bobs}/imports"),
+            Some(&bob),
+            Some(json!({"spec_object_url": fixture.object_url("spec.json")})),
+        )
+        .await;
+    assert_eq!(spec.status, StatusCode::BAD_REQUEST, "{:?}", spec.body);
+    assert!(
+        spec.message().contains("not inside any configured bucket you may use"),
+        "{}",
+        spec.message()
+    );
+    let items = s
+        .send(
+            reqwest::Method::GET,
+            &format!("/v1/folders/{bobs}/items"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(items.body["items"], json!([]), "nothing was stored");
+
+    // Alice, on the allow list, may mirror it and reference its objects.
+    let mirrored = s
+        .send(
+            reqwest::Method::POST,
+            "/v1/folders",
+            Some(&alice),
+            Some(json!({"path": "/alice-mirror", "sync": {"bucket": "src"}})),
+        )
+        .await;
+    assert_eq!(mirrored.status, StatusCode::CREATED, "{:?}", mirrored.body);
+    let alices = s
+        .send(
+            reqwest::Method::POST,
+            "/v1/folders",
+            Some(&alice),
+            Some(json!({"path": "/alice"})),
+        )
+        .await;
+    let alices = alices.body["id"].as_str().expect("alice's folder").to_owned();
+    let referenced = s
+        .send(
+            reqwest::Method::POST,
+            &format!("/v1/folders/{alices}/references"),
+            Some(&alice),
+            Some(json!({"url": url})),
+        )
+        .await;
+    assert_eq!(referenced.status, StatusCode::CREATED, "{:?}", referenced.body);
+    let gone = s
+        .send(
+            reqwest::Method::POST,
+            "/v1/folders",
+            Some(&alice),
+            Some(json!({"path": "/alice-gone", "sync": {"bucket": "gone"}})),
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::BAD_REQUEST);
+    assert!(gone.message().contains("you may use: [src]"), "{}", gone.message());
 
     let ok = s.post("/v1/buckets/src/check", json!({})).await;
     assert_eq!(

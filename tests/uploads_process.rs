@@ -1,6 +1,6 @@
 //! Uploads against the real binary in its own process: memory stays flat during a 2 GiB upload
-//! and while it is downloaded back (whole and as a tar), and a missing ffprobe stores media
-//! without metadata and warns once.
+//! and while it is downloaded back (whole and as a tar), a missing ffprobe stores media without
+//! metadata and warns once, and what an upload killed midway left is gone after a restart.
 
 mod common;
 
@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use common::{ServerProcess, media};
+use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -182,5 +183,50 @@ async fn without_ffprobe_media_is_stored_without_metadata_and_one_warning_is_log
         log.matches("ffprobe is not on PATH").count(),
         1,
         "one warning for the whole process: {log}"
+    );
+}
+
+/// The temp files of writes in progress in the managed bucket of `server`.
+fn temp_files(server: &ServerProcess) -> Vec<std::path::PathBuf> {
+    common::files_under(&server.data_dir.join("objects").join(".stowage-tmp"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "part"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_removes_what_an_upload_killed_midway_left() {
+    let server = ServerProcess::spawn(&[]);
+    let http = reqwest::Client::new();
+    let folder = mkdir(&http, &server, "/killed").await;
+    // 8 MiB, then nothing more: the upload stays in progress until the process dies.
+    let body = futures::stream::iter((0..8).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![5u8; 1 << 20]))))
+        .chain(futures::stream::pending());
+    let uploading = tokio::spawn({
+        let (http, base, key) = (http.clone(), server.base.clone(), server.admin_key.clone());
+        async move {
+            let part = reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(body), 123 << 20)
+                .file_name("big.bin");
+            http.post(format!("{base}/v1/folders/{folder}/items"))
+                .bearer_auth(key)
+                .multipart(reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+        }
+    });
+    let started = Instant::now();
+    while temp_files(&server).is_empty() {
+        assert!(started.elapsed().as_secs() < 30, "the upload never reached the bucket");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let server = server.kill_and_restart(&[]);
+    assert!(
+        uploading.await.expect("task").is_err(),
+        "the killed server never answered"
+    );
+    assert_eq!(
+        temp_files(&server),
+        Vec::<std::path::PathBuf>::new(),
+        "removed at start-up"
     );
 }

@@ -33,6 +33,10 @@ pub struct LocalBucket {
     name: String,
     root: PathBuf,
     tmp: PathBuf,
+    /// Names this process's writes in progress (`TMP_DIR/OWNER-….part`).
+    owner: String,
+    /// Locked for as long as this bucket is open, so other processes know `owner` is alive.
+    _owner_lock: std::fs::File,
 }
 
 enum Msg {
@@ -47,10 +51,18 @@ impl LocalBucket {
         let root = std::fs::canonicalize(dir).map_err(BlobError::io(format!("cannot resolve {dir}")))?;
         let tmp = root.join(TMP_DIR);
         std::fs::create_dir_all(&tmp).map_err(BlobError::io(format!("cannot create {}", tmp.display())))?;
+        let owner = uuid::Uuid::new_v4().simple().to_string();
+        let owner_lock = lock_owner(&tmp, &owner)?;
+        let removed = remove_unowned_writes(&tmp, &owner);
+        if removed > 0 {
+            tracing::info!(bucket = name, removed, "removed what interrupted uploads had left");
+        }
         Ok(Self {
             name: name.to_owned(),
             root,
             tmp,
+            owner,
+            _owner_lock: owner_lock,
         })
     }
 
@@ -60,6 +72,60 @@ impl LocalBucket {
             return Err(BlobError::InvalidKey(format!("`{key}`: {TMP_DIR}/ is reserved")));
         }
         Ok(self.root.join(key.as_str()))
+    }
+}
+
+/// Creates and locks `TMP/OWNER.lock`, which stays locked while the process lives. It is
+/// locked under another name first and renamed into place, so no other process ever sees the
+/// file of a live owner unlocked.
+fn lock_owner(tmp: &Path, owner: &str) -> Result<std::fs::File, BlobError> {
+    let locking = tmp.join(format!("{owner}.locking"));
+    let file =
+        std::fs::File::create(&locking).map_err(BlobError::io(format!("cannot create {}", locking.display())))?;
+    file.try_lock()
+        .map_err(|e| BlobError::io(format!("cannot lock {}", locking.display()))(std::io::Error::other(e)))?;
+    let lock = tmp.join(format!("{owner}.lock"));
+    std::fs::rename(&locking, &lock).map_err(BlobError::io(format!("cannot create {}", lock.display())))?;
+    Ok(file)
+}
+
+/// Removes the temp files of writes that no live process can own (their owner's lock file is
+/// not locked any more: the process was killed), and those of owners that left no lock file.
+/// Answers how many writes were removed.
+fn remove_unowned_writes(tmp: &Path, own: &str) -> usize {
+    let Ok(entries) = std::fs::read_dir(tmp) else { return 0 };
+    let names: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    let mut alive = std::collections::HashSet::from([own.to_owned()]);
+    for owner in names.iter().filter_map(|name| name.strip_suffix(".lock")) {
+        let path = tmp.join(format!("{owner}.lock"));
+        let Ok(file) = std::fs::File::open(&path) else { continue };
+        match file.try_lock() {
+            // Nobody holds it: its process is gone. Removing it while holding the lock is safe:
+            // a live process never unlocks its own.
+            Ok(()) => {
+                let _ = std::fs::remove_file(&path);
+            }
+            Err(_) => {
+                alive.insert(owner.to_owned());
+            }
+        }
+    }
+    let mut removed = 0;
+    for name in names.iter().filter(|name| name.ends_with(".part")) {
+        let owner = name.split_once('-').map_or("", |(owner, _)| owner);
+        if !alive.contains(owner) && std::fs::remove_file(tmp.join(name)).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+impl Drop for LocalBucket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.tmp.join(format!("{}.lock", self.owner)));
     }
 }
 
@@ -132,7 +198,9 @@ impl Bucket for LocalBucket {
 
     async fn write<'a>(&self, key: &ObjectKey, mut body: ByteStream<'a>) -> Result<Written, BlobError> {
         let dest = self.path_for(key)?;
-        let tmp = self.tmp.join(format!("{}.part", uuid::Uuid::new_v4().simple()));
+        let tmp = self
+            .tmp
+            .join(format!("{}-{}.part", self.owner, uuid::Uuid::new_v4().simple()));
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let (root, owned_key) = (self.root.clone(), key.clone());
         let writer = tokio::task::spawn_blocking(move || write_blocking(rx, &root, &tmp, &dest, &owned_key));
@@ -243,6 +311,9 @@ impl Bucket for LocalBucket {
             let mut removed = 0;
             let entries = std::fs::read_dir(&tmp).map_err(BlobError::io(format!("cannot list {}", tmp.display())))?;
             for entry in entries.flatten() {
+                if !entry.file_name().to_string_lossy().ends_with(".part") {
+                    continue; // owners' lock files
+                }
                 let stale = entry
                     .metadata()
                     .and_then(|m| m.modified())
@@ -303,11 +374,12 @@ mod tests {
         parts.concat()
     }
 
+    /// Every file below `dir` but the owners' lock files.
     fn files_under(dir: &Path) -> Vec<PathBuf> {
         walkdir::WalkDir::new(dir)
             .into_iter()
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file())
+            .filter(|e| e.file_type().is_file() && !e.file_name().to_string_lossy().ends_with(".lock"))
             .map(|e| e.path().to_owned())
             .collect()
     }
@@ -383,6 +455,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn opening_removes_the_writes_of_dead_owners_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().to_str().expect("utf8");
+        let live = LocalBucket::open("t", path).expect("open");
+        let writer = std::sync::Arc::new(LocalBucket::open("t", path).expect("open"));
+        let pending = futures::stream::iter(vec![Ok(Bytes::from(vec![1u8; WRITE_CHUNK + 1]))])
+            .chain(futures::stream::pending())
+            .boxed();
+        let write = tokio::spawn({
+            let writer = writer.clone();
+            async move { writer.write(&key("slow"), pending).await }
+        });
+        // A killed process left a lock nobody holds and a write of its own; an older version
+        // left a write with no owner in its name.
+        std::fs::write(live.tmp.join("dead.lock"), b"").expect("lock");
+        std::fs::write(live.tmp.join("dead-1.part"), b"x").expect("part");
+        std::fs::write(live.tmp.join("0123.part"), b"x").expect("part");
+        std::fs::write(live.tmp.join(format!("{}-2.part", live.owner)), b"x").expect("part");
+        let names = || {
+            let mut names: Vec<String> = files_under(&live.tmp)
+                .iter()
+                .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+                .collect();
+            names.sort();
+            names
+        };
+        for _ in 0..100 {
+            if names().len() == 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(names().len(), 4, "the slow write is under way: {:?}", names());
+        let _restarted = LocalBucket::open("t", path).expect("open");
+        let left = names();
+        assert_eq!(left.len(), 2, "only the live owners' writes stay: {left:?}");
+        assert!(left.contains(&format!("{}-2.part", live.owner)), "{left:?}");
+        assert!(left.iter().any(|n| n.starts_with(&writer.owner)), "{left:?}");
+        assert!(!live.tmp.join("dead.lock").exists());
+        write.abort();
+    }
+
+    #[tokio::test]
     async fn lists_old_objects_and_sweeps_temp_files() {
         let dir = tempfile::tempdir().expect("tmp");
         let bucket = LocalBucket::open("t", dir.path().to_str().expect("utf8")).expect("open");
@@ -390,7 +505,7 @@ mod tests {
             let body = chunks(vec![Ok(Bytes::from_static(b"x"))]);
             bucket.write(&key(k), body).await.expect("write");
         }
-        std::fs::write(bucket.tmp.join("left.part"), b"x").expect("temp");
+        std::fs::write(bucket.tmp.join(format!("{}-left.part", bucket.owner)), b"x").expect("temp");
         let later = SystemTime::now() + Duration::from_secs(1);
         let mut listed: Vec<String> = bucket
             .list_older_than(later)

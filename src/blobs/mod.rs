@@ -1,6 +1,7 @@
 //! Buckets: where item content lives. One [`Bucket`] trait; for now one backend, the local
 //! `file://` directory ([`local::LocalBucket`]) that holds the `managed` bucket of uploads.
 
+pub mod expected;
 mod file_hash;
 pub mod local;
 pub mod source;
@@ -47,6 +48,9 @@ pub enum BlobError {
     /// The bucket is configured in a way this build cannot serve.
     #[error("{0}")]
     Unsupported(String),
+    /// The object is no longer the one the catalog recorded (see [`expected`]).
+    #[error("{0}")]
+    Changed(String),
 }
 
 impl BlobError {
@@ -219,8 +223,45 @@ impl Buckets {
         let managed = self
             .by_name
             .get(bucket)
-            .ok_or_else(|| BlobError::Unsupported(format!("bucket `{bucket}` is not configured")))?;
+            .ok_or_else(|| {
+                BlobError::Unsupported(format!(
+                    "bucket `{bucket}` is not configured in this process; every process (stowage serve, each stowage worker) needs the same [buckets] configuration"
+                ))
+            })?;
         managed.read(&ObjectKey::parse(key)?, range).await
+    }
+
+    /// Streams object `key` of bucket `bucket` like [`read`](Self::read), but only while it is
+    /// the object the catalog recorded: see [`expected`].
+    pub async fn read_expected(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &expected::Expected,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream<'static>, BlobError> {
+        if let Some(source) = self.sources.get(bucket) {
+            return source.read_expected(key, expected, range).await;
+        }
+        // Managed objects are never rewritten in place (each upload has a key of its own):
+        // only their length is held to the record.
+        let want = expected.length_of(range.as_ref());
+        let body = self.read(bucket, key, range).await?;
+        Ok(expected::exactly(body, want, key, None))
+    }
+
+    /// Checks, without reading it, that object `key` of bucket `bucket` is still the object
+    /// the catalog recorded (managed objects are taken as recorded).
+    pub async fn check_expected(
+        &self,
+        bucket: &str,
+        key: &str,
+        expected: &expected::Expected,
+    ) -> Result<(), BlobError> {
+        match self.sources.get(bucket) {
+            Some(source) => source.check_expected(key, expected).await,
+            None => Ok(()),
+        }
     }
 
     /// Object `key` of bucket `bucket` as a local file, when the bucket is a local directory.
@@ -236,11 +277,22 @@ impl Buckets {
     /// whose address is the longest prefix of the URL. A URL in no configured bucket, or in the
     /// managed one, is refused with a message saying so; nothing is read either way.
     pub fn locate(&self, object_url: &str) -> Result<(Arc<source::Source>, ObjectKey), BlobError> {
+        self.locate_among(object_url, |_| true)
+    }
+
+    /// [`locate`](Self::locate) among the buckets `usable` accepts only: the others are treated,
+    /// and named in messages, as if they were not configured.
+    pub fn locate_among(
+        &self,
+        object_url: &str,
+        usable: impl Fn(&source::Source) -> bool,
+    ) -> Result<(Arc<source::Source>, ObjectKey), BlobError> {
         let url = url::Url::parse(object_url)
             .map_err(|e| BlobError::InvalidKey(format!("`{object_url}` is not a URL: {e}")))?;
         let found = self
             .sources
             .values()
+            .filter(|source| usable(source))
             .flat_map(|source| source.addresses().iter().map(move |address| (source, address)))
             .filter(|(_, address)| url.as_str().starts_with(address.as_str()))
             .max_by_key(|(_, address)| address.as_str().len());
@@ -254,12 +306,13 @@ impl Buckets {
             let configured: Vec<String> = self
                 .sources
                 .values()
-                .map(|s| format!("{} = {}", s.name(), s.url()))
+                .filter(|source| usable(source))
+                .map(|s| s.name().to_owned())
                 .collect();
             return Err(BlobError::Unsupported(format!(
-                "`{object_url}` is not inside any configured bucket ({})",
+                "`{object_url}` is not inside any configured bucket you may use ({}; GET /v1/buckets lists them)",
                 if configured.is_empty() {
-                    "none is configured".to_owned()
+                    "there is none".to_owned()
                 } else {
                     configured.join(", ")
                 }

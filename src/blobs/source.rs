@@ -16,8 +16,9 @@ use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::expected::{Expected, Recheck, exactly};
 use super::file_hash::hash_file;
-use super::walk::{walk, walk_keys};
+use super::walk::{file_fingerprint, walk, walk_keys};
 use super::{BlobError, ByteStream};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
@@ -95,6 +96,7 @@ pub struct Source {
     url: String,
     backend: Backend,
     addresses: Vec<url::Url>,
+    allow: Vec<String>,
 }
 
 impl Source {
@@ -123,7 +125,13 @@ impl Source {
             url: settings.url.clone(),
             backend,
             addresses: addresses(&url, settings, &options),
+            allow: settings.allow.clone(),
         })
+    }
+
+    /// The users besides the admins who may use this bucket (`buckets.NAME.allow`).
+    pub fn allowed_users(&self) -> &[String] {
+        &self.allow
     }
 
     /// The URL prefixes (each ending in `/`) under which object URLs name this bucket's objects:
@@ -191,13 +199,8 @@ impl Source {
                         for meta in next {
                             match meta {
                                 Ok(meta) => chunk.push(ListEntry::Object {
+                                    fingerprint: meta_fingerprint(&meta),
                                     key: meta.location.to_string(),
-                                    fingerprint: Fingerprint {
-                                        size: meta.size,
-                                        modified_micros: meta.last_modified.timestamp_micros().into(),
-                                        etag: meta.e_tag,
-                                        version: meta.version,
-                                    },
                                 }),
                                 Err(e) => {
                                     chunk.push(ListEntry::Unreadable {
@@ -311,12 +314,7 @@ impl Source {
             }
             Backend::Remote { store, .. } => {
                 let meta = store.head(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
-                Ok(Fingerprint {
-                    size: meta.size,
-                    modified_micros: Some(meta.last_modified.timestamp_micros()),
-                    etag: meta.e_tag,
-                    version: meta.version,
-                })
+                Ok(meta_fingerprint(&meta))
             }
         }
     }
@@ -336,17 +334,52 @@ impl Source {
                 super::local::stream_file(file, key, range).await
             }
             Backend::Remote { store, .. } => {
-                let options = GetOptions {
-                    range: range.map(GetRange::Bounded),
-                    ..GetOptions::default()
-                };
-                let got = store
-                    .get_opts(&Path::from(key), options)
-                    .await
-                    .map_err(|e| remote_error(key, e))?;
+                let got = get_remote(store.as_ref(), key, range).await?;
                 Ok(got.into_stream().map_err(std::io::Error::other).boxed())
             }
         }
+    }
+
+    /// Streams object `key` like [`read`](Self::read), but only while it is the object the
+    /// catalog recorded (`expected`); see [`super::expected`].
+    pub async fn read_expected(
+        &self,
+        key: &str,
+        expected: &Expected,
+        range: Option<Range<u64>>,
+    ) -> Result<ByteStream<'static>, BlobError> {
+        let want = expected.length_of(range.as_ref());
+        match &self.backend {
+            Backend::Local(root) => {
+                let (root, owned) = (root.clone(), key.to_owned());
+                let (file, opened) = tokio::task::spawn_blocking(move || open_local(&root, &owned))
+                    .await
+                    .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
+                expected.check(key, &opened, true)?;
+                let watched = file
+                    .try_clone()
+                    .map_err(BlobError::io(format!("cannot open `{key}`")))?;
+                let recheck: Recheck = Box::new(move || match watched.metadata() {
+                    Ok(meta) if file_fingerprint(&meta) == opened => Ok(()),
+                    Ok(_) => Err("it was modified".into()),
+                    Err(e) => Err(format!("cannot stat it: {e}")),
+                });
+                let body = super::local::stream_file(file, key, range).await?;
+                Ok(exactly(body, want, key, Some(recheck)))
+            }
+            Backend::Remote { store, .. } => {
+                let got = get_remote(store.as_ref(), key, range).await?;
+                expected.check(key, &meta_fingerprint(&got.meta), false)?;
+                let body = got.into_stream().map_err(std::io::Error::other).boxed();
+                Ok(exactly(body, want, key, None))
+            }
+        }
+    }
+
+    /// Checks, without reading it, that object `key` is still the object the catalog recorded.
+    pub async fn check_expected(&self, key: &str, expected: &Expected) -> Result<(), BlobError> {
+        let current = self.head(key).await?;
+        expected.check(key, &current, matches!(self.backend, Backend::Local(_)))
     }
 
     /// Looks object `key` up and reads its first `limit` bytes (fewer when it is shorter): one
@@ -384,14 +417,10 @@ impl Source {
                     }
                     Err(e) => return Err(remote_error(key, e)),
                 };
-                let meta = &got.meta;
-                let fingerprint = Fingerprint {
-                    size: meta.size,
-                    modified_micros: Some(meta.last_modified.timestamp_micros()),
-                    etag: meta.e_tag.clone(),
-                    version: meta.version.clone(),
-                };
-                (fingerprint, got.into_stream().map_err(std::io::Error::other).boxed())
+                (
+                    meta_fingerprint(&got.meta),
+                    got.into_stream().map_err(std::io::Error::other).boxed(),
+                )
             }
         };
         let mut stream = stream;
@@ -480,7 +509,6 @@ fn remote_error(key: &str, err: object_store::Error) -> BlobError {
 /// Resolves `key` in the local bucket at `root`: the file (every symlink followed) and its
 /// fingerprint. The resolved file must be a regular file inside the root.
 fn local_file(root: &FsPath, key: &str) -> Result<(PathBuf, Fingerprint), BlobError> {
-    use std::os::unix::fs::MetadataExt;
     let canonical_root =
         std::fs::canonicalize(root).map_err(BlobError::io(format!("cannot open {}", root.display())))?;
     let path = match std::fs::canonicalize(canonical_root.join(key)) {
@@ -497,13 +525,41 @@ fn local_file(root: &FsPath, key: &str) -> Result<(PathBuf, Fingerprint), BlobEr
     if !meta.is_file() {
         return Err(BlobError::InvalidKey(format!("`{key}` is a directory, not an object")));
     }
-    let fingerprint = Fingerprint {
-        size: meta.len(),
-        modified_micros: Some(meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000),
-        etag: None,
-        version: None,
+    Ok((path, file_fingerprint(&meta)))
+}
+
+/// A local object opened for a checked read: the file, and its fingerprint when opened.
+fn open_local(root: &FsPath, key: &str) -> Result<(std::fs::File, Fingerprint), BlobError> {
+    let (path, _) = local_file(root, key)?;
+    let file = std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{key}`")))?;
+    let meta = file.metadata().map_err(BlobError::io(format!("cannot stat `{key}`")))?;
+    Ok((file, file_fingerprint(&meta)))
+}
+
+/// Starts a download of object `key` of a remote store, whole or the bytes `range` of it.
+async fn get_remote(
+    store: &dyn ObjectStore,
+    key: &str,
+    range: Option<Range<u64>>,
+) -> Result<object_store::GetResult, BlobError> {
+    let options = GetOptions {
+        range: range.map(GetRange::Bounded),
+        ..GetOptions::default()
     };
-    Ok((path, fingerprint))
+    store
+        .get_opts(&Path::from(key), options)
+        .await
+        .map_err(|e| remote_error(key, e))
+}
+
+/// The fingerprint of a cloud object: size, modification time, ETag and version.
+fn meta_fingerprint(meta: &object_store::ObjectMeta) -> Fingerprint {
+    Fingerprint {
+        size: meta.size,
+        modified_micros: Some(meta.last_modified.timestamp_micros()),
+        etag: meta.e_tag.clone(),
+        version: meta.version.clone(),
+    }
 }
 
 /// A remote store, and what signs URLs for it (with the key prefix its URL names).
@@ -642,15 +698,7 @@ mod tests {
         for name in ["a", "b", "c"] {
             std::fs::write(dir.path().join(name), name).expect("write");
         }
-        let settings = BucketSettings {
-            url: format!("file://{}", dir.path().display()),
-            endpoint: None,
-            region: None,
-            allow_http: false,
-            credentials_env: Default::default(),
-            options: Default::default(),
-            watch: false,
-        };
+        let settings = BucketSettings::at(format!("file://{}", dir.path().display()));
         let source = Source::open("local", &settings).expect("open");
         let permits = Semaphore::new(1);
         let keys = ["a", "b", "c"].map(String::from).to_vec();

@@ -202,16 +202,20 @@ fn describe(root: &Path, entry: Pending) -> Option<ListEntry> {
     } else {
         return None; // sockets, fifos, devices: not objects
     };
-    let modified_micros = meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000;
     Some(ListEntry::Object {
         key: entry.key,
-        fingerprint: Fingerprint {
-            size: meta.len(),
-            modified_micros: Some(modified_micros),
-            etag: None,
-            version: None,
-        },
+        fingerprint: file_fingerprint(&meta),
     })
+}
+
+/// The fingerprint of a local file: its size and modification time.
+pub(super) fn file_fingerprint(meta: &fs::Metadata) -> Fingerprint {
+    Fingerprint {
+        size: meta.len(),
+        modified_micros: Some(meta.mtime() * 1_000_000 + meta.mtime_nsec() / 1000),
+        etag: None,
+        version: None,
+    }
 }
 
 #[cfg(test)]

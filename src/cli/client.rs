@@ -30,16 +30,31 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     key: Option<String>,
+    /// Where the key came from, for the hint a 401 gets (e.g. `--api-key or STOWAGE_API_KEY`).
+    key_origin: String,
 }
 
 impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:8080`) using `key`.
-    pub fn new(base: &str, key: Option<String>) -> Self {
+    /// A client for `base` (e.g. `http://127.0.0.1:8080`) using `key`, which came from
+    /// `key_origin` (said when the server refuses it).
+    pub fn new(base: &str, key: Option<String>, key_origin: impl Into<String>) -> Self {
         Self {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
             key,
+            key_origin: key_origin.into(),
         }
+    }
+
+    /// What a 401 adds: where the refused key came from, and how to give another.
+    fn key_hint(&self) -> String {
+        let used = match &self.key {
+            Some(_) => format!("the API key from {} was refused", self.key_origin),
+            None => format!("no API key was given ({})", self.key_origin),
+        };
+        format!(
+            "{used}; pass --api-key KEY or set STOWAGE_API_KEY (a key `stowage keys create` printed, or the admin.key in the server's data directory)"
+        )
     }
 
     /// A request to `path` (below the base URL) carrying the key.
@@ -69,10 +84,15 @@ impl Client {
                 .and_then(|v| v["error"][name].as_str())
                 .map(str::to_owned)
         };
+        let mut message =
+            super::in_cli_terms(&field("message").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()));
+        if status == StatusCode::UNAUTHORIZED {
+            message = format!("{message}; {}", self.key_hint());
+        }
         Err(ClientError::Server {
             status,
             code: field("code").unwrap_or_else(|| "ERROR".into()),
-            message: field("message").unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
+            message,
         })
     }
 

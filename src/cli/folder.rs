@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientError};
+use super::say;
 
 /// Folder verbs. A folder is named by its path (`/a/b`) or its id.
 #[derive(Debug, Subcommand)]
@@ -130,7 +131,7 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
         }
         FolderCommand::Show { folder } => {
             let found = lookup(client, &folder).await?;
-            println!("{}", serde_json::to_string_pretty(&found).unwrap_or_default());
+            say(serde_json::to_string_pretty(&found).unwrap_or_default());
         }
         FolderCommand::Move { folder, to } => {
             let id = folder_id(client, &folder).await?;
@@ -170,10 +171,10 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
                 print(&deleted);
             } else {
                 let how = if permanent { "deleted" } else { "moved to the trash" };
-                println!(
+                say(format!(
                     "{how}: {} folder(s) and {} item(s)",
                     deleted["folders_deleted"], deleted["items_deleted"]
-                );
+                ));
             }
         }
     }

@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use clap::Subcommand;
 use futures::TryStreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use reqwest::Method;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -15,6 +17,7 @@ use tokio_util::io::ReaderStream;
 
 use super::client::{Client, ClientError};
 use super::folder::folder_id;
+use super::say;
 
 /// Item verbs. An item is named by its id.
 #[derive(Debug, Subcommand)]
@@ -139,12 +142,12 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
             let item: Value = client
                 .call(Method::GET, &format!("/v1/items/{id}"), &[], None::<&()>)
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&item).unwrap_or_default());
+            say(serde_json::to_string_pretty(&item).unwrap_or_default());
             Ok(())
         }
         ItemCommand::Download { id, out } => {
             let written = download(client, &id, &out).await?;
-            println!("{}", written.display());
+            say(written.display());
             Ok(())
         }
         ItemCommand::Rm { ids, permanent } => {
@@ -158,9 +161,9 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
                     )
                     .await?;
                 if permanent {
-                    println!("deleted {id}");
+                    say(format!("deleted {id}"));
                 } else {
-                    println!("moved {id} to the trash");
+                    say(format!("moved {id} to the trash"));
                 }
             }
             Ok(())
@@ -250,7 +253,9 @@ async fn ensure_folder(client: &Client, path: &str) -> Result<String, ClientErro
     }
 }
 
-/// Uploads files and directories, with one progress bar over all bytes on a terminal.
+/// Uploads files and directories, with one progress bar on a terminal: files done of all, and
+/// bytes sent of all (the time left follows the files: with many small files the requests,
+/// not the bytes, take the time).
 async fn upload(
     client: &Client,
     files: &[PathBuf],
@@ -259,14 +264,17 @@ async fn upload(
     raw_json: bool,
 ) -> Result<(), ClientError> {
     let planned = plan(files)?;
-    let total: u64 = planned.iter().map(|p| p.size).sum();
+    let bytes = Arc::new(ByteCount {
+        sent: AtomicU64::new(0),
+        total: planned.iter().map(|p| p.size).sum(),
+    });
     let bar = if std::io::stderr().is_terminal() {
-        ProgressBar::new(total)
+        ProgressBar::new(planned.len() as u64)
     } else {
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta} {msg}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files, {msg} (eta {eta})")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let base = if folder.starts_with('/') {
@@ -303,20 +311,52 @@ async fn upload(
             .and_then(|n| n.to_str())
             .unwrap_or("upload")
             .to_owned();
-        bar.set_message(name.clone());
-        match upload_one(client, &target, &item.file, &name, item.size, strategy, &bar).await {
+        let shown = Shown {
+            bar: bar.clone(),
+            bytes: Arc::clone(&bytes),
+            name: name.clone(),
+        };
+        shown.update(0);
+        match upload_one(client, &target, &item.file, &name, item.size, strategy, shown).await {
             Ok(uploaded) => bar.suspend(|| print(&uploaded, raw_json)),
             Err(e) => {
                 failures += 1;
                 bar.suspend(|| eprintln!("error: {}: {e}", item.file.display()));
             }
         }
+        bar.inc(1);
     }
     bar.finish_and_clear();
     if failures > 0 {
         return Err(ClientError::Usage(format!("{failures} file(s) were not uploaded")));
     }
     Ok(())
+}
+
+/// Bytes sent of all the bytes an upload run sends.
+struct ByteCount {
+    sent: AtomicU64,
+    total: u64,
+}
+
+/// What the progress bar shows of the file being sent.
+struct Shown {
+    bar: ProgressBar,
+    bytes: Arc<ByteCount>,
+    name: String,
+}
+
+impl Shown {
+    /// Counts `sent` more bytes and shows the totals and the file's name.
+    fn update(&self, sent: u64) {
+        let done = self.bytes.sent.fetch_add(sent, Ordering::Relaxed) + sent;
+        self.bar.set_message(format!(
+            "{} of {} ({})",
+            HumanBytes(done),
+            HumanBytes(self.bytes.total),
+            self.name
+        ));
+    }
 }
 
 /// Streams one file to the server.
@@ -327,13 +367,12 @@ async fn upload_one(
     name: &str,
     size: u64,
     strategy: &str,
-    bar: &ProgressBar,
+    shown: Shown,
 ) -> Result<Value, ClientError> {
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| ClientError::Usage(format!("cannot open {}: {e}", path.display())))?;
-    let progress = bar.clone();
-    let body = ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(move |chunk| progress.inc(chunk.len() as u64));
+    let body = ReaderStream::with_capacity(file, 256 * 1024).inspect_ok(move |chunk| shown.update(chunk.len() as u64));
     let part = Part::stream_with_length(reqwest::Body::wrap_stream(body), size).file_name(name.to_owned());
     let form = Form::new()
         .text("conflict_strategy", strategy.to_owned())

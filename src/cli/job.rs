@@ -9,6 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientError};
+use super::say;
 
 /// How long one long-poll request waits, in seconds.
 const POLL_SECONDS: u64 = 30;
@@ -75,14 +76,17 @@ fn line(job: &Value) -> String {
 
 /// Long-polls job `id` until it finishes; returns the finished job.
 pub async fn wait_for(client: &Client, id: &str) -> Result<Value, ClientError> {
+    // A spinner until the job knows how many units it has (a bar of 0/0 would look full).
     let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(0);
+        let bar = ProgressBar::new_spinner();
         bar.set_style(
-            ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} units ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
+    let mut counted = false;
     let mut version: Option<i64> = None;
     loop {
         let mut query = vec![("wait_seconds", POLL_SECONDS.to_string())];
@@ -96,7 +100,15 @@ pub async fn wait_for(client: &Client, id: &str) -> Result<Value, ClientError> {
         if let Some(bar) = &bar {
             let p = &job["progress"];
             let finished = p["units_done"].as_u64().unwrap_or(0) + p["units_error"].as_u64().unwrap_or(0);
-            bar.set_length(finished + p["units_pending"].as_u64().unwrap_or(0));
+            let total = finished + p["units_pending"].as_u64().unwrap_or(0);
+            if total > 0 && !counted {
+                counted = true;
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} units ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+            }
+            bar.set_length(total);
             bar.set_position(finished);
             bar.set_message(format!(
                 "{} {}",
@@ -107,6 +119,10 @@ pub async fn wait_for(client: &Client, id: &str) -> Result<Value, ClientError> {
         if matches!(job["status"].as_str(), Some("DONE" | "ERROR" | "CANCELLED")) {
             if let Some(bar) = bar {
                 bar.finish_and_clear();
+            }
+            let mut job = job;
+            if let Some(message) = job["message"].as_str().map(super::in_cli_terms) {
+                job["message"] = Value::String(message);
             }
             return Ok(job);
         }
@@ -122,11 +138,11 @@ pub async fn follow(
     summary: impl Fn(&Value) -> String,
 ) -> Result<ExitCode, ClientError> {
     if !wait {
-        println!("{}", summary(job));
+        say(summary(job));
         return Ok(ExitCode::SUCCESS);
     }
     let finished = wait_for(client, job["id"].as_str().unwrap_or_default()).await?;
-    println!("{}", summary(&finished));
+    say(summary(&finished));
     Ok(exit_code(&finished))
 }
 
@@ -158,7 +174,7 @@ pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result
             let job: Value = client
                 .call(Method::GET, &format!("/v1/jobs/{id}"), &[], None::<&()>)
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&job).unwrap_or_default());
+            say(serde_json::to_string_pretty(&job).unwrap_or_default());
         }
         JobCommand::Cancel { id } => {
             let job: Value = client

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use super::client::{Client, ClientError};
 use super::folder::folder_id;
 use super::job::{exit_code, wait_for};
+use super::say;
 
 /// Trash verbs.
 #[derive(Debug, Subcommand)]
@@ -179,7 +180,7 @@ pub async fn trash(client: &Client, command: TrashCommand, raw_json: bool) -> Re
                 client
                     .call::<Value>(Method::DELETE, &entry_path(entry), query, None::<&()>)
                     .await?;
-                println!("purged {}", line(entry));
+                say(format!("purged {}", line(entry)));
             }
             Ok(())
         }

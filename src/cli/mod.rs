@@ -170,12 +170,47 @@ pub struct ClientArgs {
     pub json: bool,
 }
 
+/// The API's words in server messages, and the CLI flags that do the same: a message the CLI
+/// prints tells the user what to type, not what to send.
+const IN_CLI_TERMS: [(&str, &str); 5] = [
+    ("pass recursive=true", "pass --recursive"),
+    ("or give target_parent_id", "or give --to FOLDER"),
+    ("with target_parent_id", "with --to FOLDER"),
+    (
+        "sync again with \"max_tombstone_ratio\": 1.0",
+        "sync again with --max-tombstone-ratio 1.0",
+    ),
+    ("submit with ignore_errors=true", "import again with --ignore-errors"),
+];
+
+/// `message` (from the server) with the API's parameter names replaced by the CLI's flags.
+pub fn in_cli_terms(message: &str) -> String {
+    IN_CLI_TERMS
+        .iter()
+        .fold(message.to_owned(), |text, (api, cli)| text.replace(api, cli))
+}
+
+/// Writes `text` and a newline to standard output. When the reader has gone away
+/// (`stowage job list | head -1`), the process ends at once with status 0, as Unix tools do,
+/// instead of failing on the broken pipe.
+pub fn say(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints `value` as pretty JSON with `--json` (`raw_json`), else as the one line `line` makes.
 pub fn show(value: &serde_json::Value, raw_json: bool, line: impl Fn(&serde_json::Value) -> String) {
     if raw_json {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+        say(serde_json::to_string_pretty(value).unwrap_or_default());
     } else {
-        println!("{}", line(value));
+        say(line(value));
     }
 }
 

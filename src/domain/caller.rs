@@ -23,6 +23,12 @@ pub enum Access {
 }
 
 impl Caller {
+    /// Whether the caller may use a configured bucket whose allow list is `allowed_users`
+    /// (sync folders over it, import from it, reference its objects): admins and listed users.
+    pub fn may_use_bucket(&self, allowed_users: &[String]) -> bool {
+        self.is_admin || allowed_users.contains(&self.name)
+    }
+
     /// The caller's access to `folder`: admins and owners write, everyone reads public folders.
     pub fn access_to(&self, folder: &Folder) -> Access {
         if self.is_admin || folder.owner == self.name {

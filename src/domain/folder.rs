@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Invalid, check_name};
+use super::{Invalid, check_name, client_name};
 
 /// The longest folder path, in bytes.
 pub const MAX_PATH_BYTES: usize = 1024;
@@ -17,11 +17,26 @@ pub use super::MAX_NAME_BYTES;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FolderName(String);
 
+/// How a folder name is told to use nested paths.
+const NAME_HINT: &str = "; use `path` to address nested folders";
+
 impl FolderName {
-    /// Validates `name` as a folder name.
+    /// Validates `name`, given by a client, as a folder name, in its stored form (see
+    /// [`client_name`]: NFC, no `\`, nothing that reorders text).
     pub fn parse(name: &str) -> Result<Self, Invalid> {
-        check_name("folder name", name, "; use `path` to address nested folders")?;
+        client_name("folder name", name, NAME_HINT).map(Self)
+    }
+
+    /// Validates a name a bucket's layout gives (a key's directory, for a synced folder): the
+    /// structural rules only, as the bucket spells it.
+    pub fn from_bucket(name: &str) -> Result<Self, Invalid> {
+        check_name("folder name", name, NAME_HINT)?;
         Ok(Self(name.to_owned()))
+    }
+
+    /// The name of a folder already in the catalog, as stored.
+    pub fn stored(name: &str) -> Self {
+        Self(name.to_owned())
     }
 
     /// The name as text.
@@ -36,7 +51,13 @@ impl FolderName {
 pub struct FolderPath(String);
 
 impl FolderPath {
-    /// Validates `path`.
+    /// A path read back from the catalog, which only ever stores valid paths.
+    pub fn stored(path: &str) -> Self {
+        Self(path.to_owned())
+    }
+
+    /// Validates `path`, given by a client, in its stored form (each segment as
+    /// [`FolderName::parse`] makes it).
     pub fn parse(path: &str) -> Result<Self, Invalid> {
         if !path.starts_with('/') {
             return Err(Invalid::new(format!("path `{path}` must start with `/`")));
@@ -52,15 +73,24 @@ impl FolderPath {
                 path.len()
             )));
         }
+        let mut stored = String::with_capacity(path.len());
         for segment in path[1..].split('/') {
             if segment.is_empty() {
                 return Err(Invalid::new(format!(
                     "path `{path}` has an empty segment (`//` or a trailing `/`)"
                 )));
             }
-            FolderName::parse(segment).map_err(|e| Invalid::new(format!("path `{path}`: {e}")))?;
+            let name = FolderName::parse(segment).map_err(|e| Invalid::new(format!("path `{path}`: {e}")))?;
+            stored.push('/');
+            stored.push_str(name.as_str());
         }
-        Ok(Self(path.to_owned()))
+        if stored.len() > MAX_PATH_BYTES {
+            return Err(Invalid::new(format!(
+                "a path must be at most {MAX_PATH_BYTES} bytes, got {}",
+                stored.len()
+            )));
+        }
+        Ok(Self(stored))
     }
 
     /// The path of `name` inside `parent` (or at the root when `parent` is `None`).
@@ -172,10 +202,21 @@ pub struct Folder {
     pub sync: Option<SyncBinding>,
     /// When the folder and its whole subtree expire (the TTL sweep then deletes or trashes them), if ever.
     pub expires_at: Option<OffsetDateTime>,
+    /// Why and since when its sync schedule stopped firing, when it did.
+    pub schedule_paused: Option<SchedulePause>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it last changed.
     pub updated_at: OffsetDateTime,
+}
+
+/// A sync schedule that paused itself: its folder's syncs failed too many times in a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulePause {
+    /// When it paused.
+    pub since: OffsetDateTime,
+    /// The last failure's message.
+    pub reason: String,
 }
 
 /// The orderings a folder list offers.
@@ -232,11 +273,15 @@ impl SyncBinding {
     }
 }
 
-/// Validates a TTL given in seconds.
+/// The longest TTL a folder may give its items: 100 years of 365 days, in seconds. Every
+/// expiry a TTL makes (creation time + TTL) then stays far inside what the store can hold.
+pub const MAX_TTL_SECONDS: i64 = 100 * 365 * 24 * 3600;
+
+/// Validates a TTL given in seconds: 1 to [`MAX_TTL_SECONDS`].
 pub fn ttl_seconds(ttl: Option<i64>) -> Result<Option<i64>, Invalid> {
     match ttl {
-        Some(t) if t <= 0 => Err(Invalid::new(format!(
-            "ttl_seconds must be a positive number of seconds, got {t}"
+        Some(t) if !(1..=MAX_TTL_SECONDS).contains(&t) => Err(Invalid::new(format!(
+            "must be a whole number of seconds from 1 to {MAX_TTL_SECONDS} (100 years), got {t}"
         ))),
         other => Ok(other),
     }
@@ -269,6 +314,23 @@ mod tests {
     }
 
     #[test]
+    fn client_paths_are_stored_nfc_and_bucket_names_as_spelled() {
+        let decomposed = FolderPath::parse("/cafe\u{301}/x").expect("valid");
+        assert_eq!(decomposed.as_str(), "/caf\u{e9}/x");
+        assert!(FolderPath::parse("/a\\b").is_err());
+        assert!(FolderName::parse("..\\evil").is_err());
+        assert!(FolderName::parse("a\u{202E}b").is_err());
+        assert_eq!(
+            FolderName::from_bucket("a\\b").expect("a bucket's own name").as_str(),
+            "a\\b"
+        );
+        assert_eq!(
+            FolderName::from_bucket("cafe\u{301}").expect("valid").as_str(),
+            "cafe\u{301}"
+        );
+    }
+
+    #[test]
     fn within_respects_segment_boundaries() {
         let a = FolderPath::parse("/a").expect("valid");
         let ab = FolderPath::parse("/a/b").expect("valid");
@@ -277,6 +339,16 @@ mod tests {
         assert!(a.is_within(&a));
         assert!(!a_b.is_within(&a));
         assert!(!a.is_within(&ab));
+    }
+
+    #[test]
+    fn ttls_stay_in_their_range() {
+        assert_eq!(ttl_seconds(Some(1)), Ok(Some(1)));
+        assert_eq!(ttl_seconds(Some(MAX_TTL_SECONDS)), Ok(Some(MAX_TTL_SECONDS)));
+        assert_eq!(ttl_seconds(None), Ok(None));
+        for bad in [0, -1, MAX_TTL_SECONDS + 1, 10_000_000_000_000, i64::MAX] {
+            assert!(ttl_seconds(Some(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

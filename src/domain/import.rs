@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::item::{ItemType, check_title, title_from_file_name};
+use super::item::{ItemType, client_title, title_from_file_name};
 
 /// The most units (single objects, image groups, DICOM series) one spec may list.
 pub const MAX_UNITS: usize = 1_000_000;
@@ -330,9 +330,11 @@ impl ImportSpec {
 /// Checks one single-object unit.
 fn single_unit(kind: UnitKind, path: String, raw: RawSingle) -> Result<Unit, SpecError> {
     check_url(&format!("{path}.objectUrl"), &raw.object_url)?;
-    if let Some(title) = &raw.title {
-        check_spec_title(&format!("{path}.title"), title)?;
-    }
+    let title = raw
+        .title
+        .as_deref()
+        .map(|title| check_spec_title(&format!("{path}.title"), title))
+        .transpose()?;
     let only = |field: &str, section: UnitKind| {
         SpecError::at(
             format!("{path}.{field}"),
@@ -376,7 +378,7 @@ fn single_unit(kind: UnitKind, path: String, raw: RawSingle) -> Result<Unit, Spe
     Ok(Unit {
         kind,
         path,
-        title: raw.title,
+        title,
         urls: vec![raw.object_url],
         client_metadata: raw.client_metadata,
         trusted,
@@ -461,7 +463,7 @@ fn group_unit(kind: UnitKind, path: String, fields: Map<String, Value>) -> Resul
         }
     }
     let title = title.ok_or_else(|| SpecError::at(format!("{path}.title"), "missing field: give the item a title"))?;
-    check_spec_title(&format!("{path}.title"), &title)?;
+    let title = check_spec_title(&format!("{path}.title"), &title)?;
     if frames.is_empty() {
         return Err(SpecError::at(
             format!("{path}.objectUrl_0"),
@@ -493,12 +495,13 @@ fn typed<T: DeserializeOwned>(path: &str, value: Value) -> Result<T, SpecError> 
     serde_json::from_value(value).map_err(|e| SpecError::at(path, e.to_string()))
 }
 
-/// Checks a title: at most [`MAX_TITLE_CHARS`] characters and the catalog's title rules.
-fn check_spec_title(path: &str, title: &str) -> Result<(), SpecError> {
+/// Checks a title: at most [`MAX_TITLE_CHARS`] characters and the rules of a title a client
+/// gives; answers it as it is stored (see [`client_title`]).
+fn check_spec_title(path: &str, title: &str) -> Result<String, SpecError> {
     if title.chars().count() > MAX_TITLE_CHARS {
         return Err(SpecError::at(path, format!("longer than {MAX_TITLE_CHARS} characters")));
     }
-    check_title(title).map_err(|e| SpecError::at(path, e.0))
+    client_title(title).map_err(|e| SpecError::at(path, e.0))
 }
 
 /// Checks an object URL's form: at most [`MAX_URL_BYTES`], a supported scheme, no `.` or `..`

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Invalid, MAX_NAME_BYTES, check_name};
+use super::fingerprint::Fingerprint;
+use super::{Invalid, MAX_NAME_BYTES, check_name, client_name};
 
 /// What kind of content an item holds, decided from its bytes (the extension only as a fallback).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
@@ -190,6 +191,9 @@ pub struct Item {
     /// The objects of an image group, image sequence or DICOM series, in order (empty for
     /// every other type; `bucket`/`object_key` then name the first frame).
     pub frames: Vec<Frame>,
+    /// The object's fingerprint when a sync last saw it (synced items only): a download serves
+    /// the object only while it still matches.
+    pub fingerprint: Option<Fingerprint>,
 }
 
 impl Item {
@@ -216,6 +220,7 @@ impl Item {
             expires_own: false,
             encoded: None,
             frames: Vec::new(),
+            fingerprint: None,
         }
     }
 }
@@ -260,10 +265,36 @@ pub fn expiry_for(created_at: OffsetDateTime, ttl_seconds: Option<i64>) -> Optio
     ttl_seconds.map(|ttl| created_at.saturating_add(time::Duration::seconds(ttl)))
 }
 
+/// How a title is told it names one file.
+const TITLE_HINT: &str = "; a title names one file inside its folder";
+
 /// Validates an item title: the rules of a folder name (non-empty, no `/`, no control
-/// characters, not `.` or `..`, at most 255 bytes).
+/// characters, not `.` or `..`, at most 255 bytes). Titles a bucket's keys give (sync) are held
+/// to these only; titles clients give go through [`client_title`].
 pub fn check_title(title: &str) -> Result<(), Invalid> {
-    check_name("title", title, "; a title names one file inside its folder")
+    check_name("title", title, TITLE_HINT)
+}
+
+/// Validates a title a client gives (an upload, a rename, an import or reference) and answers it
+/// as it is stored: see [`client_name`] (NFC, no `\`, nothing that reorders text).
+pub fn client_title(title: &str) -> Result<String, Invalid> {
+    client_name("title", title, TITLE_HINT)
+}
+
+/// A title as a file name safe on every system, for archive entries and downloads: `\`,
+/// control characters and characters that reorder text become `_` (a title from a bucket's
+/// key may hold them; a title a client gave cannot).
+pub fn portable_file_name(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| {
+            if c == '\\' || c.is_control() || super::reorders_text(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// The title an uploaded file gets from its file name: the part after the last `/` or `\`.
@@ -387,6 +418,13 @@ impl ItemOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn portable_file_names_cannot_point_elsewhere() {
+        assert_eq!(portable_file_name("..\\..\\evil.txt"), ".._.._evil.txt");
+        assert_eq!(portable_file_name("txt\u{202E}exe.txt"), "txt_exe.txt");
+        assert_eq!(portable_file_name("plain (1).png"), "plain (1).png");
+    }
 
     #[test]
     fn types_round_trip_and_lists_parse() {

@@ -44,6 +44,26 @@ impl CronSchedule {
         &self.text
     }
 
+    /// The shortest time between two of its next fire times (looked at over the next 1,000,
+    /// which covers the irregular expressions too: `* 0 * * * *` fires a second apart within
+    /// the hour); `None` when it fires once.
+    pub fn shortest_interval(&self) -> Option<chrono::Duration> {
+        let times: Vec<DateTime<Utc>> = self.schedule.upcoming(Utc).take(1000).collect();
+        times.windows(2).map(|pair| pair[1] - pair[0]).min()
+    }
+
+    /// Refuses an expression that fires more often than every `minimum` seconds.
+    pub fn at_most_every(self, minimum: u64) -> Result<Self, Invalid> {
+        match self.shortest_interval() {
+            Some(gap) if gap.num_seconds() < i64::try_from(minimum).unwrap_or(i64::MAX) => Err(Invalid::new(format!(
+                "`{}` fires {}s apart; schedules may fire at most every {minimum}s (sync.min_schedule_interval_seconds)",
+                self.text,
+                gap.num_seconds()
+            ))),
+            _ => Ok(self),
+        }
+    }
+
     /// Every fire time in `(after, until]`, oldest first.
     pub fn fire_times(&self, after: DateTime<Utc>, until: DateTime<Utc>) -> Vec<DateTime<Utc>> {
         self.schedule.after(&after).take_while(|t| *t <= until).collect()
@@ -62,6 +82,18 @@ mod tests {
         assert!(err.0.contains("fields"), "{err}");
         let err = CronSchedule::parse("61 * * * *").expect_err("bad minute");
         assert!(err.0.contains("not a valid cron expression"), "{err}");
+    }
+
+    #[test]
+    fn schedules_firing_too_often_are_refused() {
+        let every = |text: &str| CronSchedule::parse(text).expect("valid").at_most_every(60);
+        assert!(every("* * * * * *").is_err());
+        assert!(every("0,30 * * * * *").is_err());
+        assert!(every("* 0 * * * *").is_err(), "a second apart within minute 0");
+        assert!(every("*/5 * * * *").is_ok());
+        assert!(every("0 * * * * *").is_ok(), "once a minute");
+        let message = every("*/10 * * * * *").expect_err("too often").0;
+        assert!(message.contains("10s apart") && message.contains("60s"), "{message}");
     }
 
     #[test]

@@ -66,6 +66,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", m),
             ServiceError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", m),
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "CONFLICT", m),
+            ServiceError::Stale(m) => Self::new(StatusCode::CONFLICT, "STALE", m),
             ServiceError::TooLarge(m) => Self::too_large(m),
             ServiceError::Unavailable(m) => {
                 tracing::warn!(error = %m, "database unavailable");

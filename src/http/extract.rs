@@ -62,12 +62,43 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared = declared_json(&req);
         let bytes = body_bytes(req, state).await?;
         if bytes.is_empty() {
             return Err(ApiError::bad_request("request body must be a JSON object"));
         }
+        declared?;
         parse_json(&bytes).map(JsonBody)
     }
+}
+
+/// Checks that a request declares a JSON body (`Content-Type: application/json`, or another
+/// `+json` type); 415 otherwise. (Asked only once a body is there: an empty one needs no type.)
+fn declared_json(req: &Request) -> Result<(), ApiError> {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = declared
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        return Ok(());
+    }
+    let got = if declared.is_empty() {
+        "none".to_owned()
+    } else {
+        format!("`{declared}`")
+    };
+    Err(ApiError::new(
+        axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        format!("send the body as JSON with `Content-Type: application/json` (got {got})"),
+    ))
 }
 
 /// Reads a request body, mapping an over-size body to 413.
@@ -89,7 +120,12 @@ impl<S: Send + Sync> FromRequest<S> for SpecBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let message = "the spec is over the size limit (import.max_spec_bytes); split it into several imports";
-        limited_body(req, state, message).await.map(SpecBody)
+        let declared = declared_json(&req);
+        let bytes = limited_body(req, state, message).await?;
+        if !bytes.is_empty() {
+            declared?;
+        }
+        Ok(SpecBody(bytes))
     }
 }
 
@@ -125,10 +161,12 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared = declared_json(&req);
         let bytes = body_bytes(req, state).await?;
         if bytes.is_empty() {
             return Ok(OptionalJsonBody(T::default()));
         }
+        declared?;
         parse_json(&bytes).map(OptionalJsonBody)
     }
 }

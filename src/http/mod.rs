@@ -14,7 +14,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, SecurityRequirement};
 use utoipa_axum::router::OpenApiRouter;
@@ -43,7 +43,16 @@ pub fn router(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -
         )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            // One line per request at info: method, path, status and latency.
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(tower_http::LatencyUnit::Millis),
+                ),
+        )
         .with_state(state)
 }
 

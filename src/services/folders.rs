@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::access::{usable_source, usable_sources};
 use super::trash::Trash;
 use super::{Page, Rfc3339, ServiceError, conflict_as, decode_position, detached, field, page_token};
 use crate::blobs::Buckets;
@@ -32,6 +33,8 @@ pub struct FolderService {
     store: Store,
     trash: Trash,
     buckets: Buckets,
+    /// `sync.min_schedule_interval_seconds`.
+    min_schedule_interval: u64,
 }
 
 /// A request to create a folder: either `path`, or `name` with an optional `parent_id`.
@@ -148,6 +151,9 @@ pub struct FolderView {
     pub sync_schedule: Option<String>,
     /// The bucket prefix it mirrors, when it is a synced folder.
     pub sync: Option<SyncBinding>,
+    /// Set when its schedule paused itself after syncs failed `sync.pause_schedule_after_failures`
+    /// times in a row; setting `sync_schedule` again (or a sync that succeeds) resumes it.
+    pub schedule_paused: Option<SchedulePauseView>,
     /// When it expires with everything in it (RFC 3339), if ever.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
@@ -161,6 +167,16 @@ pub struct FolderView {
     pub item_count: i64,
     /// Folders directly inside.
     pub subfolder_count: i64,
+}
+
+/// Why and since when a folder's sync schedule is paused.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SchedulePauseView {
+    /// When it paused (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// The message of the last failed sync.
+    pub reason: String,
 }
 
 /// Counts of one item type.
@@ -237,18 +253,22 @@ pub(crate) fn read_only(folder: &Folder) -> ServiceError {
 }
 
 impl FolderService {
-    /// Checks a sync binding names a configured bucket (not `managed`) and a valid prefix.
-    fn checked_binding(&self, binding: SyncBinding) -> Result<SyncBinding, ServiceError> {
+    /// Checks a sync binding names a configured bucket (not `managed`) that `caller` may use,
+    /// and a valid prefix.
+    fn checked_binding(&self, caller: &Caller, binding: SyncBinding) -> Result<SyncBinding, ServiceError> {
         let binding = binding.normalized().map_err(field("sync.prefix"))?;
         if binding.bucket == MANAGED_BUCKET {
             return Err(ServiceError::Invalid(
                 "sync.bucket: `managed` holds uploads and cannot be synced; name a configured bucket".into(),
             ));
         }
-        if self.buckets.source(&binding.bucket).is_none() {
-            let known: Vec<String> = self.buckets.sources().map(|s| s.name().to_owned()).collect();
+        if usable_source(&self.buckets, caller, &binding.bucket).is_none() {
+            let known: Vec<String> = usable_sources(&self.buckets, caller)
+                .iter()
+                .map(|s| s.name().to_owned())
+                .collect();
             return Err(ServiceError::Invalid(format!(
-                "sync.bucket: no bucket named `{}` is configured; configured: [{}]",
+                "sync.bucket: no bucket named `{}` is configured for you; you may use: [{}]",
                 binding.bucket,
                 known.join(", ")
             )));
@@ -273,6 +293,7 @@ fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Fol
         sync_schedule: None,
         sync: None,
         expires_at: None,
+        schedule_paused: None,
         created_at: now,
         updated_at: now,
     }
@@ -285,16 +306,41 @@ pub(crate) fn now() -> OffsetDateTime {
 
 impl FolderService {
     /// Wraps the store, the trash (deletes go there, or through it for good) and the buckets
-    /// (synced folders must name a configured one).
-    pub fn new(store: Store, trash: Trash, buckets: Buckets) -> Self {
-        Self { store, trash, buckets }
+    /// (synced folders must name a configured one); sync schedules may fire at most every
+    /// `min_schedule_interval` seconds.
+    pub fn new(store: Store, trash: Trash, buckets: Buckets, min_schedule_interval: u64) -> Self {
+        Self {
+            store,
+            trash,
+            buckets,
+            min_schedule_interval,
+        }
+    }
+
+    /// Validates a cron expression for a folder's `sync_schedule`, returning it as written
+    /// (trimmed).
+    fn checked_schedule(&self, text: &str) -> Result<String, ServiceError> {
+        let schedule = CronSchedule::parse(text)
+            .and_then(|s| s.at_most_every(self.min_schedule_interval))
+            .map_err(field("sync_schedule"))?;
+        Ok(schedule.as_str().to_owned())
     }
 
     /// Creates a folder; a folder already at its path is a conflict.
     pub async fn create(&self, caller: &Caller, req: NewFolder) -> Result<FolderView, ServiceError> {
         let ttl_seconds = folder::ttl_seconds(req.ttl_seconds).map_err(field("ttl_seconds"))?;
-        let sync_schedule = req.sync_schedule.as_deref().map(checked_schedule).transpose()?;
-        let sync = req.sync.map(|binding| self.checked_binding(binding)).transpose()?;
+        let sync_schedule = req
+            .sync_schedule
+            .as_deref()
+            .map(|s| self.checked_schedule(s))
+            .transpose()?;
+        let sync = req
+            .sync
+            .map(|binding| self.checked_binding(caller, binding))
+            .transpose()?;
+        if sync_schedule.is_some() && sync.is_none() {
+            return Err(not_synced_schedule());
+        }
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let (parent, path) = if let Some(path) = &req.path {
             if req.name.is_some() || req.parent_id.is_some() {
@@ -451,7 +497,7 @@ impl FolderService {
             .transpose()
             .map_err(field("ttl_seconds"))?;
         let sync_schedule = match patch.sync_schedule {
-            Some(schedule) => Some(schedule.as_deref().map(checked_schedule).transpose()?),
+            Some(schedule) => Some(schedule.as_deref().map(|s| self.checked_schedule(s)).transpose()?),
             None => None,
         };
         let lock = if new_name.is_some() {
@@ -478,10 +524,17 @@ impl FolderService {
         if let Some(visibility) = patch.visibility {
             folder.visibility = visibility;
         }
-        if let Some(schedule) = sync_schedule {
-            folder.sync_schedule = schedule;
+        if let Some(schedule) = &sync_schedule {
+            if schedule.is_some() && folder.sync.is_none() {
+                return Err(not_synced_schedule());
+            }
+            folder.sync_schedule = schedule.clone();
         }
         rows::update_attributes(&mut tx, &folder).await?;
+        if sync_schedule.is_some() {
+            // Setting the schedule again (or removing it) is how a paused one is resumed.
+            rows::resume_schedule(&mut tx, id).await?;
+        }
         if let Some(name) = new_name.filter(|n| n.as_str() != folder.name) {
             ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "renaming a folder").await?;
             let new_path = FolderPath::join(folder.path.parent().as_ref(), &name).map_err(field("name"))?;
@@ -533,7 +586,7 @@ impl FolderService {
                 folder.path, target.path
             )));
         }
-        let name = FolderName::parse(&folder.name)?;
+        let name = FolderName::stored(&folder.name);
         let new_path = FolderPath::join(target.as_ref().map(|t| &t.path), &name).map_err(field("parent_id"))?;
         if new_path != folder.path {
             rows::relocate(&mut tx, id, &folder.path, &new_path, parent_id, now())
@@ -640,7 +693,7 @@ impl FolderService {
             }
             None => None,
         };
-        let name = FolderName::parse(&folder.name)?;
+        let name = FolderName::stored(&folder.name);
         let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;
         trash_rows::restore_folder(
             &mut tx,
@@ -709,10 +762,11 @@ pub(crate) async fn ensure_unsynced(
     }
 }
 
-/// Validates a cron expression, returning it as written (trimmed).
-fn checked_schedule(text: &str) -> Result<String, ServiceError> {
-    let schedule = CronSchedule::parse(text).map_err(field("sync_schedule"))?;
-    Ok(schedule.as_str().to_owned())
+/// The 400 for a schedule on a folder that mirrors no bucket.
+fn not_synced_schedule() -> ServiceError {
+    ServiceError::Invalid(
+        "sync_schedule: only a synced folder (created with \"sync\": {\"bucket\": …}) can have a sync schedule".into(),
+    )
 }
 
 /// The page token that continues after `last`.
@@ -758,6 +812,10 @@ async fn views(conn: &mut sqlx::AnyConnection, records: Vec<FolderRecord>) -> Re
                 ttl_seconds: folder.ttl_seconds,
                 sync_schedule: folder.sync_schedule,
                 sync: folder.sync,
+                schedule_paused: folder.schedule_paused.map(|pause| SchedulePauseView {
+                    since: pause.since,
+                    reason: pause.reason,
+                }),
                 expires_at: folder.expires_at,
                 created_at: folder.created_at,
                 updated_at: folder.updated_at,

@@ -26,13 +26,15 @@ use super::folders::{Metadata, ensure_unsynced, now, read_only, require};
 use super::probe::{self, HEAD_BYTES, Probed};
 use super::trash::Trash;
 use super::{Page, Rfc3339, ServiceError, conflict_as, decode_position, detached, field, page_token};
+use crate::blobs::expected::Expected;
 use crate::blobs::{BlobError, Bucket, Buckets, ByteStream, ObjectKey, Written};
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
+use crate::domain::fingerprint::Fingerprint;
 use crate::domain::folder::Folder;
 use crate::domain::item::{
-    ConflictStrategy, Frame, Item, ItemOrder, ItemType, Media, check_title, expiry_for, next_free_alternative,
-    title_from_file_name,
+    ConflictStrategy, Frame, Item, ItemOrder, ItemType, Media, client_title, expiry_for, next_free_alternative,
+    portable_file_name, title_from_file_name,
 };
 use crate::domain::page::page_size;
 use crate::store::folders as folder_rows;
@@ -222,6 +224,18 @@ pub struct Served {
     pub checksum: Option<String>,
     /// Its MIME type.
     pub mime_type: String,
+    /// The object's fingerprint at the last sync (the source object of a synced item).
+    pub fingerprint: Option<Fingerprint>,
+}
+
+impl Served {
+    /// What the catalog records of the object, which a download holds it to.
+    pub fn expected(&self) -> Expected {
+        Expected {
+            size: u64::try_from(self.size).unwrap_or_default(),
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
 }
 
 /// What a download of `item` serves: its re-encoded rendition when it has one, unless
@@ -234,6 +248,7 @@ pub fn served(item: &Item, original: bool) -> Served {
             size: first.size,
             checksum: None,
             mime_type: first.mime_type.clone(),
+            fingerprint: None,
         };
     }
     match item.encoded.as_ref().filter(|_| !original) {
@@ -243,6 +258,7 @@ pub fn served(item: &Item, original: bool) -> Served {
             size: encoded.size,
             checksum: Some(encoded.checksum.clone()),
             mime_type: encoded.mime_type.clone(),
+            fingerprint: None,
         },
         None => Served {
             bucket: item.bucket.clone(),
@@ -250,9 +266,29 @@ pub fn served(item: &Item, original: bool) -> Served {
             size: item.size,
             checksum: item.checksum.clone(),
             mime_type: item.mime_type.clone(),
+            fingerprint: item.fingerprint.clone(),
         },
     }
 }
+
+/// The answer for an object that cannot be served: gone (404), changed since the catalog
+/// recorded it or no longer a file inside its bucket (409 `STALE`: a sync of its folder records
+/// what it is now), or a failure of the bucket (500).
+fn unreadable(content: &Served, error: BlobError) -> ServiceError {
+    let (bucket, key) = (&content.bucket, &content.object_key);
+    match error {
+        BlobError::NotFound(_) => ServiceError::NotFound(format!(
+            "object {key} of bucket {bucket} is gone; a sync of its folder will record it as a tombstone"
+        )),
+        BlobError::Changed(why) | BlobError::InvalidKey(why) => ServiceError::Stale(format!(
+            "the object of this item in bucket {bucket} is not what the catalog records ({why}); sync its folder to record it as it is now, then download again"
+        )),
+        other => ServiceError::Internal(format!("cannot read {bucket}/{key}: {other}")),
+    }
+}
+
+/// Objects checked at once before an archive starts.
+const CHECK_CONCURRENCY: usize = 16;
 
 /// The `(bucket, key)` pairs of the objects an item holds: its source and its rendition.
 pub(crate) fn objects_of(item: &Item) -> Vec<(String, String)> {
@@ -617,7 +653,7 @@ impl ItemService {
             .ok_or_else(|| {
                 ServiceError::Invalid("title: give a `title` field, or a file name in the `file` part".into())
             })?;
-        check_title(&title).map_err(field("title"))?;
+        let title = client_title(&title).map_err(field("title"))?;
         let now = now();
         let object_key = staged.object.key.as_ref().map(ToString::to_string).unwrap_or_default();
         let item = Item {
@@ -724,32 +760,45 @@ impl ItemService {
     }
 
     /// Streams `content` (what [`served`] picked for a [`readable`](Self::readable) item), whole
-    /// or a byte range.
+    /// or a byte range, only while its object is the one the catalog records: one that changed
+    /// since is a 409 `STALE`, one that changes while streamed cuts the stream off.
     pub async fn read_content(
         &self,
         content: &Served,
         range: Option<Range<u64>>,
     ) -> Result<ByteStream<'static>, ServiceError> {
         self.buckets
-            .read(&content.bucket, &content.object_key, range)
+            .read_expected(&content.bucket, &content.object_key, &content.expected(), range)
             .await
-            .map_err(|e| match e {
-                BlobError::NotFound(_) => ServiceError::NotFound(format!(
-                    "object {} of bucket {} is gone; a sync of its folder will record it as a tombstone",
-                    content.object_key, content.bucket
-                )),
-                other => ServiceError::Internal(format!(
-                    "cannot read {}/{}: {other}",
-                    content.bucket, content.object_key
-                )),
-            })
+            .map_err(|e| unreadable(content, e))
+    }
+
+    /// Checks, without reading them, that the objects of `contents` are what the catalog
+    /// records (a few at a time); the first that is not answers as [`read_content`](Self::read_content) would.
+    async fn check_contents(&self, contents: Vec<Served>) -> Result<(), ServiceError> {
+        let checks = contents.into_iter().map(|content| {
+            let buckets = self.buckets.clone();
+            async move {
+                buckets
+                    .check_expected(&content.bucket, &content.object_key, &content.expected())
+                    .await
+                    .map_err(|e| unreadable(&content, e))
+            }
+        });
+        futures::stream::iter(checks)
+            .buffer_unordered(CHECK_CONCURRENCY)
+            .try_collect::<()>()
+            .await
     }
 
     /// Changes an item's title or client metadata.
-    pub async fn update(&self, caller: &Caller, id: Uuid, patch: ItemPatch) -> Result<ItemView, ServiceError> {
-        if let Some(title) = &patch.title {
-            check_title(title).map_err(field("title"))?;
-        }
+    pub async fn update(&self, caller: &Caller, id: Uuid, mut patch: ItemPatch) -> Result<ItemView, ServiceError> {
+        patch.title = patch
+            .title
+            .as_deref()
+            .map(client_title)
+            .transpose()
+            .map_err(field("title"))?;
         let mut tx = self.store.write().await?;
         let (mut item, folder) = self.require_item(&mut tx, caller, id, Access::Write).await?;
         if let Some(title) = patch.title.filter(|t| *t != item.title) {
@@ -1036,13 +1085,16 @@ impl ItemService {
         let mut entries = Vec::with_capacity(ids.len());
         for id in &ids {
             let Some(item) = by_id.remove(id) else { continue };
-            let mut name = item.title.clone();
+            let portable = portable_file_name(&item.title);
+            let mut name = portable.clone();
             if used.contains(&name) {
-                name = next_free_alternative(&item.title, used.iter().map(String::as_str));
+                name = next_free_alternative(&portable, used.iter().map(String::as_str));
             }
             used.insert(name.clone());
             entries.push((name, served(&item, original), item.updated_at));
         }
+        self.check_contents(entries.iter().map(|(_, content, _)| content.clone()).collect())
+            .await?;
         let (writer, reader) = tokio::io::duplex(ARCHIVE_PIPE_BYTES);
         let this = self.clone();
         let task = tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! The use cases. HTTP handlers, the CLI and job handlers all call these; they hold the rules
 //! (validation, permissions, transactions) and leave SQL to `store`.
 
+pub mod access;
 pub mod expiry;
 pub mod folders;
 pub mod imports;
@@ -38,6 +39,10 @@ pub enum ServiceError {
     /// It clashes with what exists (409).
     #[error("{0}")]
     Conflict(String),
+    /// An item's object is no longer what the catalog records; a sync of its folder mends it
+    /// (409, code `STALE`).
+    #[error("{0}")]
+    Stale(String),
     /// The request body is over a configured size limit (413).
     #[error("{0}")]
     TooLarge(String),
@@ -85,13 +90,30 @@ pub fn conflict_as(message: impl Into<String>) -> impl FnOnce(StoreError) -> Ser
     }
 }
 
-/// A point in time as clients write it: RFC 3339 text such as `2030-01-01T00:00:00Z`.
+/// A point in time as clients write it: RFC 3339 text such as `2030-01-01T00:00:00Z`, from
+/// [`EARLIEST_TIME`] to [`LATEST_TIME`] (what every store and every later read can hold), kept
+/// at the store's microsecond precision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rfc3339(pub time::OffsetDateTime);
 
+/// The earliest time a client may give (`expires_at`): the Unix epoch.
+pub const EARLIEST_TIME: time::OffsetDateTime = time::macros::datetime!(1970-01-01 00:00:00 UTC);
+/// The latest time a client may give (`expires_at`): the last second of year 9999.
+pub const LATEST_TIME: time::OffsetDateTime = time::macros::datetime!(9999-12-31 23:59:59 UTC);
+
 impl<'de> serde::Deserialize<'de> for Rfc3339 {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        time::serde::rfc3339::deserialize(d).map(|t| Rfc3339(crate::store::from_micros(crate::store::to_micros(t))))
+        let text = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        let rule =
+            "must be an RFC 3339 time such as 2030-01-01T00:00:00Z, from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z";
+        let t = time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+            .map_err(|e| serde::de::Error::custom(format!("{rule}; `{text}`: {e}")))?;
+        if !(EARLIEST_TIME..=LATEST_TIME).contains(&t) {
+            return Err(serde::de::Error::custom(format!(
+                "{rule}; `{text}` is outside that range"
+            )));
+        }
+        Ok(Rfc3339(crate::store::from_micros(crate::store::to_micros(t))))
     }
 }
 
@@ -202,7 +224,12 @@ impl Services {
         let trash = trash::Trash::new(store.clone(), buckets.clone(), retention);
         let jobs = jobs::JobService::new(store.clone(), events, queue, retry, shutdown);
         Self {
-            folders: folders::FolderService::new(store.clone(), trash.clone(), buckets.clone()),
+            folders: folders::FolderService::new(
+                store.clone(),
+                trash.clone(),
+                buckets.clone(),
+                settings.sync.min_schedule_interval_seconds,
+            ),
             items: items::ItemService::new(store.clone(), buckets.clone(), trash.clone()),
             keys: keys::KeyService::new(store.clone()),
             reencode: reencode::ReencodeService::new(

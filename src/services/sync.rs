@@ -27,8 +27,8 @@ use crate::domain::diff::{Known, Listed, Step, diff};
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::folder::{Folder, FolderName, FolderPath};
 use crate::domain::item::{Item, check_title};
-use crate::domain::job::JobKind;
-use crate::store::{Dialect, Store, TreeLock, folders as folder_rows, sync as rows};
+use crate::domain::job::{Job, JobKind, JobStatus};
+use crate::store::{Dialect, Store, StoreError, TreeLock, folders as folder_rows, sync as rows};
 
 /// The share of a folder's live items a sync may tombstone unless told otherwise.
 pub const DEFAULT_MAX_TOMBSTONE_RATIO: f64 = 0.5;
@@ -202,22 +202,54 @@ pub struct SyncRunner {
     store: Store,
     buckets: Buckets,
     hash_concurrency: usize,
+    pause_schedule_after: u32,
 }
 
 impl SyncRunner {
-    /// A runner hashing at most `hash_concurrency` objects at once.
-    pub fn new(store: Store, buckets: Buckets, hash_concurrency: usize) -> Self {
+    /// A runner hashing at most `hash_concurrency` objects at once, pausing a folder's schedule
+    /// after `pause_schedule_after` syncs of it ended in ERROR in a row.
+    pub fn new(store: Store, buckets: Buckets, hash_concurrency: usize, pause_schedule_after: u32) -> Self {
         Self {
             store,
             buckets,
             hash_concurrency: hash_concurrency.max(1),
+            pause_schedule_after: pause_schedule_after.max(1),
         }
+    }
+
+    /// Counts a finished sync into its folder's run of failures (see
+    /// [`folder_rows::record_sync_outcome`]).
+    async fn record_outcome(&self, job: &Job) -> Result<(), StoreError> {
+        let Some(folder) = job.folder_id else { return Ok(()) };
+        let outcome = match job.status {
+            JobStatus::Done => Ok(()),
+            JobStatus::Error => Err(job.message.as_deref().unwrap_or("the sync failed")),
+            _ => return Ok(()),
+        };
+        let mut conn = self.store.read().await?;
+        let now = crate::store::to_micros(now());
+        if folder_rows::record_sync_outcome(&mut conn, folder, outcome, self.pause_schedule_after, now).await? {
+            tracing::warn!(
+                %folder,
+                failures = self.pause_schedule_after,
+                "the folder's sync schedule paused itself after syncs failed in a row; set sync_schedule again to resume it"
+            );
+        }
+        Ok(())
     }
 }
 
 impl Runner for SyncRunner {
     fn run<'a>(&'a self, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobFailure>> {
         Box::pin(self.sync(ctx))
+    }
+
+    fn finished<'a>(&'a self, job: &'a Job) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Err(e) = self.record_outcome(job).await {
+                tracing::warn!(job = %job.id, error = %e, "could not record how a sync ended for its schedule");
+            }
+        })
     }
 }
 
@@ -231,7 +263,7 @@ fn layout(prefix: &str, key: &str) -> Result<(Vec<FolderName>, String), String> 
     check_title(&title).map_err(|e| format!("cannot name an item after `{key}`: {e}"))?;
     let dirs = segments
         .into_iter()
-        .map(|s| FolderName::parse(s).map_err(|e| format!("cannot make a folder for `{key}`: {e}")))
+        .map(|s| FolderName::from_bucket(s).map_err(|e| format!("cannot make a folder for `{key}`: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((dirs, title))
 }
@@ -256,7 +288,10 @@ impl SyncRunner {
             .clone()
             .ok_or_else(|| JobFailure::Fatal(format!("folder {} is not a synced folder", root.path)))?;
         let source = self.buckets.source(&binding.bucket).ok_or_else(|| {
-            JobFailure::Fatal(format!("bucket `{}` is not configured in this process", binding.bucket))
+            JobFailure::Fatal(format!(
+                "bucket `{}` is not configured in the process that ran this job; every process that runs jobs (stowage serve, each stowage worker) needs the same [buckets] configuration as the API",
+                binding.bucket
+            ))
         })?;
         let live_before = {
             let mut conn = self.store.read().await.map_err(ServiceError::from)?;
@@ -643,6 +678,7 @@ async fn folder_for(
                     sync_schedule: None,
                     sync: None,
                     expires_at: None,
+                    schedule_paused: None,
                     created_at: at,
                     updated_at: at,
                 };

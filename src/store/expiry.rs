@@ -6,7 +6,7 @@ use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::folders::parse_id;
-use super::sql::{Sql, corrupt};
+use super::sql::Sql;
 use super::trash::{ItemObjects, deleted_objects};
 use super::{Dialect, StoreError};
 use crate::domain::folder::FolderPath;
@@ -58,11 +58,6 @@ pub async fn next_expired_folder(conn: &mut AnyConnection, now: i64) -> Result<O
     let mut sql = Sql::new("SELECT id, path FROM folder WHERE trashed_at IS NULL AND expires_at <= ");
     sql.bind(now).push(" ORDER BY expires_at, id LIMIT 1");
     let row: Option<(String, String)> = sql.build_as().fetch_optional(conn).await?;
-    row.map(|(id, path)| {
-        Ok((
-            parse_id(&id)?,
-            FolderPath::parse(&path).map_err(|e| corrupt("path", e))?,
-        ))
-    })
-    .transpose()
+    row.map(|(id, path)| Ok((parse_id(&id)?, FolderPath::stored(&path))))
+        .transpose()
 }

@@ -9,12 +9,12 @@ use uuid::Uuid;
 use super::sql::{Sql, contains_pattern, corrupt, push_page};
 use super::trash::{TrashMark, display_path, trash_mark};
 use super::{StoreError, from_micros, to_micros};
-use crate::domain::folder::{Folder, FolderOrder, FolderPath, SyncBinding, Visibility};
+use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
 
 /// The columns every folder query selects, counts included.
 const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
      f.visibility, f.ttl_seconds, f.sync_schedule, f.sync_bucket, f.sync_prefix, f.expires_at, f.created_at, f.updated_at, f.trashed_at, \
-     f.trash_unit, f.purge_at, \
+     f.trash_unit, f.purge_at, f.schedule_paused_at, f.schedule_paused_reason, \
      (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id AND c.trashed_at IS NULL) AS subfolder_count, \
      (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.trashed_at IS NULL) AS item_count";
 
@@ -51,6 +51,8 @@ struct FolderRow {
     trashed_at: Option<i64>,
     trash_unit: Option<String>,
     purge_at: Option<i64>,
+    schedule_paused_at: Option<i64>,
+    schedule_paused_reason: Option<String>,
     subfolder_count: i64,
     item_count: i64,
 }
@@ -74,7 +76,7 @@ impl TryFrom<FolderRow> for FolderRecord {
                 id: parse_id(&row.id)?,
                 parent_id: row.parent_id.as_deref().map(parse_id).transpose()?,
                 name: row.name,
-                path: FolderPath::parse(display_path(&row.path)).map_err(|e| corrupt("path", e))?,
+                path: FolderPath::stored(display_path(&row.path)),
                 description: row.description,
                 client_metadata: parse_object(&row.client_metadata)?,
                 owner: row.owner,
@@ -86,6 +88,10 @@ impl TryFrom<FolderRow> for FolderRecord {
                     prefix: row.sync_prefix.unwrap_or_default(),
                 }),
                 expires_at: row.expires_at.map(from_micros),
+                schedule_paused: row.schedule_paused_at.map(|since| SchedulePause {
+                    since: from_micros(since),
+                    reason: row.schedule_paused_reason.unwrap_or_default(),
+                }),
                 created_at: from_micros(row.created_at),
                 updated_at: from_micros(row.updated_at),
             },
@@ -155,12 +161,54 @@ pub async fn ids_by_path(conn: &mut AnyConnection, paths: &[FolderPath]) -> Resu
 /// Every folder with a `sync_schedule`, and the schedule.
 pub async fn with_sync_schedule(conn: &mut AnyConnection) -> Result<Vec<(Uuid, String)>, StoreError> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT id, sync_schedule FROM folder WHERE sync_schedule IS NOT NULL AND trashed_at IS NULL")
+        sqlx::query_as(
+            "SELECT id, sync_schedule FROM folder WHERE sync_schedule IS NOT NULL AND schedule_paused_at IS NULL AND trashed_at IS NULL",
+        )
             .fetch_all(conn)
             .await?;
     rows.into_iter()
         .map(|(id, schedule)| Ok((parse_id(&id)?, schedule)))
         .collect()
+}
+
+/// Records how a sync of folder `id` ended: a success clears its run of failures and lifts a
+/// pause; a failure (`Err` with its message) extends the run, and the run's `pause_after`th
+/// failure pauses the folder's schedule at `now` (micros). True when this failure paused it.
+pub async fn record_sync_outcome(
+    conn: &mut AnyConnection,
+    id: Uuid,
+    outcome: Result<(), &str>,
+    pause_after: u32,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let message = match outcome {
+        Ok(()) => {
+            resume_schedule(conn, id).await?;
+            return Ok(false);
+        }
+        Err(message) => message,
+    };
+    let mut sql = Sql::new("UPDATE folder SET sync_failures = sync_failures + 1 WHERE id = ");
+    sql.bind(id.to_string());
+    sql.build().execute(&mut *conn).await?;
+    let mut sql = Sql::new("UPDATE folder SET schedule_paused_at = ");
+    sql.bind(now)
+        .push(", schedule_paused_reason = ")
+        .bind(message.to_owned());
+    sql.push(" WHERE id = ").bind(id.to_string());
+    sql.push(" AND sync_schedule IS NOT NULL AND schedule_paused_at IS NULL AND sync_failures >= ")
+        .bind(i64::from(pause_after));
+    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
+}
+
+/// Lifts a pause of folder `id`'s schedule and forgets its run of failed syncs.
+pub async fn resume_schedule(conn: &mut AnyConnection, id: Uuid) -> Result<(), StoreError> {
+    let mut sql = Sql::new(
+        "UPDATE folder SET sync_failures = 0, schedule_paused_at = NULL, schedule_paused_reason = NULL WHERE id = ",
+    );
+    sql.bind(id.to_string());
+    sql.build().execute(conn).await?;
+    Ok(())
 }
 
 /// Inserts a folder; a folder already at its path is a `Conflict`.

@@ -19,7 +19,7 @@ const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.ite
      i.checksum, i.is_tombstone, i.client_metadata, i.width, i.height, i.duration_us, i.frame_rate, i.codec, \
      i.sample_rate, i.channels, i.page_count, i.dimensions, i.created_at, i.updated_at, i.expires_at, i.expires_own, \
      i.encoded_key, i.encoded_size, i.encoded_checksum, i.encoded_mime_type, i.encoded_media, i.encoded_at, \
-     i.trashed_at, i.trash_unit, i.purge_at, i.frames";
+     i.trashed_at, i.trash_unit, i.purge_at, i.frames, i.fingerprint";
 
 #[derive(sqlx::FromRow)]
 struct ItemRow {
@@ -57,6 +57,7 @@ struct ItemRow {
     trash_unit: Option<String>,
     purge_at: Option<i64>,
     frames: Option<String>,
+    fingerprint: Option<String>,
 }
 
 impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
@@ -98,6 +99,12 @@ impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
             .transpose()
             .map_err(|e| corrupt("frames", e))?
             .unwrap_or_default();
+        let fingerprint = row
+            .fingerprint
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("fingerprint", e))?;
         let mark = trash_mark(row.trashed_at, row.trash_unit.as_deref(), row.purge_at)?;
         let item = Item {
             id: parse_id(&row.id)?,
@@ -128,6 +135,7 @@ impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
             expires_own: row.expires_own != 0,
             encoded,
             frames,
+            fingerprint,
         };
         Ok((item, mark))
     }

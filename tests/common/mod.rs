@@ -168,7 +168,20 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `stowage serve` with extra environment variables and waits until it answers.
     pub fn spawn(envs: &[(&str, &str)]) -> Self {
+        Self::spawn_in(tempfile::tempdir().expect("tmp"), envs)
+    }
+
+    /// Kills the process with SIGKILL and starts a new one on the same data directory.
+    pub fn kill_and_restart(mut self, envs: &[(&str, &str)]) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         let dir = tempfile::tempdir().expect("tmp");
+        let kept = std::mem::replace(&mut self._dir, dir);
+        Self::spawn_in(kept, envs)
+    }
+
+    /// Starts `stowage serve` over the data directory `dir/data`.
+    fn spawn_in(dir: TempDir, envs: &[(&str, &str)]) -> Self {
         let data_dir = dir.path().join("data");
         let port = {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -400,9 +413,13 @@ impl TestServer {
         self.data_dir.join("objects")
     }
 
-    /// The object files in the managed bucket (temp files of writes in progress included).
+    /// The object files in the managed bucket (temp files of writes in progress included; the
+    /// lock files that mark live processes left out).
     pub fn object_files(&self) -> Vec<PathBuf> {
         files_under(&self.objects_dir())
+            .into_iter()
+            .filter(|p| p.extension().is_none_or(|e| e != "lock"))
+            .collect()
     }
 
     /// A request builder for `path` with `key`, for what `send` does not cover (multipart,
@@ -649,4 +666,21 @@ pub async fn poll_job(
         }
         assert!(start.elapsed() < limit, "job never reached the expected state: {job}");
     }
+}
+
+/// The entries of a tar: name and content.
+pub fn tar_entries(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 512 <= bytes.len() && bytes[at..at + 512].iter().any(|b| *b != 0) {
+        let header = &bytes[at..at + 512];
+        let name_end = header[..100].iter().position(|b| *b == 0).unwrap_or(100);
+        let name = String::from_utf8_lossy(&header[..name_end]).into_owned();
+        let size_text = String::from_utf8_lossy(&header[124..136]);
+        let size = usize::from_str_radix(size_text.trim_matches(|c: char| c == '\0' || c == ' '), 8).expect("size");
+        let data = bytes[at + 512..at + 512 + size].to_vec();
+        out.push((name, data));
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    out
 }

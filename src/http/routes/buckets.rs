@@ -11,6 +11,7 @@ use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::NoQuery;
 use crate::services::ServiceError;
+use crate::services::access::usable_sources;
 
 /// A configured bucket, without secrets.
 #[derive(Debug, Serialize, ToSchema)]
@@ -19,8 +20,8 @@ pub struct BucketView {
     pub name: String,
     /// `file`, `s3`, `gs` or `az`.
     pub kind: String,
-    /// Its URL (credentials are never part of it).
-    pub url: String,
+    /// Its URL (credentials are never part of it); shown to admins only (`null` for others).
+    pub url: Option<String>,
     /// Whether it holds uploads (`managed`) rather than being synced or imported from.
     pub managed: bool,
 }
@@ -36,19 +37,22 @@ pub struct BucketCheck {
     pub message: Option<String>,
 }
 
-/// The configured buckets.
+/// The buckets the caller may use: the managed one (uploads) and the configured ones open to
+/// them (every one for admins; `buckets.NAME.allow` for others). Only admins see URLs.
 #[utoipa::path(get, path = "/buckets", tag = "buckets", responses((status = 200, body = Vec<BucketView>)))]
-pub async fn list_buckets(State(state): State<AppState>, Auth(_caller): Auth, _: NoQuery) -> Json<Vec<BucketView>> {
+pub async fn list_buckets(State(state): State<AppState>, Auth(caller): Auth, _: NoQuery) -> Json<Vec<BucketView>> {
+    let buckets = &state.services.buckets;
+    let url = |url: String| caller.is_admin.then_some(url);
     let managed = BucketView {
         name: MANAGED_BUCKET.into(),
         kind: "file".into(),
-        url: state.services.buckets.managed_url(),
+        url: url(buckets.managed_url()),
         managed: true,
     };
-    let others = state.services.buckets.sources().map(|s| BucketView {
+    let others = usable_sources(buckets, &caller).into_iter().map(|s| BucketView {
         name: s.name().into(),
         kind: s.kind().into(),
-        url: s.url().into(),
+        url: url(s.url().into()),
         managed: false,
     });
     Json(std::iter::once(managed).chain(others).collect())

@@ -92,7 +92,7 @@ pub async fn import_into_folder(
         None => None,
     };
     let spec = match &named {
-        Some(url) => imports.fetch_spec(url).await?,
+        Some(url) => imports.fetch_spec(&caller, url).await?,
         None if body.is_empty() => {
             return Err(ApiError::bad_request(
                 "the body must be an import spec (a JSON object), or give spec_object_url",

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::item::{ConflictStrategy, ItemOrder, ItemType, split_extension};
+use crate::domain::item::{ConflictStrategy, ItemOrder, ItemType, portable_file_name, split_extension};
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
@@ -505,7 +505,10 @@ pub async fn item_content(
     };
     out.insert(
         CONTENT_DISPOSITION,
-        header_value(&format!("inline; filename*=UTF-8''{}", encode_filename(&file_name))),
+        header_value(&format!(
+            "inline; filename*=UTF-8''{}",
+            encode_filename(&portable_file_name(&file_name))
+        )),
     );
     let body = items
         .read_content(&content, (status == StatusCode::PARTIAL_CONTENT).then_some(range))

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::access::locate_usable;
 use super::items::{ItemView, changeable_folder};
 use super::jobs::{JobService, Submission, Submitted};
 use super::{Page, ServiceError, decode_position, page_token};
@@ -159,6 +160,7 @@ impl ImportService {
             ServiceError::Invalid(format!("{at}: {}", e.message))
         })?;
         drop(json);
+        usable_urls(&self.buckets, caller, &spec.units)?;
         let params = ImportParams {
             units: spec.units.len() as u64,
             ignore_errors,
@@ -191,12 +193,11 @@ impl ImportService {
         submitted
     }
 
-    /// Reads a spec file named by URL from the bucket that holds it.
-    pub async fn fetch_spec(&self, url: &str) -> Result<Bytes, ServiceError> {
+    /// Reads a spec file named by URL from the bucket that holds it, which `caller` must be
+    /// allowed to use.
+    pub async fn fetch_spec(&self, caller: &Caller, url: &str) -> Result<Bytes, ServiceError> {
         check_url("spec_object_url", url).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let (source, key) = self
-            .buckets
-            .locate(url)
+        let (source, key) = locate_usable(&self.buckets, caller, url)
             .map_err(|e| ServiceError::Invalid(format!("spec_object_url: {e}")))?;
         let found = source.head(key.as_str()).await.map_err(|e| match e {
             BlobError::NotFound(_) => ServiceError::Invalid(format!("spec_object_url: `{url}` does not exist")),
@@ -313,7 +314,7 @@ impl ImportService {
         folder_id: Uuid,
         req: NewReference,
     ) -> Result<ItemView, ServiceError> {
-        let unit = Unit {
+        let mut unit = Unit {
             kind: UnitKind::Image,
             path: "url".into(),
             title: req.title,
@@ -323,9 +324,13 @@ impl ImportService {
             create_video: false,
         };
         check_url("url", &unit.urls[0]).map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        if let Some(title) = &unit.title {
-            crate::domain::item::check_title(title).map_err(super::field("title"))?;
-        }
+        unit.title = unit
+            .title
+            .as_deref()
+            .map(crate::domain::item::client_title)
+            .transpose()
+            .map_err(super::field("title"))?;
+        usable_urls(&self.buckets, caller, std::slice::from_ref(&unit))?;
         {
             let mut conn = self.store.read().await?;
             changeable_folder(&mut conn, caller, folder_id, "adding references").await?;
@@ -345,4 +350,23 @@ impl ImportService {
         tx.commit().await?;
         Ok(item.into())
     }
+}
+
+/// Refuses the units when one names an object in a configured bucket that `caller` may not use
+/// (`buckets.NAME.allow`), with the same message as for a bucket that is not configured. URLs
+/// in no configured bucket at all are left to fail their unit when the job runs, as for admins.
+fn usable_urls(buckets: &Buckets, caller: &Caller, units: &[Unit]) -> Result<(), ServiceError> {
+    if caller.is_admin {
+        return Ok(());
+    }
+    for unit in units {
+        for url in &unit.urls {
+            if buckets.locate(url).is_ok()
+                && let Err(e) = locate_usable(buckets, caller, url)
+            {
+                return Err(ServiceError::Invalid(format!("{}: {e}", unit.path)));
+            }
+        }
+    }
+    Ok(())
 }

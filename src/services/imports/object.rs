@@ -12,7 +12,7 @@ use crate::blobs::source::Source;
 use crate::blobs::{BlobError, Buckets, ObjectKey};
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::import::{TrustedMedia, Unit, UnitKind};
-use crate::domain::item::{Frame, Item, ItemType, Media, check_title};
+use crate::domain::item::{Frame, Item, ItemType, Media, client_title};
 use crate::services::folders::now;
 use crate::services::probe::{HEAD_BYTES, Probed, Whole, probe, sniff};
 
@@ -111,7 +111,7 @@ pub async fn single_item(
     let url = unit.urls.first().map(String::as_str).unwrap_or_default();
     let at = locate(buckets, unit, url)?;
     let title = unit.title_or_file_name();
-    check_title(&title).map_err(|e| {
+    let title = client_title(&title).map_err(|e| {
         UnitFailure::of(
             unit,
             format!("cannot title the item `{title}`: {e}"),

@@ -188,6 +188,12 @@ impl JobContext {
         }
     }
 
+    /// How many units failed, when every unit the attempt finished failed (and there was one).
+    pub(super) fn every_unit_failed(&self) -> Option<i64> {
+        let p = &self.progress;
+        (p.units_error > 0 && p.units_done == 0 && p.units_pending == 0).then_some(p.units_error)
+    }
+
     /// How the attempt ended, for the record.
     pub(super) fn outcome(self, status: crate::domain::job::JobStatus, message: Option<String>) -> jobs::Outcome {
         let mut progress = self.progress;

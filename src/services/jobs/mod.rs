@@ -33,6 +33,12 @@ pub const SCHEDULER: &str = "scheduler";
 pub trait Runner: Send + Sync {
     /// Runs an attempt; returns the kind's result.
     fn run<'a>(&'a self, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobFailure>>;
+
+    /// Runs once a job has ended for good (DONE, ERROR or CANCELLED), with its final record:
+    /// bookkeeping beside the job, such as a folder's run of failed syncs. Nothing by default.
+    fn finished<'a>(&'a self, _job: &'a Job) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Puts a job on its kind's queue. Pushing the same job twice must be harmless.
@@ -362,16 +368,26 @@ impl JobService {
                     job.max_attempts
                 );
                 self.give_up(id, &message).await?;
-                return Ok(());
+                return self.finished(id, runner).await;
             }
             let attempt = job.attempts;
             let max_attempts = job.max_attempts;
+            let (kind, folder) = (job.kind.as_str(), job.folder_id);
+            tracing::info!(job = %id, kind, folder = ?folder, attempt, "job attempt started");
+            let started = std::time::Instant::now();
             let mut ctx = JobContext::new(job, self.store.clone(), &self.events, self.shutdown.clone());
             let ran = runner.run(&mut ctx).await;
             let (outcome, retry) = match ran {
                 Ok(result) => {
                     ctx.set_result(result);
-                    (ctx.outcome(JobStatus::Done, None), false)
+                    match ctx.every_unit_failed() {
+                        // Nothing was done: not a success, whatever the runner went on past.
+                        Some(failed) => {
+                            let message = format!("every unit failed ({failed}); the job's errors say why for each");
+                            (ctx.outcome(JobStatus::Error, Some(message)), false)
+                        }
+                        None => (ctx.outcome(JobStatus::Done, None), false),
+                    }
                 }
                 Err(JobFailure::Cancelled) => (ctx.outcome(JobStatus::Cancelled, None), false),
                 Err(JobFailure::Shutdown) => {
@@ -400,11 +416,33 @@ impl JobService {
                 ),
             };
             self.end_attempt(id, &outcome).await?;
+            tracing::info!(
+                job = %id,
+                kind,
+                folder = ?folder,
+                attempt,
+                outcome = outcome.status.as_str(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                message = outcome.message.as_deref().unwrap_or_default(),
+                "job attempt ended"
+            );
             if !retry {
-                return Ok(());
+                return self.finished(id, runner).await;
             }
             self.back_off(id, self.retry.delay_after(attempt)).await?;
         }
+    }
+
+    /// Hands the final record of job `id` to its runner's [`Runner::finished`].
+    async fn finished(&self, id: Uuid, runner: &dyn Runner) -> Result<(), Interrupted> {
+        let job = {
+            let mut conn = self.store.read().await?;
+            rows::by_id(&mut conn, id).await?
+        };
+        if let Some(job) = job.filter(|j| j.status.is_terminal()) {
+            runner.finished(&job).await;
+        }
+        Ok(())
     }
 
     async fn start_attempt(&self, id: Uuid) -> Result<Option<Job>, Interrupted> {
