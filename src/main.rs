@@ -73,11 +73,11 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
         }
         Command::Sync { client, args } => {
             let api = client_for(&client, &settings);
-            sync::run(&api, args).await.map_err(|e| e.to_string())
+            sync::run(&api, args, client.json).await.map_err(|e| e.to_string())
         }
         Command::Import { client, args } => {
             let api = client_for(&client, &settings);
-            import::run(&api, args).await.map_err(|e| e.to_string())
+            import::run(&api, args, client.json).await.map_err(|e| e.to_string())
         }
         Command::Job { client, command } => {
             let api = client_for(&client, &settings);

@@ -125,8 +125,11 @@ async fn folder_verbs_against_a_running_server() {
     assert_eq!(s.get("/v1/folders?path=/cli/dest/a/b").await.status, StatusCode::OK);
 
     let out = run(vec!["show", "/cli/dest/a"]);
-    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("show prints JSON");
+    assert!(stdout(&out).starts_with("/cli/dest/a\t"), "{}", stdout(&out));
+    let out = run(vec!["show", "/cli/dest/a", "--json"]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--json prints JSON");
     assert_eq!(shown["path"], "/cli/dest/a");
+    assert_eq!(stdout(&out).lines().count(), 1, "one object per line: {}", stdout(&out));
 
     let out = run(vec!["rm", "/cli/dest"]);
     assert!(!out.status.success());
@@ -134,7 +137,7 @@ async fn folder_verbs_against_a_running_server() {
     let out = run(vec!["rm", "/cli/dest", "--recursive"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("moved to the trash: 3 folder(s)"),
+        stdout(&out).starts_with("/cli/dest\t") && stdout(&out).trim_end().ends_with("\ttrashed\tfolders=3\titems=0"),
         "{}",
         stdout(&out)
     );
@@ -199,7 +202,7 @@ fn serve_creates_a_key_then_keys_create_adds_users_and_sigterm_stops_it() {
         &["folder", "--server", &base, "--api-key", &carol, "show", "/carols"],
         &[],
     );
-    assert!(stdout(&out).contains("\"owner\": \"carol\""), "{}", stdout(&out));
+    assert!(stdout(&out).starts_with("/carols\t"), "{}", stdout(&out));
     // Without --api-key the CLI falls back to DATA_DIR/admin.key.
     let out = stowage(&["--data-dir", &data_arg, "folder", "--server", &base, "list"], &[]);
     assert!(stdout(&out).contains("/carols"), "{}", stderr(&out));
@@ -262,6 +265,13 @@ async fn item_verbs_upload_a_directory_list_by_type_download_and_remove() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 6, "{}", stdout(&out));
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("/cli-items/shots/sounds/tone.wav\t")),
+        "uploads print paths: {}",
+        stdout(&out)
+    );
     // The directory became a subfolder, its subdirectory a subfolder of that.
     assert_eq!(
         s.get("/v1/folders?path=/cli-items/shots/sounds").await.status,
@@ -278,17 +288,24 @@ async fn item_verbs_upload_a_directory_list_by_type_download_and_remove() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     let titles: Vec<&str> = text.lines().map(|l| l.split('\t').next().unwrap_or("")).collect();
-    assert_eq!(titles, ["a.png", "b.jpg", "loose.png"]);
+    assert_eq!(
+        titles,
+        [
+            "/cli-items/shots/a.png",
+            "/cli-items/shots/b.jpg",
+            "/cli-items/loose.png"
+        ]
+    );
     let out = run(vec!["list".into(), "/cli-items/shots/sounds".into()]);
     assert!(
-        stdout(&out).contains("tone.wav\t") && stdout(&out).contains("\tAUDIO\t"),
+        stdout(&out).starts_with("/cli-items/shots/sounds/tone.wav\t") && stdout(&out).contains("\tAUDIO\t"),
         "{}",
         stdout(&out)
     );
 
     let a_id = text
         .lines()
-        .find(|l| l.starts_with("a.png\t"))
+        .find(|l| l.starts_with("/cli-items/shots/a.png\t"))
         .and_then(|l| l.split('\t').nth(1))
         .expect("a.png listed")
         .to_owned();
@@ -319,7 +336,11 @@ async fn item_verbs_upload_a_directory_list_by_type_download_and_remove() {
         "new".into(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).starts_with("loose (1).png\t"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("/cli-items/loose (1).png\t"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(vec!["rm".into(), a_id.clone()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -406,7 +427,7 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
     let out = run(&["reencode", &video, "--title", "cli", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("\tREENCODE\tDONE\t"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("\"transcoded\":1"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("\ttranscoded=1"), "{}", stdout(&out));
     let item = s.get(&format!("/v1/items/{video}")).await.body;
     assert_eq!(item["media"]["codec"], "h264");
     let out = run(&["reencode", &note]);
@@ -414,14 +435,10 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
     assert!(stderr(&out).contains("not videos"), "{}", stderr(&out));
 
     let out = run(&["item", "rm", &note]);
-    assert!(
-        stdout(&out).contains("moved") && stdout(&out).contains("trash"),
-        "{}",
-        stdout(&out)
-    );
+    assert_eq!(stdout(&out), format!("{note}\ttrashed\n"));
     let out = run(&["trash", "list"]);
     assert!(
-        stdout(&out).starts_with(&format!("ITEM\t{note}\t/cli-life/note.txt\t")),
+        stdout(&out).starts_with(&format!("/cli-life/note.txt\t{note}\tITEM\tpurge_at=")),
         "{}",
         stdout(&out)
     );
@@ -433,13 +450,19 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
 
     let out = run(&["folder", "rm", "/cli-life", "--recursive"]);
     assert!(
-        stdout(&out).contains("moved to the trash: 1 folder(s) and 2 item(s)"),
+        stdout(&out).trim_end().ends_with("\ttrashed\tfolders=1\titems=2"),
         "{}",
         stdout(&out)
     );
     let out = run(&["trash", "purge", "--all"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("purged FOLDER"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with("/cli-life\t")
+            && stdout(&out).contains("\tFOLDER\t")
+            && stdout(&out).trim_end().ends_with("\tpurged"),
+        "{}",
+        stdout(&out)
+    );
     assert!(s.object_files().is_empty(), "{:?}", s.object_files());
     let out = run(&["trash", "list"]);
     assert_eq!(stdout(&out), "");
@@ -447,7 +470,7 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
     let out = run(&["expiry", "run", "--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("\tEXPIRY\tDONE\t"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("\"items_expired\":0"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("\titems_expired=0"), "{}", stdout(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,13 +511,17 @@ async fn import_verb_imports_a_spec_file_and_exits_like_job_wait() {
     write_spec(serde_json::json!([{"objectUrl": format!("file://{}/a.png", bucket.display())}]));
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("DONE: units=1 created=1"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("\tIMPORT\tDONE\t") && stdout(&out).contains("\tcreated=1"),
+        "{}",
+        stdout(&out)
+    );
 
     // A missing object: exit 3 (ERROR), the unit error and how to go on printed.
     write_spec(serde_json::json!([{"objectUrl": format!("file://{}/missing.png", bucket.display())}]));
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(3), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("images[0]: object"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("error: images[0]: object"), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("--ignore-errors") && !stdout(&out).contains("ignore_errors"),
         "the CLI names its own flag: {}",
@@ -511,7 +538,7 @@ async fn import_verb_imports_a_spec_file_and_exits_like_job_wait() {
     ]));
     let out = run(&["--ignore-errors"]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("failed=1"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("\tfailed=1"), "{}", stdout(&out));
 
     // A malformed spec: the server's 400 with the JSON path, exit 1.
     write_spec(serde_json::json!([{"objectUrl": 5}]));

@@ -420,13 +420,17 @@ async fn the_cli_syncs_and_prints_a_summary() {
     let dry = run(&["--dry-run"]);
     assert_eq!(dry.status.code(), Some(0), "{}", String::from_utf8_lossy(&dry.stderr));
     let text = String::from_utf8_lossy(&dry.stdout).into_owned();
-    assert!(
-        text.contains("DONE: listed=2 created=2") && text.contains("(dry run)"),
-        "{text}"
-    );
+    let fields: Vec<&str> = text.trim_end().split('\t').collect();
+    assert_eq!(fields[1..3], ["SYNC", "DONE"], "{text}");
+    for wanted in ["listed=2", "created=2", "dry_run=true"] {
+        assert!(fields.contains(&wanted), "{wanted} in {text}");
+    }
     let real = run(&[]);
     let text = String::from_utf8_lossy(&real.stdout).into_owned();
-    assert!(text.contains("created=2") && !text.contains("dry run"), "{text}");
+    assert!(
+        text.contains("\tcreated=2\t") && text.contains("\tdry_run=false"),
+        "{text}"
+    );
     let folder = s.get("/v1/folders?path=/cli-synced").await.body;
     assert_eq!(items(&s, folder["id"].as_str().expect("id")).await.len(), 2);
 }

@@ -5,7 +5,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientError};
-use super::say;
 
 /// Folder verbs. A folder is named by its path (`/a/b`) or its id.
 #[derive(Debug, Subcommand)]
@@ -127,12 +126,15 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
             if let Some(search) = search {
                 query.push(("search", search));
             }
-            client.each_item("/v1/folders", query, print).await?;
+            // By path, so a subtree reads like `find`: every folder right after its parent.
+            let mut found = Vec::new();
+            client
+                .each_item("/v1/folders", query, |f| found.push(f.clone()))
+                .await?;
+            found.sort_by(|a, b| a["path"].as_str().cmp(&b["path"].as_str()));
+            found.iter().for_each(print);
         }
-        FolderCommand::Show { folder } => {
-            let found = lookup(client, &folder).await?;
-            say(serde_json::to_string_pretty(&found).unwrap_or_default());
-        }
+        FolderCommand::Show { folder } => print(&lookup(client, &folder).await?),
         FolderCommand::Move { folder, to } => {
             let id = folder_id(client, &folder).await?;
             let parent = if to == "/" {
@@ -155,7 +157,8 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
             recursive,
             permanent,
         } => {
-            let id = folder_id(client, &folder).await?;
+            let found = lookup(client, &folder).await?;
+            let id = found["id"].as_str().unwrap_or_default();
             let deleted: Value = client
                 .call(
                     Method::DELETE,
@@ -167,15 +170,19 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
                     None::<&()>,
                 )
                 .await?;
-            if raw_json {
-                print(&deleted);
-            } else {
-                let how = if permanent { "deleted" } else { "moved to the trash" };
-                say(format!(
-                    "{how}: {} folder(s) and {} item(s)",
-                    deleted["folders_deleted"], deleted["items_deleted"]
-                ));
-            }
+            super::show(&deleted, raw_json, |deleted| {
+                let how = if deleted["trashed"] == true {
+                    "trashed"
+                } else {
+                    "deleted"
+                };
+                format!(
+                    "{}\t{id}\t{how}\tfolders={}\titems={}",
+                    found["path"].as_str().unwrap_or("?"),
+                    deleted["folders_deleted"],
+                    deleted["items_deleted"]
+                )
+            });
         }
     }
     Ok(())

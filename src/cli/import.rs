@@ -28,37 +28,8 @@ pub struct ImportArgs {
     pub wait: bool,
 }
 
-/// One line summing up an import job, then its first unit errors.
-fn summary(job: &Value) -> String {
-    let r = &job["result"];
-    let n = |k: &str| r[k].as_u64().unwrap_or(0);
-    let mut out = format!(
-        "{} {}: units={} created={} skipped={} updated={} failed={}",
-        job["id"].as_str().unwrap_or("?"),
-        job["status"].as_str().unwrap_or("?"),
-        job["params"]["units"].as_u64().unwrap_or(0),
-        n("created"),
-        n("skipped"),
-        n("updated"),
-        n("failed"),
-    );
-    for error in r["unit_errors"].as_array().into_iter().flatten().take(10) {
-        out.push_str(&format!(
-            "\n  {}: {} ({})",
-            error["path"].as_str().unwrap_or("?"),
-            error["error"].as_str().unwrap_or("?"),
-            error["action_description"].as_str().unwrap_or(""),
-        ));
-    }
-    if let Some(message) = job["message"].as_str() {
-        out.push('\n');
-        out.push_str(message);
-    }
-    out
-}
-
 /// Submits the import, and with `--wait` follows it; exits like `job wait`.
-pub async fn run(client: &Client, args: ImportArgs) -> Result<ExitCode, ClientError> {
+pub async fn run(client: &Client, args: ImportArgs, raw_json: bool) -> Result<ExitCode, ClientError> {
     let id = folder_id(client, &args.folder).await?;
     let mut query = vec![("ignore_errors", args.ignore_errors.to_string())];
     let is_url = ["s3://", "gs://", "az://", "file://", "https://", "http://"]
@@ -75,5 +46,5 @@ pub async fn run(client: &Client, args: ImportArgs) -> Result<ExitCode, ClientEr
         req = req.header("content-type", "application/json").body(body);
     }
     let job: Value = Client::json(client.send(req.query(&query)).await?).await?;
-    follow(client, &job, args.wait, summary).await
+    follow(client, &job, args.wait, raw_json).await
 }

@@ -17,7 +17,6 @@ use tokio_util::io::ReaderStream;
 
 use super::client::{Client, ClientError};
 use super::folder::folder_id;
-use super::say;
 
 /// Item verbs. An item is named by its id.
 #[derive(Debug, Subcommand)]
@@ -79,20 +78,51 @@ pub enum ItemCommand {
     },
 }
 
-/// One line describing an item: title, id, type, size.
-fn line(item: &Value) -> String {
+/// One line describing an item: its path (`folder`'s path and its title, or only the title when
+/// the folder's path is not known), id, type, size.
+fn line(item: &Value, folder: Option<&str>) -> String {
+    let title = item["title"].as_str().unwrap_or("?");
     format!(
-        "{}\t{}\t{}\t{}",
-        item["title"].as_str().unwrap_or("?"),
+        "{}\t{}\t{}\tsize={}",
+        folder.map_or_else(|| title.to_owned(), |folder| format!("{folder}/{title}")),
         item["id"].as_str().unwrap_or("?"),
         item["item_type"].as_str().unwrap_or("?"),
         item["size"]
     )
 }
 
-/// Prints an item as a line or raw JSON.
-fn print(item: &Value, raw_json: bool) {
-    super::show(item, raw_json, line);
+/// Prints an item in folder `folder` (its path) as a line or raw JSON.
+fn print(item: &Value, folder: Option<&str>, raw_json: bool) {
+    super::show(item, raw_json, |item| line(item, folder));
+}
+
+/// The path of folder `id`.
+async fn folder_path(client: &Client, id: &str) -> Result<String, ClientError> {
+    let folder: Value = client
+        .call(Method::GET, &format!("/v1/folders/{id}"), &[], None::<&()>)
+        .await?;
+    Ok(folder["path"].as_str().unwrap_or_default().to_owned())
+}
+
+/// The paths of folder `id` and, with `recursive`, of every folder below it, by id.
+async fn folder_paths(client: &Client, id: &str, recursive: bool) -> Result<HashMap<String, String>, ClientError> {
+    let mut paths = HashMap::from([(id.to_owned(), folder_path(client, id).await?)]);
+    if recursive {
+        let query = vec![
+            ("parent_id", id.to_owned()),
+            ("recursive", "true".to_owned()),
+            ("page_size", "1000".to_owned()),
+        ];
+        client
+            .each_item("/v1/folders", query, |f| {
+                paths.insert(
+                    f["id"].as_str().unwrap_or_default().to_owned(),
+                    f["path"].as_str().unwrap_or_default().to_owned(),
+                );
+            })
+            .await?;
+    }
+    Ok(paths)
 }
 
 /// Runs an item verb and prints its result.
@@ -112,6 +142,7 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
             desc,
         } => {
             let id = folder_id(client, &folder).await?;
+            let paths = folder_paths(client, &id, recursive).await?;
             let mut query = vec![
                 ("recursive", recursive.to_string()),
                 ("desc", desc.to_string()),
@@ -127,7 +158,8 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
                     .call(Method::GET, &format!("/v1/folders/{id}/items"), &query, None::<&()>)
                     .await?;
                 for item in page["items"].as_array().into_iter().flatten() {
-                    print(item, raw_json);
+                    let folder = item["folder_id"].as_str().and_then(|f| paths.get(f));
+                    print(item, folder.map(String::as_str), raw_json);
                 }
                 match page["next_page_token"].as_str() {
                     Some(token) => {
@@ -142,12 +174,14 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
             let item: Value = client
                 .call(Method::GET, &format!("/v1/items/{id}"), &[], None::<&()>)
                 .await?;
-            say(serde_json::to_string_pretty(&item).unwrap_or_default());
+            let folder = folder_path(client, item["folder_id"].as_str().unwrap_or_default()).await?;
+            print(&item, Some(&folder), raw_json);
             Ok(())
         }
         ItemCommand::Download { id, out } => {
-            let written = download(client, &id, &out).await?;
-            say(written.display());
+            let (written, size) = download(client, &id, &out).await?;
+            let done = json!({"id": id, "file": written, "size": size});
+            super::show(&done, raw_json, |_| format!("{}\t{id}\tsize={size}", written.display()));
             Ok(())
         }
         ItemCommand::Rm { ids, permanent } => {
@@ -160,11 +194,8 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
                         None::<&()>,
                     )
                     .await?;
-                if permanent {
-                    say(format!("deleted {id}"));
-                } else {
-                    say(format!("moved {id} to the trash"));
-                }
+                let how = if permanent { "deleted" } else { "trashed" };
+                super::show(&json!({"id": id, "deleted": how}), raw_json, |_| format!("{id}\t{how}"));
             }
             Ok(())
         }
@@ -282,27 +313,31 @@ async fn upload(
     } else {
         String::new()
     };
-    let mut folder_ids: HashMap<Vec<String>, String> = HashMap::new();
+    // The id and path of each target folder, by its path below --folder.
+    let mut targets: HashMap<Vec<String>, (String, String)> = HashMap::new();
     let mut failures = 0;
     for item in planned {
-        let target = match folder_ids.get(&item.subfolder) {
-            Some(id) => id.clone(),
+        let (target, target_path) = match targets.get(&item.subfolder) {
+            Some(found) => found.clone(),
             None => {
-                let id = if item.subfolder.is_empty() {
+                let found = if item.subfolder.is_empty() {
                     if base.is_empty() {
-                        folder_id(client, folder).await?
+                        let id = folder_id(client, folder).await?;
+                        let path = folder_path(client, &id).await?;
+                        (id, path)
                     } else {
-                        ensure_folder(client, &base).await?
+                        (ensure_folder(client, &base).await?, base.clone())
                     }
                 } else if base.is_empty() {
                     return Err(ClientError::Usage(
                         "to upload a directory, name --folder by path (e.g. /datasets)".into(),
                     ));
                 } else {
-                    ensure_folder(client, &format!("{base}/{}", item.subfolder.join("/"))).await?
+                    let path = format!("{base}/{}", item.subfolder.join("/"));
+                    (ensure_folder(client, &path).await?, path)
                 };
-                folder_ids.insert(item.subfolder.clone(), id.clone());
-                id
+                targets.insert(item.subfolder.clone(), found.clone());
+                found
             }
         };
         let name = item
@@ -318,7 +353,7 @@ async fn upload(
         };
         shown.update(0);
         match upload_one(client, &target, &item.file, &name, item.size, strategy, shown).await {
-            Ok(uploaded) => bar.suspend(|| print(&uploaded, raw_json)),
+            Ok(uploaded) => bar.suspend(|| print(&uploaded, Some(&target_path), raw_json)),
             Err(e) => {
                 failures += 1;
                 bar.suspend(|| eprintln!("error: {}: {e}", item.file.display()));
@@ -385,7 +420,7 @@ async fn upload_one(
 
 /// Streams an item's content to `out` (or `out/TITLE` when `out` is a directory) through a temp
 /// file, checking the blake3 checksum before renaming it into place.
-async fn download(client: &Client, id: &str, out: &Path) -> Result<PathBuf, ClientError> {
+async fn download(client: &Client, id: &str, out: &Path) -> Result<(PathBuf, u64), ClientError> {
     let item: Value = client
         .call(Method::GET, &format!("/v1/items/{id}"), &[], None::<&()>)
         .await?;
@@ -427,7 +462,7 @@ async fn download(client: &Client, id: &str, out: &Path) -> Result<PathBuf, Clie
     match result {
         Ok(()) => {
             tokio::fs::rename(&partial, &dest).await.map_err(io)?;
-            Ok(dest)
+            Ok((dest, item["size"].as_u64().unwrap_or_default()))
         }
         Err(e) => {
             let _ = tokio::fs::remove_file(&partial).await;

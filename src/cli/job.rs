@@ -9,7 +9,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::{Client, ClientError};
-use super::say;
 
 /// How long one long-poll request waits, in seconds.
 const POLL_SECONDS: u64 = 30;
@@ -59,19 +58,48 @@ pub enum JobCommand {
     },
 }
 
-/// One line describing a job.
+/// One line describing a job, tab-separated: id, kind, status, its unit counts (`done=`,
+/// `error=`, `pending=`), the plain fields of its result (`created=3`, `dry_run=false`…), then
+/// its message, if any.
 fn line(job: &Value) -> String {
     let p = &job["progress"];
-    format!(
-        "{}\t{}\t{}\tdone={} error={} pending={}\t{}",
-        job["id"].as_str().unwrap_or("?"),
-        job["kind"].as_str().unwrap_or("?"),
-        job["status"].as_str().unwrap_or("?"),
-        p["units_done"],
-        p["units_error"],
-        p["units_pending"],
-        job["message"].as_str().unwrap_or("")
-    )
+    let mut fields = vec![
+        job["id"].as_str().unwrap_or("?").to_owned(),
+        job["kind"].as_str().unwrap_or("?").to_owned(),
+        job["status"].as_str().unwrap_or("?").to_owned(),
+        format!("done={}", p["units_done"]),
+        format!("error={}", p["units_error"]),
+        format!("pending={}", p["units_pending"]),
+    ];
+    for (key, value) in job["result"].as_object().into_iter().flatten() {
+        if value.is_number() || value.is_boolean() {
+            fields.push(format!("{key}={value}"));
+        }
+    }
+    if let Some(message) = job["message"].as_str().filter(|m| !m.is_empty()) {
+        fields.push(message.replace('\n', "; "));
+    }
+    fields.join("\t")
+}
+
+/// Writes the unit errors of `job` to standard error, one line each: a unit's object (or its
+/// place in an import spec), what went wrong, and what to do about it when the server says.
+fn report_errors(job: &Value) {
+    for error in job["errors"].as_array().into_iter().flatten() {
+        eprintln!(
+            "error: {}: {}",
+            error["object"].as_str().unwrap_or("?"),
+            error["message"].as_str().unwrap_or("?")
+        );
+    }
+    for error in job["result"]["unit_errors"].as_array().into_iter().flatten() {
+        eprintln!(
+            "error: {}: {} ({})",
+            error["path"].as_str().unwrap_or("?"),
+            error["error"].as_str().unwrap_or("?"),
+            error["action_description"].as_str().unwrap_or("")
+        );
+    }
 }
 
 /// Long-polls job `id` until it finishes; returns the finished job.
@@ -129,21 +157,25 @@ pub async fn wait_for(client: &Client, id: &str) -> Result<Value, ClientError> {
     }
 }
 
-/// Prints `summary` of a just-submitted `job` and, with `wait`, follows it to its end and prints
-/// the summary of how it ended; exits like `job wait` (success without `wait`).
-pub async fn follow(
-    client: &Client,
-    job: &Value,
-    wait: bool,
-    summary: impl Fn(&Value) -> String,
-) -> Result<ExitCode, ClientError> {
+/// Prints a just-submitted `job` (its line, or its JSON with `raw_json`) and, with `wait`,
+/// follows it to its end first, then also writes its unit errors to standard error; exits like
+/// `job wait` (success without `wait`).
+pub async fn follow(client: &Client, job: &Value, wait: bool, raw_json: bool) -> Result<ExitCode, ClientError> {
     if !wait {
-        say(summary(job));
+        super::show(job, raw_json, line);
         return Ok(ExitCode::SUCCESS);
     }
     let finished = wait_for(client, job["id"].as_str().unwrap_or_default()).await?;
-    say(summary(&finished));
+    show_finished(&finished, raw_json);
     Ok(exit_code(&finished))
+}
+
+/// Prints a finished job, and (without `raw_json`) its unit errors on standard error.
+fn show_finished(job: &Value, raw_json: bool) {
+    super::show(job, raw_json, line);
+    if !raw_json {
+        report_errors(job);
+    }
 }
 
 /// The exit code for a finished job: 0 DONE, 3 ERROR, 4 CANCELLED.
@@ -174,7 +206,7 @@ pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result
             let job: Value = client
                 .call(Method::GET, &format!("/v1/jobs/{id}"), &[], None::<&()>)
                 .await?;
-            say(serde_json::to_string_pretty(&job).unwrap_or_default());
+            print(&job);
         }
         JobCommand::Cancel { id } => {
             let job: Value = client
@@ -184,7 +216,7 @@ pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result
         }
         JobCommand::Wait { id } => {
             let job = wait_for(client, &id).await?;
-            print(&job);
+            show_finished(&job, raw_json);
             return Ok(exit_code(&job));
         }
         JobCommand::Noop {
@@ -194,13 +226,7 @@ pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result
         } => {
             let body = json!({ "units": units, "unit_millis": unit_millis });
             let job: Value = client.call(Method::POST, "/v1/jobs/noop", &[], Some(&body)).await?;
-            if !wait {
-                print(&job);
-                return Ok(ExitCode::SUCCESS);
-            }
-            let finished = wait_for(client, job["id"].as_str().unwrap_or_default()).await?;
-            print(&finished);
-            return Ok(exit_code(&finished));
+            return follow(client, &job, wait, raw_json).await;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 
 use super::client::{Client, ClientError};
 use super::folder::folder_id;
-use super::job::{exit_code, wait_for};
-use super::say;
+use super::job::follow;
 
 /// Trash verbs.
 #[derive(Debug, Subcommand)]
@@ -48,43 +47,15 @@ pub enum ExpiryCommand {
     },
 }
 
-/// One line describing a trash entry: kind, id, path, when it is purged.
+/// One line describing a trash entry: path, id, kind, when it is purged.
 fn line(entry: &Value) -> String {
     format!(
         "{}\t{}\t{}\tpurge_at={}",
-        entry["kind"].as_str().unwrap_or("?"),
-        entry["id"].as_str().unwrap_or("?"),
         entry["path"].as_str().unwrap_or("?"),
+        entry["id"].as_str().unwrap_or("?"),
+        entry["kind"].as_str().unwrap_or("?"),
         entry["purge_at"].as_str().unwrap_or("?")
     )
-}
-
-/// Prints a job, or waits for it first; the exit code follows the job with `wait`.
-async fn follow(client: &Client, job: Value, wait: bool, raw_json: bool) -> Result<ExitCode, ClientError> {
-    let job = if wait {
-        wait_for(client, job["id"].as_str().unwrap_or_default()).await?
-    } else {
-        job
-    };
-    super::show(&job, raw_json, |job| {
-        format!(
-            "{}\t{}\t{}\t{}",
-            job["id"].as_str().unwrap_or("?"),
-            job["kind"].as_str().unwrap_or("?"),
-            job["status"].as_str().unwrap_or("?"),
-            job["result"]
-        )
-    });
-    if !raw_json {
-        for error in job["errors"].as_array().into_iter().flatten() {
-            eprintln!(
-                "{}: {}",
-                error["object"].as_str().unwrap_or("?"),
-                error["message"].as_str().unwrap_or("?")
-            );
-        }
-    }
-    Ok(if wait { exit_code(&job) } else { ExitCode::SUCCESS })
 }
 
 /// `stowage reencode`: submits a REENCODE job for the videos `ids`.
@@ -98,14 +69,14 @@ pub async fn reencode(
 ) -> Result<ExitCode, ClientError> {
     let body = json!({ "item_ids": ids, "force_full_reencoding": force, "process_title": title });
     let job: Value = client.call(Method::POST, "/v1/reencode", &[], Some(&body)).await?;
-    follow(client, job, wait, raw_json).await
+    follow(client, &job, wait, raw_json).await
 }
 
 /// `stowage expiry …`.
 pub async fn expiry(client: &Client, command: ExpiryCommand, raw_json: bool) -> Result<ExitCode, ClientError> {
     let ExpiryCommand::Run { wait } = command;
     let job: Value = client.call(Method::POST, "/v1/expiry", &[], Some(&json!({}))).await?;
-    follow(client, job, wait, raw_json).await
+    follow(client, &job, wait, raw_json).await
 }
 
 /// Every entry of the caller's trash, by id.
@@ -153,7 +124,12 @@ pub async fn trash(client: &Client, command: TrashCommand, raw_json: bool) -> Re
                         Some(&body),
                     )
                     .await?;
-                super::show(&restored, raw_json, |_| format!("restored {id}"));
+                super::show(&restored, raw_json, |restored| {
+                    let path = restored["path"]
+                        .as_str()
+                        .unwrap_or_else(|| entry["path"].as_str().unwrap_or("?"));
+                    format!("{path}\t{id}\trestored")
+                });
             }
             Ok(())
         }
@@ -180,7 +156,7 @@ pub async fn trash(client: &Client, command: TrashCommand, raw_json: bool) -> Re
                 client
                     .call::<Value>(Method::DELETE, &entry_path(entry), query, None::<&()>)
                     .await?;
-                say(format!("purged {}", line(entry)));
+                super::show(entry, raw_json, |entry| format!("{}\tpurged", line(entry)));
             }
             Ok(())
         }

@@ -165,7 +165,7 @@ pub struct ClientArgs {
     /// API key; defaults to the contents of DATA_DIR/admin.key when that file exists.
     #[arg(long, global = true, env = "STOWAGE_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
-    /// Print raw JSON answers instead of a summary.
+    /// Print each result as one JSON object per line (JSON lines) instead of a tab-separated line.
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -205,10 +205,12 @@ pub fn say(text: impl std::fmt::Display) {
     }
 }
 
-/// Prints `value` as pretty JSON with `--json` (`raw_json`), else as the one line `line` makes.
+/// Prints one result: with `--json` (`raw_json`) the JSON object on one line (so a run's output
+/// is JSON lines), else the one line `line` makes: tab-separated fields, the thing's path (or a
+/// job's id) first, counts as `name=value`.
 pub fn show(value: &serde_json::Value, raw_json: bool, line: impl Fn(&serde_json::Value) -> String) {
     if raw_json {
-        say(serde_json::to_string_pretty(value).unwrap_or_default());
+        say(value);
     } else {
         say(line(value));
     }

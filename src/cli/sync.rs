@@ -29,29 +29,8 @@ pub struct SyncArgs {
     pub max_tombstone_ratio: Option<f64>,
 }
 
-/// One line summing up a sync job.
-fn summary(job: &Value) -> String {
-    let r = &job["result"];
-    let n = |k: &str| r[k].as_u64().unwrap_or(0);
-    format!(
-        "{} {}: listed={} created={} updated={} unchanged={} tombstoned={} restored={} errors={} bytes_hashed={}{}{}",
-        job["id"].as_str().unwrap_or("?"),
-        job["status"].as_str().unwrap_or("?"),
-        n("listed"),
-        n("created"),
-        n("updated"),
-        n("unchanged"),
-        n("tombstoned"),
-        n("restored"),
-        n("errors"),
-        n("bytes_hashed"),
-        if r["dry_run"] == true { " (dry run)" } else { "" },
-        job["message"].as_str().map(|m| format!("\n{m}")).unwrap_or_default(),
-    )
-}
-
 /// Submits the sync, and with `--wait` follows it; exits like `job wait`.
-pub async fn run(client: &Client, args: SyncArgs) -> Result<ExitCode, ClientError> {
+pub async fn run(client: &Client, args: SyncArgs, raw_json: bool) -> Result<ExitCode, ClientError> {
     let id = folder_id(client, &args.folder).await?;
     let mut body = json!({ "dry_run": args.dry_run, "force_rehash": args.force_rehash });
     if let Some(ratio) = args.max_tombstone_ratio {
@@ -60,5 +39,5 @@ pub async fn run(client: &Client, args: SyncArgs) -> Result<ExitCode, ClientErro
     let job: Value = client
         .call(Method::POST, &format!("/v1/folders/{id}/sync"), &[], Some(&body))
         .await?;
-    follow(client, &job, args.wait, summary).await
+    follow(client, &job, args.wait, raw_json).await
 }
