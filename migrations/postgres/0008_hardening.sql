@@ -4,7 +4,7 @@
 -- PATCH store larger ones (whose expiry overflowed). Clamp them.
 UPDATE folder SET ttl_seconds = 3153600000 WHERE ttl_seconds > 3153600000;
 
--- Syncs of the folder that ended in ERROR in a row; at jobs.pause_schedule_after_failures the
+-- Syncs of the folder that ended in ERROR in a row; at sync.pause_schedule_after_failures the
 -- schedule pauses (schedule_paused_at, why in schedule_paused_reason) until the schedule is set
 -- again or a sync succeeds.
 ALTER TABLE folder ADD COLUMN sync_failures BIGINT NOT NULL DEFAULT 0;

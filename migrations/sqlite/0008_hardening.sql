@@ -6,7 +6,7 @@
 UPDATE folder SET ttl_seconds = 3153600000 WHERE ttl_seconds > 3153600000;
 UPDATE item SET expires_at = created_at + 3153600000000000 WHERE typeof(expires_at) = 'real';
 
--- Syncs of the folder that ended in ERROR in a row; at jobs.pause_schedule_after_failures the
+-- Syncs of the folder that ended in ERROR in a row; at sync.pause_schedule_after_failures the
 -- schedule pauses (schedule_paused_at, why in schedule_paused_reason) until the schedule is set
 -- again or a sync succeeds.
 ALTER TABLE folder ADD COLUMN sync_failures INTEGER NOT NULL DEFAULT 0;

@@ -82,22 +82,25 @@ fn line(job: &Value) -> String {
     fields.join("\t")
 }
 
-/// Writes the unit errors of `job` to standard error, one line each: a unit's object (or its
-/// place in an import spec), what went wrong, and what to do about it when the server says.
+/// Writes the unit errors of `job` to standard error, one line each: an import's by their place
+/// in its spec with what to do about them, any other job's by the object they were about.
 fn report_errors(job: &Value) {
+    if let Some(unit_errors) = job["result"]["unit_errors"].as_array() {
+        for error in unit_errors {
+            eprintln!(
+                "error: {}: {} ({})",
+                error["path"].as_str().unwrap_or("?"),
+                error["error"].as_str().unwrap_or("?"),
+                error["action_description"].as_str().unwrap_or("")
+            );
+        }
+        return;
+    }
     for error in job["errors"].as_array().into_iter().flatten() {
         eprintln!(
             "error: {}: {}",
             error["object"].as_str().unwrap_or("?"),
             error["message"].as_str().unwrap_or("?")
-        );
-    }
-    for error in job["result"]["unit_errors"].as_array().into_iter().flatten() {
-        eprintln!(
-            "error: {}: {} ({})",
-            error["path"].as_str().unwrap_or("?"),
-            error["error"].as_str().unwrap_or("?"),
-            error["action_description"].as_str().unwrap_or("")
         );
     }
 }
