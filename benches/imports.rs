@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench imports` (`STOWAGE_BENCH_IMPORT_UNITS` changes the count)
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +17,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde_json::{Value, json};
 use stowage::app::{self, Roles};
 use stowage::config::{BucketSettings, Settings};
+use support::tiny_png;
 
 /// Objects written into moto at once while the bucket is filled.
 const PUT_CONCURRENCY: usize = 64;
@@ -59,15 +63,6 @@ async fn main() {
 /// The key of object `i`: 100 prefixes of 1,000 objects.
 fn key(i: usize) -> String {
     format!("p{:02}/img{i:06}.png", i % 100)
-}
-
-/// A 1×1 PNG.
-fn tiny_png() -> Vec<u8> {
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::RgbImage::new(1, 1)
-        .write_to(&mut out, image::ImageFormat::Png)
-        .expect("encode PNG");
-    out.into_inner()
 }
 
 /// A fresh moto bucket: its settings as stowage names it, and a client to fill it.

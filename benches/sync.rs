@@ -24,15 +24,17 @@
 //! `STOWAGE_BENCH_SYNC_BIG_MIB` (default 256) and `STOWAGE_BENCH_SYNC_EMPTY_FILES` (default
 //! 1000000) shrink them for a quick run.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{Value, json};
+use support::{RssSampler, Server, env_number, load_average, mib, target_dir};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -95,7 +97,7 @@ async fn main() {
         );
         b3sum.push(took);
 
-        let server = Server::start(&binary, &data, &tree);
+        let server = Server::start(&binary, &data, &bucket_config(&tree));
         let folder = server.synced_folder().await;
         let baseline = server.status_kib("VmRSS");
         let sampler = RssSampler::start(server.pid());
@@ -137,7 +139,7 @@ async fn main() {
     );
     let listed = warm_listing(&empty);
     println!("warmed the dentry and inode caches ({} files walked)", group(listed));
-    let server = Server::start(&binary, &data, &empty);
+    let server = Server::start(&binary, &data, &bucket_config(&empty));
     let folder = server.synced_folder().await;
     let empty_baseline = server.status_kib("VmRSS");
     let sampler = RssSampler::start(server.pid());
@@ -196,30 +198,6 @@ async fn main() {
     );
 }
 
-/// A positive number from environment variable `name`, or `default`.
-fn env_number(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .unwrap_or_else(|e| panic!("{name}={value} is not a number: {e}")),
-        Err(_) => default,
-    }
-}
-
-/// The cargo target directory this bench was built in (`TARGET/release/deps/sync-…`).
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the bench's own path");
-    exe.ancestors()
-        .nth(3)
-        .expect("the bench runs from TARGET/PROFILE/deps")
-        .to_path_buf()
-}
-
-/// Mebibytes from kibibytes.
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
 /// `n` with thousands separators.
 fn group(n: u64) -> String {
     let digits = n.to_string();
@@ -231,13 +209,6 @@ fn group(n: u64) -> String {
         out.push(c);
     }
     out
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// KiB read from block devices so far (`pgpgin` of /proc/vmstat).
@@ -416,48 +387,6 @@ fn walk_files(dir: &Path, each: &mut impl FnMut(&std::fs::Metadata)) {
     }
 }
 
-/// Reads `field` (a `kB` figure) of `/proc/PID/status`.
-fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Samples a process's anonymous resident memory every 20 ms and keeps the largest value.
-struct RssSampler {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl RssSampler {
-    fn start(pid: u32) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(0));
-        let thread = std::thread::spawn({
-            let (stop, peak) = (Arc::clone(&stop), Arc::clone(&peak));
-            move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Some(kib) = proc_status_kib(pid, "RssAnon") {
-                        peak.fetch_max(kib, Ordering::Relaxed);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        });
-        Self { stop, peak, thread }
-    }
-
-    /// Stops sampling; answers the peak in KiB.
-    fn stop(self) -> u64 {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the RSS sampler");
-        self.peak.load(Ordering::Relaxed)
-    }
-}
-
 /// A finished sync: wall time from submission to DONE, the job's own run time, its result.
 struct Synced {
     wall: f64,
@@ -480,102 +409,13 @@ impl Synced {
     }
 }
 
-/// `stowage serve` in a child process over a fresh SQLite data directory, with the tree as
-/// bucket `bench`; killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    key: String,
-    http: reqwest::Client,
-    _dir: tempfile::TempDir,
+/// The configuration of bucket `bench`: the local directory `tree`.
+fn bucket_config(tree: &Path) -> String {
+    let tree = std::path::absolute(tree).expect("the tree's absolute path");
+    format!("[buckets.bench]\nurl = \"file://{}\"\n", tree.display())
 }
 
 impl Server {
-    fn start(binary: &Path, data: &Path, tree: &Path) -> Self {
-        let dir = tempfile::tempdir_in(data).expect("a run directory");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|probe| probe.local_addr())
-            .expect("a free port")
-            .port();
-        let config = dir.path().join("stowage.toml");
-        let tree = std::path::absolute(tree).expect("the tree's absolute path");
-        std::fs::write(
-            &config,
-            format!(
-                "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[log]\nfilter = \"warn\"\n\n\
-                 [buckets.bench]\nurl = \"file://{}\"\n",
-                tree.display()
-            ),
-        )
-        .expect("write the config file");
-        let log = std::fs::File::create(dir.path().join("serve.log")).expect("create the server log");
-        let data_dir = dir.path().join("data");
-        let child = Command::new(binary)
-            .arg("--config")
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("serve")
-            .env_remove("STOWAGE_CONFIG")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn stowage serve");
-        let key_file = data_dir.join("admin.key");
-        let started = Instant::now();
-        let key = loop {
-            let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-            if up && let Ok(key) = std::fs::read_to_string(&key_file) {
-                break key.trim().to_owned();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "stowage serve did not start; see {}",
-                dir.path().join("serve.log").display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        Self {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            key,
-            http: reqwest::Client::new(),
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// A `kB` field of the server's `/proc/PID/status`, in KiB.
-    fn status_kib(&self, field: &str) -> u64 {
-        proc_status_kib(self.pid(), field).unwrap_or_else(|| panic!("no {field} for the server"))
-    }
-
-    /// Resets the server's VmHWM to its current RSS.
-    fn reset_peak(&self) {
-        std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5").expect("reset the peak RSS");
-    }
-
-    /// Sends `method path` with an optional JSON body as the admin; answers the JSON answer,
-    /// insisting on a success status.
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("a request to the server");
-        let status = response.status();
-        let answer: Value = response.json().await.expect("a JSON answer");
-        assert!(status.is_success(), "{path}: {status} {answer}");
-        answer
-    }
-
     /// Creates the synced folder `/bench` over the whole bucket; answers its id.
     async fn synced_folder(&self) -> String {
         let body = json!({"path": "/bench", "sync": {"bucket": "bench", "prefix": ""}});
@@ -586,24 +426,14 @@ impl Server {
     /// Syncs `folder` and waits for the job to be DONE.
     async fn sync(&self, folder: &str) -> Synced {
         let started = Instant::now();
-        let mut job = self
+        let job = self
             .call(
                 reqwest::Method::POST,
                 &format!("/v1/folders/{folder}/sync"),
                 Some(json!({})),
             )
             .await;
-        let id = job["id"].as_str().expect("a job id").to_owned();
-        while !matches!(job["status"].as_str(), Some("DONE" | "ERROR" | "CANCELLED")) {
-            let version = job["version"].as_i64().expect("a job version");
-            job = self
-                .call(
-                    reqwest::Method::GET,
-                    &format!("/v1/jobs/{id}?wait_seconds=30&since_version={version}"),
-                    None,
-                )
-                .await;
-        }
+        let job = self.finish(job).await;
         let wall = started.elapsed().as_secs_f64();
         assert_eq!(job["status"], "DONE", "{job}");
         let at = |field: &str| {
@@ -614,20 +444,5 @@ impl Server {
             job: (at("finished_at") - at("started_at")).as_seconds_f64(),
             result: job["result"].clone(),
         }
-    }
-
-    /// Stops the server with SIGTERM and waits for it.
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
@@ -28,7 +27,7 @@ use crate::domain::fingerprint::Fingerprint;
 use crate::domain::folder::{Folder, FolderName, FolderPath};
 use crate::domain::item::{Item, check_title};
 use crate::domain::job::{Job, JobKind, JobStatus};
-use crate::store::{Dialect, Store, StoreError, TreeLock, folders as folder_rows, sync as rows};
+use crate::store::{Store, StoreError, TreeLock, folders as folder_rows, sync as rows};
 
 /// The share of a folder's live items a sync may tombstone unless told otherwise.
 pub const DEFAULT_MAX_TOMBSTONE_RATIO: f64 = 0.5;
@@ -469,19 +468,14 @@ impl Writer {
         let shared = Arc::clone(&committed);
         let task = tokio::spawn(async move {
             let mut folders = HashMap::new();
-            let mut turns = (!dry_run && store.dialect() == Dialect::Sqlite).then(WriteTurns::new);
+            // Each batch is one write transaction; the store's turns keep the stream of them
+            // from starving other writers (store/turns.rs).
             while let Some(batch) = rx.recv().await {
-                if let Some(turns) = turns.as_mut() {
-                    turns.before_transaction();
-                }
                 let applied = apply(&store, &root, &mut folders, batch, dry_run).await?;
                 shared
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .add(&applied);
-                if let Some(turns) = turns.as_mut() {
-                    turns.after_commit().await;
-                }
             }
             Ok(())
         });
@@ -529,56 +523,6 @@ impl Writer {
         self.task.abort();
         let _ = (&mut self.task).await;
         self.report(ctx, result);
-    }
-}
-
-/// How long the writer may keep SQLite's one write lock busy, transaction after transaction,
-/// before it leaves it free for [`WRITE_PAUSE`].
-const WRITE_BUDGET: Duration = Duration::from_secs(2);
-/// How long the writer then leaves the write lock free: longer than the 100 ms SQLite's busy
-/// handler sleeps between attempts, so that every waiting writer gets its turn.
-const WRITE_PAUSE: Duration = Duration::from_millis(120);
-
-/// Keeps a sync's stream of write transactions from starving other writers on SQLite. SQLite
-/// has one write lock and no queue for it: a waiter retries after sleeps of up to 100 ms, and a
-/// writer whose next batch is already waiting takes the lock again microseconds after each
-/// commit. During a sync of a million small files the job queue's fetches and heartbeats and
-/// the job's own progress writes waited up to 4.6 s for the lock (their limit is
-/// `database.busy_timeout_ms`, 5 s by default), and one run failed a progress write and started
-/// over. So after every [`WRITE_BUDGET`] of holding it, the writer pauses for [`WRITE_PAUSE`]:
-/// the longest wait became about 2 s, and the million-file sync 10-12% slower (a sync bound by
-/// reading leaves the lock free anyway while it waits for its next batch).
-struct WriteTurns {
-    /// Since when the writer has held the lock without leaving it free long enough.
-    holding_since: Instant,
-    /// When the last transaction committed.
-    last_commit: Instant,
-}
-
-impl WriteTurns {
-    fn new() -> Self {
-        let now = Instant::now();
-        Self {
-            holding_since: now,
-            last_commit: now,
-        }
-    }
-
-    /// Call before a transaction begins: a wait for this batch long enough for others to
-    /// write counts as a pause.
-    fn before_transaction(&mut self) {
-        if self.last_commit.elapsed() >= WRITE_PAUSE {
-            self.holding_since = Instant::now();
-        }
-    }
-
-    /// Call after a transaction committed: pauses when the budget is spent.
-    async fn after_commit(&mut self) {
-        if self.holding_since.elapsed() >= WRITE_BUDGET {
-            tokio::time::sleep(WRITE_PAUSE).await;
-            self.holding_since = Instant::now();
-        }
-        self.last_commit = Instant::now();
     }
 }
 

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod sql;
 pub mod sync;
 pub mod trash;
+pub mod turns;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,10 +26,37 @@ use time::OffsetDateTime;
 
 use crate::config::DatabaseSettings;
 
-/// A transaction on the store.
-pub type Tx = sqlx::Transaction<'static, Any>;
 /// A pooled connection for reads.
 pub type Conn = PoolConnection<Any>;
+
+/// A write transaction on the store: use it as a connection (`&mut tx`), end it with
+/// [`commit`](Tx::commit); dropped without a commit, it rolls back. On SQLite it holds this
+/// process's [`turns::Turn`] at the write lock until it ends.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Any>,
+    _turn: Option<turns::Turn>,
+}
+
+impl Tx {
+    /// Makes the transaction's changes permanent.
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
+}
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +138,9 @@ const TREE_LOCK_KEY: i64 = 0x5354_4f57_0001;
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// This process's queue at SQLite's write lock (unused on PostgreSQL, whose writers do not
+    /// share one lock).
+    turns: turns::WriteTurns,
 }
 
 impl Store {
@@ -153,7 +184,11 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, dialect })
+        Ok(Self {
+            pool,
+            dialect,
+            turns: turns::WriteTurns::new(Duration::from_millis(busy_timeout_ms)),
+        })
     }
 
     /// Applies the catalog's migrations. Their history lives in `_stowage_migrations`, so the job
@@ -181,12 +216,26 @@ impl Store {
         Ok(self.pool.acquire().await?)
     }
 
-    /// A write transaction. On SQLite it takes the write lock up front (`BEGIN IMMEDIATE`), so
-    /// concurrent writers queue on the busy timeout instead of failing on lock upgrade.
+    /// A write transaction. On SQLite it first waits for this process's turn at the write lock
+    /// (see [`turns`]), then takes the lock up front (`BEGIN IMMEDIATE`), so writers of other
+    /// processes queue on the busy timeout instead of failing on lock upgrade.
     pub async fn write(&self) -> Result<Tx, StoreError> {
         Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
+            Dialect::Sqlite => {
+                let turn = self
+                    .turns
+                    .take()
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                Tx {
+                    inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _turn: Some(turn),
+                }
+            }
+            Dialect::Postgres => Tx {
+                inner: self.pool.begin().await?,
+                _turn: None,
+            },
         })
     }
 

@@ -1,0 +1,125 @@
+//! Memory and speed under list load, against the real `stowage serve` binary on SQLite: a synced
+//! folder of 10,000 items, then 32 clients asking `GET /v1/folders/{id}/items` back to back for
+//! 20 s in each of several shapes (pages of 100, pages of 1,000, ordered by size with a search,
+//! a recursive listing). For each load it prints requests per second, p50/p99 latency, and the
+//! server's resident memory before, at its peak during (anonymous pages, sampled every 20 ms)
+//! and 2 s after. Target: under 150 MiB after any of them.
+//!
+//! `cargo bench --bench list_memory` (`STOWAGE_BENCH_LIST_ITEMS`, default 10000;
+//! `STOWAGE_BENCH_LIST_SECONDS`, default 20; `STOWAGE_BENCH_LIST_CLIENTS`, default 32)
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{RssSampler, Server, env_number, load_average, mib, target_dir};
+
+/// The memory every load must come back under.
+const AFTER_LIMIT_MIB: f64 = 150.0;
+
+#[tokio::main]
+async fn main() {
+    let items = env_number("STOWAGE_BENCH_LIST_ITEMS", 10_000);
+    let seconds = env_number("STOWAGE_BENCH_LIST_SECONDS", 20) as u64;
+    let clients = env_number("STOWAGE_BENCH_LIST_CLIENTS", 32);
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
+    let data = target_dir().join("list-bench-data");
+    std::fs::create_dir_all(&data).expect("create the bench data directory");
+    let tree = tempfile::tempdir_in(&data).expect("a tree directory");
+    for i in 0..items {
+        std::fs::write(tree.path().join(format!("f{i:06}.txt")), format!("item {i}\n")).expect("write a file");
+    }
+    println!("load before: {}", load_average());
+    let config = format!("[buckets.bench]\nurl = \"file://{}\"\n", tree.path().display());
+    let server = Server::start(&binary, &data, &config);
+    let folder = server
+        .call(
+            reqwest::Method::POST,
+            "/v1/folders",
+            Some(json!({"path": "/bench", "sync": {"bucket": "bench"}})),
+        )
+        .await;
+    let folder = folder["id"].as_str().expect("a folder id").to_owned();
+    let job = server
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/folders/{folder}/sync"),
+            Some(json!({})),
+        )
+        .await;
+    let job = server.finish(job).await;
+    assert_eq!(job["result"]["created"], items, "{job}");
+
+    println!(
+        "\n{items} items in one folder; {clients} clients for {seconds} s per load; server RSS after the sync: {:.1} MiB\n",
+        mib(server.status_kib("VmRSS"))
+    );
+    println!("| load | req/s | p50 | p99 | RSS before | peak anon during | RSS 2 s after (anon) |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut worst_after = 0.0f64;
+    for (name, query) in [
+        ("pages of 100", "page_size=100"),
+        ("pages of 1,000", "page_size=1000"),
+        ("by size, descending, search", "order_by=size&desc=true&search=9"),
+        ("recursive, pages of 1,000", "recursive=true&page_size=1000"),
+    ] {
+        let before = server.status_kib("VmRSS");
+        let sampler = RssSampler::start(server.pid());
+        let path = format!("/v1/folders/{folder}/items?{query}");
+        let mut latencies = load(&server, &path, clients, Duration::from_secs(seconds)).await;
+        let peak = sampler.stop();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let after = mib(server.status_kib("VmRSS"));
+        let after_anon = mib(server.status_kib("RssAnon"));
+        worst_after = worst_after.max(after);
+        latencies.sort_unstable();
+        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+        println!(
+            "| {name} | {:.0} | {:.1} ms | {:.1} ms | {:.1} MiB | {:.1} MiB | {after:.1} MiB ({after_anon:.1}) |",
+            latencies.len() as f64 / seconds as f64,
+            at(0.5),
+            at(0.99),
+            mib(before),
+            mib(peak),
+        );
+    }
+    println!(
+        "\nworst RSS after a load: {worst_after:.1} MiB (target under {AFTER_LIMIT_MIB} MiB: {})",
+        if worst_after < AFTER_LIMIT_MIB { "met" } else { "MISSED" }
+    );
+    server.stop();
+}
+
+/// `clients` tasks GET `path` back to back for `length`; answers every request's latency.
+async fn load(server: &Server, path: &str, clients: usize, length: Duration) -> Vec<Duration> {
+    let deadline = Instant::now() + length;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let request = server.get_request(path);
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let started = Instant::now();
+                    let response = request
+                        .try_clone()
+                        .expect("a GET can be cloned")
+                        .send()
+                        .await
+                        .expect("an answer");
+                    assert!(response.status().is_success(), "{}", response.status());
+                    response.bytes().await.expect("a body");
+                    latencies.push(started.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("a client"));
+    }
+    all
+}
