@@ -644,14 +644,14 @@ async fn move_items_all_or_nothing(backend: Backend) {
     s.upload_ok(&dst, "c.txt", b"taken".to_vec()).await;
     let move_path = format!("/v1/folders/{src}/items/move");
 
-    // An item that is not a direct child: 400 naming it, nothing moves.
+    // An item that is not a direct child: 404 naming it, nothing moves.
     let bad = s
         .post(
             &move_path,
             json!({"item_ids": [id(&a), id(&stranger)], "target_folder_id": dst}),
         )
         .await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.status, StatusCode::NOT_FOUND);
     assert!(
         bad.message().contains(&id(&stranger)) && !bad.message().contains(&id(&a)),
         "{}",
@@ -731,7 +731,7 @@ async fn permanent_deletes_remove_their_objects(backend: Backend) {
     let delete_path = format!("/v1/folders/{f}/items/delete?permanent=true");
 
     let bad = s.post(&delete_path, json!({"item_ids": [id(&a), id(&x)]})).await;
-    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.status, StatusCode::NOT_FOUND, "x is not an item of this folder");
     assert!(bad.message().contains(&id(&x)), "{}", bad.message());
     assert!(object(&a).exists() && s.get(&format!("/v1/items/{}", id(&a))).await.status == StatusCode::OK);
 

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 on_both_backends!(
-    a_job_runs_and_its_waiter_wakes_within_100ms,
+    a_job_runs_and_its_waiter_wakes_when_it_completes,
     a_job_submitted_to_this_process_starts_before_the_next_poll,
     a_waiter_without_change_returns_after_its_wait,
     cancel_pending_and_running_jobs,
@@ -36,7 +36,7 @@ fn time_of(value: &Value) -> OffsetDateTime {
     OffsetDateTime::parse(value.as_str().expect("time"), &Rfc3339).expect("RFC 3339")
 }
 
-async fn a_job_runs_and_its_waiter_wakes_within_100ms(backend: Backend) {
+async fn a_job_runs_and_its_waiter_wakes_when_it_completes(backend: Backend) {
     let s = server!(backend);
     let job = noop(&s, json!({"units": 3, "unit_millis": 200})).await;
     assert_eq!(job["status"], "PENDING");
@@ -59,9 +59,11 @@ async fn a_job_runs_and_its_waiter_wakes_within_100ms(backend: Backend) {
         }
     };
     let (done, received) = finished;
+    // Woken by the completion itself, not by the fallback re-check (every 2 s) or the 30 s
+    // wait: well under a second even on a loaded machine (benches/jobs.rs measures it).
     let late = received - time_of(&done["finished_at"]);
     assert!(
-        late < time::Duration::milliseconds(100),
+        late < time::Duration::seconds(1),
         "the waiter woke {late} after completion"
     );
     assert_eq!(
@@ -125,8 +127,14 @@ async fn a_waiter_without_change_returns_after_its_wait(backend: Backend) {
     // Bad waits are refused.
     let too_long = s.get(&format!("/v1/jobs/{}?wait_seconds=601", id(&job))).await;
     assert_eq!(too_long.status, StatusCode::BAD_REQUEST);
+    let negative = s
+        .get(&format!("/v1/jobs/{}?wait_seconds=1&since_version=-1", id(&job)))
+        .await;
+    assert_eq!(negative.status, StatusCode::BAD_REQUEST);
+    // Without a wait, since_version changes nothing: the job at once.
     let lonely = s.get(&format!("/v1/jobs/{}?since_version=1", id(&job))).await;
-    assert_eq!(lonely.status, StatusCode::BAD_REQUEST);
+    assert_eq!(lonely.status, StatusCode::OK);
+    assert_eq!(lonely.body["version"], version);
 
     // A wait ends promptly when the server shuts down.
     let url = format!(

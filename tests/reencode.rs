@@ -242,6 +242,12 @@ async fn only_videos_the_caller_can_change_are_accepted(backend: Backend) {
     assert!(message.contains(&format!("not videos: {}", id(&image))), "{message}");
     assert!(message.contains(&format!("not found: {nobody}")), "{message}");
     assert!(!message.contains(&id(&video)), "{message}");
+    let missing = s.post("/v1/reencode", json!({"item_ids": [nobody]})).await;
+    assert_eq!(
+        missing.status,
+        StatusCode::NOT_FOUND,
+        "only items that do not exist: 404"
+    );
 
     let bob = s.key_for("bob", false).await;
     let read_only = s

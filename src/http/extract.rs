@@ -140,18 +140,42 @@ async fn limited_body<S: Send + Sync>(req: Request, state: &S, too_large: &str) 
     })
 }
 
-/// Deserializes a JSON body; errors name the JSON path of the problem.
+/// Deserializes a JSON body; errors name the JSON path of the problem. A whole number written
+/// with a fraction (`3.0`) is a whole number, as JSON Schema's `integer` says.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
+    if !value.is_object() {
+        // serde would also read a struct from an array of its fields, in order.
+        return Err(ApiError::bad_request("request body must be a JSON object"));
+    }
+    whole_numbers_as_integers(&mut value);
+    serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." || inner.is_syntax() || inner.is_eof() {
+        if path == "." {
             ApiError::bad_request(format!("malformed JSON body: {inner}"))
         } else {
             ApiError::bad_request(format!("{path}: {inner}"))
         }
     })
+}
+
+/// Rewrites every number of `value` that is whole and exactly representable (`3.0`, `-7e2`)
+/// as an integer, so integer fields accept it.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    /// Beyond 2^53 a float no longer says which integer it means.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match value {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() <= EXACT) {
+                *value = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
+    }
 }
 
 /// A JSON body that may be left out: an empty body is `T::default()`.

@@ -1,6 +1,7 @@
 //! The HTTP API: the axum router, its OpenAPI description, and serving it until shutdown.
 
 pub mod auth;
+pub mod contract;
 pub mod error;
 pub mod extract;
 pub mod routes;
@@ -34,7 +35,8 @@ pub struct AppState {
 /// Builds the whole router: `/v1` behind bearer keys, operational routes and `/openapi.json`.
 /// JSON bodies may have up to `max_body_bytes`, uploads up to `max_upload_bytes`.
 pub fn router(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> Router {
-    let (router, openapi) = api(state.clone(), max_body_bytes, max_upload_bytes).split_for_parts();
+    let (router, mut openapi) = api(state.clone(), max_body_bytes, max_upload_bytes).split_for_parts();
+    contract::complete(&mut openapi);
     let openapi = Arc::new(openapi);
     router
         .route(
@@ -58,7 +60,9 @@ pub fn router(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -
 
 /// The OpenAPI description of every route.
 pub fn openapi(state: AppState) -> OpenApi {
-    api(state, usize::MAX, usize::MAX).into_openapi()
+    let mut doc = api(state, usize::MAX, usize::MAX).into_openapi();
+    contract::complete(&mut doc);
+    doc
 }
 
 fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenApiRouter<AppState> {

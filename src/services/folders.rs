@@ -49,13 +49,15 @@ pub struct NewFolder {
     /// With `name`: the folder to create it in (the root when absent).
     pub parent_id: Option<Uuid>,
     /// With `parent_id`: the new folder's name.
+    #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
     /// Free text.
     pub description: Option<String>,
     /// A JSON object kept for the client.
     #[schema(value_type = Option<Object>)]
     pub client_metadata: Option<Metadata>,
-    /// Lifetime of the items in the folder, in seconds.
+    /// Lifetime of the items in the folder, in seconds (1 to 100 years).
+    #[schema(minimum = 1, maximum = 3_153_600_000_i64)]
     pub ttl_seconds: Option<i64>,
     /// `private` (default) or `public`.
     pub visibility: Option<Visibility>,
@@ -73,6 +75,7 @@ pub struct NewFolder {
 #[serde(deny_unknown_fields)]
 pub struct FolderPatch {
     /// A new name: renames the folder and moves the paths of its whole subtree.
+    #[schema(min_length = 1, max_length = 255)]
     pub name: Option<String>,
     /// New description.
     pub description: Option<String>,
@@ -81,7 +84,7 @@ pub struct FolderPatch {
     pub client_metadata: Option<Metadata>,
     /// New TTL in seconds, which also gives the folder's items their new expiry; `null` removes it.
     #[serde(default, deserialize_with = "super::nullable")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 3_153_600_000_i64)]
     pub ttl_seconds: Option<Option<i64>>,
     /// When the folder and everything in it expire (RFC 3339); `null` removes it.
     #[serde(default, deserialize_with = "super::nullable")]

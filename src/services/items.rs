@@ -326,6 +326,7 @@ pub enum UploadOutcome {
 #[serde(deny_unknown_fields)]
 pub struct ItemPatch {
     /// A new title, unique in the folder.
+    #[schema(min_length = 1, max_length = 255)]
     pub title: Option<String>,
     /// Replaces the client metadata.
     #[schema(value_type = Option<Object>)]
@@ -873,7 +874,7 @@ impl ItemService {
     }
 
     /// Inside a write transaction: the items `ids` that must all be direct children of `folder`
-    /// (400 naming those that are not).
+    /// (404 naming those that are not: in that folder they do not exist).
     async fn children(
         conn: &mut sqlx::AnyConnection,
         folder: &Folder,
@@ -887,7 +888,7 @@ impl ItemService {
             .collect();
         let strangers: Vec<Uuid> = ids.iter().copied().filter(|id| !inside.contains(id)).collect();
         if !strangers.is_empty() {
-            return Err(ServiceError::Invalid(format!(
+            return Err(ServiceError::NotFound(format!(
                 "item_ids: not items of folder {}: {}; name only items directly inside it",
                 folder.path,
                 id_list(&strangers)

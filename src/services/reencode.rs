@@ -59,6 +59,7 @@ const STDERR_TAIL_LINES: usize = 8;
 #[serde(deny_unknown_fields)]
 pub struct ReencodeRequest {
     /// The videos (1 to 1000), which the caller must be able to change.
+    #[schema(min_items = 1, max_items = 1000)]
     pub item_ids: Vec<Uuid>,
     /// A name for this run, kept in the job's parameters and result.
     #[serde(default)]
@@ -364,15 +365,23 @@ impl ReencodeService {
                 refused.entry(why).or_default().push(*id);
             }
         }
+        let only_missing = refused.keys().eq([0].iter());
         let problems: Vec<String> = refused
             .into_iter()
             .map(|(why, ids)| format!("{}: {}", REFUSALS[why], id_list(&ids)))
             .collect();
         if !problems.is_empty() {
-            return Err(ServiceError::Invalid(format!(
+            let message = format!(
                 "item_ids: only videos you can change can be re-encoded; leave out those {}",
                 problems.join("; ")
-            )));
+            );
+            // Items that do not exist (or that the caller may not see) are not found; any other
+            // refusal is a bad request.
+            return Err(if only_missing {
+                ServiceError::NotFound(message)
+            } else {
+                ServiceError::Invalid(message)
+            });
         }
         let mut folders = found.values().map(|(item, _)| item.folder_id);
         let first = folders.next();

@@ -55,6 +55,7 @@ pub struct SyncOptions {
     pub dry_run: bool,
     /// The largest share (0-1) of the folder's live items this sync may tombstone when it has
     /// more than 100 (default 0.5). Pass 1.0 to accept a mass deletion.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub max_tombstone_ratio: Option<f64>,
 }
 
@@ -139,7 +140,7 @@ impl SyncService {
         )?
         .folder;
         if folder.sync.is_none() {
-            return Err(ServiceError::Invalid(format!(
+            return Err(ServiceError::Conflict(format!(
                 "folder {} is not a synced folder; create one with \"sync\": {{\"bucket\": NAME, \"prefix\": PREFIX}}",
                 folder.path
             )));

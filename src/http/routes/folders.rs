@@ -37,6 +37,7 @@ pub struct FolderListParams {
     /// Descending order.
     pub desc: Option<bool>,
     /// Rows per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,
@@ -80,7 +81,7 @@ pub struct SummaryParams {
 pub struct MoveFolder {
     /// The new parent; `null` moves the folder to the root.
     #[serde(default, deserialize_with = "crate::services::nullable")]
-    #[schema(value_type = Option<Uuid>)]
+    #[schema(value_type = Option<Uuid>, required)]
     pub parent_id: Option<Option<Uuid>>,
 }
 
@@ -250,10 +251,11 @@ pub async fn folder_summary(
 /// Sync a synced folder with its bucket: a SYNC job (202), or the one already pending or
 /// running for the folder (200).
 #[utoipa::path(post, path = "/folders/{id}/sync", tag = "folders", params(("id" = Uuid, Path),
-    ("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     request_body = SyncOptions, responses(
         (status = 202, body = Job), (status = 200, body = Job, description = "a sync of this folder is already pending or running"),
-        (status = 400, body = ErrorBody, description = "not a synced folder"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "not a synced folder"),
     ))]
 pub async fn sync_folder(
     State(state): State<AppState>,

@@ -45,6 +45,7 @@ pub struct UnitListParams {
     /// Only units in this state: `pending`, `created`, `skipped`, `updated` or `failed`.
     pub state: Option<String>,
     /// Rows per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,
@@ -61,7 +62,7 @@ pub struct SpecDocument(serde_json::Value);
 /// of the first problem, and nothing is stored), then queues an IMPORT job (202). A repeated
 /// Idempotency-Key returns the job it made (200).
 #[utoipa::path(post, path = "/folders/{id}/imports", tag = "imports", params(("id" = uuid::Uuid, Path), ImportQuery,
-    ("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     request_body = SpecDocument, responses(
         (status = 202, body = Job), (status = 200, body = Job, description = "the job of an earlier submission with this Idempotency-Key"),
         (status = 400, body = ErrorBody, description = "malformed spec; the message starts with the JSON path of the problem"),

@@ -71,6 +71,7 @@ pub struct ItemListParams {
     /// Descending order.
     pub desc: Option<bool>,
     /// Rows per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,
@@ -83,6 +84,7 @@ pub struct ItemListParams {
 #[serde(deny_unknown_fields)]
 pub struct MoveItems {
     /// Items directly inside the folder of the path (at most 1000).
+    #[schema(min_items = 1, max_items = 1000)]
     pub item_ids: Vec<Uuid>,
     /// Where they go.
     pub target_folder_id: Uuid,
@@ -93,6 +95,7 @@ pub struct MoveItems {
 #[serde(deny_unknown_fields)]
 pub struct ItemIds {
     /// The items (at most 1000).
+    #[schema(min_items = 1, max_items = 1000)]
     pub item_ids: Vec<Uuid>,
 }
 
@@ -220,10 +223,13 @@ pub async fn upload_item(
             "title" => options.title = Some(form_text(field, "title").await?),
             "client_metadata" => {
                 let text = form_text(field, "client_metadata").await?;
-                let metadata: Metadata = serde_json::from_str(&text).map_err(|e| {
-                    ApiError::bad_request(format!("form field `client_metadata` must be a JSON object: {e}"))
-                })?;
-                options.client_metadata = Some(metadata);
+                // An empty field is a field left out, as browsers send empty inputs.
+                if !text.trim().is_empty() {
+                    let metadata: Metadata = serde_json::from_str(&text).map_err(|e| {
+                        ApiError::bad_request(format!("form field `client_metadata` must be a JSON object: {e}"))
+                    })?;
+                    options.client_metadata = Some(metadata);
+                }
             }
             "conflict_strategy" => {
                 let text = form_text(field, "conflict_strategy").await?;
@@ -447,8 +453,8 @@ fn header_value(text: &str) -> HeaderValue {
 /// with `ETag` (the blake3 checksum) and single-range `Range` support.
 #[utoipa::path(get, path = "/items/{id}/content", tag = "items", params(("id" = Uuid, Path), ContentParams,
     ("Range" = Option<String>, Header, description = "one range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-500`")), responses(
-    (status = 200, description = "the whole content", content_type = "application/octet-stream"),
-    (status = 206, description = "the requested range", content_type = "application/octet-stream"),
+    (status = 200, description = "the whole content, as the item's MIME type", content_type = "*/*"),
+    (status = 206, description = "the requested range", content_type = "*/*"),
     (status = 304, description = "`If-None-Match` matches the ETag"),
     (status = 404, body = ErrorBody), (status = 416, body = ErrorBody, description = "the range lies outside the content"),
 ))]

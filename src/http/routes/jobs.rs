@@ -32,6 +32,7 @@ pub struct JobListParams {
     /// Only jobs on this folder.
     pub folder_id: Option<Uuid>,
     /// Rows per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,
@@ -43,9 +44,11 @@ pub struct JobListParams {
 #[into_params(parameter_in = Query)]
 pub struct JobGetParams {
     /// Wait up to this many seconds (at most 600) for the job to finish or change.
+    #[param(minimum = 0, maximum = 600)]
     pub wait_seconds: Option<u64>,
-    /// Return as soon as the job's version is newer than this (default: its current version).
-    pub since_version: Option<i64>,
+    /// With `wait_seconds`: return as soon as the job's version is newer than this (default:
+    /// its current version).
+    pub since_version: Option<u64>,
 }
 
 /// The answer to a submission: 202 for a new job, 200 for an existing one (same
@@ -92,14 +95,10 @@ pub async fn get_job(
     let jobs = &state.services.jobs;
     let job = match q.wait_seconds {
         Some(seconds) => {
-            jobs.wait(&caller, id, q.since_version, Duration::from_secs(seconds))
-                .await?
+            let since = q.since_version.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+            jobs.wait(&caller, id, since, Duration::from_secs(seconds)).await?
         }
-        None if q.since_version.is_some() => {
-            return Err(ApiError::bad_request(
-                "since_version needs wait_seconds; give both to long-poll",
-            ));
-        }
+        // Without a wait there is nothing to wait past: since_version changes nothing.
         None => jobs.get(&caller, id).await?,
     };
     Ok(Json(job))
@@ -122,7 +121,7 @@ pub async fn cancel_job(
 
 /// Submit a no-op job that sleeps through its units (admins): checks the queue end to end.
 #[utoipa::path(post, path = "/jobs/noop", tag = "jobs", request_body = NoopParams,
-    params(("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     responses(
         (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
@@ -151,7 +150,7 @@ pub async fn submit_noop(
 /// Re-encode videos so every browser plays them: H.264 + AAC in MP4 with faststart (a remux when
 /// they already are, unless `force_full_reencoding`). Downloads then serve the rendition.
 #[utoipa::path(post, path = "/reencode", tag = "jobs", request_body = ReencodeRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     responses(
         (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
         (status = 400, body = ErrorBody, description = "names the items that are not videos you can change"),
@@ -171,7 +170,7 @@ pub async fn submit_reencode(
 /// Run the TTL sweep now (admins): deletes or trashes what expired and purges the trash past its
 /// retention, as `expiry.schedule` does.
 #[utoipa::path(post, path = "/expiry", tag = "jobs",
-    params(("Idempotency-Key" = Option<String>, Header, description = "same key from the same user: the same job")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     responses(
         (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
         (status = 403, body = ErrorBody),

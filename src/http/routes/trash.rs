@@ -19,6 +19,7 @@ use crate::services::trash::TrashEntry;
 #[into_params(parameter_in = Query)]
 pub struct TrashListParams {
     /// Rows per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,

@@ -55,8 +55,10 @@ pub struct ImportParams {
 #[serde(deny_unknown_fields)]
 pub struct NewReference {
     /// The object's URL, inside a configured bucket (`s3://bucket/key`, `file:///dir/key`…).
+    #[schema(min_length = 1)]
     pub url: String,
     /// The item's title; the object's file name when absent.
+    #[schema(min_length = 1, max_length = 255)]
     pub title: Option<String>,
     /// Arbitrary JSON object kept with the item.
     #[schema(value_type = Option<Object>)]
@@ -261,7 +263,7 @@ impl ImportService {
     pub async fn units(&self, caller: &Caller, job_id: Uuid, req: ListUnits) -> Result<Page<UnitView>, ServiceError> {
         let job = self.jobs.get(caller, job_id).await?;
         if job.kind != JobKind::Import {
-            return Err(ServiceError::Invalid(format!(
+            return Err(ServiceError::NotFound(format!(
                 "job {job_id} is a {} job; only IMPORT jobs have units",
                 job.kind.as_str()
             )));

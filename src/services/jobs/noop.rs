@@ -16,12 +16,15 @@ use super::context::{JobContext, JobFailure};
 pub struct NoopParams {
     /// How many units to run (at most 1,000,000).
     #[serde(default)]
+    #[schema(maximum = 1_000_000)]
     pub units: u32,
     /// How long each unit sleeps, in milliseconds (at most 60,000).
     #[serde(default)]
+    #[schema(maximum = 60_000)]
     pub unit_millis: u64,
-    /// Fail this many attempts before succeeding (to exercise retries).
+    /// Fail this many attempts before succeeding (to exercise retries; at most 100).
     #[serde(default)]
+    #[schema(maximum = 100)]
     pub fail_attempts: u32,
 }
 
@@ -33,6 +36,9 @@ impl NoopParams {
         }
         if self.unit_millis > 60_000 {
             return Err(format!("unit_millis must be at most 60000, got {}", self.unit_millis));
+        }
+        if self.fail_attempts > 100 {
+            return Err(format!("fail_attempts must be at most 100, got {}", self.fail_attempts));
         }
         Ok(())
     }
