@@ -329,7 +329,7 @@ impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             url: String::new(),
-            max_connections: 16,
+            max_connections: 8,
             busy_timeout_ms: 5000,
         }
     }

@@ -10,8 +10,20 @@ use stowage::config::Settings;
 use stowage::services::keys::KeyService;
 use stowage::telemetry;
 
+/// The allocator: jemalloc, with a background thread that hands memory freed after a burst of
+/// requests back to the system within seconds. glibc's malloc kept it: after 32 clients listed
+/// 1,000 items at a time the server stayed at 210 MiB resident, 100 MiB of it free
+/// (`cargo bench --bench list_memory`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!(
+            "warning: jemalloc's background thread did not start ({e}); freed memory returns to the system later"
+        );
+    }
     let cli = Cli::parse();
     let settings = match Settings::load(cli.config.as_deref(), &cli.overrides()) {
         Ok(settings) => settings,

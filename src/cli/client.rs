@@ -68,10 +68,12 @@ impl Client {
 
     /// Sends `req`; an error status becomes a [`ClientError::Server`] with the server's message.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(format!("cannot reach {}: {e}", self.base)))?;
+        let resp = req.send().await.map_err(|e| {
+            ClientError::Transport(format!(
+                "cannot reach {}: {e}; is the server running there? (--server URL or STOWAGE_SERVER names another)",
+                self.base
+            ))
+        })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);

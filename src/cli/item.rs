@@ -79,16 +79,20 @@ pub enum ItemCommand {
 }
 
 /// One line describing an item: its path (`folder`'s path and its title, or only the title when
-/// the folder's path is not known), id, type, size.
+/// the folder's path is not known), id, type, size, and `tombstone` when its object is gone.
 fn line(item: &Value, folder: Option<&str>) -> String {
     let title = item["title"].as_str().unwrap_or("?");
-    format!(
+    let mut line = format!(
         "{}\t{}\t{}\tsize={}",
         folder.map_or_else(|| title.to_owned(), |folder| format!("{folder}/{title}")),
         item["id"].as_str().unwrap_or("?"),
         item["item_type"].as_str().unwrap_or("?"),
         item["size"]
-    )
+    );
+    if item["is_tombstone"] == true {
+        line.push_str("\ttombstone");
+    }
+    line
 }
 
 /// Prints an item in folder `folder` (its path) as a line or raw JSON.
@@ -97,7 +101,7 @@ fn print(item: &Value, folder: Option<&str>, raw_json: bool) {
 }
 
 /// The path of folder `id`.
-async fn folder_path(client: &Client, id: &str) -> Result<String, ClientError> {
+pub(super) async fn folder_path(client: &Client, id: &str) -> Result<String, ClientError> {
     let folder: Value = client
         .call(Method::GET, &format!("/v1/folders/{id}"), &[], None::<&()>)
         .await?;

@@ -59,7 +59,7 @@ pub enum JobCommand {
 }
 
 /// One line describing a job, tab-separated: id, kind, status, its unit counts (`done=`,
-/// `error=`, `pending=`), the plain fields of its result (`created=3`, `dry_run=false`…), then
+/// `error=`, `pending=`, `cancelled=`), the plain fields of its result (`created=3`, `dry_run=false`…), then
 /// its message, if any.
 fn line(job: &Value) -> String {
     let p = &job["progress"];
@@ -70,6 +70,7 @@ fn line(job: &Value) -> String {
         format!("done={}", p["units_done"]),
         format!("error={}", p["units_error"]),
         format!("pending={}", p["units_pending"]),
+        format!("cancelled={}", p["units_cancelled"]),
     ];
     for (key, value) in job["result"].as_object().into_iter().flatten() {
         if value.is_number() || value.is_boolean() {

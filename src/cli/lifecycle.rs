@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::client::{Client, ClientError};
 use super::folder::folder_id;
+use super::item::folder_path;
 use super::job::follow;
 
 /// Trash verbs.
@@ -124,12 +125,17 @@ pub async fn trash(client: &Client, command: TrashCommand, raw_json: bool) -> Re
                         Some(&body),
                     )
                     .await?;
-                super::show(&restored, raw_json, |restored| {
-                    let path = restored["path"]
-                        .as_str()
-                        .unwrap_or_else(|| entry["path"].as_str().unwrap_or("?"));
-                    format!("{path}\t{id}\trestored")
-                });
+                // A folder answers with its path; an item with its folder and title.
+                let path = match (restored["path"].as_str(), restored["folder_id"].as_str()) {
+                    (Some(path), _) => path.to_owned(),
+                    (None, Some(folder)) => format!(
+                        "{}/{}",
+                        folder_path(client, folder).await?,
+                        restored["title"].as_str().unwrap_or("?")
+                    ),
+                    (None, None) => entry["path"].as_str().unwrap_or("?").to_owned(),
+                };
+                super::show(&restored, raw_json, |_| format!("{path}\t{id}\trestored"));
             }
             Ok(())
         }
