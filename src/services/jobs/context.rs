@@ -218,6 +218,10 @@ async fn save_progress(
     progress: Progress,
     errors: &[UnitError],
 ) -> Result<Option<jobs::Changed>, StoreError> {
-    let mut conn = store.read().await?;
-    jobs::save_progress(&mut conn, id, &progress, errors).await
+    // A write of its own, in this process's turn at SQLite's write lock (store/turns.rs), so a
+    // long stream of other writes cannot keep it waiting.
+    let mut tx = store.write().await?;
+    let changed = jobs::save_progress(&mut tx, id, &progress, errors).await?;
+    tx.commit().await?;
+    Ok(changed)
 }

@@ -445,9 +445,14 @@ impl JobService {
         Ok(())
     }
 
+    // A job's own state changes are write transactions, so on SQLite they take this process's
+    // turn at the write lock (store/turns.rs) instead of waiting on the busy handler behind a
+    // stream of other writes; waiters hear of a change once it is committed.
+
     async fn start_attempt(&self, id: Uuid) -> Result<Option<Job>, Interrupted> {
-        let mut conn = self.store.read().await?;
-        let job = rows::start_attempt(&mut conn, id).await?;
+        let mut tx = self.store.write().await?;
+        let job = rows::start_attempt(&mut tx, id).await?;
+        tx.commit().await.map_err(StoreError::from)?;
         if let Some(job) = &job {
             self.events.publish(id, job.version);
         }
@@ -456,20 +461,23 @@ impl JobService {
 
     /// Ends the running attempt of `id` with `outcome` and wakes this process's waiters.
     async fn end_attempt(&self, id: Uuid, outcome: &rows::Outcome) -> Result<(), Interrupted> {
-        let mut conn = self.store.read().await?;
-        rows::end_attempt(&mut conn, id, outcome).await?;
-        self.publish_current(&mut conn, id).await
+        let mut tx = self.store.write().await?;
+        rows::end_attempt(&mut tx, id, outcome).await?;
+        self.commit_and_publish(tx, id).await
     }
 
     /// Ends `id` in ERROR with `message` without running it.
     async fn give_up(&self, id: Uuid, message: &str) -> Result<(), Interrupted> {
-        let mut conn = self.store.read().await?;
-        rows::fail(&mut conn, id, message).await?;
-        self.publish_current(&mut conn, id).await
+        let mut tx = self.store.write().await?;
+        rows::fail(&mut tx, id, message).await?;
+        self.commit_and_publish(tx, id).await
     }
 
-    async fn publish_current(&self, conn: &mut sqlx::AnyConnection, id: Uuid) -> Result<(), Interrupted> {
-        for (job, version) in rows::versions(conn, &[id]).await? {
+    /// Commits `tx`, then tells this process's waiters of job `id`'s version.
+    async fn commit_and_publish(&self, mut tx: crate::store::Tx, id: Uuid) -> Result<(), Interrupted> {
+        let versions = rows::versions(&mut tx, &[id]).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        for (job, version) in versions {
             self.events.publish(job, version);
         }
         Ok(())
