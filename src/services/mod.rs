@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod expiry;
+pub mod folder_views;
 pub mod folders;
 pub mod imports;
 pub mod items;
