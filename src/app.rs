@@ -9,24 +9,21 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::blobs::Buckets;
-use crate::config::Settings;
+use crate::background::{self, FirstRound};
+use crate::blobs::{BlobError, Buckets};
+use crate::config::{ConfigError, Settings};
 use crate::domain::job::JobKind;
 use crate::http::{self, AppState};
 use crate::queue::workers::Workers;
 use crate::queue::{Queue, QueueError, scheduler};
-use crate::services::Services;
 use crate::services::imports::runner::ImportRunner;
+use crate::services::items::{OrphanSweep, SWEEP_INTERVAL};
 use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::{Runner, relay};
 use crate::services::sync::SyncRunner;
+use crate::services::{ServiceError, Services};
 use crate::store::{Dialect, Store, StoreError};
 use crate::watch;
-
-/// Objects younger than this are never swept: they may belong to an upload still committing.
-pub const ORPHAN_GRACE: Duration = Duration::from_secs(3600);
-/// How often the orphan sweep runs after the one at start-up.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why the process could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +42,23 @@ pub enum AppError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// Something else that stops start-up.
+    /// A configured bucket cannot be opened.
     #[error("{0}")]
-    Startup(String),
+    Buckets(#[from] BlobError),
+    /// The configuration cannot be used.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// The first admin key cannot be made.
+    #[error("cannot create the first admin key: {0}")]
+    AdminKey(#[source] ServiceError),
+    /// A task of the process panicked or was aborted.
+    #[error("{what} failed: {source}")]
+    Task {
+        /// Which task.
+        what: &'static str,
+        /// How it ended.
+        source: tokio::task::JoinError,
+    },
 }
 
 impl AppError {
@@ -123,10 +134,8 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         "cannot create data_dir {}",
         settings.data_dir.display()
     )))?;
-    let buckets = Buckets::open(&settings).map_err(|e| AppError::Startup(e.to_string()))?;
-    let expiry_schedule = settings
-        .expiry_schedule()
-        .map_err(|e| AppError::Startup(e.to_string()))?;
+    let buckets = Buckets::open(&settings)?;
+    let expiry_schedule = settings.expiry_schedule()?;
     let store = open_store(&settings).await?;
     let queue = Queue::connect(&settings.database, &settings.jobs).await?;
     let shutdown = CancellationToken::new();
@@ -141,13 +150,18 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         .keys
         .bootstrap_admin(&settings.data_dir)
         .await
-        .map_err(|e| AppError::Startup(e.to_string()))?
+        .map_err(AppError::AdminKey)?
     {
         tracing::info!(path = %path.display(), "created the first admin API key; read it from this file");
     }
 
     let mut background = tokio::task::JoinSet::new();
-    background.spawn(sweep_orphans(services.clone(), shutdown.clone()));
+    background.spawn(background::every(
+        OrphanSweep::new(services.items.clone()),
+        SWEEP_INTERVAL,
+        FirstRound::AtStart,
+        shutdown.clone(),
+    ));
     let hub = Arc::clone(services.jobs.events());
     if store.dialect() == Dialect::Postgres {
         background.spawn(relay::relay_notifications(
@@ -209,9 +223,10 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     let task = tokio::spawn(async move {
         token.cancelled().await;
         let served = match http_task {
-            Some(task) => task
-                .await
-                .map_err(|e| AppError::Startup(format!("HTTP task failed: {e}")))?,
+            Some(task) => task.await.map_err(|source| AppError::Task {
+                what: "the HTTP task",
+                source,
+            })?,
             None => Ok(()),
         };
         if let Some(workers) = workers {
@@ -230,38 +245,16 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     })
 }
 
-/// Runs [`ItemService::sweep_orphans`](crate::services::items::ItemService::sweep_orphans) now
-/// and then every [`SWEEP_INTERVAL`] until `shutdown`: what interrupted uploads and deletes left
-/// in the managed bucket (temp files, objects no item points at) goes, once older than
-/// [`ORPHAN_GRACE`].
-async fn sweep_orphans(services: Services, shutdown: CancellationToken) {
-    loop {
-        match services.items.sweep_orphans(ORPHAN_GRACE).await {
-            Ok(swept) if swept.orphans + swept.incomplete_writes > 0 => tracing::info!(
-                orphans = swept.orphans,
-                incomplete_writes = swept.incomplete_writes,
-                "swept the managed bucket"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "the orphan sweep failed; it runs again later"),
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(SWEEP_INTERVAL) => {}
-        }
-    }
-}
-
 /// Runs `roles` until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run_until_signal(settings: Settings, roles: Roles) -> Result<(), AppError> {
     let running = start(settings, roles).await?;
     wait_for_signal().await;
     tracing::info!("shutting down");
     running.shutdown.cancel();
-    running
-        .task
-        .await
-        .map_err(|e| AppError::Startup(format!("shutdown failed: {e}")))?
+    running.task.await.map_err(|source| AppError::Task {
+        what: "shutdown",
+        source,
+    })?
 }
 
 async fn wait_for_signal() {

@@ -3,7 +3,10 @@
 //! The modules follow the house plan: `http` and `cli` call `services`; `services` call `store`
 //! and `domain`; `domain` calls nothing.
 
+#![warn(missing_docs)]
+
 pub mod app;
+pub mod background;
 pub mod blobs;
 pub mod cli;
 pub mod config;

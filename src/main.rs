@@ -8,7 +8,7 @@ use stowage::cli::client::Client;
 use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, import, item, job, lifecycle, say, sync};
 use stowage::config::Settings;
 use stowage::services::keys::KeyService;
-use stowage::telemetry;
+use stowage::telemetry::{self, ErrorChain};
 
 /// The allocator: jemalloc, with a background thread that hands memory freed after a burst of
 /// requests back to the system within seconds. glibc's malloc kept it: after 32 clients listed
@@ -35,70 +35,54 @@ async fn main() -> ExitCode {
     telemetry::init(&settings.log);
     match run(cli.command, settings).await {
         Ok(code) => code,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {}", ErrorChain(error.as_ref()));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
-    let done = |result: Result<(), String>| result.map(|()| ExitCode::SUCCESS);
+/// Runs `command`; its exit code, or the error that stopped it.
+async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn std::error::Error>> {
     match command {
         Command::Serve { no_workers, .. } => {
             let roles = Roles {
                 http: true,
                 workers: !no_workers,
             };
-            done(app::run_until_signal(settings, roles).await.map_err(|e| e.to_string()))
+            app::run_until_signal(settings, roles).await?;
         }
         Command::Worker => {
             let roles = Roles {
                 http: false,
                 workers: true,
             };
-            done(app::run_until_signal(settings, roles).await.map_err(|e| e.to_string()))
+            app::run_until_signal(settings, roles).await?;
         }
         Command::Migrate => {
-            app::open_store(&settings).await.map_err(|e| e.to_string())?;
+            app::open_store(&settings).await?;
             say("migrations applied");
-            Ok(ExitCode::SUCCESS)
         }
-        Command::PrintConfig => {
-            say(settings.to_masked_toml().trim_end());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::PrintConfig => say(settings.to_masked_toml().trim_end()),
         Command::Keys {
             command: KeysCommand::Create { name, admin },
         } => {
-            let store = app::open_store(&settings).await.map_err(|e| e.to_string())?;
-            let key = KeyService::new(store)
-                .create(&name, admin)
-                .await
-                .map_err(|e| e.to_string())?;
-            say(key);
-            Ok(ExitCode::SUCCESS)
+            let store = app::open_store(&settings).await?;
+            say(KeyService::new(store).create(&name, admin).await?);
         }
         Command::Folder { client, command } => {
-            let api = client_for(&client, &settings);
-            done(folder::run(&api, command, client.json).await.map_err(|e| e.to_string()))
+            folder::run(&client_for(&client, &settings), command, client.json).await?
         }
         Command::Sync { client, args } => {
-            let api = client_for(&client, &settings);
-            sync::run(&api, args, client.json).await.map_err(|e| e.to_string())
+            return Ok(sync::run(&client_for(&client, &settings), args, client.json).await?);
         }
         Command::Import { client, args } => {
-            let api = client_for(&client, &settings);
-            import::run(&api, args, client.json).await.map_err(|e| e.to_string())
+            return Ok(import::run(&client_for(&client, &settings), args, client.json).await?);
         }
         Command::Job { client, command } => {
-            let api = client_for(&client, &settings);
-            job::run(&api, command, client.json).await.map_err(|e| e.to_string())
+            return Ok(job::run(&client_for(&client, &settings), command, client.json).await?);
         }
-        Command::Item { client, command } => {
-            let api = client_for(&client, &settings);
-            done(item::run(&api, command, client.json).await.map_err(|e| e.to_string()))
-        }
+        Command::Item { client, command } => item::run(&client_for(&client, &settings), command, client.json).await?,
         Command::Reencode {
             client,
             ids,
@@ -107,25 +91,16 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, String> {
             wait,
         } => {
             let api = client_for(&client, &settings);
-            lifecycle::reencode(&api, ids, force, title, wait, client.json)
-                .await
-                .map_err(|e| e.to_string())
+            return Ok(lifecycle::reencode(&api, ids, force, title, wait, client.json).await?);
         }
         Command::Trash { client, command } => {
-            let api = client_for(&client, &settings);
-            done(
-                lifecycle::trash(&api, command, client.json)
-                    .await
-                    .map_err(|e| e.to_string()),
-            )
+            lifecycle::trash(&client_for(&client, &settings), command, client.json).await?
         }
         Command::Expiry { client, command } => {
-            let api = client_for(&client, &settings);
-            lifecycle::expiry(&api, command, client.json)
-                .await
-                .map_err(|e| e.to_string())
+            return Ok(lifecycle::expiry(&client_for(&client, &settings), command, client.json).await?);
         }
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A client with the key from `--api-key`, `STOWAGE_API_KEY`, or `DATA_DIR/admin.key`.

@@ -11,6 +11,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::background::{self, FirstRound, Periodic};
 use crate::config::Settings;
 use crate::domain::job::JobKind;
 use crate::services::Services;
@@ -100,7 +101,7 @@ async fn watch_bucket(
     shutdown: CancellationToken,
 ) {
     let root = std::fs::canonicalize(&root).unwrap_or(root);
-    let (tx, mut events) = mpsc::unbounded_channel::<PathBuf>();
+    let (tx, events) = mpsc::unbounded_channel::<PathBuf>();
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
             for path in changed_paths(event, &own) {
@@ -120,22 +121,43 @@ async fn watch_bucket(
         return;
     }
     tracing::info!(%bucket, root = %root.display(), "watching for changes");
-    let mut pending: BTreeSet<String> = BTreeSet::new();
-    let mut last_event = Instant::now();
-    loop {
-        tokio::select! {
-            Some(path) = events.recv() => {
-                if let Some(key) = key_of(&root, &path) {
-                    pending.insert(key);
-                    last_event = Instant::now();
-                }
+    let changes = Changes {
+        services,
+        bucket,
+        root,
+        events,
+        pending: BTreeSet::new(),
+        last_event: Instant::now(),
+    };
+    background::every(changes, TICK, FirstRound::AfterPeriod, shutdown).await;
+    // The watcher stops watching when dropped, here, after the loop.
+    drop(watcher);
+}
+
+/// What a watcher saw change and has not synced yet.
+struct Changes {
+    services: Services,
+    bucket: String,
+    root: PathBuf,
+    events: mpsc::UnboundedReceiver<PathBuf>,
+    /// Keys touched since the last submission.
+    pending: BTreeSet<String>,
+    last_event: Instant,
+}
+
+impl Periodic for Changes {
+    /// Takes in the paths the events named; once they have been quiet for [`DEBOUNCE`],
+    /// submits syncs of the touched keys.
+    async fn round(&mut self) {
+        while let Ok(path) = self.events.try_recv() {
+            if let Some(key) = key_of(&self.root, &path) {
+                self.pending.insert(key);
+                self.last_event = Instant::now();
             }
-            () = tokio::time::sleep(TICK) => {
-                if !pending.is_empty() && last_event.elapsed() >= DEBOUNCE {
-                    pending = submit(&services, &bucket, pending).await;
-                }
-            }
-            () = shutdown.cancelled() => return,
+        }
+        if !self.pending.is_empty() && self.last_event.elapsed() >= DEBOUNCE {
+            let keys = std::mem::take(&mut self.pending);
+            self.pending = submit(&self.services, &self.bucket, keys).await;
         }
     }
 }

@@ -446,7 +446,7 @@ async fn malformed_specs_are_refused_with_the_json_path_and_store_nothing(backen
     assert!(items(&s, &folder).await.is_empty());
     let mut conn = s.services().store.read().await.expect("conn");
     let (units,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM import_unit")
-        .fetch_one(&mut *conn)
+        .fetch_one(stowage::store::Db::conn(&mut conn))
         .await
         .expect("count");
     assert_eq!(units, 0, "no unit was recorded");

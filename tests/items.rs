@@ -480,8 +480,8 @@ async fn pages_2500_items_while_others_are_added(backend: Backend) {
 
 async fn every_list_order_has_an_index_behind_it(backend: Backend) {
     use stowage::domain::item::ItemOrder;
-    use stowage::store::Dialect;
     use stowage::store::items::{ItemQuery, explain_list};
+    use stowage::store::{Db, Dialect};
     let s = server!(backend);
     let big = folder(&s, "/indexed").await;
     let small = folder(&s, "/small").await;
@@ -492,10 +492,10 @@ async fn every_list_order_has_an_index_behind_it(backend: Backend) {
     let dialect = store.dialect();
     match dialect {
         Dialect::Sqlite => {
-            sqlx::query("ANALYZE").execute(&mut *conn).await.expect("analyze");
+            sqlx::query("ANALYZE").execute(conn.conn()).await.expect("analyze");
         }
         Dialect::Postgres => {
-            sqlx::query("ANALYZE item").execute(&mut *conn).await.expect("analyze");
+            sqlx::query("ANALYZE item").execute(conn.conn()).await.expect("analyze");
             // On a table this small a scan and a sort are cheap; make the planner show the index it
             // would use for a big one (a sort still shows when no index gives the order).
             for set in [
@@ -503,7 +503,7 @@ async fn every_list_order_has_an_index_behind_it(backend: Backend) {
                 "SET enable_bitmapscan = off",
                 "SET enable_sort = off",
             ] {
-                sqlx::query(set).execute(&mut *conn).await.expect("set");
+                sqlx::query(set).execute(conn.conn()).await.expect("set");
             }
         }
     }
@@ -521,14 +521,14 @@ async fn every_list_order_has_an_index_behind_it(backend: Backend) {
                 // Page two: after a position, as a page token gives it.
                 after: Some((
                     match order {
-                        ItemOrder::Title => stowage::store::sql::SortKey::Text("i-01000".into()),
-                        _ => stowage::store::sql::SortKey::Int(5),
+                        ItemOrder::Title => stowage::domain::page::SortKey::Text("i-01000".into()),
+                        _ => stowage::domain::page::SortKey::Int(5),
                     },
                     uuid::Uuid::nil(),
                 )),
                 limit: 101,
             };
-            let plan = explain_list(&mut conn, dialect, &query).await.expect("explain");
+            let plan = explain_list(&mut conn, &query).await.expect("explain");
             let sorted_without_index = match dialect {
                 Dialect::Sqlite => plan.contains("TEMP B-TREE") || !plan.contains("INDEX"),
                 Dialect::Postgres => plan.contains("Sort") || !plan.contains("Index"),

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use blake3::hazmat::{ChainingValue, HasherExt, Mode, left_subtree_len, merge_subtrees_non_root, merge_subtrees_root};
 
-use super::source::Hashed;
+use super::listing::Hashed;
 
 /// Files at least this large are hashed on all cores.
 const PARALLEL_HASH_FROM: u64 = 4 * 1024 * 1024;

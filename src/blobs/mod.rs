@@ -3,7 +3,9 @@
 
 pub mod expected;
 mod file_hash;
+pub mod listing;
 pub mod local;
+mod remote;
 pub mod source;
 pub mod walk;
 
@@ -36,7 +38,7 @@ pub enum BlobError {
     InvalidKey(String),
     /// The content stream handed to `write` failed (the client went away, or sent too much).
     #[error("the content stream failed: {0}")]
-    Body(std::io::Error),
+    Body(#[source] std::io::Error),
     /// The bucket's storage failed.
     #[error("{context}: {source}")]
     Io {

@@ -4,11 +4,9 @@
 //! symlinks out of the root, lists in readdir order and ends a whole listing at the first bad
 //! entry); S3, GCS and Azure use object_store. Nothing here ever writes or deletes.
 
-use std::path::{Path as FsPath, PathBuf};
-use std::str::FromStr;
-use std::sync::Arc;
-
 use std::ops::Range;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -18,6 +16,8 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::expected::{Expected, Recheck, exactly};
 use super::file_hash::hash_file;
+use super::listing::{Hashed, ListEntry};
+use super::remote::{addresses, get_remote, hash_object, meta_fingerprint, remote_error, remote_store};
 use super::walk::{file_fingerprint, walk, walk_keys};
 use super::{BlobError, ByteStream};
 use crate::config::BucketSettings;
@@ -27,55 +27,6 @@ use crate::domain::fingerprint::Fingerprint;
 const LIST_BUFFER: usize = 8;
 /// Entries a listing hands over at once.
 const LIST_CHUNK: usize = 256;
-
-/// One result of a listing, in key order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListEntry {
-    /// An object.
-    Object {
-        /// Its full key in the bucket.
-        key: String,
-        /// Its fingerprint.
-        fingerprint: Fingerprint,
-    },
-    /// Something under `key` (a key prefix ending in `/`, or one key) could not be listed; the
-    /// catalog below it must be left alone.
-    Unreadable {
-        /// The key or key prefix.
-        key: String,
-        /// Why.
-        message: String,
-    },
-    /// An entry that is deliberately not an object (a symlink out of the root…).
-    Skipped {
-        /// Its key.
-        key: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl ListEntry {
-    /// The key (or key prefix) the entry is about.
-    pub fn key(&self) -> &str {
-        match self {
-            ListEntry::Object { key, .. } | ListEntry::Unreadable { key, .. } | ListEntry::Skipped { key, .. } => key,
-        }
-    }
-}
-
-/// An object read once: its checksum, its size, and what the reader's `inspect` made of its first
-/// bytes (the bytes themselves are not kept: most objects need only their type from them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hashed<T> {
-    /// blake3, lowercase hex.
-    pub checksum: String,
-    /// Bytes hashed (what was there when it was read).
-    pub size: u64,
-    /// What `inspect` answered for the first bytes (up to `head_bytes`) and the object's size
-    /// (see [`Source::hash_many`]).
-    pub inspected: T,
-}
 
 enum Backend {
     Local(PathBuf),
@@ -468,44 +419,6 @@ impl Source {
     }
 }
 
-/// Reads object `key` of a remote store once: blake3 of the whole content, the bytes hashed, and
-/// what `inspect` makes of its first `head_bytes` and its size.
-async fn hash_object<T>(
-    store: &dyn ObjectStore,
-    key: &str,
-    head_bytes: usize,
-    inspect: impl FnOnce(&[u8], u64) -> T,
-) -> Result<Hashed<T>, BlobError> {
-    let got = store.get(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
-    let mut stream = got.into_stream();
-    let mut hasher = blake3::Hasher::new();
-    let mut head = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| remote_error(key, e))?;
-        if head.len() < head_bytes {
-            let take = (head_bytes - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
-        }
-        hasher.update(&chunk);
-    }
-    let size = hasher.count();
-    Ok(Hashed {
-        checksum: hasher.finalize().to_hex().to_string(),
-        size,
-        inspected: inspect(&head, size),
-    })
-}
-
-fn remote_error(key: &str, err: object_store::Error) -> BlobError {
-    match err {
-        object_store::Error::NotFound { .. } => BlobError::NotFound(key.to_owned()),
-        other => BlobError::Io {
-            context: format!("cannot read `{key}`"),
-            source: std::io::Error::other(other.to_string()),
-        },
-    }
-}
-
 /// Resolves `key` in the local bucket at `root`: the file (every symlink followed) and its
 /// fingerprint. The resolved file must be a regular file inside the root.
 fn local_file(root: &FsPath, key: &str) -> Result<(PathBuf, Fingerprint), BlobError> {
@@ -534,158 +447,6 @@ fn open_local(root: &FsPath, key: &str) -> Result<(std::fs::File, Fingerprint), 
     let file = std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{key}`")))?;
     let meta = file.metadata().map_err(BlobError::io(format!("cannot stat `{key}`")))?;
     Ok((file, file_fingerprint(&meta)))
-}
-
-/// Starts a download of object `key` of a remote store, whole or the bytes `range` of it.
-async fn get_remote(
-    store: &dyn ObjectStore,
-    key: &str,
-    range: Option<Range<u64>>,
-) -> Result<object_store::GetResult, BlobError> {
-    let options = GetOptions {
-        range: range.map(GetRange::Bounded),
-        ..GetOptions::default()
-    };
-    store
-        .get_opts(&Path::from(key), options)
-        .await
-        .map_err(|e| remote_error(key, e))
-}
-
-/// The fingerprint of a cloud object: size, modification time, ETag and version.
-fn meta_fingerprint(meta: &object_store::ObjectMeta) -> Fingerprint {
-    Fingerprint {
-        size: meta.size,
-        modified_micros: Some(meta.last_modified.timestamp_micros()),
-        etag: meta.e_tag.clone(),
-        version: meta.version.clone(),
-    }
-}
-
-/// A remote store, and what signs URLs for it (with the key prefix its URL names).
-type RemoteStore = (Arc<dyn ObjectStore>, Option<(Arc<dyn Signer>, String)>);
-
-/// Builds an object_store client for an `s3://`, `gs://` or `az://` URL.
-fn remote_store(
-    url: &url::Url,
-    settings: &BucketSettings,
-    options: &[(String, String)],
-) -> Result<RemoteStore, String> {
-    let bucket = url.host_str().unwrap_or_default();
-    let root = url.path().trim_matches('/').to_owned();
-    let (store, signer): (Arc<dyn ObjectStore>, Arc<dyn Signer>) = match url.scheme() {
-        "s3" => {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            b = b.with_region(settings.region.clone().unwrap_or_else(|| "us-east-1".into()));
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
-            }
-            b = b.with_allow_http(settings.allow_http);
-            for (k, v) in options {
-                b = b.with_config(
-                    object_store::aws::AmazonS3ConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
-                    v,
-                );
-            }
-            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
-            (store.clone(), store)
-        }
-        "gs" => {
-            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-            for (k, v) in options {
-                b = b.with_config(
-                    object_store::gcp::GoogleConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
-                    v,
-                );
-            }
-            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
-            (store.clone(), store)
-        }
-        "az" => {
-            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket);
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint.clone());
-            }
-            b = b.with_allow_http(settings.allow_http);
-            for (k, v) in options {
-                b = b.with_config(
-                    object_store::azure::AzureConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
-                    v,
-                );
-            }
-            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
-            (store.clone(), store)
-        }
-        other => return Err(format!("scheme `{other}` is not supported")),
-    };
-    let store = if root.is_empty() {
-        store
-    } else {
-        Arc::new(object_store::prefix::PrefixStore::new(store, root.as_str()))
-    };
-    Ok((store, Some((signer, root))))
-}
-
-/// The URL prefixes that name objects of the bucket configured at `url`: the URL itself and,
-/// for cloud stores, the https forms (path-style at a custom endpoint; AWS virtual-hosted;
-/// `storage.googleapis.com`; `ACCOUNT.blob.core.windows.net`). Each ends in `/`.
-fn addresses(url: &url::Url, settings: &BucketSettings, options: &[(String, String)]) -> Vec<url::Url> {
-    let bucket = url.host_str().unwrap_or_default();
-    let root = url.path().trim_matches('/');
-    let below = |base: String| -> Option<url::Url> {
-        let mut text = base.trim_end_matches('/').to_owned();
-        for part in [bucket, root] {
-            if !part.is_empty() {
-                text.push('/');
-                text.push_str(part);
-            }
-        }
-        text.push('/');
-        url::Url::parse(&text).ok()
-    };
-    let mut out = Vec::new();
-    if url.scheme() == "file" {
-        out.extend(url::Url::parse(&format!("file://{}/", url.path().trim_end_matches('/'))).ok());
-        return out;
-    }
-    let own = format!("{}://{bucket}/{root}", url.scheme());
-    out.extend(url::Url::parse(&format!("{}/", own.trim_end_matches('/'))).ok());
-    if let Some(endpoint) = &settings.endpoint {
-        out.extend(below(endpoint.clone()));
-    }
-    let option = |names: &[&str]| {
-        options
-            .iter()
-            .find(|(k, _)| names.contains(&k.to_ascii_lowercase().as_str()))
-            .map(|(_, v)| v.clone())
-    };
-    match url.scheme() {
-        "s3" => {
-            let region = settings.region.clone().unwrap_or_else(|| "us-east-1".into());
-            for host in [
-                format!("{bucket}.s3.amazonaws.com"),
-                format!("{bucket}.s3.{region}.amazonaws.com"),
-            ] {
-                out.extend(
-                    url::Url::parse(&format!(
-                        "https://{host}/{root}{}",
-                        if root.is_empty() { "" } else { "/" }
-                    ))
-                    .ok(),
-                );
-            }
-        }
-        "gs" => out.extend(below("https://storage.googleapis.com".into())),
-        "az" => {
-            let account = option(&["account_name", "azure_storage_account_name"])
-                .or_else(|| std::env::var("AZURE_STORAGE_ACCOUNT_NAME").ok());
-            if let Some(account) = account {
-                out.extend(below(format!("https://{account}.blob.core.windows.net")));
-            }
-        }
-        _ => {}
-    }
-    out
 }
 
 #[cfg(test)]

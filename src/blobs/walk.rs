@@ -8,7 +8,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use super::source::ListEntry;
+use super::listing::ListEntry;
 use crate::domain::fingerprint::Fingerprint;
 
 /// A directory entry waiting to be visited: its sort name and path.

@@ -21,6 +21,15 @@ pub fn page_size(requested: Option<u32>) -> Result<u32, Invalid> {
     }
 }
 
+/// The sort key of the row a page starts after.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SortKey {
+    /// A text column (names, titles).
+    Text(String),
+    /// A number column (times in microseconds, sizes).
+    Int(i64),
+}
+
 /// The position after the last row of a page: the sort key of that row and its id, plus the
 /// ordering it was taken under, so a token cannot be replayed against another ordering.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

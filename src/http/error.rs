@@ -7,6 +7,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::services::ServiceError;
+use crate::store::StoreError;
+use crate::telemetry::ErrorChain;
 
 /// An error response: a status, a stable code and a message that says what to change.
 #[derive(Debug)]
@@ -68,16 +70,16 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(m) => Self::new(StatusCode::CONFLICT, "CONFLICT", m),
             ServiceError::Stale(m) => Self::new(StatusCode::CONFLICT, "STALE", m),
             ServiceError::TooLarge(m) => Self::too_large(m),
-            ServiceError::Unavailable(m) => {
-                tracing::warn!(error = %m, "database unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "UNAVAILABLE",
-                    "the database is unavailable or busy; retry shortly",
-                )
-            }
-            ServiceError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
+            ServiceError::Unavailable(error) => unavailable(&error),
+            ServiceError::Store(StoreError::NotFound) => Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "not found"),
+            ServiceError::Store(error @ StoreError::Conflict(_)) => Self::new(
+                StatusCode::CONFLICT,
+                "CONFLICT",
+                format!("the change clashes with existing data: {}", error.database_message()),
+            ),
+            ServiceError::Store(error) if error.is_unavailable() => unavailable(&error),
+            error @ (ServiceError::Store(_) | ServiceError::Failed { .. } | ServiceError::Internal(_)) => {
+                tracing::error!(error = %ErrorChain(&error), "internal error");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL",
@@ -86,6 +88,16 @@ impl From<ServiceError> for ApiError {
             }
         }
     }
+}
+
+/// The 503 for a database that is unavailable or busy.
+fn unavailable(error: &StoreError) -> ApiError {
+    tracing::warn!(error = %ErrorChain(error), "database unavailable");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "the database is unavailable or busy; retry shortly",
+    )
 }
 
 impl IntoResponse for ApiError {

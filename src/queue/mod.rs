@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::config::{DatabaseSettings, JobsSettings};
 use crate::domain::job::JobKind;
-use crate::services::jobs::Enqueue;
+use crate::services::jobs::{Enqueue, EnqueueError};
 
 /// The queue payload: which job to run. `v` is the payload version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,10 +40,26 @@ pub struct JobTask {
 /// stowage retries failed attempts inside the handler and ends crash loops with its own count.
 const QUEUE_MAX_ATTEMPTS: usize = 10_000;
 
-/// Why the queue could not be opened or used.
+/// Why the queue could not be opened or used: what was being done, and the error of the
+/// database or apalis underneath.
 #[derive(Debug, thiserror::Error)]
-#[error("job queue: {0}")]
-pub struct QueueError(pub String);
+#[error("job queue: {what}: {source}")]
+pub struct QueueError {
+    /// What was being done.
+    what: &'static str,
+    /// Why it failed.
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl QueueError {
+    /// Wraps an error of doing `what`.
+    fn of<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl FnOnce(E) -> QueueError {
+        move |source| QueueError {
+            what,
+            source: Box::new(source),
+        }
+    }
+}
 
 /// The queue storage of the catalog's database.
 #[derive(Clone)]
@@ -78,27 +94,30 @@ impl Queue {
     /// Opens the queue's own pool on the catalog's database and applies apalis's migrations
     /// (kept in apalis's own history, apart from the catalog's).
     pub async fn connect(db: &DatabaseSettings, settings: &JobsSettings) -> Result<Self, QueueError> {
-        let err = |e: &dyn std::fmt::Display| QueueError(e.to_string());
         let db = if db.url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(&db.url)
-                .map_err(|e| err(&e))?
+                .map_err(QueueError::of("bad database.url"))?
                 .create_if_missing(true)
                 .busy_timeout(Duration::from_millis(db.busy_timeout_ms));
             let pool = SqlitePoolOptions::new()
                 .max_connections(db.max_connections.max(2))
                 .connect_with(options)
                 .await
-                .map_err(|e| err(&e))?;
-            SqliteStorage::setup(&pool).await.map_err(|e| err(&e))?;
+                .map_err(QueueError::of("cannot connect"))?;
+            SqliteStorage::setup(&pool)
+                .await
+                .map_err(QueueError::of("cannot apply its migrations"))?;
             QueueDb::Sqlite(pool)
         } else {
-            let options = PgConnectOptions::from_str(&db.url).map_err(|e| err(&e))?;
+            let options = PgConnectOptions::from_str(&db.url).map_err(QueueError::of("bad database.url"))?;
             let pool = PgPoolOptions::new()
                 .max_connections(db.max_connections.max(2))
                 .connect_with(options)
                 .await
-                .map_err(|e| err(&e))?;
-            PostgresStorage::setup(&pool).await.map_err(|e| err(&e))?;
+                .map_err(QueueError::of("cannot connect"))?;
+            PostgresStorage::setup(&pool)
+                .await
+                .map_err(QueueError::of("cannot apply its migrations"))?;
             QueueDb::Postgres(pool)
         };
         Ok(Self {
@@ -168,7 +187,7 @@ impl Queue {
                 storage
                     .fetch_by_id(&id)
                     .await
-                    .map_err(|e| QueueError(e.to_string()))?
+                    .map_err(QueueError::of("cannot look up a task"))?
                     .is_some()
             }
             QueueDb::Postgres(pool) => {
@@ -176,7 +195,7 @@ impl Queue {
                 storage
                     .fetch_by_id(&id)
                     .await
-                    .map_err(|e| QueueError(e.to_string()))?
+                    .map_err(QueueError::of("cannot look up a task"))?
                     .is_some()
             }
         };
@@ -191,11 +210,17 @@ impl Queue {
         match &self.db {
             QueueDb::Sqlite(pool) => {
                 let mut storage = SqliteStorage::<JobTask>::new(pool).with_config(self.sqlite_config(kind));
-                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))?;
+                storage
+                    .push_task(task)
+                    .await
+                    .map_err(QueueError::of("cannot push a task"))?;
             }
             QueueDb::Postgres(pool) => {
                 let mut storage = PostgresStorage::<JobTask>::new(pool).with_config(self.postgres_config(kind));
-                storage.push_task(task).await.map_err(|e| QueueError(e.to_string()))?;
+                storage
+                    .push_task(task)
+                    .await
+                    .map_err(QueueError::of("cannot push a task"))?;
             }
         }
         self.pushed[kind as usize].send_replace(());
@@ -212,7 +237,7 @@ impl Queue {
 }
 
 impl Enqueue for Queue {
-    fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), String>> {
-        Box::pin(async move { self.push(job, kind).await.map_err(|e| e.to_string()) })
+    fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), EnqueueError>> {
+        Box::pin(async move { Ok(self.push(job, kind).await?) })
     }
 }

@@ -6,9 +6,10 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::background::{self, FirstRound, Periodic};
 use crate::domain::job::JobKind;
 use crate::domain::schedule::CronSchedule;
 use crate::services::jobs::{JobService, SCHEDULER, Submission};
@@ -20,25 +21,53 @@ const TICK: Duration = Duration::from_secs(1);
 /// Submits a SYNC job for every fire time of every folder's `sync_schedule`, and an EXPIRY job
 /// for every fire time of `expiry`, until shutdown.
 pub async fn run(store: Store, jobs: JobService, expiry: Option<CronSchedule>, shutdown: CancellationToken) {
-    let mut checked_until = Utc::now();
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(TICK) => {}
-            () = shutdown.cancelled() => return,
-        }
+    let scheduler = Scheduler {
+        store,
+        jobs,
+        expiry,
+        checked_until: Utc::now(),
+    };
+    background::every(scheduler, TICK, FirstRound::AfterPeriod, shutdown).await;
+}
+
+/// The schedules, and the time up to which their fire times were submitted.
+struct Scheduler {
+    store: Store,
+    jobs: JobService,
+    expiry: Option<CronSchedule>,
+    checked_until: DateTime<Utc>,
+}
+
+impl Periodic for Scheduler {
+    async fn round(&mut self) {
         let now = Utc::now();
-        for fire in expiry.iter().flat_map(|s| s.fire_times(checked_until, now)) {
+        self.submit_expiry(now).await;
+        if self.submit_syncs(now).await {
+            self.checked_until = now;
+        }
+    }
+}
+
+impl Scheduler {
+    /// Submits the expiry sweeps that fell due since the last round.
+    async fn submit_expiry(&self, now: DateTime<Utc>) {
+        for fire in self.expiry.iter().flat_map(|s| s.fire_times(self.checked_until, now)) {
             let submission = Submission {
                 kind: JobKind::Expiry,
                 folder_id: None,
                 params: serde_json::json!({ "scheduled_at": fire.to_rfc3339() }),
                 idempotency_key: Some(format!("expiry:{}", fire.timestamp())),
             };
-            if let Err(e) = jobs.submit(SCHEDULER, submission).await {
+            if let Err(e) = self.jobs.submit(SCHEDULER, submission).await {
                 tracing::warn!(error = %e, "could not submit a scheduled expiry sweep");
             }
         }
-        let scheduled = match store.read().await {
+    }
+
+    /// Submits the folder syncs that fell due since the last round; false when the schedules
+    /// could not be read (the next round looks at the same stretch of time again).
+    async fn submit_syncs(&self, now: DateTime<Utc>) -> bool {
+        let scheduled = match self.store.read().await {
             Ok(mut conn) => folders::with_sync_schedule(&mut conn).await,
             Err(e) => Err(e),
         };
@@ -46,7 +75,7 @@ pub async fn run(store: Store, jobs: JobService, expiry: Option<CronSchedule>, s
             Ok(scheduled) => scheduled,
             Err(e) => {
                 tracing::warn!(error = %e, "scheduler could not read folder schedules");
-                continue;
+                return false;
             }
         };
         for (folder, expression) in scheduled {
@@ -57,18 +86,18 @@ pub async fn run(store: Store, jobs: JobService, expiry: Option<CronSchedule>, s
                     continue;
                 }
             };
-            for fire in schedule.fire_times(checked_until, now) {
+            for fire in schedule.fire_times(self.checked_until, now) {
                 let submission = Submission {
                     kind: JobKind::Sync,
                     folder_id: Some(folder),
                     params: serde_json::json!({ "scheduled_at": fire.to_rfc3339() }),
                     idempotency_key: Some(format!("sync:{folder}:{}", fire.timestamp())),
                 };
-                if let Err(e) = jobs.submit(SCHEDULER, submission).await {
+                if let Err(e) = self.jobs.submit(SCHEDULER, submission).await {
                     tracing::warn!(%folder, error = %e, "could not submit a scheduled sync");
                 }
             }
         }
-        checked_until = now;
+        true
     }
 }

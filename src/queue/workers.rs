@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{JobTask, Queue, QueueDb};
+use crate::background::{self, FirstRound, Periodic};
 use crate::domain::job::JobKind;
 use crate::services::jobs::{JobService, Runner};
 use crate::store::{Store, jobs, now_micros};
@@ -63,13 +64,13 @@ fn worker_name(kind: JobKind) -> String {
 }
 
 /// Builds and runs a worker on `$storage` until shutdown; evaluates to its result.
-macro_rules! run_worker {
+macro_rules! drive_worker {
     ($storage:expr, $kind:expr, $concurrency:expr, $state:expr, $shutdown:expr) => {{
         let shutdown = $shutdown.clone();
         WorkerBuilder::new(worker_name($kind))
             .backend($storage)
             .concurrency($concurrency)
-            .data(Arc::clone(&$state))
+            .data(Arc::clone($state))
             .build(handle)
             .run_until(async move {
                 shutdown.cancelled().await;
@@ -88,61 +89,68 @@ fn wakeups(queue: &Queue, kind: JobKind, poll: Duration) -> Strategy {
 /// Keeps a worker for `kind` running until shutdown, restarting it under a new name when a
 /// backend error stops it.
 async fn supervise(queue: Queue, kind: JobKind, state: Arc<HandlerState>, shutdown: CancellationToken) {
+    let name = format!("{} queue worker", kind.as_str());
+    background::restarting(&name, RESTART_DELAY, shutdown, |shutdown| {
+        let (queue, state) = (queue.clone(), Arc::clone(&state));
+        async move { run_worker(&queue, kind, &state, &shutdown).await }
+    })
+    .await;
+}
+
+/// Runs one worker for `kind` until shutdown (it then stops fetching and drains) or until a
+/// backend error stops it.
+async fn run_worker(
+    queue: &Queue,
+    kind: JobKind,
+    state: &Arc<HandlerState>,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
     let poll = Duration::from_millis(queue.settings().poll_interval_ms.max(10));
     let concurrency = queue.concurrency(kind);
-    while !shutdown.is_cancelled() {
-        let ran = match queue.db() {
-            QueueDb::Sqlite(pool) => {
-                let storage = SqliteStorage::<JobTask>::new(pool)
-                    .with_config(queue.sqlite_config(kind))
-                    .poll_with_strategy(wakeups(&queue, kind, poll));
-                run_worker!(storage, kind, concurrency, state, shutdown)
-            }
-            QueueDb::Postgres(pool) => {
-                let storage = PostgresStorage::<JobTask>::new(pool)
-                    .with_config(queue.postgres_config(kind))
-                    .with_pubsub()
-                    .poll_with_strategy(wakeups(&queue, kind, poll));
-                run_worker!(storage, kind, concurrency, state, shutdown)
-            }
-        };
-        match ran {
-            Ok(()) if shutdown.is_cancelled() => break,
-            Ok(()) => tracing::warn!(kind = kind.as_str(), "worker stopped; restarting"),
-            Err(e) => tracing::error!(kind = kind.as_str(), error = %e, "worker failed; restarting"),
+    match queue.db() {
+        QueueDb::Sqlite(pool) => {
+            let storage = SqliteStorage::<JobTask>::new(pool)
+                .with_config(queue.sqlite_config(kind))
+                .poll_with_strategy(wakeups(queue, kind, poll));
+            drive_worker!(storage, kind, concurrency, state, shutdown)
         }
-        tokio::select! {
-            () = tokio::time::sleep(RESTART_DELAY) => {}
-            () = shutdown.cancelled() => break,
+        QueueDb::Postgres(pool) => {
+            let storage = PostgresStorage::<JobTask>::new(pool)
+                .with_config(queue.postgres_config(kind))
+                .with_pubsub()
+                .poll_with_strategy(wakeups(queue, kind, poll));
+            drive_worker!(storage, kind, concurrency, state, shutdown)
         }
     }
 }
 
-/// Re-queues pending jobs of `kinds` whose queue task is missing.
-async fn reconcile(queue: Queue, store: Store, kinds: Vec<JobKind>, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(RECONCILE_EVERY) => {}
-            () = shutdown.cancelled() => return,
-        }
+/// Re-queues pending jobs of some kinds whose queue task is missing, one look per round.
+struct Reconciler {
+    queue: Queue,
+    store: Store,
+    kinds: Vec<JobKind>,
+}
+
+impl Periodic for Reconciler {
+    async fn round(&mut self) {
         let cutoff = now_micros() - i64::try_from(RECONCILE_AFTER.as_micros()).unwrap_or(i64::MAX);
-        let pending = match store.read().await {
-            Ok(mut conn) => jobs::pending_before(&mut conn, &kinds, cutoff).await,
+        let pending = match self.store.read().await {
+            Ok(mut conn) => jobs::pending_before(&mut conn, &self.kinds, cutoff).await,
             Err(e) => Err(e),
         };
         let pending = match pending {
             Ok(pending) => pending,
             Err(e) => {
                 tracing::warn!(error = %e, "reconciler could not list pending jobs");
-                continue;
+                return;
             }
         };
         for (job, kind) in pending {
-            match queue.has_task(job, kind).await {
+            match self.queue.has_task(job, kind).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(%job, "pending job had no queue task; queueing it again");
-                    if let Err(e) = crate::services::jobs::Enqueue::enqueue(&queue, job, kind).await {
+                    if let Err(e) = crate::services::jobs::Enqueue::enqueue(&self.queue, job, kind).await {
                         tracing::warn!(%job, error = %e, "could not re-queue job");
                     }
                 }
@@ -172,7 +180,17 @@ impl Workers {
             });
             tasks.spawn(supervise(queue.clone(), kind, state, shutdown.clone()));
         }
-        tasks.spawn(reconcile(queue.clone(), store, kinds, shutdown));
+        let reconciler = Reconciler {
+            queue: queue.clone(),
+            store,
+            kinds,
+        };
+        tasks.spawn(background::every(
+            reconciler,
+            RECONCILE_EVERY,
+            FirstRound::AfterPeriod,
+            shutdown,
+        ));
         let grace = Duration::from_secs(queue.settings().shutdown_timeout_seconds);
         Self { tasks, running, grace }
     }

@@ -13,12 +13,11 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::ServiceError;
 use super::jobs::Runner;
 use super::jobs::context::{JobContext, JobFailure};
 use super::trash::Trash;
 use crate::config::ExpiryAction;
-use crate::store::{Store, StoreError, TreeLock, expiry as rows, now_micros, trash as trash_rows};
+use crate::store::{Store, TreeLock, expiry as rows, now_micros, trash as trash_rows};
 
 /// What a sweep did: the result of an EXPIRY job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -40,11 +39,6 @@ pub struct ExpiryService {
     trash: Trash,
     action: ExpiryAction,
     batch: i64,
-}
-
-/// A store failure as the job sees it.
-fn failed(err: StoreError) -> JobFailure {
-    ServiceError::from(err).into()
 }
 
 impl ExpiryService {
@@ -78,25 +72,20 @@ impl ExpiryService {
 
     /// Deletes or trashes expired items, a batch per transaction, until none is left.
     async fn expire_items(&self, ctx: &mut JobContext, result: &mut SweepResult) -> Result<(), JobFailure> {
-        let dialect = self.store.dialect();
         loop {
             let now = now_micros();
-            let mut tx = self.store.write().await.map_err(failed)?;
+            let mut tx = self.store.write().await?;
             let taken = match self.action {
                 ExpiryAction::Delete => {
-                    let objects = rows::delete_expired_items(&mut tx, dialect, now, self.batch)
-                        .await
-                        .map_err(failed)?;
-                    tx.commit().await.map_err(|e| failed(e.into()))?;
+                    let objects = rows::delete_expired_items(&mut tx, now, self.batch).await?;
+                    tx.commit().await?;
                     let taken = objects.len() as u64;
                     result.objects_deleted += self.trash.remove_objects(objects).await;
                     taken
                 }
                 ExpiryAction::Trash => {
-                    let taken = rows::trash_expired_items(&mut tx, dialect, now, self.trash.purge_at(now), self.batch)
-                        .await
-                        .map_err(failed)?;
-                    tx.commit().await.map_err(|e| failed(e.into()))?;
+                    let taken = rows::trash_expired_items(&mut tx, now, self.trash.purge_at(now), self.batch).await?;
+                    tx.commit().await?;
                     taken
                 }
             };
@@ -113,18 +102,16 @@ impl ExpiryService {
     async fn expire_folders(&self, ctx: &mut JobContext, result: &mut SweepResult) -> Result<(), JobFailure> {
         loop {
             let now = now_micros();
-            let mut tx = self.store.write_tree(TreeLock::Exclusive).await.map_err(failed)?;
-            let Some((id, path)) = rows::next_expired_folder(&mut tx, now).await.map_err(failed)? else {
+            let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
+            let Some((id, path)) = rows::next_expired_folder(&mut tx, now).await? else {
                 return Ok(());
             };
             let purge_at = match self.action {
                 ExpiryAction::Delete => now,
                 ExpiryAction::Trash => self.trash.purge_at(now),
             };
-            let counts = trash_rows::trash_folder(&mut tx, id, &path, now, purge_at)
-                .await
-                .map_err(failed)?;
-            tx.commit().await.map_err(|e| failed(e.into()))?;
+            let counts = trash_rows::trash_folder(&mut tx, id, &path, now, purge_at).await?;
+            tx.commit().await?;
             result.folders_expired += counts.folders;
             result.items_expired += counts.items;
             if self.action == ExpiryAction::Delete {
@@ -138,13 +125,10 @@ impl ExpiryService {
     /// Purges the trash entries whose time in the trash is over: items a batch per transaction,
     /// then folders with everything their delete took along.
     async fn purge_trash(&self, ctx: &mut JobContext, result: &mut SweepResult) -> Result<(), JobFailure> {
-        let dialect = self.store.dialect();
         loop {
-            let mut tx = self.store.write().await.map_err(failed)?;
-            let objects = trash_rows::purge_due_items(&mut tx, dialect, now_micros(), self.batch)
-                .await
-                .map_err(failed)?;
-            tx.commit().await.map_err(|e| failed(e.into()))?;
+            let mut tx = self.store.write().await?;
+            let objects = trash_rows::purge_due_items(&mut tx, now_micros(), self.batch).await?;
+            tx.commit().await?;
             let taken = objects.len() as u64;
             result.trash_purged += taken;
             result.objects_deleted += self.trash.remove_objects(objects).await;
@@ -156,10 +140,8 @@ impl ExpiryService {
         let mut tried: HashSet<Uuid> = HashSet::new();
         loop {
             let due = {
-                let mut conn = self.store.read().await.map_err(failed)?;
-                trash_rows::due_folder_units(&mut conn, now_micros(), self.batch)
-                    .await
-                    .map_err(failed)?
+                let mut conn = self.store.read().await?;
+                trash_rows::due_folder_units(&mut conn, now_micros(), self.batch).await?
             };
             let fresh: Vec<(Uuid, i64)> = due.into_iter().filter(|(unit, _)| tried.insert(*unit)).collect();
             if fresh.is_empty() {

@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 
-use super::ServiceError;
+use super::{Context, ServiceError};
 use crate::domain::caller::Caller;
 use crate::store::{Store, keys};
 
@@ -81,8 +81,7 @@ impl KeyService {
         drop(conn);
         let key = self.create(FIRST_ADMIN, true).await?;
         let path = data_dir.join("admin.key");
-        write_private(&path, &key)
-            .map_err(|e| ServiceError::Internal(format!("cannot write {}: {e}", path.display())))?;
+        write_private(&path, &key).context(format!("cannot write {}", path.display()))?;
         Ok(Some(path))
     }
 }

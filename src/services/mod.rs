@@ -3,26 +3,36 @@
 
 pub mod access;
 pub mod expiry;
-pub mod folder_views;
 pub mod folders;
 pub mod imports;
 pub mod items;
 pub mod jobs;
 pub mod keys;
+pub mod objects;
 pub mod probe;
 pub mod reencode;
 pub mod sync;
 pub mod trash;
 
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::blobs::Buckets;
 use crate::domain::Invalid;
 use crate::domain::page::Cursor;
-use crate::store::sql::SortKey;
-use crate::store::{Store, StoreError};
+use crate::domain::page::SortKey;
+use crate::store::{Store, StoreError, from_micros, to_micros};
 
-/// Why a use case refused or failed. Each variant maps to one HTTP status.
+/// A JSON object kept with a folder or item for the client.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// The current time at the store's precision, so what is returned equals what is read back.
+pub fn now() -> OffsetDateTime {
+    from_micros(to_micros(OffsetDateTime::now_utc()))
+}
+
+/// Why a use case refused or failed. Each variant maps to an HTTP status (the one table is in
+/// `http::error`).
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
     /// The request is malformed or breaks a rule; the message says what to change (400).
@@ -48,27 +58,40 @@ pub enum ServiceError {
     #[error("{0}")]
     TooLarge(String),
     /// The database is unreachable or overloaded (503).
-    #[error("{0}")]
-    Unavailable(String),
-    /// A fault of ours; the message goes to the log, never to the client (500).
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] StoreError),
+    /// The store failed: 404 for a row that is gone, 409 for a broken uniqueness rule, 503 when
+    /// the database is unavailable or busy, 500 otherwise. (Use cases turn the store answers
+    /// they expect into the variants above first, e.g. with [`conflict_as`].)
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A fault of ours, with what failed and why (500); the message goes to the log, never to
+    /// the client.
+    #[error("{context}: {source}")]
+    Failed {
+        /// What was being done.
+        context: String,
+        /// Why it failed.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A fault of ours with no underlying error (a broken invariant) (500).
     #[error("{0}")]
     Internal(String),
 }
 
-impl From<StoreError> for ServiceError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::NotFound => ServiceError::NotFound("not found".into()),
-            StoreError::Conflict(m) => ServiceError::Conflict(format!("the change clashes with existing data: {m}")),
-            StoreError::Unavailable(m) => ServiceError::Unavailable(m),
-            StoreError::Other(m) => ServiceError::Internal(m),
-        }
-    }
+/// Turns any error into a [`ServiceError::Failed`] that says what was being done, keeping the
+/// error as its source: `.context("cannot write the key file")?`.
+pub trait Context<T> {
+    /// The error as a 500 with `context`.
+    fn context(self, context: impl Into<String>) -> Result<T, ServiceError>;
 }
 
-impl From<sqlx::Error> for ServiceError {
-    fn from(err: sqlx::Error) -> Self {
-        StoreError::from(err).into()
+impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for Result<T, E> {
+    fn context(self, context: impl Into<String>) -> Result<T, ServiceError> {
+        self.map_err(|source| ServiceError::Failed {
+            context: context.into(),
+            source: Box::new(source),
+        })
     }
 }
 
@@ -87,7 +110,7 @@ pub fn field(name: &'static str) -> impl Fn(Invalid) -> ServiceError {
 pub fn conflict_as(message: impl Into<String>) -> impl FnOnce(StoreError) -> ServiceError {
     move |err| match err {
         StoreError::Conflict(_) => ServiceError::Conflict(message.into()),
-        other => other.into(),
+        other => ServiceError::Store(other),
     }
 }
 
@@ -164,9 +187,7 @@ pub fn decode_position(token: &str, order: &str, text: bool) -> Result<(SortKey,
 pub async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, ServiceError>> + Send + 'static,
 ) -> Result<T, ServiceError> {
-    tokio::spawn(work)
-        .await
-        .map_err(|e| ServiceError::Internal(format!("a background task failed: {e}")))?
+    tokio::spawn(work).await.context("a background task failed")?
 }
 
 /// One page of a list, with the token for the next page.

@@ -365,9 +365,15 @@ pub enum FfprobeError {
     /// It could not read the file; the message is its stderr.
     #[error("ffprobe cannot read the file: {0}")]
     Unreadable(String),
-    /// It could not be run, timed out, or printed something else than JSON.
-    #[error("{0}")]
-    Failed(String),
+    /// It could not be run.
+    #[error("cannot run ffprobe: {0}")]
+    Run(#[source] std::io::Error),
+    /// It took longer than a minute.
+    #[error("ffprobe timed out after {} s", FFPROBE_TIMEOUT.as_secs())]
+    TimedOut,
+    /// It printed something else than the JSON asked for.
+    #[error("ffprobe printed unreadable JSON: {0}")]
+    Json(#[source] serde_json::Error),
 }
 
 /// Runs `ffprobe -print_format json -show_format -show_streams` on `path`.
@@ -379,17 +385,13 @@ pub async fn ffprobe_json(path: &OsStr) -> Result<FfprobeOutput, FfprobeError> {
         .kill_on_drop(true)
         .output();
     match tokio::time::timeout(FFPROBE_TIMEOUT, run).await {
-        Ok(Ok(out)) if out.status.success() => serde_json::from_slice(&out.stdout)
-            .map_err(|e| FfprobeError::Failed(format!("ffprobe printed unreadable JSON: {e}"))),
+        Ok(Ok(out)) if out.status.success() => serde_json::from_slice(&out.stdout).map_err(FfprobeError::Json),
         Ok(Ok(out)) => Err(FfprobeError::Unreadable(
             String::from_utf8_lossy(&out.stderr).trim().to_owned(),
         )),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => Err(FfprobeError::Missing),
-        Ok(Err(e)) => Err(FfprobeError::Failed(format!("cannot run ffprobe: {e}"))),
-        Err(_) => Err(FfprobeError::Failed(format!(
-            "ffprobe timed out after {} s",
-            FFPROBE_TIMEOUT.as_secs()
-        ))),
+        Ok(Err(e)) => Err(FfprobeError::Run(e)),
+        Err(_) => Err(FfprobeError::TimedOut),
     }
 }
 

@@ -12,14 +12,15 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::items::remove_managed_objects;
+use super::objects::remove_managed_objects;
 use super::{Page, ServiceError, decode_position, field, page_token};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::Caller;
 use crate::domain::item::ItemType;
+use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
-use crate::store::sql::SortKey;
+use crate::store::Db;
 use crate::store::trash::{self as rows, Counts, ItemObjects};
 use crate::store::{Store, TreeLock, now_micros, to_micros};
 
@@ -168,12 +169,12 @@ impl Trash {
     /// in one go. Answers the rows removed and the objects to remove once `tx` commits.
     pub(crate) async fn purge_unit_now(
         &self,
-        tx: &mut sqlx::AnyConnection,
+        tx: &mut dyn Db,
         unit: Uuid,
         purge_at: i64,
     ) -> Result<(Counts, Vec<ItemObjects>), ServiceError> {
         rows::absorb_nested_units(tx, unit, purge_at).await?;
-        let objects = rows::purge_unit_items(tx, self.store.dialect(), unit, None).await?;
+        let objects = rows::purge_unit_items(tx, unit, None).await?;
         let folders = rows::delete_unit_folders(tx, unit).await?;
         let counts = Counts {
             folders,
@@ -197,7 +198,7 @@ impl Trash {
         tx.commit().await?;
         loop {
             let mut tx = self.store.write().await?;
-            let objects = rows::purge_unit_items(&mut tx, self.store.dialect(), unit, Some(batch)).await?;
+            let objects = rows::purge_unit_items(&mut tx, unit, Some(batch)).await?;
             tx.commit().await?;
             let taken = objects.len();
             purged.rows.items += taken as u64;

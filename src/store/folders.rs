@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::sql::{Sql, contains_pattern, corrupt, push_page};
-use super::trash::{TrashMark, display_path, trash_mark};
-use super::{StoreError, from_micros, to_micros};
+use super::clauses::{push_path_rewrite, push_subtree};
+use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
+use super::sql::{Sql, contains_pattern, push_page};
+use super::{Db, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
+use crate::domain::page::SortKey;
 
 /// The columns every folder query selects, counts included.
 const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
@@ -57,16 +58,6 @@ struct FolderRow {
     item_count: i64,
 }
 
-/// Parses a stored UUID.
-pub(crate) fn parse_id(text: &str) -> Result<Uuid, StoreError> {
-    Uuid::parse_str(text).map_err(|e| corrupt("id", e))
-}
-
-/// Parses a stored JSON object.
-pub(crate) fn parse_object(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
-    serde_json::from_str(text).map_err(|e| corrupt("client_metadata", e))
-}
-
 impl TryFrom<FolderRow> for FolderRecord {
     type Error = StoreError;
 
@@ -102,69 +93,53 @@ impl TryFrom<FolderRow> for FolderRecord {
     }
 }
 
-/// Appends the condition "`column` is `path` or lies below it", as a byte range that an index
-/// serves. `path` is a path as stored: a live one, or a trashed one with its unit prefix.
-pub(crate) fn push_subtree(sql: &mut Sql, column: &str, path: &str, include_self: bool) {
-    sql.push("(");
-    if include_self {
-        sql.push(column).push(" = ").bind(path.to_owned()).push(" OR ");
-    }
-    // Every descendant path starts with `path/`; `0` is the byte after `/`.
-    sql.push("(").push(column).push(" >= ").bind(format!("{path}/"));
-    sql.push(" AND ")
-        .push(column)
-        .push(" < ")
-        .bind(format!("{path}0"))
-        .push("))");
-}
-
-async fn fetch_one(conn: &mut AnyConnection, sql: Sql) -> Result<Option<FolderRecord>, StoreError> {
+async fn fetch_one(db: &mut dyn Db, sql: Sql) -> Result<Option<FolderRecord>, StoreError> {
     sql.build_as::<FolderRow>()
-        .fetch_optional(conn)
+        .fetch_optional(db.conn())
         .await?
         .map(FolderRecord::try_from)
         .transpose()
 }
 
 /// The live folder with this id.
-pub async fn by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
+pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
     sql.bind(id.to_string()).push(" AND f.trashed_at IS NULL");
-    fetch_one(conn, sql).await
+    fetch_one(db, sql).await
 }
 
 /// The folder with this id, live or trashed.
-pub async fn by_id_any(conn: &mut AnyConnection, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
+pub async fn by_id_any(db: &mut dyn Db, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
     sql.bind(id.to_string());
-    fetch_one(conn, sql).await
+    fetch_one(db, sql).await
 }
 
 /// The live folder at this path (trashed paths carry their unit's prefix and never match).
-pub async fn by_path(conn: &mut AnyConnection, path: &FolderPath) -> Result<Option<FolderRecord>, StoreError> {
+pub async fn by_path(db: &mut dyn Db, path: &FolderPath) -> Result<Option<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.path = "));
     sql.bind(path.as_str().to_owned());
-    fetch_one(conn, sql).await
+    fetch_one(db, sql).await
 }
 
 /// Ids of the folders at these paths, keyed by path (for `path_to_root`).
-pub async fn ids_by_path(conn: &mut AnyConnection, paths: &[FolderPath]) -> Result<BTreeMap<String, Uuid>, StoreError> {
+pub async fn ids_by_path(db: &mut dyn Db, paths: &[FolderPath]) -> Result<BTreeMap<String, Uuid>, StoreError> {
     if paths.is_empty() {
         return Ok(BTreeMap::new());
     }
     let mut sql = Sql::new("SELECT path, id FROM folder WHERE path IN (");
     sql.bind_list(paths.iter().map(|p| p.as_str().to_owned())).push(")");
-    let rows: Vec<(String, String)> = sql.build_as().fetch_all(conn).await?;
+    let rows: Vec<(String, String)> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter().map(|(path, id)| Ok((path, parse_id(&id)?))).collect()
 }
 
 /// Every folder with a `sync_schedule`, and the schedule.
-pub async fn with_sync_schedule(conn: &mut AnyConnection) -> Result<Vec<(Uuid, String)>, StoreError> {
+pub async fn with_sync_schedule(db: &mut dyn Db) -> Result<Vec<(Uuid, String)>, StoreError> {
     let rows: Vec<(String, String)> =
         sqlx::query_as(
             "SELECT id, sync_schedule FROM folder WHERE sync_schedule IS NOT NULL AND schedule_paused_at IS NULL AND trashed_at IS NULL",
         )
-            .fetch_all(conn)
+            .fetch_all(db.conn())
             .await?;
     rows.into_iter()
         .map(|(id, schedule)| Ok((parse_id(&id)?, schedule)))
@@ -175,7 +150,7 @@ pub async fn with_sync_schedule(conn: &mut AnyConnection) -> Result<Vec<(Uuid, S
 /// pause; a failure (`Err` with its message) extends the run, and the run's `pause_after`th
 /// failure pauses the folder's schedule at `now` (micros). True when this failure paused it.
 pub async fn record_sync_outcome(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     id: Uuid,
     outcome: Result<(), &str>,
     pause_after: u32,
@@ -183,14 +158,14 @@ pub async fn record_sync_outcome(
 ) -> Result<bool, StoreError> {
     let message = match outcome {
         Ok(()) => {
-            resume_schedule(conn, id).await?;
+            resume_schedule(db, id).await?;
             return Ok(false);
         }
         Err(message) => message,
     };
     let mut sql = Sql::new("UPDATE folder SET sync_failures = sync_failures + 1 WHERE id = ");
     sql.bind(id.to_string());
-    sql.build().execute(&mut *conn).await?;
+    sql.build().execute(db.conn()).await?;
     let mut sql = Sql::new("UPDATE folder SET schedule_paused_at = ");
     sql.bind(now)
         .push(", schedule_paused_reason = ")
@@ -198,30 +173,30 @@ pub async fn record_sync_outcome(
     sql.push(" WHERE id = ").bind(id.to_string());
     sql.push(" AND sync_schedule IS NOT NULL AND schedule_paused_at IS NULL AND sync_failures >= ")
         .bind(i64::from(pause_after));
-    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
 /// Lifts a pause of folder `id`'s schedule and forgets its run of failed syncs.
-pub async fn resume_schedule(conn: &mut AnyConnection, id: Uuid) -> Result<(), StoreError> {
+pub async fn resume_schedule(db: &mut dyn Db, id: Uuid) -> Result<(), StoreError> {
     let mut sql = Sql::new(
         "UPDATE folder SET sync_failures = 0, schedule_paused_at = NULL, schedule_paused_reason = NULL WHERE id = ",
     );
     sql.bind(id.to_string());
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// Inserts a folder; a folder already at its path is a `Conflict`.
-pub async fn insert(conn: &mut AnyConnection, folder: &Folder) -> Result<(), StoreError> {
-    insert_sql(folder, "").build().execute(conn).await?;
+pub async fn insert(db: &mut dyn Db, folder: &Folder) -> Result<(), StoreError> {
+    insert_sql(folder, "").build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// Inserts a folder unless one already holds its path; true when this call inserted it.
-pub async fn insert_if_absent(conn: &mut AnyConnection, folder: &Folder) -> Result<bool, StoreError> {
+pub async fn insert_if_absent(db: &mut dyn Db, folder: &Folder) -> Result<bool, StoreError> {
     let done = insert_sql(folder, " ON CONFLICT (path) DO NOTHING")
         .build()
-        .execute(conn)
+        .execute(db.conn())
         .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -252,7 +227,7 @@ fn insert_sql(folder: &Folder, suffix: &str) -> Sql {
 }
 
 /// Writes the editable attributes of `folder` (not its name, path or parent).
-pub async fn update_attributes(conn: &mut AnyConnection, folder: &Folder) -> Result<(), StoreError> {
+pub async fn update_attributes(db: &mut dyn Db, folder: &Folder) -> Result<(), StoreError> {
     let mut sql = Sql::new("UPDATE folder SET description = ");
     sql.bind(folder.description.clone());
     sql.push(", client_metadata = ")
@@ -263,14 +238,14 @@ pub async fn update_attributes(conn: &mut AnyConnection, folder: &Folder) -> Res
     sql.push(", expires_at = ").bind(folder.expires_at.map(to_micros));
     sql.push(", updated_at = ").bind(to_micros(folder.updated_at));
     sql.push(" WHERE id = ").bind(folder.id.to_string());
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// Moves folder `id` from `old_path` to `new_path` under `new_parent`, rewriting the paths of its
 /// whole subtree. A folder already at the new path is a `Conflict`.
 pub async fn relocate(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     id: Uuid,
     old_path: &FolderPath,
     new_path: &FolderPath,
@@ -283,39 +258,26 @@ pub async fn relocate(
     sql.push(", name_folded = ").bind(new_path.name().to_lowercase());
     sql.push(", updated_at = ").bind(to_micros(now));
     sql.push(" WHERE id = ").bind(id.to_string());
-    sql.build().execute(&mut *conn).await?;
+    sql.build().execute(db.conn()).await?;
 
     let mut sql = Sql::new("UPDATE folder SET ");
     push_path_rewrite(&mut sql, old_path.as_str(), new_path.as_str());
     sql.push(" WHERE ");
     push_subtree(&mut sql, "path", old_path.as_str(), true);
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
-/// Appends `path = NEW || (the rest of path after OLD)`, which moves the paths at or below `old`
-/// (as stored) to `new`.
-pub(crate) fn push_path_rewrite(sql: &mut Sql, old: &str, new: &str) {
-    let old_chars = i64::try_from(old.chars().count()).unwrap_or(i64::MAX);
-    sql.push("path = ")
-        .bind(new.to_owned())
-        .push(" || substr(path, CAST(")
-        .bind(old_chars + 1)
-        .push(" AS INTEGER))");
-}
-
 /// Whether the folder holds any live subfolder or item.
-pub async fn is_empty(conn: &mut AnyConnection, id: Uuid) -> Result<bool, StoreError> {
+pub async fn is_empty(db: &mut dyn Db, id: Uuid) -> Result<bool, StoreError> {
     let mut sql = Sql::new("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM folder WHERE parent_id = ");
     sql.bind(id.to_string());
     sql.push(" AND trashed_at IS NULL LIMIT 1) a) + (SELECT COUNT(*) FROM (SELECT 1 FROM item WHERE folder_id = ");
     sql.bind(id.to_string());
     sql.push(" AND trashed_at IS NULL LIMIT 1) b) AS n");
-    let (n,): (i64,) = sql.build_as().fetch_one(conn).await?;
+    let (n,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
     Ok(n == 0)
 }
-
-pub use super::sql::SortKey;
 
 /// Which folders to list and how.
 #[derive(Debug, Clone)]
@@ -341,7 +303,7 @@ pub struct FolderQuery {
 }
 
 /// One page of folders, in the query's order.
-pub async fn list(conn: &mut AnyConnection, query: &FolderQuery) -> Result<Vec<FolderRecord>, StoreError> {
+pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM folder f WHERE f.trashed_at IS NULL AND "
     ));
@@ -372,7 +334,7 @@ pub async fn list(conn: &mut AnyConnection, query: &FolderQuery) -> Result<Vec<F
         FolderOrder::CreatedAt => "f.created_at",
     };
     push_page(&mut sql, column, "f.id", query.desc, query.after.as_ref(), query.limit);
-    let rows = sql.build_as::<FolderRow>().fetch_all(conn).await?;
+    let rows = sql.build_as::<FolderRow>().fetch_all(db.conn()).await?;
     rows.into_iter().map(FolderRecord::try_from).collect()
 }
 
@@ -399,19 +361,14 @@ pub struct Summary {
 }
 
 /// Counts the contents of the folder at `path`, only its direct contents unless `recursive`.
-pub async fn summary(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    path: &FolderPath,
-    recursive: bool,
-) -> Result<Summary, StoreError> {
+pub async fn summary(db: &mut dyn Db, id: Uuid, path: &FolderPath, recursive: bool) -> Result<Summary, StoreError> {
     let mut sql = Sql::new("SELECT COUNT(*) FROM folder WHERE trashed_at IS NULL AND ");
     if recursive {
         push_subtree(&mut sql, "path", path.as_str(), false);
     } else {
         sql.push("parent_id = ").bind(id.to_string());
     }
-    let (subfolders,): (i64,) = sql.build_as().fetch_one(&mut *conn).await?;
+    let (subfolders,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
 
     let mut sql = Sql::new(
         "SELECT item_type, COUNT(*) AS items, CAST(COALESCE(SUM(is_tombstone), 0) AS BIGINT) AS tombstones, \
@@ -426,6 +383,6 @@ pub async fn summary(
         sql.push("folder_id = ").bind(id.to_string());
     }
     sql.push(" GROUP BY item_type ORDER BY item_type");
-    let by_type = sql.build_as::<TypeCount>().fetch_all(conn).await?;
+    let by_type = sql.build_as::<TypeCount>().fetch_all(db.conn()).await?;
     Ok(Summary { subfolders, by_type })
 }

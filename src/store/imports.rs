@@ -1,12 +1,11 @@
 //! Import unit rows: the units of a submitted spec, what each became, and the lookups an
 //! import makes in the folder it fills (objects already imported there).
 
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::StoreError;
-use super::folders::parse_id;
+use super::rows::parse_id;
 use super::sql::Sql;
+use super::{Db, StoreError};
 
 /// Rows per multi-row INSERT (three values each, far below either database's parameter limit).
 const INSERT_CHUNK: usize = 500;
@@ -45,9 +44,10 @@ impl UnitState {
             3 => UnitState::Updated,
             4 => UnitState::Failed,
             other => {
-                return Err(StoreError::Other(format!(
-                    "import_unit.state holds unknown code {other}"
-                )));
+                return Err(StoreError::Corrupt {
+                    what: "import_unit.state",
+                    detail: format!("unknown code {other}"),
+                });
             }
         })
     }
@@ -112,7 +112,7 @@ impl TryFrom<RawUnit> for UnitRow {
 
 /// Records units `specs` of job `job_id`, numbered from `first_position`.
 pub async fn insert_units(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     job_id: Uuid,
     first_position: i64,
     specs: &[String],
@@ -128,23 +128,23 @@ pub async fn insert_units(
             sql.bind(spec.clone()).push(")");
             position += 1;
         }
-        sql.build().execute(&mut *conn).await?;
+        sql.build().execute(db.conn()).await?;
     }
     Ok(())
 }
 
 /// Removes every unit of job `job_id` (a submission that did not become a job).
-pub async fn delete_units(conn: &mut AnyConnection, job_id: Uuid) -> Result<(), StoreError> {
+pub async fn delete_units(db: &mut dyn Db, job_id: Uuid) -> Result<(), StoreError> {
     let mut sql = Sql::new("DELETE FROM import_unit WHERE job_id = ");
     sql.bind(job_id.to_string());
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// Up to `limit` units of the job after position `after`, in position order; only those in
 /// `states` unless it is empty.
 pub async fn units_after(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     job_id: Uuid,
     states: &[UnitState],
     after: i64,
@@ -160,7 +160,7 @@ pub async fn units_after(
             .push(")");
     }
     sql.push(" ORDER BY position LIMIT ").bind(limit);
-    let rows = sql.build_as::<RawUnit>().fetch_all(conn).await?;
+    let rows = sql.build_as::<RawUnit>().fetch_all(db.conn()).await?;
     rows.into_iter().map(TryFrom::try_from).collect()
 }
 
@@ -176,12 +176,7 @@ pub struct Finished<'a> {
 }
 
 /// Records what unit `position` of the job became.
-pub async fn finish(
-    conn: &mut AnyConnection,
-    job_id: Uuid,
-    position: i64,
-    done: &Finished<'_>,
-) -> Result<(), StoreError> {
+pub async fn finish(db: &mut dyn Db, job_id: Uuid, position: i64, done: &Finished<'_>) -> Result<(), StoreError> {
     let mut sql = Sql::new("UPDATE import_unit SET state = ");
     sql.bind(done.state.code());
     sql.push(", item_id = ").bind(done.item.map(|(id, _)| id.to_string()));
@@ -193,7 +188,7 @@ pub async fn finish(
         .bind(done.failure.map(|(_, action)| action.to_owned()));
     sql.push(" WHERE job_id = ").bind(job_id.to_string());
     sql.push(" AND position = ").bind(position);
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
@@ -213,11 +208,11 @@ pub struct Tally {
 }
 
 /// Counts the job's units by state.
-pub async fn tally(conn: &mut AnyConnection, job_id: Uuid) -> Result<Tally, StoreError> {
+pub async fn tally(db: &mut dyn Db, job_id: Uuid) -> Result<Tally, StoreError> {
     let mut sql = Sql::new("SELECT state, COUNT(*) FROM import_unit WHERE job_id = ");
     sql.bind(job_id.to_string());
     sql.push(" GROUP BY state");
-    let rows: Vec<(i64, i64)> = sql.build_as().fetch_all(conn).await?;
+    let rows: Vec<(i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
     let mut tally = Tally::default();
     for (state, n) in rows {
         *match UnitState::from_code(state)? {
@@ -234,7 +229,7 @@ pub async fn tally(conn: &mut AnyConnection, job_id: Uuid) -> Result<Tally, Stor
 /// The live item of folder `folder_id` that points at object `key` of `bucket`, if any: its id
 /// and title.
 pub async fn imported_item(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     folder_id: Uuid,
     bucket: &str,
     key: &str,
@@ -244,13 +239,13 @@ pub async fn imported_item(
     sql.push(" AND object_key = ").bind(key.to_owned());
     sql.push(" AND bucket = ").bind(bucket.to_owned());
     sql.push(" AND trashed_at IS NULL AND is_tombstone = 0 ORDER BY created_at LIMIT 1");
-    let row: Option<(String, String)> = sql.build_as().fetch_optional(conn).await?;
+    let row: Option<(String, String)> = sql.build_as().fetch_optional(db.conn()).await?;
     row.map(|(id, title)| Ok((parse_id(&id)?, title))).transpose()
 }
 
 /// Replaces the client metadata of item `id`.
 pub async fn set_client_metadata(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     id: Uuid,
     metadata: &serde_json::Map<String, serde_json::Value>,
     now_micros: i64,
@@ -259,6 +254,6 @@ pub async fn set_client_metadata(
     sql.bind(serde_json::Value::Object(metadata.clone()).to_string());
     sql.push(", updated_at = ").bind(now_micros);
     sql.push(" WHERE id = ").bind(id.to_string());
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }

@@ -4,15 +4,16 @@
 
 use std::collections::HashSet;
 
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 use uuid::Uuid;
 
-use super::folders::{parse_id, parse_object, push_subtree};
-use super::sql::{SortKey, Sql, Value, contains_pattern, corrupt, push_page};
-use super::trash::{TrashMark, trash_mark};
-use super::{Dialect, StoreError, from_micros, to_micros};
+use super::clauses::{FolderTtl, push_folder_expiry, push_subtree};
+use super::rows::{TrashMark, corrupt, parse_id, parse_object, trash_mark};
+use super::sql::{Sql, Value, contains_pattern, push_page};
+use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::FolderPath;
 use crate::domain::item::{Encoded, Item, ItemOrder, ItemType, Media, split_extension};
+use crate::domain::page::SortKey;
 
 /// The columns every item query selects.
 const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.item_type, i.mime_type, i.size, \
@@ -142,41 +143,37 @@ impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
 }
 
 /// Runs a query that selects one text column.
-async fn fetch_texts(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<(String,)> = sql.build_as().fetch_all(conn).await?;
+async fn fetch_texts(db: &mut dyn Db, sql: Sql) -> Result<Vec<String>, StoreError> {
+    let rows: Vec<(String,)> = sql.build_as().fetch_all(db.conn()).await?;
     Ok(rows.into_iter().map(|(t,)| t).collect())
 }
 
 /// Runs an item query, keeping where each row stands in the trash.
-async fn fetch_marked(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<(Item, Option<TrashMark>)>, StoreError> {
-    let rows = sql.build_as::<ItemRow>().fetch_all(conn).await?;
+async fn fetch_marked(db: &mut dyn Db, sql: Sql) -> Result<Vec<(Item, Option<TrashMark>)>, StoreError> {
+    let rows = sql.build_as::<ItemRow>().fetch_all(db.conn()).await?;
     rows.into_iter().map(TryFrom::try_from).collect()
 }
 
-async fn fetch_all(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<Item>, StoreError> {
-    Ok(fetch_marked(conn, sql)
-        .await?
-        .into_iter()
-        .map(|(item, _)| item)
-        .collect())
+async fn fetch_all(db: &mut dyn Db, sql: Sql) -> Result<Vec<Item>, StoreError> {
+    Ok(fetch_marked(db, sql).await?.into_iter().map(|(item, _)| item).collect())
 }
 
 /// The live item with this id.
-pub async fn by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Item>, StoreError> {
+pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<Item>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.id = "));
     sql.bind(id.to_string()).push(" AND i.trashed_at IS NULL");
-    Ok(fetch_all(conn, sql).await?.pop())
+    Ok(fetch_all(db, sql).await?.pop())
 }
 
 /// The item with this id, live or trashed, and where it stands in the trash.
-pub async fn by_id_any(conn: &mut AnyConnection, id: Uuid) -> Result<Option<(Item, Option<TrashMark>)>, StoreError> {
+pub async fn by_id_any(db: &mut dyn Db, id: Uuid) -> Result<Option<(Item, Option<TrashMark>)>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.id = "));
     sql.bind(id.to_string());
-    Ok(fetch_marked(conn, sql).await?.pop())
+    Ok(fetch_marked(db, sql).await?.pop())
 }
 
 /// The live items with these ids (in no particular order; missing ids are left out).
-pub async fn by_ids(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Vec<Item>, StoreError> {
+pub async fn by_ids(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<Item>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -184,26 +181,22 @@ pub async fn by_ids(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Vec<Item>,
         "SELECT {COLUMNS} FROM item i WHERE i.trashed_at IS NULL AND i.id IN ("
     ));
     sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
-    fetch_all(conn, sql).await
+    fetch_all(db, sql).await
 }
 
 /// The live item titled `title` in the folder.
-pub async fn by_title(conn: &mut AnyConnection, folder_id: Uuid, title: &str) -> Result<Option<Item>, StoreError> {
+pub async fn by_title(db: &mut dyn Db, folder_id: Uuid, title: &str) -> Result<Option<Item>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM item i WHERE i.folder_id = "));
     sql.bind(folder_id.to_string())
         .push(" AND i.title = ")
         .bind(title.to_owned())
         .push(" AND i.trashed_at IS NULL");
-    Ok(fetch_all(conn, sql).await?.pop())
+    Ok(fetch_all(db, sql).await?.pop())
 }
 
 /// The titles in the folder that start like alternatives of `title` (`stem (…`), found through
 /// the (folder_id, title) index as a byte range.
-pub async fn alternative_titles(
-    conn: &mut AnyConnection,
-    folder_id: Uuid,
-    title: &str,
-) -> Result<Vec<String>, StoreError> {
+pub async fn alternative_titles(db: &mut dyn Db, folder_id: Uuid, title: &str) -> Result<Vec<String>, StoreError> {
     let (stem, _) = split_extension(title);
     let mut sql = Sql::new("SELECT title FROM item WHERE folder_id = ");
     sql.bind(folder_id.to_string());
@@ -211,7 +204,7 @@ pub async fn alternative_titles(
     sql.push(" AND title >= ").bind(format!("{stem} ("));
     sql.push(" AND title < ").bind(format!("{stem} )"));
     sql.push(" AND trashed_at IS NULL");
-    fetch_texts(conn, sql).await
+    fetch_texts(db, sql).await
 }
 
 /// The content columns of `item` (everything but id, folder, title, client metadata and
@@ -278,7 +271,7 @@ pub(crate) const CONTENT_COLUMNS: [&str; 17] = [
 
 /// Inserts `item` unless its folder already holds a live item with its title; true when
 /// inserted. Never fails on the title (the transaction stays usable on PostgreSQL too).
-pub async fn insert_if_title_free(conn: &mut AnyConnection, item: &Item) -> Result<bool, StoreError> {
+pub async fn insert_if_title_free(db: &mut dyn Db, item: &Item) -> Result<bool, StoreError> {
     let mut sql = Sql::new(&format!(
         "INSERT INTO item (id, folder_id, title, title_folded, client_metadata, created_at, updated_at, expires_at, \
          expires_own, {}) VALUES (",
@@ -297,20 +290,20 @@ pub async fn insert_if_title_free(conn: &mut AnyConnection, item: &Item) -> Resu
     bind_content(&mut sql, item);
     // The conflict target repeats the partial unique index's predicate, which names it.
     sql.push(") ON CONFLICT (folder_id, title) WHERE trashed_at IS NULL DO NOTHING");
-    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
 /// Points item `id` at `with`'s content (object, type, size, checksum, media metadata) and
 /// client metadata, keeping its id, folder, title, creation time and expiry. A re-encoded
 /// rendition of the old content is dropped.
-pub async fn replace_content(conn: &mut AnyConnection, id: Uuid, with: &Item) -> Result<(), StoreError> {
+pub async fn replace_content(db: &mut dyn Db, id: Uuid, with: &Item) -> Result<(), StoreError> {
     let mut sql = Sql::new(&format!("UPDATE item SET ({}) = (", CONTENT_COLUMNS.join(", ")));
     bind_content(&mut sql, with);
     sql.push(&format!("), {CLEAR_ENCODED}, client_metadata = "))
         .bind(serde_json::Value::Object(with.client_metadata.clone()).to_string());
     sql.push(", updated_at = ").bind(to_micros(with.updated_at));
     sql.push(" WHERE id = ").bind(id.to_string());
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
@@ -320,7 +313,7 @@ const CLEAR_ENCODED: &str = "encoded_key = NULL, encoded_size = NULL, encoded_ch
 
 /// Writes a live item's title, client metadata and expiry; a title taken in its folder is a
 /// `Conflict`. False when the item is gone or trashed (it expired meanwhile, say).
-pub async fn update_attributes(conn: &mut AnyConnection, item: &Item) -> Result<bool, StoreError> {
+pub async fn update_attributes(db: &mut dyn Db, item: &Item) -> Result<bool, StoreError> {
     let mut sql = Sql::new("UPDATE item SET title = ");
     sql.bind(item.title.clone());
     sql.push(", title_folded = ").bind(item.title.to_lowercase());
@@ -332,55 +325,21 @@ pub async fn update_attributes(conn: &mut AnyConnection, item: &Item) -> Result<
     sql.push(" WHERE id = ")
         .bind(item.id.to_string())
         .push(" AND trashed_at IS NULL");
-    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
-}
-
-/// Whose TTL an item follows in [`push_folder_expiry`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FolderTtl {
-    /// This folder TTL (`None`: no TTL), e.g. the one of the folder the item moves to.
-    Of(Option<i64>),
-    /// The TTL of the folder the row is in.
-    OwnFolder,
-}
-
-/// Appends the expiry an item row gets from its folder's TTL: its own `expires_at` when it has
-/// one (`expires_own`), else `created_at` + the TTL, or NULL.
-pub(crate) fn push_ttl_expiry(sql: &mut Sql, ttl: FolderTtl) {
-    sql.push("(CASE WHEN expires_own = 1 THEN expires_at ELSE ");
-    match ttl {
-        FolderTtl::Of(Some(seconds)) => sql.push("created_at + ").bind(seconds.saturating_mul(1_000_000)),
-        FolderTtl::Of(None) => sql.push("NULL"),
-        FolderTtl::OwnFolder => {
-            sql.push("created_at + (SELECT t.ttl_seconds FROM folder t WHERE t.id = item.folder_id) * 1000000")
-        }
-    };
-    sql.push(" END)");
-}
-
-/// Appends `expires_at = …` for items that follow their folder's TTL; items with their own
-/// expiry keep it.
-pub(crate) fn push_folder_expiry(sql: &mut Sql, ttl: FolderTtl) {
-    sql.push("expires_at = ");
-    push_ttl_expiry(sql, ttl);
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
 /// Gives the items of folder `folder_id` that follow its TTL the expiry `ttl_seconds` makes.
-pub async fn apply_folder_ttl(
-    conn: &mut AnyConnection,
-    folder_id: Uuid,
-    ttl_seconds: Option<i64>,
-) -> Result<u64, StoreError> {
+pub async fn apply_folder_ttl(db: &mut dyn Db, folder_id: Uuid, ttl_seconds: Option<i64>) -> Result<u64, StoreError> {
     let mut sql = Sql::new("UPDATE item SET ");
     push_folder_expiry(&mut sql, FolderTtl::Of(ttl_seconds));
     sql.push(" WHERE expires_own = 0 AND folder_id = ")
         .bind(folder_id.to_string());
-    Ok(sql.build().execute(conn).await?.rows_affected())
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
 }
 
 /// Records `encoded` as the rendition of live item `source`, as long as the item still holds the
 /// content it was made from. False when it does not (replaced, trashed or deleted meanwhile).
-pub async fn set_encoded(conn: &mut AnyConnection, source: &Item, encoded: &Encoded) -> Result<bool, StoreError> {
+pub async fn set_encoded(db: &mut dyn Db, source: &Item, encoded: &Encoded) -> Result<bool, StoreError> {
     let media = serde_json::to_string(&encoded.media).map_err(|e| corrupt("encoded_media", e))?;
     let mut sql = Sql::new("UPDATE item SET encoded_key = ");
     sql.bind(encoded.object_key.clone());
@@ -397,15 +356,11 @@ pub async fn set_encoded(conn: &mut AnyConnection, source: &Item, encoded: &Enco
     sql.push(" AND size = ").bind(source.size);
     sql.push(" AND COALESCE(checksum, '') = ")
         .bind(source.checksum.clone().unwrap_or_default());
-    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
 /// The live titles in `folder_id` among `titles`.
-pub async fn taken_titles(
-    conn: &mut AnyConnection,
-    folder_id: Uuid,
-    titles: &[String],
-) -> Result<Vec<String>, StoreError> {
+pub async fn taken_titles(db: &mut dyn Db, folder_id: Uuid, titles: &[String]) -> Result<Vec<String>, StoreError> {
     if titles.is_empty() {
         return Ok(Vec::new());
     }
@@ -413,13 +368,13 @@ pub async fn taken_titles(
     sql.bind(folder_id.to_string())
         .push(" AND trashed_at IS NULL AND title IN (");
     sql.bind_list(titles.iter().cloned()).push(") ORDER BY title");
-    fetch_texts(conn, sql).await
+    fetch_texts(db, sql).await
 }
 
 /// Moves the live items into `target`, whose TTL is `target_ttl`; a title taken there is a
 /// `Conflict`.
 pub async fn move_to(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     ids: &[Uuid],
     target: Uuid,
     target_ttl: Option<i64>,
@@ -437,23 +392,23 @@ pub async fn move_to(
     sql.push(" WHERE trashed_at IS NULL AND id IN (")
         .bind_list(ids.iter().map(Uuid::to_string))
         .push(")");
-    Ok(sql.build().execute(conn).await?.rows_affected())
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
 }
 
 /// Deletes the items, live or trashed.
-pub async fn delete(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<u64, StoreError> {
+pub async fn delete(db: &mut dyn Db, ids: &[Uuid]) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
     let mut sql = Sql::new("DELETE FROM item WHERE id IN (");
     sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
-    Ok(sql.build().execute(conn).await?.rows_affected())
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
 }
 
 /// Which of `keys` some item in `bucket` points at, trashed items included; in the managed
 /// bucket (`managed`) re-encoded renditions count too.
 pub async fn referenced_keys(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     bucket: &str,
     keys: &[String],
     managed: bool,
@@ -468,7 +423,7 @@ pub async fn referenced_keys(
         sql.push(" UNION SELECT encoded_key FROM item WHERE encoded_key IN (");
         sql.bind_list(keys.iter().cloned()).push(")");
     }
-    Ok(fetch_texts(conn, sql).await?.into_iter().collect())
+    Ok(fetch_texts(db, sql).await?.into_iter().collect())
 }
 
 /// Which items to list and how.
@@ -497,16 +452,22 @@ pub struct ItemQuery {
 }
 
 /// One page of items, in the query's order.
-pub async fn list(conn: &mut AnyConnection, query: &ItemQuery) -> Result<Vec<Item>, StoreError> {
-    fetch_all(conn, list_sql("", query)).await
+pub async fn list(db: &mut dyn Db, query: &ItemQuery) -> Result<Vec<Item>, StoreError> {
+    fetch_all(db, list_sql("", query)).await
 }
 
 /// The database's plan for `list(query)`, one line per step: a diagnostic that shows which
 /// index serves a list (tests check every order has one).
-pub async fn explain_list(conn: &mut AnyConnection, dialect: Dialect, query: &ItemQuery) -> Result<String, StoreError> {
+pub async fn explain_list(db: &mut dyn Db, query: &ItemQuery) -> Result<String, StoreError> {
+    let dialect = db.dialect();
     let rows = match dialect {
-        Dialect::Sqlite => list_sql("EXPLAIN QUERY PLAN ", query).build().fetch_all(conn).await?,
-        Dialect::Postgres => list_sql("EXPLAIN ", query).build().fetch_all(conn).await?,
+        Dialect::Sqlite => {
+            list_sql("EXPLAIN QUERY PLAN ", query)
+                .build()
+                .fetch_all(db.conn())
+                .await?
+        }
+        Dialect::Postgres => list_sql("EXPLAIN ", query).build().fetch_all(db.conn()).await?,
     };
     let column = match dialect {
         Dialect::Sqlite => "detail",

@@ -2,12 +2,11 @@
 //! bumps `version` and, on PostgreSQL, sends `NOTIFY stowage_job, 'ID:VERSION'` so waiters in
 //! other processes wake up.
 
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::folders::{parse_id, parse_object};
-use super::sql::{Sql, corrupt};
-use super::{StoreError, from_micros, now_micros};
+use super::rows::{corrupt, parse_id, parse_object};
+use super::sql::Sql;
+use super::{Db, Dialect, StoreError, from_micros, now_micros};
 use crate::domain::job::{Job, JobKind, JobStatus, Progress, UnitError};
 
 /// The channel job changes are announced on (PostgreSQL).
@@ -80,9 +79,9 @@ impl TryFrom<JobRow> for Job {
     }
 }
 
-async fn fetch_optional(conn: &mut AnyConnection, sql: Sql) -> Result<Option<Job>, StoreError> {
+async fn fetch_optional(db: &mut dyn Db, sql: Sql) -> Result<Option<Job>, StoreError> {
     sql.build_as::<JobRow>()
-        .fetch_optional(conn)
+        .fetch_optional(db.conn())
         .await?
         .map(Job::try_from)
         .transpose()
@@ -90,25 +89,25 @@ async fn fetch_optional(conn: &mut AnyConnection, sql: Sql) -> Result<Option<Job
 
 /// Announces a new version of a job to other processes (PostgreSQL only; SQLite waiters rely
 /// on the in-process hub and the fallback re-check).
-async fn announce(conn: &mut AnyConnection, id: Uuid, version: i64) -> Result<(), StoreError> {
-    if conn.backend_name() == "PostgreSQL" {
+async fn announce(db: &mut dyn Db, id: Uuid, version: i64) -> Result<(), StoreError> {
+    if db.dialect() == Dialect::Postgres {
         let mut sql = Sql::new("SELECT 1 AS sent FROM (SELECT pg_notify(");
         sql.bind(CHANNEL.to_owned())
             .push(", ")
             .bind(format!("{id}:{version}"))
             .push(")) AS n");
-        sql.build().execute(conn).await?;
+        sql.build().execute(db.conn()).await?;
     }
     Ok(())
 }
 
 /// Runs an `UPDATE job … RETURNING version, status, cancel_requested` and announces the new version.
-async fn change(conn: &mut AnyConnection, id: Uuid, mut sql: Sql) -> Result<Option<Changed>, StoreError> {
+async fn change(db: &mut dyn Db, id: Uuid, mut sql: Sql) -> Result<Option<Changed>, StoreError> {
     sql.push(" RETURNING version, status, cancel_requested");
-    let row: Option<(i64, String, i64)> = sql.build_as().fetch_optional(&mut *conn).await?;
+    let row: Option<(i64, String, i64)> = sql.build_as().fetch_optional(db.conn()).await?;
     match row {
         Some((version, status, cancel)) => {
-            announce(conn, id, version).await?;
+            announce(db, id, version).await?;
             Ok(Some(Changed {
                 version,
                 status: JobStatus::parse(&status).map_err(|e| corrupt("status", e))?,
@@ -166,7 +165,7 @@ pub struct NewJob {
 
 /// Inserts a PENDING job. A clash with an idempotency key or an active sync of the same folder
 /// is a `Conflict`.
-pub async fn insert(conn: &mut AnyConnection, job: &NewJob) -> Result<(), StoreError> {
+pub async fn insert(db: &mut dyn Db, job: &NewJob) -> Result<(), StoreError> {
     let now = now_micros();
     let mut sql = Sql::new(
         "INSERT INTO job (id, kind, status, folder_id, params, max_attempts, created_by, idempotency_key, created_at, updated_at) VALUES (",
@@ -180,37 +179,33 @@ pub async fn insert(conn: &mut AnyConnection, job: &NewJob) -> Result<(), StoreE
     sql.bind(job.created_by.clone()).push(", ");
     sql.bind(job.idempotency_key.clone()).push(", ");
     sql.bind(now).push(", ").bind(now).push(")");
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// The job with this id.
-pub async fn by_id(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Job>, StoreError> {
+pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<Job>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM job WHERE id = "));
     sql.bind(id.to_string());
-    fetch_optional(conn, sql).await
+    fetch_optional(db, sql).await
 }
 
 /// The job `created_by` submitted under `key`.
-pub async fn by_idempotency_key(
-    conn: &mut AnyConnection,
-    created_by: &str,
-    key: &str,
-) -> Result<Option<Job>, StoreError> {
+pub async fn by_idempotency_key(db: &mut dyn Db, created_by: &str, key: &str) -> Result<Option<Job>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM job WHERE created_by = "));
     sql.bind(created_by.to_owned())
         .push(" AND idempotency_key = ")
         .bind(key.to_owned());
-    fetch_optional(conn, sql).await
+    fetch_optional(db, sql).await
 }
 
 /// The sync of `folder_id` that is pending or running, if any.
-pub async fn active_sync(conn: &mut AnyConnection, folder_id: Uuid) -> Result<Option<Job>, StoreError> {
+pub async fn active_sync(db: &mut dyn Db, folder_id: Uuid) -> Result<Option<Job>, StoreError> {
     let mut sql = Sql::new(&format!(
         "SELECT {COLUMNS} FROM job WHERE kind = 'SYNC' AND status IN ('PENDING', 'RUNNING') AND folder_id = "
     ));
     sql.bind(folder_id.to_string());
-    fetch_optional(conn, sql).await
+    fetch_optional(db, sql).await
 }
 
 /// Which jobs to list.
@@ -231,7 +226,7 @@ pub struct JobFilter {
 }
 
 /// One page of jobs, newest first.
-pub async fn list(conn: &mut AnyConnection, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+pub async fn list(db: &mut dyn Db, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM job j WHERE 1 = 1"));
     if let Some(kind) = filter.kind {
         sql.push(" AND j.kind = ").bind(kind.as_str().to_owned());
@@ -258,13 +253,13 @@ pub async fn list(conn: &mut AnyConnection, filter: &JobFilter) -> Result<Vec<Jo
     }
     sql.push(" ORDER BY j.created_at DESC, j.id DESC LIMIT ")
         .bind(i64::from(filter.limit));
-    let rows = sql.build_as::<JobRow>().fetch_all(conn).await?;
+    let rows = sql.build_as::<JobRow>().fetch_all(db.conn()).await?;
     rows.into_iter().map(Job::try_from).collect()
 }
 
 /// Starts an attempt: PENDING (or RUNNING, when a worker died mid-attempt) becomes RUNNING and
 /// `attempts` grows by one. `None` when the job is finished or unknown.
-pub async fn start_attempt(conn: &mut AnyConnection, id: Uuid) -> Result<Option<Job>, StoreError> {
+pub async fn start_attempt(db: &mut dyn Db, id: Uuid) -> Result<Option<Job>, StoreError> {
     let (mut sql, id_text) = update(id);
     let now = now_micros();
     sql.push(", status = 'RUNNING', attempts = attempts + 1, message = NULL, started_at = COALESCE(started_at, ")
@@ -272,16 +267,16 @@ pub async fn start_attempt(conn: &mut AnyConnection, id: Uuid) -> Result<Option<
     sql.push(") WHERE id = ")
         .bind(id_text)
         .push(" AND status IN ('PENDING', 'RUNNING')");
-    if change(conn, id, sql).await?.is_none() {
+    if change(db, id, sql).await?.is_none() {
         return Ok(None);
     }
-    by_id(conn, id).await
+    by_id(db, id).await
 }
 
 /// Writes a running job's progress and unit errors; returns the change, `None` when the job is
 /// no longer RUNNING (cancelled while pending, or finished elsewhere).
 pub async fn save_progress(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     id: Uuid,
     progress: &Progress,
     errors: &[UnitError],
@@ -289,7 +284,7 @@ pub async fn save_progress(
     let (mut sql, id_text) = update(id);
     push_progress(&mut sql, progress, errors);
     sql.push(" WHERE id = ").bind(id_text).push(" AND status = 'RUNNING'");
-    change(conn, id, sql).await
+    change(db, id, sql).await
 }
 
 fn push_progress(sql: &mut Sql, progress: &Progress, errors: &[UnitError]) {
@@ -318,7 +313,7 @@ pub struct Outcome {
 
 /// Ends a RUNNING attempt with `outcome`; false when the job was not RUNNING (someone else
 /// finished it), so a job completes at most once.
-pub async fn end_attempt(conn: &mut AnyConnection, id: Uuid, outcome: &Outcome) -> Result<bool, StoreError> {
+pub async fn end_attempt(db: &mut dyn Db, id: Uuid, outcome: &Outcome) -> Result<bool, StoreError> {
     let (mut sql, id_text) = update(id);
     sql.push(", status = ").bind(outcome.status.as_str().to_owned());
     push_progress(&mut sql, &outcome.progress, &outcome.errors);
@@ -330,18 +325,18 @@ pub async fn end_attempt(conn: &mut AnyConnection, id: Uuid, outcome: &Outcome) 
     }
     where_may_become(&mut sql, id_text, outcome.status);
     sql.push(" AND status = 'RUNNING'");
-    Ok(change(conn, id, sql).await?.is_some())
+    Ok(change(db, id, sql).await?.is_some())
 }
 
 /// Ends a job that cannot run at all (its attempts are used up, or its parameters are unusable).
-pub async fn fail(conn: &mut AnyConnection, id: Uuid, message: &str) -> Result<bool, StoreError> {
+pub async fn fail(db: &mut dyn Db, id: Uuid, message: &str) -> Result<bool, StoreError> {
     let (mut sql, id_text) = update(id);
     sql.push(", status = 'ERROR', message = ").bind(message.to_owned());
     sql.push(", finished_at = ").bind(now_micros());
     sql.push(" WHERE id = ")
         .bind(id_text)
         .push(" AND status IN ('PENDING', 'RUNNING')");
-    Ok(change(conn, id, sql).await?.is_some())
+    Ok(change(db, id, sql).await?.is_some())
 }
 
 /// What a cancel request did.
@@ -356,7 +351,7 @@ pub enum Cancelled {
 }
 
 /// Cancels a pending job at once, or asks a running one to stop.
-pub async fn cancel(conn: &mut AnyConnection, id: Uuid) -> Result<Cancelled, StoreError> {
+pub async fn cancel(db: &mut dyn Db, id: Uuid) -> Result<Cancelled, StoreError> {
     let (mut sql, id_text) = update(id);
     sql.push(", status = 'CANCELLED', cancel_requested = 1, finished_at = ")
         .bind(now_micros());
@@ -364,37 +359,37 @@ pub async fn cancel(conn: &mut AnyConnection, id: Uuid) -> Result<Cancelled, Sto
     sql.push(" WHERE id = ")
         .bind(id_text.clone())
         .push(" AND status = 'PENDING'");
-    if change(conn, id, sql).await?.is_some() {
+    if change(db, id, sql).await?.is_some() {
         return Ok(Cancelled::Now);
     }
     let (mut sql, _) = update(id);
     sql.push(", cancel_requested = 1 WHERE id = ")
         .bind(id_text)
         .push(" AND status = 'RUNNING'");
-    if change(conn, id, sql).await?.is_some() {
+    if change(db, id, sql).await?.is_some() {
         return Ok(Cancelled::Requested);
     }
-    match by_id(conn, id).await? {
+    match by_id(db, id).await? {
         Some(job) => Ok(Cancelled::AlreadyFinished(job.status)),
         None => Err(StoreError::NotFound),
     }
 }
 
 /// The current versions of these jobs (for the fallback re-check of waiters).
-pub async fn versions(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError> {
+pub async fn versions(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let mut sql = Sql::new("SELECT id, version FROM job WHERE id IN (");
     sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
-    let rows: Vec<(String, i64)> = sql.build_as().fetch_all(conn).await?;
+    let rows: Vec<(String, i64)> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter().map(|(id, v)| Ok((parse_id(&id)?, v))).collect()
 }
 
 /// Pending jobs of these kinds created before `created_before` (micros): candidates for a
 /// re-push when their queue task went missing.
 pub async fn pending_before(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     kinds: &[JobKind],
     created_before: i64,
 ) -> Result<Vec<(Uuid, JobKind)>, StoreError> {
@@ -405,8 +400,23 @@ pub async fn pending_before(
     sql.bind(created_before).push(" AND kind IN (");
     sql.bind_list(kinds.iter().map(|k| k.as_str().to_owned()))
         .push(") ORDER BY created_at LIMIT 1000");
-    let rows: Vec<(String, String)> = sql.build_as().fetch_all(conn).await?;
+    let rows: Vec<(String, String)> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter()
         .map(|(id, kind)| Ok((parse_id(&id)?, JobKind::parse(&kind).map_err(|e| corrupt("kind", e))?)))
         .collect()
+}
+
+/// Listens for [`CHANNEL`] notifications on the PostgreSQL database at `url` and hands each
+/// job's id and new version to `publish`; answers only when the connection fails.
+pub async fn listen_for_changes(url: &str, mut publish: impl FnMut(Uuid, i64) + Send) -> Result<(), StoreError> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    loop {
+        let note = listener.recv().await?;
+        if let Some((id, version)) = note.payload().split_once(':')
+            && let (Ok(id), Ok(version)) = (Uuid::parse_str(id), version.parse::<i64>())
+        {
+            publish(id, version);
+        }
+    }
 }

@@ -1,10 +1,9 @@
 //! API keys: stored as blake3 hashes, never in clear.
 
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
 use super::sql::Sql;
-use super::{StoreError, now_micros};
+use super::{Db, StoreError, now_micros};
 
 /// A key's owner as the store knows it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -16,7 +15,7 @@ pub struct KeyOwner {
 }
 
 /// Stores a new key's hash for `name`.
-pub async fn insert(conn: &mut AnyConnection, name: &str, key_hash: &str, is_admin: bool) -> Result<(), StoreError> {
+pub async fn insert(db: &mut dyn Db, name: &str, key_hash: &str, is_admin: bool) -> Result<(), StoreError> {
     let mut sql = Sql::new("INSERT INTO api_key (id, name, key_hash, is_admin, created_at) VALUES (");
     sql.bind(Uuid::now_v7().to_string())
         .push(", ")
@@ -28,19 +27,21 @@ pub async fn insert(conn: &mut AnyConnection, name: &str, key_hash: &str, is_adm
         .push(", ")
         .bind(now_micros())
         .push(")");
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// The owner of the key with this hash, if any.
-pub async fn find_by_hash(conn: &mut AnyConnection, key_hash: &str) -> Result<Option<KeyOwner>, StoreError> {
+pub async fn find_by_hash(db: &mut dyn Db, key_hash: &str) -> Result<Option<KeyOwner>, StoreError> {
     let mut sql = Sql::new("SELECT name, is_admin FROM api_key WHERE key_hash = ");
     sql.bind(key_hash.to_owned());
-    Ok(sql.build_as::<KeyOwner>().fetch_optional(conn).await?)
+    Ok(sql.build_as::<KeyOwner>().fetch_optional(db.conn()).await?)
 }
 
 /// How many keys exist.
-pub async fn count(conn: &mut AnyConnection) -> Result<i64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM api_key").fetch_one(conn).await?;
+pub async fn count(db: &mut dyn Db) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM api_key")
+        .fetch_one(db.conn())
+        .await?;
     Ok(n)
 }

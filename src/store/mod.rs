@@ -5,12 +5,14 @@
 //! Dialect differences are confined to this module: how a write transaction begins and how the
 //! folder tree is locked.
 
+pub mod clauses;
 pub mod expiry;
 pub mod folders;
 pub mod imports;
 pub mod items;
 pub mod jobs;
 pub mod keys;
+pub mod rows;
 pub mod sql;
 pub mod sync;
 pub mod trash;
@@ -21,44 +23,64 @@ use std::time::Duration;
 
 use sqlx::any::{Any, AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
-use sqlx::{AnyPool, AssertSqlSafe, Executor};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Executor};
 use time::OffsetDateTime;
 
 use crate::config::DatabaseSettings;
 
-/// A pooled connection for reads.
-pub type Conn = PoolConnection<Any>;
+/// What every store function runs its statements on: a read connection ([`Conn`]) or a write
+/// transaction ([`Tx`]), each knowing its engine's [`Dialect`]. Services pass `&mut conn` or
+/// `&mut tx` along and never see the driver; dialect differences stay inside this module.
+pub trait Db: Send {
+    /// The driver connection underneath, for the store's own statements.
+    fn conn(&mut self) -> &mut AnyConnection;
+    /// Which engine the connection talks to.
+    fn dialect(&self) -> Dialect;
+}
+
+/// A pooled connection for reads (and single autocommit statements).
+pub struct Conn {
+    inner: PoolConnection<Any>,
+    dialect: Dialect,
+}
+
+impl Db for Conn {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
 
 /// A write transaction on the store: use it as a connection (`&mut tx`), end it with
 /// [`commit`](Tx::commit); dropped without a commit, it rolls back. On SQLite it holds this
 /// process's [`turns::Turn`] at the write lock until it ends.
 pub struct Tx {
     inner: sqlx::Transaction<'static, Any>,
+    dialect: Dialect,
     _turn: Option<turns::Turn>,
+}
+
+impl Db for Tx {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
 }
 
 impl Tx {
     /// Makes the transaction's changes permanent.
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.inner.commit().await?)
     }
 }
 
-impl std::ops::Deref for Tx {
-    type Target = sqlx::AnyConnection;
-
-    fn deref(&self) -> &Self::Target {
-        &self.inner
-    }
-}
-
-impl std::ops::DerefMut for Tx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.inner
-    }
-}
-
-/// Why a store operation failed.
+/// Why a store operation failed. Every variant keeps the error it came from as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The row asked for does not exist.
@@ -66,13 +88,56 @@ pub enum StoreError {
     NotFound,
     /// A uniqueness or reference rule would be broken.
     #[error("conflict: {0}")]
-    Conflict(String),
-    /// The database cannot be reached or is too busy.
+    Conflict(#[source] sqlx::Error),
+    /// The database cannot be reached, or its write lock stayed busy past the busy timeout.
     #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else; the message is for logs, not for clients.
+    Unavailable(#[source] sqlx::Error),
+    /// This process's writers queued longer than the busy timeout for their turn.
+    #[error("database busy: {0}")]
+    Busy(#[from] turns::TurnTimedOut),
+    /// `database.url` cannot be used.
+    #[error("bad database.url: {0}")]
+    BadUrl(#[source] sqlx::Error),
+    /// The SQLite file's directory cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored value is not what the schema promises.
+    #[error("stored {what} cannot be read: {detail}")]
+    Corrupt {
+        /// Which value.
+        what: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Any other database error; its message is for logs, not for clients.
     #[error("database error: {0}")]
-    Other(String),
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the database (not the request) is the trouble, so retrying later may succeed.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Busy(_))
+    }
+
+    /// What the database itself said, for a rule it refused (e.g. which uniqueness rule a
+    /// conflict broke); the whole error otherwise.
+    pub fn database_message(&self) -> String {
+        match self {
+            StoreError::Conflict(sqlx::Error::Database(db)) | StoreError::Database(sqlx::Error::Database(db)) => {
+                db.message().to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -81,16 +146,14 @@ impl From<sqlx::Error> for StoreError {
         match &err {
             sqlx::Error::RowNotFound => StoreError::NotFound,
             sqlx::Error::Database(db) => match db.kind() {
-                ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => {
-                    StoreError::Conflict(db.message().to_owned())
-                }
-                _ if is_busy(db.message()) => StoreError::Unavailable(db.message().to_owned()),
-                _ => StoreError::Other(err.to_string()),
+                ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => StoreError::Conflict(err),
+                _ if is_busy(db.message()) => StoreError::Unavailable(err),
+                _ => StoreError::Database(err),
             },
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                StoreError::Unavailable(err.to_string())
+                StoreError::Unavailable(err)
             }
-            _ => StoreError::Other(err.to_string()),
+            _ => StoreError::Database(err),
         }
     }
 }
@@ -159,8 +222,7 @@ impl Store {
                 url.push_str("?mode=rwc");
             }
         }
-        let options =
-            AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Unavailable(format!("bad database.url: {e}")))?;
+        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::BadUrl)?;
         let busy_timeout_ms = settings.busy_timeout_ms;
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections.max(1))
@@ -200,10 +262,7 @@ impl Store {
         };
         migrator.dangerous_set_table_name("_stowage_migrations");
         migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        Ok(migrator.run(&self.pool).await?)
     }
 
     /// Which engine this is.
@@ -213,7 +272,10 @@ impl Store {
 
     /// A connection for reads.
     pub async fn read(&self) -> Result<Conn, StoreError> {
-        Ok(self.pool.acquire().await?)
+        Ok(Conn {
+            inner: self.pool.acquire().await?,
+            dialect: self.dialect,
+        })
     }
 
     /// A write transaction. On SQLite it first waits for this process's turn at the write lock
@@ -222,18 +284,16 @@ impl Store {
     pub async fn write(&self) -> Result<Tx, StoreError> {
         Ok(match self.dialect {
             Dialect::Sqlite => {
-                let turn = self
-                    .turns
-                    .take()
-                    .await
-                    .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+                let turn = self.turns.take().await?;
                 Tx {
                     inner: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+                    dialect: self.dialect,
                     _turn: Some(turn),
                 }
             }
             Dialect::Postgres => Tx {
                 inner: self.pool.begin().await?,
+                dialect: self.dialect,
                 _turn: None,
             },
         })
@@ -250,7 +310,7 @@ impl Store {
             };
             let mut sql = sql::Sql::new(&format!("SELECT 1 AS locked FROM (SELECT {function}("));
             sql.bind(TREE_LOCK_KEY).push(")) AS l");
-            sql.build().execute(&mut *tx).await?;
+            sql.build().execute(tx.conn()).await?;
         }
         Ok(tx)
     }
@@ -278,8 +338,10 @@ fn prepare_sqlite_file(url: &str) -> Result<(), StoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     Ok(())
 }

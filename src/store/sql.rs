@@ -6,7 +6,7 @@ use sqlx::{Arguments, AssertSqlSafe, Encode, Type};
 
 use uuid::Uuid;
 
-use super::StoreError;
+use crate::domain::page::SortKey;
 
 /// SQL text plus the values bound to its placeholders, in order.
 #[derive(Default)]
@@ -103,25 +103,6 @@ impl Value {
     }
 }
 
-/// The sort key of the row a page starts after.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SortKey {
-    /// A text column (names, titles).
-    Text(String),
-    /// A number column (times in microseconds, sizes).
-    Int(i64),
-}
-
-impl SortKey {
-    /// Appends a placeholder bound to the key.
-    fn bind_to(&self, sql: &mut Sql) {
-        match self {
-            SortKey::Text(text) => sql.bind(text.clone()),
-            SortKey::Int(n) => sql.bind(*n),
-        };
-    }
-}
-
 /// Appends a keyset page: rows after `after` (a sort key and id) in the order of `column` then
 /// `id_column`, ascending or descending, at most `limit` of them.
 pub fn push_page(
@@ -138,7 +119,10 @@ pub fn push_page(
         // one range scan of the (…, column, id) index, where SQLite answers the OR form with two
         // index searches and a sort of everything after the cursor.
         sql.push(&format!(" AND ({column}, {id_column}) {cmp} ("));
-        key.bind_to(sql);
+        match key {
+            SortKey::Text(text) => sql.bind(text.clone()),
+            SortKey::Int(n) => sql.bind(*n),
+        };
         sql.push(", ").bind(id.to_string()).push(")");
     }
     sql.push(&format!(" ORDER BY {column} {dir}, {id_column} {dir} LIMIT "))
@@ -161,9 +145,4 @@ pub fn like_escape(text: &str) -> String {
 /// holds text lowered the same way (Rust's Unicode-aware `to_lowercase`).
 pub fn contains_pattern(needle: &str) -> String {
     format!("%{}%", like_escape(&needle.to_lowercase()))
-}
-
-/// Wraps a decode failure of a stored value into a `StoreError`.
-pub fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored {what} cannot be read: {detail}"))
 }

@@ -1,13 +1,12 @@
 //! Rows a sync reads and writes: the catalog of a synced root in key order, and the changes a
 //! sync applies (new items, new content, refreshed fingerprints, tombstones, restores).
 
-use sqlx::AnyConnection;
 use uuid::Uuid;
 
-use super::folders::parse_id;
 use super::items::{CONTENT_COLUMNS, bind_content, content_values};
-use super::sql::{Sql, Value, corrupt};
-use super::{Dialect, StoreError, now_micros, to_micros};
+use super::rows::{corrupt, parse_id};
+use super::sql::{Sql, Value};
+use super::{Db, Dialect, StoreError, now_micros, to_micros};
 use crate::domain::diff::Known;
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::item::Item;
@@ -21,13 +20,12 @@ const KNOWN_COLUMNS: &str = "id, object_key, fingerprint, checksum, is_tombstone
 
 /// Up to `limit` items of synced root `root`, by object key (bytewise), after `after`.
 pub async fn known_page(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
+    db: &mut dyn Db,
     root: Uuid,
     after: Option<&str>,
     limit: u32,
 ) -> Result<Vec<Known>, StoreError> {
-    fetch_known(conn, dialect, root, |sql| {
+    fetch_known(db, root, |sql| {
         if let Some(after) = after {
             sql.push(" AND object_key > ").bind(after.to_owned());
         }
@@ -37,16 +35,11 @@ pub async fn known_page(
 }
 
 /// The items of synced root `root` at `keys` or below them (a key taken as a directory), by key.
-pub async fn known_touching(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    root: Uuid,
-    keys: &[String],
-) -> Result<Vec<Known>, StoreError> {
+pub async fn known_touching(db: &mut dyn Db, root: Uuid, keys: &[String]) -> Result<Vec<Known>, StoreError> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    fetch_known(conn, dialect, root, |sql| {
+    fetch_known(db, root, |sql| {
         sql.push(" AND (object_key IN (");
         sql.bind_list(keys.iter().cloned()).push(")");
         for key in keys {
@@ -67,13 +60,8 @@ pub async fn known_touching(
 /// They come back as one row holding a JSON array: sqlx's SQLite driver hands rows from its
 /// database thread over a 50-row channel, and a page of 1,000 rows read row by row cost a
 /// thread wake-up every 50 rows (the larger share of a no-change re-sync's catalog reading).
-async fn fetch_known(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    root: Uuid,
-    filter: impl FnOnce(&mut Sql),
-) -> Result<Vec<Known>, StoreError> {
-    let aggregate = match dialect {
+async fn fetch_known(db: &mut dyn Db, root: Uuid, filter: impl FnOnce(&mut Sql)) -> Result<Vec<Known>, StoreError> {
+    let aggregate = match db.dialect() {
         Dialect::Sqlite => "json_group_array(json_array(id, object_key, json(fingerprint), checksum, is_tombstone))",
         Dialect::Postgres => {
             "CAST(json_agg(json_build_array(id, object_key, CAST(fingerprint AS json), checksum, is_tombstone)) AS TEXT)"
@@ -85,7 +73,7 @@ async fn fetch_known(
     sql.bind(root.to_string());
     filter(&mut sql);
     sql.push(") AS page");
-    let (text,): (Option<String>,) = sql.build_as().fetch_one(conn).await?;
+    let (text,): (Option<String>,) = sql.build_as().fetch_one(db.conn()).await?;
     type PageRow = (String, String, Option<Fingerprint>, Option<String>, i64);
     let rows: Vec<PageRow> = match text {
         Some(text) => serde_json::from_str(&text).map_err(|e| corrupt("catalog page", e))?,
@@ -109,10 +97,10 @@ async fn fetch_known(
 }
 
 /// How many live (not tombstoned) items synced root `root` has.
-pub async fn live_count(conn: &mut AnyConnection, root: Uuid) -> Result<i64, StoreError> {
+pub async fn live_count(db: &mut dyn Db, root: Uuid) -> Result<i64, StoreError> {
     let mut sql = Sql::new("SELECT COUNT(*) FROM item WHERE is_tombstone = 0 AND sync_root_id = ");
     sql.bind(root.to_string());
-    let (n,): (i64,) = sql.build_as().fetch_one(conn).await?;
+    let (n,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
     Ok(n)
 }
 
@@ -166,12 +154,7 @@ impl NewRow {
 /// (`jsonb_each`, `jsonb_array_elements`): binding 26 values a row costs sqlx a lookup of each
 /// placeholder's name on SQLite (quadratic in the values of a statement), and a statement per
 /// few rows costs a hand-over to the database thread each.
-pub async fn upsert_many(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    root: Uuid,
-    rows: &[(Uuid, NewRow)],
-) -> Result<(), StoreError> {
+pub async fn upsert_many(db: &mut dyn Db, root: Uuid, rows: &[(Uuid, NewRow)]) -> Result<(), StoreError> {
     let Some((_, first)) = rows.first() else {
         return Ok(());
     };
@@ -201,7 +184,7 @@ pub async fn upsert_many(
         select.join(", ")
     ));
     sql.bind(root.to_string()).push(", '{}' FROM ");
-    match dialect {
+    match db.dialect() {
         Dialect::Sqlite => sql.push("jsonb_each(").bind(json).push(")"),
         Dialect::Postgres => sql
             .push("jsonb_array_elements(CAST(")
@@ -216,52 +199,47 @@ pub async fn upsert_many(
         CONTENT_COLUMNS.join(", "),
         excluded.join(", ")
     ));
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// Points item `id` at new content (`with`'s type, size, checksum, media), live again.
-pub async fn set_content(
-    conn: &mut AnyConnection,
-    id: Uuid,
-    with: &Item,
-    fingerprint: &Fingerprint,
-) -> Result<(), StoreError> {
+pub async fn set_content(db: &mut dyn Db, id: Uuid, with: &Item, fingerprint: &Fingerprint) -> Result<(), StoreError> {
     let mut sql = Sql::new(&format!("UPDATE item SET ({}) = (", CONTENT_COLUMNS.join(", ")));
     bind_content(&mut sql, with);
     sql.push("), fingerprint = ").bind(fingerprint_text(fingerprint));
     sql.push(", updated_at = ").bind(now_micros());
     sql.push(" WHERE id = ").bind(id.to_string());
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// Records that item `id`'s object is present with unchanged content and this fingerprint.
-pub async fn refresh(conn: &mut AnyConnection, id: Uuid, fingerprint: &Fingerprint) -> Result<(), StoreError> {
+pub async fn refresh(db: &mut dyn Db, id: Uuid, fingerprint: &Fingerprint) -> Result<(), StoreError> {
     let mut sql = Sql::new("UPDATE item SET is_tombstone = 0, fingerprint = ");
     sql.bind(fingerprint_text(fingerprint));
     sql.push(", updated_at = ").bind(now_micros());
     sql.push(" WHERE id = ").bind(id.to_string());
-    sql.build().execute(conn).await?;
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 
 /// Marks these items' objects as gone; the rows stay.
-pub async fn tombstone(conn: &mut AnyConnection, ids: &[Uuid]) -> Result<u64, StoreError> {
+pub async fn tombstone(db: &mut dyn Db, ids: &[Uuid]) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
     let mut sql = Sql::new("UPDATE item SET is_tombstone = 1, updated_at = ");
     sql.bind(now_micros()).push(" WHERE is_tombstone = 0 AND id IN (");
     sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
-    Ok(sql.build().execute(conn).await?.rows_affected())
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
 }
 
 /// Every synced folder over `bucket`, with its prefix.
-pub async fn synced_folders_of(conn: &mut AnyConnection, bucket: &str) -> Result<Vec<(Uuid, String)>, StoreError> {
+pub async fn synced_folders_of(db: &mut dyn Db, bucket: &str) -> Result<Vec<(Uuid, String)>, StoreError> {
     let mut sql = Sql::new("SELECT id, sync_prefix FROM folder WHERE sync_bucket = ");
     sql.bind(bucket.to_owned());
-    let rows: Vec<(String, Option<String>)> = sql.build_as().fetch_all(conn).await?;
+    let rows: Vec<(String, Option<String>)> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter()
         .map(|(id, prefix)| Ok((parse_id(&id)?, prefix.unwrap_or_default())))
         .collect()
@@ -269,15 +247,12 @@ pub async fn synced_folders_of(conn: &mut AnyConnection, bucket: &str) -> Result
 
 /// The synced root a folder belongs to (itself or its nearest synced ancestor), with its
 /// bucket, if any. `paths` are the folder's path and its ancestors'.
-pub async fn synced_root_among(
-    conn: &mut AnyConnection,
-    paths: &[String],
-) -> Result<Option<(Uuid, String)>, StoreError> {
+pub async fn synced_root_among(db: &mut dyn Db, paths: &[String]) -> Result<Option<(Uuid, String)>, StoreError> {
     if paths.is_empty() {
         return Ok(None);
     }
     let mut sql = Sql::new("SELECT id, sync_bucket FROM folder WHERE sync_bucket IS NOT NULL AND path IN (");
     sql.bind_list(paths.iter().cloned()).push(") LIMIT 1");
-    let row: Option<(String, String)> = sql.build_as().fetch_optional(conn).await?;
+    let row: Option<(String, String)> = sql.build_as().fetch_optional(db.conn()).await?;
     row.map(|(id, bucket)| Ok((parse_id(&id)?, bucket))).transpose()
 }

@@ -8,55 +8,19 @@
 //! and apart (see migration 0005). Something trashed on its own before its folder was trashed
 //! stays a unit of its own; purging the folder's unit takes it along.
 
-use sqlx::AnyConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::folders::{parse_id, push_path_rewrite, push_subtree};
-use super::items::{FolderTtl, push_ttl_expiry};
-use super::sql::{SortKey, Sql, corrupt, push_page};
-use super::{Dialect, StoreError, from_micros};
+use super::clauses::{FolderTtl, push_path_rewrite, push_subtree, push_ttl_expiry};
+use super::rows::{display_path, parse_id};
+use super::sql::{Sql, push_page};
+use super::{Db, StoreError, from_micros};
 use crate::domain::folder::FolderPath;
-
-/// Where a trashed row stands in the trash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TrashMark {
-    /// What the user deleted: this row itself, or the folder that carried it into the trash.
-    pub unit: Uuid,
-    /// When it was trashed.
-    pub trashed_at: OffsetDateTime,
-    /// When the sweep purges it.
-    pub purge_at: OffsetDateTime,
-}
-
-/// Reads the trash columns of a row; `None` for a live one.
-pub(crate) fn trash_mark(
-    trashed_at: Option<i64>,
-    unit: Option<&str>,
-    purge_at: Option<i64>,
-) -> Result<Option<TrashMark>, StoreError> {
-    match (trashed_at, unit) {
-        (Some(trashed_at), Some(unit)) => Ok(Some(TrashMark {
-            unit: parse_id(unit)?,
-            trashed_at: from_micros(trashed_at),
-            purge_at: from_micros(purge_at.unwrap_or(trashed_at)),
-        })),
-        (None, _) => Ok(None),
-        (Some(_), None) => Err(corrupt("trash_unit", "a trashed row names no trash unit")),
-    }
-}
+use crate::domain::page::SortKey;
 
 /// The path of a trashed folder as stored: its unit's id, `:`, its path.
 pub fn stored_path(unit: Uuid, path: &FolderPath) -> String {
     format!("{unit}:{path}")
-}
-
-/// A folder's path as users see it: the stored path without a trash unit prefix.
-pub(crate) fn display_path(stored: &str) -> &str {
-    match stored.find(":/") {
-        Some(colon) if !stored.starts_with('/') => &stored[colon + 1..],
-        _ => stored,
-    }
 }
 
 /// How many rows a change touched.
@@ -70,7 +34,7 @@ pub struct Counts {
 
 /// Trashes the live folder `top` at `path` with its whole live subtree, as one unit.
 pub async fn trash_folder(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     top: Uuid,
     path: &FolderPath,
     now: i64,
@@ -81,19 +45,19 @@ pub async fn trash_folder(
     sql.push(" WHERE trashed_at IS NULL AND folder_id IN (SELECT id FROM folder WHERE ");
     push_subtree(&mut sql, "path", path.as_str(), true);
     sql.push(")");
-    let items = sql.build().execute(&mut *conn).await?.rows_affected();
+    let items = sql.build().execute(db.conn()).await?.rows_affected();
     let mut sql = Sql::new("UPDATE folder SET ");
     push_path_rewrite(&mut sql, path.as_str(), &stored_path(top, path));
     sql.push(", ");
     push_mark(&mut sql, Some(top), now, purge_at);
     sql.push(" WHERE ");
     push_subtree(&mut sql, "path", path.as_str(), true);
-    let folders = sql.build().execute(conn).await?.rows_affected();
+    let folders = sql.build().execute(db.conn()).await?.rows_affected();
     Ok(Counts { folders, items })
 }
 
 /// Trashes the live items `ids`, each a unit of its own; answers how many.
-pub async fn trash_items(conn: &mut AnyConnection, ids: &[Uuid], now: i64, purge_at: i64) -> Result<u64, StoreError> {
+pub async fn trash_items(db: &mut dyn Db, ids: &[Uuid], now: i64, purge_at: i64) -> Result<u64, StoreError> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -102,7 +66,7 @@ pub async fn trash_items(conn: &mut AnyConnection, ids: &[Uuid], now: i64, purge
     sql.push(" WHERE trashed_at IS NULL AND id IN (")
         .bind_list(ids.iter().map(Uuid::to_string))
         .push(")");
-    Ok(sql.build().execute(conn).await?.rows_affected())
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
 }
 
 /// Appends the SET list that marks rows trashed in unit `unit` (the row's own id when `None`).
@@ -143,7 +107,7 @@ fn push_revive(sql: &mut Sql, now: i64, items: Option<FolderTtl>) {
 /// Brings the trashed folder `top` (stored at `stored`, in unit `unit`) back with what its unit
 /// holds below it, at `new_path` under `new_parent`. A live folder at `new_path` is a `Conflict`.
 pub async fn restore_folder(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     unit: Uuid,
     top: Uuid,
     stored: &str,
@@ -159,13 +123,13 @@ pub async fn restore_folder(
         .push(" AND ");
     push_subtree(&mut sql, "path", stored, true);
     sql.push(")");
-    let items = sql.build().execute(&mut *conn).await?.rows_affected();
+    let items = sql.build().execute(db.conn()).await?.rows_affected();
 
     let mut sql = Sql::new("UPDATE folder SET parent_id = ");
     sql.bind(new_parent.map(|p| p.to_string()))
         .push(" WHERE id = ")
         .bind(top.to_string());
-    sql.build().execute(&mut *conn).await?;
+    sql.build().execute(db.conn()).await?;
 
     let mut sql = Sql::new("UPDATE folder SET ");
     push_path_rewrite(&mut sql, stored, new_path.as_str());
@@ -173,14 +137,14 @@ pub async fn restore_folder(
     push_revive(&mut sql, now, None);
     sql.push(" WHERE trash_unit = ").bind(unit.to_string()).push(" AND ");
     push_subtree(&mut sql, "path", stored, true);
-    let folders = sql.build().execute(conn).await?.rows_affected();
+    let folders = sql.build().execute(db.conn()).await?.rows_affected();
     Ok(Counts { folders, items })
 }
 
 /// Brings the trashed item `id` back into the live folder `folder_id`, whose TTL is `ttl`. A live
 /// item with its title there is a `Conflict`.
 pub async fn restore_item(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     id: Uuid,
     folder_id: Uuid,
     ttl: Option<i64>,
@@ -190,7 +154,7 @@ pub async fn restore_item(
     sql.bind(folder_id.to_string()).push(", ");
     push_revive(&mut sql, now, Some(FolderTtl::Of(ttl)));
     sql.push(" WHERE trashed_at IS NOT NULL AND id = ").bind(id.to_string());
-    Ok(sql.build().execute(conn).await?.rows_affected() == 1)
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
 /// The objects of a deleted item row.
@@ -205,34 +169,29 @@ pub struct ItemObjects {
 }
 
 /// Runs a `DELETE … RETURNING bucket, object_key, encoded_key` on item rows.
-pub(crate) async fn deleted_objects(conn: &mut AnyConnection, sql: Sql) -> Result<Vec<ItemObjects>, StoreError> {
-    Ok(sql.build_as::<ItemObjects>().fetch_all(conn).await?)
+pub(crate) async fn deleted_objects(db: &mut dyn Db, sql: Sql) -> Result<Vec<ItemObjects>, StoreError> {
+    Ok(sql.build_as::<ItemObjects>().fetch_all(db.conn()).await?)
 }
 
 /// Deletes up to `limit` (all when `None`) of the items in the folders of trash unit `unit`,
 /// whatever their own state; answers their objects. With a limit, rows another purge is deleting
 /// right now are skipped on PostgreSQL, not waited for.
-pub async fn purge_unit_items(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    unit: Uuid,
-    limit: Option<i64>,
-) -> Result<Vec<ItemObjects>, StoreError> {
+pub async fn purge_unit_items(db: &mut dyn Db, unit: Uuid, limit: Option<i64>) -> Result<Vec<ItemObjects>, StoreError> {
     let mut sql = Sql::new("DELETE FROM item WHERE id IN (SELECT id FROM item WHERE folder_id IN ");
     sql.push("(SELECT id FROM folder WHERE trash_unit = ")
         .bind(unit.to_string())
         .push(")");
     if let Some(limit) = limit {
-        sql.push(" LIMIT ").bind(limit).push(dialect.skip_locked());
+        sql.push(" LIMIT ").bind(limit).push(db.dialect().skip_locked());
     }
     sql.push(") RETURNING bucket, object_key, encoded_key");
-    deleted_objects(conn, sql).await
+    deleted_objects(db, sql).await
 }
 
 /// Folds into unit `unit` (due at `purge_at`) the trash units whose top folder lies directly in
 /// one of its folders: they were trashed on their own before, and go when `unit` goes. Repeats
 /// until none is left; answers how many folder rows moved.
-pub async fn absorb_nested_units(conn: &mut AnyConnection, unit: Uuid, purge_at: i64) -> Result<u64, StoreError> {
+pub async fn absorb_nested_units(db: &mut dyn Db, unit: Uuid, purge_at: i64) -> Result<u64, StoreError> {
     let mut moved = 0;
     loop {
         let mut sql = Sql::new("UPDATE folder SET trash_unit = ");
@@ -242,7 +201,7 @@ pub async fn absorb_nested_units(conn: &mut AnyConnection, unit: Uuid, purge_at:
         sql.push(" AND c.parent_id IN (SELECT p.id FROM folder p WHERE p.trash_unit = ")
             .bind(unit.to_string())
             .push("))");
-        let changed = sql.build().execute(&mut *conn).await?.rows_affected();
+        let changed = sql.build().execute(db.conn()).await?.rows_affected();
         if changed == 0 {
             return Ok(moved);
         }
@@ -251,48 +210,43 @@ pub async fn absorb_nested_units(conn: &mut AnyConnection, unit: Uuid, purge_at:
 }
 
 /// Whether no item is left in the folders of trash unit `unit` (so they may go).
-pub async fn unit_is_empty(conn: &mut AnyConnection, unit: Uuid) -> Result<bool, StoreError> {
+pub async fn unit_is_empty(db: &mut dyn Db, unit: Uuid) -> Result<bool, StoreError> {
     let mut sql = Sql::new("SELECT COUNT(*) FROM (SELECT 1 FROM item WHERE folder_id IN ");
     sql.push("(SELECT id FROM folder WHERE trash_unit = ")
         .bind(unit.to_string())
         .push(") LIMIT 1) a");
-    let (n,): (i64,) = sql.build_as().fetch_one(conn).await?;
+    let (n,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
     Ok(n == 0)
 }
 
 /// Deletes the folder rows of trash unit `unit` (once its items are gone); answers how many.
-pub async fn delete_unit_folders(conn: &mut AnyConnection, unit: Uuid) -> Result<u64, StoreError> {
+pub async fn delete_unit_folders(db: &mut dyn Db, unit: Uuid) -> Result<u64, StoreError> {
     let mut sql = Sql::new("DELETE FROM folder WHERE trash_unit = ");
     sql.bind(unit.to_string());
-    Ok(sql.build().execute(conn).await?.rows_affected())
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
 }
 
 /// Deletes up to `limit` trashed items that are units of their own and due at `now`; answers
 /// their objects.
-pub async fn purge_due_items(
-    conn: &mut AnyConnection,
-    dialect: Dialect,
-    now: i64,
-    limit: i64,
-) -> Result<Vec<ItemObjects>, StoreError> {
+pub async fn purge_due_items(db: &mut dyn Db, now: i64, limit: i64) -> Result<Vec<ItemObjects>, StoreError> {
     let mut sql = Sql::new("DELETE FROM item WHERE id IN (SELECT id FROM item WHERE purge_at <= ");
     sql.bind(now)
         .push(" AND trash_unit = id ORDER BY purge_at LIMIT ")
         .bind(limit);
-    sql.push(dialect.skip_locked()).push(")");
+    sql.push(db.dialect().skip_locked()).push(")");
     sql.push(" AND purge_at <= ")
         .bind(now)
         .push(" RETURNING bucket, object_key, encoded_key");
-    deleted_objects(conn, sql).await
+    deleted_objects(db, sql).await
 }
 
 /// Up to `limit` trashed folders that are units and due at `now`, with their `purge_at`, oldest first.
-pub async fn due_folder_units(conn: &mut AnyConnection, now: i64, limit: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
+pub async fn due_folder_units(db: &mut dyn Db, now: i64, limit: i64) -> Result<Vec<(Uuid, i64)>, StoreError> {
     let mut sql = Sql::new("SELECT id, purge_at FROM folder WHERE purge_at <= ");
     sql.bind(now)
         .push(" AND trash_unit = id ORDER BY purge_at, id LIMIT ")
         .bind(limit);
-    let rows: Vec<(String, i64)> = sql.build_as().fetch_all(conn).await?;
+    let rows: Vec<(String, i64)> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter().map(|(id, at)| Ok((parse_id(&id)?, at))).collect()
 }
 
@@ -334,7 +288,7 @@ struct TrashListRow {
 
 /// One page of trash units, newest first: those in folders `owner` owns, or all when `None`.
 pub async fn list(
-    conn: &mut AnyConnection,
+    db: &mut dyn Db,
     owner: Option<&str>,
     after: Option<(i64, Uuid)>,
     limit: u32,
@@ -353,7 +307,7 @@ pub async fn list(
     }
     let after = after.map(|(at, id)| (SortKey::Int(at), id));
     push_page(&mut sql, "t.trashed_at", "t.id", true, after.as_ref(), limit);
-    let rows: Vec<TrashListRow> = sql.build_as().fetch_all(conn).await?;
+    let rows: Vec<TrashListRow> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter()
         .map(|row| {
             Ok(TrashRow {

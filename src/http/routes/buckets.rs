@@ -11,6 +11,7 @@ use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::NoQuery;
 use crate::services::ServiceError;
+use crate::services::access::require_admin;
 use crate::services::access::usable_sources;
 
 /// A configured bucket, without secrets.
@@ -68,9 +69,7 @@ pub async fn check_bucket(
     Path(name): Path<String>,
     _: NoQuery,
 ) -> Result<Json<BucketCheck>, ApiError> {
-    if !caller.is_admin {
-        return Err(ServiceError::Forbidden("only admins can check buckets".into()).into());
-    }
+    require_admin(&caller, "check buckets")?;
     let source = state.services.buckets.source(&name).ok_or_else(|| {
         ServiceError::NotFound(format!(
             "no bucket named `{name}` is configured (the managed bucket needs no check)"

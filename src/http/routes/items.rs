@@ -23,7 +23,8 @@ use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, JsonBody, NoQuery, OptionalJsonBody, StrictQuery};
-use crate::services::folders::{Metadata, RestoreRequest};
+use crate::services::Metadata;
+use crate::services::folders::RestoreRequest;
 use crate::services::items::{
     ItemPatch, ItemView, ItemsDeleted, ListItems, Moved, UploadOptions, UploadOutcome, served,
 };

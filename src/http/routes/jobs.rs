@@ -15,10 +15,11 @@ use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, StrictQuery};
+use crate::services::access::require_admin;
 use crate::services::jobs::noop::NoopParams;
 use crate::services::jobs::{ListJobs, Submission, Submitted};
 use crate::services::reencode::ReencodeRequest;
-use crate::services::{Page, ServiceError};
+use crate::services::{Context, Page};
 
 /// Query of `GET /v1/jobs`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -133,11 +134,9 @@ pub async fn submit_noop(
     IdempotencyKey(idempotency_key): IdempotencyKey,
     JsonBody(params): JsonBody<NoopParams>,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
-    if !caller.is_admin {
-        return Err(ServiceError::Forbidden("only admins can submit NOOP jobs".into()).into());
-    }
+    require_admin(&caller, "submit NOOP jobs")?;
     params.validate().map_err(ApiError::bad_request)?;
-    let params = serde_json::to_value(&params).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    let params = serde_json::to_value(&params).context("cannot encode the job parameters")?;
     let submission = Submission {
         kind: JobKind::Noop,
         folder_id: None,
@@ -181,9 +180,7 @@ pub async fn submit_expiry(
     _: NoQuery,
     IdempotencyKey(idempotency_key): IdempotencyKey,
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
-    if !caller.is_admin {
-        return Err(ServiceError::Forbidden("only admins can run the expiry sweep".into()).into());
-    }
+    require_admin(&caller, "run the expiry sweep")?;
     let submission = Submission {
         kind: JobKind::Expiry,
         folder_id: None,

@@ -33,11 +33,6 @@ pub async fn healthz(_: NoQuery) -> Json<Health> {
     (status = 503, body = ErrorBody, description = "the database is unreachable"),
 ))]
 pub async fn readyz(State(state): State<AppState>, _: NoQuery) -> Result<Json<Health>, ApiError> {
-    state
-        .services
-        .store
-        .ping()
-        .await
-        .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+    state.services.store.ping().await.map_err(ServiceError::Unavailable)?;
     Ok(Json(Health { status: "ok" }))
 }

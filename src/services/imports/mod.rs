@@ -14,18 +14,19 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::access::locate_usable;
-use super::items::{ItemView, changeable_folder};
+use super::access::changeable_folder;
+use super::access::{locate_usable, usable_urls};
+use super::items::ItemView;
 use super::jobs::{JobService, Submission, Submitted};
-use super::{Page, ServiceError, decode_position, page_token};
+use super::{Context, Page, ServiceError, decode_position, page_token};
 use crate::blobs::{BlobError, Buckets};
 use crate::domain::caller::Caller;
 use crate::domain::import::{ImportSpec, Unit, UnitKind, check_url};
 use crate::domain::item::expiry_for;
 use crate::domain::job::JobKind;
+use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::store::imports::{self as rows, UnitRow, UnitState};
-use crate::store::sql::SortKey;
 use crate::store::{Store, TreeLock};
 
 /// Units recorded per transaction while a spec is stored (so a huge spec never holds the
@@ -90,8 +91,8 @@ pub struct UnitView {
 
 impl UnitView {
     fn from_row(row: UnitRow) -> Result<Self, ServiceError> {
-        let unit: Unit = serde_json::from_str(&row.spec)
-            .map_err(|e| ServiceError::Internal(format!("import unit {} is unreadable: {e}", row.position)))?;
+        let unit: Unit =
+            serde_json::from_str(&row.spec).context(format!("import unit {} is unreadable", row.position))?;
         Ok(Self {
             position: row.position,
             path: unit.path,
@@ -173,7 +174,7 @@ impl ImportService {
         let submission = Submission {
             kind: JobKind::Import,
             folder_id: Some(folder_id),
-            params: serde_json::to_value(&params).map_err(|e| ServiceError::Internal(e.to_string()))?,
+            params: serde_json::to_value(&params).context("cannot encode the job parameters")?,
             idempotency_key,
         };
         if let Some(existing) = self.jobs.find_existing(&caller.name, &submission).await? {
@@ -237,7 +238,7 @@ impl ImportService {
                 .iter()
                 .map(serde_json::to_string)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                .context("cannot encode the job parameters")?;
             let mut tx = self.store.write().await?;
             let first = i64::try_from(chunk_index * UNITS_PER_TRANSACTION).unwrap_or(i64::MAX);
             rows::insert_units(&mut tx, job_id, first, &specs).await?;
@@ -352,23 +353,4 @@ impl ImportService {
         tx.commit().await?;
         Ok(item.into())
     }
-}
-
-/// Refuses the units when one names an object in a configured bucket that `caller` may not use
-/// (`buckets.NAME.allow`), with the same message as for a bucket that is not configured. URLs
-/// in no configured bucket at all are left to fail their unit when the job runs, as for admins.
-fn usable_urls(buckets: &Buckets, caller: &Caller, units: &[Unit]) -> Result<(), ServiceError> {
-    if caller.is_admin {
-        return Ok(());
-    }
-    for unit in units {
-        for url in &unit.urls {
-            if buckets.locate(url).is_ok()
-                && let Err(e) = locate_usable(buckets, caller, url)
-            {
-                return Err(ServiceError::Invalid(format!("{}: {e}", unit.path)));
-            }
-        }
-    }
-    Ok(())
 }

@@ -13,7 +13,7 @@ use crate::blobs::{BlobError, Buckets, ObjectKey};
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::import::{TrustedMedia, Unit, UnitKind};
 use crate::domain::item::{Frame, Item, ItemType, Media, client_title};
-use crate::services::folders::now;
+use crate::services::now;
 use crate::services::probe::{HEAD_BYTES, Probed, Whole, probe, sniff};
 
 /// Frames of one group looked up at once.

@@ -14,11 +14,10 @@ use crate::blobs::Buckets;
 use crate::domain::import::Unit;
 use crate::domain::item::{Item, expiry_for};
 use crate::domain::job::{MAX_UNIT_ERRORS, Progress, UnitError};
-use crate::services::ServiceError;
-use crate::services::folders::now;
 use crate::services::items::insert_under_free_title;
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
+use crate::services::now;
 use crate::store::imports::{self as rows, Finished, Tally, UnitRow, UnitState};
 use crate::store::{Store, TreeLock, folders as folder_rows, to_micros};
 
@@ -86,8 +85,8 @@ impl ImportRunner {
             .folder_id
             .ok_or_else(|| JobFailure::Fatal("an import job needs a folder".into()))?;
         let tally = {
-            let mut conn = self.store.read().await.map_err(ServiceError::from)?;
-            rows::tally(&mut conn, job_id).await.map_err(ServiceError::from)?
+            let mut conn = self.store.read().await?;
+            rows::tally(&mut conn, job_id).await?
         };
         let earlier = self.unit_errors(job_id, MAX_UNIT_ERRORS as i64).await?;
         ctx.resume(
@@ -133,10 +132,8 @@ impl ImportRunner {
         loop {
             ctx.checkpoint().await?;
             let batch = {
-                let mut conn = self.store.read().await.map_err(ServiceError::from)?;
-                rows::units_after(&mut conn, job_id, &[UnitState::Pending], after, BATCH)
-                    .await
-                    .map_err(ServiceError::from)?
+                let mut conn = self.store.read().await?;
+                rows::units_after(&mut conn, job_id, &[UnitState::Pending], after, BATCH).await?
             };
             let Some(last) = batch.last() else {
                 return Ok(());
@@ -191,24 +188,16 @@ impl ImportRunner {
         prepared: Vec<Prepared>,
     ) -> Result<Vec<UnitFailure>, JobFailure> {
         let dedupe = params.skip_duplicate_urls || params.upsert_metadata;
-        let mut tx = self
-            .store
-            .write_tree(TreeLock::Shared)
-            .await
-            .map_err(ServiceError::from)?;
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let folder = folder_rows::by_id(&mut tx, folder_id)
-            .await
-            .map_err(ServiceError::from)?
+            .await?
             .ok_or_else(|| JobFailure::Fatal(format!("folder {folder_id} was deleted during the import")))?
             .folder;
         let mut failures = Vec::new();
         for ((position, unit), prepared) in units.iter().zip(prepared) {
             let prepared = match prepared {
                 Prepared::Item(item) if dedupe => {
-                    match rows::imported_item(&mut tx, folder_id, &item.bucket, &item.object_key)
-                        .await
-                        .map_err(ServiceError::from)?
-                    {
+                    match rows::imported_item(&mut tx, folder_id, &item.bucket, &item.object_key).await? {
                         Some((id, title)) => Prepared::Duplicate(id, title),
                         None => Prepared::Item(item),
                     }
@@ -234,9 +223,7 @@ impl ImportRunner {
                 }
                 Prepared::Duplicate(id, title) => {
                     let state = if params.upsert_metadata {
-                        rows::set_client_metadata(&mut tx, *id, &unit.client_metadata, to_micros(now()))
-                            .await
-                            .map_err(ServiceError::from)?;
+                        rows::set_client_metadata(&mut tx, *id, &unit.client_metadata, to_micros(now())).await?;
                         UnitState::Updated
                     } else {
                         UnitState::Skipped
@@ -269,19 +256,17 @@ impl ImportRunner {
                     done
                 }
             };
-            finished.map_err(ServiceError::from)?;
+            finished?;
         }
-        tx.commit().await.map_err(ServiceError::from)?;
+        tx.commit().await?;
         Ok(failures)
     }
 
     /// The first `limit` failed units, in spec order.
     async fn unit_errors(&self, job_id: Uuid, limit: i64) -> Result<Vec<ResultError>, JobFailure> {
         let rows = {
-            let mut conn = self.store.read().await.map_err(ServiceError::from)?;
-            rows::units_after(&mut conn, job_id, &[UnitState::Failed], -1, limit)
-                .await
-                .map_err(ServiceError::from)?
+            let mut conn = self.store.read().await?;
+            rows::units_after(&mut conn, job_id, &[UnitState::Failed], -1, limit).await?
         };
         rows.into_iter()
             .map(|row| {
@@ -299,8 +284,8 @@ impl ImportRunner {
     /// The job's result: counts, the first items and the first failures.
     async fn result(&self, job_id: Uuid) -> Result<(serde_json::Value, Tally), JobFailure> {
         let (tally, listed) = {
-            let mut conn = self.store.read().await.map_err(ServiceError::from)?;
-            let tally = rows::tally(&mut conn, job_id).await.map_err(ServiceError::from)?;
+            let mut conn = self.store.read().await?;
+            let tally = rows::tally(&mut conn, job_id).await?;
             let listed = rows::units_after(
                 &mut conn,
                 job_id,
@@ -308,8 +293,7 @@ impl ImportRunner {
                 -1,
                 MAX_LISTED,
             )
-            .await
-            .map_err(ServiceError::from)?;
+            .await?;
             (tally, listed)
         };
         let items = listed

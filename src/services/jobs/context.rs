@@ -12,6 +12,7 @@ use super::events::{JobEvents, Subscription};
 use crate::domain::job::{Job, MAX_UNIT_ERRORS, Progress, UnitError};
 use crate::services::ServiceError;
 use crate::store::{Store, StoreError, jobs};
+use crate::telemetry::ErrorChain;
 
 /// How often progress is written while a job runs (and so how stale a long poll can be).
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -36,8 +37,26 @@ pub enum JobFailure {
 impl From<ServiceError> for JobFailure {
     fn from(err: ServiceError) -> Self {
         match err {
-            ServiceError::Unavailable(m) | ServiceError::Internal(m) => JobFailure::Retryable(m),
+            ServiceError::Store(err) => err.into(),
+            ServiceError::Unavailable(_) | ServiceError::Failed { .. } | ServiceError::Internal(_) => {
+                JobFailure::Retryable(ErrorChain(&err).to_string())
+            }
             other => JobFailure::Fatal(other.to_string()),
+        }
+    }
+}
+
+/// A store error ends the attempt: retryable unless the store said the change itself is wrong
+/// (its row is gone, or it breaks a uniqueness rule).
+impl From<StoreError> for JobFailure {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NotFound => JobFailure::Fatal("not found".into()),
+            StoreError::Conflict(_) => JobFailure::Fatal(format!(
+                "the change clashes with existing data: {}",
+                err.database_message()
+            )),
+            other => JobFailure::Retryable(ErrorChain(&other).to_string()),
         }
     }
 }

@@ -13,12 +13,14 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use super::access::visible_job;
 use super::{Page, ServiceError, field};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::job::{Job, JobKind, JobStatus};
 use crate::domain::page::{Cursor, page_size};
+use crate::store::Db;
 use crate::store::jobs::{self as rows, Cancelled, JobFilter, NewJob};
-use crate::store::{Store, StoreError, folders, to_micros};
+use crate::store::{Store, StoreError, to_micros};
 use context::{JobContext, JobFailure};
 use events::JobEvents;
 
@@ -41,10 +43,14 @@ pub trait Runner: Send + Sync {
     }
 }
 
+/// Why a job could not be queued: the queue's own error (this layer does not know the queue's
+/// types).
+pub type EnqueueError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Puts a job on its kind's queue. Pushing the same job twice must be harmless.
 pub trait Enqueue: Send + Sync {
     /// Queues `job` of `kind`.
-    fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), String>>;
+    fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), EnqueueError>>;
 }
 
 /// How failed attempts are retried.
@@ -213,7 +219,7 @@ impl JobService {
 
     async fn existing(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut dyn Db,
         created_by: &str,
         submission: &Submission,
     ) -> Result<Option<Job>, ServiceError> {
@@ -230,39 +236,10 @@ impl JobService {
         Ok(None)
     }
 
-    /// Loads a job the caller may see (`need` = Write to change it).
-    async fn visible(
-        &self,
-        conn: &mut sqlx::AnyConnection,
-        caller: &Caller,
-        id: Uuid,
-        need: Access,
-    ) -> Result<Job, ServiceError> {
-        let not_found = || ServiceError::NotFound(format!("job {id} not found"));
-        let job = rows::by_id(conn, id).await?.ok_or_else(not_found)?;
-        if caller.is_admin || job.created_by == caller.name {
-            return Ok(job);
-        }
-        let access = match job.folder_id {
-            Some(folder) => folders::by_id(conn, folder)
-                .await?
-                .map_or(Access::None, |f| caller.access_to(&f.folder)),
-            None => Access::None,
-        };
-        match access {
-            Access::None => Err(not_found()),
-            Access::Read if need == Access::Write => Err(ServiceError::Forbidden(format!(
-                "job {id} belongs to {}; only its submitter, the folder's owner or an admin can change it",
-                job.created_by
-            ))),
-            _ => Ok(job),
-        }
-    }
-
     /// One job.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Job, ServiceError> {
         let mut conn = self.store.read().await?;
-        self.visible(&mut conn, caller, id, Access::Read).await
+        visible_job(&mut conn, caller, id, Access::Read).await
     }
 
     /// The job once it is finished or its version passes `since_version` (default: its current
@@ -297,7 +274,7 @@ impl JobService {
     /// Cancels a pending job (it never starts) or asks a running one to stop at its next unit.
     pub async fn cancel(&self, caller: &Caller, id: Uuid) -> Result<Job, ServiceError> {
         let mut conn = self.store.read().await?;
-        self.visible(&mut conn, caller, id, Access::Write).await?;
+        visible_job(&mut conn, caller, id, Access::Write).await?;
         if let Cancelled::AlreadyFinished(status) = rows::cancel(&mut conn, id).await? {
             return Err(ServiceError::Conflict(format!(
                 "job {id} already finished ({})",
@@ -396,7 +373,9 @@ impl JobService {
                         Some("interrupted by shutdown; it resumes on the next start".into()),
                     );
                     self.end_attempt(id, &outcome).await?;
-                    return Err(Interrupted("shutdown".into()));
+                    return Err(Interrupted::Shutdown {
+                        when: "during an attempt",
+                    });
                 }
                 Err(JobFailure::Fatal(message)) => (ctx.outcome(JobStatus::Error, Some(message)), false),
                 Err(JobFailure::Retryable(message)) if attempt < max_attempts => {
@@ -452,7 +431,7 @@ impl JobService {
     async fn start_attempt(&self, id: Uuid) -> Result<Option<Job>, Interrupted> {
         let mut tx = self.store.write().await?;
         let job = rows::start_attempt(&mut tx, id).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         if let Some(job) = &job {
             self.events.publish(id, job.version);
         }
@@ -476,7 +455,7 @@ impl JobService {
     /// Commits `tx`, then tells this process's waiters of job `id`'s version.
     async fn commit_and_publish(&self, mut tx: crate::store::Tx, id: Uuid) -> Result<(), Interrupted> {
         let versions = rows::versions(&mut tx, &[id]).await?;
-        tx.commit().await.map_err(StoreError::from)?;
+        tx.commit().await?;
         for (job, version) in versions {
             self.events.publish(job, version);
         }
@@ -499,19 +478,22 @@ impl JobService {
             tokio::select! {
                 () = changes.changed_past(version) => {}
                 () = tokio::time::sleep_until(deadline) => return Ok(()),
-                () = self.shutdown.cancelled() => return Err(Interrupted("shutdown during retry backoff".into())),
+                () = self.shutdown.cancelled() => return Err(Interrupted::Shutdown { when: "during retry backoff" }),
             }
         }
     }
 }
 
-/// The job was interrupted by shutdown (or the database went away) and must run again later.
+/// The job was interrupted and must run again later (the queue delivers it again).
 #[derive(Debug, thiserror::Error)]
-#[error("job interrupted: {0}")]
-pub struct Interrupted(pub String);
-
-impl From<StoreError> for Interrupted {
-    fn from(err: StoreError) -> Self {
-        Interrupted(err.to_string())
-    }
+pub enum Interrupted {
+    /// The process is shutting down; `when` says what the job was doing.
+    #[error("job interrupted by shutdown {when}")]
+    Shutdown {
+        /// What the job was doing, e.g. "during retry backoff".
+        when: &'static str,
+    },
+    /// The job's own record could not be read or written.
+    #[error("job interrupted: {0}")]
+    Store(#[from] StoreError),
 }

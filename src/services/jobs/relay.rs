@@ -5,63 +5,53 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
 use super::events::JobEvents;
+use crate::background::{self, FirstRound, Periodic, until_shutdown};
 use crate::store::{Store, jobs};
 
-/// Relays `NOTIFY stowage_job` from PostgreSQL at `url` into `hub` until shutdown, reconnecting
-/// after errors.
+/// How long a lost notification listener waits before it connects again.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Relays job change notifications from PostgreSQL at `url` into `hub` until shutdown,
+/// reconnecting after errors.
 pub async fn relay_notifications(url: String, hub: Arc<JobEvents>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        let listened = async {
-            let mut listener = PgListener::connect(&url).await?;
-            listener.listen(jobs::CHANNEL).await?;
-            loop {
-                let note = listener.recv().await?;
-                if let Some((id, version)) = note.payload().split_once(':')
-                    && let (Ok(id), Ok(version)) = (Uuid::parse_str(id), version.parse::<i64>())
-                {
-                    hub.publish(id, version);
-                }
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
-        tokio::select! {
-            result = listened => {
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "lost the job notification listener; reconnecting");
-                }
-            }
-            () = shutdown.cancelled() => return,
+    background::restarting("job notification listener", RECONNECT_DELAY, shutdown, |shutdown| {
+        let (url, hub) = (url.clone(), Arc::clone(&hub));
+        async move {
+            let listened = jobs::listen_for_changes(&url, |id, version| hub.publish(id, version));
+            until_shutdown(listened, &shutdown).await
         }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
+    })
+    .await;
 }
 
 /// Every `every`, reads the versions of all watched jobs in one query and publishes them.
 pub async fn recheck(store: Store, hub: Arc<JobEvents>, every: Duration, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let watched = hub.watched();
+    background::every(Recheck { store, hub }, every, FirstRound::AfterPeriod, shutdown).await;
+}
+
+/// The re-check of watched jobs, one round per query.
+struct Recheck {
+    store: Store,
+    hub: Arc<JobEvents>,
+}
+
+impl Periodic for Recheck {
+    async fn round(&mut self) {
+        let watched = self.hub.watched();
         if watched.is_empty() {
-            continue;
+            return;
         }
-        let versions = match store.read().await {
+        let versions = match self.store.read().await {
             Ok(mut conn) => jobs::versions(&mut conn, &watched).await,
             Err(e) => Err(e),
         };
         match versions {
-            Ok(versions) => versions.into_iter().for_each(|(id, version)| hub.publish(id, version)),
+            Ok(versions) => versions
+                .into_iter()
+                .for_each(|(id, version)| self.hub.publish(id, version)),
             Err(e) => tracing::warn!(error = %e, "could not re-check watched jobs"),
         }
     }

@@ -2,32 +2,33 @@
 //! rename, move, delete (into the trash, or for good), restore, summary. Every change that spans
 //! rows is one transaction.
 
-use std::collections::BTreeMap;
+mod summary;
+mod tree;
+mod views;
 
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::access::{usable_source, usable_sources};
-use super::folder_views::views;
-pub use super::folder_views::{FolderView, PathEntry, SchedulePauseView};
+pub use summary::{FolderSummary, TypeSummary};
+pub use tree::Deleted;
+use views::views;
+pub use views::{FolderView, PathEntry, SchedulePauseView};
+
+use super::access::{ensure_unsynced, read_only, require, usable_source, usable_sources};
 use super::trash::Trash;
-use super::{Page, Rfc3339, ServiceError, conflict_as, decode_position, detached, field, page_token};
+use super::{Metadata, Page, Rfc3339, ServiceError, conflict_as, decode_position, field, now, page_token};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, SyncBinding, Visibility};
+use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::domain::schedule::CronSchedule;
-use crate::store::folders::{self as rows, FolderQuery, FolderRecord, SortKey};
+use crate::store::Db;
+use crate::store::folders::{self as rows, FolderQuery, FolderRecord};
 use crate::store::items as item_rows;
-use crate::store::sync as sync_rows;
-use crate::store::trash::{self as trash_rows, stored_path};
-use crate::store::{Store, TreeLock, from_micros, to_micros};
-
-/// A JSON object kept with a folder or item for the client.
-pub type Metadata = serde_json::Map<String, serde_json::Value>;
+use crate::store::{Store, TreeLock, to_micros};
 
 /// Folder use cases.
 #[derive(Clone)]
@@ -119,77 +120,12 @@ pub struct ListFolders {
     pub recursive: bool,
 }
 
-/// Counts of one item type.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct TypeSummary {
-    /// Items of the type, tombstones included.
-    pub count: i64,
-    /// Of those, tombstones.
-    pub tombstones: i64,
-    /// Bytes of the live ones.
-    pub size: i64,
-}
-
-/// What a folder holds.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct FolderSummary {
-    /// The folder.
-    pub folder_id: Uuid,
-    /// Whether the counts cover the whole subtree.
-    pub recursive: bool,
-    /// Subfolders (direct, or all descendants when recursive).
-    pub subfolder_count: i64,
-    /// Items, tombstones included.
-    pub item_count: i64,
-    /// Tombstoned items.
-    pub tombstone_count: i64,
-    /// Bytes of live items.
-    pub total_size: i64,
-    /// Counts by item type.
-    pub by_type: BTreeMap<String, TypeSummary>,
-}
-
-/// What a delete removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Deleted {
-    /// Folders removed, the one named included.
-    pub folders_deleted: u64,
-    /// Items removed.
-    pub items_deleted: u64,
-    /// True when they went to the trash (restorable until purged); false when deleted for good.
-    pub trashed: bool,
-}
-
 /// Body of `POST /v1/folders/{id}/restore` and `POST /v1/items/{id}/restore`.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// Restore into this folder instead of where it was.
     pub target_parent_id: Option<Uuid>,
-}
-
-/// Returns the folder when `caller` has `need` on it; hides it (404) when the caller may not see it.
-pub(crate) fn require(
-    caller: &Caller,
-    record: Option<FolderRecord>,
-    need: Access,
-    what: &dyn std::fmt::Display,
-) -> Result<FolderRecord, ServiceError> {
-    let not_found = || ServiceError::NotFound(format!("folder {what} not found"));
-    let record = record.ok_or_else(not_found)?;
-    match caller.access_to(&record.folder) {
-        Access::None => Err(not_found()),
-        Access::Read if need == Access::Write => Err(read_only(&record.folder)),
-        _ => Ok(record),
-    }
-}
-
-/// The 403 for a folder the caller may read but not change.
-pub(crate) fn read_only(folder: &Folder) -> ServiceError {
-    ServiceError::Forbidden(format!(
-        "folder {} belongs to {}; only its owner or an admin can change it",
-        folder.path, folder.owner
-    ))
 }
 
 impl FolderService {
@@ -237,11 +173,6 @@ fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Fol
         created_at: now,
         updated_at: now,
     }
-}
-
-/// The current time at the store's precision, so what is returned equals what is read back.
-pub(crate) fn now() -> OffsetDateTime {
-    from_micros(to_micros(OffsetDateTime::now_utc()))
 }
 
 impl FolderService {
@@ -336,7 +267,7 @@ impl FolderService {
     /// The folder to create a child of `parent_path` in, creating missing ancestors when allowed.
     async fn parent_for_create(
         &self,
-        conn: &mut sqlx::AnyConnection,
+        conn: &mut dyn Db,
         caller: &Caller,
         parent_path: &FolderPath,
         create_parents: bool,
@@ -491,214 +422,6 @@ impl FolderService {
         }
         tx.commit().await?;
         self.get(caller, id).await
-    }
-
-    /// Moves a folder (and its subtree) into `parent_id`, or to the root when `None`.
-    pub async fn move_to(
-        &self,
-        caller: &Caller,
-        id: Uuid,
-        parent_id: Option<Uuid>,
-    ) -> Result<FolderView, ServiceError> {
-        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
-        let folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
-        let target = match parent_id {
-            Some(target_id) => Some(
-                require(
-                    caller,
-                    rows::by_id(&mut tx, target_id).await?,
-                    Access::Write,
-                    &target_id,
-                )?
-                .folder,
-            ),
-            None => None,
-        };
-        ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "moving a folder").await?;
-        if let Some(target) = &target {
-            ensure_unsynced(&mut tx, &target.path, true, "moving a folder into it").await?;
-        }
-        if let Some(target) = &target
-            && target.path.is_within(&folder.path)
-        {
-            return Err(ServiceError::Invalid(format!(
-                "parent_id: cannot move {} into its own subtree ({})",
-                folder.path, target.path
-            )));
-        }
-        let name = FolderName::stored(&folder.name);
-        let new_path = FolderPath::join(target.as_ref().map(|t| &t.path), &name).map_err(field("parent_id"))?;
-        if new_path != folder.path {
-            rows::relocate(&mut tx, id, &folder.path, &new_path, parent_id, now())
-                .await
-                .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
-        }
-        tx.commit().await?;
-        self.get(caller, id).await
-    }
-
-    /// Deletes a folder: moves it with its whole subtree into the trash, or with `permanent`
-    /// removes it for good (and, after the catalog change commits, the managed objects of the
-    /// items inside). A folder that is not empty needs `recursive`. With `permanent`, a folder
-    /// already in the trash is purged with everything its delete took along.
-    pub async fn delete(
-        &self,
-        caller: &Caller,
-        id: Uuid,
-        recursive: bool,
-        permanent: bool,
-    ) -> Result<Deleted, ServiceError> {
-        let (this, caller) = (self.clone(), caller.clone());
-        detached(async move {
-            let mut tx = this.store.write_tree(TreeLock::Exclusive).await?;
-            let record = rows::by_id_any(&mut tx, id).await?;
-            let record = require(
-                &caller,
-                record.filter(|r| permanent || r.trash.is_none()),
-                Access::Write,
-                &id,
-            )?;
-            let folder = record.folder;
-            if record.trash.is_none() {
-                ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "deleting a folder").await?;
-            }
-            let (now, purge_at) = this.trash.now_and_purge_at();
-            let (unit, due) = match record.trash {
-                Some(mark) if mark.unit != id => {
-                    return Err(ServiceError::Conflict(format!(
-                        "folder {} went to the trash with folder {}; purge that one, or restore this one first",
-                        folder.path, mark.unit
-                    )));
-                }
-                Some(mark) => (id, to_micros(mark.purge_at)),
-                None => {
-                    if !recursive && !rows::is_empty(&mut tx, id).await? {
-                        return Err(ServiceError::Conflict(format!(
-                            "folder {} is not empty; pass recursive=true to delete it with everything inside",
-                            folder.path
-                        )));
-                    }
-                    let due = if permanent { now } else { purge_at };
-                    let trashed = trash_rows::trash_folder(&mut tx, id, &folder.path, now, due).await?;
-                    if !permanent {
-                        tx.commit().await?;
-                        return Ok(Deleted {
-                            folders_deleted: trashed.folders,
-                            items_deleted: trashed.items,
-                            trashed: true,
-                        });
-                    }
-                    (id, due)
-                }
-            };
-            let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due).await?;
-            tx.commit().await?;
-            this.trash.remove_objects(objects).await;
-            Ok(Deleted {
-                folders_deleted: removed.folders,
-                items_deleted: removed.items,
-                trashed: false,
-            })
-        })
-        .await
-    }
-
-    /// Brings a trashed folder back with what its delete took along: below the folder it was in
-    /// (as that folder is now), or below `target_parent_id`. 409 when that folder is itself in
-    /// the trash (and no target is given) or a live folder took the path meanwhile.
-    pub async fn restore(&self, caller: &Caller, id: Uuid, target: Option<Uuid>) -> Result<FolderView, ServiceError> {
-        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
-        let record = require(caller, rows::by_id_any(&mut tx, id).await?, Access::Write, &id)?;
-        let folder = record.folder;
-        let mark = record
-            .trash
-            .ok_or_else(|| ServiceError::Conflict(format!("folder {} is not in the trash", folder.path)))?;
-        let (now, _) = self.trash.now_and_purge_at();
-        if to_micros(mark.purge_at) <= now {
-            return Err(ServiceError::Conflict(format!(
-                "folder {} is past its time in the trash and is being purged; it cannot be restored",
-                folder.path
-            )));
-        }
-        let parent = match target.or(folder.parent_id) {
-            Some(parent_id) => {
-                let found = rows::by_id(&mut tx, parent_id).await?;
-                if found.is_none() && target.is_none() {
-                    return Err(ServiceError::Conflict(format!(
-                        "folder {} was in a folder that is in the trash or gone; restore that one first, or give target_parent_id",
-                        folder.path
-                    )));
-                }
-                Some(require(caller, found, Access::Write, &parent_id)?.folder)
-            }
-            None => None,
-        };
-        let name = FolderName::stored(&folder.name);
-        let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;
-        trash_rows::restore_folder(
-            &mut tx,
-            mark.unit,
-            id,
-            &stored_path(mark.unit, &folder.path),
-            &new_path,
-            parent.map(|p| p.id),
-            now,
-        )
-        .await
-        .map_err(conflict_as(format!(
-            "a folder already exists at {new_path}; move or rename it, or restore into another folder with target_parent_id"
-        )))?;
-        tx.commit().await?;
-        self.get(caller, id).await
-    }
-
-    /// Counts what a folder holds, directly or in its whole subtree.
-    pub async fn summary(&self, caller: &Caller, id: Uuid, recursive: bool) -> Result<FolderSummary, ServiceError> {
-        let mut conn = self.store.read().await?;
-        let folder = require(caller, rows::by_id(&mut conn, id).await?, Access::Read, &id)?.folder;
-        let summary = rows::summary(&mut conn, id, &folder.path, recursive).await?;
-        let by_type: BTreeMap<String, TypeSummary> = summary
-            .by_type
-            .into_iter()
-            .map(|t| {
-                let counts = TypeSummary {
-                    count: t.items,
-                    tombstones: t.tombstones,
-                    size: t.bytes,
-                };
-                (t.item_type, counts)
-            })
-            .collect();
-        Ok(FolderSummary {
-            folder_id: id,
-            recursive,
-            subfolder_count: summary.subfolders,
-            item_count: by_type.values().map(|t| t.count).sum(),
-            tombstone_count: by_type.values().map(|t| t.tombstones).sum(),
-            total_size: by_type.values().map(|t| t.size).sum(),
-            by_type,
-        })
-    }
-}
-
-/// Refuses a structural change (`what`) at `path` when it lies inside a synced folder (with
-/// `include_self`, also when `path` is a synced folder itself): a synced folder's layout belongs
-/// to its bucket.
-pub(crate) async fn ensure_unsynced(
-    conn: &mut sqlx::AnyConnection,
-    path: &FolderPath,
-    include_self: bool,
-    what: &str,
-) -> Result<(), ServiceError> {
-    let mut paths: Vec<String> = path.ancestors().iter().map(|p| p.as_str().to_owned()).collect();
-    if include_self {
-        paths.push(path.as_str().to_owned());
-    }
-    match sync_rows::synced_root_among(conn, &paths).await? {
-        Some((_, bucket)) => Err(ServiceError::Conflict(format!(
-            "{path} is inside a folder that mirrors bucket `{bucket}`: its structure belongs to the bucket, so {what} is not possible there; change the bucket and sync instead"
-        ))),
-        None => Ok(()),
     }
 }
 

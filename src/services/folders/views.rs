@@ -6,9 +6,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::ServiceError;
 use crate::domain::folder::FolderPath;
 use crate::domain::folder::{SyncBinding, Visibility};
+use crate::services::ServiceError;
+use crate::store::Db;
 use crate::store::folders::{self as rows, FolderRecord};
 
 /// One step of a folder's path from the root.
@@ -77,10 +78,7 @@ pub struct SchedulePauseView {
 }
 
 /// Turns records into client views, looking up every ancestor for `path_to_root` in one query.
-pub(crate) async fn views(
-    conn: &mut sqlx::AnyConnection,
-    records: Vec<FolderRecord>,
-) -> Result<Vec<FolderView>, ServiceError> {
+pub(crate) async fn views(conn: &mut dyn Db, records: Vec<FolderRecord>) -> Result<Vec<FolderView>, ServiceError> {
     let mut ancestors: Vec<FolderPath> = records.iter().flat_map(|r| r.folder.path.ancestors()).collect();
     ancestors.sort();
     ancestors.dedup();

@@ -13,18 +13,16 @@
 //! (`reencode.max_processes`) bounds how many ffmpeg processes run at once; a cancel (or
 //! shutdown) kills the running ones and waits for them to exit before the job ends.
 
+mod ffmpeg;
+
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::io::AsyncReadExt;
-use tokio::process::Command;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::io::ReaderStream;
@@ -32,12 +30,16 @@ use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::folders::now;
-use super::items::{check_batch, id_list, new_object_key, remove_managed_objects, visible_items};
+pub use ffmpeg::FFMPEG_MISSING;
+use ffmpeg::{browser_ready, ffmpeg_args, require_tools, run_ffmpeg};
+
+use super::access::visible_items;
+use super::items::{check_batch, id_list};
 use super::jobs::context::{JobContext, JobFailure};
 use super::jobs::{JobService, Runner, Submission, Submitted};
-use super::probe::{FfprobeOutput, ffprobe_json};
-use super::{ServiceError, field};
+use super::objects::{new_object_key, remove_managed_objects};
+use super::probe::ffprobe_json;
+use super::{Context, ServiceError, field, now};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Access, Caller};
@@ -45,14 +47,8 @@ use crate::domain::item::{Encoded, Item, ItemType, Media};
 use crate::domain::job::JobKind;
 use crate::store::{Store, items as item_rows};
 
-/// The message of a job that finds no ffmpeg to run.
-pub const FFMPEG_MISSING: &str = "ffmpeg not found on PATH";
 /// The longest `process_title`, in bytes.
 const MAX_TITLE_BYTES: usize = 255;
-/// How much of ffmpeg's stderr is kept for a unit's error message, in bytes.
-const STDERR_TAIL_BYTES: usize = 2000;
-/// How many of ffmpeg's last stderr lines make a unit's error message.
-const STDERR_TAIL_LINES: usize = 8;
 
 /// Body of `POST /v1/reencode`, and the parameters of a REENCODE job.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
@@ -136,163 +132,6 @@ pub struct ReencodeService {
     work_dir: PathBuf,
     slots: Arc<Semaphore>,
     parallel: usize,
-}
-
-/// Whether `probe` of content with MIME type `mime` shows a video every browser plays as it is:
-/// MP4, one H.264 yuv420p video stream, and AAC audio or none.
-fn browser_ready(probe: &FfprobeOutput, mime: &str) -> bool {
-    let mp4 = mime == "video/mp4"
-        && probe
-            .format
-            .format_name
-            .as_deref()
-            .is_some_and(|names| names.split(',').any(|n| n == "mp4"));
-    let videos: Vec<_> = probe
-        .streams
-        .iter()
-        .filter(|s| s.codec_type == "video" && s.disposition.get("attached_pic").copied().unwrap_or(0) == 0)
-        .collect();
-    let h264 = matches!(videos.as_slice(), [v] if v.codec_name.as_deref() == Some("h264")
-        && matches!(v.pix_fmt.as_deref(), Some("yuv420p" | "yuvj420p")));
-    let aac = probe
-        .streams
-        .iter()
-        .filter(|s| s.codec_type == "audio")
-        .all(|s| s.codec_name.as_deref() == Some("aac"));
-    mp4 && h264 && aac
-}
-
-/// ffmpeg's arguments to turn `input` into a browser-ready MP4 at `output`.
-fn ffmpeg_args(input: &Path, output: &Path, remux: bool) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-i"]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
-    args.push(input.into());
-    let codecs: &[&str] = if remux {
-        &["-map", "0:v:0", "-map", "0:a?", "-c", "copy"]
-    } else {
-        &[
-            "-map",
-            "0:v:0",
-            "-map",
-            "0:a:0?",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "medium",
-            "-crf",
-            "23",
-            "-pix_fmt",
-            "yuv420p",
-            "-vf",
-            "scale=trunc(iw/2)*2:trunc(ih/2)*2",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "160k",
-        ]
-    };
-    args.extend(codecs.iter().map(OsString::from));
-    args.extend(["-movflags", "+faststart", "-f", "mp4"].map(OsString::from));
-    args.push(output.into());
-    args
-}
-
-/// The last `keep` bytes `stream` yields.
-async fn read_tail(mut stream: impl tokio::io::AsyncRead + Unpin, keep: usize) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    while let Ok(n) = stream.read(&mut chunk).await {
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if buf.len() > 2 * keep {
-            buf.drain(..buf.len() - keep);
-        }
-    }
-    if buf.len() > keep {
-        buf.drain(..buf.len() - keep);
-    }
-    buf
-}
-
-/// The last lines of ffmpeg's stderr, with the work paths named for what they are (clients do
-/// not need the server's directories).
-fn stderr_message(raw: &[u8], names: &[(&Path, &str)]) -> String {
-    let mut text = String::from_utf8_lossy(raw).into_owned();
-    for (path, name) in names {
-        text = text.replace(&*path.to_string_lossy(), name);
-    }
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n")
-}
-
-/// Runs ffmpeg with `args` until it exits, or until `stop` fires, when it is killed (and reaped)
-/// first. A failure's message is the tail of its stderr.
-async fn run_ffmpeg(args: Vec<OsString>, stop: &CancellationToken, names: &[(&Path, &str)]) -> Result<(), String> {
-    let mut child = Command::new("ffmpeg")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => FFMPEG_MISSING.to_owned(),
-            _ => format!("cannot start ffmpeg: {e}"),
-        })?;
-    let tail = child
-        .stderr
-        .take()
-        .map(|stderr| tokio::spawn(read_tail(stderr, STDERR_TAIL_BYTES)));
-    let status = tokio::select! {
-        status = child.wait() => Some(status),
-        () = stop.cancelled() => None,
-    };
-    let Some(status) = status else {
-        // Kill and wait for it, so nothing writes into the work directory once the job ends.
-        if let Err(error) = child.kill().await {
-            tracing::warn!(%error, "cannot kill ffmpeg");
-        }
-        return Err("cancelled".into());
-    };
-    let status = status.map_err(|e| format!("cannot wait for ffmpeg: {e}"))?;
-    if status.success() {
-        return Ok(());
-    }
-    let raw = match tail {
-        Some(task) => task.await.unwrap_or_default(),
-        None => Vec::new(),
-    };
-    let message = stderr_message(&raw, names);
-    Err(if message.is_empty() {
-        format!("ffmpeg failed ({status}) without a message")
-    } else {
-        format!("ffmpeg failed: {message}")
-    })
-}
-
-/// Fails the job at once when ffmpeg or ffprobe cannot be run.
-async fn require_tools() -> Result<(), JobFailure> {
-    for tool in ["ffmpeg", "ffprobe"] {
-        let ran = Command::new(tool)
-            .arg("-version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await;
-        match ran {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(JobFailure::Fatal(format!("{tool} not found on PATH")));
-            }
-            Err(e) => return Err(JobFailure::Fatal(format!("cannot run {tool}: {e}"))),
-        }
-    }
-    Ok(())
 }
 
 /// Why an item cannot be re-encoded, in the order messages list them.
@@ -386,7 +225,7 @@ impl ReencodeService {
         let mut folders = found.values().map(|(item, _)| item.folder_id);
         let first = folders.next();
         let folder_id = first.filter(|f| folders.all(|other| other == *f));
-        let params = serde_json::to_value(&req).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let params = serde_json::to_value(&req).context("cannot encode the job parameters")?;
         let submission = Submission {
             kind: JobKind::Reencode,
             folder_id,
@@ -568,7 +407,7 @@ impl ReencodeService {
                 item.id
             ));
         }
-        tx.commit().await.map_err(|e| failed(e.into()))?;
+        tx.commit().await.map_err(failed)?;
         Ok(before.and_then(|b| b.encoded))
     }
 }
@@ -576,57 +415,5 @@ impl ReencodeService {
 impl Runner for ReencodeService {
     fn run<'a>(&'a self, ctx: &'a mut JobContext) -> BoxFuture<'a, Result<serde_json::Value, JobFailure>> {
         Box::pin(self.run_job(ctx))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn probe(json: &str) -> FfprobeOutput {
-        serde_json::from_str(json).expect("ffprobe json")
-    }
-
-    #[test]
-    fn only_h264_yuv420p_with_aac_in_mp4_is_remuxed() {
-        let mp4 = r#"{"format":{"format_name":"mov,mp4,m4a,3gp,3g2,mj2"},"streams":[
-            {"codec_type":"video","codec_name":"h264","pix_fmt":"yuv420p"},{"codec_type":"audio","codec_name":"aac"}]}"#;
-        assert!(browser_ready(&probe(mp4), "video/mp4"));
-        assert!(!browser_ready(&probe(mp4), "video/quicktime"));
-        let silent = r#"{"format":{"format_name":"mov,mp4"},"streams":[{"codec_type":"video","codec_name":"h264","pix_fmt":"yuv420p"}]}"#;
-        assert!(browser_ready(&probe(silent), "video/mp4"));
-        for other in [
-            r#"{"format":{"format_name":"mov,mp4"},"streams":[{"codec_type":"video","codec_name":"h264","pix_fmt":"yuv444p"}]}"#,
-            r#"{"format":{"format_name":"mov,mp4"},"streams":[{"codec_type":"video","codec_name":"hevc","pix_fmt":"yuv420p"}]}"#,
-            r#"{"format":{"format_name":"mov,mp4"},"streams":[{"codec_type":"video","codec_name":"h264","pix_fmt":"yuv420p"},{"codec_type":"audio","codec_name":"opus"}]}"#,
-            r#"{"format":{"format_name":"matroska,webm"},"streams":[{"codec_type":"video","codec_name":"h264","pix_fmt":"yuv420p"}]}"#,
-        ] {
-            assert!(!browser_ready(&probe(other), "video/mp4"), "{other}");
-        }
-    }
-
-    #[test]
-    fn arguments_copy_or_transcode_with_faststart() {
-        let remux = ffmpeg_args(Path::new("/in"), Path::new("/out.mp4"), true);
-        let text: Vec<String> = remux.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        assert!(text.windows(2).any(|w| w == ["-c", "copy"]));
-        assert!(text.windows(2).any(|w| w == ["-movflags", "+faststart"]));
-        let transcode = ffmpeg_args(Path::new("/in"), Path::new("/out.mp4"), false);
-        let text: Vec<String> = transcode.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        assert!(text.windows(2).any(|w| w == ["-c:v", "libx264"]));
-        assert!(text.windows(2).any(|w| w == ["-pix_fmt", "yuv420p"]));
-        assert_eq!(text.last().map(String::as_str), Some("/out.mp4"));
-    }
-
-    #[test]
-    fn stderr_keeps_the_last_lines_without_server_paths() {
-        let raw = b"a\nb\n/data/work/x/src.avi: Invalid data found when processing input\n";
-        let message = stderr_message(raw, &[(Path::new("/data/work/x/src.avi"), "the source video")]);
-        assert!(
-            message.ends_with("the source video: Invalid data found when processing input"),
-            "{message}"
-        );
-        let many: String = (0..20).map(|i| format!("line {i}\n")).collect();
-        assert_eq!(stderr_message(many.as_bytes(), &[]).lines().count(), STDERR_TAIL_LINES);
     }
 }

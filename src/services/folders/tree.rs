@@ -1,0 +1,187 @@
+//! Changes to the folder tree: moving a folder with its subtree, deleting it (into the trash,
+//! or for good) and restoring it. Each holds the tree exclusively for its transaction.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{FolderService, FolderView};
+use crate::domain::caller::{Access, Caller};
+use crate::domain::folder::{FolderName, FolderPath};
+use crate::services::access::{ensure_unsynced, require};
+use crate::services::{ServiceError, conflict_as, detached, field, now};
+use crate::store::folders as rows;
+use crate::store::trash::{self as trash_rows, stored_path};
+use crate::store::{TreeLock, to_micros};
+
+/// What a delete removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Deleted {
+    /// Folders removed, the one named included.
+    pub folders_deleted: u64,
+    /// Items removed.
+    pub items_deleted: u64,
+    /// True when they went to the trash (restorable until purged); false when deleted for good.
+    pub trashed: bool,
+}
+
+impl FolderService {
+    /// Moves a folder (and its subtree) into `parent_id`, or to the root when `None`.
+    pub async fn move_to(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        parent_id: Option<Uuid>,
+    ) -> Result<FolderView, ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
+        let folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+        let target = match parent_id {
+            Some(target_id) => Some(
+                require(
+                    caller,
+                    rows::by_id(&mut tx, target_id).await?,
+                    Access::Write,
+                    &target_id,
+                )?
+                .folder,
+            ),
+            None => None,
+        };
+        ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "moving a folder").await?;
+        if let Some(target) = &target {
+            ensure_unsynced(&mut tx, &target.path, true, "moving a folder into it").await?;
+        }
+        if let Some(target) = &target
+            && target.path.is_within(&folder.path)
+        {
+            return Err(ServiceError::Invalid(format!(
+                "parent_id: cannot move {} into its own subtree ({})",
+                folder.path, target.path
+            )));
+        }
+        let name = FolderName::stored(&folder.name);
+        let new_path = FolderPath::join(target.as_ref().map(|t| &t.path), &name).map_err(field("parent_id"))?;
+        if new_path != folder.path {
+            rows::relocate(&mut tx, id, &folder.path, &new_path, parent_id, now())
+                .await
+                .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
+        }
+        tx.commit().await?;
+        self.get(caller, id).await
+    }
+
+    /// Deletes a folder: moves it with its whole subtree into the trash, or with `permanent`
+    /// removes it for good (and, after the catalog change commits, the managed objects of the
+    /// items inside). A folder that is not empty needs `recursive`. With `permanent`, a folder
+    /// already in the trash is purged with everything its delete took along.
+    pub async fn delete(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        recursive: bool,
+        permanent: bool,
+    ) -> Result<Deleted, ServiceError> {
+        let (this, caller) = (self.clone(), caller.clone());
+        detached(async move {
+            let mut tx = this.store.write_tree(TreeLock::Exclusive).await?;
+            let record = rows::by_id_any(&mut tx, id).await?;
+            let record = require(
+                &caller,
+                record.filter(|r| permanent || r.trash.is_none()),
+                Access::Write,
+                &id,
+            )?;
+            let folder = record.folder;
+            if record.trash.is_none() {
+                ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "deleting a folder").await?;
+            }
+            let (now, purge_at) = this.trash.now_and_purge_at();
+            let (unit, due) = match record.trash {
+                Some(mark) if mark.unit != id => {
+                    return Err(ServiceError::Conflict(format!(
+                        "folder {} went to the trash with folder {}; purge that one, or restore this one first",
+                        folder.path, mark.unit
+                    )));
+                }
+                Some(mark) => (id, to_micros(mark.purge_at)),
+                None => {
+                    if !recursive && !rows::is_empty(&mut tx, id).await? {
+                        return Err(ServiceError::Conflict(format!(
+                            "folder {} is not empty; pass recursive=true to delete it with everything inside",
+                            folder.path
+                        )));
+                    }
+                    let due = if permanent { now } else { purge_at };
+                    let trashed = trash_rows::trash_folder(&mut tx, id, &folder.path, now, due).await?;
+                    if !permanent {
+                        tx.commit().await?;
+                        return Ok(Deleted {
+                            folders_deleted: trashed.folders,
+                            items_deleted: trashed.items,
+                            trashed: true,
+                        });
+                    }
+                    (id, due)
+                }
+            };
+            let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due).await?;
+            tx.commit().await?;
+            this.trash.remove_objects(objects).await;
+            Ok(Deleted {
+                folders_deleted: removed.folders,
+                items_deleted: removed.items,
+                trashed: false,
+            })
+        })
+        .await
+    }
+
+    /// Brings a trashed folder back with what its delete took along: below the folder it was in
+    /// (as that folder is now), or below `target_parent_id`. 409 when that folder is itself in
+    /// the trash (and no target is given) or a live folder took the path meanwhile.
+    pub async fn restore(&self, caller: &Caller, id: Uuid, target: Option<Uuid>) -> Result<FolderView, ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
+        let record = require(caller, rows::by_id_any(&mut tx, id).await?, Access::Write, &id)?;
+        let folder = record.folder;
+        let mark = record
+            .trash
+            .ok_or_else(|| ServiceError::Conflict(format!("folder {} is not in the trash", folder.path)))?;
+        let (now, _) = self.trash.now_and_purge_at();
+        if to_micros(mark.purge_at) <= now {
+            return Err(ServiceError::Conflict(format!(
+                "folder {} is past its time in the trash and is being purged; it cannot be restored",
+                folder.path
+            )));
+        }
+        let parent = match target.or(folder.parent_id) {
+            Some(parent_id) => {
+                let found = rows::by_id(&mut tx, parent_id).await?;
+                if found.is_none() && target.is_none() {
+                    return Err(ServiceError::Conflict(format!(
+                        "folder {} was in a folder that is in the trash or gone; restore that one first, or give target_parent_id",
+                        folder.path
+                    )));
+                }
+                Some(require(caller, found, Access::Write, &parent_id)?.folder)
+            }
+            None => None,
+        };
+        let name = FolderName::stored(&folder.name);
+        let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;
+        trash_rows::restore_folder(
+            &mut tx,
+            mark.unit,
+            id,
+            &stored_path(mark.unit, &folder.path),
+            &new_path,
+            parent.map(|p| p.id),
+            now,
+        )
+        .await
+        .map_err(conflict_as(format!(
+            "a folder already exists at {new_path}; move or rename it, or restore into another folder with target_parent_id"
+        )))?;
+        tx.commit().await?;
+        self.get(caller, id).await
+    }
+}

@@ -1,0 +1,246 @@
+//! Uploads, in two halves: the file streams into a new object of the managed bucket first
+//! ([`ItemService::stage`]), then the row commits under its title with the conflict strategy
+//! ([`ItemService::commit`]). The object is removed again when the row does not commit.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::io::StreamReader;
+use uuid::Uuid;
+
+use super::{ItemService, ItemView, MAX_TITLE_ATTEMPTS, insert_under_free_title};
+use crate::blobs::{BlobError, Bucket, ByteStream, ObjectKey, Written};
+use crate::config::MANAGED_BUCKET;
+use crate::domain::caller::Caller;
+use crate::domain::item::{ConflictStrategy, Item, client_title, expiry_for, title_from_file_name};
+use crate::services::access::changeable_folder;
+use crate::services::objects::{new_object_key, objects_of, remove_managed_objects, remove_object};
+use crate::services::probe::{self, HEAD_BYTES, Probed};
+use crate::services::{Metadata, ServiceError, detached, field, now};
+use crate::store::TreeLock;
+use crate::store::items as rows;
+
+/// The form fields of an upload besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct UploadOptions {
+    /// The title; the file name when absent.
+    pub title: Option<String>,
+    /// A JSON object kept for the client.
+    pub client_metadata: Option<Metadata>,
+    /// What to do when the title is taken.
+    pub conflict_strategy: ConflictStrategy,
+}
+
+/// How an upload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// A new item was created.
+    Created,
+    /// `skip`: the item that already had the title, unchanged.
+    Existing,
+    /// `replace`: the item that had the title now holds the new content.
+    Replaced,
+}
+
+/// An uploaded object that has no row yet. Dropping it without [`ItemService::commit`] deletes
+/// the object.
+pub struct Staged {
+    folder_id: Uuid,
+    file_name: Option<String>,
+    object: StagedObject,
+    written: Written,
+    probed: Probed,
+}
+
+/// An object that is removed again unless kept.
+struct StagedObject {
+    bucket: Arc<dyn Bucket>,
+    key: Option<ObjectKey>,
+}
+
+impl StagedObject {
+    /// The row now points at the object: keep it.
+    fn keep(mut self) {
+        self.key = None;
+    }
+
+    /// Removes the object now.
+    async fn discard(mut self) {
+        if let Some(key) = self.key.take() {
+            remove_object(self.bucket.as_ref(), &key).await;
+        }
+    }
+}
+
+impl Drop for StagedObject {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let bucket = self.bucket.clone();
+            runtime.spawn(async move { remove_object(bucket.as_ref(), &key).await });
+        }
+    }
+}
+
+/// Maps a failed write to what the client should hear.
+fn upload_failed(err: BlobError) -> ServiceError {
+    match err {
+        BlobError::Body(e) if e.kind() == std::io::ErrorKind::FileTooLarge => ServiceError::TooLarge(format!(
+            "the upload is over the size limit (server.max_upload_bytes): {e}"
+        )),
+        BlobError::Body(e) => ServiceError::Invalid(format!("the upload was cut off before the file ended: {e}")),
+        other => ServiceError::Failed {
+            context: "cannot store the upload".into(),
+            source: Box::new(other),
+        },
+    }
+}
+
+/// Reads up to `limit` bytes from the start of `reader`.
+async fn read_head(mut reader: impl AsyncRead + Unpin, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(limit.min(HEAD_BYTES));
+    (&mut reader).take(limit as u64).read_to_end(&mut head).await?;
+    Ok(head)
+}
+
+impl ItemService {
+    /// First half of an upload: checks the caller may add to the folder, streams `body` into a
+    /// new object of the managed bucket (size and blake3 computed on the way) and reads its type
+    /// and media metadata. The object is removed again unless [`commit`](Self::commit) keeps it.
+    pub async fn stage(
+        &self,
+        caller: &Caller,
+        folder_id: Uuid,
+        file_name: Option<String>,
+        body: ByteStream<'_>,
+    ) -> Result<Staged, ServiceError> {
+        {
+            let mut conn = self.store.read().await?;
+            changeable_folder(&mut conn, caller, folder_id, "uploading").await?;
+        }
+        let bucket = self.buckets.managed();
+        let key = new_object_key();
+        let written = bucket.write(&key, body).await.map_err(upload_failed)?;
+        let object = StagedObject {
+            bucket: bucket.clone(),
+            key: Some(key.clone()),
+        };
+        let head = match bucket.read(&key, Some(0..HEAD_BYTES as u64)).await {
+            Ok(stream) => read_head(StreamReader::new(stream), HEAD_BYTES).await.ok(),
+            Err(_) => None,
+        }
+        .ok_or_else(|| ServiceError::Internal(format!("cannot read back the object {key} just stored")))?;
+        let hint = file_name.as_deref().map(title_from_file_name).unwrap_or_default();
+        let probed = probe::probe(&head, hint, written.size, probe::Whole::file(bucket.local_path(&key))).await;
+        Ok(Staged {
+            folder_id,
+            file_name,
+            object,
+            written,
+            probed,
+        })
+    }
+
+    /// Second half of an upload: creates the item under its title, applying the conflict
+    /// strategy when the title is taken. Runs to the end even if the caller stops waiting.
+    pub async fn commit(
+        &self,
+        caller: &Caller,
+        staged: Staged,
+        options: UploadOptions,
+    ) -> Result<(ItemView, UploadOutcome), ServiceError> {
+        let title = options
+            .title
+            .clone()
+            .or_else(|| staged.file_name.as_deref().map(|f| title_from_file_name(f).to_owned()))
+            .ok_or_else(|| {
+                ServiceError::Invalid("title: give a `title` field, or a file name in the `file` part".into())
+            })?;
+        let title = client_title(&title).map_err(field("title"))?;
+        let now = now();
+        let object_key = staged.object.key.as_ref().map(ToString::to_string).unwrap_or_default();
+        let item = Item {
+            item_type: staged.probed.item_type,
+            mime_type: staged.probed.mime_type.clone(),
+            size: i64::try_from(staged.written.size).unwrap_or(i64::MAX),
+            checksum: Some(staged.written.checksum.clone()),
+            client_metadata: options.client_metadata.unwrap_or_default(),
+            media: staged.probed.media.clone(),
+            ..Item::new(staged.folder_id, title, MANAGED_BUCKET.into(), object_key, now)
+        };
+        let (this, caller, object) = (self.clone(), caller.clone(), staged.object);
+        detached(async move {
+            match this.insert_upload(&caller, item, options.conflict_strategy).await {
+                Ok((item, UploadOutcome::Existing, _)) => {
+                    object.discard().await;
+                    Ok((item.into(), UploadOutcome::Existing))
+                }
+                Ok((item, outcome, replaced)) => {
+                    object.keep();
+                    if let Some(old) = replaced {
+                        remove_managed_objects(&this.buckets, objects_of(&old)).await;
+                    }
+                    Ok((item.into(), outcome))
+                }
+                Err(e) => {
+                    object.discard().await;
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Inserts the upload's row, resolving a title clash by `strategy`. Answers the row, how it
+    /// ended, and for `replace` the row as it was before.
+    async fn insert_upload(
+        &self,
+        caller: &Caller,
+        mut item: Item,
+        strategy: ConflictStrategy,
+    ) -> Result<(Item, UploadOutcome, Option<Item>), ServiceError> {
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+        let folder = changeable_folder(&mut tx, caller, item.folder_id, "uploading").await?;
+        item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
+        let wanted = item.title.clone();
+        for _ in 0..MAX_TITLE_ATTEMPTS {
+            if rows::insert_if_title_free(&mut tx, &item).await? {
+                tx.commit().await?;
+                return Ok((item, UploadOutcome::Created, None));
+            }
+            match strategy {
+                ConflictStrategy::Error => {
+                    return Err(ServiceError::Conflict(format!(
+                        "an item titled `{}` already exists in {}; upload with conflict_strategy new, skip or replace, or choose another title",
+                        item.title, folder.path
+                    )));
+                }
+                ConflictStrategy::Skip => {
+                    if let Some(existing) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
+                        return Ok((existing, UploadOutcome::Existing, None));
+                    }
+                }
+                ConflictStrategy::New => {
+                    insert_under_free_title(&mut tx, &mut item).await?;
+                    tx.commit().await?;
+                    return Ok((item, UploadOutcome::Created, None));
+                }
+                ConflictStrategy::Replace => {
+                    if let Some(old) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
+                        rows::replace_content(&mut tx, old.id, &item).await?;
+                        let replaced = rows::by_id(&mut tx, old.id)
+                            .await?
+                            .ok_or_else(|| ServiceError::Internal("the replaced item vanished".into()))?;
+                        tx.commit().await?;
+                        return Ok((replaced, UploadOutcome::Replaced, Some(old)));
+                    }
+                }
+            }
+        }
+        Err(ServiceError::Conflict(format!(
+            "no free title for `{wanted}` in {} after {MAX_TITLE_ATTEMPTS} attempts; retry",
+            folder.path
+        )))
+    }
+}

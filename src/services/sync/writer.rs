@@ -1,0 +1,244 @@
+//! The writing side of a sync: batches of changes go to a task of their own, which applies each
+//! in one write transaction (creating the folders new objects need) while the run gathers the
+//! next, and counts what it committed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::domain::fingerprint::Fingerprint;
+use crate::domain::folder::{Folder, FolderName, FolderPath};
+use crate::domain::item::Item;
+use crate::services::jobs::context::JobFailure;
+use crate::services::now;
+use crate::store::Db;
+use crate::store::{Store, TreeLock, folders as folder_rows, sync as rows};
+
+/// One change to apply.
+pub(super) enum Action {
+    Create {
+        row: rows::NewRow,
+        /// The folders from the synced root down to the item.
+        dirs: Vec<FolderName>,
+    },
+    Content {
+        id: Uuid,
+        item: Box<Item>,
+        fingerprint: Fingerprint,
+        restored: bool,
+    },
+    Refresh {
+        id: Uuid,
+        fingerprint: Fingerprint,
+        restored: bool,
+    },
+}
+
+/// The stage that applies changes: batches go to a task of its own, which writes each in one
+/// transaction (or only counts it, on a dry run) while the run gathers the next. What it
+/// committed is counted until the run takes it ([`Writer::take_committed`]).
+pub(super) struct Writer {
+    batches: Option<mpsc::Sender<Vec<Action>>>,
+    task: tokio::task::JoinHandle<Result<(), JobFailure>>,
+    /// What the task has committed and the run has not reported yet.
+    committed: Arc<Mutex<Applied>>,
+}
+
+/// What committed batches changed: how many changes, and the counts of the result they add to.
+#[derive(Default)]
+pub(super) struct Applied {
+    /// Changes applied (or counted, on a dry run).
+    pub(super) actions: i64,
+    /// New items.
+    pub(super) created: u64,
+    /// Items with new content.
+    pub(super) updated: u64,
+    /// Tombstones whose object is back.
+    pub(super) restored: u64,
+    /// Items whose checksum was the known one (only their fingerprint was refreshed).
+    pub(super) unchanged: u64,
+}
+
+impl Applied {
+    /// Adds `other`'s counts to `self`'s.
+    fn add(&mut self, other: &Applied) {
+        self.actions += other.actions;
+        self.created += other.created;
+        self.updated += other.updated;
+        self.restored += other.restored;
+        self.unchanged += other.unchanged;
+    }
+}
+
+impl Writer {
+    /// Starts the task; batches wait for it four deep.
+    pub(super) fn spawn(store: Store, root: Folder, dry_run: bool) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Vec<Action>>(4);
+        let committed = Arc::new(Mutex::new(Applied::default()));
+        let shared = Arc::clone(&committed);
+        let task = tokio::spawn(async move {
+            let mut folders = HashMap::new();
+            // Each batch is one write transaction; the store's turns keep the stream of them
+            // from starving other writers (store/turns.rs).
+            while let Some(batch) = rx.recv().await {
+                let applied = apply(&store, &root, &mut folders, batch, dry_run).await?;
+                shared
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .add(&applied);
+            }
+            Ok(())
+        });
+        Self {
+            batches: Some(tx),
+            task,
+            committed,
+        }
+    }
+
+    /// Hands a batch over; false when the task has stopped (see [`finish`](Self::finish)).
+    pub(super) async fn send(&mut self, batch: Vec<Action>) -> bool {
+        if batch.is_empty() {
+            return true;
+        }
+        match &self.batches {
+            Some(tx) => tx.send(batch).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// What was committed since the last call, taken out of the count.
+    pub(super) fn take_committed(&self) -> Applied {
+        std::mem::take(&mut *self.committed.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Waits until every batch handed over is written: what was committed since the last
+    /// [`take_committed`](Self::take_committed), and the task's failure, if it had one.
+    pub(super) async fn finish(mut self) -> (Applied, Result<(), JobFailure>) {
+        self.batches = None;
+        let outcome = (&mut self.task)
+            .await
+            .unwrap_or_else(|e| Err(JobFailure::Retryable(format!("the sync's writer failed: {e}"))));
+        (self.take_committed(), outcome)
+    }
+
+    /// Stops the task, abandoning the batch it is writing (its transaction rolls back): what it
+    /// had committed since the last [`take_committed`](Self::take_committed).
+    pub(super) async fn stop(mut self) -> Applied {
+        self.task.abort();
+        let _ = (&mut self.task).await;
+        self.take_committed()
+    }
+}
+
+/// Applies a batch of changes in one transaction (or only counts them on a dry run).
+async fn apply(
+    store: &Store,
+    root: &Folder,
+    folders: &mut HashMap<String, Uuid>,
+    batch: Vec<Action>,
+    dry_run: bool,
+) -> Result<Applied, JobFailure> {
+    let mut applied = Applied {
+        actions: batch.len() as i64,
+        ..Applied::default()
+    };
+    let mut made: HashMap<String, Uuid> = HashMap::new();
+    let mut created: Vec<(Uuid, rows::NewRow)> = Vec::new();
+    let mut tx = if dry_run {
+        None
+    } else {
+        Some(store.write_tree(TreeLock::Shared).await?)
+    };
+    for action in batch {
+        match action {
+            Action::Create { row, dirs } => {
+                applied.created += 1;
+                if let Some(tx) = tx.as_mut() {
+                    created.push((folder_for(tx, root, &dirs, folders, &mut made).await?, row));
+                }
+            }
+            Action::Content {
+                id,
+                item,
+                fingerprint,
+                restored,
+            } => {
+                applied.updated += 1;
+                applied.restored += u64::from(restored);
+                if let Some(tx) = tx.as_mut() {
+                    rows::set_content(tx, id, &item, &fingerprint).await?;
+                }
+            }
+            Action::Refresh {
+                id,
+                fingerprint,
+                restored,
+            } => {
+                if restored {
+                    applied.restored += 1;
+                } else {
+                    applied.unchanged += 1;
+                }
+                if let Some(tx) = tx.as_mut() {
+                    rows::refresh(tx, id, &fingerprint).await?;
+                }
+            }
+        }
+    }
+    if let Some(mut tx) = tx {
+        rows::upsert_many(&mut tx, root.id, &created).await?;
+        tx.commit().await?;
+    }
+    folders.extend(made);
+    Ok(applied)
+}
+
+/// The folder for an object in `dirs` below `root`, creating the missing ones (inside the
+/// batch's transaction; `made` collects them until it commits).
+async fn folder_for(
+    conn: &mut dyn Db,
+    root: &Folder,
+    dirs: &[FolderName],
+    known: &HashMap<String, Uuid>,
+    made: &mut HashMap<String, Uuid>,
+) -> Result<Uuid, JobFailure> {
+    let mut parent = (root.id, root.path.clone());
+    for dir in dirs {
+        let path = FolderPath::join(Some(&parent.1), dir).map_err(|e| JobFailure::Fatal(e.to_string()))?;
+        let id = match known.get(path.as_str()).or_else(|| made.get(path.as_str())) {
+            Some(id) => *id,
+            None => {
+                let at = now();
+                let folder = Folder {
+                    id: Uuid::now_v7(),
+                    parent_id: Some(parent.0),
+                    name: dir.as_str().to_owned(),
+                    path: path.clone(),
+                    description: String::new(),
+                    client_metadata: serde_json::Map::new(),
+                    owner: root.owner.clone(),
+                    visibility: root.visibility,
+                    ttl_seconds: None,
+                    sync_schedule: None,
+                    sync: None,
+                    expires_at: None,
+                    schedule_paused: None,
+                    created_at: at,
+                    updated_at: at,
+                };
+                folder_rows::insert_if_absent(conn, &folder).await?;
+                let found = folder_rows::by_path(conn, &path).await?;
+                let id = found
+                    .map(|f| f.folder.id)
+                    .ok_or_else(|| JobFailure::Retryable(format!("folder {path} vanished")))?;
+                made.insert(path.as_str().to_owned(), id);
+                id
+            }
+        };
+        parent = (id, path);
+    }
+    Ok(parent.0)
+}

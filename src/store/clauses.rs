@@ -1,0 +1,61 @@
+//! SQL pieces that several tables' statements share: subtree ranges and path rewrites of the
+//! folder tree, and the expiry an item gets from its folder's TTL.
+
+use super::sql::Sql;
+
+/// Appends the condition "`column` is `path` or lies below it", as a byte range that an index
+/// serves. `path` is a path as stored: a live one, or a trashed one with its unit prefix.
+pub fn push_subtree(sql: &mut Sql, column: &str, path: &str, include_self: bool) {
+    sql.push("(");
+    if include_self {
+        sql.push(column).push(" = ").bind(path.to_owned()).push(" OR ");
+    }
+    // Every descendant path starts with `path/`; `0` is the byte after `/`.
+    sql.push("(").push(column).push(" >= ").bind(format!("{path}/"));
+    sql.push(" AND ")
+        .push(column)
+        .push(" < ")
+        .bind(format!("{path}0"))
+        .push("))");
+}
+
+/// Appends `path = NEW || (the rest of path after OLD)`, which moves the paths at or below `old`
+/// (as stored) to `new`.
+pub fn push_path_rewrite(sql: &mut Sql, old: &str, new: &str) {
+    let old_chars = i64::try_from(old.chars().count()).unwrap_or(i64::MAX);
+    sql.push("path = ")
+        .bind(new.to_owned())
+        .push(" || substr(path, CAST(")
+        .bind(old_chars + 1)
+        .push(" AS INTEGER))");
+}
+
+/// Whose TTL an item follows in [`push_folder_expiry`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderTtl {
+    /// This folder TTL (`None`: no TTL), e.g. the one of the folder the item moves to.
+    Of(Option<i64>),
+    /// The TTL of the folder the row is in.
+    OwnFolder,
+}
+
+/// Appends the expiry an item row gets from its folder's TTL: its own `expires_at` when it has
+/// one (`expires_own`), else `created_at` + the TTL, or NULL.
+pub fn push_ttl_expiry(sql: &mut Sql, ttl: FolderTtl) {
+    sql.push("(CASE WHEN expires_own = 1 THEN expires_at ELSE ");
+    match ttl {
+        FolderTtl::Of(Some(seconds)) => sql.push("created_at + ").bind(seconds.saturating_mul(1_000_000)),
+        FolderTtl::Of(None) => sql.push("NULL"),
+        FolderTtl::OwnFolder => {
+            sql.push("created_at + (SELECT t.ttl_seconds FROM folder t WHERE t.id = item.folder_id) * 1000000")
+        }
+    };
+    sql.push(" END)");
+}
+
+/// Appends `expires_at = …` for items that follow their folder's TTL; items with their own
+/// expiry keep it.
+pub fn push_folder_expiry(sql: &mut Sql, ttl: FolderTtl) {
+    sql.push("expires_at = ");
+    push_ttl_expiry(sql, ttl);
+}
