@@ -17,12 +17,33 @@ pub enum ClientError {
         /// The server's message.
         message: String,
     },
-    /// The server could not be reached or answered something unreadable.
+    /// The server could not be reached, or its answer could not be read; `context` says which.
+    #[error("{context}")]
+    Http {
+        /// What failed, and what to check.
+        context: String,
+        /// The HTTP client's error.
+        source: reqwest::Error,
+    },
+    /// The server's answer is not JSON of the expected shape.
+    #[error("unreadable answer from the server: {0}")]
+    Unreadable(#[source] serde_json::Error),
+    /// The server's answer, or the download, is not what the command expects.
     #[error("{0}")]
-    Transport(String),
+    Unexpected(String),
     /// The command was given something unusable.
     #[error("{0}")]
     Usage(String),
+}
+
+impl ClientError {
+    /// The answer's body broke off.
+    fn read_answer(source: reqwest::Error) -> Self {
+        ClientError::Http {
+            context: "cannot read the server's answer".into(),
+            source,
+        }
+    }
 }
 
 /// Talks to one server with one key.
@@ -68,17 +89,18 @@ impl Client {
 
     /// Sends `req`; an error status becomes a [`ClientError::Server`] with the server's message.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
-        let resp = req.send().await.map_err(|e| {
-            ClientError::Transport(format!(
-                "cannot reach {}: {e}; is the server running there? (--server URL or STOWAGE_SERVER names another)",
+        let resp = req.send().await.map_err(|source| ClientError::Http {
+            context: format!(
+                "cannot reach {}; is the server running there? (--server URL or STOWAGE_SERVER names another)",
                 self.base
-            ))
+            ),
+            source,
         })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
         }
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let bytes = resp.bytes().await.map_err(ClientError::read_answer)?;
         let parsed: Option<serde_json::Value> = serde_json::from_slice(&bytes).ok();
         let field = |name: &str| {
             parsed
@@ -100,9 +122,8 @@ impl Client {
 
     /// Reads a JSON answer.
     pub async fn json<T: DeserializeOwned>(resp: reqwest::Response) -> Result<T, ClientError> {
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("unreadable answer from the server: {e}")))
+        let bytes = resp.bytes().await.map_err(ClientError::read_answer)?;
+        serde_json::from_slice(&bytes).map_err(ClientError::Unreadable)
     }
 
     /// Sends a request to `path` (below the base URL) with an optional JSON body and query.

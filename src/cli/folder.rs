@@ -82,7 +82,7 @@ pub async fn folder_id(client: &Client, folder: &str) -> Result<String, ClientEr
     found["id"]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| ClientError::Transport("the server answered without an id".into()))
+        .ok_or_else(|| ClientError::Unexpected("the server answered without an id".into()))
 }
 
 /// One line describing a folder.

@@ -445,18 +445,17 @@ async fn download(client: &Client, id: &str, out: &Path) -> Result<(PathBuf, u64
     let mut hasher = blake3::Hasher::new();
     let mut body = resp.bytes_stream();
     let result = async {
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|e| ClientError::Transport(format!("the download broke off: {e}")))?
-        {
+        while let Some(chunk) = body.try_next().await.map_err(|source| ClientError::Http {
+            context: "the download broke off".into(),
+            source,
+        })? {
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(io)?;
         }
         file.flush().await.map_err(io)?;
         let checksum = hasher.finalize().to_hex().to_string();
         match item["checksum"].as_str() {
-            Some(expected) if expected != checksum => Err(ClientError::Transport(format!(
+            Some(expected) if expected != checksum => Err(ClientError::Unexpected(format!(
                 "checksum mismatch: the server announced {expected}, the download hashes to {checksum}"
             ))),
             _ => Ok(()),

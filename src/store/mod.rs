@@ -2,8 +2,11 @@
 //!
 //! One SQL code path serves both through sqlx's Any driver; the schema therefore uses only the
 //! types both share (TEXT ids and JSON, BIGINT timestamps in microseconds, BIGINT 0/1 flags).
-//! Dialect differences are confined to this module: how a write transaction begins and how the
-//! folder tree is locked.
+//! Dialect differences stay inside `store`: this file decides how a write transaction begins
+//! and how the folder tree is locked; a table's file asks its [`Db`] handle for the
+//! [`Dialect`] where one statement must differ (`SKIP LOCKED`, JSON aggregation, `EXPLAIN`).
+//! Nothing outside `store` sees sqlx or branches on the dialect, except the composition root
+//! choosing PostgreSQL's notification listener.
 
 pub mod clauses;
 pub mod expiry;
