@@ -60,10 +60,7 @@ async fn bench(label: &str, database_url: Option<String>) {
     }
     let settings = settings.completed().expect("settings");
     let running = app::start(settings.clone(), Roles::ALL).await.expect("start");
-    let admin = Caller {
-        name: "admin".into(),
-        is_admin: true,
-    };
+    let admin = Caller::user("admin", true);
     let jobs = running.services.jobs.clone();
 
     // Throughput: 16 concurrent submitters put no-op jobs straight to the service, then every

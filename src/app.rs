@@ -16,10 +16,12 @@ use crate::domain::job::JobKind;
 use crate::http::{self, AppState};
 use crate::queue::workers::Workers;
 use crate::queue::{Queue, QueueError, scheduler};
+use crate::services::audit::{AuditRetention, RETENTION_EVERY};
 use crate::services::imports::runner::ImportRunner;
 use crate::services::items::{OrphanSweep, SWEEP_INTERVAL};
 use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::{Runner, relay};
+use crate::services::keys::{KeyUseRecorder, USE_FLUSH_EVERY};
 use crate::services::sync::SyncRunner;
 use crate::services::{ServiceError, Services};
 use crate::store::{Dialect, Store, StoreError};
@@ -170,10 +172,22 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             shutdown.clone(),
         ));
     }
+    background.spawn(background::every(
+        KeyUseRecorder(services.keys.clone()),
+        USE_FLUSH_EVERY,
+        FirstRound::AfterPeriod,
+        shutdown.clone(),
+    ));
     let recheck = Duration::from_millis(settings.jobs.recheck_interval_ms.max(100));
     background.spawn(relay::recheck(store.clone(), hub, recheck, shutdown.clone()));
 
     let workers = roles.workers.then(|| {
+        background.spawn(background::every(
+            AuditRetention(services.audit.clone()),
+            RETENTION_EVERY,
+            FirstRound::AtStart,
+            shutdown.clone(),
+        ));
         background.spawn(scheduler::run(
             store.clone(),
             services.jobs.clone(),

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
-use stowage::cli::{Cli, ClientArgs, Command, KeysCommand, folder, import, item, job, lifecycle, say, sync};
+use stowage::cli::keys::{self, KeysCommand};
+use stowage::cli::{Cli, ClientArgs, Command, audit, folder, import, item, job, lifecycle, say, sync};
 use stowage::config::Settings;
-use stowage::services::keys::KeyService;
+use stowage::services::keys::{KeyService, NewKeyRequest};
 use stowage::telemetry::{self, ErrorChain};
 
 /// The allocator: jemalloc, with a background thread that hands memory freed after a burst of
@@ -64,12 +65,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             say("migrations applied");
         }
         Command::PrintConfig => say(settings.to_masked_toml().trim_end()),
-        Command::Keys {
-            command: KeysCommand::Create { name, admin },
-        } => {
-            let store = app::open_store(&settings).await?;
-            say(KeyService::new(store).create(&name, admin).await?);
-        }
+        Command::Keys { command } => run_keys(command, &settings).await?,
         Command::Folder { client, command } => {
             folder::run(&client_for(&client, &settings), command, client.json).await?
         }
@@ -96,11 +92,47 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
         Command::Trash { client, command } => {
             lifecycle::trash(&client_for(&client, &settings), command, client.json).await?
         }
+        Command::Audit { client, args } => audit::run(&client_for(&client, &settings), args, client.json).await?,
         Command::Expiry { client, command } => {
             return Ok(lifecycle::expiry(&client_for(&client, &settings), command, client.json).await?);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `stowage keys …`: `create --name` on the database directly, the rest through a server.
+async fn run_keys(command: KeysCommand, settings: &Settings) -> Result<(), Box<dyn std::error::Error>> {
+    match command {
+        KeysCommand::Create {
+            name: Some(name),
+            admin,
+            label,
+            scope,
+            expires_at,
+            client,
+            ..
+        } => {
+            let request: NewKeyRequest = serde_json::from_value(keys::key_request(None, label, scope, expires_at))?;
+            let store = app::open_store(settings).await?;
+            let created = KeyService::new(store).create_direct(&name, admin, request).await?;
+            keys::print_created(&serde_json::to_value(created)?, client.json);
+        }
+        KeysCommand::Create {
+            name: None,
+            user,
+            label,
+            scope,
+            expires_at,
+            client,
+            ..
+        } => {
+            let body = keys::key_request(user, label, scope, expires_at);
+            keys::create(&client_for(&client, settings), body, client.json).await?;
+        }
+        KeysCommand::List { user, client } => keys::list(&client_for(&client, settings), user, client.json).await?,
+        KeysCommand::Revoke { id, client } => keys::revoke(&client_for(&client, settings), id, client.json).await?,
+    }
+    Ok(())
 }
 
 /// A client with the key from `--api-key`, `STOWAGE_API_KEY`, or `DATA_DIR/admin.key`.

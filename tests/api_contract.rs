@@ -38,6 +38,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/trash"),
     ("post", "/v1/reencode"),
     ("post", "/v1/expiry"),
+    ("post", "/v1/users"),
+    ("get", "/v1/users"),
+    ("get", "/v1/users/me"),
+    ("post", "/v1/keys"),
+    ("get", "/v1/keys"),
+    ("delete", "/v1/keys/{id}"),
+    ("get", "/v1/audit"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

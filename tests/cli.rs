@@ -207,6 +207,28 @@ fn serve_creates_a_key_then_keys_create_adds_users_and_sigterm_stops_it() {
     let out = stowage(&["--data-dir", &data_arg, "folder", "--server", &base, "list"], &[]);
     assert!(stdout(&out).contains("/carols"), "{}", stderr(&out));
 
+    // Keys through the server: carol makes a read key, lists hers, revokes it.
+    let carol_keys = ["--server", base.as_str(), "--api-key", carol.as_str()];
+    fn with<'a>(verb: &[&'a str], client: &[&'a str]) -> Vec<&'a str> {
+        [&["keys"][..], verb, client].concat()
+    }
+    let out = stowage(&with(&["create", "--label", "ci", "--scope", "read"], &carol_keys), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ci = stdout(&out).trim().to_owned();
+    assert!(ci.starts_with("stw_") && !ci.contains('\t'), "only the key: {ci}");
+    let out = stowage(&with(&["list"], &carol_keys), &[]);
+    let listed = stdout(&out);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    let ci_line = listed.lines().next().expect("newest first");
+    assert!(ci_line.contains("scope=read\tname=ci"), "{ci_line}");
+    assert!(!listed.contains(&ci[10..]), "no secret in the list");
+    let ci_id = ci_line.split('\t').next().expect("id").to_owned();
+    let out = stowage(&with(&["revoke", &ci_id], &carol_keys), &[]);
+    assert_eq!(stdout(&out).trim(), format!("{ci_id}\trevoked"), "{}", stderr(&out));
+    let out = stowage(&["folder", "--server", &base, "--api-key", &ci, "list"], &[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -21,6 +21,7 @@ on_both_backends!(
     summary_counts_subfolders,
     patch_updates_attributes,
     names_are_stored_nfc_and_misleading_ones_refused,
+    text_with_a_nul_character_is_refused_on_both_databases,
 );
 
 fn id(folder: &Value) -> &str {
@@ -575,4 +576,37 @@ async fn patch_updates_attributes(backend: Backend) {
     assert!(bad.message().contains("client_metadata"));
     let unknown = s.patch(&url, json!({"owner": "me"})).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+}
+
+/// PostgreSQL cannot store a NUL character in text (it answered 500); both databases now refuse
+/// it in any query parameter or body string, naming where it is, and store nothing.
+async fn text_with_a_nul_character_is_refused_on_both_databases(backend: Backend) {
+    let s = server!(backend);
+    let body = s
+        .post("/v1/folders", json!({"path": "/n", "description": "a\u{0}b"}))
+        .await;
+    assert_eq!(body.status, StatusCode::BAD_REQUEST, "{:?}", body.body);
+    assert!(body.message().starts_with("description: "), "{}", body.message());
+    let nested = s
+        .post(
+            "/v1/folders",
+            json!({"path": "/n", "client_metadata": {"tags": ["x\u{0}"]}}),
+        )
+        .await;
+    assert_eq!(nested.status, StatusCode::BAD_REQUEST);
+    assert!(
+        nested.message().starts_with("client_metadata.tags[0]: "),
+        "{}",
+        nested.message()
+    );
+    assert_eq!(
+        s.get("/v1/folders?path=/n").await.status,
+        StatusCode::NOT_FOUND,
+        "nothing stored"
+    );
+    for query in ["/v1/folders?search=a%00b", "/v1/keys?user=a%00", "/v1/audit?actor=%00"] {
+        let answer = s.get(query).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}: {:?}", answer.body);
+        assert!(answer.message().contains("NUL"), "{query}: {}", answer.message());
+    }
 }

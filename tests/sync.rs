@@ -349,10 +349,7 @@ async fn synced_folders_belong_to_their_bucket(backend: Backend) {
     // for the write lock while the previous sync runs and ends: it says nothing about overlap.)
     let url = format!("/v1/folders/{folder}/sync");
     let other = s.second_worker().await;
-    let admin = stowage::domain::caller::Caller {
-        name: "admin".into(),
-        is_admin: true,
-    };
+    let admin = stowage::domain::caller::Caller::user("admin", true);
     let folder_id = uuid::Uuid::parse_str(&folder).expect("uuid");
     let via_http = futures::future::join_all((0..6).map(|_| s.post(&url, json!({}))));
     let via_other = futures::future::join_all(

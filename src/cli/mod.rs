@@ -2,11 +2,13 @@
 //! verbs that talk to a running server over HTTP (`folder …`, `item …`, `job …`, `sync`, `import`, `reencode`,
 //! `trash …`, `expiry …`).
 
+pub mod audit;
 pub mod client;
 pub mod folder;
 pub mod import;
 pub mod item;
 pub mod job;
+pub mod keys;
 pub mod lifecycle;
 pub mod sync;
 
@@ -53,11 +55,11 @@ pub enum Command {
     Migrate,
     /// Print the effective configuration with secrets masked.
     PrintConfig,
-    /// Manage API keys (works on the database directly).
+    /// API keys: make one (on the database directly with --name), list yours, revoke one.
     Keys {
         /// What to do with keys.
         #[command(subcommand)]
-        command: KeysCommand,
+        command: keys::KeysCommand,
     },
     /// Work with folders on a running server.
     Folder {
@@ -131,6 +133,15 @@ pub enum Command {
         #[command(subcommand)]
         command: lifecycle::TrashCommand,
     },
+    /// The audit log (admins), newest first.
+    Audit {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Which events.
+        #[command(flatten)]
+        args: audit::AuditArgs,
+    },
     /// The TTL sweep.
     Expiry {
         /// Where the server is and how to authenticate.
@@ -139,20 +150,6 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: lifecycle::ExpiryCommand,
-    },
-}
-
-/// `stowage keys …`.
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create a key and print it once.
-    Create {
-        /// The user the key is for; folders it creates are owned by this name.
-        #[arg(long)]
-        name: String,
-        /// Grant admin rights.
-        #[arg(long)]
-        admin: bool,
     },
 }
 

@@ -1,5 +1,6 @@
 //! Pure types and rules of the catalog: no I/O, no database, no HTTP.
 
+pub mod audit;
 pub mod caller;
 pub mod diff;
 pub mod fingerprint;

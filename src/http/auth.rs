@@ -1,6 +1,7 @@
 //! Bearer-key authentication for every `/v1` route.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
@@ -10,6 +11,7 @@ use super::AppState;
 use super::error::ApiError;
 use crate::domain::caller::Caller;
 use crate::services::ServiceError;
+use crate::services::access::require_write_scope;
 
 /// Checks `Authorization: Bearer KEY` and records the caller for the handlers.
 pub async fn require_key(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
@@ -25,8 +27,26 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ServiceError::Unauthorized("the Authorization header must be `Bearer KEY`".into()))?;
     let caller = state.services.keys.authenticate(key).await?;
+    if !only_reads(&req) {
+        require_write_scope(&caller)?;
+    }
     req.extensions_mut().insert(caller);
     Ok(next.run(req).await)
+}
+
+/// The routes that take a POST but only read: a tar of items, a bucket check.
+const READING_POSTS: [&str; 2] = ["/v1/items/download", "/v1/buckets/{name}/check"];
+
+/// Whether `req` only reads (so a key of scope `read` may make it).
+fn only_reads(req: &Request) -> bool {
+    match *req.method() {
+        Method::GET | Method::HEAD => true,
+        Method::POST => req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|route| READING_POSTS.contains(&route.as_str())),
+        _ => false,
+    }
 }
 
 /// The authenticated caller of a `/v1` handler.

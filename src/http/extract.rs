@@ -18,6 +18,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for StrictQuery<T>
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((name, _)) =
+            form_urlencoded::parse(query.as_bytes()).find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{}`: {NO_NUL}",
+                name.replace('\0', "\\0")
+            )));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de).map(StrictQuery).map_err(|e| {
             let path = e.path().to_string();
@@ -149,6 +157,9 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         // serde would also read a struct from an array of its fields, in order.
         return Err(ApiError::bad_request("request body must be a JSON object"));
     }
+    if let Some(path) = path_to_nul(&value) {
+        return Err(ApiError::bad_request(format!("{path}: {NO_NUL}")));
+    }
     whole_numbers_as_integers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -159,6 +170,34 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             ApiError::bad_request(format!("{path}: {inner}"))
         }
     })
+}
+
+/// Why text with a NUL character is refused, wherever it is (PostgreSQL cannot store one, and
+/// both databases must take the same requests).
+const NO_NUL: &str = "text must not contain NUL characters (\\u0000)";
+
+/// The JSON path (`client_metadata.tags[2]`) of the first string or key in `value` that holds a
+/// NUL character.
+fn path_to_nul(value: &serde_json::Value) -> Option<String> {
+    nul_steps(value).map(|steps| steps.trim_start_matches('.').to_owned())
+}
+
+/// The steps (`.key`, `[index]`) from `value` down to the first NUL character in it.
+fn nul_steps(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => Some(String::new()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_steps(item).map(|rest| format!("[{i}]{rest}"))),
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') {
+                return Some(format!(".{}", key.replace('\0', "\\u0000")));
+            }
+            nul_steps(item).map(|rest| format!(".{key}{rest}"))
+        }),
+        _ => None,
+    }
 }
 
 /// Rewrites every number of `value` that is whole and exactly representable (`3.0`, `-7e2`)
@@ -227,5 +266,29 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
                 .map(|key| IdempotencyKey(Some(key.trim().to_owned())))
                 .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII text")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::path_to_nul;
+
+    #[test]
+    fn a_nul_anywhere_in_a_body_is_found_by_its_path() {
+        assert_eq!(path_to_nul(&json!({"name": "ok", "tags": ["a"]})), None);
+        assert_eq!(
+            path_to_nul(&json!({"description": "x\u{0}y"})).as_deref(),
+            Some("description")
+        );
+        assert_eq!(
+            path_to_nul(&json!({"client_metadata": {"tags": ["a", "b\u{0}"]}})).as_deref(),
+            Some("client_metadata.tags[1]")
+        );
+        assert_eq!(
+            path_to_nul(&json!({"client_metadata": {"k\u{0}": 1}})).as_deref(),
+            Some("client_metadata.k\\u0000")
+        );
     }
 }

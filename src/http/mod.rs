@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{buckets, folders, imports, items, jobs, ops, trash};
+use routes::{audit, buckets, folders, imports, items, jobs, keys, ops, trash, users};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -109,6 +109,11 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(jobs::submit_noop))
         .routes(routes!(jobs::submit_reencode))
         .routes(routes!(jobs::submit_expiry))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::me))
+        .routes(routes!(keys::create_key, keys::list_keys))
+        .routes(routes!(keys::revoke_key))
+        .routes(routes!(audit::list_audit))
         .route_layer(middleware::from_fn_with_state(state, auth::require_key))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let mut doc = OpenApi::builder()

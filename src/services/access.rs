@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::ServiceError;
 use crate::blobs::source::Source;
 use crate::blobs::{BlobError, Buckets, ObjectKey};
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Access, Caller, KeyScope};
 use crate::domain::folder::{Folder, FolderPath};
 use crate::domain::import::Unit;
 use crate::domain::item::Item;
@@ -199,5 +199,15 @@ pub fn require_admin(caller: &Caller, what: &str) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::Forbidden(format!("only admins can {what}")))
+    }
+}
+
+/// Refuses (403) a change made with a key of scope `read`.
+pub fn require_write_scope(caller: &Caller) -> Result<(), ServiceError> {
+    match caller.scope {
+        KeyScope::Write => Ok(()),
+        KeyScope::Read => Err(ServiceError::Forbidden(
+            "this API key may only read (scope `read`); use a key with scope `write` to change anything".into(),
+        )),
     }
 }

@@ -2,6 +2,7 @@
 //! (validation, permissions, transactions) and leave SQL to `store`.
 
 pub mod access;
+pub mod audit;
 pub mod expiry;
 pub mod folders;
 pub mod imports;
@@ -13,6 +14,7 @@ pub mod probe;
 pub mod reencode;
 pub mod sync;
 pub mod trash;
+pub mod users;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -169,17 +171,40 @@ pub fn page_token(order: &str, key: &SortKey, id: Uuid) -> String {
 /// Reads a page token issued for `order` back into a position; `text` says whether the ordering's
 /// key is text (else a number).
 pub fn decode_position(token: &str, order: &str, text: bool) -> Result<(SortKey, Uuid), ServiceError> {
-    let cursor = Cursor::decode(token, order).map_err(field("page_token"))?;
-    let bad = || {
-        ServiceError::Invalid("page_token: not a token this server issued; omit it to start from the first page".into())
-    };
-    let key = if text {
-        SortKey::Text(cursor.key.as_str().ok_or_else(bad)?.to_owned())
+    if text {
+        decode_text_position(token, order).map(|(key, id)| (SortKey::Text(key), id))
     } else {
-        SortKey::Int(cursor.key.as_i64().ok_or_else(bad)?)
-    };
-    let id = Uuid::parse_str(&cursor.id).map_err(|_| bad())?;
-    Ok((key, id))
+        decode_number_position(token, order).map(|(key, id)| (SortKey::Int(key), id))
+    }
+}
+
+/// The position (a number key and an id) a page token of a list in `order` continues after.
+pub fn decode_number_position(token: &str, order: &str) -> Result<(i64, Uuid), ServiceError> {
+    let (key, id) = decode_cursor(token, order)?;
+    Ok((key.as_i64().ok_or_else(foreign_token)?, id))
+}
+
+/// The position (a text key and an id) a page token of a list in `order` continues after.
+pub fn decode_text_position(token: &str, order: &str) -> Result<(String, Uuid), ServiceError> {
+    let (key, id) = decode_cursor(token, order)?;
+    // A NUL never comes from a key this server issued (and PostgreSQL cannot compare with one).
+    let text = key
+        .as_str()
+        .filter(|text| !text.contains('\0'))
+        .ok_or_else(foreign_token)?;
+    Ok((text.to_owned(), id))
+}
+
+/// The key and id of a page token of a list in `order`.
+fn decode_cursor(token: &str, order: &str) -> Result<(serde_json::Value, Uuid), ServiceError> {
+    let cursor = Cursor::decode(token, order).map_err(field("page_token"))?;
+    let id = Uuid::parse_str(&cursor.id).map_err(|_| foreign_token())?;
+    Ok((cursor.key, id))
+}
+
+/// The 400 for a page token this server did not issue.
+fn foreign_token() -> ServiceError {
+    ServiceError::Invalid("page_token: not a token this server issued; omit it to start from the first page".into())
 }
 
 /// Runs `work` to the end on its own task even when the caller stops waiting (a client that
@@ -210,6 +235,10 @@ pub struct Services {
     pub items: items::ItemService,
     /// API key use cases.
     pub keys: keys::KeyService,
+    /// User use cases.
+    pub users: users::UserService,
+    /// The audit log.
+    pub audit: audit::AuditService,
     /// Job use cases.
     pub jobs: jobs::JobService,
     /// Bucket sync use cases.
@@ -254,6 +283,11 @@ impl Services {
             ),
             items: items::ItemService::new(store.clone(), buckets.clone(), trash.clone()),
             keys: keys::KeyService::new(store.clone()),
+            users: users::UserService::new(store.clone()),
+            audit: audit::AuditService::new(
+                store.clone(),
+                std::time::Duration::from_secs(settings.audit.retention_seconds),
+            ),
             reencode: reencode::ReencodeService::new(
                 store.clone(),
                 buckets.clone(),

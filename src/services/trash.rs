@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::objects::remove_managed_objects;
-use super::{Page, ServiceError, decode_position, field, page_token};
+use super::{Page, ServiceError, decode_number_position, field, page_token};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::Caller;
@@ -121,15 +121,9 @@ impl Trash {
         token: Option<&str>,
     ) -> Result<Page<TrashEntry>, ServiceError> {
         let limit = page_size(size).map_err(field("page_size"))?;
-        let after = match token {
-            Some(token) => match decode_position(token, TRASH_ORDER, false)? {
-                (SortKey::Int(at), id) => Some((at, id)),
-                (SortKey::Text(_), _) => {
-                    return Err(ServiceError::Invalid("page_token: not a trash page token".into()));
-                }
-            },
-            None => None,
-        };
+        let after = token
+            .map(|token| decode_number_position(token, TRASH_ORDER))
+            .transpose()?;
         let owner = (!caller.is_admin).then_some(caller.name.as_str());
         let mut conn = self.store.read().await?;
         let mut rows = rows::list(&mut conn, owner, after, limit + 1).await?;

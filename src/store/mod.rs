@@ -8,6 +8,7 @@
 //! Nothing outside `store` sees sqlx or branches on the dialect, except the composition root
 //! choosing PostgreSQL's notification listener.
 
+pub mod audit;
 pub mod clauses;
 pub mod expiry;
 pub mod folders;
@@ -20,6 +21,7 @@ pub mod sql;
 pub mod sync;
 pub mod trash;
 pub mod turns;
+pub mod users;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -145,6 +145,17 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// Polls the async `check` every 50 ms for up to 10 s; true once it holds.
+pub async fn eventually_async<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    for _ in 0..200 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    check().await
+}
+
 /// Whether the server at `addr` answers `GET /healthz` with 200 (plain TCP, no runtime needed).
 pub fn healthz_ok(addr: &str) -> bool {
     let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
@@ -337,7 +348,13 @@ impl TestServer {
     /// Creates an API key for user `name`.
     pub async fn key_for(&self, name: &str, admin: bool) -> String {
         let running = self.running.as_ref().expect("running");
-        running.services.keys.create(name, admin).await.expect("create key")
+        running
+            .services
+            .keys
+            .create_direct(name, admin, Default::default())
+            .await
+            .expect("create key")
+            .key
     }
 
     /// Sends a request with `key` (or none) and an optional JSON body.

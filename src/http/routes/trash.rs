@@ -3,9 +3,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
+use super::PageParams;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
@@ -13,27 +12,15 @@ use crate::http::extract::StrictQuery;
 use crate::services::Page;
 use crate::services::trash::TrashEntry;
 
-/// Query of `GET /v1/trash`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct TrashListParams {
-    /// Rows per page, 1-1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub page_size: Option<u32>,
-    /// The `next_page_token` of the previous page.
-    pub page_token: Option<String>,
-}
-
 /// List what you deleted from your folders (admins: everything), newest first: each folder with
 /// its subtree, or item, one entry, until the sweep purges it.
-#[utoipa::path(get, path = "/trash", tag = "trash", params(TrashListParams), responses(
+#[utoipa::path(get, path = "/trash", tag = "trash", params(PageParams), responses(
     (status = 200, body = Page<TrashEntry>), (status = 400, body = ErrorBody),
 ))]
 pub async fn list_trash(
     State(state): State<AppState>,
     Auth(caller): Auth,
-    StrictQuery(q): StrictQuery<TrashListParams>,
+    StrictQuery(q): StrictQuery<PageParams>,
 ) -> Result<Json<Page<TrashEntry>>, ApiError> {
     Ok(Json(
         state

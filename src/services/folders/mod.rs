@@ -16,10 +16,12 @@ use views::views;
 pub use views::{FolderView, PathEntry, SchedulePauseView};
 
 use super::access::{ensure_unsynced, read_only, require, usable_source, usable_sources};
+use super::audit;
 use super::trash::Trash;
 use super::{Metadata, Page, Rfc3339, ServiceError, conflict_as, decode_position, field, now, page_token};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
+use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
@@ -392,7 +394,15 @@ impl FolderService {
         if let Some(expires_at) = patch.expires_at {
             folder.expires_at = expires_at.map(|t| t.0);
         }
-        if let Some(visibility) = patch.visibility {
+        if let Some(visibility) = patch.visibility.filter(|v| *v != folder.visibility) {
+            let event = AuditEvent::by(caller, AuditAction::FolderVisibility, id, folder.updated_at)
+                .in_folder(id)
+                .with_detail(serde_json::json!({
+                    "path": folder.path.as_str(),
+                    "from": folder.visibility,
+                    "to": visibility,
+                }));
+            audit::record(&mut tx, &event).await?;
             folder.visibility = visibility;
         }
         if let Some(schedule) = &sync_schedule {

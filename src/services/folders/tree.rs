@@ -6,13 +6,15 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{FolderService, FolderView};
+use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::{FolderName, FolderPath};
 use crate::services::access::{ensure_unsynced, require};
+use crate::services::audit;
 use crate::services::{ServiceError, conflict_as, detached, field, now};
 use crate::store::folders as rows;
 use crate::store::trash::{self as trash_rows, stored_path};
-use crate::store::{TreeLock, to_micros};
+use crate::store::{TreeLock, from_micros, to_micros};
 
 /// What a delete removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -125,6 +127,15 @@ impl FolderService {
                 }
             };
             let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due).await?;
+            let event = AuditEvent::by(&caller, AuditAction::FolderDelete, id, from_micros(now))
+                .in_folder(id)
+                .with_detail(serde_json::json!({
+                    "path": folder.path.as_str(),
+                    "folders": removed.folders,
+                    "items": removed.items,
+                    "from_trash": record.trash.is_some(),
+                }));
+            audit::record(&mut tx, &event).await?;
             tx.commit().await?;
             this.trash.remove_objects(objects).await;
             Ok(Deleted {

@@ -18,7 +18,7 @@ use super::access::changeable_folder;
 use super::access::{locate_usable, usable_urls};
 use super::items::ItemView;
 use super::jobs::{JobService, Submission, Submitted};
-use super::{Context, Page, ServiceError, decode_position, page_token};
+use super::{Context, Page, ServiceError, decode_number_position, page_token};
 use crate::blobs::{BlobError, Buckets};
 use crate::domain::caller::Caller;
 use crate::domain::import::{ImportSpec, Unit, UnitKind, check_url};
@@ -290,10 +290,7 @@ impl ImportService {
         };
         let size = page_size(req.page_size).map_err(super::field("page_size"))?;
         let after = match &req.page_token {
-            Some(token) => match decode_position(token, UNIT_ORDER, false)?.0 {
-                SortKey::Int(position) => position,
-                SortKey::Text(_) => return Err(ServiceError::Invalid("page_token: not a token of this list".into())),
-            },
+            Some(token) => decode_number_position(token, UNIT_ORDER)?.0,
             None => -1,
         };
         let mut conn = self.store.read().await?;

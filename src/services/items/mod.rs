@@ -25,10 +25,12 @@ pub use upload::{Staged, UploadOptions, UploadOutcome};
 pub use views::{ItemView, MediaView, OriginalView};
 
 use super::access::{changeable_folder, ensure_unsynced, folder_for, require, require_item};
+use super::audit;
 use super::objects::{objects_of, remove_managed_objects};
 use super::trash::Trash;
 use super::{Metadata, Page, Rfc3339, ServiceError, conflict_as, decode_position, detached, field, now, page_token};
 use crate::blobs::Buckets;
+use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::Folder;
 use crate::domain::item::{Item, ItemOrder, ItemType, client_title, expiry_for, next_free_alternative};
@@ -38,7 +40,7 @@ use crate::store::Db;
 use crate::store::folders as folder_rows;
 use crate::store::items::{self as rows, ItemQuery};
 use crate::store::trash as trash_rows;
-use crate::store::{Store, TreeLock, to_micros};
+use crate::store::{Store, TreeLock, from_micros, to_micros};
 
 /// The most item ids one move, delete or download request may name.
 pub const MAX_BATCH: usize = 1000;
@@ -314,18 +316,25 @@ impl ItemService {
     /// them (their managed objects are removed once the transaction commits).
     async fn discard(
         &self,
+        caller: &Caller,
         mut tx: crate::store::Tx,
         items: Vec<Item>,
         permanent: bool,
     ) -> Result<ItemsDeleted, ServiceError> {
         let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+        let (now, purge_at) = self.trash.now_and_purge_at();
         if !permanent {
-            let (now, purge_at) = self.trash.now_and_purge_at();
             let deleted = trash_rows::trash_items(&mut tx, &ids, now, purge_at).await?;
             tx.commit().await?;
             return Ok(ItemsDeleted { deleted, trashed: true });
         }
         let deleted = rows::delete(&mut tx, &ids).await?;
+        for item in &items {
+            let event = AuditEvent::by(caller, AuditAction::ItemDelete, item.id, from_micros(now))
+                .in_folder(item.folder_id)
+                .with_detail(serde_json::json!({ "title": item.title, "size": item.size }));
+            audit::record(&mut tx, &event).await?;
+        }
         tx.commit().await?;
         remove_managed_objects(&self.buckets, items.iter().flat_map(objects_of)).await;
         Ok(ItemsDeleted {
@@ -349,7 +358,7 @@ impl ItemService {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
             let folder = changeable_folder(&mut tx, &caller, folder_id, "deleting items").await?;
             let items = Self::children(&mut tx, &folder, &ids).await?;
-            this.discard(tx, items, permanent).await
+            this.discard(&caller, tx, items, permanent).await
         })
         .await
     }
@@ -363,7 +372,7 @@ impl ItemService {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
             let (item, folder, _) = this.require_any_item(&mut tx, &caller, id, permanent).await?;
             ensure_unsynced(&mut tx, &folder.folder.path, true, "deleting items").await?;
-            this.discard(tx, vec![item], permanent).await
+            this.discard(&caller, tx, vec![item], permanent).await
         })
         .await
     }

@@ -9,7 +9,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+pub use buckets::{BUCKET_SCHEMES, BucketSettings};
+
 use crate::domain::schedule::CronSchedule;
+
+mod buckets;
 
 /// The name of the bucket that holds uploaded files.
 pub const MANAGED_BUCKET: &str = "managed";
@@ -34,6 +38,8 @@ pub struct Settings {
     pub expiry: ExpirySettings,
     /// The trash.
     pub trash: TrashSettings,
+    /// The audit log.
+    pub audit: AuditSettings,
     /// Imports of objects already in buckets.
     pub import: ImportSettings,
     /// Video re-encodes.
@@ -210,6 +216,22 @@ pub struct TrashSettings {
     pub retention_seconds: u64,
 }
 
+/// The audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// How long audit events are kept, in seconds; older ones are removed hourly.
+    pub retention_seconds: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            retention_seconds: 365 * 24 * 3600,
+        }
+    }
+}
+
 /// Imports (job kind IMPORT).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -261,41 +283,6 @@ impl Default for ReencodeSettings {
     }
 }
 
-/// One named bucket. Credentials are never written here: `credentials_env` names the
-/// environment variables that hold them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BucketSettings {
-    /// `file:///abs/dir`, `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix`.
-    pub url: String,
-    /// Custom endpoint for S3-compatible stores and emulators.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// Region (S3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    /// Allow plain http endpoints (emulators).
-    #[serde(default)]
-    pub allow_http: bool,
-    /// Backend option name (e.g. `access_key_id`) to the environment variable that holds it.
-    #[serde(default)]
-    pub credentials_env: BTreeMap<String, String>,
-    /// Other backend options by name, as object_store spells them (e.g. `use_emulator = "true"`
-    /// for Azurite); never secrets: those go in `credentials_env`.
-    #[serde(default)]
-    pub options: BTreeMap<String, String>,
-    /// Watch a local bucket for changes and sync what was touched.
-    #[serde(default)]
-    pub watch: bool,
-    /// Users besides the admins who may use this bucket: sync folders over it, import from it
-    /// and register references to its objects. Nobody else sees that it exists.
-    #[serde(default)]
-    pub allow: Vec<String>,
-}
-
-/// The supported bucket URL schemes.
-pub const BUCKET_SCHEMES: [&str; 4] = ["file", "s3", "gs", "az"];
-
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -307,6 +294,7 @@ impl Default for Settings {
             sync: SyncSettings::default(),
             expiry: ExpirySettings::default(),
             trash: TrashSettings::default(),
+            audit: AuditSettings::default(),
             import: ImportSettings::default(),
             reencode: ReencodeSettings::default(),
             buckets: BTreeMap::new(),
@@ -440,6 +428,9 @@ impl Settings {
         if self.reencode.max_processes == 0 {
             return Err(invalid("reencode.max_processes", "must be at least 1"));
         }
+        if self.audit.retention_seconds == 0 {
+            return Err(invalid("audit.retention_seconds", "must be at least 1"));
+        }
         Ok(self)
     }
 
@@ -461,67 +452,6 @@ impl Settings {
         let mut shown = self.clone();
         shown.database.url = mask_password(&shown.database.url);
         toml::to_string_pretty(&shown).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
-    }
-}
-
-impl BucketSettings {
-    /// A bucket at `url` with every other setting at its default.
-    pub fn at(url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            endpoint: None,
-            region: None,
-            allow_http: false,
-            credentials_env: BTreeMap::new(),
-            options: BTreeMap::new(),
-            watch: false,
-            allow: Vec::new(),
-        }
-    }
-
-    /// Checks the bucket's name and URL.
-    fn validate(&self, name: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            key: format!("buckets.{name}.{key}"),
-            message,
-        };
-        if name.is_empty()
-            || !name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
-            return Err(invalid("", "bucket names use only a-z, 0-9, `-` and `_`".into()));
-        }
-        let url =
-            url::Url::parse(&self.url).map_err(|e| invalid("url", format!("`{}` is not a URL: {e}", self.url)))?;
-        if !BUCKET_SCHEMES.contains(&url.scheme()) {
-            return Err(invalid(
-                "url",
-                format!(
-                    "scheme `{}` is not supported; use one of file, s3, gs, az",
-                    url.scheme()
-                ),
-            ));
-        }
-        if url.scheme() == "file" && (url.host_str().is_some_and(|h| !h.is_empty()) || !url.path().starts_with('/')) {
-            return Err(invalid("url", "a local bucket is `file:///absolute/directory`".into()));
-        }
-        if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("url", format!("`{}` names no bucket or container", self.url)));
-        }
-        if name == MANAGED_BUCKET && !self.allow.is_empty() {
-            return Err(invalid(
-                "allow",
-                "every user uploads into the managed bucket; an allow list means nothing there".into(),
-            ));
-        }
-        if self.allow.iter().any(|user| user.trim().is_empty()) {
-            return Err(invalid("allow", "user names must not be empty".into()));
-        }
-        if self.watch && url.scheme() != "file" {
-            return Err(invalid("watch", "only local (file://) buckets can be watched".into()));
-        }
-        Ok(())
     }
 }
 

@@ -1,0 +1,144 @@
+//! Audit events: who (a user, and the key they used) did what to what, and when.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::Invalid;
+use super::caller::Caller;
+
+/// What an audit event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum AuditAction {
+    /// A user was recorded.
+    #[serde(rename = "user.create")]
+    UserCreate,
+    /// A user was made an admin.
+    #[serde(rename = "user.promote")]
+    UserPromote,
+    /// An API key was made.
+    #[serde(rename = "key.create")]
+    KeyCreate,
+    /// An API key was revoked.
+    #[serde(rename = "key.revoke")]
+    KeyRevoke,
+    /// A folder's visibility changed.
+    #[serde(rename = "folder.visibility")]
+    FolderVisibility,
+    /// A folder was deleted for good with its subtree (at once, or purged from the trash).
+    #[serde(rename = "folder.delete")]
+    FolderDelete,
+    /// An item was deleted for good (at once, or purged from the trash).
+    #[serde(rename = "item.delete")]
+    ItemDelete,
+}
+
+impl AuditAction {
+    /// Every action, in the order the API lists them.
+    pub const ALL: [AuditAction; 7] = [
+        AuditAction::UserCreate,
+        AuditAction::UserPromote,
+        AuditAction::KeyCreate,
+        AuditAction::KeyRevoke,
+        AuditAction::FolderVisibility,
+        AuditAction::FolderDelete,
+        AuditAction::ItemDelete,
+    ];
+
+    /// The stored and shown name, e.g. `key.revoke`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::UserCreate => "user.create",
+            AuditAction::UserPromote => "user.promote",
+            AuditAction::KeyCreate => "key.create",
+            AuditAction::KeyRevoke => "key.revoke",
+            AuditAction::FolderVisibility => "folder.visibility",
+            AuditAction::FolderDelete => "folder.delete",
+            AuditAction::ItemDelete => "item.delete",
+        }
+    }
+
+    /// Reads a name.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        Self::ALL.into_iter().find(|a| a.as_str() == text).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|a| a.as_str()).collect();
+            Invalid::new(format!("`{text}` is not an audit action; one of: {}", names.join(", ")))
+        })
+    }
+
+    /// What kind of thing the action is done to: `user`, `key`, `folder` or `item`.
+    pub fn target_kind(self) -> &'static str {
+        match self {
+            AuditAction::UserCreate | AuditAction::UserPromote => "user",
+            AuditAction::KeyCreate | AuditAction::KeyRevoke => "key",
+            AuditAction::FolderVisibility | AuditAction::FolderDelete => "folder",
+            AuditAction::ItemDelete => "item",
+        }
+    }
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    /// Its id (a UUIDv7: ids sort by time).
+    pub id: Uuid,
+    /// When it happened.
+    pub at: OffsetDateTime,
+    /// Who did it: a user name, or what acted without one (`stowage keys create`).
+    pub actor: String,
+    /// The key the actor used, when there was one.
+    pub key_id: Option<Uuid>,
+    /// What was done.
+    pub action: AuditAction,
+    /// To what: a user name, or a key, folder or item id.
+    pub target_id: String,
+    /// The folder it concerns (the folder itself, or an item's folder), when any.
+    pub folder_id: Option<Uuid>,
+    /// What else is worth knowing (a visibility's old and new value, a key's scope…).
+    pub detail: serde_json::Value,
+}
+
+impl AuditEvent {
+    /// An event of `caller` doing `action` to `target_id` at `at`.
+    pub fn by(caller: &Caller, action: AuditAction, target_id: impl ToString, at: OffsetDateTime) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            at,
+            actor: caller.name.clone(),
+            key_id: caller.key_id,
+            action,
+            target_id: target_id.to_string(),
+            folder_id: None,
+            detail: serde_json::Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The same event, about folder `folder_id`.
+    pub fn in_folder(mut self, folder_id: Uuid) -> Self {
+        self.folder_id = Some(folder_id);
+        self
+    }
+
+    /// The same event, with `detail`.
+    pub fn with_detail(mut self, detail: serde_json::Value) -> Self {
+        self.detail = detail;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_read_back_from_their_names() {
+        for action in AuditAction::ALL {
+            assert_eq!(AuditAction::parse(action.as_str()).ok(), Some(action));
+            assert_eq!(
+                serde_json::to_value(action).ok(),
+                Some(serde_json::Value::String(action.as_str().into()))
+            );
+        }
+        assert!(AuditAction::parse("key.steal").is_err());
+    }
+}
