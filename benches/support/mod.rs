@@ -178,7 +178,12 @@ impl Server {
 
     /// A GET of `path` as the admin, ready to send (or clone and send many times).
     pub fn get_request(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.key)
+        self.get_request_with(path, &self.key)
+    }
+
+    /// A GET of `path` with API key `key`, ready to send (or clone and send many times).
+    pub fn get_request_with(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{path}", self.base)).bearer_auth(key)
     }
 
     /// Long-polls `job` (as its submission answered) until it is finished; answers it.
