@@ -21,13 +21,6 @@ async fn get_as(s: &TestServer, key: &str, path: &str) -> common::Answer {
     s.send(Method::GET, path, Some(key), None).await
 }
 
-/// An RFC 3339 time `seconds` from now.
-fn in_seconds(seconds: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("format")
-}
-
 async fn admins_record_users_and_everyone_knows_who_they_are(backend: Backend) {
     let s = server!(backend);
     let made = s.post("/v1/users", json!({"name": "alice"})).await;
@@ -165,7 +158,7 @@ async fn keys_are_made_listed_scoped_and_revoked(backend: Backend) {
 async fn an_expired_key_is_refused(backend: Backend) {
     let s = server!(backend);
     let alice = s.key_for("alice", false).await;
-    let made = post_as(&s, &alice, "/v1/keys", json!({"expires_at": in_seconds(2)})).await;
+    let made = post_as(&s, &alice, "/v1/keys", json!({"expires_at": common::in_seconds(2)})).await;
     assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
     let short = made.body["key"].as_str().expect("key").to_owned();
     assert_eq!(get_as(&s, &short, "/v1/users/me").await.status, StatusCode::OK);
@@ -219,7 +212,7 @@ async fn keys_keep_their_rights_and_what_they_make_cannot_outlive_them(backend: 
 
     // A key made with an expiring key expires with it at the latest.
     let alice = s.key_for("alice", false).await;
-    let until = in_seconds(3600);
+    let until = common::in_seconds(3600);
     let short = post_as(&s, &alice, "/v1/keys", json!({"expires_at": until})).await;
     let short_key = short.body["key"].as_str().expect("key").to_owned();
     let child = post_as(&s, &short_key, "/v1/keys", json!({"name": "child"})).await;
@@ -228,7 +221,13 @@ async fn keys_keep_their_rights_and_what_they_make_cannot_outlive_them(backend: 
         child.body["expires_at"], short.body["expires_at"],
         "inherits the expiry"
     );
-    let later = post_as(&s, &short_key, "/v1/keys", json!({"expires_at": in_seconds(7200)})).await;
+    let later = post_as(
+        &s,
+        &short_key,
+        "/v1/keys",
+        json!({"expires_at": common::in_seconds(7200)}),
+    )
+    .await;
     assert_eq!(later.status, StatusCode::BAD_REQUEST);
     assert!(later.message().contains("cannot outlive it"), "{}", later.message());
 

@@ -145,6 +145,13 @@ pub async fn eventually(mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// An RFC 3339 time `seconds` from now.
+pub fn in_seconds(seconds: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format")
+}
+
 /// Polls the async `check` every 50 ms for up to 10 s; true once it holds.
 pub async fn eventually_async<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
     for _ in 0..200 {
