@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 on_both_backends!(
+    internal_folders_are_read_by_every_user_and_changed_by_their_owner,
     requests_without_a_valid_key_are_401,
     private_public_and_admin_access,
     listing_shows_only_visible_folders
@@ -196,4 +197,67 @@ async fn listing_shows_only_visible_folders(backend: Backend) {
         names(s.get("/v1/folders").await),
         ["a-private", "a-public", "b-private"]
     );
+}
+
+async fn internal_folders_are_read_by_every_user_and_changed_by_their_owner(backend: Backend) {
+    let s = server!(backend);
+    let alice = s.key_for("alice", false).await;
+    let bob = s.key_for("bob", false).await;
+    let made = s
+        .send(
+            Method::POST,
+            "/v1/folders",
+            Some(&alice),
+            Some(json!({"path": "/team", "visibility": "internal"})),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    assert_eq!(made.body["visibility"], "internal");
+    let folder = made.body["id"].as_str().expect("id").to_owned();
+    let item = s.upload_as(&alice, &folder, "plan.txt", b"plan".to_vec(), &[]).await;
+    assert_eq!(item.status, StatusCode::CREATED);
+
+    // Bob reads the folder, lists it among the root's, lists and downloads its items.
+    let read = s
+        .send(Method::GET, &format!("/v1/folders/{folder}"), Some(&bob), None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    let root = s.send(Method::GET, "/v1/folders", Some(&bob), None).await;
+    assert_eq!(common::column(&root.body, "path"), ["/team"]);
+    let items = s
+        .send(Method::GET, &format!("/v1/folders/{folder}/items"), Some(&bob), None)
+        .await;
+    assert_eq!(common::column(&items.body, "title"), ["plan.txt"]);
+    let item_id = item.body["id"].as_str().expect("id");
+    let content = s
+        .request(Method::GET, &format!("/v1/items/{item_id}/content"), Some(&bob))
+        .send()
+        .await;
+    assert_eq!(content.expect("download").status(), StatusCode::OK);
+    // He cannot change it.
+    let change = s
+        .send(
+            Method::PATCH,
+            &format!("/v1/folders/{folder}"),
+            Some(&bob),
+            Some(json!({"description": "mine now"})),
+        )
+        .await;
+    assert_eq!(change.status, StatusCode::FORBIDDEN);
+    let upload = s.upload_as(&bob, &folder, "x.txt", b"x".to_vec(), &[]).await;
+    assert_eq!(upload.status, StatusCode::FORBIDDEN);
+    // Back to private: gone for Bob, as if it never existed.
+    let private = s
+        .send(
+            Method::PATCH,
+            &format!("/v1/folders/{folder}"),
+            Some(&alice),
+            Some(json!({"visibility": "private"})),
+        )
+        .await;
+    assert_eq!(private.status, StatusCode::OK);
+    let hidden = s
+        .send(Method::GET, &format!("/v1/folders/{folder}"), Some(&bob), None)
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Invalid;
-use super::folder::{Folder, Visibility};
+use super::folder::Folder;
 
 /// The authenticated principal behind a request: the user an API key belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +101,7 @@ impl Caller {
     pub fn access_to(&self, folder: &Folder) -> Access {
         if self.is_admin || folder.owner == self.name {
             Access::Write
-        } else if folder.visibility == Visibility::Public {
+        } else if folder.visibility.readable_by_everyone() {
             Access::Read
         } else {
             Access::None

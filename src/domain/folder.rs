@@ -150,15 +150,23 @@ pub enum Visibility {
     /// Only the owner and admins.
     #[default]
     Private,
-    /// Every authenticated user may read it.
+    /// Every signed-in user of this deployment may read it.
+    Internal,
+    /// Every signed-in user may read it (and, once links without a key exist, anyone with one).
     Public,
 }
 
 impl Visibility {
+    /// Whether every signed-in user may read a folder of this visibility.
+    pub fn readable_by_everyone(self) -> bool {
+        matches!(self, Visibility::Internal | Visibility::Public)
+    }
+
     /// The stored form.
     pub fn as_str(self) -> &'static str {
         match self {
             Visibility::Private => "private",
+            Visibility::Internal => "internal",
             Visibility::Public => "public",
         }
     }
@@ -167,9 +175,10 @@ impl Visibility {
     pub fn parse(text: &str) -> Result<Self, Invalid> {
         match text {
             "private" => Ok(Visibility::Private),
+            "internal" => Ok(Visibility::Internal),
             "public" => Ok(Visibility::Public),
             other => Err(Invalid::new(format!(
-                "visibility must be `private` or `public`, got `{other}`"
+                "visibility must be `private`, `internal` or `public`, got `{other}`"
             ))),
         }
     }

@@ -322,7 +322,7 @@ pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderReco
     if let Some(user) = &query.visible_to {
         sql.push(" AND (f.owner = ")
             .bind(user.clone())
-            .push(" OR f.visibility = 'public')");
+            .push(" OR f.visibility IN ('internal', 'public'))");
     }
     if let Some(search) = &query.search {
         sql.push(" AND f.name_folded LIKE ")

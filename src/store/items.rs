@@ -492,7 +492,7 @@ fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
             if let Some(user) = &query.visible_to {
                 sql.push(" AND (f.owner = ")
                     .bind(user.clone())
-                    .push(" OR f.visibility = 'public')");
+                    .push(" OR f.visibility IN ('internal', 'public'))");
             }
             sql.push(")");
         }

@@ -241,7 +241,7 @@ pub async fn list(db: &mut dyn Db, filter: &JobFilter) -> Result<Vec<Job>, Store
         sql.push(" AND (j.created_by = ").bind(user.clone());
         sql.push(" OR j.folder_id IN (SELECT f.id FROM folder f WHERE f.owner = ")
             .bind(user.clone());
-        sql.push(" OR f.visibility = 'public'))");
+        sql.push(" OR f.visibility IN ('internal', 'public')))");
     }
     if let Some((created_at, id)) = filter.before {
         sql.push(" AND (j.created_at < ").bind(created_at);
