@@ -9,6 +9,7 @@ use stowage::cli::keys::{self, KeysCommand};
 use stowage::cli::{Cli, ClientArgs, Command, audit, folder, import, item, job, lifecycle, say, sync};
 use stowage::config::Settings;
 use stowage::services::keys::{KeyService, NewKeyRequest};
+use stowage::store::sqlite_file;
 use stowage::telemetry::{self, ErrorChain};
 
 /// The allocator: jemalloc, with a background thread that hands memory freed after a burst of
@@ -113,6 +114,13 @@ async fn run_keys(command: KeysCommand, settings: &Settings) -> Result<(), Box<d
             ..
         } => {
             let request: NewKeyRequest = serde_json::from_value(keys::key_request(None, label, scope, expires_at))?;
+            if let Some(file) = sqlite_file(&settings.database.url).filter(|file| !file.exists()) {
+                return Err(format!(
+                    "no catalog at {}: run this where the server's data directory is, or pass its --data-dir (or STOWAGE__DATABASE__URL); a server creates the catalog on its first start",
+                    file.display()
+                )
+                .into());
+            }
             let store = app::open_store(settings).await?;
             let created = KeyService::new(store).create_direct(&name, admin, request).await?;
             keys::print_created(&serde_json::to_value(created)?, client.json);
@@ -130,7 +138,7 @@ async fn run_keys(command: KeysCommand, settings: &Settings) -> Result<(), Box<d
             keys::create(&client_for(&client, settings), body, client.json).await?;
         }
         KeysCommand::List { user, client } => keys::list(&client_for(&client, settings), user, client.json).await?,
-        KeysCommand::Revoke { id, client } => keys::revoke(&client_for(&client, settings), id, client.json).await?,
+        KeysCommand::Revoke { id, client } => keys::revoke(&client_for(&client, settings), &id, client.json).await?,
     }
     Ok(())
 }

@@ -188,6 +188,17 @@ fn serve_creates_a_key_then_keys_create_adds_users_and_sigterm_stops_it() {
     }
     let admin_key = std::fs::read_to_string(data.join("admin.key")).expect("admin.key written on first start");
 
+    // Not where the server's catalog is: refused, nothing created.
+    let elsewhere = dir.path().join("elsewhere");
+    let elsewhere_arg = elsewhere.display().to_string();
+    let out = stowage(
+        &["--data-dir", &elsewhere_arg, "keys", "create", "--name", "carol"],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no catalog at"), "{}", stderr(&out));
+    assert!(!elsewhere.join("stowage.db").exists(), "no empty catalog was made");
+
     let out = stowage(&["--data-dir", &data_arg, "keys", "create", "--name", "carol"], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let carol = stdout(&out).trim().to_owned();
@@ -220,7 +231,7 @@ fn serve_creates_a_key_then_keys_create_adds_users_and_sigterm_stops_it() {
     let listed = stdout(&out);
     assert_eq!(listed.lines().count(), 2, "{listed}");
     let ci_line = listed.lines().next().expect("newest first");
-    assert!(ci_line.contains("scope=read\tname=ci"), "{ci_line}");
+    assert!(ci_line.contains("scope=read\tlabel=ci"), "{ci_line}");
     assert!(!listed.contains(&ci[10..]), "no secret in the list");
     let ci_id = ci_line.split('\t').next().expect("id").to_owned();
     let out = stowage(&with(&["revoke", &ci_id], &carol_keys), &[]);

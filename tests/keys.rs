@@ -77,7 +77,7 @@ async fn keys_are_made_listed_scoped_and_revoked(backend: Backend) {
     // Listed without secrets, newest first.
     let listed = get_as(&s, &alice, "/v1/keys").await;
     assert_eq!(listed.status, StatusCode::OK);
-    let keys = listed.body.as_array().expect("array");
+    let keys = listed.body["items"].as_array().expect("array");
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0]["id"], laptop_id.as_str());
     assert_eq!(keys[0]["name"], "laptop");
@@ -108,10 +108,19 @@ async fn keys_are_made_listed_scoped_and_revoked(backend: Backend) {
     );
     let for_nobody = s.post("/v1/keys", json!({"user": "nobody"})).await;
     assert_eq!(for_nobody.status, StatusCode::NOT_FOUND);
+    assert_eq!(s.get("/v1/keys?user=nobody").await.status, StatusCode::NOT_FOUND);
+    let first = s.get("/v1/keys?user=alice&page_size=1").await;
+    let token = first.body["next_page_token"].as_str().expect("a second page");
+    let second = s
+        .get(&format!("/v1/keys?user=alice&page_size=1&page_token={token}"))
+        .await;
+    assert_ne!(first.body["items"][0]["id"], second.body["items"][0]["id"]);
     let by_admin = s.post("/v1/keys", json!({"user": "alice", "name": "ci"})).await;
     assert_eq!(by_admin.status, StatusCode::CREATED);
     assert_eq!(
-        s.get("/v1/keys?user=alice").await.body.as_array().map(Vec::len),
+        s.get("/v1/keys?user=alice").await.body["items"]
+            .as_array()
+            .map(Vec::len),
         Some(3)
     );
     let past = post_as(&s, &alice, "/v1/keys", json!({"expires_at": "2001-01-01T00:00:00Z"})).await;
@@ -124,7 +133,8 @@ async fn keys_are_made_listed_scoped_and_revoked(backend: Backend) {
     assert!(
         common::eventually_async(|| async {
             let keys = get_as(&s, &alice, "/v1/keys").await.body;
-            keys.as_array()
+            keys["items"]
+                .as_array()
                 .into_iter()
                 .flatten()
                 .any(|k| k["id"] == laptop_id.as_str() && k["last_used_at"].is_string())
@@ -150,7 +160,9 @@ async fn keys_are_made_listed_scoped_and_revoked(backend: Backend) {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        get_as(&s, &alice, "/v1/keys").await.body.as_array().map(Vec::len),
+        get_as(&s, &alice, "/v1/keys").await.body["items"]
+            .as_array()
+            .map(Vec::len),
         Some(2)
     );
 }
@@ -232,7 +244,9 @@ async fn keys_keep_their_rights_and_what_they_make_cannot_outlive_them(backend: 
     assert!(later.message().contains("cannot outlive it"), "{}", later.message());
 
     // At most 100 working keys per user.
-    let have = get_as(&s, &alice, "/v1/keys").await.body.as_array().map_or(0, Vec::len);
+    let have = get_as(&s, &alice, "/v1/keys").await.body["items"]
+        .as_array()
+        .map_or(0, Vec::len);
     for _ in have..100 {
         assert_eq!(
             post_as(&s, &alice, "/v1/keys", json!({})).await.status,

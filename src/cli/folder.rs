@@ -19,9 +19,12 @@ pub enum FolderCommand {
         /// Description.
         #[arg(long)]
         description: Option<String>,
-        /// Make it readable by every user.
+        /// Make it readable by every user (visibility `public`).
         #[arg(long)]
         public: bool,
+        /// Make it readable by every signed-in user (visibility `internal`).
+        #[arg(long, conflicts_with = "public")]
+        internal: bool,
         /// Lifetime of its items, in seconds.
         #[arg(long)]
         ttl_seconds: Option<i64>,
@@ -105,11 +108,17 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
             parents,
             description,
             public,
+            internal,
             ttl_seconds,
         } => {
+            let visibility = match (public, internal) {
+                (true, _) => "public",
+                (_, true) => "internal",
+                _ => "private",
+            };
             let body = json!({
                 "path": path, "create_parents": parents, "description": description,
-                "visibility": if public { "public" } else { "private" }, "ttl_seconds": ttl_seconds,
+                "visibility": visibility, "ttl_seconds": ttl_seconds,
             });
             let created: Value = client.call(Method::POST, "/v1/folders", &[], Some(&body)).await?;
             print(&created);

@@ -47,8 +47,8 @@ pub enum KeysCommand {
     },
     /// Revoke a key at once: the next request with it is refused.
     Revoke {
-        /// The key's id (from `keys list`).
-        id: uuid::Uuid,
+        /// The key's whole id: the first column of `keys list`.
+        id: String,
         /// Where the server is.
         #[command(flatten)]
         client: ClientArgs,
@@ -92,15 +92,18 @@ pub fn print_created(created: &Value, raw_json: bool) {
 /// Lists keys, one line each: id, prefix, scope, label, then the times.
 pub async fn list(client: &Client, user: Option<String>, raw_json: bool) -> Result<(), ClientError> {
     let query: Vec<(&str, String)> = user.into_iter().map(|u| ("user", u)).collect();
-    let keys: Value = client.call(Method::GET, "/v1/keys", &query, None::<&()>).await?;
-    for key in keys.as_array().into_iter().flatten() {
-        show(key, raw_json, key_line);
-    }
-    Ok(())
+    client
+        .each_item("/v1/keys", query, |key| show(key, raw_json, key_line))
+        .await
 }
 
 /// Revokes key `id`.
-pub async fn revoke(client: &Client, id: uuid::Uuid, raw_json: bool) -> Result<(), ClientError> {
+pub async fn revoke(client: &Client, id: &str, raw_json: bool) -> Result<(), ClientError> {
+    let id = uuid::Uuid::parse_str(id).map_err(|_| {
+        ClientError::Usage(format!(
+            "`{id}` is not a key id; pass the whole id, the first column of `stowage keys list`"
+        ))
+    })?;
     client
         .send(client.request(Method::DELETE, &format!("/v1/keys/{id}")))
         .await?;
@@ -114,7 +117,7 @@ pub async fn revoke(client: &Client, id: uuid::Uuid, raw_json: bool) -> Result<(
 fn key_line(key: &Value) -> String {
     let text = |field: &str| key[field].as_str().unwrap_or("-").to_owned();
     format!(
-        "{}\t{}\tscope={}\tname={}\tcreated={}\tlast_used={}\texpires={}",
+        "{}\t{}\tscope={}\tlabel={}\tcreated={}\tlast_used={}\texpires={}",
         text("id"),
         text("prefix"),
         text("scope"),

@@ -117,19 +117,9 @@ impl AuditService {
             limit: limit + 1,
         };
         let mut conn = self.store.read().await?;
-        let mut events = rows::list(&mut conn, &query).await?;
-        let next_page_token = if events.len() > limit as usize {
-            events.truncate(limit as usize);
-            events
-                .last()
-                .map(|last| page_token(AUDIT_ORDER, &SortKey::Int(to_micros(last.at)), last.id))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: events.into_iter().map(AuditEventView::from).collect(),
-            next_page_token,
-        })
+        let events = rows::list(&mut conn, &query).await?;
+        let token_of = |last: &AuditEvent| page_token(AUDIT_ORDER, &SortKey::Int(to_micros(last.at)), last.id);
+        Ok(Page::of(events, limit, token_of, AuditEventView::from))
     }
 
     /// Removes the events older than the retention, a batch per transaction; answers how many.

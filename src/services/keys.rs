@@ -17,9 +17,10 @@ use uuid::Uuid;
 
 use super::access::require_admin;
 use super::audit;
-use super::{Context, Rfc3339, ServiceError, field, now};
+use super::{Context, Page, Rfc3339, ServiceError, decode_number_position, field, now, page_token};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, KeyScope, check_user_name};
+use crate::domain::page::{SortKey, page_size};
 use crate::store::keys::{KeyRecord, NewKey};
 use crate::store::{Store, StoreError, keys, to_micros, users};
 
@@ -41,6 +42,8 @@ const TOUCH_EVERY_MICROS: i64 = 60_000_000;
 pub const USE_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// The most key uses waiting to be written; more are dropped (a busy key is noted again later).
 const MAX_PENDING_USES: usize = 10_000;
+/// The one order keys are listed in (the order part of their page tokens).
+const KEY_ORDER: &str = "created_at:desc";
 /// The most keys one user may hold that work (neither revoked nor expired).
 pub const MAX_ACTIVE_KEYS: i64 = 100;
 
@@ -246,19 +249,30 @@ impl KeyService {
         Ok(created)
     }
 
-    /// The keys of `user` (yourself when absent; admins may name anyone), newest first; revoked
-    /// keys are gone.
-    pub async fn list(&self, caller: &Caller, user: Option<&str>) -> Result<Vec<KeyView>, ServiceError> {
+    /// One page of the keys of `user` (yourself when absent; admins may name anyone; an unknown
+    /// user is 404), newest first; revoked keys are gone.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        user: Option<&str>,
+        requested_size: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<Page<KeyView>, ServiceError> {
         let user = user.unwrap_or(&caller.name);
         if user != caller.name {
             require_admin(caller, "list other users' keys")?;
         }
+        let limit = page_size(requested_size).map_err(field("page_size"))?;
+        let after = token
+            .map(|token| decode_number_position(token, KEY_ORDER))
+            .transpose()?;
         let mut conn = self.store.read().await?;
-        Ok(keys::list(&mut conn, Some(user))
-            .await?
-            .into_iter()
-            .map(KeyView::from)
-            .collect())
+        if user != caller.name && users::by_name(&mut conn, user).await?.is_none() {
+            return Err(ServiceError::NotFound(format!("user: no user named `{user}`")));
+        }
+        let found = keys::list(&mut conn, user, after, limit + 1).await?;
+        let token_of = |last: &KeyRecord| page_token(KEY_ORDER, &SortKey::Int(to_micros(last.created_at)), last.id);
+        Ok(Page::of(found, limit, token_of, KeyView::from))
     }
 
     /// Revokes key `id` at once: the next request with it is refused. Yours, or (admins) anyone's;

@@ -224,6 +224,24 @@ pub struct Page<T> {
     pub next_page_token: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page of `rows`, read with one row more than `limit` to learn whether more follow:
+    /// the first `limit` of them as `view` makes them, and when more follow the token that
+    /// `token_of` makes from the last one shown.
+    pub fn of<R>(mut rows: Vec<R>, limit: u32, token_of: impl Fn(&R) -> String, view: impl FnMut(R) -> T) -> Self {
+        let next_page_token = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(token_of)
+        } else {
+            None
+        };
+        Page {
+            items: rows.into_iter().map(view).collect(),
+            next_page_token,
+        }
+    }
+}
+
 /// Every use case, ready to share between the HTTP server, the CLI and workers.
 #[derive(Clone)]
 pub struct Services {

@@ -91,6 +91,30 @@ pub(crate) fn object_pairs(objects: Vec<ItemObjects>) -> Vec<(String, String)> {
     pairs
 }
 
+impl From<rows::TrashRow> for TrashEntry {
+    fn from(row: rows::TrashRow) -> Self {
+        TrashEntry {
+            kind: if row.is_folder {
+                TrashKind::Folder
+            } else {
+                TrashKind::Item
+            },
+            id: row.id,
+            path: if row.is_folder {
+                row.path
+            } else {
+                format!("{}/{}", row.path, row.name)
+            },
+            name: row.name,
+            parent_id: row.parent_id,
+            item_type: row.item_type.as_deref().and_then(|t| ItemType::parse(t).ok()),
+            size: row.size,
+            trashed_at: row.trashed_at,
+            purge_at: row.purge_at,
+        }
+    }
+}
+
 impl Trash {
     /// The trash over `store`; trashed things are purged `retention` after their delete.
     pub fn new(store: Store, buckets: Buckets, retention: Duration) -> Self {
@@ -126,37 +150,10 @@ impl Trash {
             .transpose()?;
         let owner = (!caller.is_admin).then_some(caller.name.as_str());
         let mut conn = self.store.read().await?;
-        let mut rows = rows::list(&mut conn, owner, after, limit + 1).await?;
-        let next_page_token = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|last| page_token(TRASH_ORDER, &SortKey::Int(to_micros(last.trashed_at)), last.id))
-        } else {
-            None
-        };
-        let items = rows
-            .into_iter()
-            .map(|row| TrashEntry {
-                kind: if row.is_folder {
-                    TrashKind::Folder
-                } else {
-                    TrashKind::Item
-                },
-                id: row.id,
-                path: if row.is_folder {
-                    row.path
-                } else {
-                    format!("{}/{}", row.path, row.name)
-                },
-                name: row.name,
-                parent_id: row.parent_id,
-                item_type: row.item_type.as_deref().and_then(|t| ItemType::parse(t).ok()),
-                size: row.size,
-                trashed_at: row.trashed_at,
-                purge_at: row.purge_at,
-            })
-            .collect();
-        Ok(Page { items, next_page_token })
+        let rows = rows::list(&mut conn, owner, after, limit + 1).await?;
+        let token_of =
+            |last: &rows::TrashRow| page_token(TRASH_ORDER, &SortKey::Int(to_micros(last.trashed_at)), last.id);
+        Ok(Page::of(rows, limit, token_of, TrashEntry::from))
     }
 
     /// Inside `tx`: removes trash unit `unit` (due at `purge_at`) for good with all it holds,

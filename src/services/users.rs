@@ -112,19 +112,9 @@ impl UserService {
             .map(|token| decode_text_position(token, USER_ORDER).map(|(name, _)| name))
             .transpose()?;
         let mut conn = self.store.read().await?;
-        let mut found = users::list(&mut conn, after.as_deref(), limit + 1).await?;
-        let next_page_token = if found.len() > limit as usize {
-            found.truncate(limit as usize);
-            found
-                .last()
-                .map(|last| page_token(USER_ORDER, &SortKey::Text(last.name.clone()), Uuid::nil()))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: found.into_iter().map(UserView::from).collect(),
-            next_page_token,
-        })
+        let found = users::list(&mut conn, after.as_deref(), limit + 1).await?;
+        let token_of = |last: &UserRecord| page_token(USER_ORDER, &SortKey::Text(last.name.clone()), Uuid::nil());
+        Ok(Page::of(found, limit, token_of, UserView::from))
     }
 
     /// Who the caller is.

@@ -156,14 +156,25 @@ pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<KeyRecord>, Store
     Ok(fetch_all(db, sql).await?.pop())
 }
 
-/// The keys of `user` (every user's when `None`) that are not revoked, newest first.
-pub async fn list(db: &mut dyn Db, user: Option<&str>) -> Result<Vec<KeyRecord>, StoreError> {
+/// Up to `limit` keys of `user` that are not revoked, newest first, after `after` (a creation
+/// time in microseconds and an id) when given.
+pub async fn list(
+    db: &mut dyn Db,
+    user: &str,
+    after: Option<(i64, Uuid)>,
+    limit: u32,
+) -> Result<Vec<KeyRecord>, StoreError> {
     let mut sql = select();
-    sql.push("k.revoked_at IS NULL");
-    if let Some(user) = user {
-        sql.push(" AND k.name = ").bind(user.to_owned());
+    sql.push("k.revoked_at IS NULL AND k.name = ").bind(user.to_owned());
+    if let Some((at, id)) = after {
+        sql.push(" AND (k.created_at, k.id) < (")
+            .bind(at)
+            .push(", ")
+            .bind(id.to_string())
+            .push(")");
     }
-    sql.push(" ORDER BY k.created_at DESC, k.id DESC");
+    sql.push(" ORDER BY k.created_at DESC, k.id DESC LIMIT ")
+        .bind(i64::from(limit));
     fetch_all(db, sql).await
 }
 

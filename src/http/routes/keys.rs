@@ -10,6 +10,7 @@ use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, JsonBody, NoQuery, StrictQuery};
+use crate::services::Page;
 use crate::services::keys::{CreatedKey, KeyView, NewKeyRequest};
 
 /// Query of `GET /v1/keys`.
@@ -19,6 +20,11 @@ use crate::services::keys::{CreatedKey, KeyView, NewKeyRequest};
 pub struct KeyListParams {
     /// Whose keys (admins); yours when absent.
     pub user: Option<String>,
+    /// Rows per page, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub page_size: Option<u32>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
 }
 
 /// Make an API key, shown once in the answer: for yourself, or (admins) for `user`.
@@ -38,14 +44,19 @@ pub async fn create_key(
 
 /// List your keys (admins: `user`'s), newest first, without their secrets; revoked keys are gone.
 #[utoipa::path(get, path = "/keys", tag = "keys", params(KeyListParams), responses(
-    (status = 200, body = Vec<KeyView>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 200, body = Page<KeyView>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "no such user"),
 ))]
 pub async fn list_keys(
     State(state): State<AppState>,
     Auth(caller): Auth,
     StrictQuery(q): StrictQuery<KeyListParams>,
-) -> Result<Json<Vec<KeyView>>, ApiError> {
-    Ok(Json(state.services.keys.list(&caller, q.user.as_deref()).await?))
+) -> Result<Json<Page<KeyView>>, ApiError> {
+    let keys = &state.services.keys;
+    Ok(Json(
+        keys.list(&caller, q.user.as_deref(), q.page_size, q.page_token.as_deref())
+            .await?,
+    ))
 }
 
 /// Revoke a key at once: the next request with it is 401, on every server of the deployment.
