@@ -15,12 +15,11 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use support::{Server, env_number, load_average, target_dir};
+use support::{Server, env_number, load_average, server_over_small_files};
 
 /// How deep the listed folder is.
 const DEPTH: usize = 10;
@@ -29,16 +28,8 @@ const DEPTH: usize = 10;
 async fn main() {
     let items = env_number("STOWAGE_BENCH_ACCESS_ITEMS", 1000);
     let requests = env_number("STOWAGE_BENCH_ACCESS_REQUESTS", 300);
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
-    let data = target_dir().join("access-bench-data");
-    std::fs::create_dir_all(&data).expect("create the bench data directory");
-    let tree = tempfile::tempdir_in(&data).expect("a tree directory");
-    for i in 0..items {
-        std::fs::write(tree.path().join(format!("f{i:06}.txt")), format!("item {i}\n")).expect("write a file");
-    }
     println!("load before: {}", load_average());
-    let config = format!("[buckets.bench]\nurl = \"file://{}\"\n", tree.path().display());
-    let server = Server::start(&binary, &data, &config);
+    let (server, _tree) = server_over_small_files("access-bench-data", items);
 
     // /d1/…/d9 as plain folders, /d1/…/d10 a synced folder holding the items; all public.
     let parent: String = (1..DEPTH).map(|level| format!("/d{level}")).collect();
@@ -49,18 +40,8 @@ async fn main() {
             Some(json!({"path": parent, "create_parents": true})),
         )
         .await;
-    let deepest = server
-        .call(
-            Method::POST,
-            "/v1/folders",
-            Some(json!({"path": format!("{parent}/d{DEPTH}"), "sync": {"bucket": "bench"}})),
-        )
-        .await;
-    let deepest = deepest["id"].as_str().expect("a folder id").to_owned();
-    let job = server
-        .call(Method::POST, &format!("/v1/folders/{deepest}/sync"), Some(json!({})))
-        .await;
-    let job = server.finish(job).await;
+    let deepest = server.synced_folder(&format!("{parent}/d{DEPTH}")).await;
+    let job = server.sync_once(&deepest).await;
     assert_eq!(job["result"]["created"], items, "{job}");
     let mut top = String::new();
     for level in 1..=DEPTH {

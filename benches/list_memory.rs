@@ -12,11 +12,9 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-use support::{RssSampler, Server, env_number, load_average, mib, target_dir};
+use support::{RssSampler, Server, env_number, load_average, mib, server_over_small_files};
 
 /// The memory every load must come back under.
 const AFTER_LIMIT_MIB: f64 = 150.0;
@@ -26,32 +24,10 @@ async fn main() {
     let items = env_number("STOWAGE_BENCH_LIST_ITEMS", 10_000);
     let seconds = env_number("STOWAGE_BENCH_LIST_SECONDS", 20) as u64;
     let clients = env_number("STOWAGE_BENCH_LIST_CLIENTS", 32);
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
-    let data = target_dir().join("list-bench-data");
-    std::fs::create_dir_all(&data).expect("create the bench data directory");
-    let tree = tempfile::tempdir_in(&data).expect("a tree directory");
-    for i in 0..items {
-        std::fs::write(tree.path().join(format!("f{i:06}.txt")), format!("item {i}\n")).expect("write a file");
-    }
     println!("load before: {}", load_average());
-    let config = format!("[buckets.bench]\nurl = \"file://{}\"\n", tree.path().display());
-    let server = Server::start(&binary, &data, &config);
-    let folder = server
-        .call(
-            reqwest::Method::POST,
-            "/v1/folders",
-            Some(json!({"path": "/bench", "sync": {"bucket": "bench"}})),
-        )
-        .await;
-    let folder = folder["id"].as_str().expect("a folder id").to_owned();
-    let job = server
-        .call(
-            reqwest::Method::POST,
-            &format!("/v1/folders/{folder}/sync"),
-            Some(json!({})),
-        )
-        .await;
-    let job = server.finish(job).await;
+    let (server, _tree) = server_over_small_files("list-bench-data", items);
+    let folder = server.synced_folder("/bench").await;
+    let job = server.sync_once(&folder).await;
     assert_eq!(job["result"]["created"], items, "{job}");
 
     println!(

@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
-use serde_json::{Value, json};
+use serde_json::Value;
 use support::{RssSampler, Server, env_number, load_average, mib, target_dir};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -98,7 +98,7 @@ async fn main() {
         b3sum.push(took);
 
         let server = Server::start(&binary, &data, &bucket_config(&tree));
-        let folder = server.synced_folder().await;
+        let folder = server.synced_folder("/bench").await;
         let baseline = server.status_kib("VmRSS");
         let sampler = RssSampler::start(server.pid());
         let (first, disk) = timed_async(server.sync(&folder)).await;
@@ -140,7 +140,7 @@ async fn main() {
     let listed = warm_listing(&empty);
     println!("warmed the dentry and inode caches ({} files walked)", group(listed));
     let server = Server::start(&binary, &data, &bucket_config(&empty));
-    let folder = server.synced_folder().await;
+    let folder = server.synced_folder("/bench").await;
     let empty_baseline = server.status_kib("VmRSS");
     let sampler = RssSampler::start(server.pid());
     let (empty_sync, disk) = timed_async(server.sync(&folder)).await;
@@ -416,24 +416,10 @@ fn bucket_config(tree: &Path) -> String {
 }
 
 impl Server {
-    /// Creates the synced folder `/bench` over the whole bucket; answers its id.
-    async fn synced_folder(&self) -> String {
-        let body = json!({"path": "/bench", "sync": {"bucket": "bench", "prefix": ""}});
-        let folder = self.call(reqwest::Method::POST, "/v1/folders", Some(body)).await;
-        folder["id"].as_str().expect("a folder id").to_owned()
-    }
-
     /// Syncs `folder` and waits for the job to be DONE.
     async fn sync(&self, folder: &str) -> Synced {
         let started = Instant::now();
-        let job = self
-            .call(
-                reqwest::Method::POST,
-                &format!("/v1/folders/{folder}/sync"),
-                Some(json!({})),
-            )
-            .await;
-        let job = self.finish(job).await;
+        let job = self.sync_once(folder).await;
         let wall = started.elapsed().as_secs_f64();
         assert_eq!(job["status"], "DONE", "{job}");
         let at = |field: &str| {

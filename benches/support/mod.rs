@@ -84,6 +84,21 @@ impl RssSampler {
     }
 }
 
+/// `stowage serve` (the bench's own build) over a bucket `bench` of `items` small text files
+/// (`f000000.txt`, …), both in a directory `name` below the target directory; answers the
+/// server and the bucket's directory (removed when dropped).
+pub fn server_over_small_files(name: &str, items: usize) -> (Server, tempfile::TempDir) {
+    let data = target_dir().join(name);
+    std::fs::create_dir_all(&data).expect("create the bench data directory");
+    let tree = tempfile::tempdir_in(&data).expect("a tree directory");
+    for i in 0..items {
+        std::fs::write(tree.path().join(format!("f{i:06}.txt")), format!("item {i}\n")).expect("write a file");
+    }
+    let config = format!("[buckets.bench]\nurl = \"file://{}\"\n", tree.path().display());
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
+    (Server::start(&binary, &data, &config), tree)
+}
+
 /// `stowage serve` in a child process over a fresh SQLite data directory; killed when dropped.
 pub struct Server {
     child: Child,
@@ -184,6 +199,22 @@ impl Server {
     /// A GET of `path` with API key `key`, ready to send (or clone and send many times).
     pub fn get_request_with(&self, path: &str, key: &str) -> reqwest::RequestBuilder {
         self.http.get(format!("{}{path}", self.base)).bearer_auth(key)
+    }
+
+    /// Creates a folder at `path` synced with the whole bucket `bench`; answers its id.
+    pub async fn synced_folder(&self, path: &str) -> String {
+        let body = serde_json::json!({"path": path, "sync": {"bucket": "bench", "prefix": ""}});
+        let folder = self.call(reqwest::Method::POST, "/v1/folders", Some(body)).await;
+        folder["id"].as_str().expect("a folder id").to_owned()
+    }
+
+    /// Syncs `folder` and waits until the job is finished; answers the job.
+    pub async fn sync_once(&self, folder: &str) -> Value {
+        let path = format!("/v1/folders/{folder}/sync");
+        let job = self
+            .call(reqwest::Method::POST, &path, Some(serde_json::json!({})))
+            .await;
+        self.finish(job).await
     }
 
     /// Long-polls `job` (as its submission answered) until it is finished; answers it.

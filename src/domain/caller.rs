@@ -1,6 +1,7 @@
 //! Who is making a request, and what that allows.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::Invalid;
@@ -17,6 +18,8 @@ pub struct Caller {
     pub key_id: Option<Uuid>,
     /// What that key may do.
     pub scope: KeyScope,
+    /// When that key stops working, if ever (keys it makes expire by then too).
+    pub key_expires_at: Option<OffsetDateTime>,
 }
 
 /// What an API key may do.
@@ -88,6 +91,7 @@ impl Caller {
             is_admin,
             key_id: None,
             scope: KeyScope::Write,
+            key_expires_at: None,
         }
     }
 

@@ -2,7 +2,7 @@
 //! admin key, and turning a bearer token into a caller. A key is shown once, when it is made;
 //! the store keeps only its hash and the first characters, to tell keys apart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::access::require_admin;
 use super::audit;
-use super::{Context, Page, Rfc3339, ServiceError, decode_number_position, field, now, page_token};
+use super::{Context, Page, Rfc3339, ServiceError, decode_number_position, field, now, page_token, rfc3339};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, KeyScope, check_user_name};
 use crate::domain::page::{SortKey, page_size};
@@ -122,8 +122,8 @@ pub struct KeyService {
 /// The keys this process saw used and has not written yet, and when it last noted each.
 #[derive(Default)]
 struct KeyUses {
-    /// Keys to write, with the time of the use.
-    pending: HashMap<Uuid, i64>,
+    /// Keys used since the last write.
+    pending: HashSet<Uuid>,
     /// When each key was last noted (microseconds); entries older than a minute are dropped at
     /// each write.
     noted: HashMap<Uuid, i64>,
@@ -199,7 +199,7 @@ impl KeyService {
                 spec.user
             )));
         }
-        spec.expires_at = within_creator(&mut tx, caller, spec.expires_at).await?;
+        spec.expires_at = within_creator(caller, spec.expires_at)?;
         let active = keys::count_active(&mut tx, &spec.user, to_micros(now())).await?;
         if active >= MAX_ACTIVE_KEYS {
             return Err(ServiceError::Conflict(format!(
@@ -311,8 +311,7 @@ impl KeyService {
         if let Some(at) = key.expires_at.filter(|at| *at <= OffsetDateTime::now_utc()) {
             return Err(ServiceError::Unauthorized(format!(
                 "the API key expired at {}; make a new one",
-                at.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
+                rfc3339(at)
             )));
         }
         self.note_use(key.id);
@@ -321,6 +320,7 @@ impl KeyService {
             is_admin: key.is_admin,
             key_id: Some(key.id),
             scope: key.scope,
+            key_expires_at: key.expires_at,
         })
     }
 
@@ -334,7 +334,7 @@ impl KeyService {
         }
         if uses.pending.len() < MAX_PENDING_USES {
             uses.noted.insert(id, now);
-            uses.pending.insert(id, now);
+            uses.pending.insert(id);
         }
     }
 
@@ -346,13 +346,14 @@ impl KeyService {
             uses.noted.retain(|_, at| now - *at < TOUCH_EVERY_MICROS);
             std::mem::take(&mut uses.pending)
         };
-        let Some(latest) = pending.values().max().copied() else {
+        if pending.is_empty() {
             return Ok(());
-        };
-        let ids: Vec<Uuid> = pending.into_keys().collect();
+        }
+        let ids: Vec<Uuid> = pending.into_iter().collect();
+        let at = to_micros(OffsetDateTime::now_utc());
         let mut tx = self.store.write().await?;
         for chunk in ids.chunks(1000) {
-            keys::touch_many(&mut tx, chunk, latest).await?;
+            keys::touch_many(&mut tx, chunk, at).await?;
         }
         tx.commit().await
     }
@@ -382,21 +383,11 @@ impl KeyService {
 /// A new key's expiry when `caller` makes it: a key made with an expiring key expires by then
 /// too (its expiry when none is asked for), so revoking or outliving a key leaves nothing it
 /// made behind.
-async fn within_creator(
-    tx: &mut crate::store::Tx,
-    caller: &Caller,
-    asked: Option<OffsetDateTime>,
-) -> Result<Option<OffsetDateTime>, ServiceError> {
-    let Some(key_id) = caller.key_id else {
-        return Ok(asked);
-    };
-    let limit = keys::by_id(tx, key_id).await?.and_then(|key| key.expires_at);
-    match (asked, limit) {
+fn within_creator(caller: &Caller, asked: Option<OffsetDateTime>) -> Result<Option<OffsetDateTime>, ServiceError> {
+    match (asked, caller.key_expires_at) {
         (Some(asked), Some(limit)) if asked > limit => Err(ServiceError::Invalid(format!(
             "expires_at: the key you use expires at {}; a key it makes cannot outlive it",
-            limit
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
+            rfc3339(limit)
         ))),
         (None, limit) => Ok(limit),
         (asked, _) => Ok(asked),
@@ -420,12 +411,13 @@ async fn insert_key(tx: &mut crate::store::Tx, actor: &Caller, spec: &KeySpec) -
         created_at: now(),
     };
     keys::insert(tx, &record).await?;
-    let event = AuditEvent::by(actor, AuditAction::KeyCreate, record.id, record.created_at).with_detail(serde_json::json!({
-        "user": spec.user,
-        "name": spec.label,
-        "scope": spec.scope,
-        "expires_at": spec.expires_at.map(|at| at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()),
-    }));
+    let event =
+        AuditEvent::by(actor, AuditAction::KeyCreate, record.id, record.created_at).with_detail(serde_json::json!({
+            "user": spec.user,
+            "name": spec.label,
+            "scope": spec.scope,
+            "expires_at": spec.expires_at.map(rfc3339),
+        }));
     audit::record(tx, &event).await?;
     Ok(CreatedKey {
         view: KeyView {

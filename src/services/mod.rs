@@ -33,6 +33,13 @@ pub fn now() -> OffsetDateTime {
     from_micros(to_micros(OffsetDateTime::now_utc()))
 }
 
+/// `at` as RFC 3339 text, for messages and audit details.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    // Every time the store can hold (years 1970 to 9999) formats.
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 /// Why a use case refused or failed. Each variant maps to an HTTP status (the one table is in
 /// `http::error`).
 #[derive(Debug, thiserror::Error)]
