@@ -8,7 +8,6 @@ CREATE TABLE audit_event (
     actor       TEXT NOT NULL,
     key_id      TEXT,
     action      TEXT NOT NULL,
-    target_kind TEXT NOT NULL,
     target_id   TEXT,
     folder_id   TEXT,
     detail      TEXT NOT NULL DEFAULT '{}'

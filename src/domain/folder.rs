@@ -157,6 +157,9 @@ pub enum Visibility {
 }
 
 impl Visibility {
+    /// Every visibility.
+    pub const ALL: [Visibility; 3] = [Visibility::Private, Visibility::Internal, Visibility::Public];
+
     /// Whether every signed-in user may read a folder of this visibility.
     pub fn readable_by_everyone(self) -> bool {
         matches!(self, Visibility::Internal | Visibility::Public)

@@ -22,7 +22,7 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, KeyScope, check_user_name};
 use crate::domain::page::{SortKey, page_size};
 use crate::store::keys::{KeyRecord, NewKey};
-use crate::store::{Store, StoreError, keys, to_micros, users};
+use crate::store::{Store, StoreError, keys, now_micros, to_micros, users};
 
 /// The user name of the key created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -200,7 +200,7 @@ impl KeyService {
             )));
         }
         spec.expires_at = within_creator(caller, spec.expires_at)?;
-        let active = keys::count_active(&mut tx, &spec.user, to_micros(now())).await?;
+        let active = keys::count_active(&mut tx, &spec.user, now_micros()).await?;
         if active >= MAX_ACTIVE_KEYS {
             return Err(ServiceError::Conflict(format!(
                 "user `{}` holds {active} working keys, the most there may be; revoke some first",

@@ -8,12 +8,12 @@ use uuid::Uuid;
 
 use super::access::require_admin;
 use super::audit;
-use super::{Page, ServiceError, decode_text_position, field, now, page_token};
+use super::{Page, ServiceError, decode_text_position, field, page_token};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, KeyScope, check_user_name};
 use crate::domain::page::{SortKey, page_size};
 use crate::store::users::{self, UserRecord};
-use crate::store::{Store, to_micros};
+use crate::store::{Store, now_micros};
 
 /// The one order users are listed in (the order part of their page tokens).
 const USER_ORDER: &str = "name:asc";
@@ -82,7 +82,7 @@ impl UserService {
         require_admin(caller, "create users")?;
         check_user_name(&req.name).map_err(field("name"))?;
         let mut tx = self.store.write().await?;
-        if !users::insert_if_absent(&mut tx, &req.name, req.is_admin, to_micros(now())).await? {
+        if !users::insert_if_absent(&mut tx, &req.name, req.is_admin, now_micros()).await? {
             return Err(ServiceError::Conflict(format!(
                 "a user named `{}` exists already",
                 req.name

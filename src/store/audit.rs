@@ -10,9 +10,8 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 
 /// Records `event`.
 pub async fn insert(db: &mut dyn Db, event: &AuditEvent) -> Result<(), StoreError> {
-    let mut sql = Sql::new(
-        "INSERT INTO audit_event (id, at, actor, key_id, action, target_kind, target_id, folder_id, detail) VALUES (",
-    );
+    let mut sql =
+        Sql::new("INSERT INTO audit_event (id, at, actor, key_id, action, target_id, folder_id, detail) VALUES (");
     sql.bind(event.id.to_string())
         .push(", ")
         .bind(to_micros(event.at))
@@ -22,8 +21,6 @@ pub async fn insert(db: &mut dyn Db, event: &AuditEvent) -> Result<(), StoreErro
         .bind_value(Value::Text(event.key_id.map(|k| k.to_string())))
         .push(", ")
         .bind(event.action.as_str().to_owned())
-        .push(", ")
-        .bind(event.action.target_kind().to_owned())
         .push(", ")
         .bind(event.target_id.clone())
         .push(", ")

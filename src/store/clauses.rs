@@ -2,6 +2,7 @@
 //! folder tree, and the expiry an item gets from its folder's TTL.
 
 use super::sql::Sql;
+use crate::domain::folder::Visibility;
 
 /// Appends the condition "`column` is `path` or lies below it", as a byte range that an index
 /// serves. `path` is a path as stored: a live one, or a trashed one with its unit prefix.
@@ -58,4 +59,17 @@ pub fn push_ttl_expiry(sql: &mut Sql, ttl: FolderTtl) {
 pub fn push_folder_expiry(sql: &mut Sql, ttl: FolderTtl) {
     sql.push("expires_at = ");
     push_ttl_expiry(sql, ttl);
+}
+
+/// Appends the condition "`user` may read folder `f`": the folder is theirs, or its visibility
+/// lets every signed-in user read it (the rule of `Caller::access_to`, in SQL).
+pub fn push_readable_by(sql: &mut Sql, user: &str) {
+    let everyone: Vec<String> = Visibility::ALL
+        .into_iter()
+        .filter(|v| v.readable_by_everyone())
+        .map(|v| format!("'{}'", v.as_str()))
+        .collect();
+    sql.push("(f.owner = ")
+        .bind(user.to_owned())
+        .push(&format!(" OR f.visibility IN ({}))", everyone.join(", ")));
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::clauses::{push_path_rewrite, push_subtree};
+use super::clauses::{push_path_rewrite, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, contains_pattern, push_page};
 use super::{Db, StoreError, from_micros, to_micros};
@@ -320,9 +320,8 @@ pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderReco
         }
     }
     if let Some(user) = &query.visible_to {
-        sql.push(" AND (f.owner = ")
-            .bind(user.clone())
-            .push(" OR f.visibility IN ('internal', 'public'))");
+        sql.push(" AND ");
+        push_readable_by(&mut sql, user);
     }
     if let Some(search) = &query.search {
         sql.push(" AND f.name_folded LIKE ")

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::clauses::{FolderTtl, push_folder_expiry, push_subtree};
+use super::clauses::{FolderTtl, push_folder_expiry, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, Value, contains_pattern, push_page};
 use super::{Db, Dialect, StoreError, from_micros, to_micros};
@@ -490,9 +490,8 @@ fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
             sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
             push_subtree(&mut sql, "f.path", path.as_str(), true);
             if let Some(user) = &query.visible_to {
-                sql.push(" AND (f.owner = ")
-                    .bind(user.clone())
-                    .push(" OR f.visibility IN ('internal', 'public'))");
+                sql.push(" AND ");
+                push_readable_by(&mut sql, user);
             }
             sql.push(")");
         }

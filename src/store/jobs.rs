@@ -4,6 +4,7 @@
 
 use uuid::Uuid;
 
+use super::clauses::push_readable_by;
 use super::rows::{corrupt, parse_id, parse_object};
 use super::sql::Sql;
 use super::{Db, Dialect, StoreError, from_micros, now_micros};
@@ -239,9 +240,9 @@ pub async fn list(db: &mut dyn Db, filter: &JobFilter) -> Result<Vec<Job>, Store
     }
     if let Some(user) = &filter.visible_to {
         sql.push(" AND (j.created_by = ").bind(user.clone());
-        sql.push(" OR j.folder_id IN (SELECT f.id FROM folder f WHERE f.owner = ")
-            .bind(user.clone());
-        sql.push(" OR f.visibility IN ('internal', 'public')))");
+        sql.push(" OR j.folder_id IN (SELECT f.id FROM folder f WHERE ");
+        push_readable_by(&mut sql, user);
+        sql.push("))");
     }
     if let Some((created_at, id)) = filter.before {
         sql.push(" AND (j.created_at < ").bind(created_at);

@@ -15,7 +15,7 @@ pub use tree::Deleted;
 use views::views;
 pub use views::{FolderView, PathEntry, SchedulePauseView};
 
-use super::access::{ensure_unsynced, read_only, require, usable_source, usable_sources};
+use super::access::{ensure_unsynced, folder_for, read_only, require, usable_source, usable_sources};
 use super::audit;
 use super::trash::Trash;
 use super::{Metadata, Page, Rfc3339, ServiceError, conflict_as, decode_position, field, now, page_token};
@@ -233,7 +233,7 @@ impl FolderService {
         } else if let Some(name) = &req.name {
             let name = FolderName::parse(name).map_err(field("name"))?;
             let parent = match req.parent_id {
-                Some(id) => Some(require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder),
+                Some(id) => Some(folder_for(&mut tx, caller, id, Access::Write).await?),
                 None => None,
             };
             let path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("name"))?;
@@ -327,7 +327,7 @@ impl FolderService {
         };
         let mut conn = self.store.read().await?;
         let parent = match req.parent_id {
-            Some(id) => Some(require(caller, rows::by_id(&mut conn, id).await?, Access::Read, &id)?.folder),
+            Some(id) => Some(folder_for(&mut conn, caller, id, Access::Read).await?),
             None => None,
         };
         let query = FolderQuery {
@@ -379,7 +379,7 @@ impl FolderService {
             TreeLock::Shared
         };
         let mut tx = self.store.write_tree(lock).await?;
-        let mut folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+        let mut folder = folder_for(&mut tx, caller, id, Access::Write).await?;
         folder.updated_at = now();
         if let Some(description) = patch.description {
             folder.description = description;

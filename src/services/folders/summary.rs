@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::FolderService;
 use crate::domain::caller::{Access, Caller};
 use crate::services::ServiceError;
-use crate::services::access::require;
+use crate::services::access::folder_for;
 use crate::store::folders as rows;
 
 /// Counts of one item type.
@@ -46,7 +46,7 @@ impl FolderService {
     /// Counts what a folder holds, directly or in its whole subtree.
     pub async fn summary(&self, caller: &Caller, id: Uuid, recursive: bool) -> Result<FolderSummary, ServiceError> {
         let mut conn = self.store.read().await?;
-        let folder = require(caller, rows::by_id(&mut conn, id).await?, Access::Read, &id)?.folder;
+        let folder = folder_for(&mut conn, caller, id, Access::Read).await?;
         let summary = rows::summary(&mut conn, id, &folder.path, recursive).await?;
         let by_type: BTreeMap<String, TypeSummary> = summary
             .by_type

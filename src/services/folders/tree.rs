@@ -9,7 +9,7 @@ use super::{FolderService, FolderView};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::folder::{FolderName, FolderPath};
-use crate::services::access::{ensure_unsynced, require};
+use crate::services::access::{ensure_unsynced, folder_for, require};
 use crate::services::audit;
 use crate::services::{ServiceError, conflict_as, detached, field, now};
 use crate::store::folders as rows;
@@ -36,7 +36,7 @@ impl FolderService {
         parent_id: Option<Uuid>,
     ) -> Result<FolderView, ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
-        let folder = require(caller, rows::by_id(&mut tx, id).await?, Access::Write, &id)?.folder;
+        let folder = folder_for(&mut tx, caller, id, Access::Write).await?;
         let target = match parent_id {
             Some(target_id) => Some(
                 require(

@@ -17,9 +17,9 @@ use crate::domain::job::{MAX_UNIT_ERRORS, Progress, UnitError};
 use crate::services::items::insert_under_free_title;
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
-use crate::services::now;
 use crate::store::imports::{self as rows, Finished, Tally, UnitRow, UnitState};
-use crate::store::{Store, TreeLock, folders as folder_rows, to_micros};
+use crate::store::now_micros;
+use crate::store::{Store, TreeLock, folders as folder_rows};
 
 /// Units read, probed and recorded per batch (and per transaction).
 const BATCH: i64 = 256;
@@ -223,7 +223,7 @@ impl ImportRunner {
                 }
                 Prepared::Duplicate(id, title) => {
                     let state = if params.upsert_metadata {
-                        rows::set_client_metadata(&mut tx, *id, &unit.client_metadata, to_micros(now())).await?;
+                        rows::set_client_metadata(&mut tx, *id, &unit.client_metadata, now_micros()).await?;
                         UnitState::Updated
                     } else {
                         UnitState::Skipped

@@ -7,8 +7,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::ItemService;
 use crate::background::Periodic;
-use crate::blobs::{BlobError, ObjectKey};
-use crate::services::ServiceError;
+use crate::blobs::ObjectKey;
+use crate::services::{Context, ServiceError};
 use crate::store::items as rows;
 
 /// Objects younger than this are never swept: they may belong to an upload still committing.
@@ -48,16 +48,12 @@ impl ItemService {
     pub async fn sweep_orphans(&self, grace: Duration) -> Result<Swept, ServiceError> {
         let before = SystemTime::now().checked_sub(grace).unwrap_or(SystemTime::UNIX_EPOCH);
         let bucket = self.buckets.managed();
-        let blob = |e: BlobError| ServiceError::Failed {
-            context: "orphan sweep".into(),
-            source: Box::new(e),
-        };
-        let incomplete_writes = bucket.remove_incomplete_writes(before).await.map_err(blob)?;
+        let incomplete_writes = bucket.remove_incomplete_writes(before).await.context("orphan sweep")?;
         let mut unreferenced: Vec<ObjectKey> = Vec::new();
         let (mut seen, mut orphans) = (0usize, 0usize);
         let mut listed = bucket.list_older_than(before).try_chunks(SWEEP_BATCH);
         while let Some(batch) = listed.next().await {
-            let batch = batch.map_err(|e| blob(e.1))?;
+            let batch = batch.map_err(|e| e.1).context("orphan sweep")?;
             seen += batch.len();
             let keys: Vec<String> = batch.iter().map(|l| l.key.to_string()).collect();
             let mut conn = self.store.read().await?;
@@ -81,7 +77,7 @@ impl ItemService {
         }
         for key in &unreferenced {
             tracing::info!(%key, "removing an orphaned object");
-            bucket.delete(key).await.map_err(blob)?;
+            bucket.delete(key).await.context("orphan sweep")?;
         }
         Ok(Swept {
             incomplete_writes,

@@ -17,7 +17,6 @@ use crate::domain::folder::{Folder, SyncBinding};
 use crate::domain::job::{Job, JobStatus};
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
-use crate::services::now;
 use crate::store::{Store, StoreError, folders as folder_rows, sync as rows};
 
 /// Changes applied per transaction.
@@ -53,7 +52,7 @@ impl SyncRunner {
             _ => return Ok(()),
         };
         let mut conn = self.store.read().await?;
-        let now = crate::store::to_micros(now());
+        let now = crate::store::now_micros();
         if folder_rows::record_sync_outcome(&mut conn, folder, outcome, self.pause_schedule_after, now).await? {
             tracing::warn!(
                 %folder,
