@@ -92,11 +92,26 @@ async fn every_change_leaves_one_event_with_its_actor_and_key(backend: Backend) 
             .status,
         StatusCode::OK
     );
-    s.patch(
-        &format!("/v1/folders/{folder}"),
-        json!({"visibility": "public", "description": "x"}),
-    )
-    .await;
+    let kept = s
+        .patch(
+            &format!("/v1/folders/{folder}"),
+            json!({"visibility": "public", "description": "x"}),
+        )
+        .await;
+    assert_eq!(kept.status, StatusCode::OK);
+    // A change that fails records nothing: its event rolls back with it.
+    s.folder("/taken").await;
+    let failed = s
+        .patch(
+            &format!("/v1/folders/{folder}"),
+            json!({"visibility": "private", "name": "taken"}),
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::CONFLICT, "{:?}", failed.body);
+    assert_eq!(
+        s.get(&format!("/v1/folders/{folder}")).await.body["visibility"],
+        "public"
+    );
     let seen = events(&s, &format!("?folder_id={folder}")).await;
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0]["action"], "folder.visibility");
@@ -154,16 +169,21 @@ async fn only_admins_read_it_filtered_and_paged(backend: Backend) {
         s.post("/v1/users", json!({"name": name})).await;
     }
     let mut seen = Vec::new();
+    let mut pages = 0;
     let mut query = "?action=user.create&actor=admin&page_size=2".to_owned();
     loop {
         let page = s.get(&format!("/v1/audit{query}")).await;
-        seen.extend(common::column(&page.body, "target_id"));
+        let ids = common::column(&page.body, "target_id");
+        assert!(ids.len() <= 2, "{ids:?}");
+        pages += 1;
+        seen.extend(ids);
         match page.body["next_page_token"].as_str() {
             Some(token) => query = format!("?action=user.create&actor=admin&page_size=2&page_token={token}"),
             None => break,
         }
     }
     assert_eq!(seen, ["u5", "u4", "u3", "u2", "u1"]);
+    assert_eq!(pages, 3);
 }
 
 async fn events_past_their_retention_are_removed(backend: Backend) {

@@ -503,17 +503,29 @@ impl TestServer {
     /// Starts a second process on the same database and data directory, with workers and a
     /// scheduler but no HTTP; stop it with [`stop_running`].
     pub async fn second_worker(&self) -> Running {
+        self.second_process(app::Roles {
+            http: false,
+            workers: true,
+        })
+        .await
+    }
+
+    /// Starts a second process with `roles` over the same database and buckets (on a port of its
+    /// own); stop it with [`stop_running`].
+    pub async fn second_process(&self, roles: app::Roles) -> Running {
         let mut second = self.settings.clone();
         second.server.listen = "127.0.0.1:0".parse().expect("addr");
-        app::start(
-            second,
-            app::Roles {
-                http: false,
-                workers: true,
-            },
-        )
-        .await
-        .expect("second process")
+        app::start(second, roles).await.expect("second process")
+    }
+
+    /// GET `path` with `key`.
+    pub async fn get_as(&self, key: &str, path: &str) -> Answer {
+        self.send(Method::GET, path, Some(key), None).await
+    }
+
+    /// POST the JSON `body` to `path` with `key`.
+    pub async fn post_as(&self, key: &str, path: &str, body: Value) -> Answer {
+        self.send(Method::POST, path, Some(key), Some(body)).await
     }
 
     /// Stops the server and waits for it.
