@@ -4,9 +4,10 @@
 use uuid::Uuid;
 
 use super::rows::{corrupt, parse_id};
-use super::sql::{Sql, Value};
+use super::sql::{Sql, Value, push_page};
 use super::{Db, StoreError, from_micros, to_micros};
 use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::page::SortKey;
 
 /// Records `event`.
 pub async fn insert(db: &mut dyn Db, event: &AuditEvent) -> Result<(), StoreError> {
@@ -89,15 +90,8 @@ pub async fn list(db: &mut dyn Db, query: &AuditQuery) -> Result<Vec<AuditEvent>
     if let Some(folder) = query.folder_id {
         sql.push(" AND folder_id = ").bind(folder.to_string());
     }
-    if let Some((at, id)) = query.after {
-        sql.push(" AND (at, id) < (")
-            .bind(at)
-            .push(", ")
-            .bind(id.to_string())
-            .push(")");
-    }
-    sql.push(" ORDER BY at DESC, id DESC LIMIT ")
-        .bind(i64::from(query.limit));
+    let after = query.after.map(|(at, id)| (SortKey::Int(at), id));
+    push_page(&mut sql, "at", "id", true, after.as_ref(), query.limit);
     sql.build_as::<EventRow>()
         .fetch_all(db.conn())
         .await?

@@ -4,9 +4,10 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{corrupt, parse_id};
-use super::sql::{Sql, Value};
+use super::sql::{Sql, Value, push_page};
 use super::{Db, StoreError, from_micros, to_micros};
 use crate::domain::caller::KeyScope;
+use crate::domain::page::SortKey;
 
 /// The columns every key read selects.
 const COLUMNS: &str = "k.id, k.name, k.label, k.scope, k.prefix, k.created_at, k.last_used_at, k.expires_at, \
@@ -166,15 +167,8 @@ pub async fn list(
 ) -> Result<Vec<KeyRecord>, StoreError> {
     let mut sql = select();
     sql.push("k.revoked_at IS NULL AND k.name = ").bind(user.to_owned());
-    if let Some((at, id)) = after {
-        sql.push(" AND (k.created_at, k.id) < (")
-            .bind(at)
-            .push(", ")
-            .bind(id.to_string())
-            .push(")");
-    }
-    sql.push(" ORDER BY k.created_at DESC, k.id DESC LIMIT ")
-        .bind(i64::from(limit));
+    let after = after.map(|(at, id)| (SortKey::Int(at), id));
+    push_page(&mut sql, "k.created_at", "k.id", true, after.as_ref(), limit);
     fetch_all(db, sql).await
 }
 

@@ -341,18 +341,16 @@ impl FolderService {
             after,
             limit: limit + 1,
         };
-        let mut records = rows::list(&mut conn, &query).await?;
-        let next_page_token = if records.len() > limit as usize {
-            records.truncate(limit as usize);
-            records
-                .last()
-                .map(|last| position_token(&order, req.order_by, &last.folder))
-        } else {
-            None
-        };
+        let records = rows::list(&mut conn, &query).await?;
+        let page = Page::of(
+            records,
+            limit,
+            |last| position_token(&order, req.order_by, &last.folder),
+            |r| r,
+        );
         Ok(Page {
-            items: views(&mut conn, records).await?,
-            next_page_token,
+            items: views(&mut conn, page.items).await?,
+            next_page_token: page.next_page_token,
         })
     }
 

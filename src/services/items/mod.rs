@@ -233,24 +233,16 @@ impl ItemService {
             after,
             limit: limit + 1,
         };
-        let mut items = rows::list(&mut conn, &query).await?;
-        let next_page_token = if items.len() > limit as usize {
-            items.truncate(limit as usize);
-            items.last().map(|last| {
-                let key = match req.order_by {
-                    ItemOrder::Title => SortKey::Text(last.title.clone()),
-                    ItemOrder::CreatedAt => SortKey::Int(to_micros(last.created_at)),
-                    ItemOrder::Size => SortKey::Int(last.size),
-                };
-                page_token(&order, &key, last.id)
-            })
-        } else {
-            None
+        let items = rows::list(&mut conn, &query).await?;
+        let token_of = |last: &Item| {
+            let key = match req.order_by {
+                ItemOrder::Title => SortKey::Text(last.title.clone()),
+                ItemOrder::CreatedAt => SortKey::Int(to_micros(last.created_at)),
+                ItemOrder::Size => SortKey::Int(last.size),
+            };
+            page_token(&order, &key, last.id)
         };
-        Ok(Page {
-            items: items.into_iter().map(ItemView::from).collect(),
-            next_page_token,
-        })
+        Ok(Page::of(items, limit, token_of, ItemView::from))
     }
 
     /// Inside a write transaction: the items `ids` that must all be direct children of `folder`

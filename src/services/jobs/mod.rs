@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::access::visible_job;
-use super::{Page, ServiceError, field};
+use super::{Page, ServiceError, decode_number_position, field, page_token};
 use crate::domain::caller::{Access, Caller};
 use crate::domain::job::{Job, JobKind, JobStatus};
-use crate::domain::page::{Cursor, page_size};
+use crate::domain::page::{SortKey, page_size};
 use crate::store::Db;
 use crate::store::jobs::{self as rows, Cancelled, JobFilter, NewJob};
 use crate::store::{Store, StoreError, to_micros};
@@ -291,17 +291,11 @@ impl JobService {
     /// One page of the jobs the caller may see, newest first.
     pub async fn list(&self, caller: &Caller, req: ListJobs) -> Result<Page<Job>, ServiceError> {
         let limit = page_size(req.page_size).map_err(field("page_size"))?;
-        let before = match &req.page_token {
-            Some(token) => {
-                let cursor = Cursor::decode(token, JOB_ORDER).map_err(field("page_token"))?;
-                let bad = || ServiceError::Invalid("page_token: not a token this server issued".into());
-                Some((
-                    cursor.key.as_i64().ok_or_else(bad)?,
-                    Uuid::parse_str(&cursor.id).map_err(|_| bad())?,
-                ))
-            }
-            None => None,
-        };
+        let before = req
+            .page_token
+            .as_deref()
+            .map(|token| decode_number_position(token, JOB_ORDER))
+            .transpose()?;
         let filter = JobFilter {
             kind: req.kind,
             status: req.status,
@@ -311,24 +305,9 @@ impl JobService {
             limit: limit + 1,
         };
         let mut conn = self.store.read().await?;
-        let mut jobs = rows::list(&mut conn, &filter).await?;
-        let next_page_token = if jobs.len() > limit as usize {
-            jobs.truncate(limit as usize);
-            jobs.last().map(|last| {
-                Cursor {
-                    order: JOB_ORDER.into(),
-                    key: to_micros(last.created_at).into(),
-                    id: last.id.to_string(),
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
-        Ok(Page {
-            items: jobs,
-            next_page_token,
-        })
+        let jobs = rows::list(&mut conn, &filter).await?;
+        let token_of = |last: &Job| page_token(JOB_ORDER, &SortKey::Int(to_micros(last.created_at)), last.id);
+        Ok(Page::of(jobs, limit, token_of, |job| job))
     }
 
     /// Runs job `id` with `runner` until it is DONE, ERROR or CANCELLED, retrying failed attempts
