@@ -88,6 +88,7 @@ async fn bench(label: &str, database_url: Option<String>) {
             .wait(&admin, *id, None, Duration::from_secs(60))
             .await
             .expect("wait")
+            .job
             .status
             .is_terminal()
         {}

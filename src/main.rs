@@ -6,7 +6,7 @@ use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
 use stowage::cli::keys::{self, KeysCommand};
-use stowage::cli::{Cli, ClientArgs, Command, audit, folder, import, item, job, lifecycle, say, sync};
+use stowage::cli::{Cli, ClientArgs, Command, audit, folder, group, import, item, job, lifecycle, say, sync};
 use stowage::config::Settings;
 use stowage::services::keys::{KeyService, NewKeyRequest};
 use stowage::store::sqlite_file;
@@ -70,6 +70,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
         Command::Folder { client, command } => {
             folder::run(&client_for(&client, &settings), command, client.json).await?
         }
+        Command::Group { client, command } => group::run(&client_for(&client, &settings), command, client.json).await?,
         Command::Sync { client, args } => {
             return Ok(sync::run(&client_for(&client, &settings), args, client.json).await?);
         }

@@ -1,7 +1,8 @@
 //! Every route in /openapi.json against every kind of caller: no key, an unknown, revoked or
-//! expired key, a read-only key, a user who may not see the resource, its owner, an admin. The
-//! table below says what each route is (what its `{id}` names, whether it only reads, whether
-//! it is for admins); a route without a row fails the test.
+//! expired key, a read-only key, a user who may not see the resource, a viewer, an editor (by a
+//! user grant and through a group) and a manager of it, its owner, an admin. The table below
+//! says what each route is (what its `{id}` names, whether it only reads, whether it is for
+//! admins, the role it needs); a route without a row fails the test.
 
 mod common;
 
@@ -21,6 +22,16 @@ enum Names {
     Job,
     Key,
     Bucket,
+    /// A group: groups are seen by every signed-in user, and changed by their managers.
+    Group,
+}
+
+/// The role a route needs on the folder, item or job it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Role {
+    Viewer,
+    Editor,
+    Manager,
 }
 
 /// One route: method, path, what its parameter names, whether it only reads, whether only admins
@@ -31,7 +42,9 @@ struct Route {
     names: Names,
     reads: bool,
     admin_only: bool,
+    need: Role,
     body: Option<fn() -> Value>,
+    query: &'static str,
 }
 
 const fn route(method: &'static str, path: &'static str, names: Names, reads: bool, admin_only: bool) -> Route {
@@ -41,8 +54,22 @@ const fn route(method: &'static str, path: &'static str, names: Names, reads: bo
         names,
         reads,
         admin_only,
+        need: if reads { Role::Viewer } else { Role::Editor },
         body: None,
+        query: "",
     }
+}
+
+/// The same route, needing the manager role.
+const fn managers(mut route: Route) -> Route {
+    route.need = Role::Manager;
+    route
+}
+
+/// The same route, called with `query`.
+const fn queried(mut route: Route, query: &'static str) -> Route {
+    route.query = query;
+    route
 }
 
 fn empty() -> Value {
@@ -51,6 +78,30 @@ fn empty() -> Value {
 
 fn new_user() -> Value {
     json!({"name": "made-by-matrix"})
+}
+
+fn reference() -> Value {
+    json!({"url": "s3://nowhere/x.png"})
+}
+
+fn to_root() -> Value {
+    json!({"parent_id": null})
+}
+
+fn new_group() -> Value {
+    json!({"name": "made-by-matrix"})
+}
+
+fn grant_to_nobody() -> Value {
+    json!({"user": "nobody-such", "role": "viewer"})
+}
+
+fn bucket_to_nobody() -> Value {
+    json!({"user": "nobody-such"})
+}
+
+fn items_to_nowhere() -> Value {
+    json!({"item_ids": [uuid::Uuid::nil()], "target_folder_id": uuid::Uuid::nil()})
 }
 
 fn item_ids() -> Value {
@@ -69,21 +120,33 @@ fn table() -> Vec<Route> {
         route("get", "/v1/folders", Nothing, true, false),
         route("get", "/v1/folders/{id}", Folder, true, false),
         with(route("patch", "/v1/folders/{id}", Folder, false, false), empty),
-        route("delete", "/v1/folders/{id}", Folder, false, false),
-        with(route("post", "/v1/folders/{id}/move", Folder, false, false), empty),
+        managers(route("delete", "/v1/folders/{id}", Folder, false, false)),
+        managers(with(
+            route("post", "/v1/folders/{id}/move", Folder, false, false),
+            to_root,
+        )),
         route("get", "/v1/folders/{id}/summary", Folder, true, false),
         with(route("post", "/v1/folders/{id}/sync", Folder, false, false), empty),
         with(route("post", "/v1/folders/{id}/imports", Folder, false, false), empty),
         with(
             route("post", "/v1/folders/{id}/references", Folder, false, false),
-            empty,
+            reference,
         ),
-        route("post", "/v1/folders/{id}/restore", Folder, false, false),
+        managers(route("post", "/v1/folders/{id}/restore", Folder, false, false)),
+        managers(route("get", "/v1/folders/{id}/grants", Folder, true, false)),
+        managers(with(
+            route("put", "/v1/folders/{id}/grants", Folder, false, false),
+            grant_to_nobody,
+        )),
+        managers(queried(
+            route("delete", "/v1/folders/{id}/grants", Folder, false, false),
+            "?user=nobody-such",
+        )),
         route("post", "/v1/folders/{id}/items", Folder, false, false),
         route("get", "/v1/folders/{id}/items", Folder, true, false),
         with(
             route("post", "/v1/folders/{id}/items/move", Folder, false, false),
-            item_ids,
+            items_to_nowhere,
         ),
         with(
             route("post", "/v1/folders/{id}/items/delete", Folder, false, false),
@@ -112,6 +175,21 @@ fn table() -> Vec<Route> {
         route("get", "/v1/keys", Nothing, true, false),
         route("delete", "/v1/keys/{id}", Key, false, false),
         route("get", "/v1/audit", Nothing, true, true),
+        with(route("post", "/v1/groups", Nothing, false, false), new_group),
+        route("get", "/v1/groups", Nothing, true, false),
+        route("get", "/v1/groups/{id}", Group, true, false),
+        route("delete", "/v1/groups/{id}", Group, false, false),
+        route("put", "/v1/groups/{id}/members/{user}", Group, false, false),
+        route("delete", "/v1/groups/{id}/members/{user}", Group, false, false),
+        route("get", "/v1/buckets/{name}/grants", Bucket, true, true),
+        with(
+            route("put", "/v1/buckets/{name}/grants", Bucket, false, true),
+            bucket_to_nobody,
+        ),
+        queried(
+            route("delete", "/v1/buckets/{name}/grants", Bucket, false, true),
+            "?user=nobody-such",
+        ),
     ]
 }
 
@@ -121,6 +199,7 @@ struct Fixtures {
     item: String,
     job: String,
     key: String,
+    group: String,
 }
 
 impl Fixtures {
@@ -132,8 +211,10 @@ impl Fixtures {
             Names::Job => self.job.clone(),
             Names::Key => self.key.clone(),
             Names::Bucket => "lake".into(),
+            Names::Group => self.group.clone(),
         });
-        route.path.replace("{id}", &value).replace("{name}", &value)
+        let path = route.path.replace("{id}", &value).replace("{name}", &value);
+        format!("{}{}", path.replace("{user}", "nobody-such"), route.query)
     }
 }
 
@@ -218,11 +299,52 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         )
         .await;
     assert!(job.status.is_success(), "{:?}", job.body);
+    // Who the owner shares the folder with: a viewer, an editor, a manager (user grants) and a
+    // group of editors.
+    let viewer = s.key_for("viewer", false).await;
+    let editor = s.key_for("editor", false).await;
+    let manager = s.key_for("manager", false).await;
+    let member = s.key_for("member", false).await;
+    let team = s.post_as(&owner, "/v1/groups", json!({"name": "editors"})).await;
+    assert_eq!(team.status, StatusCode::CREATED, "{:?}", team.body);
+    let team = id(&team.body);
+    let joined = s
+        .send(
+            Method::PUT,
+            &format!("/v1/groups/{team}/members/member"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::OK, "{:?}", joined.body);
+    for grant in [
+        json!({"user": "viewer", "role": "viewer"}),
+        json!({"user": "editor", "role": "editor"}),
+        json!({"user": "manager", "role": "manager"}),
+        json!({"group": team, "role": "editor"}),
+    ] {
+        let granted = s
+            .send(
+                Method::PUT,
+                &format!("/v1/folders/{folder}/grants"),
+                Some(&owner),
+                Some(grant),
+            )
+            .await;
+        assert_eq!(granted.status, StatusCode::OK, "{:?}", granted.body);
+    }
+    let roles = [
+        (Role::Viewer, "viewer", &viewer),
+        (Role::Editor, "editor", &editor),
+        (Role::Editor, "group member", &member),
+        (Role::Manager, "manager", &manager),
+    ];
     let fixtures = Fixtures {
         folder,
         item: id(&item.body),
         job: id(&job.body),
         key: spare_key,
+        group: team,
     };
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -268,7 +390,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         let answer = call(&s, route, Some(&other), &path).await;
         if route.admin_only {
             assert_eq!(answer.status, StatusCode::FORBIDDEN, "{what} by another user");
-        } else if route.names != Names::Nothing && route.names != Names::Bucket {
+        } else if matches!(route.names, Names::Folder | Names::Item | Names::Job | Names::Key) {
             let missing_id = uuid::Uuid::new_v4().to_string();
             let nothing = call(&s, route, Some(&other), &fixtures.path(route, Some(&missing_id))).await;
             let real_id = path.split('/').find(|p| p.len() == 36).unwrap_or_default().to_owned();
@@ -286,6 +408,38 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
             );
         } else {
             assert_ne!(answer.status, StatusCode::UNAUTHORIZED, "{what} by another user");
+        }
+        // Roles given by grants: a weaker role than the route needs is refused (403, naming the
+        // role it needs); a strong enough one reads (changes are not made here: they would
+        // change the fixtures).
+        if matches!(route.names, Names::Folder | Names::Item | Names::Job) {
+            for (role, who, key) in roles {
+                let reads = route.reads && route.method == "get";
+                if role >= route.need && !reads {
+                    continue;
+                }
+                let answer = if route.method == "post" && route.path == "/v1/folders/{id}/items" {
+                    // An upload: a real multipart body, so the access check is what answers.
+                    s.upload_as(key, &fixtures.folder, "m.txt", b"m".to_vec(), &[]).await
+                } else {
+                    call(&s, route, Some(key), &path).await
+                };
+                if role < route.need {
+                    assert_eq!(
+                        answer.status,
+                        StatusCode::FORBIDDEN,
+                        "{what} by a {who}: {:?}",
+                        answer.body
+                    );
+                    assert!(
+                        answer.message().contains("needs the"),
+                        "{what} by a {who}: {}",
+                        answer.message()
+                    );
+                } else {
+                    assert!(answer.status.is_success(), "{what} by a {who}: {:?}", answer.body);
+                }
+            }
         }
         // Admin-only routes refuse the owner; reads by the owner and the admin are allowed.
         if route.admin_only {

@@ -1,4 +1,4 @@
-//! `stowage folder create|list|show|move|rm`.
+//! `stowage folder create|list|show|move|rm|share|unshare|grants`.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -64,6 +64,81 @@ pub enum FolderCommand {
         #[arg(long)]
         permanent: bool,
     },
+    /// Give a user or a group a role on a folder and everything below it (its managers).
+    Share {
+        /// Folder path or id.
+        folder: String,
+        /// Who gets it.
+        #[command(flatten)]
+        grantee: Grantee,
+        /// viewer (see, list, download), editor (also change), manager (also share, delete it).
+        #[arg(long, value_parser = ["viewer", "editor", "manager"])]
+        role: String,
+    },
+    /// Take back the role a user or group has on a folder (its managers).
+    Unshare {
+        /// Folder path or id.
+        folder: String,
+        /// Whose role.
+        #[command(flatten)]
+        grantee: Grantee,
+    },
+    /// Show who may do what with a folder: its owner and the grants on it and its ancestors.
+    Grants {
+        /// Folder path or id.
+        folder: String,
+    },
+}
+
+/// A user or a group (`--user NAME` or `--group NAME_OR_ID`).
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Grantee {
+    /// A user.
+    #[arg(long)]
+    user: Option<String>,
+    /// A group, by name or id.
+    #[arg(long)]
+    group: Option<String>,
+}
+
+impl Grantee {
+    /// The `user` or `group` field of a grant, with a group named by name looked up.
+    async fn fields(&self, client: &Client) -> Result<Vec<(&'static str, String)>, ClientError> {
+        Ok(match (&self.user, &self.group) {
+            (Some(user), _) => vec![("user", user.clone())],
+            (None, Some(group)) => vec![("group", super::group::group_id(client, group).await?)],
+            (None, None) => Vec::new(),
+        })
+    }
+}
+
+/// One line describing a folder's grants: owner and visibility, then each grant.
+fn grants_line(grants: &Value) -> String {
+    let each: Vec<String> = grants["grants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            let who = match g["user"].as_str() {
+                Some(user) => format!("user:{user}"),
+                None => format!("group:{}", g["group_name"].as_str().unwrap_or("?")),
+            };
+            let from = if g["inherited"] == true {
+                format!("@{}", g["path"].as_str().unwrap_or("?"))
+            } else {
+                String::new()
+            };
+            format!("{who}={}{from}", g["role"].as_str().unwrap_or("?"))
+        })
+        .collect();
+    format!(
+        "{}	owner={}	visibility={}	{}",
+        grants["folder_id"].as_str().unwrap_or("?"),
+        grants["owner"].as_str().unwrap_or("?"),
+        grants["visibility"].as_str().unwrap_or("?"),
+        each.join(",")
+    )
 }
 
 /// Resolves a path or id to the folder's JSON.
@@ -144,6 +219,39 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
             found.iter().for_each(print);
         }
         FolderCommand::Show { folder } => print(&lookup(client, &folder).await?),
+        FolderCommand::Share { folder, grantee, role } => {
+            let id = folder_id(client, &folder).await?;
+            let mut body: serde_json::Map<String, Value> = grantee
+                .fields(client)
+                .await?
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Value::from(v)))
+                .collect();
+            body.insert("role".into(), Value::from(role));
+            let grants: Value = client
+                .call(Method::PUT, &format!("/v1/folders/{id}/grants"), &[], Some(&body))
+                .await?;
+            super::show(&grants, raw_json, grants_line);
+        }
+        FolderCommand::Unshare { folder, grantee } => {
+            let id = folder_id(client, &folder).await?;
+            let query = grantee.fields(client).await?;
+            let req = client
+                .request(Method::DELETE, &format!("/v1/folders/{id}/grants"))
+                .query(&query);
+            client.send(req).await?;
+            let who = query.first().map(|(k, v)| format!("{k}:{v}")).unwrap_or_default();
+            super::show(&json!({ "folder_id": id, "revoked": who }), raw_json, |_| {
+                format!("{folder}	{who}	unshared")
+            });
+        }
+        FolderCommand::Grants { folder } => {
+            let id = folder_id(client, &folder).await?;
+            let grants: Value = client
+                .call(Method::GET, &format!("/v1/folders/{id}/grants"), &[], None::<&()>)
+                .await?;
+            super::show(&grants, raw_json, grants_line);
+        }
         FolderCommand::Move { folder, to } => {
             let id = folder_id(client, &folder).await?;
             let parent = if to == "/" {

@@ -1,10 +1,11 @@
 //! The command line: server commands (`serve`, `migrate`, `print-config`, `keys`) and client
-//! verbs that talk to a running server over HTTP (`folder …`, `item …`, `job …`, `sync`, `import`, `reencode`,
-//! `trash …`, `expiry …`).
+//! verbs that talk to a running server over HTTP (`folder …`, `group …`, `item …`, `job …`, `sync`, `import`,
+//! `reencode`, `trash …`, `expiry …`, `audit`).
 
 pub mod audit;
 pub mod client;
 pub mod folder;
+pub mod group;
 pub mod import;
 pub mod item;
 pub mod job;
@@ -69,6 +70,15 @@ pub enum Command {
         /// What to do with folders.
         #[command(subcommand)]
         command: folder::FolderCommand,
+    },
+    /// Groups of users that folders are shared with.
+    Group {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do with groups.
+        #[command(subcommand)]
+        command: group::GroupCommand,
     },
     /// Sync a synced folder with its bucket.
     Sync {

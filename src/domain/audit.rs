@@ -31,11 +31,35 @@ pub enum AuditAction {
     /// An item was deleted for good (at once, or purged from the trash).
     #[serde(rename = "item.delete")]
     ItemDelete,
+    /// A role on a folder was granted to a user or group (or changed).
+    #[serde(rename = "folder.grant")]
+    FolderGrant,
+    /// A role on a folder was taken back.
+    #[serde(rename = "folder.revoke")]
+    FolderRevoke,
+    /// A group was made.
+    #[serde(rename = "group.create")]
+    GroupCreate,
+    /// A group was deleted, with the grants given to it.
+    #[serde(rename = "group.delete")]
+    GroupDelete,
+    /// A user joined a group, or their standing in it changed.
+    #[serde(rename = "group.member.put")]
+    GroupMemberPut,
+    /// A user left a group, or was removed from it.
+    #[serde(rename = "group.member.remove")]
+    GroupMemberRemove,
+    /// The use of a configured bucket was granted under a prefix.
+    #[serde(rename = "bucket.grant")]
+    BucketGrant,
+    /// The use of a configured bucket was taken back.
+    #[serde(rename = "bucket.revoke")]
+    BucketRevoke,
 }
 
 impl AuditAction {
     /// Every action, in the order the API lists them.
-    pub const ALL: [AuditAction; 7] = [
+    pub const ALL: [AuditAction; 15] = [
         AuditAction::UserCreate,
         AuditAction::UserPromote,
         AuditAction::KeyCreate,
@@ -43,6 +67,14 @@ impl AuditAction {
         AuditAction::FolderVisibility,
         AuditAction::FolderDelete,
         AuditAction::ItemDelete,
+        AuditAction::FolderGrant,
+        AuditAction::FolderRevoke,
+        AuditAction::GroupCreate,
+        AuditAction::GroupDelete,
+        AuditAction::GroupMemberPut,
+        AuditAction::GroupMemberRemove,
+        AuditAction::BucketGrant,
+        AuditAction::BucketRevoke,
     ];
 
     /// The stored and shown name, e.g. `key.revoke`.
@@ -55,6 +87,14 @@ impl AuditAction {
             AuditAction::FolderVisibility => "folder.visibility",
             AuditAction::FolderDelete => "folder.delete",
             AuditAction::ItemDelete => "item.delete",
+            AuditAction::FolderGrant => "folder.grant",
+            AuditAction::FolderRevoke => "folder.revoke",
+            AuditAction::GroupCreate => "group.create",
+            AuditAction::GroupDelete => "group.delete",
+            AuditAction::GroupMemberPut => "group.member.put",
+            AuditAction::GroupMemberRemove => "group.member.remove",
+            AuditAction::BucketGrant => "bucket.grant",
+            AuditAction::BucketRevoke => "bucket.revoke",
         }
     }
 
@@ -66,13 +106,21 @@ impl AuditAction {
         })
     }
 
-    /// What kind of thing the action is done to: `user`, `key`, `folder` or `item`.
+    /// What kind of thing the action is done to: `user`, `key`, `folder`, `item`, `group` or `bucket`.
     pub fn target_kind(self) -> &'static str {
         match self {
             AuditAction::UserCreate | AuditAction::UserPromote => "user",
             AuditAction::KeyCreate | AuditAction::KeyRevoke => "key",
-            AuditAction::FolderVisibility | AuditAction::FolderDelete => "folder",
+            AuditAction::FolderVisibility
+            | AuditAction::FolderDelete
+            | AuditAction::FolderGrant
+            | AuditAction::FolderRevoke => "folder",
             AuditAction::ItemDelete => "item",
+            AuditAction::GroupCreate
+            | AuditAction::GroupDelete
+            | AuditAction::GroupMemberPut
+            | AuditAction::GroupMemberRemove => "group",
+            AuditAction::BucketGrant | AuditAction::BucketRevoke => "bucket",
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod item;
 pub mod job;
 pub mod page;
 pub mod schedule;
+pub mod team;
 
 /// A value a user supplied that breaks one of the catalog's rules; the text says which and how
 /// to fix it.

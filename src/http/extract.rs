@@ -244,12 +244,17 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::bad_request(format!("path: {e}")))?;
-        Uuid::parse_str(&raw).map(IdPath).map_err(|_| {
-            ApiError::bad_request(format!(
-                "`{raw}` is not a valid id; ids are UUIDs such as 0190f1c2-7a4e-7c3b-9d2f-1a2b3c4d5e6f"
-            ))
-        })
+        parse_id(&raw).map(IdPath)
     }
+}
+
+/// Reads an id a client put in a path; a 400 that shows the form otherwise.
+pub fn parse_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::bad_request(format!(
+            "`{raw}` is not a valid id; ids are UUIDs such as 0190f1c2-7a4e-7c3b-9d2f-1a2b3c4d5e6f"
+        ))
+    })
 }
 
 /// The optional `Idempotency-Key` header of a job submission.

@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{audit, buckets, folders, imports, items, jobs, keys, ops, trash, users};
+use routes::{audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, trash, users};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -114,6 +114,19 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(keys::create_key, keys::list_keys))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(groups::create_group, groups::list_groups))
+        .routes(routes!(groups::get_group, groups::delete_group))
+        .routes(routes!(groups::put_member, groups::remove_member))
+        .routes(routes!(
+            grants::folder_grants,
+            grants::grant_folder,
+            grants::revoke_folder
+        ))
+        .routes(routes!(
+            grants::bucket_grants,
+            grants::grant_bucket,
+            grants::revoke_bucket
+        ))
         .route_layer(middleware::from_fn_with_state(state, auth::require_key))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let mut doc = OpenApi::builder()

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::ServiceError;
 use crate::blobs::source::Source;
 use crate::blobs::{BlobError, Buckets, ObjectKey};
-use crate::domain::caller::{Access, Caller, KeyScope};
+use crate::domain::caller::{Caller, KeyScope, Role};
 use crate::domain::folder::{Folder, FolderPath};
 use crate::domain::import::Unit;
 use crate::domain::item::Item;
@@ -22,49 +22,111 @@ use crate::store::items as item_rows;
 use crate::store::jobs as job_rows;
 use crate::store::sync as sync_rows;
 
-/// The configured bucket `name` (not `managed`), when `caller` may use it.
-pub fn usable_source(buckets: &Buckets, caller: &Caller, name: &str) -> Option<Arc<Source>> {
+/// The configured bucket `name` (not `managed`), when `caller` may use its keys under `prefix`.
+pub fn usable_source(buckets: &Buckets, caller: &Caller, name: &str, prefix: &str) -> Option<Arc<Source>> {
     buckets
         .source(name)
-        .filter(|source| caller.may_use_bucket(source.allowed_users()))
+        .filter(|source| caller.may_use_bucket(source.name(), source.allowed_users(), Some(prefix)))
 }
 
-/// Every configured bucket (not `managed`) that `caller` may use, by name.
+/// Every configured bucket (not `managed`) that `caller` may use, in whole or under a granted
+/// prefix.
 pub fn usable_sources(buckets: &Buckets, caller: &Caller) -> Vec<Arc<Source>> {
     buckets
         .sources()
-        .filter(|source| caller.may_use_bucket(source.allowed_users()))
+        .filter(|source| caller.may_use_bucket(source.name(), source.allowed_users(), None))
         .cloned()
         .collect()
 }
 
-/// The bucket and key of object URL `url`, among the buckets `caller` may use.
+/// The bucket and key of object URL `url`, among the buckets and prefixes `caller` may use.
 pub fn locate_usable(buckets: &Buckets, caller: &Caller, url: &str) -> Result<(Arc<Source>, ObjectKey), BlobError> {
-    buckets.locate_among(url, |source| caller.may_use_bucket(source.allowed_users()))
+    let (source, key) = buckets.locate_among(url, |source| {
+        caller.may_use_bucket(source.name(), source.allowed_users(), None)
+    })?;
+    if caller.may_use_bucket(source.name(), source.allowed_users(), Some(key.as_str())) {
+        return Ok((source, key));
+    }
+    let granted: Vec<&str> = caller
+        .bucket_grants
+        .iter()
+        .filter(|g| g.bucket == source.name())
+        .map(|g| g.prefix.as_str())
+        .collect();
+    Err(BlobError::InvalidKey(format!(
+        "`{url}` lies outside what you may use of bucket `{}`: keys starting with [{}]",
+        source.name(),
+        granted.join(", ")
+    )))
 }
 
 /// Returns the folder when `caller` has `need` on it; hides it (404) when the caller may not see it.
 pub fn require(
     caller: &Caller,
     record: Option<FolderRecord>,
-    need: Access,
+    need: Role,
     what: &dyn std::fmt::Display,
 ) -> Result<FolderRecord, ServiceError> {
     let not_found = || ServiceError::NotFound(format!("folder {what} not found"));
     let record = record.ok_or_else(not_found)?;
-    match caller.access_to(&record.folder) {
-        Access::None => Err(not_found()),
-        Access::Read if need == Access::Write => Err(read_only(&record.folder)),
-        _ => Ok(record),
+    require_role(caller, &record.folder, need).map_err(|e| match e {
+        ServiceError::NotFound(_) => not_found(),
+        other => other,
+    })?;
+    Ok(record)
+}
+
+/// The caller's role on `folder` when it is at least `need` (404 when hidden, 403 when weaker).
+pub fn require_role(caller: &Caller, folder: &Folder, need: Role) -> Result<Role, ServiceError> {
+    match caller.role_on(folder) {
+        None => Err(ServiceError::NotFound(format!("folder {} not found", folder.id))),
+        Some(role) if role < need => Err(lacks_role(folder, role, need)),
+        Some(role) => Ok(role),
     }
 }
 
-/// The 403 for a folder the caller may read but not change.
-pub fn read_only(folder: &Folder) -> ServiceError {
+/// The 403 for a folder the caller may see with `role` but not act on, which needs `need`.
+pub fn lacks_role(folder: &Folder, role: Role, need: Role) -> ServiceError {
     ServiceError::Forbidden(format!(
-        "folder {} belongs to {}; only its owner or an admin can change it",
-        folder.path, folder.owner
+        "you are {} {role} of folder {}; this needs the {need} role: ask its owner ({}) or one of its managers",
+        article(role),
+        folder.path,
+        folder.owner
     ))
+}
+
+/// "a" or "an", before a role's name.
+fn article(role: Role) -> &'static str {
+    match role {
+        Role::Editor => "an",
+        Role::Viewer | Role::Manager => "a",
+    }
+}
+
+/// Checks `caller` may remove `folder` from where it is (delete, rename, move it away, restore
+/// it): managers of the folder, and editors of the folder it is in. 404 when it is hidden.
+pub async fn require_removable(conn: &mut dyn Db, caller: &Caller, folder: &Folder) -> Result<(), ServiceError> {
+    let role = caller
+        .role_on(folder)
+        .ok_or_else(|| ServiceError::NotFound(format!("folder {} not found", folder.id)))?;
+    if role >= Role::Manager {
+        return Ok(());
+    }
+    let parent_role = match folder.parent_id {
+        Some(parent) => folder_rows::by_id(conn, parent)
+            .await?
+            .and_then(|p| caller.role_on(&p.folder)),
+        None => None,
+    };
+    if parent_role.is_some_and(|r| r >= Role::Editor) {
+        return Ok(());
+    }
+    Err(ServiceError::Forbidden(format!(
+        "you are {} {role} of folder {}; deleting, renaming or moving it needs the manager role on it or the editor role on the folder it is in: ask its owner ({}) or one of its managers",
+        article(role),
+        folder.path,
+        folder.owner
+    )))
 }
 
 /// Refuses a structural change (`what`) at `path` when it lies inside a synced folder (with
@@ -88,8 +150,9 @@ pub async fn ensure_unsynced(
     }
 }
 
-/// The folder `id` when `caller` has `need` on it (404 when hidden or missing, 403 when read-only).
-pub async fn folder_for(conn: &mut dyn Db, caller: &Caller, id: Uuid, need: Access) -> Result<Folder, ServiceError> {
+/// The folder `id` when `caller` has `need` on it (404 when hidden or missing, 403 when the
+/// caller's role is weaker).
+pub async fn folder_for(conn: &mut dyn Db, caller: &Caller, id: Uuid, need: Role) -> Result<Folder, ServiceError> {
     Ok(require(caller, folder_rows::by_id(conn, id).await?, need, &id)?.folder)
 }
 
@@ -101,77 +164,92 @@ pub async fn changeable_folder(
     id: Uuid,
     what: &str,
 ) -> Result<Folder, ServiceError> {
-    let folder = folder_for(conn, caller, id, Access::Write).await?;
+    let folder = folder_for(conn, caller, id, Role::Editor).await?;
     ensure_unsynced(conn, &folder.path, true, what).await?;
     Ok(folder)
 }
 
-/// The live items among `ids` that `caller` may see, each with the caller's access to its folder
-/// (in no particular order; the others are left out).
+/// The live items among `ids` that `caller` may see, each with the caller's role on it (in no
+/// particular order; the others are left out).
 pub async fn visible_items(
     conn: &mut dyn Db,
     caller: &Caller,
     ids: &[Uuid],
-) -> Result<Vec<(Item, Access)>, ServiceError> {
+) -> Result<Vec<(Item, Role)>, ServiceError> {
     let found = item_rows::by_ids(conn, ids).await?;
-    let mut folders: BTreeMap<Uuid, Access> = BTreeMap::new();
-    for folder_id in found.iter().map(|i| i.folder_id) {
-        if let std::collections::btree_map::Entry::Vacant(slot) = folders.entry(folder_id) {
-            let folder = folder_rows::by_id(conn, folder_id).await?;
-            slot.insert(folder.map_or(Access::None, |f| caller.access_to(&f.folder)));
-        }
-    }
+    let roles = folder_roles(conn, caller, found.iter().map(|i| i.folder_id)).await?;
     Ok(found
         .into_iter()
-        .filter_map(|item| {
-            let access = folders.get(&item.folder_id).copied().unwrap_or(Access::None);
-            (access != Access::None).then_some((item, access))
-        })
+        .filter_map(|item| roles.get(&item.folder_id).copied().flatten().map(|role| (item, role)))
         .collect())
 }
 
-/// The item with `need` access for `caller`, with its folder; 404 when it does not exist or
-/// the caller may not see it.
+/// The caller's role on each of the live folders `ids` (`None`: hidden or missing), in one query.
+pub async fn folder_roles(
+    conn: &mut dyn Db,
+    caller: &Caller,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> Result<BTreeMap<Uuid, Option<Role>>, ServiceError> {
+    let mut roles: BTreeMap<Uuid, Option<Role>> = ids.into_iter().map(|id| (id, None)).collect();
+    let wanted: Vec<Uuid> = roles.keys().copied().collect();
+    for record in folder_rows::by_ids(conn, &wanted).await? {
+        roles.insert(record.folder.id, caller.role_on(&record.folder));
+    }
+    Ok(roles)
+}
+
+/// The item with `need` access for `caller`, with its folder and the caller's role; 404 when it
+/// does not exist or the caller may not see it.
 pub async fn require_item(
     conn: &mut dyn Db,
     caller: &Caller,
     id: Uuid,
-    need: Access,
-) -> Result<(Item, Folder), ServiceError> {
+    need: Role,
+) -> Result<(Item, Folder, Role), ServiceError> {
     let not_found = || ServiceError::NotFound(format!("item {id} not found"));
     let item = item_rows::by_id(conn, id).await?.ok_or_else(not_found)?;
-    let folder = folder_rows::by_id(conn, item.folder_id)
-        .await?
-        .ok_or_else(not_found)?
-        .folder;
-    match caller.access_to(&folder) {
-        Access::None => Err(not_found()),
-        Access::Read if need == Access::Write => Err(read_only(&folder)),
-        _ => Ok((item, folder)),
-    }
+    let record = folder_rows::by_id(conn, item.folder_id).await?;
+    let folder = require(caller, record, need, &item.folder_id).map_err(|e| match e {
+        ServiceError::NotFound(_) => not_found(),
+        other => other,
+    })?;
+    let role = caller.role_on(&folder.folder).unwrap_or(Role::Viewer);
+    Ok((item, folder.folder, role))
 }
 
-/// Loads a job the caller may see (`need` = Write to change it).
-pub async fn visible_job(conn: &mut dyn Db, caller: &Caller, id: Uuid, need: Access) -> Result<Job, ServiceError> {
+/// Loads a job the caller may see (`need` = Editor to change it), with the caller's role on it:
+/// the role on its folder; its submitter is at least an editor of it, admins are managers.
+pub async fn visible_job(
+    conn: &mut dyn Db,
+    caller: &Caller,
+    id: Uuid,
+    need: Role,
+) -> Result<(Job, Role), ServiceError> {
     let not_found = || ServiceError::NotFound(format!("job {id} not found"));
     let job = job_rows::by_id(conn, id).await?.ok_or_else(not_found)?;
-    if caller.is_admin || job.created_by == caller.name {
-        return Ok(job);
+    let role = job_role(conn, caller, &job).await?.ok_or_else(not_found)?;
+    if role < need {
+        return Err(ServiceError::Forbidden(format!(
+            "job {id} was submitted by {}; changing it needs the {need} role on its folder, or being its submitter",
+            job.created_by
+        )));
     }
-    let access = match job.folder_id {
+    Ok((job, role))
+}
+
+/// The caller's role on `job` (see [`visible_job`]); `None` when it is hidden.
+pub async fn job_role(conn: &mut dyn Db, caller: &Caller, job: &Job) -> Result<Option<Role>, ServiceError> {
+    if caller.is_admin {
+        return Ok(Some(Role::Manager));
+    }
+    let on_folder = match job.folder_id {
         Some(folder) => folder_rows::by_id(conn, folder)
             .await?
-            .map_or(Access::None, |f| caller.access_to(&f.folder)),
-        None => Access::None,
+            .and_then(|f| caller.role_on(&f.folder)),
+        None => None,
     };
-    match access {
-        Access::None => Err(not_found()),
-        Access::Read if need == Access::Write => Err(ServiceError::Forbidden(format!(
-            "job {id} belongs to {}; only its submitter, the folder's owner or an admin can change it",
-            job.created_by
-        ))),
-        _ => Ok(job),
-    }
+    let as_submitter = (job.created_by == caller.name).then_some(Role::Editor);
+    Ok(on_folder.max(as_submitter))
 }
 
 /// Refuses the units when one names an object in a configured bucket that `caller` may not use

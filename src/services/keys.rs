@@ -22,7 +22,7 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, KeyScope, check_user_name};
 use crate::domain::page::{SortKey, page_size};
 use crate::store::keys::{KeyRecord, NewKey};
-use crate::store::{Store, StoreError, keys, now_micros, to_micros, users};
+use crate::store::{Store, StoreError, keys, now_micros, teams, to_micros, users};
 
 /// The user name of the key created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -302,7 +302,6 @@ impl KeyService {
         let key = keys::by_hash(&mut conn, &hash_key(secret))
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("the API key is not valid".into()))?;
-        drop(conn);
         if key.revoked_at.is_some() {
             return Err(ServiceError::Unauthorized(
                 "the API key was revoked; use another key".into(),
@@ -315,12 +314,16 @@ impl KeyService {
             )));
         }
         self.note_use(key.id);
+        let grants = teams::grants_reaching(&mut conn, &key.user).await?;
+        let bucket_grants = teams::bucket_grants_reaching(&mut conn, &key.user).await?;
         Ok(Caller {
             name: key.user,
             is_admin: key.is_admin,
             key_id: Some(key.id),
             scope: key.scope,
             key_expires_at: key.expires_at,
+            grants: grants.into(),
+            bucket_grants: bucket_grants.into(),
         })
     }
 

@@ -5,6 +5,8 @@ pub mod access;
 pub mod audit;
 pub mod expiry;
 pub mod folders;
+pub mod grants;
+pub mod groups;
 pub mod imports;
 pub mod items;
 pub mod jobs;
@@ -247,6 +249,14 @@ impl<T> Page<T> {
             next_page_token,
         }
     }
+
+    /// The same page with each entry turned into another by `view`.
+    pub fn map<U>(self, view: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(view).collect(),
+            next_page_token: self.next_page_token,
+        }
+    }
 }
 
 /// Every use case, ready to share between the HTTP server, the CLI and workers.
@@ -262,6 +272,10 @@ pub struct Services {
     pub keys: keys::KeyService,
     /// User use cases.
     pub users: users::UserService,
+    /// Group use cases.
+    pub groups: groups::GroupService,
+    /// Folder and bucket grants.
+    pub grants: grants::GrantService,
     /// The audit log.
     pub audit: audit::AuditService,
     /// Job use cases.
@@ -309,6 +323,8 @@ impl Services {
             items: items::ItemService::new(store.clone(), buckets.clone(), trash.clone()),
             keys: keys::KeyService::new(store.clone()),
             users: users::UserService::new(store.clone()),
+            groups: groups::GroupService::new(store.clone()),
+            grants: grants::GrantService::new(store.clone(), buckets.clone()),
             audit: audit::AuditService::new(
                 store.clone(),
                 std::time::Duration::from_secs(settings.audit.retention_seconds),

@@ -2,6 +2,7 @@
 //! folder tree, and the expiry an item gets from its folder's TTL.
 
 use super::sql::Sql;
+use crate::domain::caller::Caller;
 use crate::domain::folder::Visibility;
 
 /// Appends the condition "`column` is `path` or lies below it", as a byte range that an index
@@ -61,15 +62,40 @@ pub fn push_folder_expiry(sql: &mut Sql, ttl: FolderTtl) {
     push_ttl_expiry(sql, ttl);
 }
 
-/// Appends the condition "`user` may read folder `f`": the folder is theirs, or its visibility
-/// lets every signed-in user read it (the rule of `Caller::access_to`, in SQL).
-pub fn push_readable_by(sql: &mut Sql, user: &str) {
+/// Whom a list is filtered for: a user, and the folders granted to them (each with its subtree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reader {
+    /// The user's name (they read what they own).
+    pub user: String,
+    /// The paths of the live folders granted to them, directly or through a group.
+    pub granted: Vec<String>,
+}
+
+impl Reader {
+    /// The reader `caller` is; `None` for admins, who read everything.
+    pub fn of(caller: &Caller) -> Option<Self> {
+        (!caller.is_admin).then(|| Self {
+            user: caller.name.clone(),
+            granted: caller.granted_paths(),
+        })
+    }
+}
+
+/// Appends the condition "`reader` may read folder `f`": the folder is theirs, its visibility
+/// lets every signed-in user read it, or it lies in a subtree granted to them (the rule of
+/// `Caller::role_on`, in SQL).
+pub fn push_readable_by(sql: &mut Sql, reader: &Reader) {
     let everyone: Vec<String> = Visibility::ALL
         .into_iter()
         .filter(|v| v.readable_by_everyone())
         .map(|v| format!("'{}'", v.as_str()))
         .collect();
     sql.push("(f.owner = ")
-        .bind(user.to_owned())
-        .push(&format!(" OR f.visibility IN ({}))", everyone.join(", ")));
+        .bind(reader.user.clone())
+        .push(&format!(" OR f.visibility IN ({})", everyone.join(", ")));
+    for path in &reader.granted {
+        sql.push(" OR ");
+        push_subtree(sql, "f.path", path, true);
+    }
+    sql.push(")");
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::clauses::{push_path_rewrite, push_readable_by, push_subtree};
+use super::clauses::{Reader, push_path_rewrite, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, contains_pattern, push_page};
 use super::{Db, StoreError, from_micros, to_micros};
@@ -106,6 +106,23 @@ pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<FolderRecord>, St
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
     sql.bind(id.to_string()).push(" AND f.trashed_at IS NULL");
     fetch_one(db, sql).await
+}
+
+/// The live folders with these ids (in no particular order; missing ids are left out).
+pub async fn by_ids(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<FolderRecord>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM folder f WHERE f.trashed_at IS NULL AND f.id IN ("
+    ));
+    sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
+    sql.build_as::<FolderRow>()
+        .fetch_all(db.conn())
+        .await?
+        .into_iter()
+        .map(FolderRecord::try_from)
+        .collect()
 }
 
 /// The folder with this id, live or trashed.
@@ -268,6 +285,17 @@ pub async fn relocate(
     Ok(())
 }
 
+/// Gives the live folder at `path` and its whole live subtree to `owner` (a tree has one owner:
+/// a folder moved or restored into another's tree joins it); how many folders changed hands.
+pub async fn set_tree_owner(db: &mut dyn Db, path: &FolderPath, owner: &str) -> Result<u64, StoreError> {
+    let mut sql = Sql::new("UPDATE folder SET owner = ");
+    sql.bind(owner.to_owned())
+        .push(" WHERE trashed_at IS NULL AND owner <> ");
+    sql.bind(owner.to_owned()).push(" AND ");
+    push_subtree(&mut sql, "path", path.as_str(), true);
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
+}
+
 /// Whether the folder holds any live subfolder or item.
 pub async fn is_empty(db: &mut dyn Db, id: Uuid) -> Result<bool, StoreError> {
     let mut sql = Sql::new("SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM folder WHERE parent_id = ");
@@ -288,8 +316,8 @@ pub struct FolderQuery {
     pub parent_id: Option<Uuid>,
     /// All descendants instead of the children.
     pub recursive: bool,
-    /// Only folders this user owns or that are public; everything when `None` (admins).
-    pub visible_to: Option<String>,
+    /// Only folders this reader may read; everything when `None` (admins).
+    pub visible_to: Option<Reader>,
     /// Case-insensitive substring of the name.
     pub search: Option<String>,
     /// Sort column.
@@ -319,9 +347,9 @@ pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderReco
             sql.push("f.parent_id IS NULL");
         }
     }
-    if let Some(user) = &query.visible_to {
+    if let Some(reader) = &query.visible_to {
         sql.push(" AND ");
-        push_readable_by(&mut sql, user);
+        push_readable_by(&mut sql, reader);
     }
     if let Some(search) = &query.search {
         sql.push(" AND f.name_folded LIKE ")

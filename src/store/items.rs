@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use sqlx::Row;
 use uuid::Uuid;
 
-use super::clauses::{FolderTtl, push_folder_expiry, push_readable_by, push_subtree};
+use super::clauses::{FolderTtl, Reader, push_folder_expiry, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, Value, contains_pattern, push_page};
 use super::{Db, Dialect, StoreError, from_micros, to_micros};
@@ -433,8 +433,8 @@ pub struct ItemQuery {
     pub folder_id: Uuid,
     /// With `recursive`, the folder's path: list the whole subtree.
     pub subtree: Option<FolderPath>,
-    /// With `subtree`: only folders this user owns or that are public; all when `None` (admins).
-    pub visible_to: Option<String>,
+    /// With `subtree`: only folders this reader may read; all when `None` (admins).
+    pub visible_to: Option<Reader>,
     /// Case-insensitive substring of the title.
     pub search: Option<String>,
     /// Only these types; all when empty.
@@ -489,9 +489,9 @@ fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
         Some(path) => {
             sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
             push_subtree(&mut sql, "f.path", path.as_str(), true);
-            if let Some(user) = &query.visible_to {
+            if let Some(reader) = &query.visible_to {
                 sql.push(" AND ");
-                push_readable_by(&mut sql, user);
+                push_readable_by(&mut sql, reader);
             }
             sql.push(")");
         }

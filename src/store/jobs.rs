@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::clauses::push_readable_by;
+use super::clauses::{Reader, push_readable_by};
 use super::rows::{corrupt, parse_id, parse_object};
 use super::sql::Sql;
 use super::{Db, Dialect, StoreError, from_micros, now_micros};
@@ -218,8 +218,8 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only jobs on this folder.
     pub folder_id: Option<Uuid>,
-    /// Only jobs this user submitted or whose folder they may read; all when `None` (admins).
-    pub visible_to: Option<String>,
+    /// Only jobs this reader submitted or whose folder they may read; all when `None` (admins).
+    pub visible_to: Option<Reader>,
     /// Start after this (created_at micros, id), newest first.
     pub before: Option<(i64, Uuid)>,
     /// Most rows.
@@ -238,10 +238,10 @@ pub async fn list(db: &mut dyn Db, filter: &JobFilter) -> Result<Vec<Job>, Store
     if let Some(folder) = filter.folder_id {
         sql.push(" AND j.folder_id = ").bind(folder.to_string());
     }
-    if let Some(user) = &filter.visible_to {
-        sql.push(" AND (j.created_by = ").bind(user.clone());
+    if let Some(reader) = &filter.visible_to {
+        sql.push(" AND (j.created_by = ").bind(reader.user.clone());
         sql.push(" OR j.folder_id IN (SELECT f.id FROM folder f WHERE ");
-        push_readable_by(&mut sql, user);
+        push_readable_by(&mut sql, reader);
         sql.push("))");
     }
     if let Some((created_at, id)) = filter.before {

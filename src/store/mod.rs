@@ -19,6 +19,7 @@ pub mod keys;
 pub mod rows;
 pub mod sql;
 pub mod sync;
+pub mod teams;
 pub mod trash;
 pub mod turns;
 pub mod users;

@@ -219,8 +219,10 @@ pub async fn unit_is_empty(db: &mut dyn Db, unit: Uuid) -> Result<bool, StoreErr
     Ok(n == 0)
 }
 
-/// Deletes the folder rows of trash unit `unit` (once its items are gone); answers how many.
+/// Deletes the folder rows of trash unit `unit` (once its items are gone) with the grants on
+/// them; answers how many folders.
 pub async fn delete_unit_folders(db: &mut dyn Db, unit: Uuid) -> Result<u64, StoreError> {
+    super::teams::delete_unit_grants(db, unit).await?;
     let mut sql = Sql::new("DELETE FROM folder WHERE trash_unit = ");
     sql.bind(unit.to_string());
     Ok(sql.build().execute(db.conn()).await?.rows_affected())

@@ -9,7 +9,6 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::folder::FolderOrder;
-use crate::domain::job::Job;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
@@ -18,6 +17,7 @@ use crate::http::routes::jobs::submitted;
 use crate::services::folders::{
     Deleted, FolderPatch, FolderSummary, FolderView, ListFolders, NewFolder, RestoreRequest,
 };
+use crate::services::jobs::JobView;
 use crate::services::sync::SyncOptions;
 use crate::services::{Page, ServiceError};
 
@@ -253,7 +253,7 @@ pub async fn folder_summary(
 #[utoipa::path(post, path = "/folders/{id}/sync", tag = "folders", params(("id" = Uuid, Path),
     ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     request_body = SyncOptions, responses(
-        (status = 202, body = Job), (status = 200, body = Job, description = "a sync of this folder is already pending or running"),
+        (status = 202, body = JobView), (status = 200, body = JobView, description = "a sync of this folder is already pending or running"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "not a synced folder"),
     ))]
@@ -264,6 +264,7 @@ pub async fn sync_folder(
     _: NoQuery,
     IdempotencyKey(key): IdempotencyKey,
     OptionalJsonBody(options): OptionalJsonBody<SyncOptions>,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
-    Ok(submitted(state.services.sync.submit(&caller, id, options, key).await?))
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let job = state.services.sync.submit(&caller, id, options, key).await?;
+    submitted(&state, &caller, job).await
 }

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::job::Job;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
@@ -17,6 +16,7 @@ use crate::http::routes::jobs::submitted;
 use crate::services::Page;
 use crate::services::imports::{ListUnits, NewReference, UnitView};
 use crate::services::items::ItemView;
+use crate::services::jobs::JobView;
 
 /// Query of `POST /v1/folders/{id}/imports`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -64,7 +64,7 @@ pub struct SpecDocument(serde_json::Value);
 #[utoipa::path(post, path = "/folders/{id}/imports", tag = "imports", params(("id" = uuid::Uuid, Path), ImportQuery,
     ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     request_body = SpecDocument, responses(
-        (status = 202, body = Job), (status = 200, body = Job, description = "the job of an earlier submission with this Idempotency-Key"),
+        (status = 202, body = JobView), (status = 200, body = JobView, description = "the job of an earlier submission with this Idempotency-Key"),
         (status = 400, body = ErrorBody, description = "malformed spec; the message starts with the JSON path of the problem"),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "the folder mirrors a bucket"),
@@ -77,7 +77,7 @@ pub async fn import_into_folder(
     StrictQuery(q): StrictQuery<ImportQuery>,
     IdempotencyKey(key): IdempotencyKey,
     SpecBody(body): SpecBody,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     let imports = &state.services.imports;
     let named = match q.spec_object_url {
         Some(url) if body.is_empty() => Some(url),
@@ -104,7 +104,7 @@ pub async fn import_into_folder(
     let job = imports
         .submit(&caller, id, spec, named, q.ignore_errors.unwrap_or(false), key)
         .await?;
-    Ok(submitted(job))
+    submitted(&state, &caller, job).await
 }
 
 /// What each unit of an import became, in spec order: created, skipped, updated (with the item)

@@ -10,14 +10,15 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use crate::domain::job::{Job, JobKind, JobStatus};
+use crate::domain::caller::Caller;
+use crate::domain::job::{JobKind, JobStatus};
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, StrictQuery};
 use crate::services::access::require_admin;
 use crate::services::jobs::noop::NoopParams;
-use crate::services::jobs::{ListJobs, Submission, Submitted};
+use crate::services::jobs::{JobView, ListJobs, Submission, Submitted};
 use crate::services::reencode::ReencodeRequest;
 use crate::services::{Context, Page};
 
@@ -54,24 +55,25 @@ pub struct JobGetParams {
 
 /// The answer to a submission: 202 for a new job, 200 for an existing one (same
 /// `Idempotency-Key`, or a sync of the folder already pending or running).
-pub fn submitted(submitted: Submitted) -> (StatusCode, Json<Job>) {
-    let status = if submitted.created {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    (status, Json(submitted.job))
+pub async fn submitted(
+    state: &AppState,
+    caller: &Caller,
+    submitted: Submitted,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let (view, created) = state.services.jobs.shown(caller, submitted).await?;
+    let status = if created { StatusCode::ACCEPTED } else { StatusCode::OK };
+    Ok((status, Json(view)))
 }
 
 /// List the jobs you submitted or that work on folders you can read, newest first.
 #[utoipa::path(get, path = "/jobs", tag = "jobs", params(JobListParams), responses(
-    (status = 200, body = Page<Job>), (status = 400, body = ErrorBody),
+    (status = 200, body = Page<JobView>), (status = 400, body = ErrorBody),
 ))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     Auth(caller): Auth,
     StrictQuery(q): StrictQuery<JobListParams>,
-) -> Result<Json<Page<Job>>, ApiError> {
+) -> Result<Json<Page<JobView>>, ApiError> {
     let req = ListJobs {
         kind: q.kind,
         status: q.status,
@@ -85,14 +87,14 @@ pub async fn list_jobs(
 /// One job. With `wait_seconds` it long-polls: it answers at once when the job is finished or
 /// newer than `since_version`, else when it changes or the wait runs out.
 #[utoipa::path(get, path = "/jobs/{id}", tag = "jobs", params(("id" = Uuid, Path), JobGetParams), responses(
-    (status = 200, body = Job), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 200, body = JobView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
 ))]
 pub async fn get_job(
     State(state): State<AppState>,
     Auth(caller): Auth,
     IdPath(id): IdPath,
     StrictQuery(q): StrictQuery<JobGetParams>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     let jobs = &state.services.jobs;
     let job = match q.wait_seconds {
         Some(seconds) => {
@@ -108,7 +110,7 @@ pub async fn get_job(
 /// Cancel a job: a pending one never starts; a running one stops at its next unit and ends
 /// CANCELLED with what it finished kept.
 #[utoipa::path(post, path = "/jobs/{id}/cancel", tag = "jobs", params(("id" = Uuid, Path)), responses(
-    (status = 200, body = Job), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 200, body = JobView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "already finished"),
 ))]
 pub async fn cancel_job(
@@ -116,7 +118,7 @@ pub async fn cancel_job(
     Auth(caller): Auth,
     IdPath(id): IdPath,
     _: NoQuery,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     Ok(Json(state.services.jobs.cancel(&caller, id).await?))
 }
 
@@ -124,7 +126,7 @@ pub async fn cancel_job(
 #[utoipa::path(post, path = "/jobs/noop", tag = "jobs", request_body = NoopParams,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     responses(
-        (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
+        (status = 202, body = JobView), (status = 200, body = JobView, description = "existing job for this Idempotency-Key"),
         (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
     ))]
 pub async fn submit_noop(
@@ -133,7 +135,7 @@ pub async fn submit_noop(
     _: NoQuery,
     IdempotencyKey(idempotency_key): IdempotencyKey,
     JsonBody(params): JsonBody<NoopParams>,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     require_admin(&caller, "submit NOOP jobs")?;
     params.validate().map_err(ApiError::bad_request)?;
     let params = serde_json::to_value(&params).context("cannot encode the job parameters")?;
@@ -143,7 +145,8 @@ pub async fn submit_noop(
         params,
         idempotency_key,
     };
-    Ok(submitted(state.services.jobs.submit(&caller.name, submission).await?))
+    let job = state.services.jobs.submit(&caller.name, submission).await?;
+    submitted(&state, &caller, job).await
 }
 
 /// Re-encode videos so every browser plays them: H.264 + AAC in MP4 with faststart (a remux when
@@ -151,7 +154,7 @@ pub async fn submit_noop(
 #[utoipa::path(post, path = "/reencode", tag = "jobs", request_body = ReencodeRequest,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     responses(
-        (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
+        (status = 202, body = JobView), (status = 200, body = JobView, description = "existing job for this Idempotency-Key"),
         (status = 400, body = ErrorBody, description = "names the items that are not videos you can change"),
     ))]
 pub async fn submit_reencode(
@@ -160,10 +163,9 @@ pub async fn submit_reencode(
     _: NoQuery,
     IdempotencyKey(idempotency_key): IdempotencyKey,
     JsonBody(req): JsonBody<ReencodeRequest>,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
-    Ok(submitted(
-        state.services.reencode.submit(&caller, req, idempotency_key).await?,
-    ))
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let job = state.services.reencode.submit(&caller, req, idempotency_key).await?;
+    submitted(&state, &caller, job).await
 }
 
 /// Run the TTL sweep now (admins): deletes or trashes what expired and purges the trash past its
@@ -171,7 +173,7 @@ pub async fn submit_reencode(
 #[utoipa::path(post, path = "/expiry", tag = "jobs",
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
     responses(
-        (status = 202, body = Job), (status = 200, body = Job, description = "existing job for this Idempotency-Key"),
+        (status = 202, body = JobView), (status = 200, body = JobView, description = "existing job for this Idempotency-Key"),
         (status = 403, body = ErrorBody),
     ))]
 pub async fn submit_expiry(
@@ -179,7 +181,7 @@ pub async fn submit_expiry(
     Auth(caller): Auth,
     _: NoQuery,
     IdempotencyKey(idempotency_key): IdempotencyKey,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     require_admin(&caller, "run the expiry sweep")?;
     let submission = Submission {
         kind: JobKind::Expiry,
@@ -187,5 +189,6 @@ pub async fn submit_expiry(
         params: serde_json::json!({}),
         idempotency_key,
     };
-    Ok(submitted(state.services.jobs.submit(&caller.name, submission).await?))
+    let job = state.services.jobs.submit(&caller.name, submission).await?;
+    submitted(&state, &caller, job).await
 }

@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod buckets;
 pub mod folders;
+pub mod grants;
+pub mod groups;
 pub mod imports;
 pub mod items;
 pub mod jobs;

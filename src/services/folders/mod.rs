@@ -15,19 +15,22 @@ pub use tree::Deleted;
 use views::views;
 pub use views::{FolderView, PathEntry, SchedulePauseView};
 
-use super::access::{ensure_unsynced, folder_for, read_only, require, usable_source, usable_sources};
+use super::access::{
+    ensure_unsynced, folder_for, require, require_removable, require_role, usable_source, usable_sources,
+};
 use super::audit;
 use super::trash::Trash;
 use super::{Metadata, Page, Rfc3339, ServiceError, conflict_as, decode_position, field, now, page_token};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::audit::{AuditAction, AuditEvent};
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::domain::schedule::CronSchedule;
 use crate::store::Db;
+use crate::store::clauses::Reader;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord};
 use crate::store::items as item_rows;
 use crate::store::{Store, TreeLock, to_micros};
@@ -140,32 +143,47 @@ impl FolderService {
                 "sync.bucket: `managed` holds uploads and cannot be synced; name a configured bucket".into(),
             ));
         }
-        if usable_source(&self.buckets, caller, &binding.bucket).is_none() {
-            let known: Vec<String> = usable_sources(&self.buckets, caller)
+        if usable_source(&self.buckets, caller, &binding.bucket, &binding.prefix).is_some() {
+            return Ok(binding);
+        }
+        let known: Vec<String> = usable_sources(&self.buckets, caller)
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect();
+        if known.contains(&binding.bucket) {
+            let granted: Vec<&str> = caller
+                .bucket_grants
                 .iter()
-                .map(|s| s.name().to_owned())
+                .filter(|g| g.bucket == binding.bucket)
+                .map(|g| g.prefix.as_str())
                 .collect();
             return Err(ServiceError::Invalid(format!(
-                "sync.bucket: no bucket named `{}` is configured for you; you may use: [{}]",
+                "sync.prefix: `{}` is not granted to you in bucket `{}`; you may use keys starting with [{}]",
+                binding.prefix,
                 binding.bucket,
-                known.join(", ")
+                granted.join(", ")
             )));
         }
-        Ok(binding)
+        Err(ServiceError::Invalid(format!(
+            "sync.bucket: no bucket named `{}` is configured for you; you may use: [{}]",
+            binding.bucket,
+            known.join(", ")
+        )))
     }
 }
 
-/// Builds a new folder record owned by `caller`.
-fn new_folder(caller: &Caller, parent_id: Option<Uuid>, path: FolderPath) -> Folder {
+/// Builds a new folder record in `parent`: owned by the parent's owner (one owner per tree),
+/// or by `caller` at the root.
+fn new_folder(caller: &Caller, parent: Option<&Folder>, path: FolderPath) -> Folder {
     let now = now();
     Folder {
         id: Uuid::now_v7(),
-        parent_id,
+        parent_id: parent.map(|p| p.id),
         name: path.name().to_owned(),
         path,
         description: String::new(),
         client_metadata: Metadata::new(),
-        owner: caller.name.clone(),
+        owner: parent.map_or_else(|| caller.name.clone(), |p| p.owner.clone()),
         visibility: Visibility::Private,
         ttl_seconds: None,
         sync_schedule: None,
@@ -233,7 +251,7 @@ impl FolderService {
         } else if let Some(name) = &req.name {
             let name = FolderName::parse(name).map_err(field("name"))?;
             let parent = match req.parent_id {
-                Some(id) => Some(folder_for(&mut tx, caller, id, Access::Write).await?),
+                Some(id) => Some(folder_for(&mut tx, caller, id, Role::Editor).await?),
                 None => None,
             };
             let path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("name"))?;
@@ -244,7 +262,14 @@ impl FolderService {
             ));
         };
         ensure_unsynced(&mut tx, &path, false, "creating a folder").await?;
-        let mut folder = new_folder(caller, parent.map(|p| p.id), path);
+        if let Some(parent) = parent
+            .as_ref()
+            .filter(|_| req.visibility.is_some_and(|v| v != Visibility::Private))
+        {
+            // Visibility is the managers' to give, here as on a change.
+            require_role(caller, parent, Role::Manager)?;
+        }
+        let mut folder = new_folder(caller, parent.as_ref(), path);
         folder.description = req.description.unwrap_or_default();
         folder.client_metadata = req.client_metadata.unwrap_or_default();
         folder.ttl_seconds = ttl_seconds;
@@ -263,7 +288,7 @@ impl FolderService {
             trash: None,
         };
         let mut conn = self.store.read().await?;
-        Ok(views(&mut conn, vec![record]).await?.remove(0))
+        Ok(views(&mut conn, caller, vec![record]).await?.remove(0))
     }
 
     /// The folder to create a child of `parent_path` in, creating missing ancestors when allowed.
@@ -275,7 +300,7 @@ impl FolderService {
         create_parents: bool,
     ) -> Result<Folder, ServiceError> {
         if let Some(found) = rows::by_path(conn, parent_path).await? {
-            return Ok(require(caller, Some(found), Access::Write, parent_path)?.folder);
+            return Ok(require(caller, Some(found), Role::Editor, parent_path)?.folder);
         }
         if !create_parents {
             return Err(ServiceError::NotFound(format!(
@@ -285,36 +310,34 @@ impl FolderService {
         let mut parent: Option<Folder> = None;
         for path in parent_path.ancestors().into_iter().chain([parent_path.clone()]) {
             if let Some(found) = rows::by_path(conn, &path).await? {
-                parent = Some(require(caller, Some(found), Access::Read, &path)?.folder);
+                parent = Some(require(caller, Some(found), Role::Viewer, &path)?.folder);
                 continue;
             }
-            if let Some(above) = parent.as_ref().filter(|p| caller.access_to(p) != Access::Write) {
-                return Err(read_only(above));
+            if let Some(above) = &parent {
+                require_role(caller, above, Role::Editor)?;
             }
-            rows::insert_if_absent(conn, &new_folder(caller, parent.as_ref().map(|p| p.id), path.clone())).await?;
+            rows::insert_if_absent(conn, &new_folder(caller, parent.as_ref(), path.clone())).await?;
             // Read it back: a concurrent request may have created it first.
-            parent = Some(require(caller, rows::by_path(conn, &path).await?, Access::Read, &path)?.folder);
+            parent = Some(require(caller, rows::by_path(conn, &path).await?, Role::Viewer, &path)?.folder);
         }
         let parent = parent.ok_or_else(|| ServiceError::Internal("mkdir -p produced no parent".into()))?;
-        if caller.access_to(&parent) != Access::Write {
-            return Err(read_only(&parent));
-        }
+        require_role(caller, &parent, Role::Editor)?;
         Ok(parent)
     }
 
     /// The folder with this id.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<FolderView, ServiceError> {
         let mut conn = self.store.read().await?;
-        let record = require(caller, rows::by_id(&mut conn, id).await?, Access::Read, &id)?;
-        Ok(views(&mut conn, vec![record]).await?.remove(0))
+        let record = require(caller, rows::by_id(&mut conn, id).await?, Role::Viewer, &id)?;
+        Ok(views(&mut conn, caller, vec![record]).await?.remove(0))
     }
 
     /// The folder at this path.
     pub async fn get_by_path(&self, caller: &Caller, path: &str) -> Result<FolderView, ServiceError> {
         let path = FolderPath::parse(path).map_err(field("path"))?;
         let mut conn = self.store.read().await?;
-        let record = require(caller, rows::by_path(&mut conn, &path).await?, Access::Read, &path)?;
-        Ok(views(&mut conn, vec![record]).await?.remove(0))
+        let record = require(caller, rows::by_path(&mut conn, &path).await?, Role::Viewer, &path)?;
+        Ok(views(&mut conn, caller, vec![record]).await?.remove(0))
     }
 
     /// One page of the folders inside a folder (or the root) that the caller may see.
@@ -327,14 +350,14 @@ impl FolderService {
         };
         let mut conn = self.store.read().await?;
         let parent = match req.parent_id {
-            Some(id) => Some(folder_for(&mut conn, caller, id, Access::Read).await?),
+            Some(id) => Some(folder_for(&mut conn, caller, id, Role::Viewer).await?),
             None => None,
         };
         let query = FolderQuery {
             parent: parent.as_ref().map(|p| p.path.clone()),
             parent_id: req.parent_id,
             recursive: req.recursive,
-            visible_to: (!caller.is_admin).then(|| caller.name.clone()),
+            visible_to: Reader::of(caller),
             search: req.search.filter(|s| !s.is_empty()),
             order: req.order_by,
             desc: req.desc,
@@ -349,7 +372,7 @@ impl FolderService {
             |r| r,
         );
         Ok(Page {
-            items: views(&mut conn, page.items).await?,
+            items: views(&mut conn, caller, page.items).await?,
             next_page_token: page.next_page_token,
         })
     }
@@ -377,7 +400,7 @@ impl FolderService {
             TreeLock::Shared
         };
         let mut tx = self.store.write_tree(lock).await?;
-        let mut folder = folder_for(&mut tx, caller, id, Access::Write).await?;
+        let mut folder = folder_for(&mut tx, caller, id, Role::Editor).await?;
         folder.updated_at = now();
         if let Some(description) = patch.description {
             folder.description = description;
@@ -390,9 +413,12 @@ impl FolderService {
             item_rows::apply_folder_ttl(&mut tx, id, ttl).await?;
         }
         if let Some(expires_at) = patch.expires_at {
+            // An expiry deletes the folder itself, so it takes the right to delete it.
+            require_removable(&mut tx, caller, &folder).await?;
             folder.expires_at = expires_at.map(|t| t.0);
         }
         if let Some(visibility) = patch.visibility.filter(|v| *v != folder.visibility) {
+            require_role(caller, &folder, Role::Manager)?;
             let event = AuditEvent::by(caller, AuditAction::FolderVisibility, id, folder.updated_at)
                 .in_folder(id)
                 .with_detail(serde_json::json!({
@@ -415,6 +441,7 @@ impl FolderService {
             rows::resume_schedule(&mut tx, id).await?;
         }
         if let Some(name) = new_name.filter(|n| n.as_str() != folder.name) {
+            require_removable(&mut tx, caller, &folder).await?;
             ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "renaming a folder").await?;
             let new_path = FolderPath::join(folder.path.parent().as_ref(), &name).map_err(field("name"))?;
             rows::relocate(

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::FolderService;
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Caller, Role};
 use crate::services::ServiceError;
 use crate::services::access::folder_for;
 use crate::store::folders as rows;
@@ -46,7 +46,7 @@ impl FolderService {
     /// Counts what a folder holds, directly or in its whole subtree.
     pub async fn summary(&self, caller: &Caller, id: Uuid, recursive: bool) -> Result<FolderSummary, ServiceError> {
         let mut conn = self.store.read().await?;
-        let folder = folder_for(&mut conn, caller, id, Access::Read).await?;
+        let folder = folder_for(&mut conn, caller, id, Role::Viewer).await?;
         let summary = rows::summary(&mut conn, id, &folder.path, recursive).await?;
         let by_type: BTreeMap<String, TypeSummary> = summary
             .by_type

@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::{FolderService, FolderView};
 use crate::domain::audit::{AuditAction, AuditEvent};
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::{FolderName, FolderPath};
-use crate::services::access::{ensure_unsynced, folder_for, require};
+use crate::services::access::{ensure_unsynced, folder_for, require, require_removable};
 use crate::services::audit;
 use crate::services::{ServiceError, conflict_as, detached, field, now};
 use crate::store::folders as rows;
@@ -36,17 +36,20 @@ impl FolderService {
         parent_id: Option<Uuid>,
     ) -> Result<FolderView, ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
-        let folder = folder_for(&mut tx, caller, id, Access::Write).await?;
+        let folder = folder_for(&mut tx, caller, id, Role::Viewer).await?;
+        require_removable(&mut tx, caller, &folder).await?;
+        if parent_id.is_none() && folder.parent_id.is_some() && !(caller.is_admin || folder.owner == caller.name) {
+            // A folder at the root starts a tree of its owner's; moving it there would hide it
+            // from whoever moved it, or give them someone else's files.
+            return Err(ServiceError::Forbidden(format!(
+                "only the owner of {} ({}) or an admin can move it to the root",
+                folder.path, folder.owner
+            )));
+        }
         let target = match parent_id {
-            Some(target_id) => Some(
-                require(
-                    caller,
-                    rows::by_id(&mut tx, target_id).await?,
-                    Access::Write,
-                    &target_id,
-                )?
-                .folder,
-            ),
+            Some(target_id) => {
+                Some(require(caller, rows::by_id(&mut tx, target_id).await?, Role::Editor, &target_id)?.folder)
+            }
             None => None,
         };
         ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "moving a folder").await?;
@@ -67,6 +70,9 @@ impl FolderService {
             rows::relocate(&mut tx, id, &folder.path, &new_path, parent_id, now())
                 .await
                 .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
+        }
+        if let Some(target) = &target {
+            rows::set_tree_owner(&mut tx, &new_path, &target.owner).await?;
         }
         tx.commit().await?;
         self.get(caller, id).await
@@ -90,10 +96,11 @@ impl FolderService {
             let record = require(
                 &caller,
                 record.filter(|r| permanent || r.trash.is_none()),
-                Access::Write,
+                Role::Viewer,
                 &id,
             )?;
             let folder = record.folder;
+            require_removable(&mut tx, &caller, &folder).await?;
             if record.trash.is_none() {
                 ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "deleting a folder").await?;
             }
@@ -152,8 +159,9 @@ impl FolderService {
     /// the trash (and no target is given) or a live folder took the path meanwhile.
     pub async fn restore(&self, caller: &Caller, id: Uuid, target: Option<Uuid>) -> Result<FolderView, ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
-        let record = require(caller, rows::by_id_any(&mut tx, id).await?, Access::Write, &id)?;
+        let record = require(caller, rows::by_id_any(&mut tx, id).await?, Role::Viewer, &id)?;
         let folder = record.folder;
+        require_removable(&mut tx, caller, &folder).await?;
         let mark = record
             .trash
             .ok_or_else(|| ServiceError::Conflict(format!("folder {} is not in the trash", folder.path)))?;
@@ -173,12 +181,13 @@ impl FolderService {
                         folder.path
                     )));
                 }
-                Some(require(caller, found, Access::Write, &parent_id)?.folder)
+                Some(require(caller, found, Role::Editor, &parent_id)?.folder)
             }
             None => None,
         };
         let name = FolderName::stored(&folder.name);
         let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;
+        let new_owner = parent.as_ref().map(|p| p.owner.clone());
         trash_rows::restore_folder(
             &mut tx,
             mark.unit,
@@ -192,6 +201,9 @@ impl FolderService {
         .map_err(conflict_as(format!(
             "a folder already exists at {new_path}; move or rename it, or restore into another folder with target_parent_id"
         )))?;
+        if let Some(owner) = new_owner {
+            rows::set_tree_owner(&mut tx, &new_path, &owner).await?;
+        }
         tx.commit().await?;
         self.get(caller, id).await
     }

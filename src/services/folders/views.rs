@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::FolderPath;
 use crate::domain::folder::{SyncBinding, Visibility};
 use crate::services::ServiceError;
@@ -41,7 +42,7 @@ pub struct FolderView {
     pub client_metadata: serde_json::Map<String, serde_json::Value>,
     /// The user that created it.
     pub owner: String,
-    /// `private` or `public`.
+    /// `private`, `internal` (every signed-in user views it) or `public`.
     pub visibility: Visibility,
     /// Lifetime of its items in seconds, if any.
     pub ttl_seconds: Option<i64>,
@@ -65,6 +66,8 @@ pub struct FolderView {
     pub item_count: i64,
     /// Folders directly inside.
     pub subfolder_count: i64,
+    /// Your role on it: `viewer`, `editor` or `manager` (its owner and admins are managers).
+    pub my_role: Role,
 }
 
 /// Why and since when a folder's sync schedule is paused.
@@ -78,7 +81,11 @@ pub struct SchedulePauseView {
 }
 
 /// Turns records into client views, looking up every ancestor for `path_to_root` in one query.
-pub(crate) async fn views(conn: &mut dyn Db, records: Vec<FolderRecord>) -> Result<Vec<FolderView>, ServiceError> {
+pub(crate) async fn views(
+    conn: &mut dyn Db,
+    caller: &Caller,
+    records: Vec<FolderRecord>,
+) -> Result<Vec<FolderView>, ServiceError> {
     let mut ancestors: Vec<FolderPath> = records.iter().flat_map(|r| r.folder.path.ancestors()).collect();
     ancestors.sort();
     ancestors.dedup();
@@ -87,6 +94,7 @@ pub(crate) async fn views(conn: &mut dyn Db, records: Vec<FolderRecord>) -> Resu
         .into_iter()
         .map(|record| {
             let folder = record.folder;
+            let my_role = caller.role_on(&folder).unwrap_or(Role::Viewer);
             let path_to_root = folder
                 .path
                 .ancestors()
@@ -120,6 +128,7 @@ pub(crate) async fn views(conn: &mut dyn Db, records: Vec<FolderRecord>) -> Resu
                 updated_at: folder.updated_at,
                 item_count: record.item_count,
                 subfolder_count: record.subfolder_count,
+                my_role,
             }
         })
         .collect())

@@ -14,13 +14,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::access::changeable_folder;
+use super::access::{changeable_folder, require_role};
 use super::access::{locate_usable, usable_urls};
 use super::items::ItemView;
 use super::jobs::{JobService, Submission, Submitted};
 use super::{Context, Page, ServiceError, decode_number_position, page_token};
 use crate::blobs::{BlobError, Buckets};
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Role};
 use crate::domain::import::{ImportSpec, Unit, UnitKind, check_url};
 use crate::domain::item::expiry_for;
 use crate::domain::job::JobKind;
@@ -262,7 +262,7 @@ impl ImportService {
 
     /// Lists what each unit of import job `job_id` became, in spec order.
     pub async fn units(&self, caller: &Caller, job_id: Uuid, req: ListUnits) -> Result<Page<UnitView>, ServiceError> {
-        let job = self.jobs.get(caller, job_id).await?;
+        let job = self.jobs.get(caller, job_id).await?.job;
         if job.kind != JobKind::Import {
             return Err(ServiceError::NotFound(format!(
                 "job {job_id} is a {} job; only IMPORT jobs have units",
@@ -348,6 +348,6 @@ impl ImportService {
             )));
         }
         tx.commit().await?;
-        Ok(item.into())
+        Ok(ItemView::new(item, require_role(caller, &folder, Role::Editor)?))
     }
 }

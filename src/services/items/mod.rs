@@ -13,7 +13,7 @@ mod sweep;
 mod upload;
 mod views;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,19 +24,20 @@ pub use sweep::{MAX_ORPHAN_SHARE, ORPHAN_ALARM, ORPHAN_GRACE, OrphanSweep, SWEEP
 pub use upload::{Staged, UploadOptions, UploadOutcome};
 pub use views::{ItemView, MediaView, OriginalView};
 
-use super::access::{changeable_folder, ensure_unsynced, folder_for, require, require_item};
+use super::access::{changeable_folder, ensure_unsynced, folder_for, folder_roles, require, require_item};
 use super::audit;
 use super::objects::{objects_of, remove_managed_objects};
 use super::trash::Trash;
 use super::{Metadata, Page, Rfc3339, ServiceError, conflict_as, decode_position, detached, field, now, page_token};
 use crate::blobs::Buckets;
 use crate::domain::audit::{AuditAction, AuditEvent};
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::Folder;
 use crate::domain::item::{Item, ItemOrder, ItemType, client_title, expiry_for, next_free_alternative};
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::store::Db;
+use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
 use crate::store::items::{self as rows, ItemQuery};
 use crate::store::trash as trash_rows;
@@ -156,13 +157,14 @@ impl ItemService {
     /// The item with this id.
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ItemView, ServiceError> {
         let mut conn = self.store.read().await?;
-        Ok(require_item(&mut conn, caller, id, Access::Read).await?.0.into())
+        let (item, _, role) = require_item(&mut conn, caller, id, Role::Viewer).await?;
+        Ok(ItemView::new(item, role))
     }
 
     /// The item with this id, for reading its content; a tombstone has none (404).
     pub async fn readable(&self, caller: &Caller, id: Uuid) -> Result<Item, ServiceError> {
         let mut conn = self.store.read().await?;
-        let (item, _) = require_item(&mut conn, caller, id, Access::Read).await?;
+        let (item, _, _) = require_item(&mut conn, caller, id, Role::Viewer).await?;
         if item.is_tombstone {
             return Err(ServiceError::NotFound(format!(
                 "item {id} is a tombstone: its object no longer exists in bucket {}",
@@ -181,7 +183,7 @@ impl ItemService {
             .transpose()
             .map_err(field("title"))?;
         let mut tx = self.store.write().await?;
-        let (mut item, folder) = require_item(&mut tx, caller, id, Access::Write).await?;
+        let (mut item, folder, role) = require_item(&mut tx, caller, id, Role::Editor).await?;
         if let Some(title) = patch.title.filter(|t| *t != item.title) {
             ensure_unsynced(&mut tx, &folder.path, true, "renaming an item").await?;
             item.title = title;
@@ -208,7 +210,7 @@ impl ItemService {
             return Err(ServiceError::NotFound(format!("item {id} not found")));
         }
         tx.commit().await?;
-        Ok(item.into())
+        Ok(ItemView::new(item, role))
     }
 
     /// One page of the items in a folder (or, with `recursive`, its whole subtree).
@@ -220,11 +222,11 @@ impl ItemService {
             None => None,
         };
         let mut conn = self.store.read().await?;
-        let folder = folder_for(&mut conn, caller, folder_id, Access::Read).await?;
+        let folder = folder_for(&mut conn, caller, folder_id, Role::Viewer).await?;
         let query = ItemQuery {
             folder_id,
-            subtree: req.recursive.then_some(folder.path),
-            visible_to: (!caller.is_admin).then(|| caller.name.clone()),
+            subtree: req.recursive.then(|| folder.path.clone()),
+            visible_to: Reader::of(caller),
             search: req.search.filter(|s| !s.is_empty()),
             item_types: req.item_types,
             is_tombstone: req.is_tombstone,
@@ -242,7 +244,15 @@ impl ItemService {
             };
             page_token(&order, &key, last.id)
         };
-        Ok(Page::of(items, limit, token_of, ItemView::from))
+        let page = Page::of(items, limit, token_of, |item| item);
+        let roles = match req.recursive {
+            true => folder_roles(&mut conn, caller, page.items.iter().map(|i| i.folder_id)).await?,
+            false => BTreeMap::from([(folder_id, caller.role_on(&folder))]),
+        };
+        Ok(page.map(|item| {
+            let role = roles.get(&item.folder_id).copied().flatten().unwrap_or(Role::Viewer);
+            ItemView::new(item, role)
+        }))
     }
 
     /// Inside a write transaction: the items `ids` that must all be direct children of `folder`
@@ -386,7 +396,7 @@ impl ItemService {
         let folder = require(
             caller,
             folder_rows::by_id_any(conn, item.folder_id).await?,
-            Access::Write,
+            Role::Editor,
             &id,
         )
         .map_err(|e| match e {
@@ -409,7 +419,7 @@ impl ItemService {
             )));
         }
         let into = match target {
-            Some(target) => folder_for(&mut tx, caller, target, Access::Write).await?,
+            Some(target) => folder_for(&mut tx, caller, target, Role::Editor).await?,
             None if folder.trash.is_none() => folder.folder,
             None => {
                 return Err(ServiceError::Conflict(format!(

@@ -11,9 +11,9 @@ use uuid::Uuid;
 use super::{ItemService, ItemView, MAX_TITLE_ATTEMPTS, insert_under_free_title};
 use crate::blobs::{BlobError, Bucket, ByteStream, ObjectKey, Written};
 use crate::config::MANAGED_BUCKET;
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Role};
 use crate::domain::item::{ConflictStrategy, Item, client_title, expiry_for, title_from_file_name};
-use crate::services::access::changeable_folder;
+use crate::services::access::{changeable_folder, require_role};
 use crate::services::objects::{new_object_key, objects_of, remove_managed_objects, remove_object};
 use crate::services::probe::{self, HEAD_BYTES, Probed};
 use crate::services::{Metadata, ServiceError, detached, field, now};
@@ -174,14 +174,14 @@ impl ItemService {
             match this.insert_upload(&caller, item, options.conflict_strategy).await {
                 Ok((item, UploadOutcome::Existing, _)) => {
                     object.discard().await;
-                    Ok((item.into(), UploadOutcome::Existing))
+                    Ok((item, UploadOutcome::Existing))
                 }
                 Ok((item, outcome, replaced)) => {
                     object.keep();
                     if let Some(old) = replaced {
                         remove_managed_objects(&this.buckets, objects_of(&old)).await;
                     }
-                    Ok((item.into(), outcome))
+                    Ok((item, outcome))
                 }
                 Err(e) => {
                     object.discard().await;
@@ -199,15 +199,16 @@ impl ItemService {
         caller: &Caller,
         mut item: Item,
         strategy: ConflictStrategy,
-    ) -> Result<(Item, UploadOutcome, Option<Item>), ServiceError> {
+    ) -> Result<(ItemView, UploadOutcome, Option<Item>), ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let folder = changeable_folder(&mut tx, caller, item.folder_id, "uploading").await?;
+        let role = require_role(caller, &folder, Role::Editor)?;
         item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
         let wanted = item.title.clone();
         for _ in 0..MAX_TITLE_ATTEMPTS {
             if rows::insert_if_title_free(&mut tx, &item).await? {
                 tx.commit().await?;
-                return Ok((item, UploadOutcome::Created, None));
+                return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
             }
             match strategy {
                 ConflictStrategy::Error => {
@@ -218,13 +219,13 @@ impl ItemService {
                 }
                 ConflictStrategy::Skip => {
                     if let Some(existing) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
-                        return Ok((existing, UploadOutcome::Existing, None));
+                        return Ok((ItemView::new(existing, role), UploadOutcome::Existing, None));
                     }
                 }
                 ConflictStrategy::New => {
                     insert_under_free_title(&mut tx, &mut item).await?;
                     tx.commit().await?;
-                    return Ok((item, UploadOutcome::Created, None));
+                    return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
                 }
                 ConflictStrategy::Replace => {
                     if let Some(old) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
@@ -233,7 +234,7 @@ impl ItemService {
                             .await?
                             .ok_or_else(|| ServiceError::Internal("the replaced item vanished".into()))?;
                         tx.commit().await?;
-                        return Ok((replaced, UploadOutcome::Replaced, Some(old)));
+                        return Ok((ItemView::new(replaced, role), UploadOutcome::Replaced, Some(old)));
                     }
                 }
             }

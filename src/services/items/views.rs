@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::served;
+use crate::domain::caller::Role;
 use crate::domain::item::{Frame, Item, ItemType, Media};
 use crate::services::Metadata;
 
@@ -94,6 +95,8 @@ pub struct ItemView {
     /// The objects of an image group, image sequence or DICOM series, in order (empty for other
     /// types). The content fields then describe the first frame, which a download serves.
     pub frames: Vec<Frame>,
+    /// Your role on it (on its folder): `viewer`, `editor` or `manager`.
+    pub my_role: Role,
 }
 
 /// The source object of a re-encoded video, never changed by the re-encode.
@@ -113,8 +116,9 @@ pub struct OriginalView {
     pub media: MediaView,
 }
 
-impl From<Item> for ItemView {
-    fn from(item: Item) -> Self {
+impl ItemView {
+    /// How `item` looks to a caller whose role on it is `my_role`.
+    pub fn new(item: Item, my_role: Role) -> Self {
         let content = served(&item, false);
         let (media, reencoded_at, original) = match &item.encoded {
             Some(encoded) => (
@@ -150,6 +154,7 @@ impl From<Item> for ItemView {
             created_at: item.created_at,
             updated_at: item.updated_at,
             frames: item.frames,
+            my_role,
         }
     }
 }

@@ -13,12 +13,13 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::access::visible_job;
+use super::access::{folder_roles, job_role, visible_job};
 use super::{Page, ServiceError, decode_number_position, field, page_token};
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Caller, Role};
 use crate::domain::job::{Job, JobKind, JobStatus};
 use crate::domain::page::{SortKey, page_size};
 use crate::store::Db;
+use crate::store::clauses::Reader;
 use crate::store::jobs::{self as rows, Cancelled, JobFilter, NewJob};
 use crate::store::{Store, StoreError, to_micros};
 use context::{JobContext, JobFailure};
@@ -94,6 +95,17 @@ pub struct Submitted {
     pub job: Job,
     /// False when an existing job was returned (same idempotency key, or a sync already active).
     pub created: bool,
+}
+
+/// A job as a caller sees it: the record, and the caller's role on it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct JobView {
+    /// The job.
+    #[serde(flatten)]
+    pub job: Job,
+    /// Your role on it: your role on its folder; its submitter is at least an `editor` (may
+    /// cancel it), admins are `manager`s.
+    pub my_role: Role,
 }
 
 /// Which jobs to list.
@@ -237,9 +249,25 @@ impl JobService {
     }
 
     /// One job.
-    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<Job, ServiceError> {
+    pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<JobView, ServiceError> {
         let mut conn = self.store.read().await?;
-        visible_job(&mut conn, caller, id, Access::Read).await
+        let (job, my_role) = visible_job(&mut conn, caller, id, Role::Viewer).await?;
+        Ok(JobView { job, my_role })
+    }
+
+    /// How a job `caller` just submitted (or was handed back) looks to them, with whether it is new.
+    pub async fn shown(&self, caller: &Caller, submitted: Submitted) -> Result<(JobView, bool), ServiceError> {
+        let mut conn = self.store.read().await?;
+        let my_role = job_role(&mut conn, caller, &submitted.job)
+            .await?
+            .unwrap_or(Role::Editor);
+        Ok((
+            JobView {
+                job: submitted.job,
+                my_role,
+            },
+            submitted.created,
+        ))
     }
 
     /// The job once it is finished or its version passes `since_version` (default: its current
@@ -250,7 +278,7 @@ impl JobService {
         id: Uuid,
         since_version: Option<i64>,
         wait: Duration,
-    ) -> Result<Job, ServiceError> {
+    ) -> Result<JobView, ServiceError> {
         if wait > Duration::from_secs(MAX_WAIT_SECONDS) {
             return Err(ServiceError::Invalid(format!(
                 "wait_seconds must be at most {MAX_WAIT_SECONDS}"
@@ -258,10 +286,10 @@ impl JobService {
         }
         // Subscribe before reading, so a change between the read and the wait is not missed.
         let mut changes = self.events.subscribe(id);
-        let job = self.get(caller, id).await?;
-        let baseline = since_version.unwrap_or(job.version);
-        if job.status.is_terminal() || job.version > baseline || wait.is_zero() {
-            return Ok(job);
+        let shown = self.get(caller, id).await?;
+        let baseline = since_version.unwrap_or(shown.job.version);
+        if shown.job.status.is_terminal() || shown.job.version > baseline || wait.is_zero() {
+            return Ok(shown);
         }
         tokio::select! {
             () = changes.changed_past(baseline) => {}
@@ -272,9 +300,9 @@ impl JobService {
     }
 
     /// Cancels a pending job (it never starts) or asks a running one to stop at its next unit.
-    pub async fn cancel(&self, caller: &Caller, id: Uuid) -> Result<Job, ServiceError> {
+    pub async fn cancel(&self, caller: &Caller, id: Uuid) -> Result<JobView, ServiceError> {
         let mut conn = self.store.read().await?;
-        visible_job(&mut conn, caller, id, Access::Write).await?;
+        let (_, my_role) = visible_job(&mut conn, caller, id, Role::Editor).await?;
         if let Cancelled::AlreadyFinished(status) = rows::cancel(&mut conn, id).await? {
             return Err(ServiceError::Conflict(format!(
                 "job {id} already finished ({})",
@@ -285,11 +313,11 @@ impl JobService {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("job {id} not found")))?;
         self.events.publish(id, job.version);
-        Ok(job)
+        Ok(JobView { job, my_role })
     }
 
     /// One page of the jobs the caller may see, newest first.
-    pub async fn list(&self, caller: &Caller, req: ListJobs) -> Result<Page<Job>, ServiceError> {
+    pub async fn list(&self, caller: &Caller, req: ListJobs) -> Result<Page<JobView>, ServiceError> {
         let limit = page_size(req.page_size).map_err(field("page_size"))?;
         let before = req
             .page_token
@@ -300,14 +328,22 @@ impl JobService {
             kind: req.kind,
             status: req.status,
             folder_id: req.folder_id,
-            visible_to: (!caller.is_admin).then(|| caller.name.clone()),
+            visible_to: Reader::of(caller),
             before,
             limit: limit + 1,
         };
         let mut conn = self.store.read().await?;
         let jobs = rows::list(&mut conn, &filter).await?;
         let token_of = |last: &Job| page_token(JOB_ORDER, &SortKey::Int(to_micros(last.created_at)), last.id);
-        Ok(Page::of(jobs, limit, token_of, |job| job))
+        let page = Page::of(jobs, limit, token_of, |job| job);
+        let roles = folder_roles(&mut conn, caller, page.items.iter().filter_map(|j| j.folder_id)).await?;
+        Ok(page.map(|job| {
+            let on_folder = job.folder_id.and_then(|f| roles.get(&f).copied().flatten());
+            let as_submitter = (caller.is_admin || job.created_by == caller.name).then_some(Role::Editor);
+            let admin = caller.is_admin.then_some(Role::Manager);
+            let my_role = on_folder.max(as_submitter).max(admin).unwrap_or(Role::Viewer);
+            JobView { job, my_role }
+        }))
     }
 
     /// Runs job `id` with `runner` until it is DONE, ERROR or CANCELLED, retrying failed attempts

@@ -42,7 +42,7 @@ use super::probe::ffprobe_json;
 use super::{Context, ServiceError, field, now};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Caller, Role};
 use crate::domain::item::{Encoded, Item, ItemType, Media};
 use crate::domain::job::JobKind;
 use crate::store::{Store, items as item_rows};
@@ -142,12 +142,12 @@ const REFUSALS: [&str; 4] = [
     "tombstones with no content",
 ];
 
-/// The index in [`REFUSALS`] of why `found` (an item the caller can see, with its access)
+/// The index in [`REFUSALS`] of why `found` (an item the caller can see, with their role on it)
 /// cannot be re-encoded; `None` when it can.
-fn refusal(found: Option<&(Item, Access)>) -> Option<usize> {
+fn refusal(found: Option<&(Item, Role)>) -> Option<usize> {
     match found {
         None => Some(0),
-        Some((_, access)) if *access != Access::Write => Some(1),
+        Some((_, role)) if *role < Role::Editor => Some(1),
         Some((item, _)) if item.item_type != ItemType::Video => Some(2),
         Some((item, _)) if item.is_tombstone => Some(3),
         Some(_) => None,
@@ -192,7 +192,7 @@ impl ReencodeService {
             ))));
         }
         let mut conn = self.store.read().await?;
-        let found: BTreeMap<Uuid, (Item, Access)> = visible_items(&mut conn, caller, &req.item_ids)
+        let found: BTreeMap<Uuid, (Item, Role)> = visible_items(&mut conn, caller, &req.item_ids)
             .await?
             .into_iter()
             .map(|(item, access)| (item.id, (item, access)))

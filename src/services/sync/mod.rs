@@ -18,7 +18,7 @@ pub use runner::SyncRunner;
 use super::access::require;
 use super::jobs::{JobService, Submission, Submitted};
 use super::{Context, ServiceError};
-use crate::domain::caller::{Access, Caller};
+use crate::domain::caller::{Caller, Role};
 use crate::domain::job::JobKind;
 use crate::store::{Store, folders as folder_rows};
 
@@ -120,7 +120,7 @@ impl SyncService {
         let folder = require(
             caller,
             folder_rows::by_id(&mut conn, folder_id).await?,
-            Access::Write,
+            Role::Editor,
             &folder_id,
         )?
         .folder;
