@@ -179,7 +179,10 @@ fn table() -> Vec<Route> {
         route("get", "/v1/groups", Nothing, true, false),
         route("get", "/v1/groups/{id}", Group, true, false),
         route("delete", "/v1/groups/{id}", Group, false, false),
-        route("put", "/v1/groups/{id}/members/{user}", Group, false, false),
+        with(
+            route("put", "/v1/groups/{id}/members/{user}", Group, false, false),
+            empty,
+        ),
         route("delete", "/v1/groups/{id}/members/{user}", Group, false, false),
         route("get", "/v1/buckets/{name}/grants", Bucket, true, true),
         with(
@@ -313,7 +316,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
             Method::PUT,
             &format!("/v1/groups/{team}/members/member"),
             Some(&owner),
-            None,
+            Some(json!({})),
         )
         .await;
     assert_eq!(joined.status, StatusCode::OK, "{:?}", joined.body);

@@ -605,3 +605,69 @@ async fn a_reader_that_goes_away_ends_the_cli_quietly() {
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_and_share_verbs_give_a_team_its_roles() {
+    let s = server!(Backend::Sqlite);
+    let lea = s.key_for("lea", false).await;
+    let max = s.key_for("max", false).await;
+    s.key_for("noa", false).await;
+    let base = s.base.clone();
+    let run = move |key: &str, args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--server".into(), base.clone(), "--api-key".into(), key.to_owned()]);
+        std::thread::spawn(move || stowage(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[]))
+            .join()
+            .expect("thread")
+    };
+    assert!(run(&lea, &["folder", "create", "/studio"]).status.success());
+    let out = run(&lea, &["group", "create", "reviewers"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("reviewers\t"), "{}", stdout(&out));
+    let out = run(&lea, &["group", "add", "reviewers", "noa"]);
+    assert!(stdout(&out).contains("lea:manager,noa:member"), "{}", stdout(&out));
+
+    let out = run(
+        &lea,
+        &["folder", "share", "/studio", "--user", "max", "--role", "editor"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        &lea,
+        &["folder", "share", "/studio", "--group", "reviewers", "--role", "viewer"],
+    );
+    assert!(
+        stdout(&out).contains("owner=lea\tvisibility=private\tuser:max=editor,group:reviewers=viewer"),
+        "{}",
+        stdout(&out)
+    );
+    // Max edits the shared folder; the role is refused where it falls short, in words.
+    let out = run(&max, &["folder", "create", "/studio/takes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(
+        &max,
+        &["folder", "share", "/studio", "--user", "noa", "--role", "manager"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("needs the manager role"), "{}", stderr(&out));
+    let out = run(
+        &lea,
+        &["folder", "share", "/studio", "--user", "noa", "--role", "owner"],
+    );
+    assert_eq!(out.status.code(), Some(2), "clap refuses a role that is not one");
+
+    let out = run(&lea, &["folder", "unshare", "/studio", "--user", "max"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&max, &["folder", "show", "/studio"]);
+    assert!(!out.status.success(), "max no longer sees it");
+    let out = run(&lea, &["folder", "grants", "/studio/takes"]);
+    assert!(
+        stdout(&out).contains("group:reviewers=viewer@/studio"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&lea, &["group", "delete", "reviewers"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&lea, &["group", "list"]);
+    assert_eq!(stdout(&out), "");
+}

@@ -46,7 +46,13 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
     let labelers = created(&s, &alice, "/v1/groups", json!({"name": "labelers"})).await;
     assert_eq!(labelers["my_role"], "manager");
     let labelers = id(&labelers);
-    let joined = put(&s, &alice, &format!("/v1/groups/{labelers}/members/carol"), None).await;
+    let joined = put(
+        &s,
+        &alice,
+        &format!("/v1/groups/{labelers}/members/carol"),
+        Some(json!({})),
+    )
+    .await;
     assert_eq!(joined.status, StatusCode::OK, "{:?}", joined.body);
     assert_eq!(joined.body["member_count"], 2);
     let grants = format!("/v1/folders/{vision}/grants");
@@ -194,12 +200,12 @@ async fn groups_are_run_by_their_managers(backend: Backend) {
     let members = format!("/v1/groups/{team}/members");
 
     // Only managers add members; an unknown user is 404.
-    let refused = put(&s, &finn, &format!("{members}/finn"), None).await;
+    let refused = put(&s, &finn, &format!("{members}/finn"), Some(json!({}))).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let nobody = put(&s, &erin, &format!("{members}/nobody"), None).await;
+    let nobody = put(&s, &erin, &format!("{members}/nobody"), Some(json!({}))).await;
     assert_eq!(nobody.status, StatusCode::NOT_FOUND);
     assert!(
-        put(&s, &erin, &format!("{members}/finn"), None)
+        put(&s, &erin, &format!("{members}/finn"), Some(json!({})))
             .await
             .status
             .is_success()
@@ -242,11 +248,11 @@ async fn groups_are_run_by_their_managers(backend: Backend) {
     let folder = created(&s, &erin, "/v1/folders", json!({"path": "/erin"})).await;
     let folder = id(&folder);
     assert!(
-        put(&s, &erin, &format!("{members}/finn"), None).await.status == StatusCode::FORBIDDEN,
+        put(&s, &erin, &format!("{members}/finn"), Some(json!({}))).await.status == StatusCode::FORBIDDEN,
         "erin left"
     );
     assert!(
-        put(&s, &gus, &format!("{members}/finn"), None)
+        put(&s, &gus, &format!("{members}/finn"), Some(json!({})))
             .await
             .status
             .is_success()

@@ -32,7 +32,7 @@ pub struct NewGroup {
 }
 
 /// Body of `PUT /v1/groups/{id}/members/{user}`.
-#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberChange {
     /// `member` (the default) or `manager` (also adds and removes members).

@@ -21,6 +21,7 @@ use crate::services::grants::{BucketGrantChange, BucketGrantsView, FolderGrantCh
 #[into_params(parameter_in = Query)]
 pub struct Grantee {
     /// The user (give this or `group`).
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")]
     pub user: Option<String>,
     /// The group's id (give this or `user`).
     pub group: Option<Uuid>,
@@ -38,6 +39,7 @@ impl Grantee {
 #[into_params(parameter_in = Query)]
 pub struct BucketGrantee {
     /// The user (give this or `group`).
+    #[param(min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")]
     pub user: Option<String>,
     /// The group's id (give this or `user`).
     pub group: Option<Uuid>,

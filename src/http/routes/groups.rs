@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
-use crate::http::extract::{IdPath, JsonBody, NoQuery, OptionalJsonBody, StrictQuery, parse_id};
+use crate::http::extract::{IdPath, JsonBody, NoQuery, StrictQuery, parse_id};
 use crate::services::Page;
 use crate::services::groups::{GroupView, MemberChange, NewGroup};
 
@@ -88,10 +88,11 @@ pub async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Add a user to a group, or change their standing (`{"role": "manager"}`) (its managers,
-/// admins). The body may be left out: a plain member.
+/// Add a user to a group (`{}` or `{"role": "member"}`), or change their standing
+/// (`{"role": "manager"}`) (its managers, admins).
 #[utoipa::path(put, path = "/groups/{id}/members/{user}", tag = "groups",
-    params(("id" = Uuid, Path), ("user" = String, Path)), request_body(content = Option<MemberChange>), responses(
+    params(("id" = Uuid, Path), ("user" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")),
+    request_body = MemberChange, responses(
     (status = 200, body = GroupView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "no such group or user"),
     (status = 409, body = ErrorBody, description = "would leave the group without a manager"),
@@ -101,7 +102,7 @@ pub async fn put_member(
     Auth(caller): Auth,
     Path((id, user)): Path<(String, String)>,
     _: NoQuery,
-    OptionalJsonBody(change): OptionalJsonBody<MemberChange>,
+    JsonBody(change): JsonBody<MemberChange>,
 ) -> Result<Json<GroupView>, ApiError> {
     let id = parse_id(&id)?;
     Ok(Json(
@@ -111,7 +112,7 @@ pub async fn put_member(
 
 /// Remove a user from a group (its managers, admins), or leave it yourself.
 #[utoipa::path(delete, path = "/groups/{id}/members/{user}", tag = "groups",
-    params(("id" = Uuid, Path), ("user" = String, Path)), responses(
+    params(("id" = Uuid, Path), ("user" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")), responses(
     (status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
     (status = 409, body = ErrorBody, description = "the last manager cannot leave"),
 ))]
