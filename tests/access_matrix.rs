@@ -66,6 +66,12 @@ const fn managers(mut route: Route) -> Route {
     route
 }
 
+/// The same route, needing only the viewer role (though it is a change of the caller's own).
+const fn viewers(mut route: Route) -> Route {
+    route.need = Role::Viewer;
+    route
+}
+
 /// The same route, called with `query`.
 const fn queried(mut route: Route, query: &'static str) -> Route {
     route.query = query;
@@ -175,6 +181,13 @@ fn table() -> Vec<Route> {
         route("get", "/v1/keys", Nothing, true, false),
         route("delete", "/v1/keys/{id}", Key, false, false),
         route("get", "/v1/audit", Nothing, true, true),
+        viewers(route("put", "/v1/folders/{id}/star", Folder, false, false)),
+        viewers(route("delete", "/v1/folders/{id}/star", Folder, false, false)),
+        viewers(route("put", "/v1/items/{id}/star", Item, false, false)),
+        viewers(route("delete", "/v1/items/{id}/star", Item, false, false)),
+        route("get", "/v1/views/home", Nothing, true, false),
+        route("get", "/v1/views/shared", Nothing, true, false),
+        route("get", "/v1/views/starred", Nothing, true, false),
         with(route("post", "/v1/groups", Nothing, false, false), new_group),
         route("get", "/v1/groups", Nothing, true, false),
         route("get", "/v1/groups/{id}", Group, true, false),

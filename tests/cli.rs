@@ -666,6 +666,14 @@ async fn group_and_share_verbs_give_a_team_its_roles() {
         "{}",
         stdout(&out)
     );
+    let out = run(&max, &["folder", "star", "/studio/takes"]);
+    assert!(!out.status.success(), "max lost the folder with his grant");
+    let out = run(&lea, &["folder", "star", "/studio/takes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&lea, &["folder", "shelf", "starred"]);
+    assert!(stdout(&out).starts_with("/studio/takes\t"), "{}", stdout(&out));
+    let out = run(&lea, &["folder", "shelf", "home"]);
+    assert!(stdout(&out).starts_with("/studio\t"), "{}", stdout(&out));
     let out = run(&lea, &["group", "delete", "reviewers"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&lea, &["group", "list"]);

@@ -516,6 +516,7 @@ async fn every_list_order_has_an_index_behind_it(backend: Backend) {
                 search: Some("i-".into()),
                 item_types: vec![stowage::domain::item::ItemType::Image],
                 is_tombstone: Some(false),
+                starred_by: None,
                 order,
                 desc,
                 // Page two: after a position, as a page token gives it.

@@ -420,7 +420,124 @@ async fn a_bucket_grant_opens_a_prefix_of_a_configured_bucket(backend: Backend) 
     assert_eq!(column(&audit.body, "action"), ["bucket.grant"]);
 }
 
+async fn stars_and_shelves_find_what_each_user_works_on(backend: Backend) {
+    let s = server!(backend);
+    let lou = s.key_for("lou", false).await;
+    let mia = s.key_for("mia", false).await;
+    let own = created(
+        &s,
+        &lou,
+        "/v1/folders",
+        json!({"path": "/lou/inbox", "create_parents": true}),
+    )
+    .await;
+    let team = created(
+        &s,
+        &mia,
+        "/v1/folders",
+        json!({"path": "/mia/team/raw", "create_parents": true}),
+    )
+    .await;
+    let team_root = team["parent_id"].as_str().unwrap_or_default().to_owned();
+    let open = created(
+        &s,
+        &mia,
+        "/v1/folders",
+        json!({"path": "/open", "visibility": "internal"}),
+    )
+    .await;
+    let grant = put(
+        &s,
+        &mia,
+        &format!("/v1/folders/{team_root}/grants"),
+        Some(json!({"user": "lou", "role": "editor"})),
+    )
+    .await;
+    assert_eq!(grant.status, StatusCode::OK);
+
+    // Home: lou's own top-level folders; shared: what was granted to lou, not what is merely
+    // visible to everyone.
+    assert_eq!(column(&s.get_as(&lou, "/v1/views/home").await.body, "path"), ["/lou"]);
+    assert_eq!(
+        column(&s.get_as(&lou, "/v1/views/shared").await.body, "path"),
+        ["/mia/team"]
+    );
+    assert_eq!(column(&s.get_as(&mia, "/v1/views/shared").await.body, "path").len(), 0);
+    assert_eq!(
+        column(&s.get_as(&mia, "/v1/views/home").await.body, "path"),
+        ["/mia", "/open"]
+    );
+    let strict = s.get_as(&lou, "/v1/views/home?recursive=true").await;
+    assert_eq!(
+        strict.status,
+        StatusCode::BAD_REQUEST,
+        "views take the listing parameters only"
+    );
+
+    // Stars are each user's own, on anything they see.
+    let starred = put(&s, &lou, &format!("/v1/folders/{}/star", id(&team)), None).await;
+    assert_eq!(starred.status, StatusCode::OK, "{:?}", starred.body);
+    assert_eq!(starred.body["starred"], true);
+    assert_eq!(
+        put(&s, &lou, &format!("/v1/folders/{}/star", id(&open)), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(&s, &lou, &format!("/v1/folders/{}/star", id(&own)), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let hidden = created(&s, &mia, "/v1/folders", json!({"path": "/mia/private"})).await;
+    let refused = put(&s, &lou, &format!("/v1/folders/{}/star", id(&hidden)), None).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::NOT_FOUND,
+        "nothing to star that lou cannot see"
+    );
+    let shelf = s.get_as(&lou, "/v1/views/starred?order_by=created_at").await;
+    assert_eq!(column(&shelf.body, "path"), ["/lou/inbox", "/mia/team/raw", "/open"]);
+    assert_eq!(
+        s.get_as(&mia, &format!("/v1/folders/{}", id(&team))).await.body["starred"],
+        false,
+        "mia did not star it"
+    );
+    let filtered = s
+        .get_as(&lou, "/v1/folders?recursive=true&starred=true&owner=mia")
+        .await;
+    assert_eq!(column(&filtered.body, "path"), ["/open", "/mia/team/raw"], "by name");
+    let internal = s.get_as(&lou, "/v1/folders?recursive=true&visibility=internal").await;
+    assert_eq!(column(&internal.body, "path"), ["/open"]);
+    let unstarred = delete(&s, &lou, &format!("/v1/folders/{}/star", id(&open))).await;
+    assert_eq!(unstarred.body["starred"], false);
+
+    // Items too: starred=true lists them, recursively from where you look.
+    let photo = s.upload_as(&lou, &id(&team), "p.txt", b"p".to_vec(), &[]).await;
+    let other = s.upload_as(&lou, &id(&team), "q.txt", b"q".to_vec(), &[]).await;
+    assert_eq!(other.body["starred"], false);
+    let marked = put(&s, &lou, &format!("/v1/items/{}/star", id(&photo.body)), None).await;
+    assert_eq!(marked.body["starred"], true);
+    let items = s
+        .get_as(
+            &lou,
+            &format!("/v1/folders/{team_root}/items?recursive=true&starred=true"),
+        )
+        .await;
+    assert_eq!(column(&items.body, "title"), ["p.txt"]);
+    assert_eq!(
+        s.get_as(&lou, &format!("/v1/items/{}", id(&photo.body))).await.body["starred"],
+        true
+    );
+    assert_eq!(
+        s.get_as(&mia, &format!("/v1/items/{}", id(&photo.body))).await.body["starred"],
+        false
+    );
+}
+
 on_both_backends!(
+    stars_and_shelves_find_what_each_user_works_on,
     a_team_of_three_works_in_one_folder_by_role,
     groups_are_run_by_their_managers,
     a_folder_moved_into_another_tree_joins_its_owner,

@@ -1,5 +1,5 @@
 -- Teams: groups of users; roles granted on folders (with their subtrees) to users and groups;
--- configured buckets granted to users and groups under a key prefix.
+-- configured buckets granted to users and groups under a key prefix; and what each user starred.
 --
 -- A grant names its principal by kind (`user` or `group`) and name (the user name, or the
 -- group's id).
@@ -49,3 +49,13 @@ WHERE trashed_at IS NULL AND parent_id IS NOT NULL
     SELECT 1 FROM folder t
     WHERE t.path = '/' || split_part(folder.path, '/', 2)
   );
+
+-- Stars: what each user marked (a folder or an item), for the starred view and `starred` in
+-- answers. Rows of deleted things are left out by joins with the live rows.
+CREATE TABLE star (
+    user_name    TEXT COLLATE "C" NOT NULL,
+    target_kind  TEXT NOT NULL,
+    target_id    TEXT NOT NULL,
+    starred_at   BIGINT NOT NULL,
+    PRIMARY KEY (user_name, target_kind, target_id)
+);

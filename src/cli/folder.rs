@@ -1,4 +1,4 @@
-//! `stowage folder create|list|show|move|rm|share|unshare|grants`.
+//! `stowage folder create|list|show|move|rm|share|unshare|grants|star|shelf`.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -87,6 +87,20 @@ pub enum FolderCommand {
     Grants {
         /// Folder path or id.
         folder: String,
+    },
+    /// Star a folder (yours to see in `folder starred`), or with --off take the star off.
+    Star {
+        /// Folder path or id.
+        folder: String,
+        /// Take the star off.
+        #[arg(long)]
+        off: bool,
+    },
+    /// List a shelf: `home` (your top-level folders), `shared` (granted to you), `starred`.
+    Shelf {
+        /// home, shared or starred.
+        #[arg(value_parser = ["home", "shared", "starred"])]
+        shelf: String,
     },
 }
 
@@ -244,6 +258,18 @@ pub async fn run(client: &Client, command: FolderCommand, raw_json: bool) -> Res
             super::show(&json!({ "folder_id": id, "revoked": who }), raw_json, |_| {
                 format!("{folder}	{who}	unshared")
             });
+        }
+        FolderCommand::Star { folder, off } => {
+            let id = folder_id(client, &folder).await?;
+            let method = if off { Method::DELETE } else { Method::PUT };
+            let starred: Value = client
+                .call(method, &format!("/v1/folders/{id}/star"), &[], None::<&()>)
+                .await?;
+            print(&starred);
+        }
+        FolderCommand::Shelf { shelf } => {
+            let query = vec![("page_size", "1000".to_owned())];
+            client.each_item(&format!("/v1/views/{shelf}"), query, print).await?;
         }
         FolderCommand::Grants { folder } => {
             let id = folder_id(client, &folder).await?;

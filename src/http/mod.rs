@@ -127,6 +127,11 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
             grants::grant_bucket,
             grants::revoke_bucket
         ))
+        .routes(routes!(folders::star_folder, folders::unstar_folder))
+        .routes(routes!(items::star_item, items::unstar_item))
+        .routes(routes!(folders::home_view))
+        .routes(routes!(folders::shared_view))
+        .routes(routes!(folders::starred_view))
         .route_layer(middleware::from_fn_with_state(state, auth::require_key))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let mut doc = OpenApi::builder()

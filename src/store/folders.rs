@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::clauses::{Reader, push_path_rewrite, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, contains_pattern, push_page};
+use super::stars::{Starred, push_starred_by};
 use super::{Db, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
@@ -320,6 +321,16 @@ pub struct FolderQuery {
     pub visible_to: Option<Reader>,
     /// Case-insensitive substring of the name.
     pub search: Option<String>,
+    /// Only folders of this owner.
+    pub owner: Option<String>,
+    /// Only folders not of this owner.
+    pub not_owner: Option<String>,
+    /// Only folders of this visibility.
+    pub visibility: Option<Visibility>,
+    /// Only folders this user starred.
+    pub starred_by: Option<String>,
+    /// Only the folders at these paths.
+    pub paths: Option<Vec<String>>,
     /// Sort column.
     pub order: FolderOrder,
     /// Descending instead of ascending.
@@ -356,6 +367,7 @@ pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderReco
             .bind(contains_pattern(search))
             .push(" ESCAPE '\\'");
     }
+    push_filters(&mut sql, query);
     let column = match query.order {
         FolderOrder::Name => "f.name",
         FolderOrder::CreatedAt => "f.created_at",
@@ -363,6 +375,31 @@ pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderReco
     push_page(&mut sql, column, "f.id", query.desc, query.after.as_ref(), query.limit);
     let rows = sql.build_as::<FolderRow>().fetch_all(db.conn()).await?;
     rows.into_iter().map(FolderRecord::try_from).collect()
+}
+
+/// Appends the owner, visibility, star and path filters of `query`.
+fn push_filters(sql: &mut Sql, query: &FolderQuery) {
+    if let Some(owner) = &query.owner {
+        sql.push(" AND f.owner = ").bind(owner.clone());
+    }
+    if let Some(owner) = &query.not_owner {
+        sql.push(" AND f.owner <> ").bind(owner.clone());
+    }
+    if let Some(visibility) = query.visibility {
+        sql.push(" AND f.visibility = ").bind(visibility.as_str().to_owned());
+    }
+    if let Some(user) = &query.starred_by {
+        sql.push(" AND ");
+        push_starred_by(sql, "f.id", user, Starred::Folder);
+    }
+    if let Some(paths) = &query.paths {
+        if paths.is_empty() {
+            sql.push(" AND 1 = 0");
+        } else {
+            sql.push(" AND f.path IN (");
+            sql.bind_list(paths.iter().cloned()).push(")");
+        }
+    }
 }
 
 /// Counts for one item type inside a folder (or subtree).

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::clauses::{FolderTtl, Reader, push_folder_expiry, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, Value, contains_pattern, push_page};
+use super::stars::{Starred, push_starred_by};
 use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::FolderPath;
 use crate::domain::item::{Encoded, Item, ItemOrder, ItemType, Media, split_extension};
@@ -441,6 +442,8 @@ pub struct ItemQuery {
     pub item_types: Vec<ItemType>,
     /// Only tombstones (`true`) or only live items (`false`).
     pub is_tombstone: Option<bool>,
+    /// Only items this user starred.
+    pub starred_by: Option<String>,
     /// Sort column.
     pub order: ItemOrder,
     /// Descending instead of ascending.
@@ -511,6 +514,10 @@ fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
     }
     if let Some(tombstone) = query.is_tombstone {
         sql.push(" AND i.is_tombstone = ").bind(i64::from(tombstone));
+    }
+    if let Some(user) = &query.starred_by {
+        sql.push(" AND ");
+        push_starred_by(&mut sql, "i.id", user, Starred::Item);
     }
     let column = match query.order {
         ItemOrder::Title => "i.title",

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod keys;
 pub mod rows;
 pub mod sql;
+pub mod stars;
 pub mod sync;
 pub mod teams;
 pub mod trash;

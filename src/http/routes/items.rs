@@ -78,6 +78,8 @@ pub struct ItemListParams {
     pub page_token: Option<String>,
     /// Items of the whole subtree, not only the folder's own.
     pub recursive: Option<bool>,
+    /// Only items you starred.
+    pub starred: Option<bool>,
 }
 
 /// Body of `POST /v1/folders/{id}/items/move`.
@@ -274,8 +276,35 @@ pub async fn list_items(
         page_size: q.page_size,
         page_token: q.page_token,
         recursive: q.recursive.unwrap_or(false),
+        starred: q.starred.unwrap_or(false),
     };
     Ok(Json(state.services.items.list(&caller, folder_id, req).await?))
+}
+
+/// Star an item (anyone who sees it); `GET /v1/folders/{id}/items?starred=true` lists them.
+#[utoipa::path(put, path = "/items/{id}/star", tag = "views", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ItemView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+pub async fn star_item(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    _: NoQuery,
+) -> Result<Json<ItemView>, ApiError> {
+    Ok(Json(state.services.items.star(&caller, id, true).await?))
+}
+
+/// Take your star off an item.
+#[utoipa::path(delete, path = "/items/{id}/star", tag = "views", params(("id" = Uuid, Path)), responses(
+    (status = 200, body = ItemView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
+))]
+pub async fn unstar_item(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    _: NoQuery,
+) -> Result<Json<ItemView>, ApiError> {
+    Ok(Json(state.services.items.star(&caller, id, false).await?))
 }
 
 /// Move items of this folder into another folder, all or none.

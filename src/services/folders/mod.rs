@@ -33,6 +33,7 @@ use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord};
 use crate::store::items as item_rows;
+use crate::store::stars::{self, Starred};
 use crate::store::{Store, TreeLock, to_micros};
 
 /// Folder use cases.
@@ -123,6 +124,25 @@ pub struct ListFolders {
     pub page_token: Option<String>,
     /// All descendants instead of the children.
     pub recursive: bool,
+    /// Only folders of this owner.
+    pub owner: Option<String>,
+    /// Only folders of this visibility.
+    pub visibility: Option<Visibility>,
+    /// Only folders you starred (`true`).
+    pub starred: bool,
+    /// A shelf instead of a folder's contents.
+    pub shelf: Option<Shelf>,
+}
+
+/// The folders a user keeps coming back to, listed with the same paging as every folder list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shelf {
+    /// Your own top-level folders.
+    Home,
+    /// The folders granted to you (directly or through a group) that are not yours.
+    Shared,
+    /// The folders you starred, anywhere.
+    Starred,
 }
 
 /// Body of `POST /v1/folders/{id}/restore` and `POST /v1/items/{id}/restore`.
@@ -340,6 +360,19 @@ impl FolderService {
         Ok(views(&mut conn, caller, vec![record]).await?.remove(0))
     }
 
+    /// Stars folder `id` for the caller (`on`), or takes the star off; anyone who sees it may.
+    pub async fn star(&self, caller: &Caller, id: Uuid, on: bool) -> Result<FolderView, ServiceError> {
+        let mut tx = self.store.write().await?;
+        folder_for(&mut tx, caller, id, Role::Viewer).await?;
+        if on {
+            stars::put(&mut tx, &caller.name, Starred::Folder, id, now()).await?;
+        } else {
+            stars::delete(&mut tx, &caller.name, Starred::Folder, id).await?;
+        }
+        tx.commit().await?;
+        self.get(caller, id).await
+    }
+
     /// One page of the folders inside a folder (or the root) that the caller may see.
     pub async fn list(&self, caller: &Caller, req: ListFolders) -> Result<Page<FolderView>, ServiceError> {
         let limit = page_size(req.page_size).map_err(field("page_size"))?;
@@ -353,17 +386,31 @@ impl FolderService {
             Some(id) => Some(folder_for(&mut conn, caller, id, Role::Viewer).await?),
             None => None,
         };
-        let query = FolderQuery {
+        let mut query = FolderQuery {
             parent: parent.as_ref().map(|p| p.path.clone()),
             parent_id: req.parent_id,
             recursive: req.recursive,
             visible_to: Reader::of(caller),
             search: req.search.filter(|s| !s.is_empty()),
+            owner: req.owner,
+            not_owner: None,
+            visibility: req.visibility,
+            starred_by: req.starred.then(|| caller.name.clone()),
+            paths: None,
             order: req.order_by,
             desc: req.desc,
             after,
             limit: limit + 1,
         };
+        match req.shelf {
+            Some(Shelf::Home) => query.owner = Some(caller.name.clone()),
+            Some(Shelf::Shared) => {
+                (query.recursive, query.paths) = (true, Some(caller.granted_paths()));
+                query.not_owner = Some(caller.name.clone());
+            }
+            Some(Shelf::Starred) => (query.recursive, query.starred_by) = (true, Some(caller.name.clone())),
+            None => {}
+        }
         let records = rows::list(&mut conn, &query).await?;
         let page = Page::of(
             records,

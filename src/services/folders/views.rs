@@ -12,6 +12,7 @@ use crate::domain::folder::{SyncBinding, Visibility};
 use crate::services::ServiceError;
 use crate::store::Db;
 use crate::store::folders::{self as rows, FolderRecord};
+use crate::store::stars::{self, Starred};
 
 /// One step of a folder's path from the root.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -68,6 +69,8 @@ pub struct FolderView {
     pub subfolder_count: i64,
     /// Your role on it: `viewer`, `editor` or `manager` (its owner and admins are managers).
     pub my_role: Role,
+    /// Whether you starred it.
+    pub starred: bool,
 }
 
 /// Why and since when a folder's sync schedule is paused.
@@ -90,6 +93,8 @@ pub(crate) async fn views(
     ancestors.sort();
     ancestors.dedup();
     let ids = rows::ids_by_path(conn, &ancestors).await?;
+    let listed: Vec<Uuid> = records.iter().map(|r| r.folder.id).collect();
+    let starred = stars::among(conn, &caller.name, Starred::Folder, &listed).await?;
     Ok(records
         .into_iter()
         .map(|record| {
@@ -129,6 +134,7 @@ pub(crate) async fn views(
                 item_count: record.item_count,
                 subfolder_count: record.subfolder_count,
                 my_role,
+                starred: starred.contains(&folder.id),
             }
         })
         .collect())

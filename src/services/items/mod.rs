@@ -40,6 +40,7 @@ use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
 use crate::store::items::{self as rows, ItemQuery};
+use crate::store::stars::{self, Starred};
 use crate::store::trash as trash_rows;
 use crate::store::{Store, TreeLock, from_micros, to_micros};
 
@@ -92,6 +93,8 @@ pub struct ListItems {
     pub page_token: Option<String>,
     /// The whole subtree instead of the folder's own items.
     pub recursive: bool,
+    /// Only items you starred.
+    pub starred: bool,
 }
 
 /// The answer of a move.
@@ -158,7 +161,23 @@ impl ItemService {
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<ItemView, ServiceError> {
         let mut conn = self.store.read().await?;
         let (item, _, role) = require_item(&mut conn, caller, id, Role::Viewer).await?;
-        Ok(ItemView::new(item, role))
+        let mut view = [ItemView::new(item, role)];
+        Self::mark_starred(&mut conn, caller, &mut view).await?;
+        let [view] = view;
+        Ok(view)
+    }
+
+    /// Stars item `id` for the caller (`on`), or takes the star off; anyone who sees it may.
+    pub async fn star(&self, caller: &Caller, id: Uuid, on: bool) -> Result<ItemView, ServiceError> {
+        let mut tx = self.store.write().await?;
+        require_item(&mut tx, caller, id, Role::Viewer).await?;
+        if on {
+            stars::put(&mut tx, &caller.name, Starred::Item, id, now()).await?;
+        } else {
+            stars::delete(&mut tx, &caller.name, Starred::Item, id).await?;
+        }
+        tx.commit().await?;
+        self.get(caller, id).await
     }
 
     /// The item with this id, for reading its content; a tombstone has none (404).
@@ -210,7 +229,11 @@ impl ItemService {
             return Err(ServiceError::NotFound(format!("item {id} not found")));
         }
         tx.commit().await?;
-        Ok(ItemView::new(item, role))
+        let mut view = [ItemView::new(item, role)];
+        let mut conn = self.store.read().await?;
+        Self::mark_starred(&mut conn, caller, &mut view).await?;
+        let [view] = view;
+        Ok(view)
     }
 
     /// One page of the items in a folder (or, with `recursive`, its whole subtree).
@@ -230,6 +253,7 @@ impl ItemService {
             search: req.search.filter(|s| !s.is_empty()),
             item_types: req.item_types,
             is_tombstone: req.is_tombstone,
+            starred_by: req.starred.then(|| caller.name.clone()),
             order: req.order_by,
             desc: req.desc,
             after,
@@ -249,10 +273,26 @@ impl ItemService {
             true => folder_roles(&mut conn, caller, page.items.iter().map(|i| i.folder_id)).await?,
             false => BTreeMap::from([(folder_id, caller.role_on(&folder))]),
         };
-        Ok(page.map(|item| {
+        let mut page = page.map(|item| {
             let role = roles.get(&item.folder_id).copied().flatten().unwrap_or(Role::Viewer);
             ItemView::new(item, role)
-        }))
+        });
+        Self::mark_starred(&mut conn, caller, &mut page.items).await?;
+        Ok(page)
+    }
+
+    /// Sets `starred` on the views of the items the caller starred.
+    pub(crate) async fn mark_starred(
+        conn: &mut dyn Db,
+        caller: &Caller,
+        views: &mut [ItemView],
+    ) -> Result<(), ServiceError> {
+        let ids: Vec<Uuid> = views.iter().map(|v| v.id).collect();
+        let starred = stars::among(conn, &caller.name, Starred::Item, &ids).await?;
+        for view in views {
+            view.starred = starred.contains(&view.id);
+        }
+        Ok(())
     }
 
     /// Inside a write transaction: the items `ids` that must all be direct children of `folder`

@@ -219,7 +219,10 @@ impl ItemService {
                 }
                 ConflictStrategy::Skip => {
                     if let Some(existing) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
-                        return Ok((ItemView::new(existing, role), UploadOutcome::Existing, None));
+                        let mut view = [ItemView::new(existing, role)];
+                        Self::mark_starred(&mut tx, caller, &mut view).await?;
+                        let [view] = view;
+                        return Ok((view, UploadOutcome::Existing, None));
                     }
                 }
                 ConflictStrategy::New => {
@@ -233,8 +236,11 @@ impl ItemService {
                         let replaced = rows::by_id(&mut tx, old.id)
                             .await?
                             .ok_or_else(|| ServiceError::Internal("the replaced item vanished".into()))?;
+                        let mut view = [ItemView::new(replaced, role)];
+                        Self::mark_starred(&mut tx, caller, &mut view).await?;
                         tx.commit().await?;
-                        return Ok((ItemView::new(replaced, role), UploadOutcome::Replaced, Some(old)));
+                        let [view] = view;
+                        return Ok((view, UploadOutcome::Replaced, Some(old)));
                     }
                 }
             }

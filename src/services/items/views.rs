@@ -97,6 +97,8 @@ pub struct ItemView {
     pub frames: Vec<Frame>,
     /// Your role on it (on its folder): `viewer`, `editor` or `manager`.
     pub my_role: Role,
+    /// Whether you starred it.
+    pub starred: bool,
 }
 
 /// The source object of a re-encoded video, never changed by the re-encode.
@@ -117,7 +119,8 @@ pub struct OriginalView {
 }
 
 impl ItemView {
-    /// How `item` looks to a caller whose role on it is `my_role`.
+    /// How `item` looks to a caller whose role on it is `my_role` (`starred` false until
+    /// `mark_starred` sets it).
     pub fn new(item: Item, my_role: Role) -> Self {
         let content = served(&item, false);
         let (media, reencoded_at, original) = match &item.encoded {
@@ -155,6 +158,7 @@ impl ItemView {
             updated_at: item.updated_at,
             frames: item.frames,
             my_role,
+            starred: false,
         }
     }
 }
