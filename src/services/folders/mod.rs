@@ -24,7 +24,7 @@ use super::{Metadata, Page, Rfc3339, ServiceError, conflict_as, decode_position,
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::audit::{AuditAction, AuditEvent};
-use crate::domain::caller::{Caller, Role};
+use crate::domain::caller::{Caller, Role, check_user_name};
 use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
@@ -376,6 +376,9 @@ impl FolderService {
     /// One page of the folders inside a folder (or the root) that the caller may see.
     pub async fn list(&self, caller: &Caller, req: ListFolders) -> Result<Page<FolderView>, ServiceError> {
         let limit = page_size(req.page_size).map_err(field("page_size"))?;
+        if let Some(owner) = &req.owner {
+            check_user_name(owner).map_err(field("owner"))?;
+        }
         let order = format!("{}:{}", req.order_by.as_str(), if req.desc { "desc" } else { "asc" });
         let after = match &req.page_token {
             Some(token) => Some(decode_position(token, &order, req.order_by == FolderOrder::Name)?),
