@@ -70,6 +70,11 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
     assert_eq!(seen.status, StatusCode::OK, "{:?}", seen.body);
     assert_eq!(seen.body["my_role"], "viewer");
     assert_eq!(seen.body["owner"], "alice");
+    let above: Vec<&str> = seen.body["path_to_root"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(above, ["vision"], "/projects, which carol may not see, is left out");
     let items = s
         .get_as(&carol, &format!("/v1/folders/{vision}/items?recursive=true"))
         .await;
@@ -105,6 +110,23 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
     let dog = s.upload_as(&bob, &train, "dog.txt", b"woof".to_vec(), &[]).await;
     assert_eq!(dog.status, StatusCode::CREATED, "{:?}", dog.body);
     assert_eq!(dog.body["my_role"], "editor");
+    // What bob deletes in the shared folder is in his trash (he may restore it) and alice's,
+    // not in the viewer carol's.
+    let trashed = delete(&s, &bob, &format!("/v1/items/{}", id(&dog.body))).await;
+    assert_eq!(trashed.status, StatusCode::OK, "{:?}", trashed.body);
+    for (who, key, seen) in [("bob", &bob, 1), ("alice", &alice, 1), ("carol", &carol, 0)] {
+        let trash = s.get_as(key, "/v1/trash").await;
+        assert_eq!(
+            column(&trash.body, "name").len(),
+            seen,
+            "{who}'s trash: {:?}",
+            trash.body
+        );
+    }
+    let back = s
+        .post_as(&bob, &format!("/v1/items/{}/restore", id(&dog.body)), json!({}))
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{:?}", back.body);
     let scratch = created(&s, &bob, "/v1/folders", json!({"name": "scratch", "parent_id": train})).await;
     assert_eq!(scratch["owner"], "alice", "a tree has one owner");
     assert_eq!(scratch["my_role"], "editor");
@@ -177,6 +199,25 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
     assert_eq!(gone.message(), format!("folder {vision} not found"));
     let again = delete(&s, &alice, &format!("{grants}?group={labelers}")).await;
     assert_eq!(again.status, StatusCode::NOT_FOUND, "nothing left to take back");
+
+    // Alice, a manager, reads what happened in her folder and below it; bob, an editor, may not.
+    let log = s.get_as(&alice, &format!("/v1/audit?folder_id={vision}")).await;
+    assert_eq!(log.status, StatusCode::OK, "{:?}", log.body);
+    let targets = column(&log.body, "target_id");
+    assert!(
+        targets.contains(&train),
+        "the grant on train, below vision: {targets:?}"
+    );
+    assert!(targets.iter().all(|t| *t == vision || *t == train), "{targets:?}");
+    let refused = s.get_as(&bob, &format!("/v1/audit?folder_id={vision}")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.get_as(&alice, "/v1/audit").await.status,
+        StatusCode::FORBIDDEN,
+        "the whole log is the admins'"
+    );
+    let hidden = s.get_as(&dan, &format!("/v1/audit?folder_id={vision}")).await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND);
 
     // Every change to who may do what is in the audit log.
     let audit = s.get("/v1/audit?page_size=100").await;

@@ -182,8 +182,13 @@ impl Caller {
         granted.max(everyone)
     }
 
-    /// The paths of the folders granted to the caller, with their subtrees (for list filters).
-    pub fn granted_paths(&self) -> Vec<String> {
-        self.grants.iter().map(|g| g.path.as_str().to_owned()).collect()
+    /// The paths of the folders granted to the caller with at least `role`, each standing for
+    /// its subtree (for list filters).
+    pub fn granted_paths(&self, role: Role) -> Vec<String> {
+        self.grants
+            .iter()
+            .filter(|g| g.role >= role)
+            .map(|g| g.path.as_str().to_owned())
+            .collect()
     }
 }

@@ -9,13 +9,14 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::access::require_admin;
+use super::access::{folder_for, require_admin};
 use super::{Page, ServiceError, decode_number_position, field, page_token};
 use crate::background::Periodic;
 use crate::domain::audit::{AuditAction, AuditEvent};
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Role};
 use crate::domain::page::{SortKey, page_size};
 use crate::store::audit::{self as rows, AuditQuery};
+use crate::store::folders as folder_rows;
 use crate::store::{Db, Store, StoreError, to_micros};
 
 /// How often old events are removed.
@@ -100,23 +101,36 @@ impl AuditService {
         Self { store, retention }
     }
 
-    /// One page of events, newest first (admins only).
+    /// One page of events, newest first: admins read them all; a folder's managers read the
+    /// events about it and the folders below it (`folder_id`).
     pub async fn list(&self, caller: &Caller, req: ListAudit) -> Result<Page<AuditEventView>, ServiceError> {
-        require_admin(caller, "read the audit log")?;
+        if req.folder_id.is_none() {
+            require_admin(
+                caller,
+                "read the whole audit log; managers of a folder give its folder_id",
+            )?;
+        }
         let limit = page_size(req.page_size).map_err(field("page_size"))?;
         let after = req
             .page_token
             .as_deref()
             .map(|token| decode_number_position(token, AUDIT_ORDER))
             .transpose()?;
+        let mut conn = self.store.read().await?;
+        let subtree = match req.folder_id {
+            // A purged folder's events stay readable by admins, by its id.
+            Some(id) if caller.is_admin => folder_rows::by_id(&mut conn, id).await?.map(|r| r.folder.path),
+            Some(id) => Some(folder_for(&mut conn, caller, id, Role::Manager).await?.path),
+            None => None,
+        };
         let query = AuditQuery {
             actor: req.actor,
             action: req.action,
             folder_id: req.folder_id,
+            subtree,
             after,
             limit: limit + 1,
         };
-        let mut conn = self.store.read().await?;
         let events = rows::list(&mut conn, &query).await?;
         let token_of = |last: &AuditEvent| page_token(AUDIT_ORDER, &SortKey::Int(to_micros(last.at)), last.id);
         Ok(Page::of(events, limit, token_of, AuditEventView::from))

@@ -16,11 +16,12 @@ use super::objects::remove_managed_objects;
 use super::{Page, ServiceError, decode_number_position, field, page_token};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Role};
 use crate::domain::item::ItemType;
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::store::Db;
+use crate::store::clauses::Reader;
 use crate::store::trash::{self as rows, Counts, ItemObjects};
 use crate::store::{Store, TreeLock, now_micros, to_micros};
 
@@ -136,8 +137,8 @@ impl Trash {
         remove_managed_objects(&self.buckets, object_pairs(objects)).await
     }
 
-    /// One page of the trash units the caller deleted from folders it owns (admins: all),
-    /// newest first.
+    /// One page of the trash units the caller may restore (admins: all): those from folders
+    /// of trees it owns or edits by a grant, newest first.
     pub async fn list(
         &self,
         caller: &Caller,
@@ -148,9 +149,9 @@ impl Trash {
         let after = token
             .map(|token| decode_number_position(token, TRASH_ORDER))
             .transpose()?;
-        let owner = (!caller.is_admin).then_some(caller.name.as_str());
+        let reader = Reader::with_role(caller, Role::Editor);
         let mut conn = self.store.read().await?;
-        let rows = rows::list(&mut conn, owner, after, limit + 1).await?;
+        let rows = rows::list(&mut conn, reader.as_ref(), after, limit + 1).await?;
         let token_of =
             |last: &rows::TrashRow| page_token(TRASH_ORDER, &SortKey::Int(to_micros(last.trashed_at)), last.id);
         Ok(Page::of(rows, limit, token_of, TrashEntry::from))

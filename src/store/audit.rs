@@ -3,10 +3,12 @@
 
 use uuid::Uuid;
 
+use super::clauses::push_subtree;
 use super::rows::{corrupt, parse_id};
 use super::sql::{Sql, Value, push_page};
 use super::{Db, StoreError, from_micros, to_micros};
 use crate::domain::audit::{AuditAction, AuditEvent};
+use crate::domain::folder::FolderPath;
 use crate::domain::page::SortKey;
 
 /// Records `event`.
@@ -40,8 +42,10 @@ pub struct AuditQuery {
     pub actor: Option<String>,
     /// Only this action.
     pub action: Option<AuditAction>,
-    /// Only events about this folder.
+    /// Only events about this folder (and, with `subtree`, the folders below it).
     pub folder_id: Option<Uuid>,
+    /// With `folder_id`: the folder's path, so events about the folders below it count too.
+    pub subtree: Option<FolderPath>,
     /// After this position (time in microseconds, id), newest first.
     pub after: Option<(i64, Uuid)>,
     /// At most this many.
@@ -88,7 +92,13 @@ pub async fn list(db: &mut dyn Db, query: &AuditQuery) -> Result<Vec<AuditEvent>
         sql.push(" AND action = ").bind(action.as_str().to_owned());
     }
     if let Some(folder) = query.folder_id {
-        sql.push(" AND folder_id = ").bind(folder.to_string());
+        sql.push(" AND (folder_id = ").bind(folder.to_string());
+        if let Some(path) = &query.subtree {
+            sql.push(" OR folder_id IN (SELECT f.id FROM folder f WHERE ");
+            push_subtree(&mut sql, "f.path", path.as_str(), false);
+            sql.push(")");
+        }
+        sql.push(")");
     }
     let after = query.after.map(|(at, id)| (SortKey::Int(at), id));
     push_page(&mut sql, "at", "id", true, after.as_ref(), query.limit);

@@ -2,7 +2,7 @@
 //! folder tree, and the expiry an item gets from its folder's TTL.
 
 use super::sql::Sql;
-use crate::domain::caller::Caller;
+use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::Visibility;
 
 /// Appends the condition "`column` is `path` or lies below it", as a byte range that an index
@@ -74,9 +74,15 @@ pub struct Reader {
 impl Reader {
     /// The reader `caller` is; `None` for admins, who read everything.
     pub fn of(caller: &Caller) -> Option<Self> {
+        Self::with_role(caller, Role::Viewer)
+    }
+
+    /// The reader `caller` is when only grants of at least `role` count (the trash lists what
+    /// its reader may restore: editors'); `None` for admins.
+    pub fn with_role(caller: &Caller, role: Role) -> Option<Self> {
         (!caller.is_admin).then(|| Self {
             user: caller.name.clone(),
-            granted: caller.granted_paths(),
+            granted: caller.granted_paths(role),
         })
     }
 }

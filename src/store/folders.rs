@@ -126,6 +126,21 @@ pub async fn by_ids(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<FolderRecord>, 
         .collect()
 }
 
+/// The live folders at these paths (in no particular order; missing paths are left out).
+pub async fn by_paths(db: &mut dyn Db, paths: &[FolderPath]) -> Result<Vec<FolderRecord>, StoreError> {
+    if paths.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.path IN ("));
+    sql.bind_list(paths.iter().map(|p| p.as_str().to_owned())).push(")");
+    sql.build_as::<FolderRow>()
+        .fetch_all(db.conn())
+        .await?
+        .into_iter()
+        .map(FolderRecord::try_from)
+        .collect()
+}
+
 /// The folder with this id, live or trashed.
 pub async fn by_id_any(db: &mut dyn Db, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
@@ -140,7 +155,7 @@ pub async fn by_path(db: &mut dyn Db, path: &FolderPath) -> Result<Option<Folder
     fetch_one(db, sql).await
 }
 
-/// Ids of the folders at these paths, keyed by path (for `path_to_root`).
+/// Ids of the folders at these paths, keyed by path.
 pub async fn ids_by_path(db: &mut dyn Db, paths: &[FolderPath]) -> Result<BTreeMap<String, Uuid>, StoreError> {
     if paths.is_empty() {
         return Ok(BTreeMap::new());

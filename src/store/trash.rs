@@ -11,7 +11,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::clauses::{FolderTtl, push_path_rewrite, push_subtree, push_ttl_expiry};
+use super::clauses::{FolderTtl, Reader, push_path_rewrite, push_subtree, push_ttl_expiry};
 use super::rows::{display_path, parse_id};
 use super::sql::{Sql, push_page};
 use super::{Db, StoreError, from_micros};
@@ -288,24 +288,32 @@ struct TrashListRow {
     purge_at: Option<i64>,
 }
 
-/// One page of trash units, newest first: those in folders `owner` owns, or all when `None`.
+/// One page of trash units, newest first: those `reader` may restore (in folders they own, or
+/// that lie in the subtrees granted to them), or all when `None`.
 pub async fn list(
     db: &mut dyn Db,
-    owner: Option<&str>,
+    reader: Option<&Reader>,
     after: Option<(i64, Uuid)>,
     limit: u32,
 ) -> Result<Vec<TrashRow>, StoreError> {
+    // `shown`: where the unit was, without a trashed folder's unit prefix (`UNIT:`, 37 bytes).
     let mut sql = Sql::new(
         "SELECT kind, id, name, path, parent_id, item_type, size, trashed_at, purge_at FROM (\
          SELECT 'FOLDER' AS kind, f.id AS id, f.name AS name, f.path AS path, f.parent_id AS parent_id, \
          CAST(NULL AS TEXT) AS item_type, CAST(NULL AS BIGINT) AS size, f.trashed_at AS trashed_at, \
-         f.purge_at AS purge_at, f.owner AS owner FROM folder f WHERE f.trash_unit = f.id \
+         f.purge_at AS purge_at, f.owner AS owner, substr(f.path, 38) AS shown FROM folder f WHERE f.trash_unit = f.id \
          UNION ALL SELECT 'ITEM', i.id, i.title, p.path, i.folder_id, i.item_type, i.size, i.trashed_at, \
-         i.purge_at, p.owner FROM item i JOIN folder p ON p.id = i.folder_id WHERE i.trash_unit = i.id\
+         i.purge_at, p.owner, CASE WHEN p.trash_unit IS NULL THEN p.path ELSE substr(p.path, 38) END \
+         FROM item i JOIN folder p ON p.id = i.folder_id WHERE i.trash_unit = i.id\
          ) t WHERE 1 = 1",
     );
-    if let Some(owner) = owner {
-        sql.push(" AND t.owner = ").bind(owner.to_owned());
+    if let Some(reader) = reader {
+        sql.push(" AND (t.owner = ").bind(reader.user.clone());
+        for path in &reader.granted {
+            sql.push(" OR ");
+            push_subtree(&mut sql, "t.shown", path, true);
+        }
+        sql.push(")");
     }
     let after = after.map(|(at, id)| (SortKey::Int(at), id));
     push_page(&mut sql, "t.trashed_at", "t.id", true, after.as_ref(), limit);

@@ -1,4 +1,4 @@
-//! `/v1/audit`: the audit log (admins).
+//! `/v1/audit`: the audit log (admins; a folder's managers for its subtree).
 
 use axum::Json;
 use axum::extract::State;
@@ -23,7 +23,8 @@ pub struct AuditListParams {
     pub actor: Option<String>,
     /// Only this action.
     pub action: Option<AuditAction>,
-    /// Only events about this folder (and the items in it).
+    /// Only events about this folder, the folders below it and their items (needed by managers
+    /// who are not admins).
     pub folder_id: Option<Uuid>,
     /// Rows per page, 1-1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
@@ -32,10 +33,12 @@ pub struct AuditListParams {
     pub page_token: Option<String>,
 }
 
-/// The audit log, newest first (admins): who (user and key) made or revoked keys, recorded or
-/// promoted users, changed a folder's visibility, or deleted folders and items for good, and when.
+/// The audit log, newest first (admins; with `folder_id`, that folder's managers): who (user and
+/// key) made or revoked keys, recorded or promoted users, changed a folder's visibility, granted or
+/// took back roles, changed groups, granted buckets, or deleted folders and items for good, and when.
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditListParams), responses(
     (status = 200, body = Page<AuditEventView>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "no such folder, or one you may not see"),
 ))]
 pub async fn list_audit(
     State(state): State<AppState>,

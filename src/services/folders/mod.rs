@@ -408,7 +408,7 @@ impl FolderService {
         match req.shelf {
             Some(Shelf::Home) => query.owner = Some(caller.name.clone()),
             Some(Shelf::Shared) => {
-                (query.recursive, query.paths) = (true, Some(caller.granted_paths()));
+                (query.recursive, query.paths) = (true, Some(caller.granted_paths(Role::Viewer)));
                 query.not_owner = Some(caller.name.clone());
             }
             Some(Shelf::Starred) => (query.recursive, query.starred_by) = (true, Some(caller.name.clone())),

@@ -1,6 +1,8 @@
 //! How folders look to clients: the view of a folder (with its path to the root) and how
 //! records become views.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -34,7 +36,7 @@ pub struct FolderView {
     pub path: String,
     /// The containing folder; `null` at the root.
     pub parent_id: Option<Uuid>,
-    /// Its ancestors, root first (itself excluded).
+    /// Its ancestors, root first (itself excluded; those you may not see left out).
     pub path_to_root: Vec<PathEntry>,
     /// Free text.
     pub description: String,
@@ -83,7 +85,8 @@ pub struct SchedulePauseView {
     pub reason: String,
 }
 
-/// Turns records into client views, looking up every ancestor for `path_to_root` in one query.
+/// Turns records into client views, looking up every ancestor for `path_to_root` in one query
+/// (an ancestor the caller may not see is left out of it).
 pub(crate) async fn views(
     conn: &mut dyn Db,
     caller: &Caller,
@@ -92,7 +95,12 @@ pub(crate) async fn views(
     let mut ancestors: Vec<FolderPath> = records.iter().flat_map(|r| r.folder.path.ancestors()).collect();
     ancestors.sort();
     ancestors.dedup();
-    let ids = rows::ids_by_path(conn, &ancestors).await?;
+    let ids: BTreeMap<String, Uuid> = rows::by_paths(conn, &ancestors)
+        .await?
+        .into_iter()
+        .filter(|r| caller.role_on(&r.folder).is_some())
+        .map(|r| (r.folder.path.as_str().to_owned(), r.folder.id))
+        .collect();
     let listed: Vec<Uuid> = records.iter().map(|r| r.folder.id).collect();
     let starred = stars::among(conn, &caller.name, Starred::Folder, &listed).await?;
     Ok(records
