@@ -371,6 +371,26 @@ async fn a_folder_moved_into_another_tree_joins_its_owner(backend: Backend) {
     let week = s.get_as(&ivy, &format!("/v1/folders/{}", id(&mine))).await;
     assert_eq!(week.body["owner"], "ivy", "the whole subtree changed hands");
     assert_eq!(week.body["my_role"], "manager");
+    // Ivy's folders do not go into a third tree by jon's hand, though he edits both places.
+    let kai = s.key_for("kai", false).await;
+    let other = created(&s, &kai, "/v1/folders", json!({"path": "/kai"})).await;
+    let grant = put(
+        &s,
+        &kai,
+        &format!("/v1/folders/{}/grants", id(&other)),
+        Some(json!({"user": "jon", "role": "editor"})),
+    )
+    .await;
+    assert_eq!(grant.status, StatusCode::OK);
+    let away = s
+        .post_as(
+            &jon,
+            &format!("/v1/folders/{drafts}/move"),
+            json!({"parent_id": id(&other)}),
+        )
+        .await;
+    assert_eq!(away.status, StatusCode::FORBIDDEN, "{:?}", away.body);
+    assert!(away.message().contains("would give it to kai"), "{}", away.message());
     // Out of ivy's tree to the root only ivy (or an admin) may move it: at the root it would
     // start a tree of ivy's that jon cannot see.
     let back = s

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::{FolderService, FolderView};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role};
-use crate::domain::folder::{FolderName, FolderPath};
+use crate::domain::folder::{Folder, FolderName, FolderPath};
 use crate::services::access::{ensure_unsynced, folder_for, require, require_removable};
 use crate::services::audit;
 use crate::services::{ServiceError, conflict_as, detached, field, now};
@@ -52,6 +52,9 @@ impl FolderService {
             }
             None => None,
         };
+        if let Some(target) = &target {
+            ensure_same_owner_or_owner(caller, &folder, target)?;
+        }
         ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "moving a folder").await?;
         if let Some(target) = &target {
             ensure_unsynced(&mut tx, &target.path, true, "moving a folder into it").await?;
@@ -185,6 +188,9 @@ impl FolderService {
             }
             None => None,
         };
+        if let Some(parent) = &parent {
+            ensure_same_owner_or_owner(caller, &folder, parent)?;
+        }
         let name = FolderName::stored(&folder.name);
         let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;
         let new_owner = parent.as_ref().map(|p| p.owner.clone());
@@ -207,4 +213,16 @@ impl FolderService {
         tx.commit().await?;
         self.get(caller, id).await
     }
+}
+
+/// Refuses (403) to put `folder` into `target` of another owner's tree, unless the caller is the
+/// folder's owner or an admin: a folder changes hands only by its owner's doing.
+fn ensure_same_owner_or_owner(caller: &Caller, folder: &Folder, target: &Folder) -> Result<(), ServiceError> {
+    if target.owner == folder.owner || caller.is_admin || caller.name == folder.owner {
+        return Ok(());
+    }
+    Err(ServiceError::Forbidden(format!(
+        "{} belongs to {} and {} to {}: putting it there would give it to {}, which only its owner or an admin can do",
+        folder.path, folder.owner, target.path, target.owner, target.owner
+    )))
 }
