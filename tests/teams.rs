@@ -597,7 +597,97 @@ async fn stars_and_shelves_find_what_each_user_works_on(backend: Backend) {
     );
 }
 
+async fn grants_do_not_reach_into_the_trash_through_a_reused_path(backend: Backend) {
+    let s = server!(backend);
+    let ada = s.key_for("ada", false).await;
+    let max = s.key_for("max", false).await;
+    let ben = s.key_for("ben", false).await;
+    // Ada shares /team with ben as an editor; ben deletes a subfolder and may bring it back.
+    let team = created(
+        &s,
+        &ada,
+        "/v1/folders",
+        json!({"path": "/team/sub", "create_parents": true}),
+    )
+    .await;
+    let team_id = team["parent_id"].as_str().unwrap_or_default().to_owned();
+    let shared = put(
+        &s,
+        &ada,
+        &format!("/v1/folders/{team_id}/grants"),
+        Some(json!({"user": "ben", "role": "editor"})),
+    )
+    .await;
+    assert_eq!(shared.status, StatusCode::OK);
+    assert_eq!(
+        delete(&s, &ben, &format!("/v1/folders/{}", id(&team))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(column(&s.get_as(&ben, "/v1/trash").await.body, "name"), ["sub"]);
+    let back = s
+        .post_as(&ben, &format!("/v1/folders/{}/restore", id(&team)), json!({}))
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{:?}", back.body);
+
+    // Ada trashes /team; max takes the free path and shares it with ben.
+    s.upload_as(&ada, &team_id, "plan.txt", b"secret".to_vec(), &[]).await;
+    assert_eq!(
+        delete(&s, &ada, &format!("/v1/folders/{team_id}?recursive=true"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let mine = created(&s, &max, "/v1/folders", json!({"path": "/team"})).await;
+    let regrant = put(
+        &s,
+        &max,
+        &format!("/v1/folders/{}/grants", id(&mine)),
+        Some(json!({"user": "ben", "role": "manager"})),
+    )
+    .await;
+    assert_eq!(regrant.status, StatusCode::OK);
+    // Neither max (the new /team's owner) nor ben (its manager) reaches ada's trashed /team.
+    for (who, key) in [("max", &max), ("ben", &ben)] {
+        assert_eq!(
+            column(&s.get_as(key, "/v1/trash").await.body, "name").len(),
+            0,
+            "{who}'s trash"
+        );
+        let restore = s
+            .post_as(
+                key,
+                &format!("/v1/folders/{team_id}/restore"),
+                json!({"target_parent_id": id(&mine)}),
+            )
+            .await;
+        let missing = s
+            .post_as(
+                key,
+                &format!("/v1/folders/{}/restore", uuid::Uuid::now_v7()),
+                json!({"target_parent_id": id(&mine)}),
+            )
+            .await;
+        assert_eq!(
+            (restore.status, missing.status),
+            (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
+            "{who}"
+        );
+        let purge = delete(&s, key, &format!("/v1/folders/{team_id}?permanent=true")).await;
+        assert_eq!(purge.status, StatusCode::NOT_FOUND, "{who} purging");
+    }
+    let restored = s
+        .post_as(&ada, &format!("/v1/folders/{team_id}/restore"), json!({}))
+        .await;
+    assert_eq!(
+        restored.status,
+        StatusCode::CONFLICT,
+        "max's /team holds the path: {:?}",
+        restored.body
+    );
+}
+
 on_both_backends!(
+    grants_do_not_reach_into_the_trash_through_a_reused_path,
     stars_and_shelves_find_what_each_user_works_on,
     a_team_of_three_works_in_one_folder_by_role,
     groups_are_run_by_their_managers,

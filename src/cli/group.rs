@@ -35,6 +35,9 @@ pub enum GroupCommand {
         /// Make them a manager of the group (adds and removes members).
         #[arg(long)]
         manager: bool,
+        /// Make them a plain member (demotes a manager).
+        #[arg(long, conflicts_with = "manager")]
+        member: bool,
     },
     /// Remove a user from a group (its managers), or leave it (yourself).
     Remove {
@@ -116,9 +119,19 @@ pub async fn run(client: &Client, command: GroupCommand, raw_json: bool) -> Resu
                 .await?;
             print(&shown);
         }
-        GroupCommand::Add { group, user, manager } => {
+        GroupCommand::Add {
+            group,
+            user,
+            manager,
+            member,
+        } => {
             let id = group_id(client, &group).await?;
-            let role = if manager { "manager" } else { "member" };
+            // Neither flag: a new member joins as a member, an existing one keeps their standing.
+            let role = match (manager, member) {
+                (true, _) => Some("manager"),
+                (_, true) => Some("member"),
+                _ => None,
+            };
             let changed: Value = client
                 .call(
                     Method::PUT,

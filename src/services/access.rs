@@ -103,8 +103,64 @@ fn article(role: Role) -> &'static str {
     }
 }
 
-/// Checks `caller` may remove `folder` from where it is (delete, rename, move it away, restore
-/// it): managers of the folder, and editors of the folder it is in. 404 when it is hidden.
+/// Like [`require`], for a folder that may be in the trash. Grants do not reach into the trash:
+/// they follow live paths, and a trashed folder's path may belong to another folder by now. A
+/// trashed folder's owner and admins are its managers; editors and managers of the live folder
+/// it was in keep that role on it (they may restore or purge it); to anyone else it is missing.
+pub async fn require_any(
+    conn: &mut dyn Db,
+    caller: &Caller,
+    record: Option<FolderRecord>,
+    need: Role,
+    what: &(dyn std::fmt::Display + Sync),
+) -> Result<FolderRecord, ServiceError> {
+    let not_found = || ServiceError::NotFound(format!("folder {what} not found"));
+    let record = record.ok_or_else(not_found)?;
+    if record.trash.is_none() {
+        return require(caller, Some(record), need, what);
+    }
+    match trashed_role(conn, caller, &record.folder).await? {
+        None => Err(not_found()),
+        Some(role) if role < need => Err(lacks_role(&record.folder, role, need)),
+        Some(_) => Ok(record),
+    }
+}
+
+/// The caller's role on `folder`, which is in the trash (see [`require_any`]).
+async fn trashed_role(conn: &mut dyn Db, caller: &Caller, folder: &Folder) -> Result<Option<Role>, ServiceError> {
+    if caller.is_admin || folder.owner == caller.name {
+        return Ok(Some(Role::Manager));
+    }
+    let parent = match folder.parent_id {
+        Some(parent) => folder_rows::by_id(conn, parent).await?,
+        None => None,
+    };
+    Ok(parent
+        .and_then(|p| caller.role_on(&p.folder))
+        .filter(|role| *role >= Role::Editor))
+}
+
+/// The folder of `record`, live or in the trash, when `caller` may take it out of where it is:
+/// delete or purge it, restore it from the trash (a live one: see [`require_removable`]; a
+/// trashed one: its owner, admins and editors of the live folder it was in). 404 when it is
+/// hidden or missing.
+pub async fn require_removable_record(
+    conn: &mut dyn Db,
+    caller: &Caller,
+    record: Option<FolderRecord>,
+    what: &(dyn std::fmt::Display + Sync),
+) -> Result<FolderRecord, ServiceError> {
+    let record = require_any(conn, caller, record, Role::Viewer, what).await?;
+    if record.trash.is_none() {
+        require_removable(conn, caller, &record.folder).await?;
+    } else if trashed_role(conn, caller, &record.folder).await? < Some(Role::Editor) {
+        return Err(ServiceError::NotFound(format!("folder {what} not found")));
+    }
+    Ok(record)
+}
+
+/// Checks `caller` may remove the live `folder` from where it is (delete, rename, move it away,
+/// expire it): managers of the folder, and editors of the folder it is in. 404 when it is hidden.
 pub async fn require_removable(conn: &mut dyn Db, caller: &Caller, folder: &Folder) -> Result<(), ServiceError> {
     let role = caller
         .role_on(folder)
@@ -122,7 +178,7 @@ pub async fn require_removable(conn: &mut dyn Db, caller: &Caller, folder: &Fold
         return Ok(());
     }
     Err(ServiceError::Forbidden(format!(
-        "you are {} {role} of folder {}; deleting, renaming or moving it needs the manager role on it or the editor role on the folder it is in: ask its owner ({}) or one of its managers",
+        "you are {} {role} of folder {}; deleting, renaming, moving or expiring it needs the manager role on it or the editor role on the folder it is in: ask its owner ({}) or one of its managers",
         article(role),
         folder.path,
         folder.owner

@@ -11,7 +11,7 @@ use super::{Page, ServiceError, audit, conflict_as, decode_text_position, field,
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, check_user_name};
 use crate::domain::page::{SortKey, page_size};
-use crate::domain::team::{GroupRole, check_group_name};
+use crate::domain::team::{GroupRole, Principal, check_group_name};
 use crate::store::teams::{self, GroupRecord, MemberRecord};
 use crate::store::{Db, Store, users};
 
@@ -35,9 +35,9 @@ pub struct NewGroup {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberChange {
-    /// `member` (the default) or `manager` (also adds and removes members).
-    #[serde(default)]
-    pub role: GroupRole,
+    /// `member` or `manager` (also adds and removes members). Absent: a new member is a plain
+    /// member, an existing one keeps their standing.
+    pub role: Option<GroupRole>,
 }
 
 /// One member of a group.
@@ -188,18 +188,20 @@ impl GroupService {
     ) -> Result<GroupView, ServiceError> {
         check_user_name(user).map_err(field("user"))?;
         let mut tx = self.store.write().await?;
-        existing(&mut tx, id).await?;
-        require_group_manager(&mut tx, caller, id).await?;
+        let group = existing(&mut tx, id).await?;
+        require_group_manager(&mut tx, caller, &group, "change its members").await?;
         if users::by_name(&mut tx, user).await?.is_none() {
             return Err(ServiceError::NotFound(format!("user: no user named `{user}`")));
         }
-        if change.role == GroupRole::Member {
-            keep_a_manager(&mut tx, caller, id, user).await?;
+        let now_standing = standing(&mut tx, id, user).await?;
+        let role = change.role.or(now_standing).unwrap_or(GroupRole::Member);
+        if role == GroupRole::Member {
+            keep_a_manager(&mut tx, caller, &group, user).await?;
         }
         let at = now();
-        if teams::put_member(&mut tx, id, user, change.role, at).await? {
+        if teams::put_member(&mut tx, id, user, role, at).await? {
             let event = AuditEvent::by(caller, AuditAction::GroupMemberPut, id, at)
-                .with_detail(serde_json::json!({ "user": user, "role": change.role }));
+                .with_detail(serde_json::json!({ "group": group.name, "user": user, "role": role }));
             audit::record(&mut tx, &event).await?;
         }
         tx.commit().await?;
@@ -210,19 +212,20 @@ impl GroupService {
     /// (leaving). 404 when they are not in it; 409 when they are its last manager.
     pub async fn remove_member(&self, caller: &Caller, id: Uuid, user: &str) -> Result<(), ServiceError> {
         let mut tx = self.store.write().await?;
-        existing(&mut tx, id).await?;
+        let group = existing(&mut tx, id).await?;
         if user != caller.name {
-            require_group_manager(&mut tx, caller, id).await?;
+            require_group_manager(&mut tx, caller, &group, "change its members").await?;
         }
-        keep_a_manager(&mut tx, caller, id, user).await?;
+        keep_a_manager(&mut tx, caller, &group, user).await?;
         if !teams::remove_member(&mut tx, id, user).await? {
             return Err(ServiceError::NotFound(format!(
-                "user `{user}` is not a member of group {id}"
+                "user `{user}` is not a member of group `{}`",
+                group.name
             )));
         }
         let at = now();
         let event = AuditEvent::by(caller, AuditAction::GroupMemberRemove, id, at)
-            .with_detail(serde_json::json!({ "user": user }));
+            .with_detail(serde_json::json!({ "group": group.name, "user": user }));
         audit::record(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(())
@@ -233,9 +236,17 @@ impl GroupService {
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
         let mut tx = self.store.write().await?;
         let group = existing(&mut tx, id).await?;
-        require_group_manager(&mut tx, caller, id).await?;
+        require_group_manager(&mut tx, caller, &group, "delete it").await?;
+        let at = now();
+        // Each folder that loses the group's grant records it, where its managers read.
+        for (folder_id, path) in teams::folders_granted_to(&mut tx, &Principal::Group(id)).await? {
+            let event = AuditEvent::by(caller, AuditAction::FolderRevoke, folder_id, at)
+                .in_folder(folder_id)
+                .with_detail(serde_json::json!({ "path": path, "group": id, "group_name": group.name }));
+            audit::record(&mut tx, &event).await?;
+        }
         teams::delete_group(&mut tx, id).await?;
-        let event = AuditEvent::by(caller, AuditAction::GroupDelete, id, now())
+        let event = AuditEvent::by(caller, AuditAction::GroupDelete, id, at)
             .with_detail(serde_json::json!({ "name": group.name, "members": group.member_count }));
         audit::record(&mut tx, &event).await?;
         tx.commit().await?;
@@ -259,21 +270,33 @@ async fn standing(conn: &mut dyn Db, id: Uuid, user: &str) -> Result<Option<Grou
         .map(|m| m.role))
 }
 
-/// Refuses (403) a caller who neither manages group `id` nor is an admin.
-async fn require_group_manager(conn: &mut dyn Db, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
-    if caller.is_admin || standing(conn, id, &caller.name).await? == Some(GroupRole::Manager) {
+/// Refuses (403) a caller who neither manages `group` nor is an admin; `what` names the refused
+/// action, e.g. "delete it".
+async fn require_group_manager(
+    conn: &mut dyn Db,
+    caller: &Caller,
+    group: &GroupRecord,
+    what: &str,
+) -> Result<(), ServiceError> {
+    if caller.is_admin || standing(conn, group.id, &caller.name).await? == Some(GroupRole::Manager) {
         Ok(())
     } else {
         Err(ServiceError::Forbidden(format!(
-            "only the managers of group {id} and admins can change its members"
+            "only the managers of group `{}` and admins can {what}",
+            group.name
         )))
     }
 }
 
-/// Refuses (409) to leave group `id` without a manager by demoting or removing `user`, unless an
+/// Refuses (409) to leave `group` without a manager by demoting or removing `user`, unless an
 /// admin does it.
-async fn keep_a_manager(conn: &mut dyn Db, caller: &Caller, id: Uuid, user: &str) -> Result<(), ServiceError> {
-    let managers: Vec<String> = teams::members(conn, id)
+async fn keep_a_manager(
+    conn: &mut dyn Db,
+    caller: &Caller,
+    group: &GroupRecord,
+    user: &str,
+) -> Result<(), ServiceError> {
+    let managers: Vec<String> = teams::members(conn, group.id)
         .await?
         .into_iter()
         .filter(|m| m.role == GroupRole::Manager)
@@ -281,7 +304,8 @@ async fn keep_a_manager(conn: &mut dyn Db, caller: &Caller, id: Uuid, user: &str
         .collect();
     if !caller.is_admin && managers == [user] {
         return Err(ServiceError::Conflict(format!(
-            "`{user}` is the last manager of group {id}; make another member a manager first, or delete the group"
+            "`{user}` is the last manager of group `{}`; make another member a manager first, or delete the group",
+            group.name
         )));
     }
     Ok(())

@@ -306,6 +306,18 @@ pub async fn folder_grants(db: &mut dyn Db, folder: Uuid) -> Result<Vec<FolderGr
         .collect()
 }
 
+/// The live folders `principal` holds a grant on, with their paths.
+pub async fn folders_granted_to(db: &mut dyn Db, principal: &Principal) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let mut sql = Sql::new(
+        "SELECT f.id, f.path FROM folder_grant g JOIN folder f ON f.id = g.folder_id WHERE f.trashed_at IS NULL AND g.principal_kind = ",
+    );
+    sql.bind(principal.kind().to_owned())
+        .push(" AND g.principal = ")
+        .bind(principal.name());
+    let rows: Vec<(String, String)> = sql.build_as().fetch_all(db.conn()).await?;
+    rows.into_iter().map(|(id, path)| Ok((parse_id(&id)?, path))).collect()
+}
+
 /// Removes the grants on the folders of trash unit `unit` (before those folders are purged).
 pub async fn delete_unit_grants(db: &mut dyn Db, unit: Uuid) -> Result<u64, StoreError> {
     let mut sql = Sql::new("DELETE FROM folder_grant WHERE folder_id IN (SELECT id FROM folder WHERE trash_unit = ");

@@ -288,22 +288,25 @@ struct TrashListRow {
     purge_at: Option<i64>,
 }
 
-/// One page of trash units, newest first: those `reader` may restore (in folders they own, or
-/// that lie in the subtrees granted to them), or all when `None`.
+/// One page of trash units, newest first: those `reader` may restore (from trees they own, or
+/// from live folders in the subtrees granted to them), or all when `None`.
 pub async fn list(
     db: &mut dyn Db,
     reader: Option<&Reader>,
     after: Option<(i64, Uuid)>,
     limit: u32,
 ) -> Result<Vec<TrashRow>, StoreError> {
-    // `shown`: where the unit was, without a trashed folder's unit prefix (`UNIT:`, 37 bytes).
+    // `live_parent`: the path of the live folder a unit was in (NULL when that folder is gone or
+    // in the trash too). Grants reach a unit through it: they follow live paths, and the unit's
+    // own path may belong to another folder by now.
     let mut sql = Sql::new(
         "SELECT kind, id, name, path, parent_id, item_type, size, trashed_at, purge_at FROM (\
          SELECT 'FOLDER' AS kind, f.id AS id, f.name AS name, f.path AS path, f.parent_id AS parent_id, \
          CAST(NULL AS TEXT) AS item_type, CAST(NULL AS BIGINT) AS size, f.trashed_at AS trashed_at, \
-         f.purge_at AS purge_at, f.owner AS owner, substr(f.path, 38) AS shown FROM folder f WHERE f.trash_unit = f.id \
+         f.purge_at AS purge_at, f.owner AS owner, lp.path AS live_parent FROM folder f \
+         LEFT JOIN folder lp ON lp.id = f.parent_id AND lp.trashed_at IS NULL WHERE f.trash_unit = f.id \
          UNION ALL SELECT 'ITEM', i.id, i.title, p.path, i.folder_id, i.item_type, i.size, i.trashed_at, \
-         i.purge_at, p.owner, CASE WHEN p.trash_unit IS NULL THEN p.path ELSE substr(p.path, 38) END \
+         i.purge_at, p.owner, CASE WHEN p.trashed_at IS NULL THEN p.path END \
          FROM item i JOIN folder p ON p.id = i.folder_id WHERE i.trash_unit = i.id\
          ) t WHERE 1 = 1",
     );
@@ -311,7 +314,7 @@ pub async fn list(
         sql.push(" AND (t.owner = ").bind(reader.user.clone());
         for path in &reader.granted {
             sql.push(" OR ");
-            push_subtree(&mut sql, "t.shown", path, true);
+            push_subtree(&mut sql, "t.live_parent", path, true);
         }
         sql.push(")");
     }

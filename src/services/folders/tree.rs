@@ -9,7 +9,7 @@ use super::{FolderService, FolderView};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::{Folder, FolderName, FolderPath};
-use crate::services::access::{ensure_unsynced, folder_for, require, require_removable};
+use crate::services::access::{ensure_unsynced, folder_for, require, require_removable, require_removable_record};
 use crate::services::audit;
 use crate::services::{ServiceError, conflict_as, detached, field, now};
 use crate::store::folders as rows;
@@ -96,14 +96,10 @@ impl FolderService {
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Exclusive).await?;
             let record = rows::by_id_any(&mut tx, id).await?;
-            let record = require(
-                &caller,
-                record.filter(|r| permanent || r.trash.is_none()),
-                Role::Viewer,
-                &id,
-            )?;
+            let record =
+                require_removable_record(&mut tx, &caller, record.filter(|r| permanent || r.trash.is_none()), &id)
+                    .await?;
             let folder = record.folder;
-            require_removable(&mut tx, &caller, &folder).await?;
             if record.trash.is_none() {
                 ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "deleting a folder").await?;
             }
@@ -162,9 +158,9 @@ impl FolderService {
     /// the trash (and no target is given) or a live folder took the path meanwhile.
     pub async fn restore(&self, caller: &Caller, id: Uuid, target: Option<Uuid>) -> Result<FolderView, ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
-        let record = require(caller, rows::by_id_any(&mut tx, id).await?, Role::Viewer, &id)?;
+        let record = rows::by_id_any(&mut tx, id).await?;
+        let record = require_removable_record(&mut tx, caller, record, &id).await?;
         let folder = record.folder;
-        require_removable(&mut tx, caller, &folder).await?;
         let mark = record
             .trash
             .ok_or_else(|| ServiceError::Conflict(format!("folder {} is not in the trash", folder.path)))?;

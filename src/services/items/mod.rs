@@ -24,7 +24,7 @@ pub use sweep::{MAX_ORPHAN_SHARE, ORPHAN_ALARM, ORPHAN_GRACE, OrphanSweep, SWEEP
 pub use upload::{Staged, UploadOptions, UploadOutcome};
 pub use views::{ItemView, MediaView, OriginalView};
 
-use super::access::{changeable_folder, ensure_unsynced, folder_for, folder_roles, require, require_item};
+use super::access::{changeable_folder, ensure_unsynced, folder_for, folder_roles, require_any, require_item};
 use super::audit;
 use super::objects::{objects_of, remove_managed_objects};
 use super::trash::Trash;
@@ -433,16 +433,13 @@ impl ItemService {
             .await?
             .filter(|(_, mark)| trashed || mark.is_none())
             .ok_or_else(not_found)?;
-        let folder = require(
-            caller,
-            folder_rows::by_id_any(conn, item.folder_id).await?,
-            Role::Editor,
-            &id,
-        )
-        .map_err(|e| match e {
-            ServiceError::NotFound(_) => not_found(),
-            other => other,
-        })?;
+        let folder = folder_rows::by_id_any(conn, item.folder_id).await?;
+        let folder = require_any(conn, caller, folder, Role::Editor, &id)
+            .await
+            .map_err(|e| match e {
+                ServiceError::NotFound(_) => not_found(),
+                other => other,
+            })?;
         Ok((item, folder, mark))
     }
 
