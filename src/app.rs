@@ -22,6 +22,7 @@ use crate::services::items::{OrphanSweep, SWEEP_INTERVAL};
 use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::{Runner, relay};
 use crate::services::keys::{KeyUseRecorder, USE_FLUSH_EVERY};
+use crate::services::stars::{CLEANUP_EVERY, StarCleanup};
 use crate::services::sync::SyncRunner;
 use crate::services::{ServiceError, Services};
 use crate::store::{Dialect, Store, StoreError};
@@ -185,6 +186,12 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         background.spawn(background::every(
             AuditRetention(services.audit.clone()),
             RETENTION_EVERY,
+            FirstRound::AtStart,
+            shutdown.clone(),
+        ));
+        background.spawn(background::every(
+            StarCleanup(store.clone()),
+            CLEANUP_EVERY,
             FirstRound::AtStart,
             shutdown.clone(),
         ));

@@ -595,6 +595,18 @@ async fn stars_and_shelves_find_what_each_user_works_on(backend: Backend) {
         s.get_as(&mia, &format!("/v1/items/{}", id(&photo.body))).await.body["starred"],
         false
     );
+
+    // A star outlives nothing: once the item is deleted for good, the hourly cleanup drops it.
+    let gone = delete(&s, &lou, &format!("/v1/items/{}?permanent=true", id(&photo.body))).await;
+    assert_eq!(gone.status, StatusCode::OK);
+    let cleanup = stowage::services::stars::StarCleanup(s.services().store.clone());
+    assert_eq!(cleanup.run_once().await.expect("cleanup"), 1);
+    assert_eq!(cleanup.run_once().await.expect("cleanup"), 0);
+    assert_eq!(
+        column(&s.get_as(&lou, "/v1/views/starred").await.body, "path").len(),
+        2,
+        "folder stars stay"
+    );
 }
 
 async fn grants_do_not_reach_into_the_trash_through_a_reused_path(backend: Backend) {

@@ -19,9 +19,9 @@ CREATE TABLE group_member (
 CREATE INDEX group_member_by_user ON group_member (user_name, group_id);
 CREATE TABLE folder_grant (
     folder_id       TEXT NOT NULL REFERENCES folder (id),
-    principal_kind  TEXT NOT NULL,
+    principal_kind  TEXT NOT NULL CHECK (principal_kind IN ('user', 'group')),
     principal       TEXT COLLATE "C" NOT NULL,
-    role            TEXT NOT NULL,
+    role            TEXT NOT NULL CHECK (role IN ('viewer', 'editor', 'manager')),
     granted_by      TEXT NOT NULL,
     granted_at      BIGINT NOT NULL,
     PRIMARY KEY (folder_id, principal_kind, principal)
@@ -29,7 +29,7 @@ CREATE TABLE folder_grant (
 CREATE INDEX folder_grant_by_principal ON folder_grant (principal_kind, principal);
 CREATE TABLE bucket_grant (
     bucket          TEXT NOT NULL,
-    principal_kind  TEXT NOT NULL,
+    principal_kind  TEXT NOT NULL CHECK (principal_kind IN ('user', 'group')),
     principal       TEXT COLLATE "C" NOT NULL,
     prefix          TEXT COLLATE "C" NOT NULL,
     granted_by      TEXT NOT NULL,
@@ -54,7 +54,7 @@ WHERE trashed_at IS NULL AND parent_id IS NOT NULL
 -- answers. Rows of deleted things are left out by joins with the live rows.
 CREATE TABLE star (
     user_name    TEXT COLLATE "C" NOT NULL,
-    target_kind  TEXT NOT NULL,
+    target_kind  TEXT NOT NULL CHECK (target_kind IN ('folder', 'item')),
     target_id    TEXT NOT NULL,
     starred_at   BIGINT NOT NULL,
     PRIMARY KEY (user_name, target_kind, target_id)

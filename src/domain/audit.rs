@@ -31,6 +31,9 @@ pub enum AuditAction {
     /// An item was deleted for good (at once, or purged from the trash).
     #[serde(rename = "item.delete")]
     ItemDelete,
+    /// A folder (with its subtree) changed owner: moved or restored into another owner's tree.
+    #[serde(rename = "folder.owner")]
+    FolderOwner,
     /// A role on a folder was granted to a user or group (or changed).
     #[serde(rename = "folder.grant")]
     FolderGrant,
@@ -59,7 +62,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, in the order the API lists them.
-    pub const ALL: [AuditAction; 15] = [
+    pub const ALL: [AuditAction; 16] = [
         AuditAction::UserCreate,
         AuditAction::UserPromote,
         AuditAction::KeyCreate,
@@ -67,6 +70,7 @@ impl AuditAction {
         AuditAction::FolderVisibility,
         AuditAction::FolderDelete,
         AuditAction::ItemDelete,
+        AuditAction::FolderOwner,
         AuditAction::FolderGrant,
         AuditAction::FolderRevoke,
         AuditAction::GroupCreate,
@@ -87,6 +91,7 @@ impl AuditAction {
             AuditAction::FolderVisibility => "folder.visibility",
             AuditAction::FolderDelete => "folder.delete",
             AuditAction::ItemDelete => "item.delete",
+            AuditAction::FolderOwner => "folder.owner",
             AuditAction::FolderGrant => "folder.grant",
             AuditAction::FolderRevoke => "folder.revoke",
             AuditAction::GroupCreate => "group.create",
@@ -113,6 +118,7 @@ impl AuditAction {
             AuditAction::KeyCreate | AuditAction::KeyRevoke => "key",
             AuditAction::FolderVisibility
             | AuditAction::FolderDelete
+            | AuditAction::FolderOwner
             | AuditAction::FolderGrant
             | AuditAction::FolderRevoke => "folder",
             AuditAction::ItemDelete => "item",

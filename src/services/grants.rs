@@ -18,7 +18,7 @@ use crate::domain::folder::{SyncBinding, Visibility};
 use crate::domain::team::Principal;
 use crate::store::folders as folder_rows;
 use crate::store::teams::{self, BucketGrantRecord, FolderGrantRecord};
-use crate::store::{Db, Store, users};
+use crate::store::{Db, Store, TreeLock, users};
 
 /// Body of `PUT /v1/folders/{id}/grants`: exactly one of `user` and `group`, and the role.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -81,7 +81,7 @@ pub struct FolderGrantsView {
     pub owner: String,
     /// `private`, `internal` (every signed-in user views it) or `public`.
     pub visibility: Visibility,
-    /// The grants on it and on its ancestors, nearest folder first.
+    /// The grants on it and on the ancestors you may see, nearest folder first.
     pub grants: Vec<GrantView>,
 }
 
@@ -137,9 +137,12 @@ impl GrantService {
     pub async fn folder_grants(&self, caller: &Caller, id: Uuid) -> Result<FolderGrantsView, ServiceError> {
         let mut conn = self.store.read().await?;
         let folder = folder_for(&mut conn, caller, id, Role::Manager).await?;
-        let ancestors = folder_rows::ids_by_path(&mut conn, &folder.path.ancestors()).await?;
+        // The ancestors the caller may see, nearest first: grants on hidden ones stay hidden.
+        let mut ancestors = folder_rows::by_paths(&mut conn, &folder.path.ancestors()).await?;
+        ancestors.retain(|a| caller.role_on(&a.folder).is_some());
+        ancestors.sort_by(|a, b| b.folder.path.cmp(&a.folder.path));
         let mut on: Vec<(Uuid, String)> = vec![(folder.id, folder.path.to_string())];
-        on.extend(ancestors.into_iter().rev().map(|(path, id)| (id, path)));
+        on.extend(ancestors.into_iter().map(|a| (a.folder.id, a.folder.path.to_string())));
         let mut grants = Vec::new();
         for (folder_id, path) in on {
             for record in teams::folder_grants(&mut conn, folder_id).await? {
@@ -163,7 +166,7 @@ impl GrantService {
         change: FolderGrantChange,
     ) -> Result<FolderGrantsView, ServiceError> {
         let principal = Principal::named(change.user.as_deref(), change.group).map_err(field("user"))?;
-        let mut tx = self.store.write().await?;
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let folder = folder_for(&mut tx, caller, id, Role::Manager).await?;
         ensure_principal(&mut tx, &principal).await?;
         let at = now();
@@ -184,11 +187,11 @@ impl GrantService {
     /// Takes back the role a user or group had on folder `id` itself (its managers). 404 when it
     /// had none there.
     pub async fn revoke_folder(&self, caller: &Caller, id: Uuid, principal: Principal) -> Result<(), ServiceError> {
-        let mut tx = self.store.write().await?;
+        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let folder = folder_for(&mut tx, caller, id, Role::Manager).await?;
         if !teams::delete_folder_grant(&mut tx, id, &principal).await? {
             return Err(ServiceError::NotFound(format!(
-                "{} `{}` has no grant on folder {}",
+                "{} `{}` has no grant on folder {} itself; a role it has there comes from an ancestor (GET /v1/folders/{id}/grants shows which)",
                 principal.kind(),
                 principal.name(),
                 folder.path

@@ -188,7 +188,7 @@ impl GroupService {
     ) -> Result<GroupView, ServiceError> {
         check_user_name(user).map_err(field("user"))?;
         let mut tx = self.store.write().await?;
-        let group = existing(&mut tx, id).await?;
+        let group = for_change(&mut tx, id).await?;
         require_group_manager(&mut tx, caller, &group, "change its members").await?;
         if users::by_name(&mut tx, user).await?.is_none() {
             return Err(ServiceError::NotFound(format!("user: no user named `{user}`")));
@@ -212,7 +212,7 @@ impl GroupService {
     /// (leaving). 404 when they are not in it; 409 when they are its last manager.
     pub async fn remove_member(&self, caller: &Caller, id: Uuid, user: &str) -> Result<(), ServiceError> {
         let mut tx = self.store.write().await?;
-        let group = existing(&mut tx, id).await?;
+        let group = for_change(&mut tx, id).await?;
         if user != caller.name {
             require_group_manager(&mut tx, caller, &group, "change its members").await?;
         }
@@ -235,7 +235,7 @@ impl GroupService {
     /// admins).
     pub async fn delete(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
         let mut tx = self.store.write().await?;
-        let group = existing(&mut tx, id).await?;
+        let group = for_change(&mut tx, id).await?;
         require_group_manager(&mut tx, caller, &group, "delete it").await?;
         let at = now();
         // Each folder that loses the group's grant records it, where its managers read.
@@ -257,6 +257,14 @@ impl GroupService {
 /// The group `id`; 404 when there is none.
 pub async fn existing(conn: &mut dyn Db, id: Uuid) -> Result<GroupRecord, ServiceError> {
     teams::group_by_id(conn, id)
+        .await?
+        .ok_or_else(|| ServiceError::NotFound(format!("group {id} not found")))
+}
+
+/// The group `id`, locked for a change of its members until the transaction ends; 404 when
+/// there is none.
+async fn for_change(tx: &mut dyn Db, id: Uuid) -> Result<GroupRecord, ServiceError> {
+    teams::group_for_change(tx, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("group {id} not found")))
 }

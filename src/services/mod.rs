@@ -14,6 +14,7 @@ pub mod keys;
 pub mod objects;
 pub mod probe;
 pub mod reencode;
+pub mod stars;
 pub mod sync;
 pub mod trash;
 pub mod users;

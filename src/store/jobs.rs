@@ -240,7 +240,7 @@ pub async fn list(db: &mut dyn Db, filter: &JobFilter) -> Result<Vec<Job>, Store
     }
     if let Some(reader) = &filter.visible_to {
         sql.push(" AND (j.created_by = ").bind(reader.user.clone());
-        sql.push(" OR j.folder_id IN (SELECT f.id FROM folder f WHERE ");
+        sql.push(" OR j.folder_id IN (SELECT f.id FROM folder f WHERE f.trashed_at IS NULL AND ");
         push_readable_by(&mut sql, reader);
         sql.push("))");
     }

@@ -189,6 +189,16 @@ impl Dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// What ends a `SELECT` of a row the transaction goes on to check and change, so that
+    /// concurrent transactions doing the same queue: `FOR UPDATE` on PostgreSQL; nothing on
+    /// SQLite, whose writers take turns.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
 }
 
 /// How a write transaction holds the folder tree.

@@ -83,3 +83,13 @@ pub fn push_starred_by(sql: &mut Sql, column: &str, user: &str, kind: Starred) {
         .bind(kind.as_str().to_owned())
         .push(")");
 }
+
+/// Removes the stars of folders and items that no longer exist (deleted for good); answers how
+/// many.
+pub async fn forget_gone(db: &mut dyn Db) -> Result<u64, StoreError> {
+    let sql = Sql::new(
+        "DELETE FROM star WHERE (target_kind = 'folder' AND NOT EXISTS (SELECT 1 FROM folder f WHERE f.id = star.target_id)) \
+         OR (target_kind = 'item' AND NOT EXISTS (SELECT 1 FROM item i WHERE i.id = star.target_id))",
+    );
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
+}

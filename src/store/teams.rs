@@ -142,6 +142,16 @@ pub async fn group_by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<GroupRecord
     row.map(group_record).transpose()
 }
 
+/// The group with this id, its row locked until the transaction ends, so that concurrent
+/// changes of its members (which check it keeps a manager) take turns.
+pub async fn group_for_change(db: &mut dyn Db, id: Uuid) -> Result<Option<GroupRecord>, StoreError> {
+    let lock = db.dialect().for_update();
+    let mut sql = Sql::new(&format!("SELECT {GROUP_COLUMNS} FROM user_group g WHERE g.id = "));
+    sql.bind(id.to_string()).push(lock);
+    let row: Option<GroupRow> = sql.build_as().fetch_optional(db.conn()).await?;
+    row.map(group_record).transpose()
+}
+
 /// Up to `limit` groups in name order after `after`; only those `member` is in, when given.
 pub async fn list_groups(
     db: &mut dyn Db,

@@ -12,6 +12,7 @@ use crate::domain::folder::{Folder, FolderName, FolderPath};
 use crate::services::access::{ensure_unsynced, folder_for, require, require_removable, require_removable_record};
 use crate::services::audit;
 use crate::services::{ServiceError, conflict_as, detached, field, now};
+use crate::store::Db;
 use crate::store::folders as rows;
 use crate::store::trash::{self as trash_rows, stored_path};
 use crate::store::{TreeLock, from_micros, to_micros};
@@ -75,7 +76,7 @@ impl FolderService {
                 .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
         }
         if let Some(target) = &target {
-            rows::set_tree_owner(&mut tx, &new_path, &target.owner).await?;
+            record_owner_change(&mut tx, caller, &folder, &new_path, &target.owner).await?;
         }
         tx.commit().await?;
         self.get(caller, id).await
@@ -189,7 +190,9 @@ impl FolderService {
         }
         let name = FolderName::stored(&folder.name);
         let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;
-        let new_owner = parent.as_ref().map(|p| p.owner.clone());
+        let new_owner = parent
+            .as_ref()
+            .map_or_else(|| folder.owner.clone(), |p| p.owner.clone());
         trash_rows::restore_folder(
             &mut tx,
             mark.unit,
@@ -203,9 +206,8 @@ impl FolderService {
         .map_err(conflict_as(format!(
             "a folder already exists at {new_path}; move or rename it, or restore into another folder with target_parent_id"
         )))?;
-        if let Some(owner) = new_owner {
-            rows::set_tree_owner(&mut tx, &new_path, &owner).await?;
-        }
+        // Folders trashed before trees had one owner may come back with several: one again.
+        record_owner_change(&mut tx, caller, &folder, &new_path, &new_owner).await?;
         tx.commit().await?;
         self.get(caller, id).await
     }
@@ -221,4 +223,23 @@ fn ensure_same_owner_or_owner(caller: &Caller, folder: &Folder, target: &Folder)
         "{} belongs to {} and {} to {}: putting it there would give it to {}, which only its owner or an admin can do",
         folder.path, folder.owner, target.path, target.owner, target.owner
     )))
+}
+
+/// Gives the subtree now at `path` (`folder`, moved or restored there) to `owner`, and records
+/// in the audit log when that changed the folder's owner.
+async fn record_owner_change(
+    tx: &mut dyn Db,
+    caller: &Caller,
+    folder: &Folder,
+    path: &FolderPath,
+    owner: &str,
+) -> Result<(), ServiceError> {
+    rows::set_tree_owner(tx, path, owner).await?;
+    if folder.owner != owner {
+        let event = AuditEvent::by(caller, AuditAction::FolderOwner, folder.id, now())
+            .in_folder(folder.id)
+            .with_detail(serde_json::json!({ "path": path.as_str(), "from": folder.owner, "to": owner }));
+        audit::record(tx, &event).await?;
+    }
+    Ok(())
 }

@@ -34,7 +34,7 @@ pub struct FolderView {
     pub name: String,
     /// Its absolute path.
     pub path: String,
-    /// The containing folder; `null` at the root.
+    /// The containing folder; `null` at the root, or when you may not see it.
     pub parent_id: Option<Uuid>,
     /// Its ancestors, root first (itself excluded; those you may not see left out).
     pub path_to_root: Vec<PathEntry>,
@@ -123,7 +123,11 @@ pub(crate) async fn views(
                 id: folder.id,
                 name: folder.name,
                 path: folder.path.to_string(),
-                parent_id: folder.parent_id,
+                parent_id: folder
+                    .path
+                    .parent()
+                    .filter(|parent| ids.contains_key(parent.as_str()))
+                    .and(folder.parent_id),
                 path_to_root,
                 description: folder.description,
                 client_metadata: folder.client_metadata,
