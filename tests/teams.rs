@@ -80,6 +80,22 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
         .await;
     assert_eq!(column(&items.body, "title"), ["cat.txt"]);
     assert_eq!(items.body["items"][0]["my_role"], "viewer");
+    let renamed = s
+        .send(
+            Method::PATCH,
+            &format!("/v1/folders/{train}"),
+            Some(&carol),
+            Some(json!({"name": "t2"})),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::FORBIDDEN);
+    assert!(
+        renamed
+            .message()
+            .contains("manager role on it or the editor role on the folder it is in"),
+        "a refusal names what a rename needs: {}",
+        renamed.message()
+    );
     let refused = s.upload_as(&carol, &train, "dog.txt", b"woof".to_vec(), &[]).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(
@@ -146,6 +162,19 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
     assert_eq!(public.status, StatusCode::FORBIDDEN);
     let regrant = put(&s, &bob, &grants, Some(json!({"user": "dan", "role": "viewer"}))).await;
     assert_eq!(regrant.status, StatusCode::FORBIDDEN);
+    let open = s
+        .post_as(
+            &bob,
+            "/v1/folders",
+            json!({"name": "open", "parent_id": train, "visibility": "internal"}),
+        )
+        .await;
+    assert_eq!(open.status, StatusCode::FORBIDDEN);
+    assert!(
+        open.message().contains("may be `internal` only by a manager"),
+        "{}",
+        open.message()
+    );
     let described = s
         .send(
             Method::PATCH,

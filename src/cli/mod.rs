@@ -179,7 +179,7 @@ pub struct ClientArgs {
 
 /// The API's words in server messages, and the CLI flags that do the same: a message the CLI
 /// prints tells the user what to type, not what to send.
-const IN_CLI_TERMS: [(&str, &str); 5] = [
+const IN_CLI_TERMS: [(&str, &str); 6] = [
     ("pass recursive=true", "pass --recursive"),
     ("or give target_parent_id", "or give --to FOLDER"),
     ("with target_parent_id", "with --to FOLDER"),
@@ -188,6 +188,10 @@ const IN_CLI_TERMS: [(&str, &str); 5] = [
         "sync again with --max-tombstone-ratio 1.0",
     ),
     ("submit with ignore_errors=true", "import again with --ignore-errors"),
+    (
+        "managers of a folder give its folder_id",
+        "managers of a folder give --folder FOLDER",
+    ),
 ];
 
 /// `message` (from the server) with the API's parameter names replaced by the CLI's flags.

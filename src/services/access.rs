@@ -86,7 +86,7 @@ pub fn require_role(caller: &Caller, folder: &Folder, need: Role) -> Result<Role
 }
 
 /// The 403 for a folder the caller may see with `role` but not act on, which needs `need`.
-pub fn lacks_role(folder: &Folder, role: Role, need: Role) -> ServiceError {
+fn lacks_role(folder: &Folder, role: Role, need: Role) -> ServiceError {
     ServiceError::Forbidden(format!(
         "you are {} {role} of folder {}; this needs the {need} role: ask its owner ({}) or one of its managers",
         article(role),
@@ -295,17 +295,23 @@ pub async fn visible_job(
 
 /// The caller's role on `job` (see [`visible_job`]); `None` when it is hidden.
 pub async fn job_role(conn: &mut dyn Db, caller: &Caller, job: &Job) -> Result<Option<Role>, ServiceError> {
-    if caller.is_admin {
-        return Ok(Some(Role::Manager));
-    }
     let on_folder = match job.folder_id {
-        Some(folder) => folder_rows::by_id(conn, folder)
+        Some(folder) if !caller.is_admin => folder_rows::by_id(conn, folder)
             .await?
             .and_then(|f| caller.role_on(&f.folder)),
-        None => None,
+        _ => None,
     };
+    Ok(role_on_job(caller, job, on_folder))
+}
+
+/// The rule of a caller's role on `job`, given their role on its folder: admins are managers,
+/// its submitter is at least an editor (may cancel it), others have their role on the folder.
+pub fn role_on_job(caller: &Caller, job: &Job, on_folder: Option<Role>) -> Option<Role> {
+    if caller.is_admin {
+        return Some(Role::Manager);
+    }
     let as_submitter = (job.created_by == caller.name).then_some(Role::Editor);
-    Ok(on_folder.max(as_submitter))
+    on_folder.max(as_submitter)
 }
 
 /// Refuses the units when one names an object in a configured bucket that `caller` may not use

@@ -282,12 +282,16 @@ impl FolderService {
             ));
         };
         ensure_unsynced(&mut tx, &path, false, "creating a folder").await?;
-        if let Some(parent) = parent
-            .as_ref()
-            .filter(|_| req.visibility.is_some_and(|v| v != Visibility::Private))
+        if let Some(visibility) = req.visibility.filter(|v| *v != Visibility::Private)
+            && let Some(parent) = parent.as_ref().filter(|p| caller.role_on(p) < Some(Role::Manager))
         {
             // Visibility is the managers' to give, here as on a change.
-            require_role(caller, parent, Role::Manager)?;
+            return Err(ServiceError::Forbidden(format!(
+                "a new folder inside {} may be `{}` only by a manager of it; create it private, or ask its owner ({}) or one of its managers",
+                parent.path,
+                visibility.as_str(),
+                parent.owner
+            )));
         }
         let mut folder = new_folder(caller, parent.as_ref(), path);
         folder.description = req.description.unwrap_or_default();
@@ -450,7 +454,16 @@ impl FolderService {
             TreeLock::Shared
         };
         let mut tx = self.store.write_tree(lock).await?;
-        let mut folder = folder_for(&mut tx, caller, id, Role::Editor).await?;
+        let mut folder = folder_for(&mut tx, caller, id, Role::Viewer).await?;
+        // The strongest need first, so that a refusal names what the change needs.
+        if new_name.as_ref().is_some_and(|n| n.as_str() != folder.name) || patch.expires_at.is_some() {
+            // A rename or an expiry takes the folder out of where it is.
+            require_removable(&mut tx, caller, &folder).await?;
+        }
+        if patch.visibility.is_some_and(|v| v != folder.visibility) {
+            require_role(caller, &folder, Role::Manager)?;
+        }
+        require_role(caller, &folder, Role::Editor)?;
         folder.updated_at = now();
         if let Some(description) = patch.description {
             folder.description = description;
@@ -463,12 +476,9 @@ impl FolderService {
             item_rows::apply_folder_ttl(&mut tx, id, ttl).await?;
         }
         if let Some(expires_at) = patch.expires_at {
-            // An expiry deletes the folder itself, so it takes the right to delete it.
-            require_removable(&mut tx, caller, &folder).await?;
             folder.expires_at = expires_at.map(|t| t.0);
         }
         if let Some(visibility) = patch.visibility.filter(|v| *v != folder.visibility) {
-            require_role(caller, &folder, Role::Manager)?;
             let event = AuditEvent::by(caller, AuditAction::FolderVisibility, id, folder.updated_at)
                 .in_folder(id)
                 .with_detail(serde_json::json!({
@@ -491,7 +501,6 @@ impl FolderService {
             rows::resume_schedule(&mut tx, id).await?;
         }
         if let Some(name) = new_name.filter(|n| n.as_str() != folder.name) {
-            require_removable(&mut tx, caller, &folder).await?;
             ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "renaming a folder").await?;
             let new_path = FolderPath::join(folder.path.parent().as_ref(), &name).map_err(field("name"))?;
             rows::relocate(

@@ -347,7 +347,8 @@ impl ImportService {
                 item.title, folder.path
             )));
         }
+        let role = require_role(caller, &folder, Role::Editor)?;
         tx.commit().await?;
-        Ok(ItemView::new(item, require_role(caller, &folder, Role::Editor)?))
+        Ok(ItemView::new(item, role))
     }
 }

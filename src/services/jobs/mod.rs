@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::access::{folder_roles, job_role, visible_job};
+use super::access::{folder_roles, job_role, role_on_job, visible_job};
 use super::{Page, ServiceError, decode_number_position, field, page_token};
 use crate::domain::caller::{Caller, Role};
 use crate::domain::job::{Job, JobKind, JobStatus};
@@ -339,9 +339,7 @@ impl JobService {
         let roles = folder_roles(&mut conn, caller, page.items.iter().filter_map(|j| j.folder_id)).await?;
         Ok(page.map(|job| {
             let on_folder = job.folder_id.and_then(|f| roles.get(&f).copied().flatten());
-            let as_submitter = (caller.is_admin || job.created_by == caller.name).then_some(Role::Editor);
-            let admin = caller.is_admin.then_some(Role::Manager);
-            let my_role = on_folder.max(as_submitter).max(admin).unwrap_or(Role::Viewer);
+            let my_role = role_on_job(caller, &job, on_folder).unwrap_or(Role::Viewer);
             JobView { job, my_role }
         }))
     }
