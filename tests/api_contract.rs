@@ -130,3 +130,38 @@ async fn unknown_routes_are_json_404s() {
     assert_eq!(answer.code(), "NOT_FOUND");
     assert!(answer.message().contains("/v1/nothing-here"));
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id_that_errors_repeat() {
+    let s = server!(Backend::Sqlite);
+    let ask = |id: Option<&'static str>| {
+        let mut req = s.request(Method::GET, "/v1/folders/not-an-id", Some(&s.admin_key));
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        async move {
+            let resp = req.send().await.expect("an answer");
+            let header = resp.headers()["x-request-id"].to_str().expect("text").to_owned();
+            let body: serde_json::Value = resp.json().await.expect("a JSON error");
+            (
+                header,
+                body["error"]["request_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
+    // None given: the server makes one.
+    let (made, in_body) = ask(None).await;
+    assert!(uuid::Uuid::parse_str(&made).is_ok(), "{made}");
+    assert_eq!(in_body, made);
+    // A client's id comes back, in the header and the error body.
+    assert_eq!(
+        ask(Some("trace-42.a")).await,
+        ("trace-42.a".to_owned(), "trace-42.a".to_owned())
+    );
+    // One that could break a log line is replaced.
+    let (replaced, _) = ask(Some("two words")).await;
+    assert!(uuid::Uuid::parse_str(&replaced).is_ok(), "{replaced}");
+    // Answers that are not errors carry one too.
+    let health = s.request(Method::GET, "/healthz", None).send().await.expect("healthz");
+    assert!(health.headers().contains_key("x-request-id"));
+}

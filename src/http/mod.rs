@@ -4,6 +4,7 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod extract;
+pub mod request_id;
 pub mod routes;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router, middleware};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi, SecurityRequirement};
 use utoipa_axum::router::OpenApiRouter;
@@ -46,15 +47,26 @@ pub fn router(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(
-            // One line per request at info: method, path, status and latency.
+            // One line per request at info: method, path, status and latency; every line of the
+            // request carries its id.
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    let id = req.headers().get(&request_id::HEADER).and_then(|v| v.to_str().ok());
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        uri = %req.uri(),
+                        request_id = id.unwrap_or_default(),
+                    )
+                })
                 .on_response(
                     DefaultOnResponse::new()
                         .level(tracing::Level::INFO)
                         .latency_unit(tower_http::LatencyUnit::Millis),
                 ),
         )
+        // Outermost: the id exists before the request's span is made.
+        .layer(middleware::from_fn(request_id::assign))
         .with_state(state)
 }
 
