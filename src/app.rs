@@ -20,6 +20,7 @@ use crate::services::audit::{AuditRetention, RETENTION_EVERY};
 use crate::services::imports::runner::ImportRunner;
 use crate::services::items::{OrphanSweep, SWEEP_INTERVAL};
 use crate::services::jobs::noop::NoopRunner;
+use crate::services::jobs::retention::{JobRetention, RETENTION_EVERY as JOB_RETENTION_EVERY};
 use crate::services::jobs::{Runner, relay};
 use crate::services::keys::{KeyUseRecorder, USE_FLUSH_EVERY};
 use crate::services::stars::{CLEANUP_EVERY, StarCleanup};
@@ -186,6 +187,15 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         background.spawn(background::every(
             AuditRetention(services.audit.clone()),
             RETENTION_EVERY,
+            FirstRound::AtStart,
+            shutdown.clone(),
+        ));
+        background.spawn(background::every(
+            JobRetention {
+                store: store.clone(),
+                retention: Duration::from_secs(settings.jobs.retention_seconds),
+            },
+            JOB_RETENTION_EVERY,
             FirstRound::AtStart,
             shutdown.clone(),
         ));

@@ -20,6 +20,7 @@ on_both_backends!(
     idempotency_keys_return_the_same_job,
     listing_filters_pages_and_hides_other_users_jobs,
     scheduled_syncs_are_enqueued_once_with_two_schedulers,
+    finished_jobs_are_removed_after_their_retention,
 );
 
 fn id(job: &Value) -> String {
@@ -399,4 +400,41 @@ async fn scheduled_syncs_are_enqueued_once_with_two_schedulers(backend: Backend)
             .iter()
             .all(|j| j["created_by"] == "scheduler")
     );
+}
+
+async fn finished_jobs_are_removed_after_their_retention(backend: Backend) {
+    let s = server!(backend);
+    let done = noop(&s, json!({"units": 1})).await;
+    let waited = common::poll_job(
+        &s.base,
+        &s.admin_key,
+        &id(&done),
+        std::time::Duration::from_secs(30),
+        |j| j["status"] == "DONE",
+    )
+    .await;
+    assert_eq!(waited["status"], "DONE", "{waited:?}");
+    let running = noop(&s, json!({"units": 200, "unit_millis": 100})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let retention = stowage::services::jobs::retention::JobRetention {
+        store: s.services().store.clone(),
+        retention: std::time::Duration::from_secs(1),
+    };
+    assert_eq!(
+        retention.run_once().await.expect("retention"),
+        1,
+        "only the finished job"
+    );
+    assert_eq!(
+        s.get(&format!("/v1/jobs/{}", id(&done))).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&format!("/v1/jobs/{}", id(&running))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(retention.run_once().await.expect("retention"), 0);
+    let cancel = s.post(&format!("/v1/jobs/{}/cancel", id(&running)), json!({})).await;
+    assert_eq!(cancel.status, StatusCode::OK);
 }

@@ -115,6 +115,8 @@ pub struct JobsSettings {
     pub recheck_interval_ms: u64,
     /// How long shutdown waits for running units to finish, in seconds.
     pub shutdown_timeout_seconds: u64,
+    /// How long the records of finished jobs are kept, in seconds; older ones are removed hourly.
+    pub retention_seconds: u64,
     /// Jobs of each kind that one process runs at once.
     pub concurrency: JobConcurrency,
 }
@@ -169,6 +171,7 @@ impl Default for JobsSettings {
             poll_interval_ms: 500,
             recheck_interval_ms: 2000,
             shutdown_timeout_seconds: 30,
+            retention_seconds: 30 * 24 * 3600,
             concurrency: JobConcurrency::default(),
         }
     }
@@ -430,6 +433,9 @@ impl Settings {
         }
         if self.audit.retention_seconds == 0 {
             return Err(invalid("audit.retention_seconds", "must be at least 1"));
+        }
+        if self.jobs.retention_seconds == 0 {
+            return Err(invalid("jobs.retention_seconds", "must be at least 1"));
         }
         Ok(self)
     }

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::access::{folder_for, require_admin};
-use super::{Page, ServiceError, decode_number_position, field, page_token};
+use super::{Page, ServiceError, decode_number_position, field, page_token, remove_older_than};
 use crate::background::Periodic;
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role};
@@ -138,22 +138,10 @@ impl AuditService {
 
     /// Removes the events older than the retention, a batch per transaction; answers how many.
     pub async fn remove_expired(&self) -> Result<u64, StoreError> {
-        let retention = time::Duration::try_from(self.retention).unwrap_or(time::Duration::MAX);
-        let before = to_micros(
-            OffsetDateTime::now_utc()
-                .checked_sub(retention)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        );
-        let mut removed = 0;
-        loop {
-            let mut tx = self.store.write().await?;
-            let batch = rows::delete_before(&mut tx, before, RETENTION_BATCH).await?;
-            tx.commit().await?;
-            removed += batch;
-            if batch < RETENTION_BATCH as u64 {
-                return Ok(removed);
-            }
-        }
+        remove_older_than(&self.store, self.retention, RETENTION_BATCH, |db, before, limit| {
+            Box::pin(rows::delete_before(db, before, limit))
+        })
+        .await
     }
 }
 

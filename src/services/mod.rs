@@ -260,6 +260,40 @@ impl<T> Page<T> {
     }
 }
 
+/// A store function that removes up to `limit` rows older than `before` (microseconds since the
+/// epoch) and answers how many it removed.
+pub type DeleteBatch = for<'a> fn(
+    &'a mut dyn crate::store::Db,
+    i64,
+    i64,
+) -> futures::future::BoxFuture<'a, Result<u64, crate::store::StoreError>>;
+
+/// Removes the rows older than `retention` with `delete`, `batch` at a time, one transaction per
+/// batch (so a large backlog never holds the write lock long); answers how many went.
+pub async fn remove_older_than(
+    store: &crate::store::Store,
+    retention: std::time::Duration,
+    batch: i64,
+    delete: DeleteBatch,
+) -> Result<u64, crate::store::StoreError> {
+    let retention = time::Duration::try_from(retention).unwrap_or(time::Duration::MAX);
+    let before = crate::store::to_micros(
+        time::OffsetDateTime::now_utc()
+            .checked_sub(retention)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    );
+    let mut removed = 0;
+    loop {
+        let mut tx = store.write().await?;
+        let gone = delete(&mut tx, before, batch).await?;
+        tx.commit().await?;
+        removed += gone;
+        if gone < u64::try_from(batch).unwrap_or(u64::MAX) {
+            return Ok(removed);
+        }
+    }
+}
+
 /// Every use case, ready to share between the HTTP server, the CLI and workers.
 #[derive(Clone)]
 pub struct Services {

@@ -421,3 +421,22 @@ pub async fn listen_for_changes(url: &str, mut publish: impl FnMut(Uuid, i64) + 
         }
     }
 }
+
+/// Removes up to `limit` jobs that finished before `before` (microseconds), with an import's
+/// units; answers how many jobs.
+pub async fn delete_finished_before(db: &mut dyn Db, before: i64, limit: i64) -> Result<u64, StoreError> {
+    let mut sql = Sql::new("SELECT id FROM job WHERE finished_at < ");
+    sql.bind(before).push(" ORDER BY finished_at LIMIT ").bind(limit);
+    sql.push(db.dialect().skip_locked());
+    let ids: Vec<(String,)> = sql.build_as().fetch_all(db.conn()).await?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
+    let mut units = Sql::new("DELETE FROM import_unit WHERE job_id IN (");
+    units.bind_list(ids.iter().cloned()).push(")");
+    units.build().execute(db.conn()).await?;
+    let mut jobs = Sql::new("DELETE FROM job WHERE id IN (");
+    jobs.bind_list(ids).push(")");
+    Ok(jobs.build().execute(db.conn()).await?.rows_affected())
+}

@@ -5,6 +5,7 @@ pub mod context;
 pub mod events;
 pub mod noop;
 pub mod relay;
+pub mod retention;
 
 use std::sync::Arc;
 use std::time::Duration;
