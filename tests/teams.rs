@@ -196,6 +196,19 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
         column(&s.get_as(&dan, "/v1/folders?recursive=true").await.body, "path").len(),
         0
     );
+    let inside = s
+        .post_as(&dan, "/v1/folders", json!({"path": "/projects/vision/x"}))
+        .await;
+    let nowhere = s.post_as(&dan, "/v1/folders", json!({"path": "/nothing/here/x"})).await;
+    assert_eq!(
+        (inside.status, nowhere.status),
+        (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND)
+    );
+    assert_eq!(
+        inside.message().replace("/projects/vision", "P"),
+        nowhere.message().replace("/nothing/here", "P"),
+        "a hidden parent answers as a missing one"
+    );
 
     // A stronger grant below wins there: carol manages train, and still only views vision.
     let promoted = put(
@@ -727,7 +740,60 @@ async fn grants_do_not_reach_into_the_trash_through_a_reused_path(backend: Backe
     );
 }
 
+async fn a_reader_with_many_grants_lists_as_one_with_few(backend: Backend) {
+    let s = server!(backend);
+    let owner = s.key_for("own", false).await;
+    let reader = s.key_for("rea", false).await;
+    // More grants than a list names inline (100): the filter goes through the grant tables.
+    let mut first = String::new();
+    for n in 0..120 {
+        let folder = created(
+            &s,
+            &owner,
+            "/v1/folders",
+            json!({"path": format!("/many/f{n:03}"), "create_parents": true}),
+        )
+        .await;
+        let grant = put(
+            &s,
+            &owner,
+            &format!("/v1/folders/{}/grants", id(&folder)),
+            Some(json!({"user": "rea", "role": "editor"})),
+        )
+        .await;
+        assert_eq!(grant.status, StatusCode::OK);
+        if n == 0 {
+            first = id(&folder);
+        }
+    }
+    let hidden = created(&s, &owner, "/v1/folders", json!({"path": "/many/hidden"})).await;
+    let listed = s.get_as(&reader, "/v1/folders?recursive=true&page_size=1000").await;
+    let paths = column(&listed.body, "path");
+    assert_eq!(paths.len(), 120, "{:?}", listed.body);
+    assert!(!paths.contains(&"/many/hidden".to_owned()) && !paths.contains(&"/many".to_owned()));
+    assert_eq!(
+        column(&s.get_as(&reader, "/v1/views/shared?page_size=1000").await.body, "path").len(),
+        120
+    );
+    let item = s.upload_as(&reader, &first, "x.txt", b"x".to_vec(), &[]).await;
+    assert_eq!(
+        delete(&s, &reader, &format!("/v1/items/{}", id(&item.body)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let other = s.upload_as(&owner, &id(&hidden), "y.txt", b"y".to_vec(), &[]).await;
+    assert_eq!(
+        delete(&s, &owner, &format!("/v1/items/{}", id(&other.body)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(column(&s.get_as(&reader, "/v1/trash").await.body, "name"), ["x.txt"]);
+}
+
 on_both_backends!(
+    a_reader_with_many_grants_lists_as_one_with_few,
     grants_do_not_reach_into_the_trash_through_a_reused_path,
     stars_and_shelves_find_what_each_user_works_on,
     a_team_of_three_works_in_one_folder_by_role,

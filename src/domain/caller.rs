@@ -80,8 +80,17 @@ impl KeyScope {
 /// The longest user name, in bytes.
 pub const MAX_USER_NAME: usize = 64;
 
-/// Checks a user name: 1–64 characters of ASCII letters, digits, `.`, `_`, `-` or `@`.
+/// User names the process itself acts under, which no user may take.
+pub const RESERVED_USER_NAMES: [&str; 1] = ["scheduler"];
+
+/// Checks a user name: 1–64 characters of ASCII letters, digits, `.`, `_`, `-` or `@`, and not
+/// one of [`RESERVED_USER_NAMES`].
 pub fn check_user_name(name: &str) -> Result<(), Invalid> {
+    if RESERVED_USER_NAMES.contains(&name) {
+        return Err(Invalid::new(format!(
+            "`{name}` is the name stowage's scheduler submits jobs under; choose another"
+        )));
+    }
     let ok = !name.is_empty()
         && name.len() <= MAX_USER_NAME
         && name

@@ -65,8 +65,13 @@ impl Principal {
 pub const MAX_GROUP_NAME: usize = 64;
 
 /// Checks a group name: 1–64 characters of ASCII letters, digits, `.`, `_`, `-` or space, not
-/// starting or ending with a space.
+/// starting or ending with a space, and not shaped like an id (a UUID).
 pub fn check_group_name(name: &str) -> Result<(), Invalid> {
+    if Uuid::parse_str(name).is_ok() {
+        return Err(Invalid::new(format!(
+            "`{name}` looks like an id; give a group a name that does not, so that it is never taken for one"
+        )));
+    }
     let ok = !name.is_empty()
         && name.len() <= MAX_GROUP_NAME
         && name.trim() == name

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::access::{folder_for, require_admin};
-use super::groups::existing as existing_group;
+use super::groups::for_change as group_for_change;
 use super::{ServiceError, audit, field, now};
 use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
@@ -302,7 +302,8 @@ async fn ensure_principal(conn: &mut dyn Db, principal: &Principal) -> Result<()
             Some(_) => Ok(()),
             None => Err(ServiceError::NotFound(format!("user: no user named `{name}`"))),
         },
-        Principal::Group(id) => existing_group(conn, *id).await.map(|_| ()),
+        // Locked, so that a group being deleted meanwhile cannot leave this grant behind.
+        Principal::Group(id) => group_for_change(conn, *id).await.map(|_| ()),
     }
 }
 

@@ -261,9 +261,9 @@ pub async fn existing(conn: &mut dyn Db, id: Uuid) -> Result<GroupRecord, Servic
         .ok_or_else(|| ServiceError::NotFound(format!("group {id} not found")))
 }
 
-/// The group `id`, locked for a change of its members until the transaction ends; 404 when
-/// there is none.
-async fn for_change(tx: &mut dyn Db, id: Uuid) -> Result<GroupRecord, ServiceError> {
+/// The group `id`, locked for a change (of its members, or of what is granted to it) until the
+/// transaction ends; 404 when there is none.
+pub async fn for_change(tx: &mut dyn Db, id: Uuid) -> Result<GroupRecord, ServiceError> {
     teams::group_for_change(tx, id)
         .await?
         .ok_or_else(|| ServiceError::NotFound(format!("group {id} not found")))

@@ -222,7 +222,10 @@ fn foreign_token() -> ServiceError {
 pub async fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, ServiceError>> + Send + 'static,
 ) -> Result<T, ServiceError> {
-    tokio::spawn(work).await.context("a background task failed")?
+    // In the request's span, so its log lines carry the request id too.
+    tokio::spawn(tracing::Instrument::in_current_span(work))
+        .await
+        .context("a background task failed")?
 }
 
 /// One page of a list, with the token for the next page.

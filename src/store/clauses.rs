@@ -2,6 +2,7 @@
 //! folder tree, and the expiry an item gets from its folder's TTL.
 
 use super::sql::Sql;
+use super::teams::push_reaches;
 use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::Visibility;
 
@@ -62,13 +63,21 @@ pub fn push_folder_expiry(sql: &mut Sql, ttl: FolderTtl) {
     push_ttl_expiry(sql, ttl);
 }
 
+/// Most granted folders a list filter names inline (as path ranges); a reader with more is
+/// matched through the grant tables instead (one indexed lookup per row), so that no number of
+/// grants makes a query too long.
+const INLINE_GRANTS: usize = 100;
+
 /// Whom a list is filtered for: a user, and the folders granted to them (each with its subtree).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reader {
     /// The user's name (they read what they own).
     pub user: String,
-    /// The paths of the live folders granted to them, directly or through a group.
+    /// The paths of the live folders granted to them, directly or through a group, with at least
+    /// `min_role` (none inside another).
     pub granted: Vec<String>,
+    /// The weakest role that counts.
+    pub min_role: Role,
 }
 
 impl Reader {
@@ -80,9 +89,25 @@ impl Reader {
     /// The reader `caller` is when only grants of at least `role` count (the trash lists what
     /// its reader may restore: editors'); `None` for admins.
     pub fn with_role(caller: &Caller, role: Role) -> Option<Self> {
+        let mut paths = caller.granted_paths(role);
+        paths.sort();
+        // A subtree inside another adds nothing to the filter.
+        let mut granted: Vec<String> = Vec::with_capacity(paths.len());
+        for path in paths {
+            let inside = granted.last().is_some_and(|top| {
+                path == *top
+                    || path
+                        .strip_prefix(top.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            });
+            if !inside {
+                granted.push(path);
+            }
+        }
         (!caller.is_admin).then(|| Self {
             user: caller.name.clone(),
-            granted: caller.granted_paths(role),
+            granted,
+            min_role: role,
         })
     }
 }
@@ -99,9 +124,30 @@ pub fn push_readable_by(sql: &mut Sql, reader: &Reader) {
     sql.push("(f.owner = ")
         .bind(reader.user.clone())
         .push(&format!(" OR f.visibility IN ({})", everyone.join(", ")));
-    for path in &reader.granted {
-        sql.push(" OR ");
-        push_subtree(sql, "f.path", path, true);
-    }
+    push_granted(sql, "f.path", reader);
     sql.push(")");
+}
+
+/// Appends ` OR ` "the folder path `column` lies in a subtree granted to `reader`".
+pub fn push_granted(sql: &mut Sql, column: &str, reader: &Reader) {
+    if reader.granted.len() <= INLINE_GRANTS {
+        for path in &reader.granted {
+            sql.push(" OR ");
+            push_subtree(sql, column, path, true);
+        }
+        return;
+    }
+    let roles: Vec<String> = Role::ALL
+        .into_iter()
+        .filter(|r| *r >= reader.min_role)
+        .map(|r| format!("'{}'", r.as_str()))
+        .collect();
+    sql.push(
+        " OR EXISTS (SELECT 1 FROM folder_grant g JOIN folder gf ON gf.id = g.folder_id AND gf.trashed_at IS NULL WHERE ",
+    );
+    push_reaches(sql, &reader.user);
+    sql.push(&format!(
+        " AND g.role IN ({}) AND ({column} = gf.path OR ({column} >= gf.path || '/' AND {column} < gf.path || '0')))",
+        roles.join(", ")
+    ));
 }

@@ -9,6 +9,7 @@ use super::clauses::{Reader, push_path_rewrite, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, contains_pattern, push_page};
 use super::stars::{Starred, push_starred_by};
+use super::teams::push_reaches;
 use super::{Db, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
@@ -344,8 +345,8 @@ pub struct FolderQuery {
     pub visibility: Option<Visibility>,
     /// Only folders this user starred.
     pub starred_by: Option<String>,
-    /// Only the folders at these paths.
-    pub paths: Option<Vec<String>>,
+    /// Only the folders granted (themselves) to this user, directly or through a group.
+    pub granted_to: Option<String>,
     /// Sort column.
     pub order: FolderOrder,
     /// Descending instead of ascending.
@@ -392,7 +393,7 @@ pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderReco
     rows.into_iter().map(FolderRecord::try_from).collect()
 }
 
-/// Appends the owner, visibility, star and path filters of `query`.
+/// Appends the owner, visibility, star and grant filters of `query`.
 fn push_filters(sql: &mut Sql, query: &FolderQuery) {
     if let Some(owner) = &query.owner {
         sql.push(" AND f.owner = ").bind(owner.clone());
@@ -407,13 +408,10 @@ fn push_filters(sql: &mut Sql, query: &FolderQuery) {
         sql.push(" AND ");
         push_starred_by(sql, "f.id", user, Starred::Folder);
     }
-    if let Some(paths) = &query.paths {
-        if paths.is_empty() {
-            sql.push(" AND 1 = 0");
-        } else {
-            sql.push(" AND f.path IN (");
-            sql.bind_list(paths.iter().cloned()).push(")");
-        }
+    if let Some(user) = &query.granted_to {
+        sql.push(" AND f.id IN (SELECT g.folder_id FROM folder_grant g WHERE ");
+        push_reaches(sql, user);
+        sql.push(")");
     }
 }
 

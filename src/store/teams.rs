@@ -66,7 +66,7 @@ pub struct BucketGrantRecord {
 }
 
 /// Appends "the grant row `g` reaches `user`": given to them, or to a group they are in.
-fn push_reaches(sql: &mut Sql, user: &str) {
+pub(crate) fn push_reaches(sql: &mut Sql, user: &str) {
     sql.push("((g.principal_kind = 'user' AND g.principal = ")
         .bind(user.to_owned())
         .push(

@@ -11,7 +11,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::clauses::{FolderTtl, Reader, push_path_rewrite, push_subtree, push_ttl_expiry};
+use super::clauses::{FolderTtl, Reader, push_granted, push_path_rewrite, push_subtree, push_ttl_expiry};
 use super::rows::{display_path, parse_id};
 use super::sql::{Sql, push_page};
 use super::{Db, StoreError, from_micros};
@@ -303,19 +303,18 @@ pub async fn list(
         "SELECT kind, id, name, path, parent_id, item_type, size, trashed_at, purge_at FROM (\
          SELECT 'FOLDER' AS kind, f.id AS id, f.name AS name, f.path AS path, f.parent_id AS parent_id, \
          CAST(NULL AS TEXT) AS item_type, CAST(NULL AS BIGINT) AS size, f.trashed_at AS trashed_at, \
-         f.purge_at AS purge_at, f.owner AS owner, lp.path AS live_parent FROM folder f \
+         f.purge_at AS purge_at, f.owner AS owner, lp.path AS live_parent, lp.owner AS live_owner FROM folder f \
          LEFT JOIN folder lp ON lp.id = f.parent_id AND lp.trashed_at IS NULL WHERE f.trash_unit = f.id \
          UNION ALL SELECT 'ITEM', i.id, i.title, p.path, i.folder_id, i.item_type, i.size, i.trashed_at, \
-         i.purge_at, p.owner, CASE WHEN p.trashed_at IS NULL THEN p.path END \
+         i.purge_at, p.owner, CASE WHEN p.trashed_at IS NULL THEN p.path END, \
+         CASE WHEN p.trashed_at IS NULL THEN p.owner END \
          FROM item i JOIN folder p ON p.id = i.folder_id WHERE i.trash_unit = i.id\
          ) t WHERE 1 = 1",
     );
     if let Some(reader) = reader {
         sql.push(" AND (t.owner = ").bind(reader.user.clone());
-        for path in &reader.granted {
-            sql.push(" OR ");
-            push_subtree(&mut sql, "t.live_parent", path, true);
-        }
+        sql.push(" OR t.live_owner = ").bind(reader.user.clone());
+        push_granted(&mut sql, "t.live_parent", reader);
         sql.push(")");
     }
     let after = after.map(|(at, id)| (SortKey::Int(at), id));

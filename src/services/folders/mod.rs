@@ -323,13 +323,20 @@ impl FolderService {
         parent_path: &FolderPath,
         create_parents: bool,
     ) -> Result<Folder, ServiceError> {
+        let missing = || {
+            ServiceError::NotFound(format!(
+                "parent folder {parent_path} does not exist; create it first or pass \"create_parents\": true"
+            ))
+        };
         if let Some(found) = rows::by_path(conn, parent_path).await? {
+            // A parent the caller may not see answers as a missing one.
+            if caller.role_on(&found.folder).is_none() {
+                return Err(missing());
+            }
             return Ok(require(caller, Some(found), Role::Editor, parent_path)?.folder);
         }
         if !create_parents {
-            return Err(ServiceError::NotFound(format!(
-                "parent folder {parent_path} does not exist; create it first or pass \"create_parents\": true"
-            )));
+            return Err(missing());
         }
         let mut parent: Option<Folder> = None;
         for path in parent_path.ancestors().into_iter().chain([parent_path.clone()]) {
@@ -403,7 +410,7 @@ impl FolderService {
             not_owner: None,
             visibility: req.visibility,
             starred_by: req.starred.then(|| caller.name.clone()),
-            paths: None,
+            granted_to: None,
             order: req.order_by,
             desc: req.desc,
             after,
@@ -412,7 +419,7 @@ impl FolderService {
         match req.shelf {
             Some(Shelf::Home) => query.owner = Some(caller.name.clone()),
             Some(Shelf::Shared) => {
-                (query.recursive, query.paths) = (true, Some(caller.granted_paths(Role::Viewer)));
+                (query.recursive, query.granted_to) = (true, Some(caller.name.clone()));
                 query.not_owner = Some(caller.name.clone());
             }
             Some(Shelf::Starred) => (query.recursive, query.starred_by) = (true, Some(caller.name.clone())),

@@ -134,8 +134,10 @@ impl FolderService {
                 }
             };
             let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due).await?;
+            // Recorded in the folder it was in (when there was one), whose managers can still
+            // read it once this folder is gone.
             let event = AuditEvent::by(&caller, AuditAction::FolderDelete, id, from_micros(now))
-                .in_folder(id)
+                .in_folder(folder.parent_id.unwrap_or(id))
                 .with_detail(serde_json::json!({
                     "path": folder.path.as_str(),
                     "folders": removed.folders,
@@ -174,7 +176,10 @@ impl FolderService {
         }
         let parent = match target.or(folder.parent_id) {
             Some(parent_id) => {
-                let found = rows::by_id(&mut tx, parent_id).await?;
+                // A folder the caller may not see counts as gone.
+                let found = rows::by_id(&mut tx, parent_id)
+                    .await?
+                    .filter(|f| caller.role_on(&f.folder).is_some());
                 if found.is_none() && target.is_none() {
                     return Err(ServiceError::Conflict(format!(
                         "folder {} was in a folder that is in the trash or gone; restore that one first, or give target_parent_id",
@@ -187,6 +192,7 @@ impl FolderService {
         };
         if let Some(parent) = &parent {
             ensure_same_owner_or_owner(caller, &folder, parent)?;
+            ensure_unsynced(&mut tx, &parent.path, true, "restoring a folder into it").await?;
         }
         let name = FolderName::stored(&folder.name);
         let new_path = FolderPath::join(parent.as_ref().map(|p| &p.path), &name).map_err(field("target_parent_id"))?;

@@ -413,7 +413,10 @@ impl ItemService {
         detached(async move {
             let mut tx = this.store.write_tree(TreeLock::Shared).await?;
             let (item, folder, _) = this.require_any_item(&mut tx, &caller, id, permanent).await?;
-            ensure_unsynced(&mut tx, &folder.folder.path, true, "deleting items").await?;
+            if folder.trash.is_none() {
+                // (A trashed folder's shown path may belong to another folder by now.)
+                ensure_unsynced(&mut tx, &folder.folder.path, true, "deleting items").await?;
+            }
             this.discard(&caller, tx, vec![item], permanent).await
         })
         .await
@@ -456,7 +459,7 @@ impl ItemService {
             )));
         }
         let into = match target {
-            Some(target) => folder_for(&mut tx, caller, target, Role::Editor).await?,
+            Some(target) => changeable_folder(&mut tx, caller, target, "restoring an item into it").await?,
             None if folder.trash.is_none() => folder.folder,
             None => {
                 return Err(ServiceError::Conflict(format!(

@@ -150,7 +150,9 @@ async fn apply(
     let mut tx = if dry_run {
         None
     } else {
-        Some(store.write_tree(TreeLock::Shared).await?)
+        let mut tx = store.write_tree(TreeLock::Shared).await?;
+        ensure_root_in_place(&mut tx, root).await?;
+        Some(tx)
     };
     for action in batch {
         match action {
@@ -194,6 +196,21 @@ async fn apply(
     }
     folders.extend(made);
     Ok(applied)
+}
+
+/// Refuses to write a batch when the synced folder is no longer where the sync found it (renamed,
+/// moved, trashed or given to another owner since): the batch's folders are found by path below
+/// it. The tree lock the batch holds keeps it in place for the rest of the batch; a retry syncs
+/// it where it is.
+async fn ensure_root_in_place(conn: &mut dyn Db, root: &Folder) -> Result<(), JobFailure> {
+    let now = folder_rows::by_id(conn, root.id).await?;
+    match now {
+        Some(record) if record.folder.path == root.path && record.folder.owner == root.owner => Ok(()),
+        _ => Err(JobFailure::Retryable(format!(
+            "the synced folder {} was renamed, moved or deleted while it synced; the next attempt syncs it where it is",
+            root.path
+        ))),
+    }
 }
 
 /// The folder for an object in `dirs` below `root`, creating the missing ones (inside the
