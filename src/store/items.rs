@@ -313,7 +313,8 @@ const CLEAR_ENCODED: &str = "encoded_key = NULL, encoded_size = NULL, encoded_ch
      encoded_mime_type = NULL, encoded_media = NULL, encoded_at = NULL";
 
 /// Writes a live item's title, client metadata and expiry; a title taken in its folder is a
-/// `Conflict`. False when the item is gone or trashed (it expired meanwhile, say).
+/// `Conflict`. False when the item is gone, trashed (it expired meanwhile, say) or no longer in
+/// `item.folder_id` (moved meanwhile, perhaps where the caller may not see it).
 pub async fn update_attributes(db: &mut dyn Db, item: &Item) -> Result<bool, StoreError> {
     let mut sql = Sql::new("UPDATE item SET title = ");
     sql.bind(item.title.clone());
@@ -325,6 +326,8 @@ pub async fn update_attributes(db: &mut dyn Db, item: &Item) -> Result<bool, Sto
     sql.push(", updated_at = ").bind(to_micros(item.updated_at));
     sql.push(" WHERE id = ")
         .bind(item.id.to_string())
+        .push(" AND folder_id = ")
+        .bind(item.folder_id.to_string())
         .push(" AND trashed_at IS NULL");
     Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }

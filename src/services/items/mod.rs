@@ -225,7 +225,7 @@ impl ItemService {
                 item.title, folder.path
             )))?;
         if !updated {
-            // It expired (or was deleted) while this change waited for it.
+            // It expired, was deleted or moved away while this change waited for it.
             return Err(ServiceError::NotFound(format!("item {id} not found")));
         }
         tx.commit().await?;
