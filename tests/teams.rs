@@ -160,6 +160,8 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
         )
         .await;
     assert_eq!(public.status, StatusCode::FORBIDDEN);
+    let itself = put(&s, &alice, &grants, Some(json!({"user": "alice", "role": "viewer"}))).await;
+    assert_eq!(itself.status, StatusCode::BAD_REQUEST, "the owner manages it already");
     let regrant = put(&s, &bob, &grants, Some(json!({"user": "dan", "role": "viewer"}))).await;
     assert_eq!(regrant.status, StatusCode::FORBIDDEN);
     let open = s

@@ -168,6 +168,12 @@ impl GrantService {
         let principal = Principal::named(change.user.as_deref(), change.group).map_err(field("user"))?;
         let mut tx = self.store.write_tree(TreeLock::Shared).await?;
         let folder = folder_for(&mut tx, caller, id, Role::Manager).await?;
+        if principal == Principal::User(folder.owner.clone()) {
+            return Err(ServiceError::Invalid(format!(
+                "user: {} owns {} and is its manager already; grant a role to someone else",
+                folder.owner, folder.path
+            )));
+        }
         ensure_principal(&mut tx, &principal).await?;
         let at = now();
         if teams::put_folder_grant(&mut tx, id, &principal, change.role, &caller.name, at).await? {
