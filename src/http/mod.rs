@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, trash, users};
+use routes::{audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, trash, users, views};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -139,11 +139,11 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
             grants::grant_bucket,
             grants::revoke_bucket
         ))
-        .routes(routes!(folders::star_folder, folders::unstar_folder))
-        .routes(routes!(items::star_item, items::unstar_item))
-        .routes(routes!(folders::home_view))
-        .routes(routes!(folders::shared_view))
-        .routes(routes!(folders::starred_view))
+        .routes(routes!(views::star_folder, views::unstar_folder))
+        .routes(routes!(views::star_item, views::unstar_item))
+        .routes(routes!(views::home_view))
+        .routes(routes!(views::shared_view))
+        .routes(routes!(views::starred_view))
         .route_layer(middleware::from_fn_with_state(state, auth::require_key))
         .layer(DefaultBodyLimit::max(max_body_bytes));
     let mut doc = OpenApi::builder()

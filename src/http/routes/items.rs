@@ -281,32 +281,6 @@ pub async fn list_items(
     Ok(Json(state.services.items.list(&caller, folder_id, req).await?))
 }
 
-/// Star an item (anyone who sees it); `GET /v1/folders/{id}/items?starred=true` lists them.
-#[utoipa::path(put, path = "/items/{id}/star", tag = "views", params(("id" = Uuid, Path)), responses(
-    (status = 200, body = ItemView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-))]
-pub async fn star_item(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    IdPath(id): IdPath,
-    _: NoQuery,
-) -> Result<Json<ItemView>, ApiError> {
-    Ok(Json(state.services.items.star(&caller, id, true).await?))
-}
-
-/// Take your star off an item.
-#[utoipa::path(delete, path = "/items/{id}/star", tag = "views", params(("id" = Uuid, Path)), responses(
-    (status = 200, body = ItemView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody),
-))]
-pub async fn unstar_item(
-    State(state): State<AppState>,
-    Auth(caller): Auth,
-    IdPath(id): IdPath,
-    _: NoQuery,
-) -> Result<Json<ItemView>, ApiError> {
-    Ok(Json(state.services.items.star(&caller, id, false).await?))
-}
-
 /// Move items of this folder into another folder, all or none.
 #[utoipa::path(post, path = "/folders/{id}/items/move", tag = "items", params(("id" = Uuid, Path)), request_body = MoveItems, responses(
     (status = 200, body = Moved), (status = 400, body = ErrorBody, description = "an item is not directly inside the folder"),

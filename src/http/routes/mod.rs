@@ -12,6 +12,7 @@ pub mod keys;
 pub mod ops;
 pub mod trash;
 pub mod users;
+pub mod views;
 
 /// The query of a list that takes nothing but paging (`GET /v1/trash`, `GET /v1/users`).
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
