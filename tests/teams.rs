@@ -187,6 +187,20 @@ async fn a_team_of_three_works_in_one_folder_by_role(backend: Backend) {
         .await;
     assert_eq!(described.status, StatusCode::OK, "{:?}", described.body);
 
+    // Jobs tell each caller's role too: bob submitted this import (editor), carol views it.
+    let spec = json!({"images": [{"objectUrl": "s3://nowhere/x.png"}]});
+    let job = s.post_as(&bob, &format!("/v1/folders/{vision}/imports"), spec).await;
+    assert!(job.status.is_success(), "{:?}", job.body);
+    assert_eq!(job.body["my_role"], "editor");
+    let seen = s.get_as(&carol, &format!("/v1/jobs/{}", id(&job.body))).await;
+    assert_eq!(seen.body["my_role"], "viewer", "{:?}", seen.body);
+    let listed = s.get_as(&carol, "/v1/jobs").await;
+    assert_eq!(column(&listed.body, "my_role"), ["viewer"]);
+    let cancel = s
+        .post_as(&carol, &format!("/v1/jobs/{}/cancel", id(&job.body)), json!({}))
+        .await;
+    assert_eq!(cancel.status, StatusCode::FORBIDDEN);
+
     // Dan has no role: everything of alice's answers as if it did not exist.
     let hidden = s.get_as(&dan, &format!("/v1/folders/{vision}")).await;
     let missing = s.get_as(&dan, &format!("/v1/folders/{}", uuid::Uuid::now_v7())).await;

@@ -264,13 +264,15 @@ pub async fn require_item(
 ) -> Result<(Item, Folder, Role), ServiceError> {
     let not_found = || ServiceError::NotFound(format!("item {id} not found"));
     let item = item_rows::by_id(conn, id).await?.ok_or_else(not_found)?;
-    let record = folder_rows::by_id(conn, item.folder_id).await?;
-    let folder = require(caller, record, need, &item.folder_id).map_err(|e| match e {
+    let folder = folder_rows::by_id(conn, item.folder_id)
+        .await?
+        .ok_or_else(not_found)?
+        .folder;
+    let role = require_role(caller, &folder, need).map_err(|e| match e {
         ServiceError::NotFound(_) => not_found(),
         other => other,
     })?;
-    let role = caller.role_on(&folder.folder).unwrap_or(Role::Viewer);
-    Ok((item, folder.folder, role))
+    Ok((item, folder, role))
 }
 
 /// Loads a job the caller may see (`need` = Editor to change it), with the caller's role on it:

@@ -168,7 +168,7 @@ impl GroupService {
     pub async fn get(&self, caller: &Caller, id: Uuid) -> Result<GroupView, ServiceError> {
         let mut conn = self.store.read().await?;
         let group = existing(&mut conn, id).await?;
-        let role = standing(&mut conn, id, &caller.name).await?;
+        let role = teams::standing(&mut conn, id, &caller.name).await?;
         let members = if role.is_some() || caller.is_admin {
             Some(teams::members(&mut conn, id).await?)
         } else {
@@ -193,7 +193,7 @@ impl GroupService {
         if users::by_name(&mut tx, user).await?.is_none() {
             return Err(ServiceError::NotFound(format!("user: no user named `{user}`")));
         }
-        let now_standing = standing(&mut tx, id, user).await?;
+        let now_standing = teams::standing(&mut tx, id, user).await?;
         let role = change.role.or(now_standing).unwrap_or(GroupRole::Member);
         if role == GroupRole::Member {
             keep_a_manager(&mut tx, caller, &group, user).await?;
@@ -269,15 +269,6 @@ pub async fn for_change(tx: &mut dyn Db, id: Uuid) -> Result<GroupRecord, Servic
         .ok_or_else(|| ServiceError::NotFound(format!("group {id} not found")))
 }
 
-/// `user`'s standing in group `id`, `None` when not a member.
-async fn standing(conn: &mut dyn Db, id: Uuid, user: &str) -> Result<Option<GroupRole>, ServiceError> {
-    Ok(teams::members(conn, id)
-        .await?
-        .into_iter()
-        .find(|m| m.user == user)
-        .map(|m| m.role))
-}
-
 /// Refuses (403) a caller who neither manages `group` nor is an admin; `what` names the refused
 /// action, e.g. "delete it".
 async fn require_group_manager(
@@ -286,7 +277,7 @@ async fn require_group_manager(
     group: &GroupRecord,
     what: &str,
 ) -> Result<(), ServiceError> {
-    if caller.is_admin || standing(conn, group.id, &caller.name).await? == Some(GroupRole::Manager) {
+    if caller.is_admin || teams::standing(conn, group.id, &caller.name).await? == Some(GroupRole::Manager) {
         Ok(())
     } else {
         Err(ServiceError::Forbidden(format!(

@@ -314,8 +314,7 @@ impl KeyService {
             )));
         }
         self.note_use(key.id);
-        let grants = teams::grants_reaching(&mut conn, &key.user).await?;
-        let bucket_grants = teams::bucket_grants_reaching(&mut conn, &key.user).await?;
+        let (grants, bucket_grants) = teams::reaching(&mut conn, &key.user).await?;
         Ok(Caller {
             name: key.user,
             is_admin: key.is_admin,

@@ -1,8 +1,6 @@
 //! Folder rows: lookups, inserts, subtree moves, lists and summaries. Trashed rows (see
 //! [`super::trash`]) are left out of everything here unless a function says otherwise.
 
-use std::collections::BTreeMap;
-
 use uuid::Uuid;
 
 use super::clauses::{Reader, push_path_rewrite, push_readable_by, push_subtree};
@@ -154,17 +152,6 @@ pub async fn by_path(db: &mut dyn Db, path: &FolderPath) -> Result<Option<Folder
     let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.path = "));
     sql.bind(path.as_str().to_owned());
     fetch_one(db, sql).await
-}
-
-/// Ids of the folders at these paths, keyed by path.
-pub async fn ids_by_path(db: &mut dyn Db, paths: &[FolderPath]) -> Result<BTreeMap<String, Uuid>, StoreError> {
-    if paths.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let mut sql = Sql::new("SELECT path, id FROM folder WHERE path IN (");
-    sql.bind_list(paths.iter().map(|p| p.as_str().to_owned())).push(")");
-    let rows: Vec<(String, String)> = sql.build_as().fetch_all(db.conn()).await?;
-    rows.into_iter().map(|(path, id)| Ok((path, parse_id(&id)?))).collect()
 }
 
 /// Every folder with a `sync_schedule`, and the schedule.

@@ -76,32 +76,32 @@ pub(crate) fn push_reaches(sql: &mut Sql, user: &str) {
         .push(")))");
 }
 
-/// The roles granted on live folders that reach `user`, directly or through a group.
-pub async fn grants_reaching(db: &mut dyn Db, user: &str) -> Result<Vec<Grant>, StoreError> {
+/// The roles granted on live folders and the buckets granted that reach `user`, directly or
+/// through a group: what a request of theirs carries (read in one query on every request).
+pub async fn reaching(db: &mut dyn Db, user: &str) -> Result<(Vec<Grant>, Vec<BucketGrant>), StoreError> {
     let mut sql = Sql::new(
-        "SELECT f.path, g.role FROM folder_grant g JOIN folder f ON f.id = g.folder_id WHERE f.trashed_at IS NULL AND ",
+        "SELECT 'folder', f.path, g.role FROM folder_grant g JOIN folder f ON f.id = g.folder_id \
+         WHERE f.trashed_at IS NULL AND ",
     );
     push_reaches(&mut sql, user);
-    let rows: Vec<(String, String)> = sql.build_as().fetch_all(db.conn()).await?;
-    rows.into_iter()
-        .map(|(path, role)| {
-            Ok(Grant {
-                path: FolderPath::stored(&path),
-                role: Role::parse(&role).map_err(|e| corrupt("role", e))?,
-            })
-        })
-        .collect()
-}
-
-/// The bucket grants that reach `user`, directly or through a group.
-pub async fn bucket_grants_reaching(db: &mut dyn Db, user: &str) -> Result<Vec<BucketGrant>, StoreError> {
-    let mut sql = Sql::new("SELECT g.bucket, g.prefix FROM bucket_grant g WHERE ");
+    sql.push(" UNION ALL SELECT 'bucket', g.bucket, g.prefix FROM bucket_grant g WHERE ");
     push_reaches(&mut sql, user);
-    let rows: Vec<(String, String)> = sql.build_as().fetch_all(db.conn()).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(bucket, prefix)| BucketGrant { bucket, prefix })
-        .collect())
+    let rows: Vec<(String, String, String)> = sql.build_as().fetch_all(db.conn()).await?;
+    let (mut grants, mut buckets) = (Vec::new(), Vec::new());
+    for (kind, name, detail) in rows {
+        if kind == "folder" {
+            grants.push(Grant {
+                path: FolderPath::stored(&name),
+                role: Role::parse(&detail).map_err(|e| corrupt("role", e))?,
+            });
+        } else {
+            buckets.push(BucketGrant {
+                bucket: name,
+                prefix: detail,
+            });
+        }
+    }
+    Ok((grants, buckets))
 }
 
 /// Records a new group; a taken name is a `Conflict`.
@@ -234,6 +234,16 @@ pub async fn members(db: &mut dyn Db, group: Uuid) -> Result<Vec<MemberRecord>, 
             added_at: from_micros(added_at),
         })
         .collect())
+}
+
+/// `user`'s standing in group `group`, `None` when they are not in it.
+pub async fn standing(db: &mut dyn Db, group: Uuid, user: &str) -> Result<Option<GroupRole>, StoreError> {
+    let mut sql = Sql::new("SELECT is_manager FROM group_member WHERE group_id = ");
+    sql.bind(group.to_string())
+        .push(" AND user_name = ")
+        .bind(user.to_owned());
+    let row: Option<(i64,)> = sql.build_as().fetch_optional(db.conn()).await?;
+    Ok(row.map(|(is_manager,)| group_role(is_manager)))
 }
 
 /// The groups `user` is in, with their standing in each.
