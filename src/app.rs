@@ -23,6 +23,7 @@ use crate::services::jobs::noop::NoopRunner;
 use crate::services::jobs::retention::{JobRetention, RETENTION_EVERY as JOB_RETENTION_EVERY};
 use crate::services::jobs::{Runner, relay};
 use crate::services::keys::{KeyUseRecorder, USE_FLUSH_EVERY};
+use crate::services::quotas::{RECOUNT_EVERY, UsageRecount};
 use crate::services::stars::{CLEANUP_EVERY, StarCleanup};
 use crate::services::sync::SyncRunner;
 use crate::services::{ServiceError, Services};
@@ -203,6 +204,12 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             StarCleanup(store.clone()),
             CLEANUP_EVERY,
             FirstRound::AtStart,
+            shutdown.clone(),
+        ));
+        background.spawn(background::every(
+            UsageRecount(services.quotas.clone()),
+            RECOUNT_EVERY,
+            FirstRound::AfterPeriod,
             shutdown.clone(),
         ));
         background.spawn(scheduler::run(

@@ -24,6 +24,8 @@ enum Names {
     Bucket,
     /// A group: groups are seen by every signed-in user, and changed by their managers.
     Group,
+    /// A user (by name).
+    User,
 }
 
 /// The role a route needs on the folder, item or job it names.
@@ -104,6 +106,10 @@ fn grant_to_nobody() -> Value {
 
 fn bucket_to_nobody() -> Value {
     json!({"user": "nobody-such"})
+}
+
+fn a_quota() -> Value {
+    json!({"max_bytes": 1_000_000})
 }
 
 fn items_to_nowhere() -> Value {
@@ -206,6 +212,16 @@ fn table() -> Vec<Route> {
             route("delete", "/v1/buckets/{name}/grants", Bucket, false, true),
             "?user=nobody-such",
         ),
+        route("get", "/v1/folders/{id}/quota", Folder, true, false),
+        managers(with(
+            route("put", "/v1/folders/{id}/quota", Folder, false, false),
+            a_quota,
+        )),
+        managers(route("delete", "/v1/folders/{id}/quota", Folder, false, false)),
+        with(route("put", "/v1/users/{name}/quota", User, false, true), a_quota),
+        route("delete", "/v1/users/{name}/quota", User, false, true),
+        route("get", "/v1/usage", Nothing, true, false),
+        route("post", "/v1/usage/recount", Nothing, false, true),
     ]
 }
 
@@ -228,6 +244,7 @@ impl Fixtures {
             Names::Key => self.key.clone(),
             Names::Bucket => "lake".into(),
             Names::Group => self.group.clone(),
+            Names::User => "nobody-such".into(),
         });
         let path = route.path.replace("{id}", &value).replace("{name}", &value);
         format!("{}{}", path.replace("{user}", "nobody-such"), route.query)
@@ -303,6 +320,15 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         )
         .await;
     let folder = id(&folder.body);
+    let quota = s
+        .send(
+            Method::PUT,
+            &format!("/v1/folders/{folder}/quota"),
+            Some(&owner),
+            Some(a_quota()),
+        )
+        .await;
+    assert_eq!(quota.status, StatusCode::OK, "{:?}", quota.body);
     let item = s.upload_as(&owner, &folder, "a.txt", b"secret".to_vec(), &[]).await;
     assert_eq!(item.status, StatusCode::CREATED, "{:?}", item.body);
     let spec = json!({"images": [{"objectUrl": "s3://nowhere/x.png"}]});

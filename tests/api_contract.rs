@@ -64,6 +64,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/buckets/{name}/grants"),
     ("put", "/v1/buckets/{name}/grants"),
     ("delete", "/v1/buckets/{name}/grants"),
+    ("get", "/v1/folders/{id}/quota"),
+    ("put", "/v1/folders/{id}/quota"),
+    ("delete", "/v1/folders/{id}/quota"),
+    ("put", "/v1/users/{name}/quota"),
+    ("delete", "/v1/users/{name}/quota"),
+    ("get", "/v1/usage"),
+    ("post", "/v1/usage/recount"),
     ("get", "/healthz"),
     ("get", "/readyz"),
 ];

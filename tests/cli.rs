@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, healthz_ok};
+use common::{Backend, TestServer, healthz_ok};
 use reqwest::StatusCode;
 
 fn stowage(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -19,6 +19,19 @@ fn stowage(args: &[&str], envs: &[(&str, &str)]) -> Output {
         cmd.env(k, v);
     }
     cmd.output().expect("run stowage")
+}
+
+/// Runs the CLI against `s` with a key, on a thread of its own (the server answers on the test's
+/// runtime meanwhile).
+fn client_of(s: &TestServer) -> impl Fn(&str, &[&str]) -> Output {
+    let base = s.base.clone();
+    move |key: &str, args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--server".into(), base.clone(), "--api-key".into(), key.to_owned()]);
+        std::thread::spawn(move || stowage(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[]))
+            .join()
+            .expect("thread")
+    }
 }
 
 fn stdout(out: &Output) -> String {
@@ -612,14 +625,7 @@ async fn group_and_share_verbs_give_a_team_its_roles() {
     let lea = s.key_for("lea", false).await;
     let max = s.key_for("max", false).await;
     s.key_for("noa", false).await;
-    let base = s.base.clone();
-    let run = move |key: &str, args: &[&str]| {
-        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        all.extend(["--server".into(), base.clone(), "--api-key".into(), key.to_owned()]);
-        std::thread::spawn(move || stowage(&all.iter().map(String::as_str).collect::<Vec<_>>(), &[]))
-            .join()
-            .expect("thread")
-    };
+    let run = client_of(&s);
     assert!(run(&lea, &["folder", "create", "/studio"]).status.success());
     let out = run(&lea, &["group", "create", "reviewers"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -678,4 +684,55 @@ async fn group_and_share_verbs_give_a_team_its_roles() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(&lea, &["group", "list"]);
     assert_eq!(stdout(&out), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_verbs_set_show_and_refuse_past_a_limit() {
+    let s = server!(Backend::Sqlite);
+    let lea = s.key_for("lea", false).await;
+    let run = client_of(&s);
+    let admin = s.admin_key.clone();
+    assert!(run(&lea, &["folder", "create", "/shots"]).status.success());
+    let out = run(&lea, &["quota", "folder", "/shots", "--max-bytes", "5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "/shots\tmax_bytes=5\tmax_items=null\tbytes=0\titems=0\n");
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("big.txt");
+    std::fs::write(&file, b"0123456789").expect("write");
+    let out = run(
+        &lea,
+        &[
+            "item",
+            "upload",
+            "--folder",
+            "/shots",
+            file.to_str().unwrap_or_default(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the quota of folder /shots allows 5 bytes"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&admin, &["quota", "user", "lea", "--max-bytes", "100"]);
+    assert_eq!(
+        stdout(&out),
+        "lea\tmax_bytes=100\tbytes=0\titems=0\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&lea, &["quota", "usage"]);
+    assert_eq!(
+        stdout(&out),
+        "lea\tmax_bytes=100\tbytes=0\titems=0\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&lea, &["quota", "user", "lea", "--max-bytes", "1000"]);
+    assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
+    let out = run(&lea, &["quota", "folder", "/shots", "--remove"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&admin, &["quota", "recount"]);
+    assert_eq!(stdout(&out), "recounted\tdrifted=0\t[]\n", "{}", stderr(&out));
 }

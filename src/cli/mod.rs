@@ -11,6 +11,7 @@ pub mod item;
 pub mod job;
 pub mod keys;
 pub mod lifecycle;
+pub mod quota;
 pub mod sync;
 
 use std::net::SocketAddr;
@@ -142,6 +143,15 @@ pub enum Command {
         /// What to do with the trash.
         #[command(subcommand)]
         command: lifecycle::TrashCommand,
+    },
+    /// Quotas on folders and users, and what they hold.
+    Quota {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: quota::QuotaCommand,
     },
     /// The audit log (admins), newest first.
     Audit {

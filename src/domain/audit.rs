@@ -58,11 +58,17 @@ pub enum AuditAction {
     /// The use of a configured bucket was taken back.
     #[serde(rename = "bucket.revoke")]
     BucketRevoke,
+    /// A folder's quota was set, changed or removed.
+    #[serde(rename = "folder.quota")]
+    FolderQuota,
+    /// A user's byte quota was set, changed or removed.
+    #[serde(rename = "user.quota")]
+    UserQuota,
 }
 
 impl AuditAction {
     /// Every action, in the order the API lists them.
-    pub const ALL: [AuditAction; 16] = [
+    pub const ALL: [AuditAction; 18] = [
         AuditAction::UserCreate,
         AuditAction::UserPromote,
         AuditAction::KeyCreate,
@@ -79,6 +85,8 @@ impl AuditAction {
         AuditAction::GroupMemberRemove,
         AuditAction::BucketGrant,
         AuditAction::BucketRevoke,
+        AuditAction::FolderQuota,
+        AuditAction::UserQuota,
     ];
 
     /// The stored and shown name, e.g. `key.revoke`.
@@ -100,6 +108,8 @@ impl AuditAction {
             AuditAction::GroupMemberRemove => "group.member.remove",
             AuditAction::BucketGrant => "bucket.grant",
             AuditAction::BucketRevoke => "bucket.revoke",
+            AuditAction::FolderQuota => "folder.quota",
+            AuditAction::UserQuota => "user.quota",
         }
     }
 
@@ -114,13 +124,14 @@ impl AuditAction {
     /// What kind of thing the action is done to: `user`, `key`, `folder`, `item`, `group` or `bucket`.
     pub fn target_kind(self) -> &'static str {
         match self {
-            AuditAction::UserCreate | AuditAction::UserPromote => "user",
+            AuditAction::UserCreate | AuditAction::UserPromote | AuditAction::UserQuota => "user",
             AuditAction::KeyCreate | AuditAction::KeyRevoke => "key",
             AuditAction::FolderVisibility
             | AuditAction::FolderDelete
             | AuditAction::FolderOwner
             | AuditAction::FolderGrant
-            | AuditAction::FolderRevoke => "folder",
+            | AuditAction::FolderRevoke
+            | AuditAction::FolderQuota => "folder",
             AuditAction::ItemDelete => "item",
             AuditAction::GroupCreate
             | AuditAction::GroupDelete

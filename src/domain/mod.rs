@@ -9,6 +9,7 @@ pub mod import;
 pub mod item;
 pub mod job;
 pub mod page;
+pub mod quota;
 pub mod schedule;
 pub mod team;
 

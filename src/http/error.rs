@@ -80,6 +80,9 @@ impl From<ServiceError> for ApiError {
                 "CONFLICT",
                 format!("the change clashes with existing data: {}", error.database_message()),
             ),
+            ServiceError::Store(StoreError::QuotaExceeded(refusal)) => {
+                Self::new(StatusCode::CONFLICT, "QUOTA_EXCEEDED", refusal.to_string())
+            }
             ServiceError::Store(error) if error.is_unavailable() => unavailable(&error),
             error @ (ServiceError::Store(_) | ServiceError::Failed { .. } | ServiceError::Internal(_)) => {
                 tracing::error!(error = %ErrorChain(&error), "internal error");

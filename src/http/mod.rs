@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, trash, users, views};
+use routes::{audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, quotas, trash, users, views};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -139,6 +139,14 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
             grants::grant_bucket,
             grants::revoke_bucket
         ))
+        .routes(routes!(
+            quotas::folder_quota,
+            quotas::set_folder_quota,
+            quotas::remove_folder_quota
+        ))
+        .routes(routes!(quotas::set_user_quota, quotas::remove_user_quota))
+        .routes(routes!(quotas::usage))
+        .routes(routes!(quotas::recount))
         .routes(routes!(views::star_folder, views::unstar_folder))
         .routes(routes!(views::star_item, views::unstar_item))
         .routes(routes!(views::home_view))

@@ -17,6 +17,7 @@ use super::jobs::Runner;
 use super::jobs::context::{JobContext, JobFailure};
 use super::trash::Trash;
 use crate::config::ExpiryAction;
+use crate::store::usage::Ledger;
 use crate::store::{Store, TreeLock, expiry as rows, now_micros, trash as trash_rows};
 
 /// What a sweep did: the result of an EXPIRY job.
@@ -74,21 +75,19 @@ impl ExpiryService {
     async fn expire_items(&self, ctx: &mut JobContext, result: &mut SweepResult) -> Result<(), JobFailure> {
         loop {
             let now = now_micros();
-            let mut tx = self.store.write().await?;
-            let taken = match self.action {
-                ExpiryAction::Delete => {
-                    let objects = rows::delete_expired_items(&mut tx, now, self.batch).await?;
-                    tx.commit().await?;
-                    let taken = objects.len() as u64;
-                    result.objects_deleted += self.trash.remove_objects(objects).await;
-                    taken
-                }
+            let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+            let expired = match self.action {
+                ExpiryAction::Delete => rows::delete_expired_items(&mut tx, now, self.batch).await?,
                 ExpiryAction::Trash => {
-                    let taken = rows::trash_expired_items(&mut tx, now, self.trash.purge_at(now), self.batch).await?;
-                    tx.commit().await?;
-                    taken
+                    rows::trash_expired_items(&mut tx, now, self.trash.purge_at(now), self.batch).await?
                 }
             };
+            let mut ledger = Ledger::default();
+            ledger.release(&mut tx, &expired.usage).await?;
+            ledger.settle(&mut tx).await?;
+            tx.commit().await?;
+            let taken = expired.items;
+            result.objects_deleted += self.trash.remove_objects(expired.objects).await;
             result.items_expired += taken;
             self.step(ctx, taken, result).await?;
             if (taken as i64) < self.batch {
@@ -110,7 +109,9 @@ impl ExpiryService {
                 ExpiryAction::Delete => now,
                 ExpiryAction::Trash => self.trash.purge_at(now),
             };
+            let ledger = Ledger::before_subtree(&mut tx, id).await?;
             let counts = trash_rows::trash_folder(&mut tx, id, &path, now, purge_at).await?;
+            ledger.after_subtree(&mut tx, id).await?;
             tx.commit().await?;
             result.folders_expired += counts.folders;
             result.items_expired += counts.items;

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod keys;
 pub mod objects;
 pub mod probe;
+pub mod quotas;
 pub mod reencode;
 pub mod stars;
 pub mod sync;
@@ -316,6 +317,8 @@ pub struct Services {
     pub grants: grants::GrantService,
     /// The audit log.
     pub audit: audit::AuditService,
+    /// Quotas and usage.
+    pub quotas: quotas::QuotaService,
     /// Job use cases.
     pub jobs: jobs::JobService,
     /// Bucket sync use cases.
@@ -363,6 +366,7 @@ impl Services {
             users: users::UserService::new(store.clone()),
             groups: groups::GroupService::new(store.clone()),
             grants: grants::GrantService::new(store.clone(), buckets.clone()),
+            quotas: quotas::QuotaService::new(store.clone()),
             audit: audit::AuditService::new(
                 store.clone(),
                 std::time::Duration::from_secs(settings.audit.retention_seconds),

@@ -23,6 +23,7 @@ pub mod sync;
 pub mod teams;
 pub mod trash;
 pub mod turns;
+pub mod usage;
 pub mod users;
 
 use std::str::FromStr;
@@ -124,6 +125,10 @@ pub enum StoreError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A change would take a folder's or a user's usage past their quota; the message names
+    /// the quota, the usage and the limit.
+    #[error(transparent)]
+    QuotaExceeded(#[from] crate::domain::quota::QuotaExceeded),
     /// Any other database error; its message is for logs, not for clients.
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),

@@ -10,6 +10,7 @@ use super::{Db, Dialect, StoreError, now_micros, to_micros};
 use crate::domain::diff::Known;
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::item::Item;
+use crate::domain::quota::Usage;
 
 fn fingerprint_text(fingerprint: &Fingerprint) -> String {
     serde_json::to_string(fingerprint).unwrap_or_else(|_| "{}".into())
@@ -96,6 +97,27 @@ async fn fetch_known(db: &mut dyn Db, root: Uuid, filter: impl FnOnce(&mut Sql))
     Ok(known)
 }
 
+/// What the live items of synced root `root` at `keys` hold, per folder (for the usage a
+/// batch's changes move: see [`super::usage`]).
+pub async fn usage_at(db: &mut dyn Db, root: Uuid, keys: &[&str]) -> Result<Vec<(Uuid, Usage)>, StoreError> {
+    let mut usage = Vec::new();
+    for chunk in keys.chunks(1_000) {
+        let mut sql = Sql::new(
+            "SELECT folder_id, CAST(COALESCE(SUM(size), 0) AS BIGINT), COUNT(*) FROM item \
+             WHERE trashed_at IS NULL AND is_tombstone = 0 AND sync_root_id = ",
+        );
+        sql.bind(root.to_string())
+            .push(" AND object_key IN (")
+            .bind_list(chunk.iter().map(|k| (*k).to_owned()))
+            .push(") GROUP BY folder_id");
+        let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
+        for (folder, bytes, items) in rows {
+            usage.push((parse_id(&folder)?, Usage { bytes, items }));
+        }
+    }
+    Ok(usage)
+}
+
 /// How many live (not tombstoned) items synced root `root` has.
 pub async fn live_count(db: &mut dyn Db, root: Uuid) -> Result<i64, StoreError> {
     let mut sql = Sql::new("SELECT COUNT(*) FROM item WHERE is_tombstone = 0 AND sync_root_id = ");
@@ -113,6 +135,8 @@ pub struct NewRow {
     tail: String,
     /// Which of those values fill integer columns (bit `i` for value `i`).
     integers: u64,
+    /// The object's key.
+    key: String,
 }
 
 /// The columns of a [`NewRow`] after its folder: the item's own, then [`CONTENT_COLUMNS`].
@@ -142,7 +166,16 @@ impl NewRow {
             }
         }
         tail.push(']');
-        Self { tail, integers }
+        Self {
+            tail,
+            integers,
+            key: item.object_key.clone(),
+        }
+    }
+
+    /// The object's key.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 
@@ -154,7 +187,7 @@ impl NewRow {
 /// (`jsonb_each`, `jsonb_array_elements`): binding 26 values a row costs sqlx a lookup of each
 /// placeholder's name on SQLite (quadratic in the values of a statement), and a statement per
 /// few rows costs a hand-over to the database thread each.
-pub async fn upsert_many(db: &mut dyn Db, root: Uuid, rows: &[(Uuid, NewRow)]) -> Result<(), StoreError> {
+pub async fn upsert_many(db: &mut dyn Db, root: Uuid, rows: &[(Uuid, &NewRow)]) -> Result<(), StoreError> {
     let Some((_, first)) = rows.first() else {
         return Ok(());
     };

@@ -169,7 +169,7 @@ pub struct ItemObjects {
 }
 
 /// Runs a `DELETE … RETURNING bucket, object_key, encoded_key` on item rows.
-pub(crate) async fn deleted_objects(db: &mut dyn Db, sql: Sql) -> Result<Vec<ItemObjects>, StoreError> {
+async fn deleted_objects(db: &mut dyn Db, sql: Sql) -> Result<Vec<ItemObjects>, StoreError> {
     Ok(sql.build_as::<ItemObjects>().fetch_all(db.conn()).await?)
 }
 
@@ -223,6 +223,7 @@ pub async fn unit_is_empty(db: &mut dyn Db, unit: Uuid) -> Result<bool, StoreErr
 /// them; answers how many folders.
 pub async fn delete_unit_folders(db: &mut dyn Db, unit: Uuid) -> Result<u64, StoreError> {
     super::teams::delete_unit_grants(db, unit).await?;
+    super::usage::remove_unit_quotas(db, unit).await?;
     let mut sql = Sql::new("DELETE FROM folder WHERE trash_unit = ");
     sql.bind(unit.to_string());
     Ok(sql.build().execute(db.conn()).await?.rows_affected())

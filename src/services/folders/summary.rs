@@ -10,6 +10,7 @@ use super::FolderService;
 use crate::domain::caller::{Caller, Role};
 use crate::services::ServiceError;
 use crate::services::access::folder_for;
+use crate::services::quotas::{FolderQuotaView, quota_view};
 use crate::store::folders as rows;
 
 /// Counts of one item type.
@@ -40,6 +41,8 @@ pub struct FolderSummary {
     pub total_size: i64,
     /// Counts by item type.
     pub by_type: BTreeMap<String, TypeSummary>,
+    /// The folder's quota with what its whole subtree holds; `null` when it has none.
+    pub quota: Option<FolderQuotaView>,
 }
 
 impl FolderService {
@@ -68,6 +71,7 @@ impl FolderService {
             tombstone_count: by_type.values().map(|t| t.tombstones).sum(),
             total_size: by_type.values().map(|t| t.size).sum(),
             by_type,
+            quota: quota_view(&mut conn, &folder).await?,
         })
     }
 }

@@ -11,10 +11,12 @@ use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::{Folder, FolderName, FolderPath};
 use crate::services::access::{ensure_unsynced, folder_for, require, require_removable, require_removable_record};
 use crate::services::audit;
+use crate::services::quotas::ensure_nested;
 use crate::services::{ServiceError, conflict_as, detached, field, now};
 use crate::store::Db;
 use crate::store::folders as rows;
 use crate::store::trash::{self as trash_rows, stored_path};
+use crate::store::usage::Ledger;
 use crate::store::{TreeLock, from_micros, to_micros};
 
 /// What a delete removed.
@@ -70,6 +72,7 @@ impl FolderService {
         }
         let name = FolderName::stored(&folder.name);
         let new_path = FolderPath::join(target.as_ref().map(|t| &t.path), &name).map_err(field("parent_id"))?;
+        let ledger = Ledger::before_subtree(&mut tx, id).await?;
         if new_path != folder.path {
             rows::relocate(&mut tx, id, &folder.path, &new_path, parent_id, now())
                 .await
@@ -78,6 +81,8 @@ impl FolderService {
         if let Some(target) = &target {
             record_owner_change(&mut tx, caller, &folder, &new_path, &target.owner).await?;
         }
+        ensure_nested(&mut tx, id, &new_path).await?;
+        ledger.after_subtree(&mut tx, id).await?;
         tx.commit().await?;
         self.get(caller, id).await
     }
@@ -121,7 +126,9 @@ impl FolderService {
                         )));
                     }
                     let due = if permanent { now } else { purge_at };
+                    let ledger = Ledger::before_subtree(&mut tx, id).await?;
                     let trashed = trash_rows::trash_folder(&mut tx, id, &folder.path, now, due).await?;
+                    ledger.after_subtree(&mut tx, id).await?;
                     if !permanent {
                         tx.commit().await?;
                         return Ok(Deleted {
@@ -199,6 +206,7 @@ impl FolderService {
         let new_owner = parent
             .as_ref()
             .map_or_else(|| folder.owner.clone(), |p| p.owner.clone());
+        let ledger = Ledger::before_subtree(&mut tx, id).await?;
         trash_rows::restore_folder(
             &mut tx,
             mark.unit,
@@ -214,6 +222,8 @@ impl FolderService {
         )))?;
         // Folders trashed before trees had one owner may come back with several: one again.
         record_owner_change(&mut tx, caller, &folder, &new_path, &new_owner).await?;
+        ensure_nested(&mut tx, id, &new_path).await?;
+        ledger.after_subtree(&mut tx, id).await?;
         tx.commit().await?;
         self.get(caller, id).await
     }

@@ -26,7 +26,9 @@ use crate::domain::item::expiry_for;
 use crate::domain::job::JobKind;
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
+use crate::domain::quota::Usage;
 use crate::store::imports::{self as rows, UnitRow, UnitState};
+use crate::store::usage;
 use crate::store::{Store, TreeLock};
 
 /// Units recorded per transaction while a spec is stored (so a huge spec never holds the
@@ -347,6 +349,7 @@ impl ImportService {
                 item.title, folder.path
             )));
         }
+        usage::admit(&mut tx, folder_id, Usage::item(item.size)).await?;
         let role = require_role(caller, &folder, Role::Editor)?;
         tx.commit().await?;
         Ok(ItemView::new(item, role))

@@ -14,12 +14,14 @@ use crate::blobs::Buckets;
 use crate::domain::import::Unit;
 use crate::domain::item::{Item, expiry_for};
 use crate::domain::job::{MAX_UNIT_ERRORS, Progress, UnitError};
+use crate::domain::quota::Usage;
 use crate::services::items::insert_under_free_title;
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
 use crate::store::imports::{self as rows, Finished, Tally, UnitRow, UnitState};
 use crate::store::now_micros;
-use crate::store::{Store, TreeLock, folders as folder_rows};
+use crate::store::usage;
+use crate::store::{Db, Store, StoreError, TreeLock, folders as folder_rows};
 
 /// Units read, probed and recorded per batch (and per transaction).
 const BATCH: i64 = 256;
@@ -202,6 +204,10 @@ impl ImportRunner {
                         None => Prepared::Item(item),
                     }
                 }
+                other => other,
+            };
+            let prepared = match prepared {
+                Prepared::Item(item) => admitted(&mut tx, folder_id, unit, item).await?,
                 other => other,
             };
             let finished = match &prepared {
@@ -388,5 +394,19 @@ fn describe_urls(urls: &[String]) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [first, rest @ ..] => format!("{first} (+{} more)", rest.len()),
+    }
+}
+
+/// `item` charged to the usage of `folder` (and the holders over it), or the unit's failure when
+/// a quota refuses it: the rest of the import goes on.
+async fn admitted(tx: &mut dyn Db, folder: Uuid, unit: &Unit, item: Box<Item>) -> Result<Prepared, JobFailure> {
+    match usage::admit(tx, folder, Usage::item(item.size)).await {
+        Ok(()) => Ok(Prepared::Item(item)),
+        Err(StoreError::QuotaExceeded(refusal)) => Ok(Prepared::Failed(UnitFailure::of(
+            unit,
+            refusal.to_string(),
+            "free space under the quota, or have it raised, then import the unit again",
+        ))),
+        Err(other) => Err(other.into()),
     }
 }

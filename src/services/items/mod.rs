@@ -42,6 +42,7 @@ use crate::store::folders as folder_rows;
 use crate::store::items::{self as rows, ItemQuery};
 use crate::store::stars::{self, Starred};
 use crate::store::trash as trash_rows;
+use crate::store::usage::Ledger;
 use crate::store::{Store, TreeLock, from_micros, to_micros};
 
 /// The most item ids one move, delete or download request may name.
@@ -342,12 +343,14 @@ impl ItemService {
                     taken.iter().map(|t| format!("`{t}`")).collect::<Vec<_>>().join(", ")
                 )));
             }
+            let ledger = Ledger::before_items(&mut tx, &ids).await?;
             let moved = rows::move_to(&mut tx, &ids, target.id, target.ttl_seconds, now())
                 .await
                 .map_err(conflict_as(format!(
                     "a title in {} was taken meanwhile; retry",
                     target.path
                 )))?;
+            ledger.after_items(&mut tx, &ids).await?;
             tx.commit().await?;
             Ok(Moved { moved })
         })
@@ -365,12 +368,15 @@ impl ItemService {
     ) -> Result<ItemsDeleted, ServiceError> {
         let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
         let (now, purge_at) = self.trash.now_and_purge_at();
+        let ledger = Ledger::before_items(&mut tx, &ids).await?;
         if !permanent {
             let deleted = trash_rows::trash_items(&mut tx, &ids, now, purge_at).await?;
+            ledger.after_items(&mut tx, &ids).await?;
             tx.commit().await?;
             return Ok(ItemsDeleted { deleted, trashed: true });
         }
         let deleted = rows::delete(&mut tx, &ids).await?;
+        ledger.after_items(&mut tx, &ids).await?;
         for item in &items {
             let event = AuditEvent::by(caller, AuditAction::ItemDelete, item.id, from_micros(now))
                 .in_folder(item.folder_id)
@@ -468,12 +474,14 @@ impl ItemService {
                 )));
             }
         };
+        let ledger = Ledger::before_items(&mut tx, &[id]).await?;
         trash_rows::restore_item(&mut tx, id, into.id, into.ttl_seconds, now)
             .await
             .map_err(conflict_as(format!(
                 "an item titled `{}` already exists in {}; rename it, or restore into another folder with target_parent_id",
                 item.title, into.path
             )))?;
+        ledger.after_items(&mut tx, &[id]).await?;
         tx.commit().await?;
         self.get(caller, id).await
     }

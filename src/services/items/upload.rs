@@ -13,12 +13,14 @@ use crate::blobs::{BlobError, Bucket, ByteStream, ObjectKey, Written};
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Caller, Role};
 use crate::domain::item::{ConflictStrategy, Item, client_title, expiry_for, title_from_file_name};
+use crate::domain::quota::Usage;
 use crate::services::access::{changeable_folder, require_role};
 use crate::services::objects::{new_object_key, objects_of, remove_managed_objects, remove_object};
 use crate::services::probe::{self, HEAD_BYTES, Probed};
 use crate::services::{Metadata, ServiceError, detached, field, now};
 use crate::store::TreeLock;
 use crate::store::items as rows;
+use crate::store::usage::{self, Ledger};
 
 /// The form fields of an upload besides the file.
 #[derive(Debug, Clone, Default)]
@@ -207,6 +209,7 @@ impl ItemService {
         let wanted = item.title.clone();
         for _ in 0..MAX_TITLE_ATTEMPTS {
             if rows::insert_if_title_free(&mut tx, &item).await? {
+                usage::admit(&mut tx, item.folder_id, Usage::item(item.size)).await?;
                 tx.commit().await?;
                 return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
             }
@@ -226,13 +229,16 @@ impl ItemService {
                     }
                 }
                 ConflictStrategy::New => {
+                    usage::admit(&mut tx, item.folder_id, Usage::item(item.size)).await?;
                     insert_under_free_title(&mut tx, &mut item).await?;
                     tx.commit().await?;
                     return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
                 }
                 ConflictStrategy::Replace => {
                     if let Some(old) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
+                        let ledger = Ledger::before_items(&mut tx, &[old.id]).await?;
                         rows::replace_content(&mut tx, old.id, &item).await?;
+                        ledger.after_items(&mut tx, &[old.id]).await?;
                         let replaced = rows::by_id(&mut tx, old.id)
                             .await?
                             .ok_or_else(|| ServiceError::Internal("the replaced item vanished".into()))?;

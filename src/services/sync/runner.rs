@@ -17,7 +17,8 @@ use crate::domain::folder::{Folder, SyncBinding};
 use crate::domain::job::{Job, JobStatus};
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
-use crate::store::{Store, StoreError, folders as folder_rows, sync as rows};
+use crate::store::usage::Ledger;
+use crate::store::{Store, StoreError, TreeLock, folders as folder_rows, sync as rows};
 
 /// Changes applied per transaction.
 const BATCH: usize = 2000;
@@ -184,8 +185,10 @@ impl SyncRunner {
             tally.tombstoning(ctx, chunk.len());
             if !dry_run {
                 let ids: Vec<Uuid> = chunk.iter().map(|(id, _)| *id).collect();
-                let mut tx = self.store.write().await?;
+                let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+                let ledger = Ledger::before_items(&mut tx, &ids).await?;
                 rows::tombstone(&mut tx, &ids).await?;
+                ledger.after_items(&mut tx, &ids).await?;
                 tx.commit().await?;
             }
             tally.tombstoned(ctx, chunk.len());

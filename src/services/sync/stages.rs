@@ -284,6 +284,7 @@ async fn judge(source: &Source, root: Uuid, read: Read, hashed: Result<Hashed<Pr
         return Outcome::Act(
             Box::new(Action::Refresh {
                 id: known.id,
+                key: listed.key,
                 fingerprint: listed.fingerprint,
                 restored: restoring,
             }),

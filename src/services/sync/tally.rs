@@ -51,6 +51,10 @@ impl Tally {
         self.result.updated += applied.updated;
         self.result.restored += applied.restored;
         self.result.unchanged += applied.unchanged;
+        for (key, message) in applied.refused {
+            self.result.errors += 1;
+            ctx.failed(key, message);
+        }
     }
 
     /// What the listing counted, and each key prefix it could not list as one failed unit.

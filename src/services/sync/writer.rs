@@ -11,10 +11,12 @@ use uuid::Uuid;
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::folder::{Folder, FolderName, FolderPath};
 use crate::domain::item::Item;
+use crate::domain::quota::QuotaExceeded;
 use crate::services::jobs::context::JobFailure;
 use crate::services::now;
 use crate::store::Db;
-use crate::store::{Store, TreeLock, folders as folder_rows, sync as rows};
+use crate::store::usage::Ledger;
+use crate::store::{Store, StoreError, TreeLock, folders as folder_rows, sync as rows};
 
 /// One change to apply.
 pub(super) enum Action {
@@ -31,9 +33,40 @@ pub(super) enum Action {
     },
     Refresh {
         id: Uuid,
+        /// The object's key.
+        key: String,
         fingerprint: Fingerprint,
         restored: bool,
     },
+}
+
+impl Action {
+    /// The key of the object the change is for.
+    fn key(&self) -> &str {
+        match self {
+            Action::Create { row, .. } => row.key(),
+            Action::Content { item, .. } => &item.object_key,
+            Action::Refresh { key, .. } => key,
+        }
+    }
+
+    /// What the change adds to the count of committed changes.
+    fn counted(&self) -> Applied {
+        let mut applied = Applied {
+            actions: 1,
+            ..Applied::default()
+        };
+        match self {
+            Action::Create { .. } => applied.created = 1,
+            Action::Content { restored, .. } => {
+                applied.updated = 1;
+                applied.restored = u64::from(*restored);
+            }
+            Action::Refresh { restored: true, .. } => applied.restored = 1,
+            Action::Refresh { restored: false, .. } => applied.unchanged = 1,
+        }
+        applied
+    }
 }
 
 /// The stage that applies changes: batches go to a task of its own, which writes each in one
@@ -59,6 +92,8 @@ pub(super) struct Applied {
     pub(super) restored: u64,
     /// Items whose checksum was the known one (only their fingerprint was refreshed).
     pub(super) unchanged: u64,
+    /// Changes a quota refused, by object key, with the refusal.
+    pub(super) refused: Vec<(String, String)>,
 }
 
 impl Applied {
@@ -69,6 +104,7 @@ impl Applied {
         self.updated += other.updated;
         self.restored += other.restored;
         self.unchanged += other.unchanged;
+        self.refused.extend(other.refused.iter().cloned());
     }
 }
 
@@ -133,7 +169,9 @@ impl Writer {
     }
 }
 
-/// Applies a batch of changes in one transaction (or only counts them on a dry run).
+/// Applies a batch of changes in one transaction (or only counts them on a dry run). When a
+/// quota refuses the batch, its changes are applied one by one, and the ones that do not fit are
+/// counted as refused: the rest of the sync goes on.
 async fn apply(
     store: &Store,
     root: &Folder,
@@ -141,61 +179,66 @@ async fn apply(
     batch: Vec<Action>,
     dry_run: bool,
 ) -> Result<Applied, JobFailure> {
-    let mut applied = Applied {
-        actions: batch.len() as i64,
-        ..Applied::default()
+    let mut applied = Applied::default();
+    let counted = |batch: &[Action]| {
+        let mut applied = Applied::default();
+        batch.iter().for_each(|action| applied.add(&action.counted()));
+        applied
     };
+    if dry_run {
+        return Ok(counted(&batch));
+    }
+    if write(store, root, folders, &batch).await?.is_ok() {
+        return Ok(counted(&batch));
+    }
+    for action in batch {
+        let one = std::slice::from_ref(&action);
+        match write(store, root, folders, one).await? {
+            Ok(()) => applied.add(&counted(one)),
+            Err(refusal) => applied.refused.push((action.key().to_owned(), refusal.to_string())),
+        }
+    }
+    Ok(applied)
+}
+
+/// Writes `batch` in one transaction, with the usage it moves; a quota's refusal rolls it back.
+async fn write(
+    store: &Store,
+    root: &Folder,
+    folders: &mut HashMap<String, Uuid>,
+    batch: &[Action],
+) -> Result<Result<(), QuotaExceeded>, JobFailure> {
     let mut made: HashMap<String, Uuid> = HashMap::new();
-    let mut created: Vec<(Uuid, rows::NewRow)> = Vec::new();
-    let mut tx = if dry_run {
-        None
-    } else {
-        let mut tx = store.write_tree(TreeLock::Shared).await?;
-        ensure_root_in_place(&mut tx, root).await?;
-        Some(tx)
-    };
+    let mut created: Vec<(Uuid, &rows::NewRow)> = Vec::new();
+    let mut tx = store.write_tree(TreeLock::Shared).await?;
+    ensure_root_in_place(&mut tx, root).await?;
+    // What the batch's keys held before, and after: a new object, new content, a tombstone
+    // brought back, or a row a killed sync had written already.
+    let keys: Vec<&str> = batch.iter().map(Action::key).collect();
+    let mut ledger = Ledger::default();
+    let before = rows::usage_at(&mut tx, root.id, &keys).await?;
+    ledger.release(&mut tx, &before).await?;
     for action in batch {
         match action {
             Action::Create { row, dirs } => {
-                applied.created += 1;
-                if let Some(tx) = tx.as_mut() {
-                    created.push((folder_for(tx, root, &dirs, folders, &mut made).await?, row));
-                }
+                created.push((folder_for(&mut tx, root, dirs, folders, &mut made).await?, row));
             }
             Action::Content {
-                id,
-                item,
-                fingerprint,
-                restored,
-            } => {
-                applied.updated += 1;
-                applied.restored += u64::from(restored);
-                if let Some(tx) = tx.as_mut() {
-                    rows::set_content(tx, id, &item, &fingerprint).await?;
-                }
-            }
-            Action::Refresh {
-                id,
-                fingerprint,
-                restored,
-            } => {
-                if restored {
-                    applied.restored += 1;
-                } else {
-                    applied.unchanged += 1;
-                }
-                if let Some(tx) = tx.as_mut() {
-                    rows::refresh(tx, id, &fingerprint).await?;
-                }
-            }
+                id, item, fingerprint, ..
+            } => rows::set_content(&mut tx, *id, item, fingerprint).await?,
+            Action::Refresh { id, fingerprint, .. } => rows::refresh(&mut tx, *id, fingerprint).await?,
         }
     }
-    if let Some(mut tx) = tx {
-        rows::upsert_many(&mut tx, root.id, &created).await?;
-        tx.commit().await?;
+    rows::upsert_many(&mut tx, root.id, &created).await?;
+    let after = rows::usage_at(&mut tx, root.id, &keys).await?;
+    ledger.charge(&mut tx, &after).await?;
+    match ledger.settle(&mut tx).await {
+        Err(StoreError::QuotaExceeded(refusal)) => return Ok(Err(refusal)),
+        settled => settled?,
     }
+    tx.commit().await?;
     folders.extend(made);
-    Ok(applied)
+    Ok(Ok(()))
 }
 
 /// Refuses to write a batch when the synced folder is no longer where the sync found it (renamed,

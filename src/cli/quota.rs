@@ -1,0 +1,131 @@
+//! `stowage quota folder|user|usage|recount`: quotas on folders (their managers) and users
+//! (admins), what they hold, and the recount that checks the counters.
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Map, Value};
+
+use super::client::{Client, ClientError};
+use super::folder::folder_id;
+use super::show;
+
+/// Quota verbs.
+#[derive(Debug, Subcommand)]
+pub enum QuotaCommand {
+    /// Show a folder's quota and what its subtree holds; with --max-bytes/--max-items set it
+    /// (its managers), with --remove remove it.
+    Folder {
+        /// Folder path or id.
+        folder: String,
+        /// The most bytes the subtree's live items may hold.
+        #[arg(long)]
+        max_bytes: Option<i64>,
+        /// The most live items the subtree may hold.
+        #[arg(long)]
+        max_items: Option<i64>,
+        /// Remove the quota.
+        #[arg(long, conflicts_with_all = ["max_bytes", "max_items"])]
+        remove: bool,
+    },
+    /// Set a user's byte quota over the trees they own (admins), or with --remove remove it.
+    User {
+        /// The user.
+        name: String,
+        /// The most bytes the live items of their trees may hold.
+        #[arg(long, required_unless_present = "remove")]
+        max_bytes: Option<i64>,
+        /// Remove the quota.
+        #[arg(long, conflicts_with = "max_bytes")]
+        remove: bool,
+    },
+    /// Show what your trees hold (or with --user another user's, admins) and your byte quota.
+    Usage {
+        /// Whose usage.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Recount every usage counter from the items and correct the ones that drifted (admins).
+    Recount,
+}
+
+/// One line for a folder quota: path, limits, usage.
+fn folder_line(quota: &Value) -> String {
+    format!(
+        "{}\tmax_bytes={}\tmax_items={}\tbytes={}\titems={}",
+        quota["path"].as_str().unwrap_or("?"),
+        quota["quota"]["max_bytes"],
+        quota["quota"]["max_items"],
+        quota["usage"]["bytes"],
+        quota["usage"]["items"]
+    )
+}
+
+/// One line for a user's usage: name, byte quota, usage.
+fn user_line(usage: &Value) -> String {
+    format!(
+        "{}\tmax_bytes={}\tbytes={}\titems={}",
+        usage["user"].as_str().unwrap_or("?"),
+        usage["max_bytes"],
+        usage["usage"]["bytes"],
+        usage["usage"]["items"]
+    )
+}
+
+/// Runs a quota verb against the server.
+pub async fn run(client: &Client, command: QuotaCommand, raw_json: bool) -> Result<(), ClientError> {
+    match command {
+        QuotaCommand::Folder {
+            folder,
+            max_bytes,
+            max_items,
+            remove,
+        } => {
+            let id = folder_id(client, &folder).await?;
+            let path = format!("/v1/folders/{id}/quota");
+            if remove {
+                client.send(client.request(Method::DELETE, &path)).await?;
+                show(&serde_json::json!({"folder_id": id, "quota": null}), raw_json, |_| {
+                    format!("{folder}\tquota removed")
+                });
+                return Ok(());
+            }
+            let quota: Value = if max_bytes.is_none() && max_items.is_none() {
+                client.call(Method::GET, &path, &[], None::<&()>).await?
+            } else {
+                let mut body = Map::new();
+                body.insert("max_bytes".into(), max_bytes.into());
+                body.insert("max_items".into(), max_items.into());
+                client.call(Method::PUT, &path, &[], Some(&body)).await?
+            };
+            show(&quota, raw_json, folder_line);
+        }
+        QuotaCommand::User {
+            name,
+            max_bytes,
+            remove,
+        } => {
+            let path = format!("/v1/users/{name}/quota");
+            let usage: Value = match (remove, max_bytes) {
+                (false, Some(max_bytes)) => {
+                    let body = serde_json::json!({ "max_bytes": max_bytes });
+                    client.call(Method::PUT, &path, &[], Some(&body)).await?
+                }
+                _ => client.call(Method::DELETE, &path, &[], None::<&()>).await?,
+            };
+            show(&usage, raw_json, user_line);
+        }
+        QuotaCommand::Usage { user } => {
+            let query: Vec<(&str, String)> = user.into_iter().map(|u| ("user", u)).collect();
+            let usage: Value = client.call(Method::GET, "/v1/usage", &query, None::<&()>).await?;
+            show(&usage, raw_json, user_line);
+        }
+        QuotaCommand::Recount => {
+            let found: Value = client.call(Method::POST, "/v1/usage/recount", &[], None::<&()>).await?;
+            show(&found, raw_json, |found| {
+                let drifted = found["drifted"].as_array().map_or(0, Vec::len);
+                format!("recounted\tdrifted={drifted}\t{}", found["drifted"])
+            });
+        }
+    }
+    Ok(())
+}
