@@ -42,7 +42,7 @@ async fn migrate_to(store: &Store, backend: Backend, version: i64) {
     migrator.run_to(version, conn.conn()).await.expect("old migrations");
 }
 
-async fn the_teams_migration_gives_every_folder_its_trees_owner(backend: Backend) {
+async fn the_teams_and_quotas_migrations_give_every_tree_its_owner_and_usage(backend: Backend) {
     let Some((store, _pg, _dir)) = fresh(backend).await else {
         return;
     };
@@ -76,6 +76,32 @@ async fn the_teams_migration_gives_every_folder_its_trees_owner(backend: Backend
             .expect("an old folder");
             ids.insert(path, id);
         }
+        // Items: live ones count toward their tree owner's usage; a tombstone and a trashed
+        // item do not.
+        let items = [
+            ("/a/b/c", 5, 0, None),
+            ("/a", 3, 0, None),
+            ("/z/y", 7, 0, None),
+            ("/z", 100, 1, None),
+            ("/z", 1_000, 0, Some(1_i64)),
+        ];
+        for (n, (folder, size, tombstone, trashed_at)) in items.into_iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO item (id, folder_id, title, bucket, object_key, item_type, mime_type, size, \
+                 is_tombstone, trashed_at, trash_unit, purge_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, 'managed', $3, 'other', 'application/octet-stream', $4, $5, $6, \
+                 CASE WHEN $6 IS NULL THEN NULL ELSE $1 END, $6, 1, 1)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(ids.get(folder).cloned().expect("a folder"))
+            .bind(format!("item{n}"))
+            .bind(size as i64)
+            .bind(tombstone as i64)
+            .bind(trashed_at)
+            .execute(tx.conn())
+            .await
+            .expect("an old item");
+        }
         tx.commit().await.expect("commit");
     }
 
@@ -97,6 +123,13 @@ async fn the_teams_migration_gives_every_folder_its_trees_owner(backend: Backend
             ("/z/y", "bob"),
         ]
     );
+    // The quotas migration counts what each owner's trees hold now.
+    let usage: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT user_name, used_bytes, used_items FROM user_usage ORDER BY user_name")
+            .fetch_all(conn.conn())
+            .await
+            .expect("usage");
+    assert_eq!(usage, [("alice".to_owned(), 8, 2), ("bob".to_owned(), 7, 1)]);
 }
 
-on_both_backends!(the_teams_migration_gives_every_folder_its_trees_owner);
+on_both_backends!(the_teams_and_quotas_migrations_give_every_tree_its_owner_and_usage);
