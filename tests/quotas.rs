@@ -274,6 +274,14 @@ async fn quotas_nest_and_subtrees_take_their_usage_along(backend: Backend) {
     assert_eq!(restored.status, StatusCode::OK, "{:?}", restored.body);
     assert_eq!(folder_usage(&s, &a).await, [30, 1]);
     assert_eq!(folder_usage(&s, &b).await, [30, 1]);
+    // A folder with a quota of its own moves with it, however full (30 of 50 here).
+    let x = created(&s, &alice, json!({"path": "/a/x"})).await;
+    let moved = s
+        .post_as(&alice, &format!("/v1/folders/{b}/move"), json!({"parent_id": x}))
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(folder_usage(&s, &a).await, [30, 1]);
+    assert_eq!(folder_usage(&s, &b).await, [30, 1]);
 
     // A folder whose own quota is wider than the one it would land under stays where it is.
     assert_eq!(
@@ -322,6 +330,18 @@ async fn a_user_quota_caps_the_trees_they_own(backend: Backend) {
     );
     let over = s.upload_as(&bob, &home, "b", vec![1; 4], &[]).await;
     assert_refused(&over, &["user bob", "allows 10 bytes", "ask an admin"]);
+    // Someone bob shares his folder with hears whose quota is full, not what bob holds.
+    let shared = put(
+        &s,
+        &bob,
+        &format!("/v1/folders/{home}/grants"),
+        json!({"user": "alice", "role": "editor"}),
+    )
+    .await;
+    assert_eq!(shared.status, StatusCode::OK);
+    let theirs = s.upload_as(&alice, &home, "c", vec![1; 4], &[]).await;
+    assert_refused(&theirs, &["user bob", "adds 4 bytes", "ask bob"]);
+    assert!(!theirs.message().contains("8 bytes"), "{}", theirs.message());
     let mine = s.get_as(&bob, "/v1/usage").await;
     assert_eq!(mine.body["max_bytes"], 10);
     assert_eq!(mine.body["usage"], json!({"bytes": 8, "items": 1}));
@@ -426,6 +446,30 @@ async fn syncs_and_imports_record_what_fits_and_fail_the_rest(backend: Backend) 
         job.to_string().contains("QUOTA") || job.to_string().contains("the quota of folder /top"),
         "{job}"
     );
+    assert_eq!(folder_usage(&s, &top).await, [70, 7]);
+
+    // A unit refused by the owner's quota leaves no count behind on the folder's, which
+    // admitted it first.
+    assert_eq!(
+        put(
+            &s,
+            &s.admin_key,
+            &format!("/v1/folders/{top}/quota"),
+            json!({"max_items": 100})
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        put(&s, &s.admin_key, "/v1/users/admin/quota", json!({"max_bytes": 75}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let one = json!({"text": [{"objectUrl": fixture.object_url("imported/0.txt"), "title": "again"}]});
+    let job = finished(&s, &s.post(&format!("/v1/folders/{into}/imports"), one).await).await;
+    assert_eq!(job["progress"]["units_error"], 1, "{job}");
     assert_eq!(folder_usage(&s, &top).await, [70, 7]);
     assert_no_drift(&s).await;
 }

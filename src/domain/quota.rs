@@ -134,6 +134,24 @@ pub struct QuotaExceeded {
     pub adding: i64,
 }
 
+impl QuotaExceeded {
+    /// The refusal as `reader` (a user name and whether they are an admin; `None` for a job's
+    /// record, which its folder's viewers read) may be told it: in full for admins, for the user
+    /// whose quota it is, and for a folder's quota (its path shows in the paths below it, and
+    /// counts of a folder's subtree are shown to whoever sees the folder). Someone else's user
+    /// quota says whose it is and what the change adds, not what they hold.
+    pub fn told_to(&self, reader: Option<(&str, bool)>) -> String {
+        match (&self.holder, reader) {
+            (Holder::Folder(..), _) => self.to_string(),
+            (Holder::User(owner), Some((name, is_admin))) if is_admin || name == owner => self.to_string(),
+            (Holder::User(owner), _) => format!(
+                "the quota of user {owner}, who owns this tree, has no room for this change, which adds {} {}; ask {owner} to free some, or an admin to raise the quota",
+                self.adding, self.unit
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +191,25 @@ mod tests {
             max_items: Some(2_000),
         };
         assert_eq!(only_items.exceeding(&inner), Some(("max_items", 2_000, 1_000)));
+    }
+
+    #[test]
+    fn a_users_usage_is_told_only_to_them_and_admins() {
+        let refusal = QuotaExceeded {
+            holder: Holder::User("alice".into()),
+            unit: "bytes",
+            limit: 1_000,
+            used: 990,
+            adding: 20,
+        };
+        for reader in [Some(("alice", false)), Some(("root", true))] {
+            assert!(refusal.told_to(reader).contains("990 bytes are used"), "{reader:?}");
+        }
+        for reader in [Some(("bob", false)), None] {
+            let told = refusal.told_to(reader);
+            assert!(!told.contains("990") && !told.contains("1000"), "{told}");
+            assert!(told.contains("user alice") && told.contains("adds 20 bytes"), "{told}");
+        }
     }
 
     #[test]

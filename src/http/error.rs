@@ -81,7 +81,9 @@ impl From<ServiceError> for ApiError {
                 format!("the change clashes with existing data: {}", error.database_message()),
             ),
             ServiceError::Store(StoreError::QuotaExceeded(refusal)) => {
-                Self::new(StatusCode::CONFLICT, "QUOTA_EXCEEDED", refusal.to_string())
+                let reader = super::auth::current_reader();
+                let told = refusal.told_to(reader.as_ref().map(|(name, admin)| (name.as_str(), *admin)));
+                Self::new(StatusCode::CONFLICT, "QUOTA_EXCEEDED", told)
             }
             ServiceError::Store(error) if error.is_unavailable() => unavailable(&error),
             error @ (ServiceError::Store(_) | ServiceError::Failed { .. } | ServiceError::Internal(_)) => {

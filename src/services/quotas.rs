@@ -145,7 +145,8 @@ impl QuotaService {
 
     /// Removes folder `id`'s quota (managers); 404 when it had none.
     pub async fn remove_folder_quota(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
-        let mut tx = self.store.write_tree(TreeLock::Shared).await?;
+        // Exclusive: no write is between finding the quota and counting on it.
+        let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
         let folder = folder_for(&mut tx, caller, id, Role::Viewer).await?;
         require_role(caller, &folder, Role::Manager)?;
         let previous = usage::folder_quota(&mut tx, id).await?.map(|(quota, _)| quota);

@@ -296,16 +296,15 @@ pub async fn insert_if_title_free(db: &mut dyn Db, item: &Item) -> Result<bool, 
 
 /// Points item `id` at `with`'s content (object, type, size, checksum, media metadata) and
 /// client metadata, keeping its id, folder, title, creation time and expiry. A re-encoded
-/// rendition of the old content is dropped.
-pub async fn replace_content(db: &mut dyn Db, id: Uuid, with: &Item) -> Result<(), StoreError> {
+/// rendition of the old content is dropped. False when it is no longer live.
+pub async fn replace_content(db: &mut dyn Db, id: Uuid, with: &Item) -> Result<bool, StoreError> {
     let mut sql = Sql::new(&format!("UPDATE item SET ({}) = (", CONTENT_COLUMNS.join(", ")));
     bind_content(&mut sql, with);
     sql.push(&format!("), {CLEAR_ENCODED}, client_metadata = "))
         .bind(serde_json::Value::Object(with.client_metadata.clone()).to_string());
     sql.push(", updated_at = ").bind(to_micros(with.updated_at));
-    sql.push(" WHERE id = ").bind(id.to_string());
-    sql.build().execute(db.conn()).await?;
-    Ok(())
+    sql.push(" WHERE trashed_at IS NULL AND id = ").bind(id.to_string());
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
 /// Sets the rendition columns to NULL.

@@ -31,7 +31,24 @@ const LIVE: &str = "i.trashed_at IS NULL AND i.is_tombstone = 0";
 /// Usage changes gathered in a write transaction, per holder, until [`settle`](Self::settle).
 #[derive(Debug, Default)]
 pub struct Ledger {
-    changes: BTreeMap<Holder, Usage>,
+    /// By holder (a folder by id alone: a moved folder's quota is one holder before and after).
+    changes: BTreeMap<HolderKey, (Holder, Usage)>,
+}
+
+/// What tells holders apart, in the order they are settled.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum HolderKey {
+    Folder(Uuid),
+    User(String),
+}
+
+impl From<&Holder> for HolderKey {
+    fn from(holder: &Holder) -> Self {
+        match holder {
+            Holder::Folder(id, _) => HolderKey::Folder(*id),
+            Holder::User(name) => HolderKey::User(name.clone()),
+        }
+    }
 }
 
 impl Ledger {
@@ -101,7 +118,10 @@ impl Ledger {
         let holders = holders_over(db, &folders).await?;
         for (folder, usage) in changes {
             for holder in holders.get(folder).into_iter().flatten() {
-                let entry = self.changes.entry(holder.clone()).or_default();
+                let (_, entry) = self
+                    .changes
+                    .entry(HolderKey::from(holder))
+                    .or_insert_with(|| (holder.clone(), Usage::default()));
                 *entry = if leaving {
                     entry.minus(*usage)
                 } else {
@@ -113,22 +133,39 @@ impl Ledger {
     }
 
     /// Writes the gathered changes, holder by holder in one order (so that two transactions
-    /// never wait on each other's holders crosswise); refuses with [`StoreError::QuotaExceeded`]
-    /// when an increase would pass a limit (the caller's transaction then rolls back).
+    /// never wait on each other's holders crosswise), all or none: when an increase would pass
+    /// a limit, the holders written before it are put back and the answer is
+    /// [`StoreError::QuotaExceeded`]. The transaction stays usable, so a job may fail one unit
+    /// and go on with the next.
     pub async fn settle(self, db: &mut dyn Db) -> Result<(), StoreError> {
-        for (holder, change) in self.changes {
+        let mut written: Vec<(Holder, Usage)> = Vec::new();
+        for (_, (holder, change)) in self.changes {
             if change.is_zero() {
                 continue;
             }
-            let applied = match &holder {
-                Holder::Folder(id, _) => change_folder(db, *id, change).await?,
-                Holder::User(name) => change_user(db, name, change).await?,
-            };
-            if !applied {
-                return Err(refusal(db, holder, change).await?.into());
+            if change_holder(db, &holder, change, true).await? {
+                written.push((holder, change));
+                continue;
             }
+            let Some(refusal) = refusal(db, holder, change).await? else {
+                // The quota was removed meanwhile: nothing to count on it.
+                continue;
+            };
+            for (holder, change) in written {
+                change_holder(db, &holder, Usage::default().minus(change), false).await?;
+            }
+            return Err(refusal.into());
         }
         Ok(())
+    }
+}
+
+/// Adds `change` to `holder`'s counter, with `checked` only if it stays within its limits;
+/// false if it would not (or a folder's quota is gone).
+async fn change_holder(db: &mut dyn Db, holder: &Holder, change: Usage, checked: bool) -> Result<bool, StoreError> {
+    match holder {
+        Holder::Folder(id, _) => change_folder(db, *id, change, checked).await,
+        Holder::User(name) => change_user(db, name, change, checked).await,
     }
 }
 
@@ -145,7 +182,8 @@ pub async fn admit(db: &mut dyn Db, folder: Uuid, usage: Usage) -> Result<(), St
 async fn holders_over(db: &mut dyn Db, folders: &[Uuid]) -> Result<HashMap<Uuid, Vec<Holder>>, StoreError> {
     let mut places: Vec<(Uuid, String, String)> = Vec::with_capacity(folders.len());
     for chunk in folders.chunks(CHUNK) {
-        let mut sql = Sql::new("SELECT id, path, owner FROM folder WHERE id IN (");
+        // Items in a trashed folder count for nobody.
+        let mut sql = Sql::new("SELECT id, path, owner FROM folder WHERE trashed_at IS NULL AND id IN (");
         sql.bind_list(chunk.iter().map(Uuid::to_string)).push(")");
         let rows: Vec<(String, String, String)> = sql.build_as().fetch_all(db.conn()).await?;
         for (id, path, owner) in rows {
@@ -206,21 +244,24 @@ fn push_within_limits(sql: &mut Sql, table: &str, change: Usage, dimensions: &[&
     }
 }
 
-/// Adds `change` to folder quota `id`'s usage if it stays within its limits; false if not.
-async fn change_folder(db: &mut dyn Db, id: Uuid, change: Usage) -> Result<bool, StoreError> {
+/// Adds `change` to folder quota `id`'s usage, with `checked` only if it stays within its
+/// limits; false if not.
+async fn change_folder(db: &mut dyn Db, id: Uuid, change: Usage, checked: bool) -> Result<bool, StoreError> {
     let mut sql = Sql::new("UPDATE folder_quota SET used_bytes = used_bytes + ");
     sql.bind(change.bytes)
         .push(", used_items = used_items + ")
         .bind(change.items)
         .push(" WHERE folder_id = ")
         .bind(id.to_string());
-    push_within_limits(&mut sql, "folder_quota", change, &["bytes", "items"]);
+    if checked {
+        push_within_limits(&mut sql, "folder_quota", change, &["bytes", "items"]);
+    }
     Ok(sql.build().execute(db.conn()).await?.rows_affected() > 0)
 }
 
-/// Adds `change` to user `name`'s usage (a first row for them if they had none) if it stays
-/// within their byte limit; false if not.
-async fn change_user(db: &mut dyn Db, name: &str, change: Usage) -> Result<bool, StoreError> {
+/// Adds `change` to user `name`'s usage (a first row for them if they had none), with `checked`
+/// only if it stays within their byte limit; false if not.
+async fn change_user(db: &mut dyn Db, name: &str, change: Usage, checked: bool) -> Result<bool, StoreError> {
     let mut sql = Sql::new("INSERT INTO user_usage (user_name, used_bytes, used_items) VALUES (");
     sql.bind(name.to_owned())
         .push(", ")
@@ -232,14 +273,20 @@ async fn change_user(db: &mut dyn Db, name: &str, change: Usage) -> Result<bool,
         .push(", used_items = user_usage.used_items + ")
         .bind(change.items)
         .push(" WHERE 1 = 1");
-    push_within_limits(&mut sql, "user_usage", change, &["bytes"]);
+    if checked {
+        push_within_limits(&mut sql, "user_usage", change, &["bytes"]);
+    }
     Ok(sql.build().execute(db.conn()).await?.rows_affected() > 0)
 }
 
-/// The refusal for `change` on `holder`: the first limit it passes, with the usage now.
-async fn refusal(db: &mut dyn Db, holder: Holder, change: Usage) -> Result<QuotaExceeded, StoreError> {
+/// The refusal for `change` on `holder`: the first limit it passes, with the usage now; `None`
+/// when the holder is a folder whose quota is gone.
+async fn refusal(db: &mut dyn Db, holder: Holder, change: Usage) -> Result<Option<QuotaExceeded>, StoreError> {
     let (quota, used) = match &holder {
-        Holder::Folder(id, _) => folder_quota(db, *id).await?.unwrap_or_default(),
+        Holder::Folder(id, _) => match folder_quota(db, *id).await? {
+            Some(found) => found,
+            None => return Ok(None),
+        },
         Holder::User(name) => {
             let (max_bytes, used) = user_usage(db, name).await?;
             (
@@ -251,31 +298,42 @@ async fn refusal(db: &mut dyn Db, holder: Holder, change: Usage) -> Result<Quota
             )
         }
     };
-    let over = |limit: Option<i64>, used: i64, adding: i64| limit.filter(|l| adding > 0 && used + adding > *l);
-    let (unit, limit, used, adding) = if let Some(limit) = over(quota.max_bytes, used.bytes, change.bytes) {
-        ("bytes", limit, used.bytes, change.bytes)
-    } else {
-        let limit = over(quota.max_items, used.items, change.items).unwrap_or_default();
-        ("items", limit, used.items, change.items)
-    };
-    Ok(QuotaExceeded {
+    let limits = [
+        ("bytes", quota.max_bytes, used.bytes, change.bytes),
+        ("items", quota.max_items, used.items, change.items),
+    ];
+    let over = limits
+        .iter()
+        .find(|(_, limit, used, adding)| limit.is_some_and(|l| *adding > 0 && used + adding > l))
+        .or_else(|| {
+            limits
+                .iter()
+                .find(|(_, limit, _, adding)| limit.is_some() && *adding > 0)
+        })
+        .unwrap_or(&limits[0]);
+    let (unit, limit, used, adding) = *over;
+    Ok(Some(QuotaExceeded {
         holder,
         unit,
-        limit,
+        limit: limit.unwrap_or_default(),
         used,
         adding,
-    })
+    }))
 }
 
 /// What the live items among `ids` hold, per folder.
 pub async fn of_items(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<(Uuid, Usage)>, StoreError> {
     let mut usage = Vec::new();
     for chunk in ids.chunks(CHUNK) {
+        // The rows are locked (on PostgreSQL) until the transaction ends, so a concurrent change
+        // of the same items waits, then counts what this one left.
         let mut sql = Sql::new(&format!(
-            "SELECT i.folder_id, {LIVE_USAGE} FROM item i WHERE {LIVE} AND i.id IN ("
+            "SELECT i.folder_id, {LIVE_USAGE} FROM (SELECT folder_id, size, id FROM item WHERE trashed_at IS NULL AND is_tombstone = 0 AND id IN ("
         ));
         sql.bind_list(chunk.iter().map(Uuid::to_string))
-            .push(") GROUP BY i.folder_id");
+            .push(")")
+            .push(db.dialect().for_update())
+            .push(") i GROUP BY i.folder_id");
         let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
         for (folder, bytes, items) in rows {
             usage.push((parse_id(&folder)?, Usage { bytes, items }));

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::ImportParams;
 use super::object::{UnitFailure, group_item, locate, single_item};
 use crate::blobs::Buckets;
+use crate::domain::folder::Folder;
 use crate::domain::import::Unit;
 use crate::domain::item::{Item, expiry_for};
 use crate::domain::job::{MAX_UNIT_ERRORS, Progress, UnitError};
@@ -21,7 +22,7 @@ use crate::services::jobs::context::{JobContext, JobFailure};
 use crate::store::imports::{self as rows, Finished, Tally, UnitRow, UnitState};
 use crate::store::now_micros;
 use crate::store::usage;
-use crate::store::{Db, Store, StoreError, TreeLock, folders as folder_rows};
+use crate::store::{Db, Store, StoreError, TreeLock, folders as folder_rows, items as item_rows};
 
 /// Units read, probed and recorded per batch (and per transaction).
 const BATCH: i64 = 256;
@@ -207,14 +208,11 @@ impl ImportRunner {
                 other => other,
             };
             let prepared = match prepared {
-                Prepared::Item(item) => admitted(&mut tx, folder_id, unit, item).await?,
+                Prepared::Item(item) => inserted(&mut tx, &folder, unit, item).await?,
                 other => other,
             };
             let finished = match &prepared {
                 Prepared::Item(item) => {
-                    let mut item = (**item).clone();
-                    item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
-                    insert_under_free_title(&mut tx, &mut item).await?;
                     rows::finish(
                         &mut tx,
                         job_id,
@@ -397,16 +395,23 @@ fn describe_urls(urls: &[String]) -> String {
     }
 }
 
-/// `item` charged to the usage of `folder` (and the holders over it), or the unit's failure when
-/// a quota refuses it: the rest of the import goes on.
-async fn admitted(tx: &mut dyn Db, folder: Uuid, unit: &Unit, item: Box<Item>) -> Result<Prepared, JobFailure> {
-    match usage::admit(tx, folder, Usage::item(item.size)).await {
+/// `item` inserted into `folder` (under a free title) and charged to the usage of the holders
+/// over it; or, when a quota refuses it, removed again and the unit's failure: the rest of the
+/// import goes on. (Rows first, counters last, as every writer does, so that two writers never
+/// wait on each other crosswise.)
+async fn inserted(tx: &mut dyn Db, folder: &Folder, unit: &Unit, mut item: Box<Item>) -> Result<Prepared, JobFailure> {
+    item.expires_at = expiry_for(item.created_at, folder.ttl_seconds);
+    insert_under_free_title(tx, &mut item).await?;
+    match usage::admit(tx, folder.id, Usage::item(item.size)).await {
         Ok(()) => Ok(Prepared::Item(item)),
-        Err(StoreError::QuotaExceeded(refusal)) => Ok(Prepared::Failed(UnitFailure::of(
-            unit,
-            refusal.to_string(),
-            "free space under the quota, or have it raised, then import the unit again",
-        ))),
+        Err(StoreError::QuotaExceeded(refusal)) => {
+            item_rows::delete(tx, &[item.id]).await?;
+            Ok(Prepared::Failed(UnitFailure::of(
+                unit,
+                refusal.told_to(None),
+                "free space under the quota, or have it raised, then import the unit again",
+            )))
+        }
         Err(other) => Err(other.into()),
     }
 }

@@ -229,16 +229,20 @@ impl ItemService {
                     }
                 }
                 ConflictStrategy::New => {
-                    usage::admit(&mut tx, item.folder_id, Usage::item(item.size)).await?;
                     insert_under_free_title(&mut tx, &mut item).await?;
+                    usage::admit(&mut tx, item.folder_id, Usage::item(item.size)).await?;
                     tx.commit().await?;
                     return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
                 }
                 ConflictStrategy::Replace => {
                     if let Some(old) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
                         let ledger = Ledger::before_items(&mut tx, &[old.id]).await?;
-                        rows::replace_content(&mut tx, old.id, &item).await?;
+                        let replaced = rows::replace_content(&mut tx, old.id, &item).await?;
                         ledger.after_items(&mut tx, &[old.id]).await?;
+                        if !replaced {
+                            // Trashed meanwhile: its title is free again.
+                            continue;
+                        }
                         let replaced = rows::by_id(&mut tx, old.id)
                             .await?
                             .ok_or_else(|| ServiceError::Internal("the replaced item vanished".into()))?;

@@ -56,7 +56,7 @@ impl From<StoreError> for JobFailure {
                 "the change clashes with existing data: {}",
                 err.database_message()
             )),
-            StoreError::QuotaExceeded(refusal) => JobFailure::Fatal(refusal.to_string()),
+            StoreError::QuotaExceeded(refusal) => JobFailure::Fatal(refusal.told_to(None)),
             other => JobFailure::Retryable(ErrorChain(&other).to_string()),
         }
     }

@@ -195,7 +195,7 @@ async fn apply(
         let one = std::slice::from_ref(&action);
         match write(store, root, folders, one).await? {
             Ok(()) => applied.add(&counted(one)),
-            Err(refusal) => applied.refused.push((action.key().to_owned(), refusal.to_string())),
+            Err(refusal) => applied.refused.push((action.key().to_owned(), refusal.told_to(None))),
         }
     }
     Ok(applied)
