@@ -100,25 +100,22 @@ async fn fetch_known(db: &mut dyn Db, root: Uuid, filter: impl FnOnce(&mut Sql))
 /// What the live items of synced root `root` at `keys` hold, per folder (for the usage a
 /// batch's changes move: see [`super::usage`]).
 pub async fn usage_at(db: &mut dyn Db, root: Uuid, keys: &[&str]) -> Result<Vec<(Uuid, Usage)>, StoreError> {
-    let mut usage = Vec::new();
-    for chunk in keys.chunks(1_000) {
-        // Locked on PostgreSQL until the batch commits, like `usage::of_items`.
-        let mut sql = Sql::new(
-            "SELECT folder_id, CAST(COALESCE(SUM(size), 0) AS BIGINT), COUNT(*) FROM (SELECT folder_id, size FROM item \
-             WHERE trashed_at IS NULL AND is_tombstone = 0 AND sync_root_id = ",
-        );
-        sql.bind(root.to_string())
-            .push(" AND object_key IN (")
-            .bind_list(chunk.iter().map(|k| (*k).to_owned()))
-            .push(")")
-            .push(db.dialect().for_update())
-            .push(") i GROUP BY folder_id");
-        let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
-        for (folder, bytes, items) in rows {
-            usage.push((parse_id(&folder)?, Usage { bytes, items }));
-        }
+    if keys.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(usage)
+    // Locked on PostgreSQL until the batch commits, like `usage::of_items`.
+    let mut sql = Sql::new(
+        "SELECT folder_id, CAST(COALESCE(SUM(size), 0) AS BIGINT), COUNT(*) FROM (SELECT folder_id, size FROM item \
+         WHERE trashed_at IS NULL AND is_tombstone = 0 AND sync_root_id = ",
+    );
+    sql.bind(root.to_string()).push(" AND ");
+    sql.push_in_json(db.dialect(), "object_key", keys.iter().map(|k| (*k).to_owned()))
+        .push(db.dialect().for_update())
+        .push(") i GROUP BY folder_id");
+    let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
+    rows.into_iter()
+        .map(|(folder, bytes, items)| Ok((parse_id(&folder)?, Usage { bytes, items })))
+        .collect()
 }
 
 /// How many live (not tombstoned) items synced root `root` has.

@@ -323,23 +323,21 @@ async fn refusal(db: &mut dyn Db, holder: Holder, change: Usage) -> Result<Optio
 
 /// What the live items among `ids` hold, per folder.
 pub async fn of_items(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<(Uuid, Usage)>, StoreError> {
-    let mut usage = Vec::new();
-    for chunk in ids.chunks(CHUNK) {
-        // The rows are locked (on PostgreSQL) until the transaction ends, so a concurrent change
-        // of the same items waits, then counts what this one left.
-        let mut sql = Sql::new(&format!(
-            "SELECT i.folder_id, {LIVE_USAGE} FROM (SELECT folder_id, size, id FROM item WHERE trashed_at IS NULL AND is_tombstone = 0 AND id IN ("
-        ));
-        sql.bind_list(chunk.iter().map(Uuid::to_string))
-            .push(")")
-            .push(db.dialect().for_update())
-            .push(") i GROUP BY i.folder_id");
-        let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
-        for (folder, bytes, items) in rows {
-            usage.push((parse_id(&folder)?, Usage { bytes, items }));
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(usage)
+    // The rows are locked (on PostgreSQL) until the transaction ends, so a concurrent change of
+    // the same items waits, then counts what this one left.
+    let mut sql = Sql::new(&format!(
+        "SELECT i.folder_id, {LIVE_USAGE} FROM (SELECT folder_id, size, id FROM item WHERE trashed_at IS NULL AND is_tombstone = 0 AND "
+    ));
+    sql.push_in_json(db.dialect(), "id", ids.iter().map(Uuid::to_string))
+        .push(db.dialect().for_update())
+        .push(") i GROUP BY i.folder_id");
+    let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
+    rows.into_iter()
+        .map(|(folder, bytes, items)| Ok((parse_id(&folder)?, Usage { bytes, items })))
+        .collect()
 }
 
 /// What the live items of folder `top`'s subtree hold (nothing if `top` is gone).
