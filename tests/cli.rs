@@ -733,6 +733,23 @@ async fn quota_verbs_set_show_and_refuse_past_a_limit() {
     assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
     let out = run(&lea, &["quota", "folder", "/shots", "--remove"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&lea, &["quota", "folder", "/shots"]);
+    assert_eq!(
+        stdout(&out),
+        "/shots\tno quota (set one with --max-bytes and/or --max-items)\n"
+    );
+    assert!(
+        run(&lea, &["quota", "folder", "/shots", "--max-items", "3"])
+            .status
+            .success()
+    );
+    let out = run(&lea, &["quota", "folder", "/shots", "--max-bytes", "7"]);
+    assert_eq!(
+        stdout(&out),
+        "/shots\tmax_bytes=7\tmax_items=3\tbytes=0\titems=0\n",
+        "a limit not given keeps its value: {}",
+        stderr(&out)
+    );
     let out = run(&admin, &["quota", "recount"]);
-    assert_eq!(stdout(&out), "recounted\tdrifted=0\t[]\n", "{}", stderr(&out));
+    assert_eq!(stdout(&out), "recounted\tdrifted=0\t\n", "{}", stderr(&out));
 }

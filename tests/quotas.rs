@@ -300,6 +300,25 @@ async fn quotas_nest_and_subtrees_take_their_usage_along(backend: Backend) {
     let removed = s.send(Method::DELETE, &quota(&c), Some(&alice), None).await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT);
     assert_eq!(s.get_as(&alice, &quota(&c)).await.status, StatusCode::NOT_FOUND);
+
+    // A folder in the trash keeps its quota; lowering the one above meanwhile does not keep it
+    // there (its own cannot be changed in the trash), and both apply once it is back.
+    let trashed = s
+        .send(
+            Method::DELETE,
+            &format!("/v1/folders/{b}?recursive=true"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(trashed.status, StatusCode::OK);
+    assert_eq!(
+        put(&s, &alice, &quota(&a), json!({"max_bytes": 40})).await.status,
+        StatusCode::OK
+    );
+    let restored = s.post_as(&alice, &format!("/v1/folders/{b}/restore"), json!({})).await;
+    assert_eq!(restored.status, StatusCode::OK, "{:?}", restored.body);
+    assert_eq!(folder_usage(&s, &a).await, [30, 1]);
     assert_no_drift(&s).await;
 }
 
@@ -351,6 +370,7 @@ async fn a_user_quota_caps_the_trees_they_own(backend: Backend) {
     );
     assert_eq!(s.get("/v1/usage?user=bob").await.body["usage"]["bytes"], 8);
     assert_eq!(s.get("/v1/usage?user=nobody").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(s.get("/v1/usage?user=").await.status, StatusCode::BAD_REQUEST);
     // An admin's upload into bob's tree counts as bob's.
     let by_admin = s.upload(&home, "c", vec![1; 4], &[]).await;
     assert_refused(&by_admin, &["user bob"]);
@@ -359,6 +379,10 @@ async fn a_user_quota_caps_the_trees_they_own(backend: Backend) {
         .await;
     assert_eq!(removed.status, StatusCode::OK);
     assert_eq!(removed.body["max_bytes"], Value::Null);
+    let again = s
+        .send(Method::DELETE, "/v1/users/bob/quota", Some(&s.admin_key), None)
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "no quota to remove");
     assert_eq!(
         s.upload_as(&bob, &home, "b", vec![1; 4], &[]).await.status,
         StatusCode::CREATED

@@ -12,8 +12,9 @@ use super::show;
 /// Quota verbs.
 #[derive(Debug, Subcommand)]
 pub enum QuotaCommand {
-    /// Show a folder's quota and what its subtree holds; with --max-bytes/--max-items set it
-    /// (its managers), with --remove remove it.
+    /// Show a folder's quota and what its subtree holds; with --max-bytes and/or --max-items
+    /// set those limits (its managers; a limit not given keeps its value), with --remove remove
+    /// the quota.
     Folder {
         /// Folder path or id.
         folder: String,
@@ -89,14 +90,32 @@ pub async fn run(client: &Client, command: QuotaCommand, raw_json: bool) -> Resu
                 });
                 return Ok(());
             }
-            let quota: Value = if max_bytes.is_none() && max_items.is_none() {
-                client.call(Method::GET, &path, &[], None::<&()>).await?
-            } else {
-                let mut body = Map::new();
-                body.insert("max_bytes".into(), max_bytes.into());
-                body.insert("max_items".into(), max_items.into());
-                client.call(Method::PUT, &path, &[], Some(&body)).await?
+            let current = match client.call::<Value>(Method::GET, &path, &[], None::<&()>).await {
+                Ok(quota) => Some(quota),
+                Err(ClientError::Server { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => None,
+                Err(other) => return Err(other),
             };
+            if max_bytes.is_none() && max_items.is_none() {
+                match current {
+                    Some(quota) => show(&quota, raw_json, folder_line),
+                    None => show(&serde_json::json!({"folder_id": id, "quota": null}), raw_json, |_| {
+                        format!("{folder}\tno quota (set one with --max-bytes and/or --max-items)")
+                    }),
+                }
+                return Ok(());
+            }
+            // The server replaces the whole quota; a limit not given keeps its current value.
+            let kept = |name: &str| current.as_ref().map_or(Value::Null, |q| q["quota"][name].clone());
+            let mut body = Map::new();
+            body.insert(
+                "max_bytes".into(),
+                max_bytes.map_or_else(|| kept("max_bytes"), Value::from),
+            );
+            body.insert(
+                "max_items".into(),
+                max_items.map_or_else(|| kept("max_items"), Value::from),
+            );
+            let quota: Value = client.call(Method::PUT, &path, &[], Some(&body)).await?;
             show(&quota, raw_json, folder_line);
         }
         QuotaCommand::User {
@@ -122,8 +141,22 @@ pub async fn run(client: &Client, command: QuotaCommand, raw_json: bool) -> Resu
         QuotaCommand::Recount => {
             let found: Value = client.call(Method::POST, "/v1/usage/recount", &[], None::<&()>).await?;
             show(&found, raw_json, |found| {
-                let drifted = found["drifted"].as_array().map_or(0, Vec::len);
-                format!("recounted\tdrifted={drifted}\t{}", found["drifted"])
+                let drifted: Vec<String> = found["drifted"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        format!(
+                            "{}:{}/{}->{}/{}",
+                            d["holder"].as_str().unwrap_or("?"),
+                            d["counted"]["bytes"],
+                            d["counted"]["items"],
+                            d["actual"]["bytes"],
+                            d["actual"]["items"]
+                        )
+                    })
+                    .collect();
+                format!("recounted\tdrifted={}\t{}", drifted.len(), drifted.join(","))
             });
         }
     }

@@ -87,6 +87,12 @@ impl Usage {
     }
 }
 
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes in {} items", self.bytes, self.items)
+    }
+}
+
 /// Who holds a quota: a folder (over its subtree) or a user (over the trees they own).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Holder {

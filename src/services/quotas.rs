@@ -11,7 +11,7 @@ use super::audit;
 use super::{ServiceError, field, now};
 use crate::background::Periodic;
 use crate::domain::audit::{AuditAction, AuditEvent};
-use crate::domain::caller::{Caller, Role};
+use crate::domain::caller::{Caller, Role, check_user_name};
 use crate::domain::folder::{Folder, FolderPath};
 use crate::domain::quota::{Quota, Usage};
 use crate::store::usage::{self, Drift};
@@ -164,8 +164,9 @@ impl QuotaService {
     /// What `user`'s trees hold (the caller's when `None`); other users' need an admin.
     pub async fn usage(&self, caller: &Caller, user: Option<&str>) -> Result<UserUsageView, ServiceError> {
         let user = user.unwrap_or(&caller.name);
+        check_user_name(user).map_err(field("user"))?;
         if user != caller.name {
-            require_admin(caller, "seeing another user's usage")?;
+            require_admin(caller, "see another user's usage (leave `user` out to see your own)")?;
         }
         let mut conn = self.store.read().await?;
         ensure_user(&mut conn, user).await?;
@@ -185,13 +186,17 @@ impl QuotaService {
         user: &str,
         max_bytes: Option<i64>,
     ) -> Result<UserUsageView, ServiceError> {
-        require_admin(caller, "setting a user's quota")?;
+        require_admin(caller, "set a user's quota")?;
+        check_user_name(user).map_err(field("name"))?;
         if max_bytes.is_some_and(|b| b < 0) {
             return Err(ServiceError::Invalid("max_bytes: must be 0 or more".into()));
         }
         let mut tx = self.store.write().await?;
         ensure_user(&mut tx, user).await?;
         let (previous, _) = usage::user_usage(&mut tx, user).await?;
+        if previous.is_none() && max_bytes.is_none() {
+            return Err(ServiceError::NotFound(format!("user {user} has no quota")));
+        }
         usage::set_user_quota(&mut tx, user, max_bytes).await?;
         let event = AuditEvent::by(caller, AuditAction::UserQuota, user, now())
             .with_detail(serde_json::json!({ "from": previous, "to": max_bytes }));
@@ -207,7 +212,7 @@ impl QuotaService {
 
     /// Recounts every counter from the items and corrects the ones that drifted (admins).
     pub async fn recount(&self, caller: &Caller) -> Result<RecountView, ServiceError> {
-        require_admin(caller, "recounting usage")?;
+        require_admin(caller, "recount usage")?;
         Ok(RecountView {
             drifted: self.recount_all().await?.into_iter().map(DriftView::from).collect(),
         })
@@ -220,7 +225,7 @@ impl QuotaService {
         let drifts = usage::recount_all(&mut tx).await?;
         tx.commit().await?;
         for drift in &drifts {
-            tracing::warn!(holder = %drift.holder, counted = ?drift.counted, actual = ?drift.actual, "usage counter drifted; corrected");
+            tracing::warn!(holder = %drift.holder, counted = %drift.counted, actual = %drift.actual, "usage counter drifted; corrected");
         }
         Ok(drifts)
     }

@@ -62,7 +62,12 @@ impl Sql {
     /// Appends `column IN (…)` over `values` bound as one JSON array: one placeholder however
     /// many values (sqlx's SQLite driver looks each placeholder up by name, so a statement with
     /// a thousand of them costs time quadratic in their number).
-    pub fn push_in_json(&mut self, dialect: Dialect, column: &str, values: impl IntoIterator<Item = String>) -> &mut Self {
+    pub fn push_in_json(
+        &mut self,
+        dialect: Dialect,
+        column: &str,
+        values: impl IntoIterator<Item = String>,
+    ) -> &mut Self {
         let values: Vec<String> = values.into_iter().collect();
         let json = serde_json::to_string(&values).unwrap_or_else(|_| "[]".into());
         self.push(column);

@@ -39,7 +39,8 @@ pub async fn folder_quota(
     Ok(Json(state.services.quotas.folder_quota(&caller, id).await?))
 }
 
-/// Set a folder's quota over its subtree (its managers): `max_bytes`, `max_items` or both. It
+/// Set a folder's quota over its subtree (its managers): `max_bytes`, `max_items` or both (the
+/// whole quota is replaced: a limit left out is removed). It
 /// cannot exceed a quota above the folder nor go below one inside it; it may be below what the
 /// subtree holds (nothing more can be added then). Uploads, moves in, restores, import units and
 /// synced objects past it are refused with `QUOTA_EXCEEDED`.
@@ -100,8 +101,8 @@ pub async fn set_user_quota(
 #[utoipa::path(delete, path = "/users/{name}/quota", tag = "quotas",
     params(("name" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")),
     responses(
-    (status = 200, body = UserUsageView), (status = 403, body = ErrorBody),
-    (status = 404, body = ErrorBody, description = "no such user"),
+    (status = 200, body = UserUsageView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "no such user, or they have no quota"),
 ))]
 pub async fn remove_user_quota(
     State(state): State<AppState>,

@@ -222,7 +222,8 @@ impl FolderService {
         )))?;
         // Folders trashed before trees had one owner may come back with several: one again.
         record_owner_change(&mut tx, caller, &folder, &new_path, &new_owner).await?;
-        ensure_nested(&mut tx, id, &new_path).await?;
+        // No nesting check: its quota cannot be changed in the trash, so a quota above lowered
+        // meanwhile would keep it there. Both apply once it is back.
         ledger.after_subtree(&mut tx, id).await?;
         tx.commit().await?;
         self.get(caller, id).await
