@@ -33,6 +33,12 @@ async fn folder_usage(s: &TestServer, folder: &str) -> [i64; 2] {
     ]
 }
 
+/// Moves folder `id` into the trash with everything inside.
+async fn trash_folder(s: &TestServer, key: &str, id: &str) -> common::Answer {
+    let path = format!("/v1/folders/{id}?recursive=true");
+    s.send(Method::DELETE, &path, Some(key), None).await
+}
+
 /// Runs the recount and insists that no counter had drifted.
 async fn assert_no_drift(s: &TestServer) {
     let recount = s.post("/v1/usage/recount", json!({})).await;
@@ -249,14 +255,7 @@ async fn quotas_nest_and_subtrees_take_their_usage_along(backend: Backend) {
         &["folder /a", "allows 100 bytes", "30 bytes are used", "adds 80"],
     );
     assert_eq!(s.get_as(&alice, &format!("/v1/folders/{c}")).await.body["path"], "/c");
-    let trashed = s
-        .send(
-            Method::DELETE,
-            &format!("/v1/folders/{b}?recursive=true"),
-            Some(&alice),
-            None,
-        )
-        .await;
+    let trashed = trash_folder(&s, &alice, &b).await;
     assert_eq!(trashed.status, StatusCode::OK, "{:?}", trashed.body);
     assert_eq!(folder_usage(&s, &a).await, [0, 0]);
     let moved = s
@@ -303,14 +302,7 @@ async fn quotas_nest_and_subtrees_take_their_usage_along(backend: Backend) {
 
     // A folder in the trash keeps its quota; lowering the one above meanwhile does not keep it
     // there (its own cannot be changed in the trash), and both apply once it is back.
-    let trashed = s
-        .send(
-            Method::DELETE,
-            &format!("/v1/folders/{b}?recursive=true"),
-            Some(&alice),
-            None,
-        )
-        .await;
+    let trashed = trash_folder(&s, &alice, &b).await;
     assert_eq!(trashed.status, StatusCode::OK);
     assert_eq!(
         put(&s, &alice, &quota(&a), json!({"max_bytes": 40})).await.status,
