@@ -135,6 +135,8 @@ pub struct Running {
 
 /// Starts the roles of this process and returns once they run.
 pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError> {
+    // Before anything counts: what is recorded before the recorder exists is lost.
+    crate::metrics::recorder();
     std::fs::create_dir_all(&settings.data_dir).map_err(AppError::io(format!(
         "cannot create data_dir {}",
         settings.data_dir.display()
@@ -244,6 +246,9 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         let router = http::router(
             AppState {
                 services: services.clone(),
+                metrics_token: Some(settings.metrics.token.as_str())
+                    .filter(|t| !t.is_empty())
+                    .map(Arc::from),
             },
             settings.server.max_body_bytes,
             usize::try_from(settings.server.max_upload_bytes).unwrap_or(usize::MAX),

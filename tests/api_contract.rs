@@ -73,6 +73,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/usage/recount"),
     ("get", "/healthz"),
     ("get", "/readyz"),
+    ("get", "/metrics"),
 ];
 
 #[tokio::test]

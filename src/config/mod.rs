@@ -44,6 +44,8 @@ pub struct Settings {
     pub import: ImportSettings,
     /// Video re-encodes.
     pub reencode: ReencodeSettings,
+    /// `GET /metrics`.
+    pub metrics: MetricsSettings,
     /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
     pub buckets: BTreeMap<String, BucketSettings>,
 }
@@ -219,6 +221,15 @@ pub struct TrashSettings {
     pub retention_seconds: u64,
 }
 
+/// `GET /metrics`: always served, never to just anyone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// A bearer token that may read `GET /metrics` (for Prometheus' `authorization`); empty:
+    /// only admins' API keys may.
+    pub token: String,
+}
+
 /// The audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -300,6 +311,7 @@ impl Default for Settings {
             audit: AuditSettings::default(),
             import: ImportSettings::default(),
             reencode: ReencodeSettings::default(),
+            metrics: MetricsSettings::default(),
             buckets: BTreeMap::new(),
         }
     }

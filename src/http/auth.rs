@@ -32,18 +32,7 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
     }
     let reader = (caller.name.clone(), caller.is_admin);
     req.extensions_mut().insert(caller);
-    Ok(READER.scope(reader, next.run(req)).await)
-}
-
-tokio::task_local! {
-    /// Who the request being answered is from (name, admin), for error messages whose detail
-    /// depends on who reads them.
-    static READER: (String, bool);
-}
-
-/// The name of the caller whose request is being answered, and whether they are an admin.
-pub fn current_reader() -> Option<(String, bool)> {
-    READER.try_with(Clone::clone).ok()
+    Ok(super::reader::answering(reader, next.run(req)).await)
 }
 
 /// The routes that take a POST but only read: a tar of items, a bucket check.

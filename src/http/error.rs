@@ -81,7 +81,7 @@ impl From<ServiceError> for ApiError {
                 format!("the change clashes with existing data: {}", error.database_message()),
             ),
             ServiceError::Store(StoreError::QuotaExceeded(refusal)) => {
-                let reader = super::auth::current_reader();
+                let reader = super::reader::current();
                 let told = refusal.told_to(reader.as_ref().map(|(name, admin)| (name.as_str(), *admin)));
                 Self::new(StatusCode::CONFLICT, "QUOTA_EXCEEDED", told)
             }

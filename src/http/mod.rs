@@ -4,6 +4,8 @@ pub mod auth;
 pub mod contract;
 pub mod error;
 pub mod extract;
+pub mod metrics;
+pub mod reader;
 pub mod request_id;
 pub mod routes;
 
@@ -31,6 +33,8 @@ use routes::{audit, buckets, folders, grants, groups, imports, items, jobs, keys
 pub struct AppState {
     /// The use cases.
     pub services: Services,
+    /// `metrics.token`: besides admins' keys, what may read `GET /metrics`.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// Builds the whole router: `/v1` behind bearer keys, operational routes and `/openapi.json`.
@@ -46,6 +50,7 @@ pub fn router(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -
         )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn(metrics::count_request))
         .layer(
             // One line per request at info: method, path, status and latency; every line of the
             // request carries its id.
@@ -175,6 +180,7 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .nest("/v1", v1)
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+        .routes(routes!(metrics::metrics))
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

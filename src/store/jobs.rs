@@ -440,3 +440,12 @@ pub async fn delete_finished_before(db: &mut dyn Db, before: i64, limit: i64) ->
     jobs.bind_list(ids).push(")");
     Ok(jobs.build().execute(db.conn()).await?.rows_affected())
 }
+
+/// Jobs waiting or running now, per kind and status, with the submission time (microseconds)
+/// of the oldest of them.
+pub async fn active_counts(db: &mut dyn Db) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+    let sql = Sql::new(
+        "SELECT kind, status, COUNT(*), MIN(created_at) FROM job WHERE status IN ('PENDING', 'RUNNING') GROUP BY kind, status",
+    );
+    Ok(sql.build_as().fetch_all(db.conn()).await?)
+}

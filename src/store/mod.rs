@@ -229,6 +229,12 @@ pub struct Store {
 }
 
 impl Store {
+    /// The pool's connections now: in use, idle.
+    pub fn pool_connections(&self) -> (u32, u32) {
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        (self.pool.size().saturating_sub(idle), idle)
+    }
+
     /// Opens a pool for `settings.url`, creating the SQLite file and its directory when needed.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Self, StoreError> {
         sqlx::any::install_default_drivers();

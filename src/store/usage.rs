@@ -154,6 +154,10 @@ impl Ledger {
             for (holder, change) in written {
                 change_holder(db, &holder, Usage::default().minus(change), false).await?;
             }
+            crate::metrics::quota_refused(match refusal.holder {
+                Holder::Folder(..) => "folder",
+                Holder::User(_) => "user",
+            });
             return Err(refusal.into());
         }
         Ok(())

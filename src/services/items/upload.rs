@@ -123,7 +123,10 @@ impl ItemService {
         }
         let bucket = self.buckets.managed();
         let key = new_object_key();
+        let receiving = crate::metrics::InFlight::upload();
         let written = bucket.write(&key, body).await.map_err(upload_failed)?;
+        drop(receiving);
+        crate::metrics::upload_received(written.size);
         let object = StagedObject {
             bucket: bucket.clone(),
             key: Some(key.clone()),

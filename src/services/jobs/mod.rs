@@ -292,6 +292,7 @@ impl JobService {
         if shown.job.status.is_terminal() || shown.job.version > baseline || wait.is_zero() {
             return Ok(shown);
         }
+        let _waiting = crate::metrics::InFlight::long_poll();
         tokio::select! {
             () = changes.changed_past(baseline) => {}
             () = tokio::time::sleep(wait) => {}
@@ -365,6 +366,8 @@ impl JobService {
             let max_attempts = job.max_attempts;
             let (kind, folder) = (job.kind.as_str(), job.folder_id);
             tracing::info!(job = %id, kind, folder = ?folder, attempt, "job attempt started");
+            let queued = (attempt == 1).then(|| (time::OffsetDateTime::now_utc() - job.created_at).unsigned_abs());
+            crate::metrics::job_attempt_started(kind, queued);
             let started = std::time::Instant::now();
             let mut ctx = JobContext::new(job, self.store.clone(), &self.events, self.shutdown.clone());
             let ran = runner.run(&mut ctx).await;
@@ -409,6 +412,7 @@ impl JobService {
                 ),
             };
             self.end_attempt(id, &outcome).await?;
+            crate::metrics::job_attempt_ended(kind, outcome.status.as_str(), started.elapsed(), retry);
             tracing::info!(
                 job = %id,
                 kind,
@@ -433,6 +437,8 @@ impl JobService {
             rows::by_id(&mut conn, id).await?
         };
         if let Some(job) = job.filter(|j| j.status.is_terminal()) {
+            let result = job.result.clone().unwrap_or_default();
+            crate::metrics::job_finished(job.kind.as_str(), job.status.as_str(), &result);
             runner.finished(&job).await;
         }
         Ok(())

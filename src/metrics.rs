@@ -1,0 +1,215 @@
+//! Prometheus metrics: the process's one recorder, and every metric stowage records, by name, in
+//! one place. Code that counts something calls a function here, so names, labels and units stay
+//! consistent (`_total` counters, `_seconds` and `_bytes` units, labels of low cardinality:
+//! route templates, job kinds, outcomes; never ids).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// The buckets of every `_seconds` histogram: 5 ms to 30 minutes.
+const SECONDS_BUCKETS: [f64; 16] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed at the first call (every later call, e.g. a second server
+/// in one test process, shares it): what `GET /metrics` renders.
+pub fn recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new();
+            let builder = match builder.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS_BUCKETS) {
+                Ok(with_buckets) => with_buckets,
+                Err(error) => {
+                    tracing::warn!(%error, "histogram buckets refused; durations are summaries");
+                    PrometheusBuilder::new()
+                }
+            };
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("another metrics recorder is installed; /metrics shows only what reaches this one");
+            }
+            describe();
+            handle
+        })
+        .clone()
+}
+
+/// The help text of every metric.
+fn describe() {
+    describe_counter!(
+        "stowage_http_requests_total",
+        "HTTP requests answered, by route template, method and status."
+    );
+    describe_histogram!(
+        "stowage_http_request_duration_seconds",
+        "Time to answer an HTTP request (to its first body byte), by route template and method."
+    );
+    describe_counter!("stowage_job_attempts_total", "Job attempts started, by kind.");
+    describe_counter!(
+        "stowage_job_retries_total",
+        "Job attempts that failed and will be retried, by kind."
+    );
+    describe_counter!(
+        "stowage_jobs_finished_total",
+        "Jobs that ended, by kind and final status."
+    );
+    describe_histogram!(
+        "stowage_job_run_duration_seconds",
+        "Run time of a job attempt, by kind and outcome."
+    );
+    describe_histogram!(
+        "stowage_job_queue_wait_seconds",
+        "Time from a job's submission to its first attempt's start, by kind."
+    );
+    describe_gauge!("stowage_jobs", "Jobs now, by kind and status (PENDING or RUNNING).");
+    describe_gauge!(
+        "stowage_job_oldest_pending_age_seconds",
+        "Age of the oldest pending job, by kind (0 when none waits)."
+    );
+    describe_counter!(
+        "stowage_sync_objects_total",
+        "Objects finished syncs met, by outcome (listed, created, updated, unchanged, tombstoned, restored, skipped, failed)."
+    );
+    describe_counter!(
+        "stowage_sync_hashed_bytes_total",
+        "Bytes finished syncs read to hash objects."
+    );
+    describe_counter!(
+        "stowage_import_units_total",
+        "Import units of finished imports, by outcome (created, updated, skipped, failed, not_attempted)."
+    );
+    describe_counter!(
+        "stowage_expiry_items_total",
+        "Items and folders finished TTL sweeps took, by what (items, folders, purged)."
+    );
+    describe_gauge!("stowage_uploads_in_flight", "Uploads being received now.");
+    describe_counter!("stowage_upload_received_bytes_total", "Bytes of uploads stored.");
+    describe_gauge!("stowage_job_long_polls", "Clients waiting on a job's long poll now.");
+    describe_counter!(
+        "stowage_quota_refusals_total",
+        "Changes refused by a quota, by holder (folder or user)."
+    );
+    describe_gauge!(
+        "stowage_db_connections",
+        "Database pool connections, by state (in_use or idle)."
+    );
+}
+
+/// An HTTP request answered: `route` is its template (`/v1/folders/{id}`), never a concrete path.
+/// It is labelled `/v1/folders/:id`: braces inside label values trip some text-format parsers.
+pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
+    let route = route.replace('{', ":").replace('}', "");
+    let method = method.to_owned();
+    counter!("stowage_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
+        .increment(1);
+    histogram!("stowage_http_request_duration_seconds", "route" => route, "method" => method).record(took);
+}
+
+/// A job attempt started; `queued` is the time since submission for a first attempt.
+pub fn job_attempt_started(kind: &'static str, queued: Option<Duration>) {
+    counter!("stowage_job_attempts_total", "kind" => kind).increment(1);
+    if let Some(queued) = queued {
+        histogram!("stowage_job_queue_wait_seconds", "kind" => kind).record(queued);
+    }
+}
+
+/// A job attempt ended with `status` after `took`; `retrying` when another attempt follows.
+pub fn job_attempt_ended(kind: &'static str, status: &'static str, took: Duration, retrying: bool) {
+    histogram!("stowage_job_run_duration_seconds", "kind" => kind, "outcome" => status).record(took);
+    if retrying {
+        counter!("stowage_job_retries_total", "kind" => kind).increment(1);
+    }
+}
+
+/// A job ended for good: its final status, and the counts of its result that have metrics.
+pub fn job_finished(kind: &'static str, status: &'static str, result: &serde_json::Value) {
+    counter!("stowage_jobs_finished_total", "kind" => kind, "status" => status).increment(1);
+    let count = |field: &str| result[field].as_u64().unwrap_or(0);
+    match kind {
+        "SYNC" => {
+            for outcome in [
+                "listed",
+                "created",
+                "updated",
+                "unchanged",
+                "tombstoned",
+                "restored",
+                "skipped",
+            ] {
+                counter!("stowage_sync_objects_total", "outcome" => outcome).increment(count(outcome));
+            }
+            counter!("stowage_sync_objects_total", "outcome" => "failed").increment(count("errors"));
+            counter!("stowage_sync_hashed_bytes_total").increment(count("bytes_hashed"));
+        }
+        "IMPORT" => {
+            for outcome in ["created", "updated", "skipped", "failed", "not_attempted"] {
+                counter!("stowage_import_units_total", "outcome" => outcome).increment(count(outcome));
+            }
+        }
+        "EXPIRY" => {
+            for (what, field) in [
+                ("items", "items_expired"),
+                ("folders", "folders_expired"),
+                ("purged", "trash_purged"),
+            ] {
+                counter!("stowage_expiry_items_total", "what" => what).increment(count(field));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Jobs of `kind` now: how many wait and run, and how long the oldest waiting one has waited.
+pub fn jobs_now(kind: &'static str, pending: u64, running: u64, oldest_pending: Duration) {
+    gauge!("stowage_jobs", "kind" => kind, "status" => "PENDING").set(pending as f64);
+    gauge!("stowage_jobs", "kind" => kind, "status" => "RUNNING").set(running as f64);
+    gauge!("stowage_job_oldest_pending_age_seconds", "kind" => kind).set(oldest_pending.as_secs_f64());
+}
+
+/// The database pool now.
+pub fn db_connections(in_use: u32, idle: u32) {
+    gauge!("stowage_db_connections", "state" => "in_use").set(f64::from(in_use));
+    gauge!("stowage_db_connections", "state" => "idle").set(f64::from(idle));
+}
+
+/// A change refused by a quota of `holder` (`folder` or `user`).
+pub fn quota_refused(holder: &'static str) {
+    counter!("stowage_quota_refusals_total", "holder" => holder).increment(1);
+}
+
+/// Counts one thing in flight (an upload being received, a long poll waiting) while it lives.
+pub struct InFlight(&'static str);
+
+impl InFlight {
+    /// An upload being received.
+    pub fn upload() -> Self {
+        Self::start("stowage_uploads_in_flight")
+    }
+
+    /// A client waiting on a job's long poll.
+    pub fn long_poll() -> Self {
+        Self::start("stowage_job_long_polls")
+    }
+
+    fn start(name: &'static str) -> Self {
+        gauge!(name).increment(1.0);
+        Self(name)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        gauge!(self.0).decrement(1.0);
+    }
+}
+
+/// `bytes` of an upload stored.
+pub fn upload_received(bytes: u64) {
+    counter!("stowage_upload_received_bytes_total").increment(bytes);
+}
