@@ -125,6 +125,8 @@ fn runners(services: &Services, settings: &Settings) -> Vec<(JobKind, Arc<dyn Ru
 pub struct Running {
     /// The HTTP address (useful with port 0), when the process serves HTTP.
     pub addr: Option<SocketAddr>,
+    /// The address of `metrics.listen`, when it is set.
+    pub metrics_addr: Option<SocketAddr>,
     /// Cancel to shut everything down gracefully.
     pub shutdown: CancellationToken,
     /// Ends when everything has stopped.
@@ -235,6 +237,31 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     });
 
     let mut addr = None;
+    let metrics_token: Option<Arc<str>> = Some(settings.metrics.token.as_str())
+        .filter(|t| !t.is_empty())
+        .map(Arc::from);
+    let mut metrics_addr = None;
+    if let Some(listen) = settings.metrics.listen {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(AppError::io(format!("cannot listen on {listen} (metrics.listen)")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(AppError::io("cannot read the metrics listening address"))?;
+        let router = http::metrics_router(AppState {
+            services: services.clone(),
+            metrics_token: metrics_token.clone(),
+        });
+        let grace = Duration::from_secs(settings.server.shutdown_timeout_seconds);
+        let token = shutdown.clone();
+        background.spawn(async move {
+            if let Err(error) = http::serve(listener, router, token, grace).await {
+                tracing::error!(%error, "the metrics listener failed");
+            }
+        });
+        tracing::info!(addr = %bound, "metrics are served");
+        metrics_addr = Some(bound);
+    }
     let mut http_task = None;
     if roles.http {
         let listener = TcpListener::bind(settings.server.listen)
@@ -246,9 +273,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         let router = http::router(
             AppState {
                 services: services.clone(),
-                metrics_token: Some(settings.metrics.token.as_str())
-                    .filter(|t| !t.is_empty())
-                    .map(Arc::from),
+                metrics_token,
             },
             settings.server.max_body_bytes,
             usize::try_from(settings.server.max_upload_bytes).unwrap_or(usize::MAX),
@@ -282,6 +307,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     });
     Ok(Running {
         addr,
+        metrics_addr,
         shutdown,
         task,
         services,

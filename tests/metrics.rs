@@ -157,6 +157,33 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
             .any(|(metric, _)| metric.starts_with("stowage_job_queue_wait_seconds")),
         "time from submission to start"
     );
+
+    // A worker serves no API: `metrics.listen` is how it is scraped, with the same access.
+    let mut settings = s.settings.clone();
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.metrics.listen = Some("127.0.0.1:0".parse().expect("addr"));
+    let worker = stowage::app::start(
+        settings,
+        stowage::app::Roles {
+            http: false,
+            workers: true,
+        },
+    )
+    .await
+    .expect("a worker");
+    let at = format!("http://{}/metrics", worker.metrics_addr.expect("the metrics address"));
+    let http = reqwest::Client::new();
+    let refused = http.get(&at).send().await.expect("an answer");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let page = http.get(&at).bearer_auth("scrape-me").send().await.expect("an answer");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap_or_default()
+            .contains("stowage_jobs_finished_total")
+    );
+    common::stop_running(worker).await;
 }
 
 /// Waits for job `job` to finish.

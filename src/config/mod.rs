@@ -228,6 +228,9 @@ pub struct MetricsSettings {
     /// A bearer token that may read `GET /metrics` (for Prometheus' `authorization`); empty:
     /// only admins' API keys may.
     pub token: String,
+    /// An address of its own to serve `/metrics` (and `/healthz`) on, in any role: how a
+    /// `stowage worker`, which serves no API, is scraped.
+    pub listen: Option<SocketAddr>,
 }
 
 /// The audit log.

@@ -75,6 +75,17 @@ pub fn router(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -
         .with_state(state)
 }
 
+/// The router of `metrics.listen`: `GET /metrics` (same access as on the API) and `/healthz`,
+/// for processes that serve no API (`stowage worker`) or to keep scrapes off the API's port.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(ops::healthz))
+        .fallback(no_route)
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
 /// The OpenAPI description of every route.
 pub fn openapi(state: AppState) -> OpenApi {
     let mut doc = api(state, usize::MAX, usize::MAX).into_openapi();
