@@ -3,7 +3,8 @@
 //! consistent (`_total` counters, `_seconds` and `_bytes` units, labels of low cardinality:
 //! route templates, job kinds, outcomes; never ids).
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -104,11 +105,29 @@ fn describe() {
 /// An HTTP request answered: `route` is its template (`/v1/folders/{id}`), never a concrete path.
 /// It is labelled `/v1/folders/:id`: braces inside label values trip some text-format parsers.
 pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
-    let route = route.replace('{', ":").replace('}', "");
-    let method = method.to_owned();
-    counter!("stowage_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status.to_string())
-        .increment(1);
+    // Interned: a burst of answers (a thousand long polls woken at once) allocates nothing.
+    let route = label(route, |r| r.replace('{', ":").replace('}', ""));
+    let method = label(method, str::to_owned);
+    let status = label(&status.to_string(), str::to_owned);
+    counter!("stowage_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
     histogram!("stowage_http_request_duration_seconds", "route" => route, "method" => method).record(took);
+}
+
+/// The `'static` label value for `raw` (made by `make` the first time). Only the few values of
+/// low-cardinality labels (route templates, methods, statuses) come here, so the set stays small.
+fn label(raw: &str, make: impl FnOnce(&str) -> String) -> &'static str {
+    static KNOWN: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
+    let mut known = KNOWN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(found) = known.get(raw) {
+        return found;
+    }
+    let key: &'static str = Box::leak(raw.to_owned().into_boxed_str());
+    let value: &'static str = Box::leak(make(raw).into_boxed_str());
+    known.insert(key, value);
+    value
 }
 
 /// A job attempt started; `queued` is the time since submission for a first attempt.
