@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{Counter, Histogram, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// The buckets of every `_seconds` histogram: 5 ms to 30 minutes.
@@ -105,29 +105,40 @@ fn describe() {
 /// An HTTP request answered: `route` is its template (`/v1/folders/{id}`), never a concrete path.
 /// It is labelled `/v1/folders/:id`: braces inside label values trip some text-format parsers.
 pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
-    // Interned: a burst of answers (a thousand long polls woken at once) allocates nothing.
-    let route = label(route, |r| r.replace('{', ":").replace('}', ""));
-    let method = label(method, str::to_owned);
-    let status = label(&status.to_string(), str::to_owned);
-    counter!("stowage_http_requests_total", "route" => route, "method" => method, "status" => status).increment(1);
-    histogram!("stowage_http_request_duration_seconds", "route" => route, "method" => method).record(took);
+    let (requests, duration) = request_metrics(route, method, status);
+    requests.increment(1);
+    duration.record(took);
 }
 
-/// The `'static` label value for `raw` (made by `make` the first time). Only the few values of
-/// low-cardinality labels (route templates, methods, statuses) come here, so the set stays small.
-fn label(raw: &str, make: impl FnOnce(&str) -> String) -> &'static str {
-    static KNOWN: OnceLock<Mutex<HashMap<&'static str, &'static str>>> = OnceLock::new();
+/// The request counter and duration histogram of one route, method and status, registered the
+/// first time and kept: a burst of answers (a thousand long polls woken at once) then costs one
+/// lookup each, no allocation and no registry lookup.
+fn request_metrics(route: &str, method: &str, status: u16) -> (Counter, Histogram) {
+    type ByRoute = HashMap<&'static str, Vec<(&'static str, u16, Counter, Histogram)>>;
+    static KNOWN: OnceLock<Mutex<ByRoute>> = OnceLock::new();
     let mut known = KNOWN
         .get_or_init(Mutex::default)
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(found) = known.get(raw) {
-        return found;
+    if let Some((_, _, requests, duration)) = known
+        .get(route)
+        .and_then(|seen| seen.iter().find(|(m, s, _, _)| *m == method && *s == status))
+    {
+        return (requests.clone(), duration.clone());
     }
-    let key: &'static str = Box::leak(raw.to_owned().into_boxed_str());
-    let value: &'static str = Box::leak(make(raw).into_boxed_str());
-    known.insert(key, value);
-    value
+    let label = route.replace('{', ":").replace('}', "");
+    let requests = counter!("stowage_http_requests_total", "route" => label.clone(), "method" => method.to_owned(), "status" => status.to_string());
+    let duration = histogram!("stowage_http_request_duration_seconds", "route" => label, "method" => method.to_owned());
+    let route: &'static str = match known.get_key_value(route) {
+        Some((key, _)) => key,
+        None => Box::leak(route.to_owned().into_boxed_str()),
+    };
+    let method: &'static str = Box::leak(method.to_owned().into_boxed_str());
+    known
+        .entry(route)
+        .or_default()
+        .push((method, status, requests.clone(), duration.clone()));
+    (requests, duration)
 }
 
 /// A job attempt started; `queued` is the time since submission for a first attempt.
