@@ -379,6 +379,13 @@ async fn a_user_quota_caps_the_trees_they_own(backend: Backend) {
         s.upload_as(&bob, &home, "b", vec![1; 4], &[]).await.status,
         StatusCode::CREATED
     );
+    let audit = s.get("/v1/audit?action=user.quota").await;
+    assert_eq!(
+        column(&audit.body, "target_id"),
+        ["bob", "bob"],
+        "set, then removed: {:?}",
+        audit.body
+    );
     assert_no_drift(&s).await;
 }
 

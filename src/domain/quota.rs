@@ -94,7 +94,7 @@ impl std::fmt::Display for Usage {
 }
 
 /// Who holds a quota: a folder (over its subtree) or a user (over the trees they own).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holder {
     /// The folder's id and its path when the change was gathered.
     Folder(uuid::Uuid, String),

@@ -18,14 +18,12 @@ use crate::store::{from_micros, jobs};
 
 /// Counts the request once it is answered, under its route template (`unmatched` for none).
 pub async fn count_request(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let started = Instant::now();
     let response = next.run(req).await;
-    crate::metrics::http_request(&route, &method, response.status().as_u16(), started.elapsed());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    crate::metrics::http_request(route, method.as_str(), response.status().as_u16(), started.elapsed());
     response
 }
 

@@ -190,9 +190,7 @@ impl GroupService {
         let mut tx = self.store.write().await?;
         let group = for_change(&mut tx, id).await?;
         require_group_manager(&mut tx, caller, &group, "change its members").await?;
-        if users::by_name(&mut tx, user).await?.is_none() {
-            return Err(ServiceError::NotFound(format!("user: no user named `{user}`")));
-        }
+        super::users::require_user(&mut tx, user).await?;
         let now_standing = teams::standing(&mut tx, id, user).await?;
         let role = change.role.or(now_standing).unwrap_or(GroupRole::Member);
         if role == GroupRole::Member {

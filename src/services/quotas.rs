@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::access::{folder_for, require_admin, require_role};
 use super::audit;
+use super::users::require_user;
 use super::{ServiceError, field, now};
 use crate::background::Periodic;
 use crate::domain::audit::{AuditAction, AuditEvent};
@@ -15,7 +16,7 @@ use crate::domain::caller::{Caller, Role, check_user_name};
 use crate::domain::folder::{Folder, FolderPath};
 use crate::domain::quota::{Quota, Usage};
 use crate::store::usage::{self, Drift};
-use crate::store::{Db, Store, TreeLock, users};
+use crate::store::{Db, Store, TreeLock};
 
 /// A folder's quota and what its subtree holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -169,7 +170,7 @@ impl QuotaService {
             require_admin(caller, "see another user's usage (leave `user` out to see your own)")?;
         }
         let mut conn = self.store.read().await?;
-        ensure_user(&mut conn, user).await?;
+        require_user(&mut conn, user).await?;
         let (max_bytes, usage) = usage::user_usage(&mut conn, user).await?;
         Ok(UserUsageView {
             user: user.to_owned(),
@@ -192,7 +193,7 @@ impl QuotaService {
             return Err(ServiceError::Invalid("max_bytes: must be 0 or more".into()));
         }
         let mut tx = self.store.write().await?;
-        ensure_user(&mut tx, user).await?;
+        require_user(&mut tx, user).await?;
         let (previous, _) = usage::user_usage(&mut tx, user).await?;
         if previous.is_none() && max_bytes.is_none() {
             return Err(ServiceError::NotFound(format!("user {user} has no quota")));
@@ -260,14 +261,6 @@ pub async fn ensure_nested(conn: &mut dyn Db, id: Uuid, path: &FolderPath) -> Re
         }
     }
     Ok(())
-}
-
-/// 404 unless `user` is recorded.
-async fn ensure_user(conn: &mut dyn Db, user: &str) -> Result<(), ServiceError> {
-    match users::by_name(conn, user).await? {
-        Some(_) => Ok(()),
-        None => Err(ServiceError::NotFound(format!("user {user} not found"))),
-    }
 }
 
 /// How often [`UsageRecount`] runs.

@@ -138,3 +138,11 @@ impl UserService {
         })
     }
 }
+
+/// 404 unless user `name` is recorded (`user: no user named …`).
+pub async fn require_user(conn: &mut dyn crate::store::Db, name: &str) -> Result<(), ServiceError> {
+    match users::by_name(conn, name).await? {
+        Some(_) => Ok(()),
+        None => Err(ServiceError::NotFound(format!("user: no user named `{name}`"))),
+    }
+}

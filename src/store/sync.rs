@@ -103,19 +103,12 @@ pub async fn usage_at(db: &mut dyn Db, root: Uuid, keys: &[&str]) -> Result<Vec<
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    // Locked on PostgreSQL until the batch commits, like `usage::of_items`.
-    let mut sql = Sql::new(
-        "SELECT folder_id, CAST(COALESCE(SUM(size), 0) AS BIGINT), COUNT(*) FROM (SELECT folder_id, size FROM item \
-         WHERE trashed_at IS NULL AND is_tombstone = 0 AND sync_root_id = ",
-    );
-    sql.bind(root.to_string()).push(" AND ");
-    sql.push_in_json(db.dialect(), "object_key", keys.iter().map(|k| (*k).to_owned()))
-        .push(db.dialect().for_update())
-        .push(") i GROUP BY folder_id");
-    let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
-    rows.into_iter()
-        .map(|(folder, bytes, items)| Ok((parse_id(&folder)?, Usage { bytes, items })))
-        .collect()
+    let dialect = db.dialect();
+    super::usage::of_rows(db, |sql| {
+        sql.push("sync_root_id = ").bind(root.to_string()).push(" AND ");
+        sql.push_in_json(dialect, "object_key", keys.iter().map(|k| (*k).to_owned()));
+    })
+    .await
 }
 
 /// How many live (not tombstoned) items synced root `root` has.

@@ -84,8 +84,10 @@ impl Ledger {
     /// [`after_subtree`](Self::after_subtree).
     pub async fn before_subtree(db: &mut dyn Db, top: Uuid) -> Result<Self, StoreError> {
         let mut ledger = Self::default();
-        let usage = of_subtree(db, top).await?;
-        ledger.release(db, &[(top, usage)]).await?;
+        if let Some(path) = path_of(db, top).await? {
+            let usage = of_path(db, &path).await?;
+            ledger.release(db, &[(top, usage)]).await?;
+        }
         Ok(ledger)
     }
 
@@ -93,13 +95,14 @@ impl Ledger {
     /// `top` now; the quotas below `top` are recounted, and the ledger
     /// [settles](Self::settle).
     pub async fn after_subtree(mut self, db: &mut dyn Db, top: Uuid) -> Result<(), StoreError> {
-        let usage = of_subtree(db, top).await?;
-        self.charge(db, &[(top, usage)]).await?;
+        let path = path_of(db, top).await?;
+        if let Some(path) = &path {
+            let usage = of_path(db, path).await?;
+            self.charge(db, &[(top, usage)]).await?;
+        }
         self.settle(db).await?;
-        let mut sql = Sql::new("SELECT path FROM folder WHERE id = ");
-        sql.bind(top.to_string());
-        if let Some((path,)) = sql.build_as::<(String,)>().fetch_optional(db.conn()).await? {
-            recount_below(db, &path).await?;
+        if let Some(path) = &path {
+            recount_below(db, path).await?;
         }
         Ok(())
     }
@@ -330,28 +333,37 @@ pub async fn of_items(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<(Uuid, Usage)
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    // The rows are locked (on PostgreSQL) until the transaction ends, so a concurrent change of
-    // the same items waits, then counts what this one left.
+    let dialect = db.dialect();
+    of_rows(db, |sql| {
+        sql.push_in_json(dialect, "id", ids.iter().map(Uuid::to_string));
+    })
+    .await
+}
+
+/// What the live `item` rows that `filter` (appended after `WHERE … AND `) keeps hold, per
+/// folder. The rows are locked (on PostgreSQL) until the transaction ends, so a concurrent change
+/// of the same items waits, then counts what this one left.
+pub(crate) async fn of_rows(db: &mut dyn Db, filter: impl FnOnce(&mut Sql)) -> Result<Vec<(Uuid, Usage)>, StoreError> {
     let mut sql = Sql::new(&format!(
         "SELECT i.folder_id, {LIVE_USAGE} FROM (SELECT folder_id, size, id FROM item WHERE trashed_at IS NULL AND is_tombstone = 0 AND "
     ));
-    sql.push_in_json(db.dialect(), "id", ids.iter().map(Uuid::to_string))
-        .push(db.dialect().for_update())
-        .push(") i GROUP BY i.folder_id");
+    filter(&mut sql);
+    sql.push(db.dialect().for_update()).push(") i GROUP BY i.folder_id");
     let rows: Vec<(String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter()
         .map(|(folder, bytes, items)| Ok((parse_id(&folder)?, Usage { bytes, items })))
         .collect()
 }
 
-/// What the live items of folder `top`'s subtree hold (nothing if `top` is gone).
-pub async fn of_subtree(db: &mut dyn Db, top: Uuid) -> Result<Usage, StoreError> {
+/// Folder `id`'s path (live or trashed), if it exists.
+async fn path_of(db: &mut dyn Db, id: Uuid) -> Result<Option<String>, StoreError> {
     let mut sql = Sql::new("SELECT path FROM folder WHERE id = ");
-    sql.bind(top.to_string());
-    let Some((path,)): Option<(String,)> = sql.build_as().fetch_optional(db.conn()).await? else {
-        return Ok(Usage::default());
-    };
-    of_path(db, &path).await
+    sql.bind(id.to_string());
+    Ok(sql
+        .build_as::<(String,)>()
+        .fetch_optional(db.conn())
+        .await?
+        .map(|(path,)| path))
 }
 
 /// What the live items below (and in) the folder at `path` hold.
