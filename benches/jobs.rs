@@ -75,6 +75,7 @@ async fn bench(label: &str, database_url: Option<String>) {
                     folder_id: None,
                     params: json!({}),
                     idempotency_key: None,
+                    retry_of: None,
                 };
                 jobs.submit("admin", submission).await.expect("submit").job.id
             }
@@ -112,6 +113,7 @@ async fn bench(label: &str, database_url: Option<String>) {
             folder_id: None,
             params: json!({"units": 1, "unit_millis": 3000}),
             idempotency_key: None,
+            retry_of: None,
         };
         let id = jobs.submit("admin", submission).await.expect("submit").job.id;
         for _ in 0..WAITERS_PER_JOB {

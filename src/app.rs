@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::background::{self, FirstRound};
+use crate::background::{self, FirstRound, Periodic};
 use crate::blobs::{BlobError, Buckets};
 use crate::config::{ConfigError, Settings};
 use crate::domain::job::JobKind;
@@ -20,6 +20,7 @@ use crate::services::audit::{AuditRetention, RETENTION_EVERY};
 use crate::services::imports::runner::ImportRunner;
 use crate::services::items::{OrphanSweep, SWEEP_INTERVAL};
 use crate::services::jobs::noop::NoopRunner;
+use crate::services::jobs::pauses::{self, PauseRefresh};
 use crate::services::jobs::retention::{JobRetention, RETENTION_EVERY as JOB_RETENTION_EVERY};
 use crate::services::jobs::{Runner, relay};
 use crate::services::keys::{KeyUseRecorder, USE_FLUSH_EVERY};
@@ -188,6 +189,20 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     let recheck = Duration::from_millis(settings.jobs.recheck_interval_ms.max(100));
     background.spawn(relay::recheck(store.clone(), hub, recheck, shutdown.clone()));
 
+    if roles.workers {
+        // Know what is paused before any worker fetches, then follow changes made elsewhere.
+        let mut refresh = PauseRefresh {
+            store: store.clone(),
+            pauses: Arc::clone(services.jobs.pauses()),
+        };
+        refresh.round().await;
+        background.spawn(background::every(
+            refresh,
+            pauses::REFRESH,
+            FirstRound::AfterPeriod,
+            shutdown.clone(),
+        ));
+    }
     let workers = roles.workers.then(|| {
         background.spawn(background::every(
             AuditRetention(services.audit.clone()),

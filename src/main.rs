@@ -6,7 +6,9 @@ use clap::Parser;
 use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
 use stowage::cli::keys::{self, KeysCommand};
-use stowage::cli::{Cli, ClientArgs, Command, audit, folder, group, import, item, job, lifecycle, quota, say, sync};
+use stowage::cli::{
+    Cli, ClientArgs, Command, audit, folder, group, import, item, job, lifecycle, queue, quota, say, sync,
+};
 use stowage::config::Settings;
 use stowage::services::keys::{KeyService, NewKeyRequest};
 use stowage::store::sqlite_file;
@@ -96,6 +98,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
         }
         Command::Audit { client, args } => audit::run(&client_for(&client, &settings), args, client.json).await?,
         Command::Quota { client, command } => quota::run(&client_for(&client, &settings), command, client.json).await?,
+        Command::Queue { client, command } => queue::run(&client_for(&client, &settings), command, client.json).await?,
         Command::Expiry { client, command } => {
             return Ok(lifecycle::expiry(&client_for(&client, &settings), command, client.json).await?);
         }

@@ -192,6 +192,7 @@ async fn submit(services: &Services, bucket: &str, keys: BTreeSet<String>) -> BT
             folder_id: Some(folder),
             params: serde_json::to_value(params).unwrap_or_default(),
             idempotency_key: None,
+            retry_of: None,
         };
         match services.jobs.submit(WATCHER, submission).await {
             Ok(submitted) if submitted.created => {}

@@ -116,6 +116,10 @@ fn items_to_nowhere() -> Value {
     json!({"item_ids": [uuid::Uuid::nil()], "target_folder_id": uuid::Uuid::nil()})
 }
 
+fn a_dry_run() -> Value {
+    json!({"action": "cancel", "filter": {"kind": "NOOP"}, "dry_run": true})
+}
+
 fn item_ids() -> Value {
     json!({"item_ids": [uuid::Uuid::nil()]})
 }
@@ -176,6 +180,11 @@ fn table() -> Vec<Route> {
         route("post", "/v1/jobs/{id}/cancel", Job, false, false),
         route("get", "/v1/jobs/{id}/units", Job, true, false),
         with(route("post", "/v1/jobs/noop", Nothing, false, true), empty),
+        route("post", "/v1/jobs/{id}/retry", Job, false, false),
+        with(route("post", "/v1/jobs/bulk", Nothing, false, false), a_dry_run),
+        route("get", "/v1/queues", Nothing, true, true),
+        route("post", "/v1/queues/{kind}/pause", Nothing, false, true),
+        route("post", "/v1/queues/{kind}/resume", Nothing, false, true),
         with(route("post", "/v1/reencode", Nothing, false, false), item_ids),
         route("post", "/v1/expiry", Nothing, false, true),
         route("get", "/v1/buckets", Nothing, true, false),
@@ -247,7 +256,8 @@ impl Fixtures {
             Names::User => "nobody-such".into(),
         });
         let path = route.path.replace("{id}", &value).replace("{name}", &value);
-        format!("{}{}", path.replace("{user}", "nobody-such"), route.query)
+        let path = path.replace("{user}", "nobody-such").replace("{kind}", "NOOP");
+        format!("{path}{}", route.query)
     }
 }
 

@@ -753,3 +753,52 @@ async fn quota_verbs_set_show_and_refuse_past_a_limit() {
     let out = run(&admin, &["quota", "recount"]);
     assert_eq!(stdout(&out), "recounted\tdrifted=0\t\n", "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_and_bulk_job_verbs_pause_count_cancel_retry_and_delete() {
+    let s = server!(Backend::Sqlite);
+    let run = client_of(&s);
+    let admin = s.admin_key.clone();
+    let out = run(&admin, &["queue", "pause", "noop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("NOOP\tpaused\tpending=0\trunning=0"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&admin, &["job", "noop", "--json"]);
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let id = job["id"].as_str().expect("id").to_owned();
+    let out = run(&admin, &["queue", "list"]);
+    let noop_line = stdout(&out).lines().find(|l| l.starts_with("NOOP")).map(str::to_owned);
+    assert!(
+        noop_line
+            .as_deref()
+            .is_some_and(|l| l.contains("\tpaused\tpending=1\t")),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = run(
+        &admin,
+        &["job", "cancel", "--kind", "NOOP", "--status", "PENDING", "--dry-run"],
+    );
+    assert_eq!(
+        stdout(&out),
+        "cancel (dry run)\tmatched=1\ttouched=1\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&admin, &["job", "cancel", "--kind", "NOOP", "--status", "PENDING"]);
+    assert_eq!(stdout(&out), "cancel\tmatched=1\ttouched=1\n", "{}", stderr(&out));
+    let out = run(&admin, &["job", "cancel", &id, "--kind", "NOOP"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not both"), "{}", stderr(&out));
+
+    assert!(run(&admin, &["queue", "resume", "NOOP"]).status.success());
+    let out = run(&admin, &["job", "retry", &id, "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("\tNOOP\tDONE\t"), "{}", stdout(&out));
+    let out = run(&admin, &["job", "delete", "--status", "CANCELLED"]);
+    assert_eq!(stdout(&out), "delete\tmatched=1\ttouched=1\n", "{}", stderr(&out));
+}

@@ -1,9 +1,10 @@
-//! `stowage job list|show|cancel|wait|noop`.
+//! `stowage job list|show|cancel|retry|delete|wait|noop`: one job by id, or (cancel, retry,
+//! delete) every job a filter matches.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -13,30 +14,94 @@ use super::client::{Client, ClientError};
 /// How long one long-poll request waits, in seconds.
 const POLL_SECONDS: u64 = 30;
 
+/// Which jobs: every field given must match.
+#[derive(Debug, Clone, Default, Args)]
+pub struct JobFilterArgs {
+    /// Only this kind (SYNC, IMPORT, REENCODE, EXPIRY, NOOP).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only this status (PENDING, RUNNING, DONE, ERROR, CANCELLED).
+    #[arg(long)]
+    status: Option<String>,
+    /// Only jobs on this folder id.
+    #[arg(long)]
+    folder_id: Option<String>,
+    /// Only jobs submitted at or after this time (RFC 3339, e.g. 2030-01-01T00:00:00Z).
+    #[arg(long)]
+    submitted_after: Option<String>,
+    /// Only jobs submitted before this time (RFC 3339).
+    #[arg(long)]
+    submitted_before: Option<String>,
+}
+
+impl JobFilterArgs {
+    /// The fields given, by their API names.
+    fn fields(self) -> Vec<(&'static str, String)> {
+        [
+            ("kind", self.kind),
+            ("status", self.status),
+            ("folder_id", self.folder_id),
+            ("submitted_after", self.submitted_after),
+            ("submitted_before", self.submitted_before),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+        .collect()
+    }
+}
+
+/// A job verb's target: one job by id, or every job a filter matches.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// Job id; leave it out and give a filter to act on every job that matches it.
+    id: Option<String>,
+    /// Which jobs (without an id).
+    #[command(flatten)]
+    filter: JobFilterArgs,
+    /// With a filter: count what would be done, and do nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
 /// Job verbs.
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
     /// List jobs, newest first (every page).
     List {
-        /// Only this kind (SYNC, IMPORT, REENCODE, EXPIRY, NOOP).
-        #[arg(long)]
-        kind: Option<String>,
-        /// Only this status (PENDING, RUNNING, DONE, ERROR, CANCELLED).
-        #[arg(long)]
-        status: Option<String>,
-        /// Only jobs on this folder id.
-        #[arg(long)]
-        folder_id: Option<String>,
+        /// Which jobs.
+        #[command(flatten)]
+        filter: JobFilterArgs,
     },
     /// Show one job.
     Show {
         /// Job id.
         id: String,
     },
-    /// Cancel a job: a pending one never starts, a running one stops at its next unit.
+    /// Cancel a job, or every job a filter matches: a pending one never starts, a running one
+    /// stops at its next unit.
     Cancel {
-        /// Job id.
-        id: String,
+        /// Which.
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Retry a job that did not fully succeed (a new job runs what did not succeed), or every
+    /// such job a filter matches.
+    Retry {
+        /// Which.
+        #[command(flatten)]
+        target: Target,
+        /// With an id: wait for the new job; exits 0 on DONE, 3 on ERROR, 4 on CANCELLED.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Delete the records of the finished jobs a filter matches (admins).
+    Delete {
+        /// Which jobs.
+        #[command(flatten)]
+        filter: JobFilterArgs,
+        /// Count what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Wait for a job to finish, with a progress bar on a terminal. Exits 0 on DONE, 3 on ERROR,
     /// 4 on CANCELLED.
@@ -191,19 +256,68 @@ pub fn exit_code(job: &Value) -> ExitCode {
     }
 }
 
+impl Target {
+    /// The one job named, or `None` for a filter; refuses both, neither, and a dry run of one.
+    fn one(&self) -> Result<Option<&str>, ClientError> {
+        let filtered = !self.filter.clone().fields().is_empty();
+        match (&self.id, filtered) {
+            (Some(_), true) => Err(ClientError::Usage("give a job id or a filter, not both".into())),
+            (Some(_), false) if self.dry_run => {
+                Err(ClientError::Usage("--dry-run goes with a filter, not a job id".into()))
+            }
+            (Some(id), false) => Ok(Some(id)),
+            (None, true) => Ok(None),
+            (None, false) => Err(ClientError::Usage(
+                "give a job id, or a filter (--kind, --status, --folder-id, --submitted-after, --submitted-before)"
+                    .into(),
+            )),
+        }
+    }
+}
+
+/// Runs bulk `action` over the jobs `filter` matches and prints what it did: a line of counts,
+/// then one line per reason it left jobs alone.
+async fn bulk(
+    client: &Client,
+    action: &str,
+    filter: JobFilterArgs,
+    dry_run: bool,
+    raw_json: bool,
+) -> Result<(), ClientError> {
+    let filter: serde_json::Map<String, Value> = filter
+        .fields()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+        .collect();
+    let body = json!({ "action": action, "filter": filter, "dry_run": dry_run });
+    let outcome: Value = client.call(Method::POST, "/v1/jobs/bulk", &[], Some(&body)).await?;
+    super::show(&outcome, raw_json, |o| {
+        let mut lines = vec![format!(
+            "{}{}\tmatched={}\ttouched={}",
+            action,
+            if dry_run { " (dry run)" } else { "" },
+            o["matched"],
+            o["touched"]
+        )];
+        for skipped in o["skipped"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "skipped={}\t{}",
+                skipped["jobs"],
+                skipped["reason"].as_str().unwrap_or("?")
+            ));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
 /// Runs a job verb and prints its result.
 pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result<ExitCode, ClientError> {
     let print = |value: &Value| super::show(value, raw_json, line);
     match command {
-        JobCommand::List {
-            kind,
-            status,
-            folder_id,
-        } => {
+        JobCommand::List { filter } => {
             let mut query = vec![("page_size", "1000".to_owned())];
-            query.extend(kind.map(|k| ("kind", k)));
-            query.extend(status.map(|s| ("status", s)));
-            query.extend(folder_id.map(|f| ("folder_id", f)));
+            query.extend(filter.fields());
             client.each_item("/v1/jobs", query, print).await?;
         }
         JobCommand::Show { id } => {
@@ -212,12 +326,25 @@ pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result
                 .await?;
             print(&job);
         }
-        JobCommand::Cancel { id } => {
-            let job: Value = client
-                .call(Method::POST, &format!("/v1/jobs/{id}/cancel"), &[], Some(&json!({})))
-                .await?;
-            print(&job);
-        }
+        JobCommand::Cancel { target } => match target.one()? {
+            Some(id) => {
+                let job: Value = client
+                    .call(Method::POST, &format!("/v1/jobs/{id}/cancel"), &[], Some(&json!({})))
+                    .await?;
+                print(&job);
+            }
+            None => bulk(client, "cancel", target.filter, target.dry_run, raw_json).await?,
+        },
+        JobCommand::Retry { target, wait } => match target.one()? {
+            Some(id) => {
+                let job: Value = client
+                    .call(Method::POST, &format!("/v1/jobs/{id}/retry"), &[], Some(&json!({})))
+                    .await?;
+                return follow(client, &job, wait, raw_json).await;
+            }
+            None => bulk(client, "retry", target.filter, target.dry_run, raw_json).await?,
+        },
+        JobCommand::Delete { filter, dry_run } => bulk(client, "delete", filter, dry_run, raw_json).await?,
         JobCommand::Wait { id } => {
             let job = wait_for(client, &id).await?;
             show_finished(&job, raw_json);

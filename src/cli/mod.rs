@@ -11,6 +11,7 @@ pub mod item;
 pub mod job;
 pub mod keys;
 pub mod lifecycle;
+pub mod queue;
 pub mod quota;
 pub mod sync;
 
@@ -152,6 +153,15 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: quota::QuotaCommand,
+    },
+    /// The job queues: each kind's backlog and workers; pause and resume a kind (admins).
+    Queue {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: queue::QueueCommand,
     },
     /// The audit log (admins), newest first.
     Audit {

@@ -64,11 +64,20 @@ pub enum AuditAction {
     /// A user's byte quota was set, changed or removed.
     #[serde(rename = "user.quota")]
     UserQuota,
+    /// A job kind was paused: no worker starts a job of it.
+    #[serde(rename = "queue.pause")]
+    QueuePause,
+    /// A paused job kind was resumed.
+    #[serde(rename = "queue.resume")]
+    QueueResume,
+    /// Finished jobs' records were deleted by a bulk action.
+    #[serde(rename = "jobs.delete")]
+    JobsDelete,
 }
 
 impl AuditAction {
     /// Every action, in the order the API lists them.
-    pub const ALL: [AuditAction; 18] = [
+    pub const ALL: [AuditAction; 21] = [
         AuditAction::UserCreate,
         AuditAction::UserPromote,
         AuditAction::KeyCreate,
@@ -87,6 +96,9 @@ impl AuditAction {
         AuditAction::BucketRevoke,
         AuditAction::FolderQuota,
         AuditAction::UserQuota,
+        AuditAction::QueuePause,
+        AuditAction::QueueResume,
+        AuditAction::JobsDelete,
     ];
 
     /// The stored and shown name, e.g. `key.revoke`.
@@ -110,6 +122,9 @@ impl AuditAction {
             AuditAction::BucketRevoke => "bucket.revoke",
             AuditAction::FolderQuota => "folder.quota",
             AuditAction::UserQuota => "user.quota",
+            AuditAction::QueuePause => "queue.pause",
+            AuditAction::QueueResume => "queue.resume",
+            AuditAction::JobsDelete => "jobs.delete",
         }
     }
 
@@ -121,7 +136,8 @@ impl AuditAction {
         })
     }
 
-    /// What kind of thing the action is done to: `user`, `key`, `folder`, `item`, `group` or `bucket`.
+    /// What kind of thing the action is done to: `user`, `key`, `folder`, `item`, `group`,
+    /// `bucket`, `queue` (a job kind) or `jobs` (the jobs a filter matched).
     pub fn target_kind(self) -> &'static str {
         match self {
             AuditAction::UserCreate | AuditAction::UserPromote | AuditAction::UserQuota => "user",
@@ -138,6 +154,8 @@ impl AuditAction {
             | AuditAction::GroupMemberPut
             | AuditAction::GroupMemberRemove => "group",
             AuditAction::BucketGrant | AuditAction::BucketRevoke => "bucket",
+            AuditAction::QueuePause | AuditAction::QueueResume => "queue",
+            AuditAction::JobsDelete => "jobs",
         }
     }
 }

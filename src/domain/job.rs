@@ -185,6 +185,8 @@ pub struct Job {
     pub created_by: String,
     /// The submitter's idempotency key, if any.
     pub idempotency_key: Option<String>,
+    /// The job this one retries (`POST /v1/jobs/{id}/retry`), if any.
+    pub retry_of: Option<uuid::Uuid>,
     /// When it was submitted.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: time::OffsetDateTime,

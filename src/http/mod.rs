@@ -26,7 +26,9 @@ use utoipa_axum::routes;
 
 use crate::services::Services;
 use error::ApiError;
-use routes::{audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, quotas, trash, users, views};
+use routes::{
+    audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, queues, quotas, trash, users, views,
+};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -134,9 +136,14 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::get_job))
         .routes(routes!(jobs::cancel_job))
+        .routes(routes!(jobs::retry_job))
+        .routes(routes!(jobs::bulk_jobs))
         .routes(routes!(jobs::submit_noop))
         .routes(routes!(jobs::submit_reencode))
         .routes(routes!(jobs::submit_expiry))
+        .routes(routes!(queues::list_queues))
+        .routes(routes!(queues::pause_queue))
+        .routes(routes!(queues::resume_queue))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::me))
         .routes(routes!(keys::create_key, keys::list_keys))

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{FetchById, TaskBuilder, TaskId, TaskSink};
+use apalis::prelude::{FetchById, ListWorkers, TaskBuilder, TaskId, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use futures::future::BoxFuture;
@@ -202,6 +202,32 @@ impl Queue {
         Ok(found)
     }
 
+    /// Workers of `kind`'s queue whose last heartbeat is recent enough that no other worker
+    /// would take their jobs over yet (`heartbeat_seconds × missed_heartbeats`).
+    pub async fn live_workers(&self, kind: JobKind) -> Result<u64, QueueError> {
+        let workers = match &self.db {
+            QueueDb::Sqlite(pool) => SqliteStorage::<JobTask>::new(pool)
+                .with_config(self.sqlite_config(kind))
+                .list_workers()
+                .await
+                .map_err(QueueError::of("cannot list workers"))?,
+            QueueDb::Postgres(pool) => PostgresStorage::<JobTask>::new(pool)
+                .with_config(self.postgres_config(kind))
+                .list_workers()
+                .await
+                .map_err(QueueError::of("cannot list workers"))?,
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let window = self.settings.heartbeat_seconds.max(1) * u64::from(self.settings.missed_heartbeats.max(1));
+        Ok(workers
+            .iter()
+            .filter(|w| now.saturating_sub(w.last_heartbeat) <= window)
+            .count() as u64)
+    }
+
     async fn push(&self, job: Uuid, kind: JobKind) -> Result<(), QueueError> {
         let task = TaskBuilder::new(JobTask { job, v: 1 })
             .task_id(task_id(job))
@@ -239,5 +265,9 @@ impl Queue {
 impl Enqueue for Queue {
     fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), EnqueueError>> {
         Box::pin(async move { Ok(self.push(job, kind).await?) })
+    }
+
+    fn workers_alive(&self, kind: JobKind) -> BoxFuture<'_, Result<u64, EnqueueError>> {
+        Box::pin(async move { Ok(self.live_workers(kind).await?) })
     }
 }

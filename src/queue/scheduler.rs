@@ -57,6 +57,7 @@ impl Scheduler {
                 folder_id: None,
                 params: serde_json::json!({ "scheduled_at": fire.to_rfc3339() }),
                 idempotency_key: Some(format!("expiry:{}", fire.timestamp())),
+                retry_of: None,
             };
             if let Err(e) = self.jobs.submit(SCHEDULER, submission).await {
                 tracing::warn!(error = %e, "could not submit a scheduled expiry sweep");
@@ -92,6 +93,7 @@ impl Scheduler {
                     folder_id: Some(folder),
                     params: serde_json::json!({ "scheduled_at": fire.to_rfc3339() }),
                     idempotency_key: Some(format!("sync:{folder}:{}", fire.timestamp())),
+                    retry_of: None,
                 };
                 if let Err(e) = self.jobs.submit(SCHEDULER, submission).await {
                     tracing::warn!(%folder, error = %e, "could not submit a scheduled sync");

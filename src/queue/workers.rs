@@ -15,11 +15,14 @@ use tokio_util::task::TaskTracker;
 use super::{JobTask, Queue, QueueDb};
 use crate::background::{self, FirstRound, Periodic};
 use crate::domain::job::JobKind;
+use crate::services::jobs::pauses::Pauses;
 use crate::services::jobs::{JobService, Runner};
 use crate::store::{Store, jobs, now_micros};
 
 /// How long a failed worker waits before it starts again under a new name.
 const RESTART_DELAY: Duration = Duration::from_secs(2);
+/// How soon a worker that could not yet be paused or resumed is tried again.
+const SETTLE_RETRY: Duration = Duration::from_millis(100);
 /// How often the reconciler looks for pending jobs without a queue task.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// How old a pending job must be before the reconciler considers it lost.
@@ -63,21 +66,55 @@ fn worker_name(kind: JobKind) -> String {
     format!("{host}-{}-{}", kind.as_str().to_lowercase(), ulid::Ulid::generate())
 }
 
-/// Builds and runs a worker on `$storage` until shutdown; evaluates to its result.
+/// Builds and runs a worker on `$storage` until shutdown, pausing its fetching while its kind
+/// is paused; evaluates to its result.
 macro_rules! drive_worker {
     ($storage:expr, $kind:expr, $concurrency:expr, $state:expr, $shutdown:expr) => {{
-        let shutdown = $shutdown.clone();
+        let (shutdown, pauses) = ($shutdown.clone(), Arc::clone($state.jobs.pauses()));
         WorkerBuilder::new(worker_name($kind))
             .backend($storage)
             .concurrency($concurrency)
             .data(Arc::clone($state))
             .build(handle)
-            .run_until(async move {
-                shutdown.cancelled().await;
-                Ok::<(), WorkerError>(())
+            .run_with_ctx(move |ctx| {
+                let (shutdown, pauses) = (shutdown.clone(), Arc::clone(&pauses));
+                async move { follow_pauses(ctx, $kind, &pauses, &shutdown).await }
             })
             .await
     }};
+}
+
+/// Pauses and resumes a worker's fetching as its `kind` is paused and resumed (running jobs go
+/// on; heartbeats go on), until `shutdown`, when it stops the worker (which drains its jobs).
+async fn follow_pauses(
+    worker: WorkerContext,
+    kind: JobKind,
+    pauses: &Pauses,
+    shutdown: &CancellationToken,
+) -> Result<(), WorkerError> {
+    let mut changes = pauses.subscribe();
+    loop {
+        let paused = changes.borrow_and_update().contains(&kind);
+        // A worker that has not started yet refuses both: try again shortly.
+        let settled = if paused {
+            worker.is_paused() || worker.pause().is_ok()
+        } else {
+            !worker.is_paused() || worker.resume().is_ok()
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            changed = changes.changed(), if settled => {
+                if changed.is_err() {
+                    shutdown.cancelled().await;
+                    break;
+                }
+            }
+            () = tokio::time::sleep(SETTLE_RETRY), if !settled => {}
+        }
+    }
+    // Stopping a worker that never started fails; the shutdown signal stops it then.
+    worker.stop().ok();
+    Ok(())
 }
 
 /// When a worker for `kind` fetches: as soon as this process pushed one of its tasks, and

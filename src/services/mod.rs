@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod bulk_jobs;
 pub mod expiry;
 pub mod folders;
 pub mod grants;
@@ -13,8 +14,10 @@ pub mod jobs;
 pub mod keys;
 pub mod objects;
 pub mod probe;
+pub mod queues;
 pub mod quotas;
 pub mod reencode;
+pub mod retries;
 pub mod stars;
 pub mod sync;
 pub mod trash;
@@ -333,6 +336,12 @@ pub struct Services {
     pub expiry: expiry::ExpiryService,
     /// Imports of objects already in buckets.
     pub imports: imports::ImportService,
+    /// Retries of jobs that did not fully succeed.
+    pub retries: retries::RetryService,
+    /// The job queues: overview, pause and resume.
+    pub queues: queues::QueueService,
+    /// Bulk actions on jobs.
+    pub bulk_jobs: bulk_jobs::BulkJobService,
 }
 
 impl Services {
@@ -353,7 +362,30 @@ impl Services {
         let events = std::sync::Arc::new(jobs::events::JobEvents::default());
         let retention = std::time::Duration::from_secs(settings.trash.retention_seconds);
         let trash = trash::Trash::new(store.clone(), buckets.clone(), retention);
-        let jobs = jobs::JobService::new(store.clone(), events, queue, retry, shutdown);
+        let pauses = std::sync::Arc::new(jobs::pauses::Pauses::default());
+        let queues = queues::QueueService::new(store.clone(), queue.clone(), pauses.clone());
+        let jobs = jobs::JobService::new(store.clone(), events, queue, retry, pauses, shutdown);
+        let reencode = reencode::ReencodeService::new(
+            store.clone(),
+            buckets.clone(),
+            jobs.clone(),
+            &settings.data_dir,
+            settings.reencode.max_processes,
+        );
+        let sync = sync::SyncService::new(store.clone(), jobs.clone());
+        let imports = imports::ImportService::new(
+            store.clone(),
+            buckets.clone(),
+            jobs.clone(),
+            settings.import.max_spec_bytes,
+        );
+        let retries = retries::RetryService::new(
+            store.clone(),
+            jobs.clone(),
+            sync.clone(),
+            imports.clone(),
+            reencode.clone(),
+        );
         Self {
             folders: folders::FolderService::new(
                 store.clone(),
@@ -371,26 +403,18 @@ impl Services {
                 store.clone(),
                 std::time::Duration::from_secs(settings.audit.retention_seconds),
             ),
-            reencode: reencode::ReencodeService::new(
-                store.clone(),
-                buckets.clone(),
-                jobs.clone(),
-                &settings.data_dir,
-                settings.reencode.max_processes,
-            ),
             expiry: expiry::ExpiryService::new(
                 store.clone(),
                 trash.clone(),
                 settings.expiry.action,
                 settings.expiry.batch_size,
             ),
-            sync: sync::SyncService::new(store.clone(), jobs.clone()),
-            imports: imports::ImportService::new(
-                store.clone(),
-                buckets.clone(),
-                jobs.clone(),
-                settings.import.max_spec_bytes,
-            ),
+            bulk_jobs: bulk_jobs::BulkJobService::new(store.clone(), jobs.clone(), retries.clone()),
+            retries,
+            sync,
+            imports,
+            reencode,
+            queues,
             jobs,
             trash,
             buckets,

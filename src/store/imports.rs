@@ -110,23 +110,16 @@ impl TryFrom<RawUnit> for UnitRow {
     }
 }
 
-/// Records units `specs` of job `job_id`, numbered from `first_position`.
-pub async fn insert_units(
-    db: &mut dyn Db,
-    job_id: Uuid,
-    first_position: i64,
-    specs: &[String],
-) -> Result<(), StoreError> {
+/// Records units of job `job_id`: each its position in the spec and its validated JSON.
+pub async fn insert_units(db: &mut dyn Db, job_id: Uuid, units: &[(i64, String)]) -> Result<(), StoreError> {
     let job = job_id.to_string();
-    let mut position = first_position;
-    for chunk in specs.chunks(INSERT_CHUNK) {
+    for chunk in units.chunks(INSERT_CHUNK) {
         let mut sql = Sql::new("INSERT INTO import_unit (job_id, position, spec) VALUES ");
-        for (i, spec) in chunk.iter().enumerate() {
+        for (i, (position, spec)) in chunk.iter().enumerate() {
             sql.push(if i == 0 { "(" } else { ", (" });
             sql.bind(job.clone()).push(", ");
-            sql.bind(position).push(", ");
+            sql.bind(*position).push(", ");
             sql.bind(spec.clone()).push(")");
-            position += 1;
         }
         sql.build().execute(db.conn()).await?;
     }

@@ -15,7 +15,7 @@ pub const CHANNEL: &str = "stowage_job";
 
 const COLUMNS: &str = "id, kind, status, folder_id, params, units_pending, units_done, units_error, units_cancelled, \
      result, errors, message, attempts, max_attempts, cancel_requested, version, created_by, idempotency_key, \
-     created_at, updated_at, started_at, finished_at";
+     retry_of, created_at, updated_at, started_at, finished_at";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -37,6 +37,7 @@ struct JobRow {
     version: i64,
     created_by: String,
     idempotency_key: Option<String>,
+    retry_of: Option<String>,
     created_at: i64,
     updated_at: i64,
     started_at: Option<i64>,
@@ -72,6 +73,7 @@ impl TryFrom<JobRow> for Job {
             version: row.version,
             created_by: row.created_by,
             idempotency_key: row.idempotency_key,
+            retry_of: row.retry_of.as_deref().map(parse_id).transpose()?,
             created_at: from_micros(row.created_at),
             updated_at: from_micros(row.updated_at),
             started_at: row.started_at.map(from_micros),
@@ -162,14 +164,16 @@ pub struct NewJob {
     pub created_by: String,
     /// The submitter's idempotency key.
     pub idempotency_key: Option<String>,
+    /// The job it retries.
+    pub retry_of: Option<Uuid>,
 }
 
-/// Inserts a PENDING job. A clash with an idempotency key or an active sync of the same folder
-/// is a `Conflict`.
+/// Inserts a PENDING job. A clash with an idempotency key, an active sync of the same folder or
+/// another retry of the same job is a `Conflict`.
 pub async fn insert(db: &mut dyn Db, job: &NewJob) -> Result<(), StoreError> {
     let now = now_micros();
     let mut sql = Sql::new(
-        "INSERT INTO job (id, kind, status, folder_id, params, max_attempts, created_by, idempotency_key, created_at, updated_at) VALUES (",
+        "INSERT INTO job (id, kind, status, folder_id, params, max_attempts, created_by, idempotency_key, retry_of, created_at, updated_at) VALUES (",
     );
     sql.bind(job.id.to_string()).push(", ");
     sql.bind(job.kind.as_str().to_owned()).push(", ");
@@ -179,6 +183,7 @@ pub async fn insert(db: &mut dyn Db, job: &NewJob) -> Result<(), StoreError> {
     sql.bind(job.max_attempts).push(", ");
     sql.bind(job.created_by.clone()).push(", ");
     sql.bind(job.idempotency_key.clone()).push(", ");
+    sql.bind(job.retry_of.map(|id| id.to_string())).push(", ");
     sql.bind(now).push(", ").bind(now).push(")");
     sql.build().execute(db.conn()).await?;
     Ok(())
@@ -200,6 +205,13 @@ pub async fn by_idempotency_key(db: &mut dyn Db, created_by: &str, key: &str) ->
     fetch_optional(db, sql).await
 }
 
+/// The job that retries job `id`, if any.
+pub async fn retry_of(db: &mut dyn Db, id: Uuid) -> Result<Option<Job>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM job WHERE retry_of = "));
+    sql.bind(id.to_string());
+    fetch_optional(db, sql).await
+}
+
 /// The sync of `folder_id` that is pending or running, if any.
 pub async fn active_sync(db: &mut dyn Db, folder_id: Uuid) -> Result<Option<Job>, StoreError> {
     let mut sql = Sql::new(&format!(
@@ -218,6 +230,10 @@ pub struct JobFilter {
     pub status: Option<JobStatus>,
     /// Only jobs on this folder.
     pub folder_id: Option<Uuid>,
+    /// Only jobs submitted at or after this time (microseconds).
+    pub created_from: Option<i64>,
+    /// Only jobs submitted before this time (microseconds).
+    pub created_until: Option<i64>,
     /// Only jobs this reader submitted or whose folder they may read; all when `None` (admins).
     pub visible_to: Option<Reader>,
     /// Start after this (created_at micros, id), newest first.
@@ -237,6 +253,12 @@ pub async fn list(db: &mut dyn Db, filter: &JobFilter) -> Result<Vec<Job>, Store
     }
     if let Some(folder) = filter.folder_id {
         sql.push(" AND j.folder_id = ").bind(folder.to_string());
+    }
+    if let Some(from) = filter.created_from {
+        sql.push(" AND j.created_at >= ").bind(from);
+    }
+    if let Some(until) = filter.created_until {
+        sql.push(" AND j.created_at < ").bind(until);
     }
     if let Some(reader) = &filter.visible_to {
         sql.push(" AND (j.created_by = ").bind(reader.user.clone());
@@ -259,7 +281,8 @@ pub async fn list(db: &mut dyn Db, filter: &JobFilter) -> Result<Vec<Job>, Store
 }
 
 /// Starts an attempt: PENDING (or RUNNING, when a worker died mid-attempt) becomes RUNNING and
-/// `attempts` grows by one. `None` when the job is finished or unknown.
+/// `attempts` grows by one. `None` when the job is finished or unknown, or its kind is paused
+/// (checked in the same statement, so no worker starts a job after a pause committed).
 pub async fn start_attempt(db: &mut dyn Db, id: Uuid) -> Result<Option<Job>, StoreError> {
     let (mut sql, id_text) = update(id);
     let now = now_micros();
@@ -267,7 +290,8 @@ pub async fn start_attempt(db: &mut dyn Db, id: Uuid) -> Result<Option<Job>, Sto
         .bind(now);
     sql.push(") WHERE id = ")
         .bind(id_text)
-        .push(" AND status IN ('PENDING', 'RUNNING')");
+        .push(" AND status IN ('PENDING', 'RUNNING')")
+        .push(" AND NOT EXISTS (SELECT 1 FROM job_kind_pause p WHERE p.kind = job.kind)");
     if change(db, id, sql).await?.is_none() {
         return Ok(None);
     }
@@ -432,12 +456,24 @@ pub async fn delete_finished_before(db: &mut dyn Db, before: i64, limit: i64) ->
     if ids.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = ids.into_iter().map(|(id,)| id).collect();
-    let mut units = Sql::new("DELETE FROM import_unit WHERE job_id IN (");
-    units.bind_list(ids.iter().cloned()).push(")");
+    let ids: Vec<Uuid> = ids.iter().map(|(id,)| parse_id(id)).collect::<Result<_, _>>()?;
+    delete(db, &ids).await
+}
+
+/// Removes the records of jobs `ids` that are finished, with an import's units; answers how
+/// many jobs.
+pub async fn delete(db: &mut dyn Db, ids: &[Uuid]) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let finished = "('DONE', 'ERROR', 'CANCELLED')";
+    let mut units = Sql::new("DELETE FROM import_unit WHERE job_id IN (SELECT id FROM job WHERE id IN (");
+    units.bind_list(ids.iter().cloned());
+    units.push(&format!(") AND status IN {finished})"));
     units.build().execute(db.conn()).await?;
     let mut jobs = Sql::new("DELETE FROM job WHERE id IN (");
-    jobs.bind_list(ids).push(")");
+    jobs.bind_list(ids).push(&format!(") AND status IN {finished}"));
     Ok(jobs.build().execute(db.conn()).await?.rows_affected())
 }
 

@@ -16,6 +16,7 @@ pub mod imports;
 pub mod items;
 pub mod jobs;
 pub mod keys;
+pub mod pauses;
 pub mod rows;
 pub mod sql;
 pub mod stars;

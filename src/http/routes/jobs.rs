@@ -1,4 +1,4 @@
-//! `/v1/jobs`: list, read (with long polling) and cancel jobs; submit no-op jobs, re-encodes
+//! `/v1/jobs`: list, read (with long polling), cancel and retry jobs, one or in bulk; submit no-op jobs, re-encodes
 //! (`/v1/reencode`) and TTL sweeps (`/v1/expiry`).
 
 use std::time::Duration;
@@ -17,10 +17,11 @@ use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, IdempotencyKey, JsonBody, NoQuery, StrictQuery};
 use crate::services::access::require_admin;
+use crate::services::bulk_jobs::{BulkOutcome, BulkRequest};
 use crate::services::jobs::noop::NoopParams;
-use crate::services::jobs::{JobView, ListJobs, Submission, Submitted};
+use crate::services::jobs::{JobSelection, JobView, ListJobs, Submission, Submitted};
 use crate::services::reencode::ReencodeRequest;
-use crate::services::{Context, Page};
+use crate::services::{Context, Page, Rfc3339};
 
 /// Query of `GET /v1/jobs`.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -33,6 +34,12 @@ pub struct JobListParams {
     pub status: Option<JobStatus>,
     /// Only jobs on this folder.
     pub folder_id: Option<Uuid>,
+    /// Only jobs submitted at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub submitted_after: Option<Rfc3339>,
+    /// Only jobs submitted before this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub submitted_before: Option<Rfc3339>,
     /// Rows per page, 1-1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub page_size: Option<u32>,
@@ -75,9 +82,13 @@ pub async fn list_jobs(
     StrictQuery(q): StrictQuery<JobListParams>,
 ) -> Result<Json<Page<JobView>>, ApiError> {
     let req = ListJobs {
-        kind: q.kind,
-        status: q.status,
-        folder_id: q.folder_id,
+        selection: JobSelection {
+            kind: q.kind,
+            status: q.status,
+            folder_id: q.folder_id,
+            submitted_after: q.submitted_after,
+            submitted_before: q.submitted_before,
+        },
         page_size: q.page_size,
         page_token: q.page_token,
     };
@@ -122,6 +133,42 @@ pub async fn cancel_job(
     Ok(Json(state.services.jobs.cancel(&caller, id).await?))
 }
 
+/// Retry a job that did not fully succeed (ERROR, CANCELLED, or DONE with failed units): a new
+/// job, submitted by you under today's access rules, whose `retry_of` names this one. Imports and
+/// re-encodes carry over only the units that did not succeed; a sync runs again. A job is
+/// retried once: asking again answers that retry (200).
+#[utoipa::path(post, path = "/jobs/{id}/retry", tag = "jobs", params(("id" = Uuid, Path)), responses(
+    (status = 202, body = JobView, description = "the new job"),
+    (status = 200, body = JobView, description = "the job was already retried: that retry"),
+    (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "not finished, or nothing left to retry"),
+))]
+pub async fn retry_job(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    IdPath(id): IdPath,
+    _: NoQuery,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let job = state.services.retries.retry(&caller, id).await?;
+    submitted(&state, &caller, job).await
+}
+
+/// Cancel, retry, or delete the records of every job a filter matches, newest first: you act on
+/// the jobs you may see, cancel and retry those you may change, and only admins delete records
+/// (of finished jobs). The answer counts the jobs matched and touched and says why it left the
+/// others; with `dry_run` nothing changes.
+#[utoipa::path(post, path = "/jobs/bulk", tag = "jobs", request_body = BulkRequest, responses(
+    (status = 200, body = BulkOutcome), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+pub async fn bulk_jobs(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    _: NoQuery,
+    JsonBody(req): JsonBody<BulkRequest>,
+) -> Result<Json<BulkOutcome>, ApiError> {
+    Ok(Json(state.services.bulk_jobs.run(&caller, req).await?))
+}
+
 /// Submit a no-op job that sleeps through its units (admins): checks the queue end to end.
 #[utoipa::path(post, path = "/jobs/noop", tag = "jobs", request_body = NoopParams,
     params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, description = "same key from the same user: the same job")),
@@ -144,6 +191,7 @@ pub async fn submit_noop(
         folder_id: None,
         params,
         idempotency_key,
+        retry_of: None,
     };
     let job = state.services.jobs.submit(&caller.name, submission).await?;
     submitted(&state, &caller, job).await
@@ -188,6 +236,7 @@ pub async fn submit_expiry(
         folder_id: None,
         params: serde_json::json!({}),
         idempotency_key,
+        retry_of: None,
     };
     let job = state.services.jobs.submit(&caller.name, submission).await?;
     submitted(&state, &caller, job).await

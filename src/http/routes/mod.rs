@@ -10,6 +10,7 @@ pub mod items;
 pub mod jobs;
 pub mod keys;
 pub mod ops;
+pub mod queues;
 pub mod quotas;
 pub mod trash;
 pub mod users;

@@ -23,7 +23,7 @@ use crate::blobs::{BlobError, Buckets};
 use crate::domain::caller::{Caller, Role};
 use crate::domain::import::{ImportSpec, Unit, UnitKind, check_url};
 use crate::domain::item::expiry_for;
-use crate::domain::job::JobKind;
+use crate::domain::job::{Job, JobKind};
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::domain::quota::Usage;
@@ -178,6 +178,7 @@ impl ImportService {
             folder_id: Some(folder_id),
             params: serde_json::to_value(&params).context("cannot encode the job parameters")?,
             idempotency_key,
+            retry_of: None,
         };
         if let Some(existing) = self.jobs.find_existing(&caller.name, &submission).await? {
             return Ok(Submitted {
@@ -236,17 +237,91 @@ impl ImportService {
     /// Records the units as pending rows of job `job_id`.
     async fn record_units(&self, job_id: Uuid, units: &[Unit]) -> Result<(), ServiceError> {
         for (chunk_index, chunk) in units.chunks(UNITS_PER_TRANSACTION).enumerate() {
+            let first = chunk_index * UNITS_PER_TRANSACTION;
             let specs = chunk
                 .iter()
-                .map(serde_json::to_string)
-                .collect::<Result<Vec<_>, _>>()
+                .enumerate()
+                .map(|(i, unit)| {
+                    Ok((
+                        i64::try_from(first + i).unwrap_or(i64::MAX),
+                        serde_json::to_string(unit)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, serde_json::Error>>()
                 .context("cannot encode the job parameters")?;
             let mut tx = self.store.write().await?;
-            let first = i64::try_from(chunk_index * UNITS_PER_TRANSACTION).unwrap_or(i64::MAX);
-            rows::insert_units(&mut tx, job_id, first, &specs).await?;
+            rows::insert_units(&mut tx, job_id, &specs).await?;
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// Retries IMPORT job `job` as a new job with only its units that did not succeed (failed,
+    /// or never attempted), at their positions in the spec; the caller must still be allowed to
+    /// import into the folder from every bucket those units name.
+    pub async fn retry(&self, caller: &Caller, job: &Job) -> Result<Submitted, ServiceError> {
+        let folder_id = job
+            .folder_id
+            .ok_or_else(|| ServiceError::Internal(format!("import job {} has no folder", job.id)))?;
+        {
+            let mut conn = self.store.read().await?;
+            changeable_folder(&mut conn, caller, folder_id, "importing").await?;
+        }
+        let mut params: ImportParams =
+            serde_json::from_value(job.params.clone()).context("the job's parameters are unreadable")?;
+        let retry_id = Uuid::now_v7();
+        let copied = match self.copy_unfinished_units(caller, job.id, retry_id).await {
+            Ok(copied) => copied,
+            Err(e) => {
+                self.forget_units(retry_id).await;
+                return Err(e);
+            }
+        };
+        if copied == 0 {
+            return Err(ServiceError::Conflict(format!(
+                "every unit of job {} succeeded; there is nothing to retry",
+                job.id
+            )));
+        }
+        params.units = copied;
+        let submission = Submission {
+            kind: JobKind::Import,
+            folder_id: Some(folder_id),
+            params: serde_json::to_value(&params).context("cannot encode the job parameters")?,
+            idempotency_key: None,
+            retry_of: Some(job.id),
+        };
+        let submitted = self.jobs.submit_as(retry_id, &caller.name, submission).await;
+        if !matches!(&submitted, Ok(s) if s.created) {
+            self.forget_units(retry_id).await;
+        }
+        submitted
+    }
+
+    /// Copies the failed and pending units of job `from` as pending units of job `to`, a
+    /// transaction per batch, checking that `caller` may use their buckets; answers how many.
+    async fn copy_unfinished_units(&self, caller: &Caller, from: Uuid, to: Uuid) -> Result<u64, ServiceError> {
+        let unfinished = [UnitState::Pending, UnitState::Failed];
+        let (mut after, mut copied) = (-1, 0u64);
+        loop {
+            let batch = {
+                let mut conn = self.store.read().await?;
+                rows::units_after(&mut conn, from, &unfinished, after, UNITS_PER_TRANSACTION as i64).await?
+            };
+            let Some(last) = batch.last() else { return Ok(copied) };
+            after = last.position;
+            let units = batch
+                .iter()
+                .map(|row| serde_json::from_str::<Unit>(&row.spec))
+                .collect::<Result<Vec<_>, _>>()
+                .context(format!("a unit of job {from} is unreadable"))?;
+            usable_urls(&self.buckets, caller, &units)?;
+            let specs: Vec<(i64, String)> = batch.into_iter().map(|row| (row.position, row.spec)).collect();
+            let mut tx = self.store.write().await?;
+            rows::insert_units(&mut tx, to, &specs).await?;
+            tx.commit().await?;
+            copied += specs.len() as u64;
+        }
     }
 
     /// Removes the unit rows of a submission that did not become a job (best effort).

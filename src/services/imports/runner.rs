@@ -118,10 +118,11 @@ impl ImportRunner {
                 .map(|f| format!(" (first: {}: {})", f.path, f.error))
                 .unwrap_or_default();
             return Err(JobFailure::Fatal(format!(
-                "{} unit(s) failed{first}; {} unit(s) were imported and are kept, {} were not attempted. Fix the failed units and import the spec again with skip_duplicate_urls: true (what is in is skipped), or submit with ignore_errors=true to import every unit that can be",
+                "{} unit(s) failed{first}; {} unit(s) were imported and are kept, {} were not attempted. Fix what made them fail and retry the job (POST /v1/jobs/{}/retry runs only the units that did not succeed), or submit with ignore_errors=true to import every unit that can be",
                 tally.failed,
                 tally.created + tally.skipped + tally.updated,
-                tally.pending
+                tally.pending,
+                job_id
             )));
         }
         Ok(result)

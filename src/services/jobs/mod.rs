@@ -4,8 +4,10 @@
 pub mod context;
 pub mod events;
 pub mod noop;
+pub mod pauses;
 pub mod relay;
 pub mod retention;
+pub mod selection;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,11 +22,12 @@ use crate::domain::caller::{Caller, Role};
 use crate::domain::job::{Job, JobKind, JobStatus};
 use crate::domain::page::{SortKey, page_size};
 use crate::store::Db;
-use crate::store::clauses::Reader;
-use crate::store::jobs::{self as rows, Cancelled, JobFilter, NewJob};
+use crate::store::jobs::{self as rows, Cancelled, NewJob};
+use crate::store::pauses as pause_rows;
 use crate::store::{Store, StoreError, to_micros};
 use context::{JobContext, JobFailure};
 use events::JobEvents;
+pub use selection::{JobSelection, ListJobs};
 
 /// The longest a client may wait on a job in one request.
 pub const MAX_WAIT_SECONDS: u64 = 600;
@@ -49,10 +52,13 @@ pub trait Runner: Send + Sync {
 /// types).
 pub type EnqueueError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Puts a job on its kind's queue. Pushing the same job twice must be harmless.
+/// The job queue as the use cases see it.
 pub trait Enqueue: Send + Sync {
-    /// Queues `job` of `kind`.
+    /// Queues `job` of `kind`. Pushing the same job twice must be harmless.
     fn enqueue(&self, job: Uuid, kind: JobKind) -> BoxFuture<'_, Result<(), EnqueueError>>;
+
+    /// How many workers of `kind`'s queue, in any process, reported alive lately.
+    fn workers_alive(&self, kind: JobKind) -> BoxFuture<'_, Result<u64, EnqueueError>>;
 }
 
 /// How failed attempts are retried.
@@ -87,6 +93,8 @@ pub struct Submission {
     pub params: serde_json::Value,
     /// Same key from the same user: the same job instead of a second one.
     pub idempotency_key: Option<String>,
+    /// The job this one retries: a second retry of it answers the first one instead.
+    pub retry_of: Option<Uuid>,
 }
 
 /// What a submission produced.
@@ -94,7 +102,8 @@ pub struct Submission {
 pub struct Submitted {
     /// The job.
     pub job: Job,
-    /// False when an existing job was returned (same idempotency key, or a sync already active).
+    /// False when an existing job was returned (same idempotency key, a sync already active, or
+    /// the earlier retry of the same job).
     pub created: bool,
 }
 
@@ -109,21 +118,6 @@ pub struct JobView {
     pub my_role: Role,
 }
 
-/// Which jobs to list.
-#[derive(Debug, Clone, Default)]
-pub struct ListJobs {
-    /// Only this kind.
-    pub kind: Option<JobKind>,
-    /// Only this status.
-    pub status: Option<JobStatus>,
-    /// Only jobs on this folder.
-    pub folder_id: Option<Uuid>,
-    /// Rows per page.
-    pub page_size: Option<u32>,
-    /// Continue after the page that returned this token.
-    pub page_token: Option<String>,
-}
-
 /// Job use cases.
 #[derive(Clone)]
 pub struct JobService {
@@ -131,19 +125,32 @@ pub struct JobService {
     events: Arc<JobEvents>,
     queue: Arc<dyn Enqueue>,
     retry: RetryPolicy,
+    pauses: Arc<pauses::Pauses>,
     shutdown: CancellationToken,
+}
+
+/// What starting an attempt found.
+enum Start {
+    /// The attempt started: the job as it is now.
+    Started(Box<Job>),
+    /// The job is finished (or gone): nothing to run.
+    Finished,
+    /// Its kind is paused: it waits until resumed.
+    Paused(JobKind),
 }
 
 /// The ordering job pages use.
 const JOB_ORDER: &str = "created_at:desc";
 
 impl JobService {
-    /// Builds the service. `shutdown` ends long polls and running attempts.
+    /// Builds the service. `shutdown` ends long polls and running attempts; `pauses` holds
+    /// back jobs of paused kinds.
     pub fn new(
         store: Store,
         events: Arc<JobEvents>,
         queue: Arc<dyn Enqueue>,
         retry: RetryPolicy,
+        pauses: Arc<pauses::Pauses>,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -151,8 +158,14 @@ impl JobService {
             events,
             queue,
             retry,
+            pauses,
             shutdown,
         }
+    }
+
+    /// The paused kinds as this process knows them.
+    pub fn pauses(&self) -> &Arc<pauses::Pauses> {
+        &self.pauses
     }
 
     /// The change notification hub.
@@ -204,6 +217,7 @@ impl JobService {
             max_attempts: i64::from(self.retry.max_attempts),
             created_by: created_by.to_owned(),
             idempotency_key: submission.idempotency_key.clone(),
+            retry_of: submission.retry_of,
         };
         match rows::insert(&mut conn, &job).await {
             Ok(()) => {}
@@ -236,6 +250,11 @@ impl JobService {
         created_by: &str,
         submission: &Submission,
     ) -> Result<Option<Job>, ServiceError> {
+        if let Some(retried) = submission.retry_of
+            && let Some(job) = rows::retry_of(conn, retried).await?
+        {
+            return Ok(Some(job));
+        }
         if let Some(key) = &submission.idempotency_key
             && let Some(job) = rows::by_idempotency_key(conn, created_by, key).await?
         {
@@ -303,8 +322,18 @@ impl JobService {
 
     /// Cancels a pending job (it never starts) or asks a running one to stop at its next unit.
     pub async fn cancel(&self, caller: &Caller, id: Uuid) -> Result<JobView, ServiceError> {
+        let my_role = {
+            let mut conn = self.store.read().await?;
+            visible_job(&mut conn, caller, id, Role::Editor).await?.1
+        };
+        let job = self.cancel_unchecked(id).await?;
+        Ok(JobView { job, my_role })
+    }
+
+    /// Cancels job `id` (the caller's right to was checked) and wakes its waiters; 409 when it
+    /// already finished.
+    pub async fn cancel_unchecked(&self, id: Uuid) -> Result<Job, ServiceError> {
         let mut conn = self.store.read().await?;
-        let (_, my_role) = visible_job(&mut conn, caller, id, Role::Editor).await?;
         if let Cancelled::AlreadyFinished(status) = rows::cancel(&mut conn, id).await? {
             return Err(ServiceError::Conflict(format!(
                 "job {id} already finished ({})",
@@ -315,7 +344,7 @@ impl JobService {
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("job {id} not found")))?;
         self.events.publish(id, job.version);
-        Ok(JobView { job, my_role })
+        Ok(job)
     }
 
     /// One page of the jobs the caller may see, newest first.
@@ -326,14 +355,7 @@ impl JobService {
             .as_deref()
             .map(|token| decode_number_position(token, JOB_ORDER))
             .transpose()?;
-        let filter = JobFilter {
-            kind: req.kind,
-            status: req.status,
-            folder_id: req.folder_id,
-            visible_to: Reader::of(caller),
-            before,
-            limit: limit + 1,
-        };
+        let filter = req.selection.filter(caller, before, limit + 1);
         let mut conn = self.store.read().await?;
         let jobs = rows::list(&mut conn, &filter).await?;
         let token_of = |last: &Job| page_token(JOB_ORDER, &SortKey::Int(to_micros(last.created_at)), last.id);
@@ -351,8 +373,19 @@ impl JobService {
     /// and must be delivered again later.
     pub async fn execute(&self, id: Uuid, runner: &dyn Runner) -> Result<(), Interrupted> {
         loop {
-            let Some(job) = self.start_attempt(id).await? else {
-                return Ok(());
+            let job = match self.start_attempt(id).await? {
+                Start::Started(job) => *job,
+                Start::Finished => return Ok(()),
+                Start::Paused(kind) => {
+                    // Fetched just before this process heard of the pause: hold it until resumed.
+                    self.pauses.set_one(kind, true);
+                    if !self.pauses.until_resumed(kind, &self.shutdown).await {
+                        return Err(Interrupted::Shutdown {
+                            when: "while its kind was paused",
+                        });
+                    }
+                    continue;
+                }
             };
             if job.attempts > job.max_attempts {
                 let message = format!(
@@ -448,14 +481,23 @@ impl JobService {
     // turn at the write lock (store/turns.rs) instead of waiting on the busy handler behind a
     // stream of other writes; waiters hear of a change once it is committed.
 
-    async fn start_attempt(&self, id: Uuid) -> Result<Option<Job>, Interrupted> {
+    async fn start_attempt(&self, id: Uuid) -> Result<Start, Interrupted> {
         let mut tx = self.store.write().await?;
-        let job = rows::start_attempt(&mut tx, id).await?;
+        let started = rows::start_attempt(&mut tx, id).await?;
+        let start = match started {
+            Some(job) => Start::Started(Box::new(job)),
+            None => match rows::by_id(&mut tx, id).await? {
+                Some(job) if !job.status.is_terminal() && pause_rows::is_paused(&mut tx, job.kind).await? => {
+                    Start::Paused(job.kind)
+                }
+                _ => Start::Finished,
+            },
+        };
         tx.commit().await?;
-        if let Some(job) = &job {
+        if let Start::Started(job) = &start {
             self.events.publish(id, job.version);
         }
-        Ok(job)
+        Ok(start)
     }
 
     /// Ends the running attempt of `id` with `outcome` and wakes this process's waiters.

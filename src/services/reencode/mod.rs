@@ -15,7 +15,7 @@
 
 mod ffmpeg;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -44,7 +44,7 @@ use crate::blobs::Buckets;
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Caller, Role};
 use crate::domain::item::{Encoded, Item, ItemType, Media};
-use crate::domain::job::JobKind;
+use crate::domain::job::{Job, JobKind};
 use crate::store::{Store, items as item_rows};
 
 /// The longest `process_title`, in bytes.
@@ -191,6 +191,41 @@ impl ReencodeService {
                 title.len()
             ))));
         }
+        self.submit_checked(caller, req, idempotency_key, None).await
+    }
+
+    /// Retries REENCODE job `job` as a new job over those of its videos that it did not
+    /// re-encode (no rendition made since it was submitted) and that the caller can still see.
+    pub async fn retry(&self, caller: &Caller, job: &Job) -> Result<Submitted, ServiceError> {
+        let mut req: ReencodeRequest =
+            serde_json::from_value(job.params.clone()).context("the job's parameters are unreadable")?;
+        let undone: BTreeSet<Uuid> = {
+            let mut conn = self.store.read().await?;
+            visible_items(&mut conn, caller, &req.item_ids)
+                .await?
+                .into_iter()
+                .filter(|(item, _)| item.encoded.as_ref().is_none_or(|e| e.encoded_at < job.created_at))
+                .map(|(item, _)| item.id)
+                .collect()
+        };
+        req.item_ids.retain(|id| undone.contains(id));
+        if req.item_ids.is_empty() {
+            return Err(ServiceError::Conflict(format!(
+                "every video of job {} you can see was re-encoded or is gone; there is nothing to retry",
+                job.id
+            )));
+        }
+        self.submit_checked(caller, req, None, Some(job.id)).await
+    }
+
+    /// Submits `req` (already of a valid size) once every item is a video `caller` may change.
+    async fn submit_checked(
+        &self,
+        caller: &Caller,
+        req: ReencodeRequest,
+        idempotency_key: Option<String>,
+        retry_of: Option<Uuid>,
+    ) -> Result<Submitted, ServiceError> {
         let mut conn = self.store.read().await?;
         let found: BTreeMap<Uuid, (Item, Role)> = visible_items(&mut conn, caller, &req.item_ids)
             .await?
@@ -231,6 +266,7 @@ impl ReencodeService {
             folder_id,
             params,
             idempotency_key,
+            retry_of,
         };
         self.jobs.submit(&caller.name, submission).await
     }

@@ -19,7 +19,7 @@ use super::access::require;
 use super::jobs::{JobService, Submission, Submitted};
 use super::{Context, ServiceError};
 use crate::domain::caller::{Caller, Role};
-use crate::domain::job::JobKind;
+use crate::domain::job::{Job, JobKind};
 use crate::store::{Store, folders as folder_rows};
 
 /// The share of a folder's live items a sync may tombstone unless told otherwise.
@@ -116,6 +116,30 @@ impl SyncService {
                 "max_tombstone_ratio must be between 0 and 1, got {ratio}"
             )));
         }
+        let params = serde_json::to_value(&options).context("cannot encode the job parameters")?;
+        self.submit_params(caller, folder_id, params, idempotency_key, None)
+            .await
+    }
+
+    /// Retries SYNC job `job`: a new sync of its folder with the same parameters. What the
+    /// failed one changed stays; the new one touches only what is still different.
+    pub async fn retry(&self, caller: &Caller, job: &Job) -> Result<Submitted, ServiceError> {
+        let folder_id = job
+            .folder_id
+            .ok_or_else(|| ServiceError::Internal(format!("sync job {} has no folder", job.id)))?;
+        self.submit_params(caller, folder_id, job.params.clone(), None, Some(job.id))
+            .await
+    }
+
+    /// Queues a sync of synced folder `folder_id` with job parameters `params`, if `caller` may.
+    async fn submit_params(
+        &self,
+        caller: &Caller,
+        folder_id: Uuid,
+        params: serde_json::Value,
+        idempotency_key: Option<String>,
+        retry_of: Option<Uuid>,
+    ) -> Result<Submitted, ServiceError> {
         let mut conn = self.store.read().await?;
         let folder = require(
             caller,
@@ -130,12 +154,12 @@ impl SyncService {
                 folder.path
             )));
         }
-        let params = serde_json::to_value(&options).context("cannot encode the job parameters")?;
         let submission = Submission {
             kind: JobKind::Sync,
             folder_id: Some(folder_id),
             params,
             idempotency_key,
+            retry_of,
         };
         self.jobs.submit(&caller.name, submission).await
     }
