@@ -100,6 +100,18 @@ fn describe() {
         "stowage_db_connections",
         "Database pool connections, by state (in_use or idle)."
     );
+    describe_counter!(
+        "stowage_db_errors_total",
+        "Database statements that failed, by kind (conflict: a uniqueness rule, usually a race the caller resolves; unavailable: no connection, or SQLite busy; error)."
+    );
+    describe_counter!(
+        "stowage_bucket_operations_total",
+        "Bucket operations, by backend (file, s3, gs, az), operation (list, head, read, write, delete) and outcome (ok, not_found, error)."
+    );
+    describe_histogram!(
+        "stowage_bucket_operation_duration_seconds",
+        "Time a bucket operation took (a read: to open it, or to read and hash it whole when syncing; a list: the whole listing), by backend and operation."
+    );
 }
 
 /// An HTTP request answered: `route` is its template (`/v1/folders/{id}`), never a concrete path.
@@ -206,6 +218,43 @@ pub fn jobs_now(kind: &'static str, pending: u64, running: u64, oldest_pending: 
 pub fn db_connections(in_use: u32, idle: u32) {
     gauge!("stowage_db_connections", "state" => "in_use").set(f64::from(in_use));
     gauge!("stowage_db_connections", "state" => "idle").set(f64::from(idle));
+}
+
+/// A database statement failed; `kind` is `conflict`, `unavailable` or `error`.
+pub fn db_error(kind: &'static str) {
+    counter!("stowage_db_errors_total", "kind" => kind).increment(1);
+}
+
+/// A bucket operation ended: `backend` (`file`, `s3`, `gs`, `az`), `operation` (`list`,
+/// `head`, `read`, `write`, `delete`), `outcome` (`ok`, `not_found`, `error`). The handles of
+/// each label set are kept (a sync of a local bucket counts one read per file).
+pub fn bucket_operation(backend: &str, operation: &'static str, outcome: &'static str, took: Duration) {
+    type Known = HashMap<(&'static str, &'static str, &'static str), (Counter, Histogram)>;
+    static KNOWN: OnceLock<Mutex<Known>> = OnceLock::new();
+    let backend: &'static str = match backend {
+        "file" => "file",
+        "s3" => "s3",
+        "gs" => "gs",
+        "az" | "azure" => "az",
+        _ => "other",
+    };
+    let (count, duration) = {
+        let mut known = KNOWN
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known
+            .entry((backend, operation, outcome))
+            .or_insert_with(|| {
+                (
+                    counter!("stowage_bucket_operations_total", "backend" => backend, "operation" => operation, "outcome" => outcome),
+                    histogram!("stowage_bucket_operation_duration_seconds", "backend" => backend, "operation" => operation),
+                )
+            })
+            .clone()
+    };
+    count.increment(1);
+    duration.record(took);
 }
 
 /// A change refused by a quota of `holder` (`folder` or `user`).

@@ -105,6 +105,10 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
         .await;
     let done = finished(&s, &id(&job.body)).await;
     assert_eq!(done["status"], "DONE", "{done}");
+    let item = id(&upload.body);
+    assert_eq!(s.bytes(&format!("/v1/items/{item}/content")).await.len(), 1_234);
+    let twice = s.post("/v1/folders", json!({"path": "/up"})).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT, "{:?}", twice.body);
     let failing = s.post("/v1/jobs/noop", json!({"units": 1, "fail_attempts": 5})).await;
     let failed = finished(&s, &id(&failing.body)).await;
     assert_eq!(failed["status"], "ERROR", "{failed}");
@@ -132,6 +136,28 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
     assert_eq!(delta("stowage_sync_objects_total", "outcome=listed"), 3.0);
     assert_eq!(delta("stowage_sync_hashed_bytes_total", ""), 18.0);
     assert_eq!(delta("stowage_jobs_finished_total", "kind=SYNC,status=DONE"), 1.0);
+    // Bucket operations: the upload's write, its read of the first bytes to type it and its
+    // download's read in the managed bucket; the sync's listing and its three reads.
+    let bucket_ops = |operation: &str| {
+        delta(
+            "stowage_bucket_operations_total",
+            &format!("backend=file,operation={operation},outcome=ok"),
+        )
+    };
+    assert_eq!(bucket_ops("write"), 1.0);
+    assert_eq!(bucket_ops("read"), 5.0);
+    assert_eq!(bucket_ops("list"), 1.0);
+    assert!(
+        after.keys().any(
+            |(metric, labels)| metric.starts_with("stowage_bucket_operation_duration_seconds")
+                && labels.contains("operation=read")
+        ),
+        "bucket operation latency"
+    );
+    assert!(
+        delta("stowage_db_errors_total", "kind=conflict") >= 1.0,
+        "the second /up broke a uniqueness rule"
+    );
     assert_eq!(delta("stowage_jobs_finished_total", "kind=NOOP,status=ERROR"), 1.0);
     assert_eq!(delta("stowage_job_attempts_total", "kind=NOOP"), 2.0);
     assert_eq!(delta("stowage_job_retries_total", "kind=NOOP"), 1.0);

@@ -1,6 +1,7 @@
 //! Buckets: where item content lives. One [`Bucket`] trait; for now one backend, the local
 //! `file://` directory ([`local::LocalBucket`]) that holds the `managed` bucket of uploads.
 
+mod counted;
 pub mod expected;
 mod file_hash;
 pub mod listing;
@@ -117,6 +118,15 @@ pub struct Listed {
     pub modified: SystemTime,
 }
 
+/// The outcome label of a bucket operation's result: `ok`, `not_found` or `error`.
+pub fn outcome<T>(result: &Result<T, BlobError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(BlobError::NotFound(_)) => "not_found",
+        Err(_) => "error",
+    }
+}
+
 /// A place objects live: write (streamed, all-or-nothing), read (whole or a byte range), delete.
 #[async_trait::async_trait]
 pub trait Bucket: Send + Sync + 'static {
@@ -168,7 +178,10 @@ impl Buckets {
                 config.url
             ))
         })?;
-        let managed: Arc<dyn Bucket> = Arc::new(local::LocalBucket::open(MANAGED_BUCKET, dir)?);
+        let managed: Arc<dyn Bucket> = Arc::new(counted::Counted {
+            inner: local::LocalBucket::open(MANAGED_BUCKET, dir)?,
+            backend: "file",
+        });
         let by_name = BTreeMap::from([(MANAGED_BUCKET.to_owned(), managed.clone())]);
         let mut sources = BTreeMap::new();
         for (name, config) in settings

@@ -7,6 +7,7 @@
 use std::ops::Range;
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -14,6 +15,7 @@ use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 use tokio::sync::{Semaphore, mpsc};
 
+use super::counted::count;
 use super::expected::{Expected, Recheck, exactly};
 use super::file_hash::hash_file;
 use super::listing::{Hashed, ListEntry};
@@ -124,8 +126,10 @@ impl Source {
             Backend::Local(root) => {
                 let dir = root.join(&prefix);
                 tokio::task::spawn_blocking(move || {
+                    let (started, mut failed) = (Instant::now(), false);
                     let mut chunk = Vec::with_capacity(LIST_CHUNK);
                     walk(&dir, &prefix, |entry| {
+                        failed |= matches!(entry, ListEntry::Unreadable { .. });
                         chunk.push(entry);
                         chunk.len() < LIST_CHUNK
                             || tx
@@ -135,11 +139,14 @@ impl Source {
                     if !chunk.is_empty() {
                         let _ = tx.blocking_send(chunk);
                     }
+                    count_listing("file", started, failed);
                 });
             }
             Backend::Remote { store, .. } => {
                 let store = Arc::clone(store);
+                let backend = self.kind().to_owned();
                 tokio::spawn(async move {
+                    let started = Instant::now();
                     let location = Path::from(prefix.trim_end_matches('/'));
                     let mut listing = store
                         .list((!prefix.is_empty()).then_some(&location))
@@ -164,9 +171,11 @@ impl Source {
                             }
                         }
                         if tx.send(chunk).await.is_err() || failed {
+                            count_listing(&backend, started, failed);
                             return;
                         }
                     }
+                    count_listing(&backend, started, false);
                 });
             }
         }
@@ -221,31 +230,37 @@ impl Source {
                 // The semaphore is never closed; were it, reading without a permit is harmless.
                 let _permit = permits.acquire().await.ok();
                 let root = root.clone();
-                let count = keys.len();
+                let keys_count = keys.len();
                 tokio::task::spawn_blocking(move || {
                     keys.iter()
                         .map(|key| {
+                            let started = Instant::now();
                             // A panic inspecting one file's bytes fails that file, not its chunk.
                             let hashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                 hash_file(&root.join(key), head_bytes, |head, size| inspect(key, head, size))
                             }))
-                            .map_err(|_| BlobError::Unsupported(format!("reading `{key}` panicked")))?;
-                            hashed.map_err(BlobError::io(format!("cannot read `{key}`")))
+                            .map_err(|_| BlobError::Unsupported(format!("reading `{key}` panicked")))
+                            .and_then(|hashed| hashed.map_err(BlobError::io(format!("cannot read `{key}`"))));
+                            count("file", "read", started, hashed)
                         })
                         .collect()
                 })
                 .await
                 .unwrap_or_else(|e| {
-                    (0..count)
+                    (0..keys_count)
                         .map(|_| Err(BlobError::Unsupported(format!("hashing task failed: {e}"))))
                         .collect()
                 })
             }
             Backend::Remote { store, .. } => {
                 let inspect = &inspect;
+                let backend = self.kind();
                 let reads = keys.iter().map(|key| async move {
                     let _permit = permits.acquire().await.ok();
-                    hash_object(store.as_ref(), key, head_bytes, |head, size| inspect(key, head, size)).await
+                    let started = Instant::now();
+                    let hashed =
+                        hash_object(store.as_ref(), key, head_bytes, |head, size| inspect(key, head, size)).await;
+                    count(backend, "read", started, hashed)
                 });
                 futures::future::join_all(reads).await
             }
@@ -256,39 +271,49 @@ impl Source {
     /// In a local bucket the file must be a regular file inside the root once every symlink on
     /// its path is followed; anything else is [`BlobError::InvalidKey`].
     pub async fn head(&self, key: &str) -> Result<Fingerprint, BlobError> {
-        match &self.backend {
-            Backend::Local(root) => {
-                let (root, key) = (root.clone(), key.to_owned());
-                tokio::task::spawn_blocking(move || local_file(&root, &key).map(|(_, fingerprint)| fingerprint))
-                    .await
-                    .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))?
-            }
-            Backend::Remote { store, .. } => {
-                let meta = store.head(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
-                Ok(meta_fingerprint(&meta))
+        let started = Instant::now();
+        let found = async {
+            match &self.backend {
+                Backend::Local(root) => {
+                    let (root, key) = (root.clone(), key.to_owned());
+                    tokio::task::spawn_blocking(move || local_file(&root, &key).map(|(_, fingerprint)| fingerprint))
+                        .await
+                        .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))?
+                }
+                Backend::Remote { store, .. } => {
+                    let meta = store.head(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
+                    Ok(meta_fingerprint(&meta))
+                }
             }
         }
+        .await;
+        count(self.kind(), "head", started, found)
     }
 
     /// Streams object `key`, whole or the bytes `range` of it (a range past the end is cut
     /// short, as HTTP does).
     pub async fn read(&self, key: &str, range: Option<Range<u64>>) -> Result<ByteStream<'static>, BlobError> {
-        match &self.backend {
-            Backend::Local(root) => {
-                let (root, owned) = (root.clone(), key.to_owned());
-                let file = tokio::task::spawn_blocking(move || {
-                    let (path, _) = local_file(&root, &owned)?;
-                    std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{owned}`")))
-                })
-                .await
-                .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
-                super::local::stream_file(file, key, range).await
-            }
-            Backend::Remote { store, .. } => {
-                let got = get_remote(store.as_ref(), key, range).await?;
-                Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+        let started = Instant::now();
+        let opened = async {
+            match &self.backend {
+                Backend::Local(root) => {
+                    let (root, owned) = (root.clone(), key.to_owned());
+                    let file = tokio::task::spawn_blocking(move || {
+                        let (path, _) = local_file(&root, &owned)?;
+                        std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{owned}`")))
+                    })
+                    .await
+                    .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
+                    super::local::stream_file(file, key, range).await
+                }
+                Backend::Remote { store, .. } => {
+                    let got = get_remote(store.as_ref(), key, range).await?;
+                    Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+                }
             }
         }
+        .await;
+        count(self.kind(), "read", started, opened)
     }
 
     /// Streams object `key` like [`read`](Self::read), but only while it is the object the
@@ -299,32 +324,37 @@ impl Source {
         expected: &Expected,
         range: Option<Range<u64>>,
     ) -> Result<ByteStream<'static>, BlobError> {
-        let want = expected.length_of(range.as_ref());
-        match &self.backend {
-            Backend::Local(root) => {
-                let (root, owned) = (root.clone(), key.to_owned());
-                let (file, opened) = tokio::task::spawn_blocking(move || open_local(&root, &owned))
-                    .await
-                    .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
-                expected.check(key, &opened, true)?;
-                let watched = file
-                    .try_clone()
-                    .map_err(BlobError::io(format!("cannot open `{key}`")))?;
-                let recheck: Recheck = Box::new(move || match watched.metadata() {
-                    Ok(meta) if file_fingerprint(&meta) == opened => Ok(()),
-                    Ok(_) => Err("it was modified".into()),
-                    Err(e) => Err(format!("cannot stat it: {e}")),
-                });
-                let body = super::local::stream_file(file, key, range).await?;
-                Ok(exactly(body, want, key, Some(recheck)))
-            }
-            Backend::Remote { store, .. } => {
-                let got = get_remote(store.as_ref(), key, range).await?;
-                expected.check(key, &meta_fingerprint(&got.meta), false)?;
-                let body = got.into_stream().map_err(std::io::Error::other).boxed();
-                Ok(exactly(body, want, key, None))
+        let started = Instant::now();
+        let opened = async {
+            let want = expected.length_of(range.as_ref());
+            match &self.backend {
+                Backend::Local(root) => {
+                    let (root, owned) = (root.clone(), key.to_owned());
+                    let (file, opened) = tokio::task::spawn_blocking(move || open_local(&root, &owned))
+                        .await
+                        .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
+                    expected.check(key, &opened, true)?;
+                    let watched = file
+                        .try_clone()
+                        .map_err(BlobError::io(format!("cannot open `{key}`")))?;
+                    let recheck: Recheck = Box::new(move || match watched.metadata() {
+                        Ok(meta) if file_fingerprint(&meta) == opened => Ok(()),
+                        Ok(_) => Err("it was modified".into()),
+                        Err(e) => Err(format!("cannot stat it: {e}")),
+                    });
+                    let body = super::local::stream_file(file, key, range).await?;
+                    Ok(exactly(body, want, key, Some(recheck)))
+                }
+                Backend::Remote { store, .. } => {
+                    let got = get_remote(store.as_ref(), key, range).await?;
+                    expected.check(key, &meta_fingerprint(&got.meta), false)?;
+                    let body = got.into_stream().map_err(std::io::Error::other).boxed();
+                    Ok(exactly(body, want, key, None))
+                }
             }
         }
+        .await;
+        count(self.kind(), "read", started, opened)
     }
 
     /// Checks, without reading it, that object `key` is still the object the catalog recorded.
@@ -337,53 +367,59 @@ impl Source {
     /// ranged request to a cloud store (its answer carries the object's metadata), one open
     /// file locally (resolved as [`head`](Self::head) does).
     pub async fn head_and_start(&self, key: &str, limit: usize) -> Result<(Fingerprint, Vec<u8>), BlobError> {
-        let (fingerprint, stream) = match &self.backend {
-            Backend::Local(root) => {
-                let (root, owned) = (root.clone(), key.to_owned());
-                let (file, fingerprint) = tokio::task::spawn_blocking(move || {
-                    let (path, fingerprint) = local_file(&root, &owned)?;
-                    let file = std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{owned}`")))?;
-                    Ok::<_, BlobError>((file, fingerprint))
-                })
-                .await
-                .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
-                let stream = super::local::stream_file(file, key, Some(0..limit as u64)).await?;
-                (fingerprint, stream)
-            }
-            Backend::Remote { store, .. } => {
-                let location = Path::from(key);
-                let options = GetOptions {
-                    range: Some(GetRange::Bounded(0..limit.max(1) as u64)),
-                    ..GetOptions::default()
-                };
-                let got = match store.get_opts(&location, options).await {
-                    Ok(got) => got,
-                    // An empty object has no byte 0 to range over (416): it is all head.
-                    Err(object_store::Error::Generic { .. }) | Err(object_store::Error::NotSupported { .. }) => {
-                        let fingerprint = self.head(key).await?;
-                        if fingerprint.size == 0 {
-                            return Ok((fingerprint, Vec::new()));
+        let started = Instant::now();
+        let first_bytes = async {
+            let (fingerprint, stream) = match &self.backend {
+                Backend::Local(root) => {
+                    let (root, owned) = (root.clone(), key.to_owned());
+                    let (file, fingerprint) = tokio::task::spawn_blocking(move || {
+                        let (path, fingerprint) = local_file(&root, &owned)?;
+                        let file =
+                            std::fs::File::open(&path).map_err(BlobError::io(format!("cannot open `{owned}`")))?;
+                        Ok::<_, BlobError>((file, fingerprint))
+                    })
+                    .await
+                    .map_err(|e| BlobError::Unsupported(format!("lookup task failed: {e}")))??;
+                    let stream = super::local::stream_file(file, key, Some(0..limit as u64)).await?;
+                    (fingerprint, stream)
+                }
+                Backend::Remote { store, .. } => {
+                    let location = Path::from(key);
+                    let options = GetOptions {
+                        range: Some(GetRange::Bounded(0..limit.max(1) as u64)),
+                        ..GetOptions::default()
+                    };
+                    let got = match store.get_opts(&location, options).await {
+                        Ok(got) => got,
+                        // An empty object has no byte 0 to range over (416): it is all head.
+                        Err(object_store::Error::Generic { .. }) | Err(object_store::Error::NotSupported { .. }) => {
+                            let fingerprint = self.head(key).await?;
+                            if fingerprint.size == 0 {
+                                return Ok((fingerprint, Vec::new()));
+                            }
+                            return Err(BlobError::Unsupported(format!("cannot read the start of `{key}`")));
                         }
-                        return Err(BlobError::Unsupported(format!("cannot read the start of `{key}`")));
-                    }
-                    Err(e) => return Err(remote_error(key, e)),
-                };
-                (
-                    meta_fingerprint(&got.meta),
-                    got.into_stream().map_err(std::io::Error::other).boxed(),
-                )
+                        Err(e) => return Err(remote_error(key, e)),
+                    };
+                    (
+                        meta_fingerprint(&got.meta),
+                        got.into_stream().map_err(std::io::Error::other).boxed(),
+                    )
+                }
+            };
+            let mut stream = stream;
+            let mut start = Vec::with_capacity(limit.min(usize::try_from(fingerprint.size).unwrap_or(limit)));
+            while start.len() < limit
+                && let Some(chunk) = stream.next().await
+            {
+                let chunk = chunk.map_err(BlobError::io(format!("cannot read `{key}`")))?;
+                let take = (limit - start.len()).min(chunk.len());
+                start.extend_from_slice(&chunk[..take]);
             }
-        };
-        let mut stream = stream;
-        let mut start = Vec::with_capacity(limit.min(usize::try_from(fingerprint.size).unwrap_or(limit)));
-        while start.len() < limit
-            && let Some(chunk) = stream.next().await
-        {
-            let chunk = chunk.map_err(BlobError::io(format!("cannot read `{key}`")))?;
-            let take = (limit - start.len()).min(chunk.len());
-            start.extend_from_slice(&chunk[..take]);
+            Ok((fingerprint, start))
         }
-        Ok((fingerprint, start))
+        .await;
+        count(self.kind(), "read", started, first_bytes)
     }
 
     /// Where a tool that reads files or HTTP URLs (ffprobe) finds object `key`: the local file,
@@ -417,6 +453,13 @@ impl Source {
             _ => Ok(()),
         }
     }
+}
+
+/// Counts a listing of a bucket of `backend`, begun at `started`, that ended (whole, or
+/// stopped by its reader) or `failed`.
+fn count_listing(backend: &str, started: Instant, failed: bool) {
+    let outcome = if failed { "error" } else { "ok" };
+    crate::metrics::bucket_operation(backend, "list", outcome, started.elapsed());
 }
 
 /// Resolves `key` in the local bucket at `root`: the file (every symlink followed) and its

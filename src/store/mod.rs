@@ -154,10 +154,12 @@ impl StoreError {
 }
 
 impl From<sqlx::Error> for StoreError {
+    /// Sorts a failed statement by what callers do about it, and counts it (a row not found
+    /// is an answer, not a failure).
     fn from(err: sqlx::Error) -> Self {
         use sqlx::error::ErrorKind;
-        match &err {
-            sqlx::Error::RowNotFound => StoreError::NotFound,
+        let sorted = match &err {
+            sqlx::Error::RowNotFound => return StoreError::NotFound,
             sqlx::Error::Database(db) => match db.kind() {
                 ErrorKind::UniqueViolation | ErrorKind::ForeignKeyViolation => StoreError::Conflict(err),
                 _ if is_busy(db.message()) => StoreError::Unavailable(err),
@@ -167,7 +169,13 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(err)
             }
             _ => StoreError::Database(err),
-        }
+        };
+        crate::metrics::db_error(match sorted {
+            StoreError::Conflict(_) => "conflict",
+            StoreError::Unavailable(_) => "unavailable",
+            _ => "error",
+        });
+        sorted
     }
 }
 
