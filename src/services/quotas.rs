@@ -144,7 +144,8 @@ impl QuotaService {
         })
     }
 
-    /// Removes folder `id`'s quota (managers); 404 when it had none.
+    /// Removes folder `id`'s quota (managers). Removing a quota the folder does not have changes
+    /// nothing and succeeds (a DELETE may be repeated).
     pub async fn remove_folder_quota(&self, caller: &Caller, id: Uuid) -> Result<(), ServiceError> {
         // Exclusive: no write is between finding the quota and counting on it.
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
@@ -152,7 +153,7 @@ impl QuotaService {
         require_role(caller, &folder, Role::Manager)?;
         let previous = usage::folder_quota(&mut tx, id).await?.map(|(quota, _)| quota);
         if !usage::remove_folder_quota(&mut tx, id).await? {
-            return Err(ServiceError::NotFound(format!("folder {} has no quota", folder.path)));
+            return Ok(());
         }
         let event = AuditEvent::by(caller, AuditAction::FolderQuota, id, now())
             .in_folder(id)
@@ -180,7 +181,7 @@ impl QuotaService {
     }
 
     /// Sets (or with `None` removes) `user`'s byte quota (admins). Like a folder quota, it may
-    /// be set below what they hold.
+    /// be set below what they hold. Removing a quota they do not have changes nothing.
     pub async fn set_user_quota(
         &self,
         caller: &Caller,
@@ -195,13 +196,12 @@ impl QuotaService {
         let mut tx = self.store.write().await?;
         require_user(&mut tx, user).await?;
         let (previous, _) = usage::user_usage(&mut tx, user).await?;
-        if previous.is_none() && max_bytes.is_none() {
-            return Err(ServiceError::NotFound(format!("user {user} has no quota")));
+        if previous != max_bytes {
+            usage::set_user_quota(&mut tx, user, max_bytes).await?;
+            let event = AuditEvent::by(caller, AuditAction::UserQuota, user, now())
+                .with_detail(serde_json::json!({ "from": previous, "to": max_bytes }));
+            audit::record(&mut tx, &event).await?;
         }
-        usage::set_user_quota(&mut tx, user, max_bytes).await?;
-        let event = AuditEvent::by(caller, AuditAction::UserQuota, user, now())
-            .with_detail(serde_json::json!({ "from": previous, "to": max_bytes }));
-        audit::record(&mut tx, &event).await?;
         let (max_bytes, usage) = usage::user_usage(&mut tx, user).await?;
         tx.commit().await?;
         Ok(UserUsageView {

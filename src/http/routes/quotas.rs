@@ -59,10 +59,10 @@ pub async fn set_folder_quota(
     Ok(Json(state.services.quotas.set_folder_quota(&caller, id, quota).await?))
 }
 
-/// Remove a folder's quota (its managers).
+/// Remove a folder's quota (its managers); removing none changes nothing.
 #[utoipa::path(delete, path = "/folders/{id}/quota", tag = "quotas", params(("id" = Uuid, Path)), responses(
     (status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 404, body = ErrorBody, description = "no such folder, or it has no quota"),
+    (status = 404, body = ErrorBody, description = "no such folder"),
 ))]
 pub async fn remove_folder_quota(
     State(state): State<AppState>,
@@ -97,12 +97,12 @@ pub async fn set_user_quota(
     ))
 }
 
-/// Remove a user's byte quota (admins).
+/// Remove a user's byte quota (admins); removing none changes nothing.
 #[utoipa::path(delete, path = "/users/{name}/quota", tag = "quotas",
     params(("name" = String, Path, min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9._@-]+$")),
     responses(
     (status = 200, body = UserUsageView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
-    (status = 404, body = ErrorBody, description = "no such user, or they have no quota"),
+    (status = 404, body = ErrorBody, description = "no such user"),
 ))]
 pub async fn remove_user_quota(
     State(state): State<AppState>,
