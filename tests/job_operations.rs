@@ -167,6 +167,15 @@ async fn a_cancelled_sync_is_retried_with_its_parameters(backend: Backend) {
     );
     let cancelled = s.post(&format!("/v1/jobs/{}/cancel", id(&sync.body)), json!({})).await;
     assert_eq!(cancelled.body["status"], "CANCELLED", "{:?}", cancelled.body);
+    // While another sync of the folder waits, that one takes what the cancelled one missed.
+    let next = s
+        .post(&format!("/v1/folders/{}/sync", id(&folder.body)), json!({}))
+        .await;
+    assert_eq!(next.status, StatusCode::ACCEPTED, "{:?}", next.body);
+    let busy = s.post(&format!("/v1/jobs/{}/retry", id(&sync.body)), json!({})).await;
+    assert_eq!(busy.status, StatusCode::CONFLICT, "{:?}", busy.body);
+    assert!(busy.message().contains(&id(&next.body)), "{}", busy.message());
+    s.post(&format!("/v1/jobs/{}/cancel", id(&next.body)), json!({})).await;
 
     let retry = s.post(&format!("/v1/jobs/{}/retry", id(&sync.body)), json!({})).await;
     assert_eq!(retry.status, StatusCode::ACCEPTED, "{:?}", retry.body);

@@ -8,7 +8,7 @@
 use uuid::Uuid;
 
 use super::ServiceError;
-use super::access::{require_admin, visible_job};
+use super::access::{job_role, require_admin, visible_job};
 use super::imports::ImportService;
 use super::jobs::{JobService, Submission, Submitted};
 use super::reencode::ReencodeService;
@@ -66,16 +66,19 @@ impl RetryService {
     /// of its folder, an admin) and to submit its kind today. `created` is false when the job
     /// was already retried: the answer is that retry.
     pub async fn retry(&self, caller: &Caller, id: Uuid) -> Result<Submitted, ServiceError> {
-        let job = {
-            let mut conn = self.store.read().await?;
-            visible_job(&mut conn, caller, id, Role::Editor).await?.0
-        };
-        if let Some(earlier) = self.earlier_retry(id).await? {
+        let mut conn = self.store.read().await?;
+        let job = visible_job(&mut conn, caller, id, Role::Editor).await?.0;
+        if let Some(earlier) = job_rows::retry_of(&mut conn, id).await? {
+            // Shown only to those who may see it (someone else may have retried it).
+            if job_role(&mut conn, caller, &earlier).await?.is_none() {
+                return Err(ServiceError::Conflict(format!("job {id} was already retried")));
+            }
             return Ok(Submitted {
                 job: earlier,
                 created: false,
             });
         }
+        drop(conn);
         self.retry_job(caller, &job).await
     }
 

@@ -126,10 +126,14 @@ pub async fn insert_units(db: &mut dyn Db, job_id: Uuid, units: &[(i64, String)]
     Ok(())
 }
 
-/// Removes every unit of job `job_id` (a submission that did not become a job).
+/// Removes every unit of job `job_id`, a submission that did not become a job: nothing when the
+/// job was recorded after all (its units are its work).
 pub async fn delete_units(db: &mut dyn Db, job_id: Uuid) -> Result<(), StoreError> {
     let mut sql = Sql::new("DELETE FROM import_unit WHERE job_id = ");
     sql.bind(job_id.to_string());
+    sql.push(" AND NOT EXISTS (SELECT 1 FROM job WHERE id = ")
+        .bind(job_id.to_string())
+        .push(")");
     sql.build().execute(db.conn()).await?;
     Ok(())
 }

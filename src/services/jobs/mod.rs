@@ -137,6 +137,8 @@ enum Start {
     Finished,
     /// Its kind is paused: it waits until resumed.
     Paused(JobKind),
+    /// Its kind was resumed while it was refused: try again.
+    Again,
 }
 
 /// The ordering job pages use.
@@ -262,8 +264,17 @@ impl JobService {
         }
         if submission.kind == JobKind::Sync
             && let Some(folder) = submission.folder_id
+            && let Some(active) = rows::active_sync(conn, folder).await?
         {
-            return Ok(rows::active_sync(conn, folder).await?);
+            if submission.retry_of.is_some() {
+                // Not this job's retry: the folder's next sync takes what the failed one missed.
+                return Err(ServiceError::Conflict(format!(
+                    "the folder already has a sync {} (job {}); it takes what the failed one missed, so there is nothing to retry",
+                    active.status.as_str().to_lowercase(),
+                    active.id
+                )));
+            }
+            return Ok(Some(active));
         }
         Ok(None)
     }
@@ -376,6 +387,7 @@ impl JobService {
             let job = match self.start_attempt(id).await? {
                 Start::Started(job) => *job,
                 Start::Finished => return Ok(()),
+                Start::Again => continue,
                 Start::Paused(kind) => {
                     // Fetched just before this process heard of the pause: hold it until resumed.
                     self.pauses.set_one(kind, true);
@@ -487,8 +499,14 @@ impl JobService {
         let start = match started {
             Some(job) => Start::Started(Box::new(job)),
             None => match rows::by_id(&mut tx, id).await? {
-                Some(job) if !job.status.is_terminal() && pause_rows::is_paused(&mut tx, job.kind).await? => {
-                    Start::Paused(job.kind)
+                Some(job) if !job.status.is_terminal() => {
+                    if pause_rows::is_paused(&mut tx, job.kind).await? {
+                        Start::Paused(job.kind)
+                    } else {
+                        // Resumed between the refused start and this read (PostgreSQL reads
+                        // each statement afresh): start it now.
+                        Start::Again
+                    }
                 }
                 _ => Start::Finished,
             },
