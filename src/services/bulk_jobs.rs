@@ -74,6 +74,8 @@ pub struct BulkOutcome {
     pub touched: u64,
     /// The matched jobs left alone, by reason.
     pub skipped: Vec<Skipped>,
+    /// Why it stopped before the end (the database failed); `null` when it went through.
+    pub stopped: Option<String>,
 }
 
 /// The tally of a bulk action as it goes.
@@ -82,6 +84,7 @@ struct Tally {
     matched: u64,
     touched: u64,
     skipped: BTreeMap<String, (u64, Vec<Uuid>)>,
+    stopped: Option<String>,
 }
 
 impl Tally {
@@ -108,6 +111,7 @@ impl Tally {
                     example_job_ids,
                 })
                 .collect(),
+            stopped: self.stopped,
         }
     }
 }
@@ -139,32 +143,53 @@ impl BulkJobService {
         let mut tally = Tally::default();
         let mut after = None;
         loop {
-            let (page, roles) = {
-                let mut conn = self.store.read().await?;
-                let page = job_rows::list(&mut conn, &req.filter.filter(caller, after, ROUND)).await?;
-                let roles = folder_roles(&mut conn, caller, page.iter().filter_map(|j| j.folder_id)).await?;
-                (page, roles)
-            };
-            let Some(last) = page.last() else { break };
-            after = Some((to_micros(last.created_at), last.id));
-            let full = page.len() == ROUND as usize;
-            let mut deletable = Vec::new();
-            for job in page {
-                tally.matched += 1;
-                let on_folder = job.folder_id.and_then(|f| roles.get(&f).copied().flatten());
-                let role = role_on_job(caller, &job, on_folder).unwrap_or(Role::Viewer);
-                match self.act(caller, &req, &job, role).await? {
-                    Verdict::Touch if req.action == BulkAction::Delete && !req.dry_run => deletable.push(job.id),
-                    Verdict::Touch => tally.touched += 1,
-                    Verdict::Skip(reason) => tally.skip(job.id, reason),
+            match self.round(caller, &req, &mut after, &mut tally).await {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(error) => {
+                    tracing::warn!(error = %crate::telemetry::ErrorChain(&error), "a bulk job action stopped early");
+                    tally.stopped = Some(
+                        "stopped early: the database failed or was unavailable; what is counted here was done, run it again to go on"
+                            .into(),
+                    );
+                    break;
                 }
-            }
-            tally.touched += self.delete(caller, &req.filter, &deletable).await?;
-            if !full {
-                break;
             }
         }
         Ok(tally.outcome(req.action, req.dry_run))
+    }
+
+    /// One round: the next jobs after `after` (moved past them), each decided on and acted on;
+    /// answers whether more may follow.
+    async fn round(
+        &self,
+        caller: &Caller,
+        req: &BulkRequest,
+        after: &mut Option<(i64, Uuid)>,
+        tally: &mut Tally,
+    ) -> Result<bool, ServiceError> {
+        let (page, roles) = {
+            let mut conn = self.store.read().await?;
+            let page = job_rows::list(&mut conn, &req.filter.filter(caller, *after, ROUND)).await?;
+            let roles = folder_roles(&mut conn, caller, page.iter().filter_map(|j| j.folder_id)).await?;
+            (page, roles)
+        };
+        let Some(last) = page.last() else { return Ok(false) };
+        *after = Some((to_micros(last.created_at), last.id));
+        let full = page.len() == ROUND as usize;
+        let mut deletable = Vec::new();
+        for job in page {
+            tally.matched += 1;
+            let on_folder = job.folder_id.and_then(|f| roles.get(&f).copied().flatten());
+            let role = role_on_job(caller, &job, on_folder).unwrap_or(Role::Viewer);
+            match self.act(caller, req, &job, role).await? {
+                Verdict::Touch if req.action == BulkAction::Delete && !req.dry_run => deletable.push(job.id),
+                Verdict::Touch => tally.touched += 1,
+                Verdict::Skip(reason) => tally.skip(job.id, reason),
+            }
+        }
+        tally.touched += self.delete(caller, &req.filter, &deletable).await?;
+        Ok(full)
     }
 
     /// Decides on one job and, unless a dry run (or a delete, done per round), acts on it.

@@ -138,6 +138,19 @@ pub async fn delete_units(db: &mut dyn Db, job_id: Uuid) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Copies the units of job `from` in `states` to job `to` as pending units at the same
+/// positions; answers how many.
+pub async fn copy_units(db: &mut dyn Db, from: Uuid, to: Uuid, states: &[UnitState]) -> Result<u64, StoreError> {
+    let mut sql = Sql::new("INSERT INTO import_unit (job_id, position, spec) SELECT ");
+    sql.bind(to.to_string());
+    sql.push(", position, spec FROM import_unit WHERE job_id = ")
+        .bind(from.to_string());
+    sql.push(" AND state IN (")
+        .bind_list(states.iter().map(|s| s.code()))
+        .push(")");
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
+}
+
 /// Up to `limit` units of the job after position `after`, in position order; only those in
 /// `states` unless it is empty.
 pub async fn units_after(

@@ -28,6 +28,7 @@ use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::domain::quota::Usage;
 use crate::store::imports::{self as rows, UnitRow, UnitState};
+use crate::store::jobs as job_rows;
 use crate::store::usage;
 use crate::store::{Store, TreeLock};
 
@@ -298,17 +299,19 @@ impl ImportService {
         submitted
     }
 
-    /// Copies the failed and pending units of job `from` as pending units of job `to`, a
-    /// transaction per batch, checking that `caller` may use their buckets; answers how many.
+    /// Copies the failed and pending units of job `from` as pending units of job `to` and
+    /// answers how many: first checks, a batch at a time, that `caller` may use their buckets;
+    /// then copies them all in one statement, in one transaction that finds job `from` still
+    /// there (a retention or bulk delete meanwhile is a 404, never a partial retry).
     async fn copy_unfinished_units(&self, caller: &Caller, from: Uuid, to: Uuid) -> Result<u64, ServiceError> {
         let unfinished = [UnitState::Pending, UnitState::Failed];
-        let (mut after, mut copied) = (-1, 0u64);
+        let mut after = -1;
         loop {
             let batch = {
                 let mut conn = self.store.read().await?;
                 rows::units_after(&mut conn, from, &unfinished, after, UNITS_PER_TRANSACTION as i64).await?
             };
-            let Some(last) = batch.last() else { return Ok(copied) };
+            let Some(last) = batch.last() else { break };
             after = last.position;
             let units = batch
                 .iter()
@@ -316,12 +319,14 @@ impl ImportService {
                 .collect::<Result<Vec<_>, _>>()
                 .context(format!("a unit of job {from} is unreadable"))?;
             usable_urls(&self.buckets, caller, &units)?;
-            let specs: Vec<(i64, String)> = batch.into_iter().map(|row| (row.position, row.spec)).collect();
-            let mut tx = self.store.write().await?;
-            rows::insert_units(&mut tx, to, &specs).await?;
-            tx.commit().await?;
-            copied += specs.len() as u64;
         }
+        let mut tx = self.store.write().await?;
+        if job_rows::by_id(&mut tx, from).await?.is_none() {
+            return Err(ServiceError::NotFound(format!("job {from} not found")));
+        }
+        let copied = rows::copy_units(&mut tx, from, to, &unfinished).await?;
+        tx.commit().await?;
+        Ok(copied)
     }
 
     /// Removes the unit rows of a submission that did not become a job (best effort).
