@@ -27,6 +27,7 @@ use crate::services::keys::{KeyUseRecorder, USE_FLUSH_EVERY};
 use crate::services::quotas::{RECOUNT_EVERY, UsageRecount};
 use crate::services::stars::{CLEANUP_EVERY, StarCleanup};
 use crate::services::sync::SyncRunner;
+use crate::services::webhooks::deliver::Deliverer;
 use crate::services::{ServiceError, Services};
 use crate::store::{Dialect, Store, StoreError};
 use crate::watch;
@@ -219,6 +220,17 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             FirstRound::AtStart,
             shutdown.clone(),
         ));
+        match Deliverer::new(store.clone(), settings.webhooks.clone()) {
+            Ok(deliverer) => {
+                background.spawn(background::every(
+                    deliverer,
+                    Duration::from_millis(settings.webhooks.poll_interval_ms.max(10)),
+                    FirstRound::AtStart,
+                    shutdown.clone(),
+                ));
+            }
+            Err(error) => tracing::error!(error = %crate::telemetry::ErrorChain(&error), "webhooks are not delivered"),
+        }
         background.spawn(background::every(
             StarCleanup(store.clone()),
             CLEANUP_EVERY,

@@ -7,7 +7,7 @@ use stowage::app::{self, Roles};
 use stowage::cli::client::Client;
 use stowage::cli::keys::{self, KeysCommand};
 use stowage::cli::{
-    Cli, ClientArgs, Command, audit, folder, group, import, item, job, lifecycle, queue, quota, say, sync,
+    Cli, ClientArgs, Command, audit, folder, group, import, item, job, lifecycle, queue, quota, say, sync, webhook,
 };
 use stowage::config::Settings;
 use stowage::services::keys::{KeyService, NewKeyRequest};
@@ -99,6 +99,9 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
         Command::Audit { client, args } => audit::run(&client_for(&client, &settings), args, client.json).await?,
         Command::Quota { client, command } => quota::run(&client_for(&client, &settings), command, client.json).await?,
         Command::Queue { client, command } => queue::run(&client_for(&client, &settings), command, client.json).await?,
+        Command::Webhook { client, command } => {
+            webhook::run(&client_for(&client, &settings), command, client.json).await?
+        }
         Command::Expiry { client, command } => {
             return Ok(lifecycle::expiry(&client_for(&client, &settings), command, client.json).await?);
         }

@@ -26,6 +26,8 @@ enum Names {
     Group,
     /// A user (by name).
     User,
+    /// A webhook (the owner's, on their folder).
+    Webhook,
 }
 
 /// The role a route needs on the folder, item or job it names.
@@ -116,6 +118,10 @@ fn items_to_nowhere() -> Value {
     json!({"item_ids": [uuid::Uuid::nil()], "target_folder_id": uuid::Uuid::nil()})
 }
 
+fn a_webhook() -> Value {
+    json!({"url": "https://example.com/hook", "events": ["job.finished"]})
+}
+
 fn a_dry_run() -> Value {
     json!({"action": "cancel", "filter": {"kind": "NOOP"}, "dry_run": true})
 }
@@ -185,6 +191,12 @@ fn table() -> Vec<Route> {
         route("get", "/v1/queues", Nothing, true, true),
         route("post", "/v1/queues/{kind}/pause", Nothing, false, true),
         route("post", "/v1/queues/{kind}/resume", Nothing, false, true),
+        with(route("post", "/v1/webhooks", Nothing, false, false), a_webhook),
+        route("get", "/v1/webhooks", Nothing, true, false),
+        route("get", "/v1/webhooks/{id}", Webhook, true, false),
+        with(route("patch", "/v1/webhooks/{id}", Webhook, false, false), empty),
+        route("delete", "/v1/webhooks/{id}", Webhook, false, false),
+        route("get", "/v1/webhooks/{id}/deliveries", Webhook, true, false),
         with(route("post", "/v1/reencode", Nothing, false, false), item_ids),
         route("post", "/v1/expiry", Nothing, false, true),
         route("get", "/v1/buckets", Nothing, true, false),
@@ -241,6 +253,7 @@ struct Fixtures {
     job: String,
     key: String,
     group: String,
+    webhook: String,
 }
 
 impl Fixtures {
@@ -254,6 +267,7 @@ impl Fixtures {
             Names::Bucket => "lake".into(),
             Names::Group => self.group.clone(),
             Names::User => "nobody-such".into(),
+            Names::Webhook => self.webhook.clone(),
         });
         let path = route.path.replace("{id}", &value).replace("{name}", &value);
         let path = path.replace("{user}", "nobody-such").replace("{kind}", "NOOP");
@@ -351,6 +365,16 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         )
         .await;
     assert!(job.status.is_success(), "{:?}", job.body);
+    let webhook = s
+        .send(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&owner),
+            Some(json!({"url": "https://example.com/hook", "events": ["job.finished"], "folder_id": folder})),
+        )
+        .await;
+    assert_eq!(webhook.status, StatusCode::CREATED, "{:?}", webhook.body);
+    let webhook = id(&webhook.body);
     // Who the owner shares the folder with: a viewer, an editor, a manager (user grants) and a
     // group of editors.
     let viewer = s.key_for("viewer", false).await;
@@ -397,6 +421,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         job: id(&job.body),
         key: spare_key,
         group: team,
+        webhook,
     };
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -442,7 +467,10 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         let answer = call(&s, route, Some(&other), &path).await;
         if route.admin_only {
             assert_eq!(answer.status, StatusCode::FORBIDDEN, "{what} by another user");
-        } else if matches!(route.names, Names::Folder | Names::Item | Names::Job | Names::Key) {
+        } else if matches!(
+            route.names,
+            Names::Folder | Names::Item | Names::Job | Names::Key | Names::Webhook
+        ) {
             let missing_id = uuid::Uuid::new_v4().to_string();
             let nothing = call(&s, route, Some(&other), &fixtures.path(route, Some(&missing_id))).await;
             let real_id = path.split('/').find(|p| p.len() == 36).unwrap_or_default().to_owned();

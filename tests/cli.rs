@@ -802,3 +802,55 @@ async fn queue_and_bulk_job_verbs_pause_count_cancel_retry_and_delete() {
     let out = run(&admin, &["job", "delete", "--status", "CANCELLED"]);
     assert_eq!(stdout(&out), "delete\tmatched=1\ttouched=1\n", "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_verbs_make_show_change_and_delete_a_webhook() {
+    let s = server!(Backend::Sqlite);
+    let run = client_of(&s);
+    let admin = s.admin_key.clone();
+    assert!(run(&admin, &["folder", "create", "/watched"]).status.success());
+    let out = run(
+        &admin,
+        &[
+            "webhook",
+            "create",
+            "https://hooks.example.com/in",
+            "--event",
+            "sync.finished",
+            "--event",
+            "job.finished",
+            "--folder",
+            "/watched",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().to_owned();
+    assert!(
+        first.contains("\tenabled\thttps://hooks.example.com/in\tjob.finished,sync.finished\tfolder="),
+        "{text}"
+    );
+    assert!(lines.next().is_some_and(|l| l.starts_with("secret\twhsec_")), "{text}");
+    let id = first.split('\t').next().unwrap_or_default().to_owned();
+    let out = run(&admin, &["webhook", "update", &id, "--disable"]);
+    assert!(
+        stdout(&out).contains("\tdisabled\t"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = run(&admin, &["webhook", "list"]);
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    let out = run(&admin, &["webhook", "deliveries", &id]);
+    assert!(out.status.success() && stdout(&out).is_empty(), "{}", stderr(&out));
+    let out = run(
+        &admin,
+        &["webhook", "create", "http://10.0.0.1/x", "--event", "job.finished"],
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("private"), "{}", stderr(&out));
+    assert!(run(&admin, &["webhook", "delete", &id]).status.success());
+    let out = run(&admin, &["webhook", "show", &id]);
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}

@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod queue;
 pub mod quota;
 pub mod sync;
+pub mod webhook;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -162,6 +163,15 @@ pub enum Command {
         /// What to do.
         #[command(subcommand)]
         command: queue::QueueCommand,
+    },
+    /// Webhooks: receivers told of events by signed POSTs, and their deliveries.
+    Webhook {
+        /// Where the server is and how to authenticate.
+        #[command(flatten)]
+        client: ClientArgs,
+        /// What to do.
+        #[command(subcommand)]
+        command: webhook::WebhookCommand,
     },
     /// The audit log (admins), newest first.
     Audit {

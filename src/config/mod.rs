@@ -46,6 +46,8 @@ pub struct Settings {
     pub reencode: ReencodeSettings,
     /// `GET /metrics`.
     pub metrics: MetricsSettings,
+    /// Webhook deliveries.
+    pub webhooks: WebhookSettings,
     /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
     pub buckets: BTreeMap<String, BucketSettings>,
 }
@@ -233,6 +235,41 @@ pub struct MetricsSettings {
     pub listen: Option<SocketAddr>,
 }
 
+/// Webhook deliveries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Let receivers live on loopback, private, link-local and other reserved networks (off:
+    /// a webhook must not reach into the machine's own network, or its cloud metadata service).
+    pub allow_private_networks: bool,
+    /// Wait after a delivery's first failed attempt, in milliseconds; doubles after each.
+    pub retry_backoff_ms: u64,
+    /// Longest wait between attempts, in milliseconds.
+    pub retry_backoff_max_ms: u64,
+    /// How long a delivery is retried before it is given up, in seconds.
+    pub retry_window_seconds: u64,
+    /// Deliveries given up in a row after which a webhook is disabled.
+    pub disable_after_failed_deliveries: u32,
+    /// How long one attempt may take, in seconds.
+    pub timeout_seconds: u64,
+    /// How often each process with workers looks for events to deliver, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            retry_backoff_ms: 1_000,
+            retry_backoff_max_ms: 3_600_000,
+            retry_window_seconds: 24 * 3600,
+            disable_after_failed_deliveries: 5,
+            timeout_seconds: 10,
+            poll_interval_ms: 1_000,
+        }
+    }
+}
+
 /// The audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -315,6 +352,7 @@ impl Default for Settings {
             import: ImportSettings::default(),
             reencode: ReencodeSettings::default(),
             metrics: MetricsSettings::default(),
+            webhooks: WebhookSettings::default(),
             buckets: BTreeMap::new(),
         }
     }
@@ -451,6 +489,12 @@ impl Settings {
         }
         if self.jobs.retention_seconds == 0 {
             return Err(invalid("jobs.retention_seconds", "must be at least 1"));
+        }
+        if self.webhooks.timeout_seconds == 0 || self.webhooks.disable_after_failed_deliveries == 0 {
+            return Err(invalid(
+                "webhooks",
+                "timeout_seconds and disable_after_failed_deliveries must be at least 1",
+            ));
         }
         Ok(self)
     }

@@ -73,11 +73,20 @@ pub enum AuditAction {
     /// Finished jobs' records were deleted by a bulk action.
     #[serde(rename = "jobs.delete")]
     JobsDelete,
+    /// A webhook was made.
+    #[serde(rename = "webhook.create")]
+    WebhookCreate,
+    /// A webhook's URL, events, description or enabled flag changed.
+    #[serde(rename = "webhook.update")]
+    WebhookUpdate,
+    /// A webhook was deleted.
+    #[serde(rename = "webhook.delete")]
+    WebhookDelete,
 }
 
 impl AuditAction {
     /// Every action, in the order the API lists them.
-    pub const ALL: [AuditAction; 21] = [
+    pub const ALL: [AuditAction; 24] = [
         AuditAction::UserCreate,
         AuditAction::UserPromote,
         AuditAction::KeyCreate,
@@ -99,6 +108,9 @@ impl AuditAction {
         AuditAction::QueuePause,
         AuditAction::QueueResume,
         AuditAction::JobsDelete,
+        AuditAction::WebhookCreate,
+        AuditAction::WebhookUpdate,
+        AuditAction::WebhookDelete,
     ];
 
     /// The stored and shown name, e.g. `key.revoke`.
@@ -125,6 +137,9 @@ impl AuditAction {
             AuditAction::QueuePause => "queue.pause",
             AuditAction::QueueResume => "queue.resume",
             AuditAction::JobsDelete => "jobs.delete",
+            AuditAction::WebhookCreate => "webhook.create",
+            AuditAction::WebhookUpdate => "webhook.update",
+            AuditAction::WebhookDelete => "webhook.delete",
         }
     }
 
@@ -137,7 +152,7 @@ impl AuditAction {
     }
 
     /// What kind of thing the action is done to: `user`, `key`, `folder`, `item`, `group`,
-    /// `bucket`, `queue` (a job kind) or `jobs` (the jobs a filter matched).
+    /// `bucket`, `queue` (a job kind), `jobs` (the jobs a filter matched) or `webhook`.
     pub fn target_kind(self) -> &'static str {
         match self {
             AuditAction::UserCreate | AuditAction::UserPromote | AuditAction::UserQuota => "user",
@@ -156,6 +171,7 @@ impl AuditAction {
             AuditAction::BucketGrant | AuditAction::BucketRevoke => "bucket",
             AuditAction::QueuePause | AuditAction::QueueResume => "queue",
             AuditAction::JobsDelete => "jobs",
+            AuditAction::WebhookCreate | AuditAction::WebhookUpdate | AuditAction::WebhookDelete => "webhook",
         }
     }
 }

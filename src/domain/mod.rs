@@ -12,6 +12,7 @@ pub mod page;
 pub mod quota;
 pub mod schedule;
 pub mod team;
+pub mod webhook;
 
 /// A value a user supplied that breaks one of the catalog's rules; the text says which and how
 /// to fix it.

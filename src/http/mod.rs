@@ -28,6 +28,7 @@ use crate::services::Services;
 use error::ApiError;
 use routes::{
     audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, queues, quotas, trash, users, views,
+    webhooks,
 };
 
 /// What every handler can reach.
@@ -144,6 +145,13 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(queues::list_queues))
         .routes(routes!(queues::pause_queue))
         .routes(routes!(queues::resume_queue))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::webhook_deliveries))
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::me))
         .routes(routes!(keys::create_key, keys::list_keys))

@@ -22,6 +22,7 @@ pub mod stars;
 pub mod sync;
 pub mod trash;
 pub mod users;
+pub mod webhooks;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -342,6 +343,8 @@ pub struct Services {
     pub queues: queues::QueueService,
     /// Bulk actions on jobs.
     pub bulk_jobs: bulk_jobs::BulkJobService,
+    /// Webhooks.
+    pub webhooks: webhooks::WebhookService,
 }
 
 impl Services {
@@ -396,6 +399,7 @@ impl Services {
             items: items::ItemService::new(store.clone(), buckets.clone(), trash.clone()),
             keys: keys::KeyService::new(store.clone()),
             users: users::UserService::new(store.clone()),
+            webhooks: webhooks::WebhookService::new(store.clone(), settings.webhooks.allow_private_networks),
             groups: groups::GroupService::new(store.clone()),
             grants: grants::GrantService::new(store.clone(), buckets.clone()),
             quotas: quotas::QuotaService::new(store.clone()),

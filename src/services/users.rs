@@ -139,6 +139,20 @@ impl UserService {
     }
 }
 
+/// User `name` as they stand now, as a caller with their admin flag and the grants that reach
+/// them (what work done in their name, such as a webhook's deliveries, may still see); `None`
+/// when there is no such user.
+pub async fn standing(conn: &mut dyn crate::store::Db, name: &str) -> Result<Option<Caller>, ServiceError> {
+    let Some(user) = users::by_name(conn, name).await? else {
+        return Ok(None);
+    };
+    let (grants, bucket_grants) = crate::store::teams::reaching(conn, name).await?;
+    let mut caller = Caller::user(user.name, user.is_admin);
+    caller.grants = grants.into();
+    caller.bucket_grants = bucket_grants.into();
+    Ok(Some(caller))
+}
+
 /// 404 unless user `name` is recorded (`user: no user named …`).
 pub async fn require_user(conn: &mut dyn crate::store::Db, name: &str) -> Result<(), ServiceError> {
     match users::by_name(conn, name).await? {

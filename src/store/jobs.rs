@@ -104,16 +104,25 @@ async fn announce(db: &mut dyn Db, id: Uuid, version: i64) -> Result<(), StoreEr
     Ok(())
 }
 
-/// Runs an `UPDATE job … RETURNING version, status, cancel_requested` and announces the new version.
+/// Runs an `UPDATE job … RETURNING version, status, cancel_requested`, announces the new
+/// version and, when the job just finished, records its webhook events (in the same
+/// transaction).
 async fn change(db: &mut dyn Db, id: Uuid, mut sql: Sql) -> Result<Option<Changed>, StoreError> {
     sql.push(" RETURNING version, status, cancel_requested");
     let row: Option<(i64, String, i64)> = sql.build_as().fetch_optional(db.conn()).await?;
     match row {
         Some((version, status, cancel)) => {
             announce(db, id, version).await?;
+            let status = JobStatus::parse(&status).map_err(|e| corrupt("status", e))?;
+            // Only a change into DONE, ERROR or CANCELLED leaves it finished: tell webhooks.
+            if status.is_terminal()
+                && let Some(job) = by_id(db, id).await?
+            {
+                super::webhooks::job_finished(db, &job).await?;
+            }
             Ok(Some(Changed {
                 version,
-                status: JobStatus::parse(&status).map_err(|e| corrupt("status", e))?,
+                status,
                 cancel_requested: cancel != 0,
             }))
         }

@@ -26,6 +26,7 @@ pub mod trash;
 pub mod turns;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -15,6 +15,7 @@ pub mod quotas;
 pub mod trash;
 pub mod users;
 pub mod views;
+pub mod webhooks;
 
 /// The query of a list that takes nothing but paging (`GET /v1/trash`, `GET /v1/users`).
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

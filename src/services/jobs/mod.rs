@@ -344,16 +344,17 @@ impl JobService {
     /// Cancels job `id` (the caller's right to was checked) and wakes its waiters; 409 when it
     /// already finished.
     pub async fn cancel_unchecked(&self, id: Uuid) -> Result<Job, ServiceError> {
-        let mut conn = self.store.read().await?;
-        if let Cancelled::AlreadyFinished(status) = rows::cancel(&mut conn, id).await? {
+        let mut tx = self.store.write().await?;
+        if let Cancelled::AlreadyFinished(status) = rows::cancel(&mut tx, id).await? {
             return Err(ServiceError::Conflict(format!(
                 "job {id} already finished ({})",
                 status.as_str()
             )));
         }
-        let job = rows::by_id(&mut conn, id)
+        let job = rows::by_id(&mut tx, id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("job {id} not found")))?;
+        tx.commit().await?;
         self.events.publish(id, job.version);
         Ok(job)
     }

@@ -1,0 +1,382 @@
+//! Delivering webhook events. Every process with workers runs a [`Deliverer`]; each round it
+//! takes the enabled webhooks no other process holds (a lease in the database, so one process
+//! at a time delivers to a receiver and its deliveries stay in order) and, for each, retries
+//! its pending delivery when due, or batches its next events (up to [`MAX_BATCH`], those it is
+//! for, in the order they happened) into a new delivery and sends it.
+//!
+//! A delivery is a POST of `{"delivery_id", "webhook_id", "events": [...]}` with
+//! `Stowage-Delivery`, and `Stowage-Signature: t=UNIX,v1=HMAC` (see
+//! [`crate::domain::webhook::signature`]); a 2xx answer delivers it. Otherwise it is tried
+//! again after a backoff that doubles, with the same id and body, until the retry window
+//! ends; then it is given up and the webhook goes on with the next events (after
+//! `disable_after_failed_deliveries` given up in a row it is disabled, saying why). Redirects
+//! are not followed, and the address a receiver's name resolves to is checked on every attempt
+//! (no private networks unless allowed), so a receiver cannot be pointed at the machine's own
+//! network after it was made.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use uuid::Uuid;
+
+use crate::background::Periodic;
+use crate::config::WebhookSettings;
+use crate::domain::caller::Role;
+use crate::domain::webhook::{reachable, signature};
+use crate::services::users::standing;
+use crate::services::{Context, ServiceError};
+use crate::store::webhooks::{self as rows, DeliveryRow, DeliveryStatus, EventRow, WebhookRow};
+use crate::store::{Db, Store, folders as folder_rows, from_micros, now_micros};
+
+/// The most events one delivery carries.
+pub const MAX_BATCH: usize = 1000;
+/// Events read per look for a webhook's next batch.
+const SCAN: i64 = 5000;
+/// How long a process holds a webhook it delivers to.
+const LEASE: Duration = Duration::from_secs(120);
+/// The most of an error kept in an attempt's record.
+const MAX_ERROR_BYTES: usize = 500;
+
+/// Resolves receivers' names, keeping only the addresses deliveries may go to.
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_private = self.allow_private;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| reachable(a.ip(), allow_private))
+                .collect();
+            if allowed.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to addresses on this machine's own, a private or a reserved network ({})",
+                    found.iter().map(|a| a.ip().to_string()).collect::<Vec<_>>().join(", ")
+                )
+                .into());
+            }
+            Ok(Box::new(allowed.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// Delivers webhook events, a round at a time.
+pub struct Deliverer {
+    store: Store,
+    client: reqwest::Client,
+    settings: WebhookSettings,
+}
+
+/// How one attempt went.
+struct Attempt {
+    status_code: Option<u16>,
+    error: Option<String>,
+    took: Duration,
+}
+
+impl Attempt {
+    fn delivered(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+impl Deliverer {
+    /// A deliverer over `store` with `settings`.
+    pub fn new(store: Store, settings: WebhookSettings) -> Result<Self, ServiceError> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(settings.timeout_seconds))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow_private: settings.allow_private_networks,
+            }))
+            .user_agent(concat!("stowage-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("cannot build the webhook HTTP client")?;
+        Ok(Self {
+            store,
+            client,
+            settings,
+        })
+    }
+
+    /// Delivers what is due to every webhook this process can take now.
+    async fn deliver_all(&self) -> Result<(), ServiceError> {
+        let now = now_micros();
+        let due = {
+            let mut conn = self.store.read().await?;
+            rows::deliverable(&mut conn, now).await?
+        };
+        for id in due {
+            let until = now + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX);
+            let taken = {
+                let mut tx = self.store.write().await?;
+                let taken = rows::lease(&mut tx, id, now, until).await?;
+                tx.commit().await?;
+                taken
+            };
+            if !taken {
+                continue;
+            }
+            let delivered = self.deliver_to(id).await;
+            let mut tx = self.store.write().await?;
+            rows::release(&mut tx, id).await?;
+            tx.commit().await?;
+            if let Err(error) = delivered {
+                tracing::warn!(webhook = %id, error = %crate::telemetry::ErrorChain(&error), "webhook delivery failed");
+            }
+        }
+        let mut tx = self.store.write().await?;
+        rows::prune_events(&mut tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sends webhook `id`'s deliveries while they succeed (a failed one waits for its retry, so
+    /// later events never overtake it).
+    async fn deliver_to(&self, id: Uuid) -> Result<(), ServiceError> {
+        loop {
+            let (hook, secret) = {
+                let mut conn = self.store.read().await?;
+                match rows::by_id(&mut conn, id).await? {
+                    Some(found) if found.0.enabled => found,
+                    _ => return Ok(()),
+                }
+            };
+            let pending = {
+                let mut conn = self.store.read().await?;
+                rows::pending_delivery(&mut conn, id).await?
+            };
+            let delivery = match pending {
+                Some(delivery) => delivery,
+                None => match self.next_delivery(&hook).await? {
+                    Some(delivery) => delivery,
+                    None => return Ok(()),
+                },
+            };
+            if delivery.next_attempt_at > now_micros() {
+                return Ok(());
+            }
+            let attempt = self.send(&hook, &secret, &delivery).await;
+            let delivered = attempt.delivered();
+            self.record(&hook, &delivery, &attempt).await?;
+            if !delivered {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Batches the next events `hook` is for into a new pending delivery; `None` when there are
+    /// none (it is moved past the events it is not for).
+    async fn next_delivery(&self, hook: &WebhookRow) -> Result<Option<DeliveryRow>, ServiceError> {
+        let mut conn = self.store.read().await?;
+        let scope = match self.scope(&mut conn, hook).await? {
+            Ok(scope) => scope,
+            Err(reason) => {
+                drop(conn);
+                let mut tx = self.store.write().await?;
+                rows::delivery_ended(&mut tx, hook.id, false, Some(&reason)).await?;
+                tx.commit().await?;
+                return Ok(None);
+            }
+        };
+        let events = rows::events_after(&mut conn, hook.event_cursor, SCAN).await?;
+        drop(conn);
+        let Some(last_scanned) = events.last().map(|e| e.seq) else {
+            return Ok(None);
+        };
+        let mut chosen: Vec<&EventRow> = Vec::new();
+        let mut last_seq = last_scanned;
+        for event in &events {
+            if !hook.events.contains(&event.kind) || !in_scope(event, scope.as_deref()) {
+                continue;
+            }
+            chosen.push(event);
+            if chosen.len() == MAX_BATCH {
+                last_seq = event.seq;
+                break;
+            }
+        }
+        let mut tx = self.store.write().await?;
+        if chosen.is_empty() {
+            rows::advance(&mut tx, hook.id, last_seq).await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let id = Uuid::now_v7();
+        let body = serde_json::json!({
+            "delivery_id": id,
+            "webhook_id": hook.id,
+            "events": chosen.iter().map(|e| serde_json::json!({
+                "id": e.id,
+                "type": e.kind.as_str(),
+                "occurred_at": crate::services::rfc3339(from_micros(e.created_at)),
+                "folder_id": e.folder_id,
+                "folder_path": e.folder_path,
+                "data": e.data,
+            })).collect::<Vec<_>>(),
+        });
+        let now = now_micros();
+        let delivery = DeliveryRow {
+            id,
+            webhook_id: hook.id,
+            last_seq,
+            event_count: chosen.len() as i64,
+            body: body.to_string(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            finished_at: None,
+        };
+        rows::insert_delivery(&mut tx, &delivery).await?;
+        tx.commit().await?;
+        Ok(Some(delivery))
+    }
+
+    /// The path of the subtree `hook` is told about (`None`: every folder), while its maker may
+    /// still be told of it: a manager of its folder (an admin for every folder). Else why it
+    /// must stop.
+    async fn scope(
+        &self,
+        conn: &mut dyn Db,
+        hook: &WebhookRow,
+    ) -> Result<Result<Option<String>, String>, ServiceError> {
+        let Some(maker) = standing(conn, &hook.created_by).await? else {
+            return Ok(Err(format!("its maker ({}) is no longer a user", hook.created_by)));
+        };
+        let Some(folder) = hook.folder_id else {
+            return Ok(if maker.is_admin {
+                Ok(None)
+            } else {
+                Err(format!("its maker ({}) is no longer an admin", hook.created_by))
+            });
+        };
+        let found = folder_rows::by_id(conn, folder).await?;
+        Ok(match found {
+            None => Err("its folder was deleted".into()),
+            Some(found) if maker.role_on(&found.folder) < Some(Role::Manager) => Err(format!(
+                "its maker ({}) no longer manages {}",
+                hook.created_by, found.folder.path
+            )),
+            Some(found) => Ok(Some(found.folder.path.as_str().to_owned())),
+        })
+    }
+
+    /// POSTs `delivery` to `hook`, signed now.
+    async fn send(&self, hook: &WebhookRow, secret: &str, delivery: &DeliveryRow) -> Attempt {
+        let started = Instant::now();
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let answer = self
+            .client
+            .post(&hook.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("Stowage-Delivery", delivery.id.to_string())
+            .header(
+                "Stowage-Signature",
+                signature(secret, timestamp, delivery.body.as_bytes()),
+            )
+            .body(delivery.body.clone())
+            .send()
+            .await;
+        let (status_code, error) = match answer {
+            Ok(response) if response.status().is_success() => (Some(response.status().as_u16()), None),
+            Ok(response) => (
+                Some(response.status().as_u16()),
+                Some(format!("the receiver answered {}", response.status())),
+            ),
+            Err(e) => (None, Some(crate::telemetry::ErrorChain(&e).to_string())),
+        };
+        Attempt {
+            status_code,
+            error: error.map(|mut e| {
+                e.truncate(MAX_ERROR_BYTES);
+                e
+            }),
+            took: started.elapsed(),
+        }
+    }
+
+    /// Records `attempt` of `delivery` and what follows: delivered, retried later, or given up
+    /// (and the webhook disabled after too many given up in a row).
+    async fn record(&self, hook: &WebhookRow, delivery: &DeliveryRow, attempt: &Attempt) -> Result<(), ServiceError> {
+        let now = now_micros();
+        let number = delivery.attempts + 1;
+        let window = i64::try_from(self.settings.retry_window_seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX);
+        let wait = self.backoff(number);
+        let next = now + i64::try_from(wait.as_micros()).unwrap_or(i64::MAX);
+        let status = if attempt.delivered() {
+            DeliveryStatus::Delivered
+        } else if next - delivery.created_at > window {
+            DeliveryStatus::Failed
+        } else {
+            DeliveryStatus::Pending
+        };
+        let mut tx = self.store.write().await?;
+        rows::record_attempt(
+            &mut tx,
+            delivery.id,
+            number,
+            now,
+            attempt.status_code,
+            i64::try_from(attempt.took.as_millis()).unwrap_or(i64::MAX),
+            attempt.error.as_deref(),
+            status,
+            next,
+        )
+        .await?;
+        if status != DeliveryStatus::Pending {
+            rows::advance(&mut tx, hook.id, delivery.last_seq).await?;
+            let failures = hook.failed_in_a_row + 1;
+            let disable = (status == DeliveryStatus::Failed
+                && failures >= i64::from(self.settings.disable_after_failed_deliveries))
+            .then(|| {
+                format!(
+                    "{failures} deliveries in a row were given up after retrying for {} s; the last attempt: {}",
+                    self.settings.retry_window_seconds,
+                    attempt.error.as_deref().unwrap_or("failed")
+                )
+            });
+            rows::delivery_ended(
+                &mut tx,
+                hook.id,
+                status == DeliveryStatus::Delivered,
+                disable.as_deref(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The wait after failed attempt number `attempt`.
+    fn backoff(&self, attempt: i64) -> Duration {
+        let doublings = u32::try_from(attempt.saturating_sub(1)).unwrap_or(u32::MAX).min(30);
+        Duration::from_millis(self.settings.retry_backoff_ms)
+            .saturating_mul(2u32.saturating_pow(doublings))
+            .min(Duration::from_millis(self.settings.retry_backoff_max_ms))
+    }
+}
+
+/// Whether `event` is about a folder in the subtree at `scope` (every event when `None`).
+fn in_scope(event: &EventRow, scope: Option<&str>) -> bool {
+    match (scope, event.folder_path.as_deref()) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(root), Some(path)) => path == root || path.starts_with(&format!("{}/", root.trim_end_matches('/'))),
+    }
+}
+
+impl Periodic for Deliverer {
+    async fn round(&mut self) {
+        if let Err(error) = self.deliver_all().await {
+            tracing::warn!(error = %crate::telemetry::ErrorChain(&error), "webhook deliveries failed this round");
+        }
+    }
+}

@@ -1,0 +1,532 @@
+//! Webhook rows: the receivers, the events waiting for them (`webhook_event`, in the order they
+//! happened), their deliveries and each delivery's attempts, and the lease that lets one
+//! process at a time deliver to a receiver.
+
+use uuid::Uuid;
+
+use super::rows::{corrupt, display_path, parse_id};
+use super::sql::Sql;
+use super::{Db, StoreError, from_micros, now_micros};
+use crate::domain::job::Job;
+use crate::domain::webhook::EventKind;
+
+/// A receiver of events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookRow {
+    /// Its id.
+    pub id: Uuid,
+    /// Where deliveries go.
+    pub url: String,
+    /// What it is told about.
+    pub events: Vec<EventKind>,
+    /// Only events of this folder's subtree; all folders when `None`.
+    pub folder_id: Option<Uuid>,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Who made it.
+    pub created_by: String,
+    /// When (microseconds).
+    pub created_at: i64,
+    /// Whether deliveries go out.
+    pub enabled: bool,
+    /// Why it was disabled, when it was by failing.
+    pub disabled_reason: Option<String>,
+    /// The last event handled (delivered, given up or not for it).
+    pub event_cursor: i64,
+    /// Deliveries given up in a row.
+    pub failed_in_a_row: i64,
+}
+
+const COLUMNS: &str = "id, url, events, folder_id, description, created_by, created_at, enabled, disabled_reason, \
+     event_cursor, failed_in_a_row";
+
+#[derive(sqlx::FromRow)]
+struct RawWebhook {
+    id: String,
+    url: String,
+    events: String,
+    folder_id: Option<String>,
+    description: Option<String>,
+    created_by: String,
+    created_at: i64,
+    enabled: i64,
+    disabled_reason: Option<String>,
+    event_cursor: i64,
+    failed_in_a_row: i64,
+}
+
+impl TryFrom<RawWebhook> for WebhookRow {
+    type Error = StoreError;
+
+    fn try_from(raw: RawWebhook) -> Result<Self, StoreError> {
+        let names: Vec<String> = serde_json::from_str(&raw.events).map_err(|e| corrupt("webhook.events", e))?;
+        Ok(Self {
+            id: parse_id(&raw.id)?,
+            url: raw.url,
+            events: names
+                .iter()
+                .map(|n| EventKind::parse(n).map_err(|e| corrupt("webhook.events", e)))
+                .collect::<Result<_, _>>()?,
+            folder_id: raw.folder_id.as_deref().map(parse_id).transpose()?,
+            description: raw.description,
+            created_by: raw.created_by,
+            created_at: raw.created_at,
+            enabled: raw.enabled != 0,
+            disabled_reason: raw.disabled_reason,
+            event_cursor: raw.event_cursor,
+            failed_in_a_row: raw.failed_in_a_row,
+        })
+    }
+}
+
+fn events_json(events: &[EventKind]) -> String {
+    serde_json::Value::from(events.iter().map(|e| e.as_str()).collect::<Vec<_>>()).to_string()
+}
+
+/// Records a new webhook with its signing `secret`. Its cursor starts at the newest event: it is
+/// told of what happens from now on.
+pub async fn insert(db: &mut dyn Db, hook: &WebhookRow, secret: &str) -> Result<(), StoreError> {
+    let mut sql = Sql::new(
+        "INSERT INTO webhook (id, url, events, folder_id, description, secret, created_by, created_at, event_cursor) VALUES (",
+    );
+    sql.bind(hook.id.to_string()).push(", ");
+    sql.bind(hook.url.clone()).push(", ");
+    sql.bind(events_json(&hook.events)).push(", ");
+    sql.bind(hook.folder_id.map(|f| f.to_string())).push(", ");
+    sql.bind(hook.description.clone()).push(", ");
+    sql.bind(secret.to_owned()).push(", ");
+    sql.bind(hook.created_by.clone()).push(", ");
+    sql.bind(hook.created_at)
+        .push(", (SELECT COALESCE(MAX(seq), 0) FROM webhook_event))");
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// The webhook with this id, with its secret.
+pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<(WebhookRow, String)>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS}, secret FROM webhook WHERE id = "));
+    sql.bind(id.to_string());
+    #[derive(sqlx::FromRow)]
+    struct WithSecret {
+        #[sqlx(flatten)]
+        hook: RawWebhook,
+        secret: String,
+    }
+    let row: Option<WithSecret> = sql.build_as().fetch_optional(db.conn()).await?;
+    row.map(|r| Ok((WebhookRow::try_from(r.hook)?, r.secret))).transpose()
+}
+
+/// Every webhook, or (with `scopes`) those scoped to one of these folders; oldest first.
+pub async fn list(db: &mut dyn Db, scopes: Option<&[Uuid]>) -> Result<Vec<WebhookRow>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhook"));
+    if let Some(scopes) = scopes {
+        if scopes.is_empty() {
+            return Ok(Vec::new());
+        }
+        sql.push(" WHERE folder_id IN (")
+            .bind_list(scopes.iter().map(Uuid::to_string))
+            .push(")");
+    }
+    sql.push(" ORDER BY created_at, id");
+    let rows: Vec<RawWebhook> = sql.build_as().fetch_all(db.conn()).await?;
+    rows.into_iter().map(WebhookRow::try_from).collect()
+}
+
+/// Writes a webhook's URL, events, description and enabled flag; enabling it clears why it was
+/// disabled and its failures.
+pub async fn update(db: &mut dyn Db, hook: &WebhookRow) -> Result<(), StoreError> {
+    let mut sql = Sql::new("UPDATE webhook SET url = ");
+    sql.bind(hook.url.clone());
+    sql.push(", events = ").bind(events_json(&hook.events));
+    sql.push(", description = ").bind(hook.description.clone());
+    sql.push(", enabled = ").bind(i64::from(hook.enabled));
+    if hook.enabled {
+        sql.push(", disabled_reason = NULL, failed_in_a_row = 0");
+    }
+    sql.push(" WHERE id = ").bind(hook.id.to_string());
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// Removes a webhook with its deliveries and their attempts.
+pub async fn delete(db: &mut dyn Db, id: Uuid) -> Result<bool, StoreError> {
+    let mut attempts = Sql::new(
+        "DELETE FROM webhook_attempt WHERE delivery_id IN (SELECT id FROM webhook_delivery WHERE webhook_id = ",
+    );
+    attempts.bind(id.to_string()).push(")");
+    attempts.build().execute(db.conn()).await?;
+    let mut deliveries = Sql::new("DELETE FROM webhook_delivery WHERE webhook_id = ");
+    deliveries.bind(id.to_string());
+    deliveries.build().execute(db.conn()).await?;
+    let mut hook = Sql::new("DELETE FROM webhook WHERE id = ");
+    hook.bind(id.to_string());
+    Ok(hook.build().execute(db.conn()).await?.rows_affected() == 1)
+}
+
+/// Records the events of `job`, which just finished, while any webhook is enabled (else
+/// nothing: no receiver could want them): `job.finished`, and `sync.finished` or
+/// `import.finished` for those kinds.
+pub async fn job_finished(db: &mut dyn Db, job: &Job) -> Result<(), StoreError> {
+    let data = serde_json::json!({
+        "job_id": job.id,
+        "kind": job.kind.as_str(),
+        "status": job.status.as_str(),
+        "folder_id": job.folder_id,
+        "created_by": job.created_by,
+        "message": job.message,
+        "progress": job.progress,
+        "result": job.result,
+        "retry_of": job.retry_of,
+        "finished_at": job.finished_at.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok()),
+    });
+    let mut kinds = vec![EventKind::JobFinished];
+    match job.kind {
+        crate::domain::job::JobKind::Sync => kinds.push(EventKind::SyncFinished),
+        crate::domain::job::JobKind::Import => kinds.push(EventKind::ImportFinished),
+        _ => {}
+    }
+    for kind in kinds {
+        record(db, kind, job.folder_id, &data).await?;
+    }
+    Ok(())
+}
+
+/// Records one event about folder `folder_id` (its path now goes with it), while any webhook
+/// is enabled.
+async fn record(
+    db: &mut dyn Db,
+    kind: EventKind,
+    folder_id: Option<Uuid>,
+    data: &serde_json::Value,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new("INSERT INTO webhook_event (id, kind, folder_id, folder_path, data, created_at) SELECT ");
+    sql.bind(Uuid::now_v7().to_string()).push(", ");
+    sql.bind(kind.as_str().to_owned()).push(", ");
+    sql.bind(folder_id.map(|f| f.to_string())).push(", ");
+    sql.push("(SELECT f.path FROM folder f WHERE f.id = ")
+        .bind(folder_id.map(|f| f.to_string()))
+        .push("), ");
+    sql.bind(data.to_string()).push(", ");
+    sql.bind(now_micros())
+        .push(" WHERE EXISTS (SELECT 1 FROM webhook WHERE enabled = 1)");
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// An event waiting for webhooks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    /// Its place in the order of events.
+    pub seq: i64,
+    /// Its id (receivers de-duplicate by it).
+    pub id: Uuid,
+    /// What happened.
+    pub kind: EventKind,
+    /// The folder it is about.
+    pub folder_id: Option<Uuid>,
+    /// That folder's path when it happened.
+    pub folder_path: Option<String>,
+    /// What the receiver is told.
+    pub data: serde_json::Value,
+    /// When it happened (microseconds).
+    pub created_at: i64,
+}
+
+/// Up to `limit` events after `after`, in order.
+pub async fn events_after(db: &mut dyn Db, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    let mut sql =
+        Sql::new("SELECT seq, id, kind, folder_id, folder_path, data, created_at FROM webhook_event WHERE seq > ");
+    sql.bind(after).push(" ORDER BY seq LIMIT ").bind(limit);
+    type Raw = (i64, String, String, Option<String>, Option<String>, String, i64);
+    let rows: Vec<Raw> = sql.build_as().fetch_all(db.conn()).await?;
+    rows.into_iter()
+        .map(|(seq, id, kind, folder_id, folder_path, data, created_at)| {
+            Ok(EventRow {
+                seq,
+                id: parse_id(&id)?,
+                kind: EventKind::parse(&kind).map_err(|e| corrupt("webhook_event.kind", e))?,
+                folder_id: folder_id.as_deref().map(parse_id).transpose()?,
+                folder_path: folder_path.as_deref().map(|p| display_path(p).to_owned()),
+                data: serde_json::from_str(&data).map_err(|e| corrupt("webhook_event.data", e))?,
+                created_at,
+            })
+        })
+        .collect()
+}
+
+/// Removes the events every enabled webhook is past (all of them when none is enabled).
+pub async fn prune_events(db: &mut dyn Db) -> Result<u64, StoreError> {
+    let sql = Sql::new(
+        "DELETE FROM webhook_event WHERE seq <= (SELECT COALESCE(MIN(event_cursor), (SELECT COALESCE(MAX(seq), 0) FROM webhook_event)) FROM webhook WHERE enabled = 1)",
+    );
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
+}
+
+/// The enabled webhooks no process holds now.
+pub async fn deliverable(db: &mut dyn Db, now: i64) -> Result<Vec<Uuid>, StoreError> {
+    let mut sql = Sql::new("SELECT id FROM webhook WHERE enabled = 1 AND lease_until < ");
+    sql.bind(now).push(" ORDER BY id");
+    let rows: Vec<(String,)> = sql.build_as().fetch_all(db.conn()).await?;
+    rows.iter().map(|(id,)| parse_id(id)).collect()
+}
+
+/// Takes webhook `id` until `until` unless another process holds it; answers whether taken.
+pub async fn lease(db: &mut dyn Db, id: Uuid, now: i64, until: i64) -> Result<bool, StoreError> {
+    let mut sql = Sql::new("UPDATE webhook SET lease_until = ");
+    sql.bind(until).push(" WHERE id = ").bind(id.to_string());
+    sql.push(" AND enabled = 1 AND lease_until < ").bind(now);
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
+}
+
+/// Lets go of webhook `id`.
+pub async fn release(db: &mut dyn Db, id: Uuid) -> Result<(), StoreError> {
+    let mut sql = Sql::new("UPDATE webhook SET lease_until = 0 WHERE id = ");
+    sql.bind(id.to_string());
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// Moves webhook `id` past event `seq` (events it was not for, or a delivery that ended).
+pub async fn advance(db: &mut dyn Db, id: Uuid, seq: i64) -> Result<(), StoreError> {
+    let mut sql = Sql::new("UPDATE webhook SET event_cursor = ");
+    sql.bind(seq).push(" WHERE id = ").bind(id.to_string());
+    sql.push(" AND event_cursor < ").bind(seq);
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// Records how the latest delivery of webhook `id` ended: delivered (failures reset) or given
+/// up (one more failure in a row); disables it with `disable` as the reason when given.
+pub async fn delivery_ended(
+    db: &mut dyn Db,
+    id: Uuid,
+    delivered: bool,
+    disable: Option<&str>,
+) -> Result<(), StoreError> {
+    let mut sql = Sql::new(if delivered {
+        "UPDATE webhook SET failed_in_a_row = 0"
+    } else {
+        "UPDATE webhook SET failed_in_a_row = failed_in_a_row + 1"
+    });
+    if let Some(reason) = disable {
+        sql.push(", enabled = 0, disabled_reason = ").bind(reason.to_owned());
+    }
+    sql.push(" WHERE id = ").bind(id.to_string());
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DeliveryStatus {
+    /// Not delivered yet; tried again at `next_attempt_at`.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up after the retry window.
+    Failed,
+}
+
+impl DeliveryStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "PENDING",
+            DeliveryStatus::Delivered => "DELIVERED",
+            DeliveryStatus::Failed => "FAILED",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, StoreError> {
+        match text {
+            "PENDING" => Ok(DeliveryStatus::Pending),
+            "DELIVERED" => Ok(DeliveryStatus::Delivered),
+            "FAILED" => Ok(DeliveryStatus::Failed),
+            other => Err(corrupt("webhook_delivery.status", other)),
+        }
+    }
+}
+
+/// One delivery: a batch of events POSTed with the same id and body until it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    /// Its id (the `Stowage-Delivery` header).
+    pub id: Uuid,
+    /// The webhook.
+    pub webhook_id: Uuid,
+    /// The last event it covers: the webhook moves past it once the delivery ends.
+    pub last_seq: i64,
+    /// Events in it.
+    pub event_count: i64,
+    /// The exact body sent.
+    pub body: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When it is tried next (microseconds).
+    pub next_attempt_at: i64,
+    /// When it was made (microseconds).
+    pub created_at: i64,
+    /// When it ended (microseconds).
+    pub finished_at: Option<i64>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, webhook_id, last_seq, event_count, body, status, attempts, next_attempt_at, created_at, finished_at";
+
+type RawDelivery = (String, String, i64, i64, String, String, i64, i64, i64, Option<i64>);
+
+fn delivery(raw: RawDelivery) -> Result<DeliveryRow, StoreError> {
+    let (id, webhook_id, last_seq, event_count, body, status, attempts, next_attempt_at, created_at, finished_at) = raw;
+    Ok(DeliveryRow {
+        id: parse_id(&id)?,
+        webhook_id: parse_id(&webhook_id)?,
+        last_seq,
+        event_count,
+        body,
+        status: DeliveryStatus::parse(&status)?,
+        attempts,
+        next_attempt_at,
+        created_at,
+        finished_at,
+    })
+}
+
+/// Records a new pending delivery.
+pub async fn insert_delivery(db: &mut dyn Db, d: &DeliveryRow) -> Result<(), StoreError> {
+    let mut sql = Sql::new(&format!("INSERT INTO webhook_delivery ({DELIVERY_COLUMNS}) VALUES ("));
+    sql.bind(d.id.to_string()).push(", ");
+    sql.bind(d.webhook_id.to_string()).push(", ");
+    sql.bind(d.last_seq).push(", ").bind(d.event_count).push(", ");
+    sql.bind(d.body.clone()).push(", ");
+    sql.bind(d.status.as_str().to_owned()).push(", ");
+    sql.bind(d.attempts).push(", ").bind(d.next_attempt_at).push(", ");
+    sql.bind(d.created_at).push(", ").bind(d.finished_at).push(")");
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// Webhook `id`'s delivery still pending, if any (there is at most one: deliveries go in order).
+pub async fn pending_delivery(db: &mut dyn Db, id: Uuid) -> Result<Option<DeliveryRow>, StoreError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_delivery WHERE webhook_id = "
+    ));
+    sql.bind(id.to_string()).push(" AND status = 'PENDING'");
+    let row: Option<RawDelivery> = sql.build_as().fetch_optional(db.conn()).await?;
+    row.map(delivery).transpose()
+}
+
+/// Records attempt number `attempt` of delivery `id` and where the delivery stands after it.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_attempt(
+    db: &mut dyn Db,
+    id: Uuid,
+    attempt: i64,
+    at: i64,
+    status_code: Option<u16>,
+    latency_ms: i64,
+    error: Option<&str>,
+    status: DeliveryStatus,
+    next_attempt_at: i64,
+) -> Result<(), StoreError> {
+    let mut sql =
+        Sql::new("INSERT INTO webhook_attempt (delivery_id, attempt, at, status_code, latency_ms, error) VALUES (");
+    sql.bind(id.to_string())
+        .push(", ")
+        .bind(attempt)
+        .push(", ")
+        .bind(at)
+        .push(", ");
+    sql.bind(status_code.map(i64::from))
+        .push(", ")
+        .bind(latency_ms)
+        .push(", ");
+    sql.bind(error.map(str::to_owned)).push(")");
+    sql.build().execute(db.conn()).await?;
+    let mut update = Sql::new("UPDATE webhook_delivery SET attempts = ");
+    update
+        .bind(attempt)
+        .push(", status = ")
+        .bind(status.as_str().to_owned());
+    update.push(", next_attempt_at = ").bind(next_attempt_at);
+    if status != DeliveryStatus::Pending {
+        update.push(", finished_at = ").bind(at);
+    }
+    update.push(" WHERE id = ").bind(id.to_string());
+    update.build().execute(db.conn()).await?;
+    Ok(())
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct AttemptRow {
+    /// Its number, from 1.
+    pub attempt: i64,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: time::OffsetDateTime,
+    /// The receiver's HTTP status, when it answered.
+    pub status_code: Option<i64>,
+    /// How long it took, in milliseconds.
+    pub latency_ms: i64,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+/// Up to `limit` deliveries of webhook `id` made before `before` (microseconds), newest first,
+/// each with its attempts.
+pub async fn deliveries(
+    db: &mut dyn Db,
+    id: Uuid,
+    before: Option<(i64, Uuid)>,
+    limit: i64,
+) -> Result<Vec<(DeliveryRow, Vec<AttemptRow>)>, StoreError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_delivery WHERE webhook_id = "
+    ));
+    sql.bind(id.to_string());
+    if let Some((at, last)) = before {
+        sql.push(" AND (created_at < ").bind(at);
+        sql.push(" OR (created_at = ")
+            .bind(at)
+            .push(" AND id < ")
+            .bind(last.to_string());
+        sql.push("))");
+    }
+    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(limit);
+    let rows: Vec<RawDelivery> = sql.build_as().fetch_all(db.conn()).await?;
+    let deliveries: Vec<DeliveryRow> = rows.into_iter().map(delivery).collect::<Result<_, _>>()?;
+    if deliveries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut attempts = Sql::new(
+        "SELECT delivery_id, attempt, at, status_code, latency_ms, error FROM webhook_attempt WHERE delivery_id IN (",
+    );
+    attempts
+        .bind_list(deliveries.iter().map(|d| d.id.to_string()))
+        .push(") ORDER BY delivery_id, attempt");
+    type RawAttempt = (String, i64, i64, Option<i64>, i64, Option<String>);
+    let raw: Vec<RawAttempt> = attempts.build_as().fetch_all(db.conn()).await?;
+    let mut by_delivery: std::collections::HashMap<Uuid, Vec<AttemptRow>> = std::collections::HashMap::new();
+    for (delivery_id, attempt, at, status_code, latency_ms, error) in raw {
+        by_delivery
+            .entry(parse_id(&delivery_id)?)
+            .or_default()
+            .push(AttemptRow {
+                attempt,
+                at: from_micros(at),
+                status_code,
+                latency_ms,
+                error,
+            });
+    }
+    Ok(deliveries
+        .into_iter()
+        .map(|d| {
+            let attempts = by_delivery.remove(&d.id).unwrap_or_default();
+            (d, attempts)
+        })
+        .collect())
+}

@@ -1,0 +1,361 @@
+//! Webhooks over HTTP on SQLite and PostgreSQL, against a real receiver on 127.0.0.1: signed
+//! deliveries in order, retried with the same id and body after 500s until delivered, a
+//! receiver that keeps failing disabled with the reason, and receivers on private networks
+//! refused unless the operator allows them.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use common::buckets::Fixture;
+use common::{Backend, TestServer, eventually_async, poll_job};
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+on_both_backends!(
+    deliveries_are_signed_in_order_and_retried_until_delivered,
+    a_receiver_that_keeps_failing_is_disabled_and_says_why,
+    receivers_must_be_public_and_webhooks_belong_to_managers,
+);
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    delivery: String,
+    signature: String,
+    body: String,
+    answered: u16,
+}
+
+/// A receiver on 127.0.0.1: answers each request with the next scripted status (200 once the
+/// script runs out) and records it.
+#[derive(Clone, Default)]
+struct Receiver {
+    script: Arc<Mutex<VecDeque<u16>>>,
+    always: Arc<Mutex<Option<u16>>>,
+    got: Arc<Mutex<Vec<Received>>>,
+}
+
+async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) -> AxumStatus {
+    let status = r
+        .always
+        .lock()
+        .expect("lock")
+        .or_else(|| r.script.lock().expect("lock").pop_front())
+        .unwrap_or(200);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    r.got.lock().expect("lock").push(Received {
+        delivery: header("stowage-delivery"),
+        signature: header("stowage-signature"),
+        body,
+        answered: status,
+    });
+    AxumStatus::from_u16(status).unwrap_or(AxumStatus::OK)
+}
+
+impl Receiver {
+    /// Starts it; answers its URL.
+    async fn start(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(self.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{addr}/hook")
+    }
+
+    fn got(&self) -> Vec<Received> {
+        self.got.lock().expect("lock").clone()
+    }
+}
+
+/// Checks a `Stowage-Signature` against `secret` the way a receiver would: HMAC-SHA256 over
+/// `TIMESTAMP.BODY`, and a timestamp within five minutes.
+fn verify(secret: &str, header: &str, body: &str) -> bool {
+    let Some((t, v1)) = header.strip_prefix("t=").and_then(|rest| rest.split_once(",v1=")) else {
+        return false;
+    };
+    let Ok(timestamp) = t.parse::<i64>() else { return false };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(format!("{t}.{body}").as_bytes());
+    let expected: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    (now - timestamp).abs() < 300 && expected == v1
+}
+
+fn settings_for_tests(settings: &mut stowage::config::Settings) {
+    settings.webhooks.allow_private_networks = true;
+    settings.webhooks.retry_backoff_ms = 100;
+    settings.webhooks.poll_interval_ms = 100;
+}
+
+async fn finished(s: &TestServer, id: &str) -> Value {
+    poll_job(&s.base, &s.admin_key, id, Duration::from_secs(60), |j| {
+        matches!(j["status"].as_str(), Some("DONE" | "ERROR" | "CANCELLED"))
+    })
+    .await
+}
+
+async fn deliveries_are_signed_in_order_and_retried_until_delivered(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let fixture = Fixture::local(dir.path().join("bucket"));
+    fixture.put("a.txt", b"a").await;
+    let bucket = fixture.settings();
+    let s = server!(backend, move |settings| {
+        settings.buckets.insert("src".into(), bucket);
+        settings_for_tests(settings);
+    });
+    let receiver = Receiver::default();
+    receiver.script.lock().expect("lock").extend([500, 503]);
+    let url = receiver.start().await;
+    let folder = s
+        .post(
+            "/v1/folders",
+            json!({"path": "/mirror", "sync": {"bucket": "src", "prefix": ""}}),
+        )
+        .await;
+    let folder_id = folder.body["id"].as_str().expect("id").to_owned();
+    let made = s
+        .post(
+            "/v1/webhooks",
+            json!({"url": url, "events": ["sync.finished", "job.finished"], "folder_id": folder_id}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let secret = made.body["secret"].as_str().expect("secret").to_owned();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let hook = made.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(s.get(&format!("/v1/webhooks/{hook}")).await.body.get("secret"), None);
+
+    let mut jobs = Vec::new();
+    for file in ["b.txt", "c.txt"] {
+        fixture.put(file, b"more").await;
+        let sync = s.post(&format!("/v1/folders/{folder_id}/sync"), json!({})).await;
+        let id = sync.body["id"].as_str().expect("id").to_owned();
+        assert_eq!(finished(&s, &id).await["status"], "DONE");
+        jobs.push(id);
+    }
+    let delivered_all = || {
+        let got = receiver.got();
+        async move {
+            got.iter()
+                .filter(|r| r.answered == 200)
+                .map(|r| {
+                    serde_json::from_str::<Value>(&r.body).expect("json")["events"]
+                        .as_array()
+                        .map_or(0, Vec::len)
+                })
+                .sum::<usize>()
+                == 4
+        }
+    };
+    assert!(eventually_async(delivered_all).await, "{:?}", receiver.got());
+
+    let got = receiver.got();
+    assert!(
+        got.iter().all(|r| verify(&secret, &r.signature, &r.body)),
+        "every request is signed"
+    );
+    // The two failed attempts and the success are one delivery: same id, same body.
+    assert_eq!((got[0].answered, got[1].answered, got[2].answered), (500, 503, 200));
+    assert!(
+        got[..3]
+            .iter()
+            .all(|r| r.delivery == got[0].delivery && r.body == got[0].body)
+    );
+    // Every event once, in the order it happened: the first sync's, then the second's.
+    let events: Vec<Value> = got
+        .iter()
+        .filter(|r| r.answered == 200)
+        .flat_map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("json")["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let order: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["data"]["job_id"].as_str().unwrap_or_default().to_owned(),
+                e["type"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            (jobs[0].clone(), "job.finished".to_owned()),
+            (jobs[0].clone(), "sync.finished".to_owned()),
+            (jobs[1].clone(), "job.finished".to_owned()),
+            (jobs[1].clone(), "sync.finished".to_owned()),
+        ]
+    );
+    let ids: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), 4, "each event has its own id");
+    assert_eq!(events[1]["data"]["result"]["created"], 2, "{}", events[1]);
+    assert_eq!(events[1]["folder_path"], "/mirror");
+
+    let deliveries = s.get(&format!("/v1/webhooks/{hook}/deliveries")).await;
+    assert_eq!(deliveries.status, StatusCode::OK, "{:?}", deliveries.body);
+    let items = deliveries.body["items"].as_array().expect("items");
+    let first = items.last().expect("the first delivery");
+    assert_eq!(first["status"], "DELIVERED", "{first}");
+    let codes: Vec<&Value> = first["attempt_log"]
+        .as_array()
+        .expect("log")
+        .iter()
+        .map(|a| &a["status_code"])
+        .collect();
+    assert_eq!(codes, [&json!(500), &json!(503), &json!(200)], "{first}");
+}
+
+async fn a_receiver_that_keeps_failing_is_disabled_and_says_why(backend: Backend) {
+    let s = server!(backend, |settings| {
+        settings_for_tests(settings);
+        settings.webhooks.retry_window_seconds = 1;
+        settings.webhooks.disable_after_failed_deliveries = 2;
+    });
+    let receiver = Receiver::default();
+    *receiver.always.lock().expect("lock") = Some(500);
+    let url = receiver.start().await;
+    let made = s
+        .post("/v1/webhooks", json!({"url": url, "events": ["job.finished"]}))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let hook = made.body["id"].as_str().expect("id").to_owned();
+    for _ in 0..2 {
+        let job = s.post("/v1/jobs/noop", json!({"units": 1})).await;
+        finished(&s, job.body["id"].as_str().expect("id")).await;
+        // The next job's event comes after this delivery was given up: a delivery of its own.
+        let given_up = || {
+            let s = &s;
+            let hook = hook.clone();
+            async move {
+                let page = s.get(&format!("/v1/webhooks/{hook}/deliveries")).await;
+                page.body["items"][0]["status"] == "FAILED"
+            }
+        };
+        assert!(eventually_async(given_up).await);
+    }
+    let disabled = || {
+        let s = &s;
+        let hook = hook.clone();
+        async move { s.get(&format!("/v1/webhooks/{hook}")).await.body["enabled"] == false }
+    };
+    assert!(eventually_async(disabled).await);
+    let shown = s.get(&format!("/v1/webhooks/{hook}")).await.body;
+    let reason = shown["disabled_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("2 deliveries in a row") && reason.contains("500"),
+        "{reason}"
+    );
+    let enabled = s.patch(&format!("/v1/webhooks/{hook}"), json!({"enabled": true})).await;
+    assert_eq!(enabled.status, StatusCode::OK, "{:?}", enabled.body);
+    assert_eq!(enabled.body["disabled_reason"], Value::Null);
+}
+
+async fn receivers_must_be_public_and_webhooks_belong_to_managers(backend: Backend) {
+    let s = server!(backend, |settings| settings.webhooks.poll_interval_ms = 100);
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "ftp://example.com/hook",
+    ] {
+        let refused = s
+            .post("/v1/webhooks", json!({"url": url, "events": ["job.finished"]}))
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {:?}", refused.body);
+        assert!(refused.message().starts_with("url:"), "{}", refused.message());
+    }
+    let none = s
+        .post("/v1/webhooks", json!({"url": "https://example.com/h", "events": []}))
+        .await;
+    assert_eq!(none.status, StatusCode::BAD_REQUEST, "{:?}", none.body);
+
+    // A name is checked where it resolves, on every attempt: localhost is this machine.
+    let receiver = Receiver::default();
+    let url = receiver.start().await.replace("127.0.0.1", "localhost");
+    let made = s
+        .post("/v1/webhooks", json!({"url": url, "events": ["job.finished"]}))
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let hook = made.body["id"].as_str().expect("id").to_owned();
+    let job = s.post("/v1/jobs/noop", json!({"units": 1})).await;
+    finished(&s, job.body["id"].as_str().expect("id")).await;
+    let refused = || {
+        let s = &s;
+        let hook = hook.clone();
+        async move {
+            let page = s.get(&format!("/v1/webhooks/{hook}/deliveries")).await;
+            page.body["items"][0]["attempt_log"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("private"))
+        }
+    };
+    assert!(eventually_async(refused).await);
+    assert!(receiver.got().is_empty(), "nothing reached the machine's own network");
+
+    // Only managers of a folder make webhooks for it; others learn nothing of it.
+    let owner = s.key_for("owner", false).await;
+    let viewer = s.key_for("viewer", false).await;
+    let stranger = s.key_for("stranger", false).await;
+    let folder = s.post_as(&owner, "/v1/folders", json!({"path": "/mine"})).await;
+    let folder_id = folder.body["id"].as_str().expect("id").to_owned();
+    let grant = s
+        .send(
+            reqwest::Method::PUT,
+            &format!("/v1/folders/{folder_id}/grants"),
+            Some(&owner),
+            Some(json!({"user": "viewer", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(grant.status, StatusCode::OK, "{:?}", grant.body);
+    let body = json!({"url": "https://example.com/h", "events": ["job.finished"], "folder_id": folder_id});
+    assert_eq!(
+        s.post_as(&stranger, "/v1/webhooks", body.clone()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.post_as(&viewer, "/v1/webhooks", body.clone()).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let everywhere = json!({"url": "https://example.com/h", "events": ["job.finished"]});
+    assert_eq!(
+        s.post_as(&owner, "/v1/webhooks", everywhere).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mine = s.post_as(&owner, "/v1/webhooks", body).await;
+    assert_eq!(mine.status, StatusCode::CREATED, "{:?}", mine.body);
+    let listed = s.get_as(&owner, "/v1/webhooks").await;
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(1), "{:?}", listed.body);
+    let theirs = s
+        .get_as(
+            &stranger,
+            &format!("/v1/webhooks/{}", mine.body["id"].as_str().unwrap_or_default()),
+        )
+        .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND);
+    let audit = s.get("/v1/audit?action=webhook.create").await;
+    assert_eq!(
+        audit.body["items"].as_array().map(Vec::len),
+        Some(2),
+        "{:?}",
+        audit.body
+    );
+}
