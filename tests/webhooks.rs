@@ -20,6 +20,7 @@ use sha2::Sha256;
 
 on_both_backends!(
     deliveries_are_signed_in_order_and_retried_until_delivered,
+    a_delivery_pending_at_a_restart_goes_on_after_it,
     a_receiver_that_keeps_failing_is_disabled_and_says_why,
     receivers_must_be_public_and_webhooks_belong_to_managers,
 );
@@ -222,6 +223,46 @@ async fn deliveries_are_signed_in_order_and_retried_until_delivered(backend: Bac
         .map(|a| &a["status_code"])
         .collect();
     assert_eq!(codes, [&json!(500), &json!(503), &json!(200)], "{first}");
+}
+
+async fn a_delivery_pending_at_a_restart_goes_on_after_it(backend: Backend) {
+    let mut s = server!(backend, settings_for_tests);
+    let receiver = Receiver::default();
+    *receiver.always.lock().expect("lock") = Some(500);
+    let url = receiver.start().await;
+    let made = s
+        .post("/v1/webhooks", json!({"url": url, "events": ["job.finished"]}))
+        .await;
+    let hook = made.body["id"].as_str().expect("id").to_owned();
+    let job = s.post("/v1/jobs/noop", json!({"units": 1})).await;
+    finished(&s, job.body["id"].as_str().expect("id")).await;
+    let tried_twice = || {
+        let got = receiver.got();
+        async move { got.len() >= 2 }
+    };
+    assert!(eventually_async(tried_twice).await);
+
+    s.restart().await;
+    *receiver.always.lock().expect("lock") = None;
+    let delivered = || {
+        let got = receiver.got();
+        async move { got.last().is_some_and(|r| r.answered == 200) }
+    };
+    assert!(eventually_async(delivered).await, "{:?}", receiver.got());
+    let got = receiver.got();
+    assert!(
+        got.iter().all(|r| r.delivery == got[0].delivery),
+        "one delivery, before and after"
+    );
+    let page = s.get(&format!("/v1/webhooks/{hook}/deliveries")).await;
+    let delivery = &page.body["items"][0];
+    assert_eq!(delivery["status"], "DELIVERED", "{delivery}");
+    assert_eq!(
+        delivery["attempt_log"].as_array().map(Vec::len),
+        Some(got.len()),
+        "every attempt is on record: {delivery}"
+    );
+    assert_eq!(page.body["items"].as_array().map(Vec::len), Some(1));
 }
 
 async fn a_receiver_that_keeps_failing_is_disabled_and_says_why(backend: Backend) {

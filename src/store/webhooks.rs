@@ -278,6 +278,14 @@ pub async fn lease(db: &mut dyn Db, id: Uuid, now: i64, until: i64) -> Result<bo
     Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
+/// Keeps holding webhook `id` until `until`.
+pub async fn renew(db: &mut dyn Db, id: Uuid, until: i64) -> Result<(), StoreError> {
+    let mut sql = Sql::new("UPDATE webhook SET lease_until = ");
+    sql.bind(until).push(" WHERE id = ").bind(id.to_string());
+    sql.build().execute(db.conn()).await?;
+    Ok(())
+}
+
 /// Lets go of webhook `id`.
 pub async fn release(db: &mut dyn Db, id: Uuid) -> Result<(), StoreError> {
     let mut sql = Sql::new("UPDATE webhook SET lease_until = 0 WHERE id = ");

@@ -528,6 +528,20 @@ impl TestServer {
         self.send(Method::POST, path, Some(key), Some(body)).await
     }
 
+    /// Stops the server gracefully and starts it again on the same database and data
+    /// directory, on a new port (`base` follows).
+    pub async fn restart(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown.cancel();
+            let _ = running.task.await;
+        }
+        let running = app::start(self.settings.clone(), app::Roles::ALL)
+            .await
+            .expect("server starts again");
+        self.base = format!("http://{}", running.addr.expect("serves HTTP"));
+        self.running = Some(running);
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {

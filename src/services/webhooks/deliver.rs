@@ -34,8 +34,9 @@ use crate::store::{Db, Store, folders as folder_rows, from_micros, now_micros};
 pub const MAX_BATCH: usize = 1000;
 /// Events read per look for a webhook's next batch.
 const SCAN: i64 = 5000;
-/// How long a process holds a webhook it delivers to.
-const LEASE: Duration = Duration::from_secs(120);
+/// How long a process holds a webhook it delivers to, from its last attempt's start (renewed
+/// before each attempt; a process that died lets go of it after this).
+const LEASE: Duration = Duration::from_secs(60);
 /// The most of an error kept in an attempt's record.
 const MAX_ERROR_BYTES: usize = 500;
 
@@ -160,8 +161,15 @@ impl Deliverer {
                     None => return Ok(()),
                 },
             };
-            if delivery.next_attempt_at > now_micros() {
+            let now = now_micros();
+            if delivery.next_attempt_at > now {
                 return Ok(());
+            }
+            {
+                let lease = LEASE.max(Duration::from_secs(self.settings.timeout_seconds.saturating_mul(3)));
+                let mut tx = self.store.write().await?;
+                rows::renew(&mut tx, id, now + i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)).await?;
+                tx.commit().await?;
             }
             let attempt = self.send(&hook, &secret, &delivery).await;
             let delivered = attempt.delivered();
