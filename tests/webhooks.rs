@@ -21,6 +21,7 @@ use sha2::Sha256;
 on_both_backends!(
     deliveries_are_signed_in_order_and_retried_until_delivered,
     a_delivery_pending_at_a_restart_goes_on_after_it,
+    item_events_come_in_batches_of_at_most_a_thousand,
     a_receiver_that_keeps_failing_is_disabled_and_says_why,
     receivers_must_be_public_and_webhooks_belong_to_managers,
 );
@@ -263,6 +264,122 @@ async fn a_delivery_pending_at_a_restart_goes_on_after_it(backend: Backend) {
         "every attempt is on record: {delivery}"
     );
     assert_eq!(page.body["items"].as_array().map(Vec::len), Some(1));
+}
+
+/// Every event the receiver accepted, in the order received.
+fn accepted_events(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .got()
+        .iter()
+        .filter(|r| r.answered == 200)
+        .flat_map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("json")["events"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("bucket");
+    for n in 0..1200 {
+        let path = root.join(format!("f/{n:04}.txt"));
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, n.to_string()).expect("write");
+    }
+    let fixture = Fixture::local(root.clone());
+    let bucket = fixture.settings();
+    let s = server!(backend, move |settings| {
+        settings.buckets.insert("src".into(), bucket);
+        settings_for_tests(settings);
+    });
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let made = s
+        .post(
+            "/v1/webhooks",
+            json!({"url": url, "events": ["item.created", "item.updated", "item.tombstoned", "item.deleted"]}),
+        )
+        .await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    let folder = s
+        .post(
+            "/v1/folders",
+            json!({"path": "/mirror", "sync": {"bucket": "src", "prefix": ""}}),
+        )
+        .await;
+    let folder_id = folder.body["id"].as_str().expect("id").to_owned();
+    let sync = s.post(&format!("/v1/folders/{folder_id}/sync"), json!({})).await;
+    assert_eq!(
+        finished(&s, sync.body["id"].as_str().expect("id")).await["status"],
+        "DONE"
+    );
+    let all_created = || {
+        let events = accepted_events(&receiver);
+        async move { events.len() >= 1200 }
+    };
+    assert!(
+        eventually_async(all_created).await,
+        "{} events",
+        accepted_events(&receiver).len()
+    );
+    let got = receiver.got();
+    let sizes: Vec<usize> = got
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<Value>(&r.body).expect("json")["events"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    assert!(sizes.iter().all(|n| *n <= 1000), "{sizes:?}");
+    assert!(got.len() < 50, "batched, not one request per item: {}", got.len());
+    let events = accepted_events(&receiver);
+    let ids: std::collections::BTreeSet<&str> = events.iter().filter_map(|e| e["data"]["item_id"].as_str()).collect();
+    assert_eq!(ids.len(), 1200);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["type"] == "item.created" && e["folder_path"] == "/mirror/f")
+    );
+
+    // Objects gone from the bucket: their items become tombstones.
+    std::fs::remove_file(root.join("f/0007.txt")).expect("rm");
+    let sync = s.post(&format!("/v1/folders/{folder_id}/sync"), json!({})).await;
+    assert_eq!(
+        finished(&s, sync.body["id"].as_str().expect("id")).await["status"],
+        "DONE"
+    );
+    // An upload, then its deletion into the trash.
+    let plain = s.folder("/plain").await;
+    let upload = s.upload(&plain, "note.txt", b"hello".to_vec(), &[]).await;
+    let item = upload.body["id"].as_str().expect("id").to_owned();
+    assert_eq!(s.delete(&format!("/v1/items/{item}")).await.status, StatusCode::OK);
+    let rest = || {
+        let events = accepted_events(&receiver);
+        async move { events.len() >= 1203 }
+    };
+    assert!(eventually_async(rest).await);
+    let tail: Vec<(String, String)> = accepted_events(&receiver)[1200..]
+        .iter()
+        .map(|e| {
+            (
+                e["type"].as_str().unwrap_or_default().to_owned(),
+                e["data"]["title"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            ("item.tombstoned".to_owned(), "0007.txt".to_owned()),
+            ("item.created".to_owned(), "note.txt".to_owned()),
+            ("item.deleted".to_owned(), "note.txt".to_owned()),
+        ]
+    );
+    assert_eq!(accepted_events(&receiver)[1202]["data"]["permanent"], false);
 }
 
 async fn a_receiver_that_keeps_failing_is_disabled_and_says_why(backend: Backend) {

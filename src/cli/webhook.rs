@@ -16,7 +16,8 @@ pub enum WebhookCommand {
     Create {
         /// Where deliveries go (http:// or https://, on a public network).
         url: String,
-        /// An event to be told of (job.finished, sync.finished, import.finished); repeat it.
+        /// An event to be told of (job.finished, sync.finished, import.finished, item.created,
+        /// item.updated, item.tombstoned, item.deleted); repeat it.
         #[arg(long = "event", required = true)]
         events: Vec<String>,
         /// Only events of this folder's subtree (path or id; a folder you manage). Without it:

@@ -1,4 +1,5 @@
-//! Webhooks: the events a receiver may subscribe to, what makes a receiver URL acceptable
+//! Webhooks: the events a receiver may subscribe to (jobs that finished, items made, changed,
+//! tombstoned or deleted), what makes a receiver URL acceptable
 //! (http or https, and by default no address on the machine's own or a private network), and
 //! the signature a receiver checks.
 
@@ -23,14 +24,30 @@ pub enum EventKind {
     /// An import ended, with its counts.
     #[serde(rename = "import.finished")]
     ImportFinished,
+    /// An item was made: uploaded, found by a sync, imported.
+    #[serde(rename = "item.created")]
+    ItemCreated,
+    /// An item's content changed: replaced by an upload, changed in its bucket.
+    #[serde(rename = "item.updated")]
+    ItemUpdated,
+    /// A synced item's object is gone from its bucket: the item is a tombstone.
+    #[serde(rename = "item.tombstoned")]
+    ItemTombstoned,
+    /// An item was deleted: into the trash, or for good (`permanent`).
+    #[serde(rename = "item.deleted")]
+    ItemDeleted,
 }
 
 impl EventKind {
     /// Every kind, in the order the API lists them.
-    pub const ALL: [EventKind; 3] = [
+    pub const ALL: [EventKind; 7] = [
         EventKind::JobFinished,
         EventKind::SyncFinished,
         EventKind::ImportFinished,
+        EventKind::ItemCreated,
+        EventKind::ItemUpdated,
+        EventKind::ItemTombstoned,
+        EventKind::ItemDeleted,
     ];
 
     /// The stored and shown name, e.g. `job.finished`.
@@ -39,6 +56,10 @@ impl EventKind {
             EventKind::JobFinished => "job.finished",
             EventKind::SyncFinished => "sync.finished",
             EventKind::ImportFinished => "import.finished",
+            EventKind::ItemCreated => "item.created",
+            EventKind::ItemUpdated => "item.updated",
+            EventKind::ItemTombstoned => "item.tombstoned",
+            EventKind::ItemDeleted => "item.deleted",
         }
     }
 

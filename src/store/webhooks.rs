@@ -213,6 +213,74 @@ async fn record(
     Ok(())
 }
 
+/// An event about one item, to record with others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemEvent {
+    /// What happened to it.
+    pub kind: EventKind,
+    /// The item.
+    pub item_id: Uuid,
+    /// Its folder.
+    pub folder_id: Uuid,
+    /// Its title.
+    pub title: String,
+    /// For `item.deleted`: deleted for good (else into the trash).
+    pub permanent: bool,
+}
+
+impl ItemEvent {
+    /// `kind` happened to `item`.
+    pub fn of(kind: EventKind, item: &crate::domain::item::Item) -> Self {
+        Self {
+            kind,
+            item_id: item.id,
+            folder_id: item.folder_id,
+            title: item.title.clone(),
+            permanent: false,
+        }
+    }
+}
+
+/// Item events per statement (six values each).
+const ITEM_EVENTS_PER_INSERT: usize = 100;
+
+/// Whether an enabled webhook wants item events: only then are they recorded (a sync of a
+/// million objects writes no event nobody asked for).
+pub async fn items_wanted(db: &mut dyn Db) -> Result<bool, StoreError> {
+    let sql = Sql::new("SELECT COUNT(*) FROM webhook WHERE enabled = 1 AND events LIKE '%\"item.%'");
+    let (n,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
+    Ok(n > 0)
+}
+
+/// Records `events` (each with its folder's path now) while an enabled webhook wants item
+/// events, a few statements for a batch.
+pub async fn record_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), StoreError> {
+    if events.is_empty() || !items_wanted(db).await? {
+        return Ok(());
+    }
+    let now = now_micros();
+    for chunk in events.chunks(ITEM_EVENTS_PER_INSERT) {
+        let mut sql =
+            Sql::new("INSERT INTO webhook_event (id, kind, folder_id, folder_path, data, created_at) VALUES ");
+        for (i, event) in chunk.iter().enumerate() {
+            let mut data = serde_json::json!({"item_id": event.item_id, "title": event.title});
+            if event.kind == EventKind::ItemDeleted {
+                data["permanent"] = serde_json::Value::Bool(event.permanent);
+            }
+            sql.push(if i == 0 { "(" } else { ", (" });
+            sql.bind(Uuid::now_v7().to_string()).push(", ");
+            sql.bind(event.kind.as_str().to_owned()).push(", ");
+            sql.bind(event.folder_id.to_string()).push(", ");
+            sql.push("(SELECT f.path FROM folder f WHERE f.id = ")
+                .bind(event.folder_id.to_string())
+                .push("), ");
+            sql.bind(data.to_string()).push(", ").bind(now).push(")");
+        }
+        sql.build().execute(db.conn()).await?;
+    }
+    Ok(())
+}
+
 /// An event waiting for webhooks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {

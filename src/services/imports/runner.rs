@@ -16,12 +16,14 @@ use crate::domain::import::Unit;
 use crate::domain::item::{Item, expiry_for};
 use crate::domain::job::{MAX_UNIT_ERRORS, Progress, UnitError};
 use crate::domain::quota::Usage;
+use crate::domain::webhook::EventKind;
 use crate::services::items::insert_under_free_title;
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
 use crate::store::imports::{self as rows, Finished, Tally, UnitRow, UnitState};
 use crate::store::now_micros;
 use crate::store::usage;
+use crate::store::webhooks::{self as webhook_rows, ItemEvent};
 use crate::store::{Db, Store, StoreError, TreeLock, folders as folder_rows, items as item_rows};
 
 /// Units read, probed and recorded per batch (and per transaction).
@@ -198,6 +200,7 @@ impl ImportRunner {
             .ok_or_else(|| JobFailure::Fatal(format!("folder {folder_id} was deleted during the import")))?
             .folder;
         let mut failures = Vec::new();
+        let mut events = Vec::new();
         for ((position, unit), prepared) in units.iter().zip(prepared) {
             let prepared = match prepared {
                 Prepared::Item(item) if dedupe => {
@@ -214,6 +217,7 @@ impl ImportRunner {
             };
             let finished = match &prepared {
                 Prepared::Item(item) => {
+                    events.push(ItemEvent::of(EventKind::ItemCreated, item));
                     rows::finish(
                         &mut tx,
                         job_id,
@@ -229,6 +233,13 @@ impl ImportRunner {
                 Prepared::Duplicate(id, title) => {
                     let state = if params.upsert_metadata {
                         rows::set_client_metadata(&mut tx, *id, &unit.client_metadata, now_micros()).await?;
+                        events.push(ItemEvent {
+                            kind: EventKind::ItemUpdated,
+                            item_id: *id,
+                            folder_id,
+                            title: title.clone(),
+                            permanent: false,
+                        });
                         UnitState::Updated
                     } else {
                         UnitState::Skipped
@@ -263,6 +274,7 @@ impl ImportRunner {
             };
             finished?;
         }
+        webhook_rows::record_items(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(failures)
     }

@@ -36,6 +36,7 @@ use crate::domain::folder::Folder;
 use crate::domain::item::{Item, ItemOrder, ItemType, client_title, expiry_for, next_free_alternative};
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
+use crate::domain::webhook::EventKind;
 use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
@@ -43,6 +44,7 @@ use crate::store::items::{self as rows, ItemQuery};
 use crate::store::stars::{self, Starred};
 use crate::store::trash as trash_rows;
 use crate::store::usage::Ledger;
+use crate::store::webhooks::{self as webhook_rows, ItemEvent};
 use crate::store::{Store, TreeLock, from_micros, to_micros};
 
 /// The most item ids one move, delete or download request may name.
@@ -368,6 +370,14 @@ impl ItemService {
     ) -> Result<ItemsDeleted, ServiceError> {
         let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
         let (now, purge_at) = self.trash.now_and_purge_at();
+        let events: Vec<ItemEvent> = items
+            .iter()
+            .map(|item| ItemEvent {
+                permanent,
+                ..ItemEvent::of(EventKind::ItemDeleted, item)
+            })
+            .collect();
+        webhook_rows::record_items(&mut tx, &events).await?;
         let ledger = Ledger::before_items(&mut tx, &ids).await?;
         if !permanent {
             let deleted = trash_rows::trash_items(&mut tx, &ids, now, purge_at).await?;

@@ -14,6 +14,7 @@ use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Caller, Role};
 use crate::domain::item::{ConflictStrategy, Item, client_title, expiry_for, title_from_file_name};
 use crate::domain::quota::Usage;
+use crate::domain::webhook::EventKind;
 use crate::services::access::{changeable_folder, require_role};
 use crate::services::objects::{new_object_key, objects_of, remove_managed_objects, remove_object};
 use crate::services::probe::{self, HEAD_BYTES, Probed};
@@ -21,6 +22,7 @@ use crate::services::{Metadata, ServiceError, detached, field, now};
 use crate::store::TreeLock;
 use crate::store::items as rows;
 use crate::store::usage::{self, Ledger};
+use crate::store::webhooks::{self as webhook_rows, ItemEvent};
 
 /// The form fields of an upload besides the file.
 #[derive(Debug, Clone, Default)]
@@ -213,6 +215,7 @@ impl ItemService {
         for _ in 0..MAX_TITLE_ATTEMPTS {
             if rows::insert_if_title_free(&mut tx, &item).await? {
                 usage::admit(&mut tx, item.folder_id, Usage::item(item.size)).await?;
+                webhook_rows::record_items(&mut tx, &[ItemEvent::of(EventKind::ItemCreated, &item)]).await?;
                 tx.commit().await?;
                 return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
             }
@@ -234,6 +237,7 @@ impl ItemService {
                 ConflictStrategy::New => {
                     insert_under_free_title(&mut tx, &mut item).await?;
                     usage::admit(&mut tx, item.folder_id, Usage::item(item.size)).await?;
+                    webhook_rows::record_items(&mut tx, &[ItemEvent::of(EventKind::ItemCreated, &item)]).await?;
                     tx.commit().await?;
                     return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
                 }
@@ -249,6 +253,8 @@ impl ItemService {
                         let replaced = rows::by_id(&mut tx, old.id)
                             .await?
                             .ok_or_else(|| ServiceError::Internal("the replaced item vanished".into()))?;
+                        webhook_rows::record_items(&mut tx, &[ItemEvent::of(EventKind::ItemUpdated, &replaced)])
+                            .await?;
                         let mut view = [ItemView::new(replaced, role)];
                         Self::mark_starred(&mut tx, caller, &mut view).await?;
                         tx.commit().await?;

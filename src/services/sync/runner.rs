@@ -15,10 +15,11 @@ use crate::blobs::Buckets;
 use crate::blobs::source::Source;
 use crate::domain::folder::{Folder, SyncBinding};
 use crate::domain::job::{Job, JobStatus};
+use crate::domain::webhook::EventKind;
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
 use crate::store::usage::Ledger;
-use crate::store::{Store, StoreError, TreeLock, folders as folder_rows, sync as rows};
+use crate::store::{Store, StoreError, TreeLock, folders as folder_rows, sync as rows, webhooks as webhook_rows};
 
 /// Changes applied per transaction.
 const BATCH: usize = 2000;
@@ -143,7 +144,7 @@ impl SyncRunner {
                 100.0 * count as f64 / live_before as f64
             )));
         }
-        self.write_tombstones(ctx, &mut tally, &tombstones, params.dry_run)
+        self.write_tombstones(ctx, &mut tally, root.id, &tombstones, params.dry_run)
             .await?;
         Ok(tally.json())
     }
@@ -178,6 +179,7 @@ impl SyncRunner {
         &self,
         ctx: &mut JobContext,
         tally: &mut Tally,
+        root: Uuid,
         tombstones: &[(Uuid, String)],
         dry_run: bool,
     ) -> Result<(), JobFailure> {
@@ -189,6 +191,11 @@ impl SyncRunner {
                 let ledger = Ledger::before_items(&mut tx, &ids).await?;
                 rows::tombstone(&mut tx, &ids).await?;
                 ledger.after_items(&mut tx, &ids).await?;
+                if webhook_rows::items_wanted(&mut tx).await? {
+                    let keys: Vec<&str> = chunk.iter().map(|(_, key)| key.as_str()).collect();
+                    let events = rows::item_events(&mut tx, root, &keys, EventKind::ItemTombstoned).await?;
+                    webhook_rows::record_items(&mut tx, &events).await?;
+                }
                 tx.commit().await?;
             }
             tally.tombstoned(ctx, chunk.len());

@@ -12,11 +12,12 @@ use crate::domain::fingerprint::Fingerprint;
 use crate::domain::folder::{Folder, FolderName, FolderPath};
 use crate::domain::item::Item;
 use crate::domain::quota::QuotaExceeded;
+use crate::domain::webhook::EventKind;
 use crate::services::jobs::context::JobFailure;
 use crate::services::now;
 use crate::store::Db;
 use crate::store::usage::Ledger;
-use crate::store::{Store, StoreError, TreeLock, folders as folder_rows, sync as rows};
+use crate::store::{Store, StoreError, TreeLock, folders as folder_rows, sync as rows, webhooks as webhook_rows};
 
 /// One change to apply.
 pub(super) enum Action {
@@ -230,6 +231,17 @@ async fn write(
         }
     }
     rows::upsert_many(&mut tx, root.id, &created).await?;
+    if webhook_rows::items_wanted(&mut tx).await? {
+        let made: Vec<&str> = created.iter().map(|(_, row)| row.key()).collect();
+        let changed: Vec<&str> = batch
+            .iter()
+            .filter(|a| matches!(a, Action::Content { .. }))
+            .map(Action::key)
+            .collect();
+        let mut events = rows::item_events(&mut tx, root.id, &made, EventKind::ItemCreated).await?;
+        events.extend(rows::item_events(&mut tx, root.id, &changed, EventKind::ItemUpdated).await?);
+        webhook_rows::record_items(&mut tx, &events).await?;
+    }
     let after = rows::usage_at(&mut tx, root.id, &keys).await?;
     ledger.charge(&mut tx, &after).await?;
     match ledger.settle(&mut tx).await {

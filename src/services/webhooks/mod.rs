@@ -1,5 +1,5 @@
-//! Webhooks: receivers told of events (a job finished, a sync or import finished) by signed
-//! HTTP POSTs. A folder's managers make webhooks for its subtree, admins also for every
+//! Webhooks: receivers told of events (a job, sync or import finished; an item made, changed,
+//! tombstoned or deleted) by signed HTTP POSTs. A folder's managers make webhooks for its subtree, admins also for every
 //! folder; each change is audited. Deliveries (`deliver.rs`) go out in order, retried with
 //! backoff, from any process with workers.
 
