@@ -113,7 +113,16 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
     let failed = finished(&s, &id(&failing.body)).await;
     assert_eq!(failed["status"], "ERROR", "{failed}");
 
-    let after = scrape(&s, "scrape-me").await;
+    // A job's end is counted just after its record shows it finished: wait for the count.
+    let mut after = scrape(&s, "scrape-me").await;
+    for _ in 0..100 {
+        let finished_jobs = |samples: &Samples| value(samples, "stowage_jobs_finished_total", "kind=NOOP,status=ERROR");
+        if finished_jobs(&after) > finished_jobs(&before) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        after = scrape(&s, "scrape-me").await;
+    }
     let delta = |metric: &str, labels: &str| value(&after, metric, labels) - value(&before, metric, labels);
     assert_eq!(
         delta(

@@ -26,6 +26,7 @@ pub mod trash;
 pub mod turns;
 pub mod usage;
 pub mod users;
+pub mod webhook_deliveries;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -27,7 +27,8 @@ use crate::domain::caller::Role;
 use crate::domain::webhook::{reachable, signature};
 use crate::services::users::standing;
 use crate::services::{Context, ServiceError};
-use crate::store::webhooks::{self as rows, DeliveryRow, DeliveryStatus, EventRow, WebhookRow};
+use crate::store::webhook_deliveries::{self as delivery_rows, DeliveryRow, DeliveryStatus};
+use crate::store::webhooks::{self as rows, EventRow, WebhookRow};
 use crate::store::{Db, Store, folders as folder_rows, from_micros, now_micros};
 
 /// The most events one delivery carries.
@@ -152,7 +153,7 @@ impl Deliverer {
             };
             let pending = {
                 let mut conn = self.store.read().await?;
-                rows::pending_delivery(&mut conn, id).await?
+                delivery_rows::pending_delivery(&mut conn, id).await?
             };
             let delivery = match pending {
                 Some(delivery) => delivery,
@@ -243,7 +244,7 @@ impl Deliverer {
             created_at: now,
             finished_at: None,
         };
-        rows::insert_delivery(&mut tx, &delivery).await?;
+        delivery_rows::insert_delivery(&mut tx, &delivery).await?;
         tx.commit().await?;
         Ok(Some(delivery))
     }
@@ -327,7 +328,7 @@ impl Deliverer {
             DeliveryStatus::Pending
         };
         let mut tx = self.store.write().await?;
-        rows::record_attempt(
+        delivery_rows::record_attempt(
             &mut tx,
             delivery.id,
             number,

@@ -16,7 +16,8 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role};
 use crate::domain::page::{SortKey, page_size};
 use crate::domain::webhook::{EventKind, check_url};
-use crate::store::webhooks::{self as rows, AttemptRow, DeliveryStatus, WebhookRow};
+use crate::store::webhook_deliveries::{self as delivery_rows, AttemptRow, DeliveryRow, DeliveryStatus};
+use crate::store::webhooks::{self as rows, WebhookRow};
 use crate::store::{Db, Store, folders as folder_rows, from_micros, to_micros};
 
 /// The longest description, in bytes.
@@ -289,10 +290,9 @@ impl WebhookService {
             .transpose()?;
         let mut conn = self.store.read().await?;
         managed(&mut conn, caller, id).await?;
-        let found = rows::deliveries(&mut conn, id, before, i64::from(limit) + 1).await?;
-        let token_of = |(d, _): &(rows::DeliveryRow, Vec<AttemptRow>)| {
-            page_token(DELIVERY_ORDER, &SortKey::Int(d.created_at), d.id)
-        };
+        let found = delivery_rows::deliveries(&mut conn, id, before, i64::from(limit) + 1).await?;
+        let token_of =
+            |(d, _): &(DeliveryRow, Vec<AttemptRow>)| page_token(DELIVERY_ORDER, &SortKey::Int(d.created_at), d.id);
         Ok(Page::of(found, limit, token_of, |(d, attempt_log)| DeliveryView {
             id: d.id,
             status: d.status,
