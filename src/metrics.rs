@@ -105,6 +105,14 @@ fn describe() {
         "Database statements that failed, by kind (conflict: a uniqueness rule, usually a race the caller resolves; unavailable: no connection, or SQLite busy; error)."
     );
     describe_counter!(
+        "stowage_webhook_attempts_total",
+        "Webhook delivery attempts, by outcome (delivered; retrying: failed, tried again later; failed: failed, the delivery given up)."
+    );
+    describe_histogram!(
+        "stowage_webhook_attempt_duration_seconds",
+        "Time a webhook delivery attempt took, to the receiver's answer or the error."
+    );
+    describe_counter!(
         "stowage_bucket_operations_total",
         "Bucket operations, by backend (file, s3, gs, az), operation (list, head, read, write, delete) and outcome (ok, not_found, error)."
     );
@@ -255,6 +263,12 @@ pub fn bucket_operation(backend: &str, operation: &'static str, outcome: &'stati
     };
     count.increment(1);
     duration.record(took);
+}
+
+/// A webhook delivery attempt ended: `outcome` is `delivered`, `retrying` or `failed`.
+pub fn webhook_attempt(outcome: &'static str, took: Duration) {
+    counter!("stowage_webhook_attempts_total", "outcome" => outcome).increment(1);
+    histogram!("stowage_webhook_attempt_duration_seconds").record(took);
 }
 
 /// A change refused by a quota of `holder` (`folder` or `user`).

@@ -217,6 +217,18 @@ async fn deliveries_are_signed_in_order_and_retried_until_delivered(backend: Bac
     let items = deliveries.body["items"].as_array().expect("items");
     let first = items.last().expect("the first delivery");
     assert_eq!(first["status"], "DELIVERED", "{first}");
+    let metrics = s
+        .request(reqwest::Method::GET, "/metrics", Some(&s.admin_key))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("stowage_webhook_attempts_total{outcome=\"retrying\"}"),
+        "failed attempts are counted"
+    );
     let codes: Vec<&Value> = first["attempt_log"]
         .as_array()
         .expect("log")

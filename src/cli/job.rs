@@ -342,6 +342,9 @@ pub async fn run(client: &Client, command: JobCommand, raw_json: bool) -> Result
                     .await?;
                 return follow(client, &job, wait, raw_json).await;
             }
+            None if wait => {
+                return Err(ClientError::Usage("--wait goes with a job id, not a filter".into()));
+            }
             None => bulk(client, "retry", target.filter, target.dry_run, raw_json).await?,
         },
         JobCommand::Delete { filter, dry_run } => bulk(client, "delete", filter, dry_run, raw_json).await?,

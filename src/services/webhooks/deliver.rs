@@ -327,6 +327,15 @@ impl Deliverer {
         } else {
             DeliveryStatus::Pending
         };
+        let outcome = match status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Pending => "retrying",
+            DeliveryStatus::Failed => "failed",
+        };
+        crate::metrics::webhook_attempt(outcome, attempt.took);
+        if let Some(error) = &attempt.error {
+            tracing::warn!(webhook = %hook.id, delivery = %delivery.id, attempt = number, outcome, %error, "a webhook delivery attempt failed");
+        }
         let mut tx = self.store.write().await?;
         delivery_rows::record_attempt(
             &mut tx,
