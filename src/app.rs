@@ -92,6 +92,23 @@ impl Roles {
     };
 }
 
+/// Connections the kernel queues for a listener before it accepts them: room for a thousand
+/// clients that connect at once (long polls woken together reconnect together) without the
+/// kernel taking them for a SYN flood and dropping some.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a TCP listener on `addr` with [`LISTEN_BACKLOG`].
+fn listen_on(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Opens the store named by the settings and applies its migrations.
 pub async fn open_store(settings: &Settings) -> Result<Store, AppError> {
     let store = Store::connect(&settings.database).await?;
@@ -269,9 +286,8 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
         .map(Arc::from);
     let mut metrics_addr = None;
     if let Some(listen) = settings.metrics.listen {
-        let listener = TcpListener::bind(listen)
-            .await
-            .map_err(AppError::io(format!("cannot listen on {listen} (metrics.listen)")))?;
+        let listener =
+            listen_on(listen).map_err(AppError::io(format!("cannot listen on {listen} (metrics.listen)")))?;
         let bound = listener
             .local_addr()
             .map_err(AppError::io("cannot read the metrics listening address"))?;
@@ -291,8 +307,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     }
     let mut http_task = None;
     if roles.http {
-        let listener = TcpListener::bind(settings.server.listen)
-            .await
+        let listener = listen_on(settings.server.listen)
             .map_err(AppError::io(format!("cannot listen on {}", settings.server.listen)))?;
         let bound = listener
             .local_addr()
