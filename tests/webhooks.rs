@@ -369,9 +369,32 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
     let upload = s.upload(&plain, "note.txt", b"hello".to_vec(), &[]).await;
     let item = upload.body["id"].as_str().expect("id").to_owned();
     assert_eq!(s.delete(&format!("/v1/items/{item}")).await.status, StatusCode::OK);
+    // A reference, a rename and a move.
+    let referenced = s
+        .post(
+            &format!("/v1/folders/{plain}/references"),
+            json!({"url": fixture.object_url("f/0001.txt")}),
+        )
+        .await;
+    assert_eq!(referenced.status, StatusCode::CREATED, "{:?}", referenced.body);
+    let renamed = s
+        .patch(
+            &format!("/v1/items/{}", referenced.body["id"].as_str().expect("id")),
+            json!({"title": "one.txt"}),
+        )
+        .await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    let elsewhere = s.folder("/elsewhere").await;
+    let moved = s
+        .post(
+            &format!("/v1/folders/{plain}/items/move"),
+            json!({"item_ids": [referenced.body["id"]], "target_folder_id": elsewhere}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
     let rest = || {
         let events = accepted_events(&receiver);
-        async move { events.len() >= 1203 }
+        async move { events.len() >= 1206 }
     };
     assert!(eventually_async(rest).await);
     let tail: Vec<(String, String)> = accepted_events(&receiver)[1200..]
@@ -389,7 +412,15 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
             ("item.tombstoned".to_owned(), "0007.txt".to_owned()),
             ("item.created".to_owned(), "note.txt".to_owned()),
             ("item.deleted".to_owned(), "note.txt".to_owned()),
+            ("item.created".to_owned(), "0001.txt".to_owned()),
+            ("item.updated".to_owned(), "one.txt".to_owned()),
+            ("item.updated".to_owned(), "one.txt".to_owned()),
         ]
+    );
+    assert_eq!(
+        accepted_events(&receiver)[1205]["folder_path"],
+        "/elsewhere",
+        "a move is told where to"
     );
     assert_eq!(accepted_events(&receiver)[1202]["data"]["permanent"], false);
 }

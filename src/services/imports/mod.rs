@@ -27,9 +27,11 @@ use crate::domain::job::{Job, JobKind};
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::domain::quota::Usage;
+use crate::domain::webhook::EventKind;
 use crate::store::imports::{self as rows, UnitRow, UnitState};
 use crate::store::jobs as job_rows;
 use crate::store::usage;
+use crate::store::webhooks::{self as webhook_rows, ItemEvent};
 use crate::store::{Store, TreeLock};
 
 /// Units recorded per transaction while a spec is stored (so a huge spec never holds the
@@ -430,6 +432,7 @@ impl ImportService {
             )));
         }
         usage::admit(&mut tx, folder_id, Usage::item(item.size)).await?;
+        webhook_rows::record_items(&mut tx, &[ItemEvent::of(EventKind::ItemCreated, &item)]).await?;
         let role = require_role(caller, &folder, Role::Editor)?;
         tx.commit().await?;
         Ok(ItemView::new(item, role))

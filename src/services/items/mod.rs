@@ -231,6 +231,7 @@ impl ItemService {
             // It expired, was deleted or moved away while this change waited for it.
             return Err(ServiceError::NotFound(format!("item {id} not found")));
         }
+        webhook_rows::record_items(&mut tx, &[ItemEvent::of(EventKind::ItemUpdated, &item)]).await?;
         tx.commit().await?;
         let mut view = [ItemView::new(item, role)];
         let mut conn = self.store.read().await?;
@@ -353,6 +354,14 @@ impl ItemService {
                     target.path
                 )))?;
             ledger.after_items(&mut tx, &ids).await?;
+            let events: Vec<ItemEvent> = items
+                .iter()
+                .map(|item| ItemEvent {
+                    folder_id: target.id,
+                    ..ItemEvent::of(EventKind::ItemUpdated, item)
+                })
+                .collect();
+            webhook_rows::record_items(&mut tx, &events).await?;
             tx.commit().await?;
             Ok(Moved { moved })
         })
