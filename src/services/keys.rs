@@ -134,11 +134,11 @@ fn hash_key(key: &str) -> String {
     blake3::hash(key.as_bytes()).to_hex().to_string()
 }
 
-/// A fresh key: [`KEY_PREFIX`] and 32 random bytes, base64url.
-fn new_secret() -> String {
+/// A fresh secret: `prefix` and 32 random bytes, base64url (API keys, webhook signing keys).
+pub fn random_secret(prefix: &str) -> String {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret))
+    format!("{prefix}{}", URL_SAFE_NO_PAD.encode(secret))
 }
 
 /// What a new key will be: for whom, labelled how, with what scope, until when.
@@ -399,7 +399,7 @@ fn within_creator(caller: &Caller, asked: Option<OffsetDateTime>) -> Result<Opti
 /// Stores a new key for `spec` inside `tx`, on behalf of `actor` (recorded in the audit log);
 /// answers it with its secret.
 async fn insert_key(tx: &mut crate::store::Tx, actor: &Caller, spec: &KeySpec) -> Result<CreatedKey, ServiceError> {
-    let secret = new_secret();
+    let secret = random_secret(KEY_PREFIX);
     let prefix: String = secret[KEY_PREFIX.len()..].chars().take(SHOWN_CHARS).collect();
     let record = NewKey {
         id: Uuid::now_v7(),
@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn secrets_are_fresh_and_recognizable() {
-        let (a, b) = (new_secret(), new_secret());
+        let (a, b) = (random_secret(KEY_PREFIX), random_secret(KEY_PREFIX));
         assert_ne!(a, b);
         assert!(a.starts_with(KEY_PREFIX));
         assert_eq!(a.len(), KEY_PREFIX.len() + 43, "32 bytes in unpadded base64url");

@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::rows::{corrupt, display_path, parse_id};
 use super::sql::Sql;
 use super::{Db, StoreError, now_micros};
-use crate::domain::job::Job;
 use crate::domain::webhook::EventKind;
 
 /// A receiver of events.
@@ -116,18 +115,9 @@ pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<(WebhookRow, Stri
     row.map(|r| Ok((WebhookRow::try_from(r.hook)?, r.secret))).transpose()
 }
 
-/// Every webhook, or (with `scopes`) those scoped to one of these folders; oldest first.
-pub async fn list(db: &mut dyn Db, scopes: Option<&[Uuid]>) -> Result<Vec<WebhookRow>, StoreError> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhook"));
-    if let Some(scopes) = scopes {
-        if scopes.is_empty() {
-            return Ok(Vec::new());
-        }
-        sql.push(" WHERE folder_id IN (")
-            .bind_list(scopes.iter().map(Uuid::to_string))
-            .push(")");
-    }
-    sql.push(" ORDER BY created_at, id");
+/// Every webhook, oldest first.
+pub async fn list(db: &mut dyn Db) -> Result<Vec<WebhookRow>, StoreError> {
+    let sql = Sql::new(&format!("SELECT {COLUMNS} FROM webhook ORDER BY created_at, id"));
     let rows: Vec<RawWebhook> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter().map(WebhookRow::try_from).collect()
 }
@@ -163,10 +153,27 @@ pub async fn delete(db: &mut dyn Db, id: Uuid) -> Result<bool, StoreError> {
     Ok(hook.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
-/// Records the events of `job`, which just finished, while any webhook is enabled (else
-/// nothing: no receiver could want them): `job.finished`, and `sync.finished` or
-/// `import.finished` for those kinds.
-pub async fn job_finished(db: &mut dyn Db, job: &Job) -> Result<(), StoreError> {
+/// Whether any webhook is enabled: else no event is recorded (no receiver could want it).
+async fn any_enabled(db: &mut dyn Db, items_only: bool) -> Result<bool, StoreError> {
+    let sql = Sql::new(if items_only {
+        "SELECT COUNT(*) FROM (SELECT 1 FROM webhook WHERE enabled = 1 AND events LIKE '%\"item.%' LIMIT 1) AS w"
+    } else {
+        "SELECT COUNT(*) FROM (SELECT 1 FROM webhook WHERE enabled = 1 LIMIT 1) AS w"
+    });
+    let (found,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
+    Ok(found > 0)
+}
+
+/// Records the events of job `id`, which just finished, while any webhook is enabled (only
+/// then is the job read): `job.finished`, and `sync.finished` or `import.finished` for those
+/// kinds.
+pub async fn job_finished(db: &mut dyn Db, id: Uuid) -> Result<(), StoreError> {
+    if !any_enabled(db, false).await? {
+        return Ok(());
+    }
+    let Some(job) = super::jobs::by_id(db, id).await? else {
+        return Ok(());
+    };
     let data = serde_json::json!({
         "job_id": job.id,
         "kind": job.kind.as_str(),
@@ -191,8 +198,7 @@ pub async fn job_finished(db: &mut dyn Db, job: &Job) -> Result<(), StoreError> 
     Ok(())
 }
 
-/// Records one event about folder `folder_id` (its path now goes with it), while any webhook
-/// is enabled.
+/// Records one event about folder `folder_id` (its path now goes with it).
 async fn record(
     db: &mut dyn Db,
     kind: EventKind,
@@ -207,8 +213,7 @@ async fn record(
         .bind(folder_id.map(|f| f.to_string()))
         .push("), ");
     sql.bind(data.to_string()).push(", ");
-    sql.bind(now_micros())
-        .push(" WHERE EXISTS (SELECT 1 FROM webhook WHERE enabled = 1)");
+    sql.bind(now_micros());
     sql.build().execute(db.conn()).await?;
     Ok(())
 }
@@ -247,17 +252,20 @@ const ITEM_EVENTS_PER_INSERT: usize = 100;
 /// Whether an enabled webhook wants item events: only then are they recorded (a sync of a
 /// million objects writes no event nobody asked for).
 pub async fn items_wanted(db: &mut dyn Db) -> Result<bool, StoreError> {
-    let sql = Sql::new("SELECT COUNT(*) FROM webhook WHERE enabled = 1 AND events LIKE '%\"item.%'");
-    let (n,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
-    Ok(n > 0)
+    any_enabled(db, true).await
 }
 
-/// Records `events` (each with its folder's path now) while an enabled webhook wants item
-/// events, a few statements for a batch.
+/// Records `events` while an enabled webhook wants item events.
 pub async fn record_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), StoreError> {
     if events.is_empty() || !items_wanted(db).await? {
         return Ok(());
     }
+    insert_items(db, events).await
+}
+
+/// Records `events` (each with its folder's path now), a few statements for a batch; for
+/// callers that asked [`items_wanted`] already.
+pub async fn insert_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), StoreError> {
     let now = now_micros();
     for chunk in events.chunks(ITEM_EVENTS_PER_INSERT) {
         let mut sql =

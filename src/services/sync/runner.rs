@@ -194,7 +194,7 @@ impl SyncRunner {
                 if webhook_rows::items_wanted(&mut tx).await? {
                     let keys: Vec<&str> = chunk.iter().map(|(_, key)| key.as_str()).collect();
                     let events = rows::item_events(&mut tx, root, &keys, EventKind::ItemTombstoned).await?;
-                    webhook_rows::record_items(&mut tx, &events).await?;
+                    webhook_rows::insert_items(&mut tx, &events).await?;
                 }
                 tx.commit().await?;
             }

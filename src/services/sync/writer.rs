@@ -240,7 +240,7 @@ async fn write(
             .collect();
         let mut events = rows::item_events(&mut tx, root.id, &made, EventKind::ItemCreated).await?;
         events.extend(rows::item_events(&mut tx, root.id, &changed, EventKind::ItemUpdated).await?);
-        webhook_rows::record_items(&mut tx, &events).await?;
+        webhook_rows::insert_items(&mut tx, &events).await?;
     }
     let after = rows::usage_at(&mut tx, root.id, &keys).await?;
     ledger.charge(&mut tx, &after).await?;

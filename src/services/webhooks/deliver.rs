@@ -38,6 +38,8 @@ const SCAN: i64 = 5000;
 /// How long a process holds a webhook it delivers to, from its last attempt's start (renewed
 /// before each attempt; a process that died lets go of it after this).
 const LEASE: Duration = Duration::from_secs(60);
+/// How often the events every webhook is past are removed (a write, so not every round).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// The most of an error kept in an attempt's record.
 const MAX_ERROR_BYTES: usize = 500;
 
@@ -74,6 +76,8 @@ pub struct Deliverer {
     store: Store,
     client: reqwest::Client,
     settings: WebhookSettings,
+    /// When events every webhook is past were last removed.
+    pruned: Option<Instant>,
 }
 
 /// How one attempt went.
@@ -105,11 +109,12 @@ impl Deliverer {
             store,
             client,
             settings,
+            pruned: None,
         })
     }
 
     /// Delivers what is due to every webhook this process can take now.
-    async fn deliver_all(&self) -> Result<(), ServiceError> {
+    async fn deliver_all(&mut self) -> Result<(), ServiceError> {
         let now = now_micros();
         let due = {
             let mut conn = self.store.read().await?;
@@ -134,9 +139,12 @@ impl Deliverer {
                 tracing::warn!(webhook = %id, error = %crate::telemetry::ErrorChain(&error), "webhook delivery failed");
             }
         }
-        let mut tx = self.store.write().await?;
-        rows::prune_events(&mut tx).await?;
-        tx.commit().await?;
+        if self.pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            let mut tx = self.store.write().await?;
+            rows::prune_events(&mut tx).await?;
+            tx.commit().await?;
+            self.pruned = Some(Instant::now());
+        }
         Ok(())
     }
 

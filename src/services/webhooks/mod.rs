@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::access::{folder_for, folder_roles, require, require_admin};
+use super::keys::random_secret;
 use super::{Page, ServiceError, audit, decode_number_position, field, now, page_token};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role};
@@ -161,13 +162,6 @@ fn checked_description(description: Option<String>) -> Result<Option<String>, Se
     }
 }
 
-/// A new signing secret: 32 random bytes, hex.
-fn new_secret() -> String {
-    let bytes: [u8; 32] = rand::random();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("whsec_{hex}")
-}
-
 impl WebhookService {
     /// The service over `store`; `allow_private` lets receivers live on private networks.
     pub fn new(store: Store, allow_private: bool) -> Self {
@@ -202,7 +196,7 @@ impl WebhookService {
             event_cursor: 0,
             failed_in_a_row: 0,
         };
-        let secret = new_secret();
+        let secret = random_secret("whsec_");
         rows::insert(&mut tx, &row, &secret).await?;
         let event = audited(caller, AuditAction::WebhookCreate, &row);
         audit::record(&mut tx, &event).await?;
@@ -216,7 +210,7 @@ impl WebhookService {
     /// The webhooks the caller manages (admins: all), oldest first.
     pub async fn list(&self, caller: &Caller) -> Result<Vec<WebhookView>, ServiceError> {
         let mut conn = self.store.read().await?;
-        let all = rows::list(&mut conn, None).await?;
+        let all = rows::list(&mut conn).await?;
         if caller.is_admin {
             return Ok(all.into_iter().map(Into::into).collect());
         }
