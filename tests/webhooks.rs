@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use common::buckets::Fixture;
-use common::{Backend, TestServer, eventually_async, poll_job};
+use common::{Backend, TestServer, eventually_async, poll_job, stop_running};
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -22,6 +22,7 @@ on_both_backends!(
     deliveries_are_signed_in_order_and_retried_until_delivered,
     a_delivery_pending_at_a_restart_goes_on_after_it,
     item_events_come_in_batches_of_at_most_a_thousand,
+    an_api_process_records_and_a_worker_process_delivers,
     a_receiver_that_keeps_failing_is_disabled_and_says_why,
     receivers_must_be_public_and_webhooks_belong_to_managers,
 );
@@ -423,6 +424,63 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
         "a move is told where to"
     );
     assert_eq!(accepted_events(&receiver)[1202]["data"]["permanent"], false);
+}
+
+async fn an_api_process_records_and_a_worker_process_delivers(backend: Backend) {
+    let s = server!(backend, settings_for_tests);
+    // The API alone, no workers, on the same database: what it records, `s`'s workers deliver.
+    let api = s
+        .second_process(stowage::app::Roles {
+            http: true,
+            workers: false,
+        })
+        .await;
+    let api_base = format!("http://{}", api.addr.expect("serves HTTP"));
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let client = reqwest::Client::new();
+    let made: Value = client
+        .post(format!("{api_base}/v1/webhooks"))
+        .bearer_auth(&s.admin_key)
+        .json(&json!({"url": url, "events": ["item.created"]}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    assert!(made["secret"].is_string(), "{made}");
+    let folder: Value = client
+        .post(format!("{api_base}/v1/folders"))
+        .bearer_auth(&s.admin_key)
+        .json(&json!({"path": "/split"}))
+        .send()
+        .await
+        .expect("folder")
+        .json()
+        .await
+        .expect("json");
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"via the api".to_vec()).file_name("api.txt"),
+    );
+    let uploaded = client
+        .post(format!(
+            "{api_base}/v1/folders/{}/items",
+            folder["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&s.admin_key)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(uploaded.status(), StatusCode::CREATED);
+    let delivered = || {
+        let events = accepted_events(&receiver);
+        async move { events.iter().any(|e| e["data"]["title"] == "api.txt") }
+    };
+    assert!(eventually_async(delivered).await, "{:?}", receiver.got());
+    stop_running(api).await;
 }
 
 async fn a_receiver_that_keeps_failing_is_disabled_and_says_why(backend: Backend) {
