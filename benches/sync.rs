@@ -7,7 +7,10 @@
 //! 2. a no-change re-sync of that tree, beside `rclone lsjson -R` listing it; target: no slower
 //!    than rclone;
 //! 3. the server's peak RSS (VmHWM) over the initial sync of 1,000,000 empty files; target:
-//!    under 256 MiB.
+//!    under 256 MiB;
+//! 4. that initial sync again with a webhook told of every item made (`item.created`, to a
+//!    receiver in the bench on 127.0.0.1): what recording the events costs the sync, and how
+//!    long after it the receiver has them all.
 //!
 //! 1 and 2 run in rounds (`STOWAGE_BENCH_SYNC_ROUNDS`, default 3): b3sum, then an initial sync
 //! on a fresh server, three re-syncs, three rclone listings; the table compares the best of
@@ -29,6 +32,8 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use rand::rngs::SmallRng;
@@ -167,6 +172,27 @@ async fn main() {
         mib(server.status_kib("VmHWM"))
     );
     server.stop();
+
+    // 4. The same initial sync with a webhook told of every item made.
+    let receiver = EventCounter::start().await;
+    let server = Server::start(
+        &binary,
+        &data,
+        &format!("{}{WEBHOOKS_FOR_LOOPBACK}", bucket_config(&empty)),
+    );
+    let folder = server.synced_folder("/bench").await;
+    let hook = serde_json::json!({"url": receiver.url, "events": ["item.created"]});
+    server.call(reqwest::Method::POST, "/v1/webhooks", Some(hook)).await;
+    let (hooked_sync, disk) = timed_async(server.sync(&folder)).await;
+    hooked_sync.print("initial sync of empty files, a webhook told of each item", 0, disk);
+    let drained = receiver.wait_for(empty_files as u64).await;
+    println!(
+        "the receiver had all {} events {:.2} s after the sync ended, in {} deliveries",
+        group(empty_files as u64),
+        drained,
+        receiver.deliveries()
+    );
+    server.stop();
     println!("load after: {}", load_average());
 
     let verdict = |ok: bool| if ok { "pass" } else { "MISSED" };
@@ -187,6 +213,15 @@ async fn main() {
         spread(&rclone),
         best(&resync) / best(&rclone),
         verdict(best(&resync) <= RESYNC_VS_RCLONE * best(&rclone))
+    );
+    println!(
+        "| initial sync of {} empty files, a webhook on `item.created` | {:.2} s (job {:.2} s) | without {:.2} s (job {:.2} s) | {:.2}× | | |",
+        group(empty_files as u64),
+        hooked_sync.wall,
+        hooked_sync.job,
+        empty_sync.wall,
+        empty_sync.job,
+        hooked_sync.wall / empty_sync.wall
     );
     println!(
         "| peak RSS, initial sync of {} empty files ({:.1} s) | {:.1} MiB (from {:.1} MiB) | | | < {PEAK_RSS_LIMIT_MIB} MiB | {} |",
@@ -406,6 +441,63 @@ impl Synced {
             "{what}: {:.2} s{rate} submitted to DONE, job ran {:.2} s, {disk} MiB read from disk; {}",
             self.wall, self.job, self.result
         );
+    }
+}
+
+/// Lets webhooks reach the bench's own receiver on 127.0.0.1, polled as often as the default.
+const WEBHOOKS_FOR_LOOPBACK: &str = "\n[webhooks]\nallow_private_networks = true\n";
+
+/// A webhook receiver on 127.0.0.1 that answers 200 and counts deliveries and events.
+struct EventCounter {
+    url: String,
+    events: Arc<AtomicU64>,
+    deliveries: Arc<AtomicU64>,
+}
+
+impl EventCounter {
+    async fn start() -> Self {
+        let (events, deliveries) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let counts = (events.clone(), deliveries.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |body: String| {
+                let (events, deliveries) = counts.clone();
+                async move {
+                    let told: Value = serde_json::from_str(&body).unwrap_or_default();
+                    let n = told["events"].as_array().map_or(0, Vec::len) as u64;
+                    events.fetch_add(n, Ordering::Relaxed);
+                    deliveries.fetch_add(1, Ordering::Relaxed);
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the receiver");
+        let addr = listener.local_addr().expect("the receiver's address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            url: format!("http://{addr}/hook"),
+            events,
+            deliveries,
+        }
+    }
+
+    /// Waits until `count` events arrived; answers how long that took.
+    async fn wait_for(&self, count: u64) -> f64 {
+        let started = Instant::now();
+        while self.events.load(Ordering::Relaxed) < count {
+            assert!(
+                started.elapsed().as_secs() < 600,
+                "only {} of {count} events arrived",
+                self.events.load(Ordering::Relaxed)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        started.elapsed().as_secs_f64()
+    }
+
+    fn deliveries(&self) -> u64 {
+        self.deliveries.load(Ordering::Relaxed)
     }
 }
 

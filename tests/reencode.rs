@@ -2,8 +2,8 @@
 //! sources: odd videos are transcoded to H.264 + AAC with faststart, an H.264 MP4 is remuxed by
 //! stream copy, the source object stays as it was, downloads serve the rendition (the source with
 //! `?original=true`), only writable videos are accepted, a corrupt video is a unit error with
-//! ffmpeg's message, ffmpeg processes are bounded, cancel kills ffmpeg and leaves no work files,
-//! and a server without ffmpeg fails the job at once.
+//! ffmpeg's message (a retry runs only that video again), ffmpeg processes are bounded, cancel
+//! kills ffmpeg and leaves no work files, and a server without ffmpeg fails the job at once.
 
 mod common;
 
@@ -36,6 +36,20 @@ async fn finish(base: &str, key: &str, id: &str) -> Value {
         matches!(j["status"].as_str(), Some("DONE" | "ERROR" | "CANCELLED"))
     })
     .await
+}
+
+/// Retries finished job `job`; answers the retry once it finished.
+async fn retry(s: &TestServer, job: &Value) -> Value {
+    let retry = s.post(&format!("/v1/jobs/{}/retry", id(job)), json!({})).await;
+    assert_eq!(retry.status, StatusCode::ACCEPTED, "{:?}", retry.body);
+    assert_eq!(retry.body["retry_of"], job["id"]);
+    finish(&s.base, &s.admin_key, &id(&retry.body)).await
+}
+
+/// A finished job's units done and failed.
+fn done_and_failed(job: &Value) -> (i64, i64) {
+    let count = |what: &str| job["progress"][what].as_i64().unwrap_or(-1);
+    (count("units_done"), count("units_error"))
 }
 
 /// The pids of the ffmpeg processes whose arguments name something under `dir`.
@@ -303,8 +317,34 @@ async fn a_corrupt_video_is_a_unit_error_with_ffmpegs_message(backend: Backend) 
     assert_eq!(item["original"], Value::Null, "nothing was recorded");
     assert!(!work_dir(&s, &job).exists());
 
+    // A retry runs again only the video that failed; once it is fixed, a retry of that works.
+    let retried = retry(&s, &job).await;
+    assert_eq!(retried["status"], "ERROR", "{retried}");
+    assert_eq!(
+        done_and_failed(&retried),
+        (0, 1),
+        "the good video, done before, is not re-encoded again: {retried}"
+    );
+    assert_eq!(retried["errors"][0]["object"], id(&bad).as_str());
+    let fixed = s
+        .upload(
+            &f,
+            "bad.mp4",
+            media::avi_mpeg4(dir.path()),
+            &[("conflict_strategy", "replace")],
+        )
+        .await;
+    assert!(fixed.status.is_success(), "{:?}", fixed.body);
+    assert_eq!(fixed.body["id"], bad["id"], "replaced in place");
+    let again = retry(&s, &retried).await;
+    assert_eq!(again["status"], "DONE", "{again}");
+    assert_eq!(done_and_failed(&again), (1, 0), "{again}");
+    let item = s.get(&format!("/v1/items/{}", id(&bad))).await.body;
+    assert_eq!(item["media"]["codec"], "h264", "now re-encoded: {item}");
+
     // When every video fails, the job did nothing: ERROR, not DONE.
-    let alone = reencode(&s, json!({"item_ids": [id(&bad)]})).await;
+    let worse = s.upload_ok(&f, "worse.mp4", media::corrupt_mp4(dir.path())).await;
+    let alone = reencode(&s, json!({"item_ids": [id(&worse)]})).await;
     assert_eq!(alone["status"], "ERROR", "{alone}");
     assert!(
         alone["message"]

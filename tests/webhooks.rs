@@ -22,6 +22,9 @@ on_both_backends!(
     deliveries_are_signed_in_order_and_retried_until_delivered,
     a_delivery_pending_at_a_restart_goes_on_after_it,
     item_events_come_in_batches_of_at_most_a_thousand,
+    folder_changes_restores_expiry_and_purges_tell_of_their_items,
+    a_rendition_is_told_as_an_update,
+    a_receiver_that_was_down_gets_the_delivery_once_it_is_up,
     an_api_process_records_and_a_worker_process_delivers,
     a_receiver_that_keeps_failing_is_disabled_and_says_why,
     receivers_must_be_public_and_webhooks_belong_to_managers,
@@ -71,7 +74,12 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap, body: String) ->
 impl Receiver {
     /// Starts it; answers its URL.
     async fn start(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        self.start_on(0).await
+    }
+
+    /// Starts it on `port` (any free one when 0); answers its URL.
+    async fn start_on(&self, port: u16) -> String {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
@@ -426,6 +434,231 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
     assert_eq!(accepted_events(&receiver)[1202]["data"]["permanent"], false);
 }
 
+/// What a test compares of an item event: type, title, folder path, cause, permanent.
+type Told = (String, String, String, String, String);
+
+/// Waits for the receiver to have accepted `count` events after the `seen` it had; answers
+/// them (sorted: a folder's items come in no set order) and moves `seen` past them.
+async fn next_events(receiver: &Receiver, seen: &mut usize, count: usize) -> Vec<Told> {
+    let want = *seen + count;
+    let arrived = || {
+        let events = accepted_events(receiver);
+        async move { events.len() >= want }
+    };
+    assert!(
+        eventually_async(arrived).await,
+        "{:?}",
+        &accepted_events(receiver)[*seen..]
+    );
+    let events = accepted_events(receiver);
+    assert_eq!(events.len(), want, "no more than expected: {:?}", &events[*seen..]);
+    let text = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+    let mut told: Vec<Told> = events[*seen..]
+        .iter()
+        .map(|e| {
+            (
+                text(&e["type"]),
+                text(&e["data"]["title"]),
+                text(&e["folder_path"]),
+                text(&e["data"]["cause"]),
+                text(&e["data"]["permanent"]),
+            )
+        })
+        .collect();
+    told.sort();
+    *seen = want;
+    told
+}
+
+fn told(kind: &str, title: &str, path: &str, cause: &str, permanent: &str) -> Told {
+    (kind.into(), title.into(), path.into(), cause.into(), permanent.into())
+}
+
+async fn folder_changes_restores_expiry_and_purges_tell_of_their_items(backend: Backend) {
+    let s = server!(backend, |settings| {
+        settings_for_tests(settings);
+        settings.expiry.schedule = String::new();
+        settings.expiry.action = stowage::config::ExpiryAction::Trash;
+        settings.trash.retention_seconds = 4;
+    });
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    webhook(&s, &url, &["item.created", "item.updated", "item.deleted"]).await;
+    let mut seen = 0;
+    let a = s.folder("/a").await;
+    let b = s.folder("/a/b").await;
+    let x = s.upload_ok(&a, "x.txt", b"x".to_vec()).await["id"].clone();
+    s.upload_ok(&b, "y.txt", b"y".to_vec()).await;
+    let z = s.upload_ok(&a, "z.txt", b"z".to_vec()).await["id"].clone();
+    assert_eq!(
+        s.delete(&format!("/v1/items/{}", z.as_str().expect("id"))).await.status,
+        StatusCode::OK
+    );
+    next_events(&receiver, &mut seen, 4).await;
+
+    // A rename and a move tell of every item below (not of one in the trash).
+    assert_eq!(
+        s.patch(&format!("/v1/folders/{a}"), json!({"name": "r"})).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        next_events(&receiver, &mut seen, 2).await,
+        [
+            told("item.updated", "x.txt", "/r", "folder", "null"),
+            told("item.updated", "y.txt", "/r/b", "folder", "null"),
+        ]
+    );
+    let other = s.folder("/other").await;
+    let moved = s
+        .post(&format!("/v1/folders/{b}/move"), json!({"parent_id": other}))
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(
+        next_events(&receiver, &mut seen, 1).await,
+        [told("item.updated", "y.txt", "/other/b", "folder", "null")]
+    );
+
+    // Into the trash with the folder, back with it, and one restored on its own.
+    assert_eq!(
+        s.delete(&format!("/v1/folders/{a}?recursive=true")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        next_events(&receiver, &mut seen, 1).await,
+        [told("item.deleted", "x.txt", "/r", "folder", "false")]
+    );
+    let restored = s.post(&format!("/v1/folders/{a}/restore"), json!({})).await;
+    assert_eq!(restored.status, StatusCode::OK, "{:?}", restored.body);
+    let restored = s
+        .post(&format!("/v1/items/{}/restore", z.as_str().expect("id")), json!({}))
+        .await;
+    assert_eq!(restored.status, StatusCode::OK, "{:?}", restored.body);
+    assert_eq!(
+        next_events(&receiver, &mut seen, 2).await,
+        [
+            told("item.created", "x.txt", "/r", "restore", "null"),
+            told("item.created", "z.txt", "/r", "restore", "null"),
+        ]
+    );
+
+    // A folder deleted for good.
+    let gone = s
+        .delete(&format!("/v1/folders/{b}?recursive=true&permanent=true"))
+        .await;
+    assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
+    assert_eq!(
+        next_events(&receiver, &mut seen, 1).await,
+        [told("item.deleted", "y.txt", "/other/b", "folder", "true")]
+    );
+
+    // TTL expiry (into the trash, as configured), then the trash's retention running out.
+    let x_path = format!("/v1/items/{}", x.as_str().expect("id"));
+    let expiring = s.patch(&x_path, json!({"expires_at": common::in_seconds(1)})).await;
+    assert_eq!(expiring.status, StatusCode::OK, "{:?}", expiring.body);
+    next_events(&receiver, &mut seen, 1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sweep(&s).await;
+    assert_eq!(
+        next_events(&receiver, &mut seen, 1).await,
+        [told("item.deleted", "x.txt", "/r", "expiry", "false")]
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    sweep(&s).await;
+    assert_eq!(
+        next_events(&receiver, &mut seen, 1).await,
+        [told("item.deleted", "x.txt", "/r", "trash_purge", "true")]
+    );
+}
+
+async fn a_rendition_is_told_as_an_update(backend: Backend) {
+    if !common::media::have_ffmpeg() {
+        return;
+    }
+    let s = server!(backend, settings_for_tests);
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    webhook(&s, &url, &["item.updated"]).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = s.folder("/videos").await;
+    let video = s.upload_ok(&f, "clip.avi", common::media::avi_mpeg4(dir.path())).await;
+    let job = s.post("/v1/reencode", json!({"item_ids": [video["id"]]})).await;
+    assert_eq!(job.status, StatusCode::ACCEPTED, "{:?}", job.body);
+    assert_eq!(
+        finished(&s, job.body["id"].as_str().expect("id")).await["status"],
+        "DONE"
+    );
+    let mut seen = 0;
+    assert_eq!(
+        next_events(&receiver, &mut seen, 1).await,
+        [told("item.updated", "clip.avi", "/videos", "rendition", "null")]
+    );
+}
+
+async fn a_receiver_that_was_down_gets_the_delivery_once_it_is_up(backend: Backend) {
+    let s = server!(backend, settings_for_tests);
+    let port = {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        taken.local_addr().expect("addr").port()
+    };
+    let (hook, job) = told_of_a_finished_job(&s, &format!("http://127.0.0.1:{port}/hook")).await;
+    let refused_twice = || {
+        let s = &s;
+        let hook = hook.clone();
+        async move {
+            let page = s.get(&format!("/v1/webhooks/{hook}/deliveries")).await;
+            page.body["items"][0]["attempt_log"].as_array().map_or(0, Vec::len) >= 2
+        }
+    };
+    assert!(eventually_async(refused_twice).await);
+    let page = s.get(&format!("/v1/webhooks/{hook}/deliveries")).await;
+    let delivery = &page.body["items"][0];
+    assert_eq!(delivery["status"], "PENDING", "{delivery}");
+    let attempt = &delivery["attempt_log"][0];
+    assert_eq!(attempt["status_code"], Value::Null, "no answer: {attempt}");
+    assert!(
+        attempt["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "the attempt says why: {attempt}"
+    );
+
+    let receiver = Receiver::default();
+    receiver.start_on(port).await;
+    let delivered = || {
+        let got = receiver.got();
+        async move { got.iter().any(|r| r.answered == 200) }
+    };
+    assert!(eventually_async(delivered).await);
+    let events = accepted_events(&receiver);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["job_id"], job.as_str());
+    let page = s.get(&format!("/v1/webhooks/{hook}/deliveries")).await;
+    assert_eq!(page.body["items"][0]["status"], "DELIVERED", "{}", page.body);
+}
+
+/// Makes a webhook told of finished jobs at `url`, and runs a job to its end; answers the
+/// webhook's id and the job's.
+async fn told_of_a_finished_job(s: &TestServer, url: &str) -> (String, String) {
+    let hook = webhook(s, url, &["job.finished"]).await;
+    let job = s.post("/v1/jobs/noop", json!({"units": 1})).await;
+    let job = job.body["id"].as_str().expect("id").to_owned();
+    finished(s, &job).await;
+    (hook, job)
+}
+
+/// Makes a webhook told of `events` at `url`; answers its id.
+async fn webhook(s: &TestServer, url: &str, events: &[&str]) -> String {
+    let made = s.post("/v1/webhooks", json!({"url": url, "events": events})).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
+    made.body["id"].as_str().expect("id").to_owned()
+}
+
+/// Runs a TTL sweep to its end.
+async fn sweep(s: &TestServer) {
+    let submitted = s.post("/v1/expiry", json!({})).await;
+    assert_eq!(submitted.status, StatusCode::ACCEPTED, "{:?}", submitted.body);
+    let job = finished(s, submitted.body["id"].as_str().expect("id")).await;
+    assert_eq!(job["status"], "DONE", "{job}");
+}
+
 async fn an_api_process_records_and_a_worker_process_delivers(backend: Backend) {
     let s = server!(backend, settings_for_tests);
     // The API alone, no workers, on the same database: what it records, `s`'s workers deliver.
@@ -550,13 +783,7 @@ async fn receivers_must_be_public_and_webhooks_belong_to_managers(backend: Backe
     // A name is checked where it resolves, on every attempt: localhost is this machine.
     let receiver = Receiver::default();
     let url = receiver.start().await.replace("127.0.0.1", "localhost");
-    let made = s
-        .post("/v1/webhooks", json!({"url": url, "events": ["job.finished"]}))
-        .await;
-    assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
-    let hook = made.body["id"].as_str().expect("id").to_owned();
-    let job = s.post("/v1/jobs/noop", json!({"units": 1})).await;
-    finished(&s, job.body["id"].as_str().expect("id")).await;
+    let (hook, _) = told_of_a_finished_job(&s, &url).await;
     let refused = || {
         let s = &s;
         let hook = hook.clone();

@@ -72,6 +72,35 @@ impl EventKind {
     }
 }
 
+/// Why an item event happened when the change was not made to the item itself (sent as the
+/// event's `cause`; events without one tell of a change to the item).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemCause {
+    /// Its folder (or one above) was renamed, moved or deleted, and the item with it.
+    Folder,
+    /// It was brought back from the trash (on its own or with its folder).
+    Restore,
+    /// Its time to live ran out (or its folder's).
+    Expiry,
+    /// It was removed from the trash for good because its time there ran out.
+    TrashPurge,
+    /// A re-encode made its rendition.
+    Rendition,
+}
+
+impl ItemCause {
+    /// The name receivers see.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemCause::Folder => "folder",
+            ItemCause::Restore => "restore",
+            ItemCause::Expiry => "expiry",
+            ItemCause::TrashPurge => "trash_purge",
+            ItemCause::Rendition => "rendition",
+        }
+    }
+}
+
 /// The longest receiver URL accepted.
 pub const MAX_URL_BYTES: usize = 2048;
 

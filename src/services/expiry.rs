@@ -17,7 +17,9 @@ use super::jobs::Runner;
 use super::jobs::context::{JobContext, JobFailure};
 use super::trash::Trash;
 use crate::config::ExpiryAction;
+use crate::domain::webhook::{EventKind, ItemCause};
 use crate::store::usage::Ledger;
+use crate::store::webhooks as webhook_rows;
 use crate::store::{Store, TreeLock, expiry as rows, now_micros, trash as trash_rows};
 
 /// What a sweep did: the result of an EXPIRY job.
@@ -85,6 +87,7 @@ impl ExpiryService {
             let mut ledger = Ledger::default();
             ledger.release(&mut tx, &expired.usage).await?;
             ledger.settle(&mut tx).await?;
+            webhook_rows::record_items(&mut tx, &expired.events).await?;
             tx.commit().await?;
             let taken = expired.items;
             result.objects_deleted += self.trash.remove_objects(expired.objects).await;
@@ -109,6 +112,10 @@ impl ExpiryService {
                 ExpiryAction::Delete => now,
                 ExpiryAction::Trash => self.trash.purge_at(now),
             };
+            if self.action == ExpiryAction::Trash {
+                webhook_rows::record_subtree_items(&mut tx, EventKind::ItemDeleted, false, ItemCause::Expiry, &path)
+                    .await?;
+            }
             let ledger = Ledger::before_subtree(&mut tx, id).await?;
             let counts = trash_rows::trash_folder(&mut tx, id, &path, now, purge_at).await?;
             ledger.after_subtree(&mut tx, id).await?;
@@ -116,7 +123,10 @@ impl ExpiryService {
             result.folders_expired += counts.folders;
             result.items_expired += counts.items;
             if self.action == ExpiryAction::Delete {
-                let purged = self.trash.purge_unit_in_batches(id, purge_at, self.batch).await?;
+                let purged = self
+                    .trash
+                    .purge_unit_in_batches(id, purge_at, self.batch, ItemCause::Expiry)
+                    .await?;
                 result.objects_deleted += purged.objects;
             }
             self.step(ctx, counts.folders + counts.items, result).await?;
@@ -129,6 +139,7 @@ impl ExpiryService {
         loop {
             let mut tx = self.store.write().await?;
             let objects = trash_rows::purge_due_items(&mut tx, now_micros(), self.batch).await?;
+            webhook_rows::record_deleted_for_good(&mut tx, &objects, ItemCause::TrashPurge).await?;
             tx.commit().await?;
             let taken = objects.len() as u64;
             result.trash_purged += taken;
@@ -149,7 +160,10 @@ impl ExpiryService {
                 return Ok(());
             }
             for (unit, purge_at) in fresh {
-                let purged = self.trash.purge_unit_in_batches(unit, purge_at, self.batch).await?;
+                let purged = self
+                    .trash
+                    .purge_unit_in_batches(unit, purge_at, self.batch, ItemCause::TrashPurge)
+                    .await?;
                 if purged.rows.folders > 0 {
                     result.trash_purged += 1;
                 }

@@ -20,9 +20,11 @@ use crate::domain::caller::{Caller, Role};
 use crate::domain::item::ItemType;
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
+use crate::domain::webhook::ItemCause;
 use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::trash::{self as rows, Counts, ItemObjects};
+use crate::store::webhooks as webhook_rows;
 use crate::store::{Store, TreeLock, now_micros, to_micros};
 
 /// The ordering trash pages use.
@@ -158,15 +160,18 @@ impl Trash {
     }
 
     /// Inside `tx`: removes trash unit `unit` (due at `purge_at`) for good with all it holds,
-    /// in one go. Answers the rows removed and the objects to remove once `tx` commits.
+    /// in one go, telling webhooks its items went for `cause`. Answers the rows removed and the
+    /// objects to remove once `tx` commits.
     pub(crate) async fn purge_unit_now(
         &self,
         tx: &mut dyn Db,
         unit: Uuid,
         purge_at: i64,
+        cause: ItemCause,
     ) -> Result<(Counts, Vec<ItemObjects>), ServiceError> {
         rows::absorb_nested_units(tx, unit, purge_at).await?;
         let objects = rows::purge_unit_items(tx, unit, None).await?;
+        webhook_rows::record_deleted_for_good(tx, &objects, cause).await?;
         let folders = rows::delete_unit_folders(tx, unit).await?;
         let counts = Counts {
             folders,
@@ -176,13 +181,15 @@ impl Trash {
     }
 
     /// Removes trash unit `unit` (due at `purge_at`) for good in transactions of at most `batch`
-    /// items, objects after each commit. Safe beside another purge of the same unit: the rows
-    /// are split between them and the folders go with whichever deletes the last item.
+    /// items, objects after each commit, telling webhooks its items went for `cause`. Safe
+    /// beside another purge of the same unit: the rows are split between them and the folders
+    /// go with whichever deletes the last item.
     pub(crate) async fn purge_unit_in_batches(
         &self,
         unit: Uuid,
         purge_at: i64,
         batch: i64,
+        cause: ItemCause,
     ) -> Result<Purged, ServiceError> {
         let mut purged = Purged::default();
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
@@ -191,6 +198,7 @@ impl Trash {
         loop {
             let mut tx = self.store.write().await?;
             let objects = rows::purge_unit_items(&mut tx, unit, Some(batch)).await?;
+            webhook_rows::record_deleted_for_good(&mut tx, &objects, cause).await?;
             tx.commit().await?;
             let taken = objects.len();
             purged.rows.items += taken as u64;

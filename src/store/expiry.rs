@@ -9,9 +9,11 @@ use uuid::Uuid;
 use super::rows::parse_id;
 use super::sql::Sql;
 use super::trash::ItemObjects;
+use super::webhooks::ItemEvent;
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
 use crate::domain::quota::Usage;
+use crate::domain::webhook::{EventKind, ItemCause};
 
 /// Appends the subquery of up to `limit` live items expired at `now`, oldest expiry first.
 fn push_expired_items(sql: &mut Sql, dialect: Dialect, now: i64, limit: i64) {
@@ -34,6 +36,8 @@ pub struct Expired {
     pub items: u64,
     /// The usage the rows held, per folder.
     pub usage: Vec<(Uuid, Usage)>,
+    /// What webhooks are told (`item.deleted` for `expiry`), to record while one wants them.
+    pub events: Vec<ItemEvent>,
 }
 
 /// A row an expiry took.
@@ -42,13 +46,15 @@ struct ExpiredRow {
     bucket: String,
     object_key: String,
     encoded_key: Option<String>,
+    id: String,
     folder_id: String,
+    title: String,
     size: i64,
     is_tombstone: i64,
 }
 
 /// The columns an expiry answers of each row it took.
-const EXPIRED_COLUMNS: &str = " RETURNING bucket, object_key, encoded_key, folder_id, size, is_tombstone";
+const EXPIRED_COLUMNS: &str = " RETURNING bucket, object_key, encoded_key, id, folder_id, title, size, is_tombstone";
 
 /// Runs an expiry statement and gathers what it took; `deleted` keeps the rows' objects.
 async fn expired(db: &mut dyn Db, sql: Sql, deleted: bool) -> Result<Expired, StoreError> {
@@ -59,15 +65,24 @@ async fn expired(db: &mut dyn Db, sql: Sql, deleted: bool) -> Result<Expired, St
         ..Expired::default()
     };
     for row in rows {
+        let folder_id = parse_id(&row.folder_id)?;
         if row.is_tombstone == 0 {
-            let folder = usage.entry(parse_id(&row.folder_id)?).or_default();
+            let folder = usage.entry(folder_id).or_default();
             *folder = folder.plus(Usage::item(row.size));
         }
+        taken.events.push(ItemEvent {
+            permanent: deleted,
+            cause: Some(ItemCause::Expiry),
+            ..ItemEvent::about(EventKind::ItemDeleted, parse_id(&row.id)?, folder_id, row.title.clone())
+        });
         if deleted {
             taken.objects.push(ItemObjects {
                 bucket: row.bucket,
                 object_key: row.object_key,
                 encoded_key: row.encoded_key,
+                id: row.id,
+                folder_id: row.folder_id,
+                title: row.title,
             });
         }
     }

@@ -206,6 +206,42 @@ impl Dialect {
         }
     }
 
+    /// An expression that makes a random (version 4) UUID as text, one per row.
+    pub fn random_uuid(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) \
+                 || '-' || substr('89AB', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' \
+                 || hex(randomblob(6)))"
+            }
+            Dialect::Postgres => "gen_random_uuid()::text",
+        }
+    }
+
+    /// A JSON boolean literal, for [`Dialect::json_object`].
+    pub fn json_bool(self, value: bool) -> &'static str {
+        match (self, value) {
+            (Dialect::Sqlite, true) => "json('true')",
+            (Dialect::Sqlite, false) => "json('false')",
+            (Dialect::Postgres, true) => "true",
+            (Dialect::Postgres, false) => "false",
+        }
+    }
+
+    /// An expression that makes a JSON object as text from `fields` (name, SQL expression) and
+    /// `constants` (name, string). Names and constants are the program's own, never a user's.
+    pub fn json_object(self, fields: &[(&str, &str)], constants: &[(&str, &str)]) -> String {
+        let pairs: Vec<String> = fields
+            .iter()
+            .map(|(name, expr)| format!("'{name}', {expr}"))
+            .chain(constants.iter().map(|(name, value)| format!("'{name}', '{value}'")))
+            .collect();
+        match self {
+            Dialect::Sqlite => format!("json_object({})", pairs.join(", ")),
+            Dialect::Postgres => format!("json_build_object({})::text", pairs.join(", ")),
+        }
+    }
+
     /// What ends a `SELECT` of a row the transaction goes on to check and change, so that
     /// concurrent transactions doing the same queue: `FOR UPDATE` on PostgreSQL; nothing on
     /// SQLite, whose writers take turns.

@@ -52,13 +52,7 @@ pub async fn item_events(
         sql.bind_list(chunk.iter().map(|k| (*k).to_owned())).push(")");
         let rows: Vec<(String, String, String)> = sql.build_as().fetch_all(db.conn()).await?;
         for (id, folder_id, title) in rows {
-            events.push(ItemEvent {
-                kind,
-                item_id: parse_id(&id)?,
-                folder_id: parse_id(&folder_id)?,
-                title,
-                permanent: false,
-            });
+            events.push(ItemEvent::about(kind, parse_id(&id)?, parse_id(&folder_id)?, title));
         }
     }
     Ok(events)

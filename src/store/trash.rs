@@ -166,9 +166,18 @@ pub struct ItemObjects {
     pub object_key: String,
     /// Its re-encoded rendition in the managed bucket, if any.
     pub encoded_key: Option<String>,
+    /// The item's id (as stored), for the webhook event of its delete.
+    pub id: String,
+    /// Its folder's id (as stored).
+    pub folder_id: String,
+    /// Its title.
+    pub title: String,
 }
 
-/// Runs a `DELETE … RETURNING bucket, object_key, encoded_key` on item rows.
+/// The columns a delete of item rows answers, as [`ItemObjects`].
+pub const ITEM_OBJECT_COLUMNS: &str = " RETURNING bucket, object_key, encoded_key, id, folder_id, title";
+
+/// Runs a `DELETE … RETURNING` [`ITEM_OBJECT_COLUMNS`] on item rows.
 async fn deleted_objects(db: &mut dyn Db, sql: Sql) -> Result<Vec<ItemObjects>, StoreError> {
     Ok(sql.build_as::<ItemObjects>().fetch_all(db.conn()).await?)
 }
@@ -184,7 +193,7 @@ pub async fn purge_unit_items(db: &mut dyn Db, unit: Uuid, limit: Option<i64>) -
     if let Some(limit) = limit {
         sql.push(" LIMIT ").bind(limit).push(db.dialect().skip_locked());
     }
-    sql.push(") RETURNING bucket, object_key, encoded_key");
+    sql.push(")").push(ITEM_OBJECT_COLUMNS);
     deleted_objects(db, sql).await
 }
 
@@ -237,9 +246,7 @@ pub async fn purge_due_items(db: &mut dyn Db, now: i64, limit: i64) -> Result<Ve
         .push(" AND trash_unit = id ORDER BY purge_at LIMIT ")
         .bind(limit);
     sql.push(db.dialect().skip_locked()).push(")");
-    sql.push(" AND purge_at <= ")
-        .bind(now)
-        .push(" RETURNING bucket, object_key, encoded_key");
+    sql.push(" AND purge_at <= ").bind(now).push(ITEM_OBJECT_COLUMNS);
     deleted_objects(db, sql).await
 }
 

@@ -4,10 +4,13 @@
 
 use uuid::Uuid;
 
+use super::clauses::push_subtree;
 use super::rows::{corrupt, display_path, parse_id};
 use super::sql::Sql;
+use super::trash::ItemObjects;
 use super::{Db, StoreError, now_micros};
-use crate::domain::webhook::EventKind;
+use crate::domain::folder::FolderPath;
+use crate::domain::webhook::{EventKind, ItemCause};
 
 /// A receiver of events.
 #[derive(Debug, Clone, PartialEq)]
@@ -231,19 +234,68 @@ pub struct ItemEvent {
     pub title: String,
     /// For `item.deleted`: deleted for good (else into the trash).
     pub permanent: bool,
+    /// Why, when the change was not made to the item itself.
+    pub cause: Option<ItemCause>,
 }
 
 impl ItemEvent {
-    /// `kind` happened to `item`.
-    pub fn of(kind: EventKind, item: &crate::domain::item::Item) -> Self {
+    /// `kind` happened to item `item_id`, titled `title`, in `folder_id`.
+    pub fn about(kind: EventKind, item_id: Uuid, folder_id: Uuid, title: String) -> Self {
         Self {
             kind,
-            item_id: item.id,
-            folder_id: item.folder_id,
-            title: item.title.clone(),
+            item_id,
+            folder_id,
+            title,
             permanent: false,
+            cause: None,
         }
     }
+
+    /// `kind` happened to `item`.
+    pub fn of(kind: EventKind, item: &crate::domain::item::Item) -> Self {
+        Self::about(kind, item.id, item.folder_id, item.title.clone())
+    }
+
+    /// What the receiver is told of it.
+    fn data(&self) -> serde_json::Value {
+        let mut data = serde_json::json!({"item_id": self.item_id, "title": self.title});
+        if self.kind == EventKind::ItemDeleted {
+            data["permanent"] = serde_json::Value::Bool(self.permanent);
+        }
+        if let Some(cause) = self.cause {
+            data["cause"] = serde_json::Value::from(cause.as_str());
+        }
+        data
+    }
+}
+
+/// Records `item.deleted` (for good, for `cause`) about the deleted item rows `objects`, while
+/// an enabled webhook wants item events; before their folders go, whose paths the events keep.
+pub async fn record_deleted_for_good(
+    db: &mut dyn Db,
+    objects: &[ItemObjects],
+    cause: ItemCause,
+) -> Result<(), StoreError> {
+    if objects.is_empty() || !items_wanted(db).await? {
+        return Ok(());
+    }
+    let events = objects
+        .iter()
+        .map(|object| {
+            let item = parse_id(&object.id)?;
+            Ok(ItemEvent {
+                permanent: true,
+                cause: Some(cause),
+                ..ItemEvent::about(
+                    EventKind::ItemDeleted,
+                    item,
+                    parse_id(&object.folder_id)?,
+                    object.title.clone(),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    insert_items(db, &events).await
 }
 
 /// Item events per statement (six values each).
@@ -271,10 +323,7 @@ pub async fn insert_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), S
         let mut sql =
             Sql::new("INSERT INTO webhook_event (id, kind, folder_id, folder_path, data, created_at) VALUES ");
         for (i, event) in chunk.iter().enumerate() {
-            let mut data = serde_json::json!({"item_id": event.item_id, "title": event.title});
-            if event.kind == EventKind::ItemDeleted {
-                data["permanent"] = serde_json::Value::Bool(event.permanent);
-            }
+            let data = event.data();
             sql.push(if i == 0 { "(" } else { ", (" });
             sql.bind(Uuid::now_v7().to_string()).push(", ");
             sql.bind(event.kind.as_str().to_owned()).push(", ");
@@ -286,6 +335,35 @@ pub async fn insert_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), S
         }
         sql.build().execute(db.conn()).await?;
     }
+    Ok(())
+}
+
+/// Records `kind` (for `cause`) about every item not in the trash in the folders of the live
+/// subtree at `path`, in one statement, while an enabled webhook wants item events: a folder
+/// renamed, moved, trashed or restored may hold millions. `permanent` goes with `item.deleted`.
+pub async fn record_subtree_items(
+    db: &mut dyn Db,
+    kind: EventKind,
+    permanent: bool,
+    cause: ItemCause,
+    path: &FolderPath,
+) -> Result<(), StoreError> {
+    if !items_wanted(db).await? {
+        return Ok(());
+    }
+    let dialect = db.dialect();
+    let mut sql = Sql::new("INSERT INTO webhook_event (id, kind, folder_id, folder_path, data, created_at) SELECT ");
+    sql.push(dialect.random_uuid()).push(", ");
+    sql.bind(kind.as_str().to_owned()).push(", i.folder_id, f.path, ");
+    let mut fields = vec![("item_id", "i.id"), ("title", "i.title")];
+    if kind == EventKind::ItemDeleted {
+        fields.push(("permanent", dialect.json_bool(permanent)));
+    }
+    sql.push(&dialect.json_object(&fields, &[("cause", cause.as_str())]));
+    sql.push(", ").bind(now_micros());
+    sql.push(" FROM item i JOIN folder f ON f.id = i.folder_id WHERE i.trashed_at IS NULL AND ");
+    push_subtree(&mut sql, "f.path", path.as_str(), true);
+    sql.build().execute(db.conn()).await?;
     Ok(())
 }
 

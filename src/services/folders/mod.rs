@@ -29,11 +29,13 @@ use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, S
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::domain::schedule::CronSchedule;
+use crate::domain::webhook::{EventKind, ItemCause};
 use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord};
 use crate::store::items as item_rows;
 use crate::store::stars::{self, Starred};
+use crate::store::webhooks as webhook_rows;
 use crate::store::{Store, TreeLock, to_micros};
 
 /// Folder use cases.
@@ -520,6 +522,8 @@ impl FolderService {
             )
             .await
             .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
+            webhook_rows::record_subtree_items(&mut tx, EventKind::ItemUpdated, false, ItemCause::Folder, &new_path)
+                .await?;
         }
         tx.commit().await?;
         self.get(caller, id).await

@@ -9,6 +9,7 @@ use super::{FolderService, FolderView};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::{Folder, FolderName, FolderPath};
+use crate::domain::webhook::{EventKind, ItemCause};
 use crate::services::access::{ensure_unsynced, folder_for, require, require_removable, require_removable_record};
 use crate::services::audit;
 use crate::services::quotas::ensure_nested;
@@ -17,6 +18,7 @@ use crate::store::Db;
 use crate::store::folders as rows;
 use crate::store::trash::{self as trash_rows, stored_path};
 use crate::store::usage::Ledger;
+use crate::store::webhooks as webhook_rows;
 use crate::store::{TreeLock, from_micros, to_micros};
 
 /// What a delete removed.
@@ -81,6 +83,10 @@ impl FolderService {
         if let Some(target) = &target {
             record_owner_change(&mut tx, caller, &folder, &new_path, &target.owner).await?;
         }
+        if new_path != folder.path {
+            webhook_rows::record_subtree_items(&mut tx, EventKind::ItemUpdated, false, ItemCause::Folder, &new_path)
+                .await?;
+        }
         ensure_nested(&mut tx, id, &new_path).await?;
         ledger.after_subtree(&mut tx, id).await?;
         tx.commit().await?;
@@ -126,6 +132,17 @@ impl FolderService {
                         )));
                     }
                     let due = if permanent { now } else { purge_at };
+                    if !permanent {
+                        // Deleted for good, they are told of by the purge below.
+                        webhook_rows::record_subtree_items(
+                            &mut tx,
+                            EventKind::ItemDeleted,
+                            false,
+                            ItemCause::Folder,
+                            &folder.path,
+                        )
+                        .await?;
+                    }
                     let ledger = Ledger::before_subtree(&mut tx, id).await?;
                     let trashed = trash_rows::trash_folder(&mut tx, id, &folder.path, now, due).await?;
                     ledger.after_subtree(&mut tx, id).await?;
@@ -140,7 +157,7 @@ impl FolderService {
                     (id, due)
                 }
             };
-            let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due).await?;
+            let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due, ItemCause::Folder).await?;
             // Recorded in the folder it was in (when there was one), whose managers can still
             // read it once this folder is gone.
             let event = AuditEvent::by(&caller, AuditAction::FolderDelete, id, from_micros(now))
@@ -222,6 +239,8 @@ impl FolderService {
         )))?;
         // Folders trashed before trees had one owner may come back with several: one again.
         record_owner_change(&mut tx, caller, &folder, &new_path, &new_owner).await?;
+        webhook_rows::record_subtree_items(&mut tx, EventKind::ItemCreated, false, ItemCause::Restore, &new_path)
+            .await?;
         // No nesting check: its quota cannot be changed in the trash, so a quota above lowered
         // meanwhile would keep it there. Both apply once it is back.
         ledger.after_subtree(&mut tx, id).await?;

@@ -233,13 +233,7 @@ impl ImportRunner {
                 Prepared::Duplicate(id, title) => {
                     let state = if params.upsert_metadata {
                         rows::set_client_metadata(&mut tx, *id, &unit.client_metadata, now_micros()).await?;
-                        events.push(ItemEvent {
-                            kind: EventKind::ItemUpdated,
-                            item_id: *id,
-                            folder_id,
-                            title: title.clone(),
-                            permanent: false,
-                        });
+                        events.push(ItemEvent::about(EventKind::ItemUpdated, *id, folder_id, title.clone()));
                         UnitState::Updated
                     } else {
                         UnitState::Skipped

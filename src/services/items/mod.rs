@@ -36,7 +36,7 @@ use crate::domain::folder::Folder;
 use crate::domain::item::{Item, ItemOrder, ItemType, client_title, expiry_for, next_free_alternative};
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
-use crate::domain::webhook::EventKind;
+use crate::domain::webhook::{EventKind, ItemCause};
 use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
@@ -501,6 +501,12 @@ impl ItemService {
                 item.title, into.path
             )))?;
         ledger.after_items(&mut tx, &[id]).await?;
+        let event = ItemEvent {
+            folder_id: into.id,
+            cause: Some(ItemCause::Restore),
+            ..ItemEvent::of(EventKind::ItemCreated, &item)
+        };
+        webhook_rows::record_items(&mut tx, &[event]).await?;
         tx.commit().await?;
         self.get(caller, id).await
     }

@@ -45,6 +45,8 @@ use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Caller, Role};
 use crate::domain::item::{Encoded, Item, ItemType, Media};
 use crate::domain::job::{Job, JobKind};
+use crate::domain::webhook::{EventKind, ItemCause};
+use crate::store::webhooks::{self as webhook_rows, ItemEvent};
 use crate::store::{Store, items as item_rows};
 
 /// The longest `process_title`, in bytes.
@@ -443,6 +445,11 @@ impl ReencodeService {
                 item.id
             ));
         }
+        let event = ItemEvent {
+            cause: Some(ItemCause::Rendition),
+            ..ItemEvent::of(EventKind::ItemUpdated, before.as_ref().unwrap_or(item))
+        };
+        webhook_rows::record_items(&mut tx, &[event]).await.map_err(failed)?;
         tx.commit().await.map_err(failed)?;
         Ok(before.and_then(|b| b.encoded))
     }
