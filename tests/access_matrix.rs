@@ -166,6 +166,7 @@ fn table() -> Vec<Route> {
         )),
         route("post", "/v1/folders/{id}/items", Folder, false, false),
         route("get", "/v1/folders/{id}/items", Folder, true, false),
+        route("get", "/v1/folders/{id}/items/export", Folder, true, false),
         with(
             route("post", "/v1/folders/{id}/items/move", Folder, false, false),
             items_to_nowhere,

@@ -44,6 +44,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/items/{id}"),
     ("get", "/v1/items/{id}/content"),
     ("post", "/v1/items/download"),
+    ("get", "/v1/folders/{id}/items/export"),
     ("post", "/v1/folders/{id}/restore"),
     ("post", "/v1/items/{id}/restore"),
     ("get", "/v1/trash"),

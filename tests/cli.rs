@@ -854,3 +854,51 @@ async fn webhook_verbs_make_show_change_and_delete_a_webhook() {
     let out = run(&admin, &["webhook", "show", &id]);
     assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_export_writes_what_the_api_answers() {
+    let s = server!(Backend::Sqlite);
+    let run = client_of(&s);
+    let admin = s.admin_key.clone();
+    let top = s.folder("/manifest").await;
+    let below = s.folder("/manifest/below").await;
+    s.upload_ok(&top, "one.txt", b"1".to_vec()).await;
+    s.upload_ok(&below, "two.txt", b"2".to_vec()).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("manifest.csv");
+    let out = run(
+        &admin,
+        &[
+            "item",
+            "export",
+            "/manifest",
+            "--recursive",
+            "--format",
+            "csv",
+            "--out",
+            file.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let written = std::fs::read(&file).expect("the file");
+    let answered = s
+        .bytes(&format!("/v1/folders/{top}/items/export?recursive=true&format=csv"))
+        .await;
+    assert_eq!(written, answered);
+    let rows = String::from_utf8(written).expect("utf-8");
+    assert_eq!(rows.lines().count(), 3, "a header and two rows: {rows}");
+    assert!(rows.contains("/manifest/below/two.txt"), "{rows}");
+
+    let out = run(&admin, &["item", "export", "/manifest"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("NDJSON"))
+        .collect();
+    assert_eq!(lines.len(), 1, "its own items only without --recursive");
+    assert_eq!(lines[0]["path"], "/manifest/one.txt");
+
+    let out = run(&admin, &["item", "export", "/manifest", "--format", "xml"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("format"), "{}", stderr(&out));
+}

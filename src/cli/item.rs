@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::client::{Client, ClientError};
+use super::export::{self, ExportArgs};
 use super::folder::folder_id;
 
 /// Item verbs. An item is named by its id.
@@ -54,6 +55,9 @@ pub enum ItemCommand {
         #[arg(long)]
         desc: bool,
     },
+    /// Write every item of a folder (or its subtree) as NDJSON or CSV, from one snapshot of
+    /// the catalog: a manifest for a training job or a labelling import.
+    Export(ExportArgs),
     /// Show one item's JSON.
     Show {
         /// Item id.
@@ -173,6 +177,15 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
                     None => return Ok(()),
                 }
             }
+        }
+        ItemCommand::Export(args) => {
+            let out = args.out.clone();
+            let written = export::run(client, args).await?;
+            if let Some(out) = out {
+                let done = json!({"file": out, "bytes": written});
+                super::show(&done, raw_json, |_| format!("{}	{written} bytes", out.display()));
+            }
+            Ok(())
         }
         ItemCommand::Show { id } => {
             let item: Value = client

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod export;
 pub mod folder;
 pub mod group;
 pub mod import;

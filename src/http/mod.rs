@@ -27,8 +27,8 @@ use utoipa_axum::routes;
 use crate::services::Services;
 use error::ApiError;
 use routes::{
-    audit, buckets, folders, grants, groups, imports, items, jobs, keys, ops, queues, quotas, trash, users, views,
-    webhooks,
+    audit, buckets, exports, folders, grants, groups, imports, items, jobs, keys, ops, queues, quotas, trash, users,
+    views, webhooks,
 };
 
 /// What every handler can reach.
@@ -129,6 +129,7 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(items::get_item, items::update_item, items::delete_item))
         .routes(routes!(items::item_content))
         .routes(routes!(items::download_items))
+        .routes(routes!(exports::export_items))
         .routes(routes!(folders::sync_folder))
         .routes(routes!(buckets::list_buckets))
         .routes(routes!(buckets::check_bucket))

@@ -380,6 +380,31 @@ pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderReco
     rows.into_iter().map(FolderRecord::try_from).collect()
 }
 
+/// Up to `limit` live folders of the subtree at `path` (itself included) that `reader` may read
+/// (all when `None`), in path order after `after`: a walk of the tree, a batch at a time.
+pub async fn subtree_in_path_order(
+    db: &mut dyn Db,
+    path: &FolderPath,
+    reader: Option<&Reader>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<FolderRecord>, StoreError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {COLUMNS} FROM folder f WHERE f.trashed_at IS NULL AND "
+    ));
+    push_subtree(&mut sql, "f.path", path.as_str(), true);
+    if let Some(reader) = reader {
+        sql.push(" AND ");
+        push_readable_by(&mut sql, reader);
+    }
+    if let Some(after) = after {
+        sql.push(" AND f.path > ").bind(after.to_owned());
+    }
+    sql.push(" ORDER BY f.path LIMIT ").bind(i64::from(limit));
+    let rows = sql.build_as::<FolderRow>().fetch_all(db.conn()).await?;
+    rows.into_iter().map(FolderRecord::try_from).collect()
+}
+
 /// Appends the owner, visibility, star and grant filters of `query`.
 fn push_filters(sql: &mut Sql, query: &FolderQuery) {
     if let Some(owner) = &query.owner {

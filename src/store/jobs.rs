@@ -115,8 +115,11 @@ async fn change(db: &mut dyn Db, id: Uuid, mut sql: Sql) -> Result<Option<Change
             announce(db, id, version).await?;
             let status = JobStatus::parse(&status).map_err(|e| corrupt("status", e))?;
             // Only a change into DONE, ERROR or CANCELLED leaves it finished: tell webhooks.
-            if status.is_terminal() {
-                super::webhooks::job_finished(db, id).await?;
+            if status.is_terminal()
+                && super::webhooks::jobs_wanted(db).await?
+                && let Some(job) = by_id(db, id).await?
+            {
+                super::webhooks::job_finished(db, &job).await?;
             }
             Ok(Some(Changed {
                 version,

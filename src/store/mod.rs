@@ -91,6 +91,24 @@ impl Tx {
     }
 }
 
+/// A read-only transaction that sees the database as it was when it began, however long it
+/// lasts and whatever commits meanwhile (REPEATABLE READ on PostgreSQL; on SQLite in WAL mode a
+/// deferred transaction, whose snapshot is taken at its first read). Dropped, it rolls back.
+pub struct Snapshot {
+    inner: sqlx::Transaction<'static, Any>,
+    dialect: Dialect,
+}
+
+impl Db for Snapshot {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
+
 /// Why a store operation failed. Every variant keeps the error it came from as its source.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -371,6 +389,18 @@ impl Store {
                 dialect: self.dialect,
                 _turn: None,
             },
+        })
+    }
+
+    /// A [`Snapshot`] for reads that must agree with each other (an export of a whole subtree).
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let begin = match self.dialect {
+            Dialect::Sqlite => "BEGIN DEFERRED",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+        };
+        Ok(Snapshot {
+            inner: self.pool.begin_with(begin).await?,
+            dialect: self.dialect,
         })
     }
 

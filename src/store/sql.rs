@@ -61,7 +61,10 @@ impl Sql {
 
     /// Appends `column IN (…)` over `values` bound as one JSON array: one placeholder however
     /// many values (sqlx's SQLite driver looks each placeholder up by name, so a statement with
-    /// a thousand of them costs time quadratic in their number).
+    /// a thousand of them costs time quadratic in their number). On PostgreSQL the array is
+    /// unpacked once (`= ANY(ARRAY(…))`, an index condition): as an `IN (SELECT …)` semi-join,
+    /// a generic plan over a table without fresh statistics unpacked it again for every row
+    /// (seconds per statement on 16,000 rows and 1,000 keys).
     pub fn push_in_json(
         &mut self,
         dialect: Dialect,
@@ -74,9 +77,9 @@ impl Sql {
         match dialect {
             Dialect::Sqlite => self.push(" IN (SELECT value FROM json_each(").bind(json).push("))"),
             Dialect::Postgres => self
-                .push(" IN (SELECT jsonb_array_elements_text(CAST(")
+                .push(" = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(")
                 .bind(json)
-                .push(" AS jsonb)))"),
+                .push(" AS jsonb))))"),
         }
     }
 

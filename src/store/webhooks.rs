@@ -167,16 +167,15 @@ async fn any_enabled(db: &mut dyn Db, items_only: bool) -> Result<bool, StoreErr
     Ok(found > 0)
 }
 
-/// Records the events of job `id`, which just finished, while any webhook is enabled (only
-/// then is the job read): `job.finished`, and `sync.finished` or `import.finished` for those
-/// kinds.
-pub async fn job_finished(db: &mut dyn Db, id: Uuid) -> Result<(), StoreError> {
-    if !any_enabled(db, false).await? {
-        return Ok(());
-    }
-    let Some(job) = super::jobs::by_id(db, id).await? else {
-        return Ok(());
-    };
+/// Whether any webhook is enabled: only then are a finished job's events recorded (and the job
+/// read for them).
+pub async fn jobs_wanted(db: &mut dyn Db) -> Result<bool, StoreError> {
+    any_enabled(db, false).await
+}
+
+/// Records the events of `job`, which just finished: `job.finished`, and `sync.finished` or
+/// `import.finished` for those kinds. For callers that asked [`jobs_wanted`].
+pub async fn job_finished(db: &mut dyn Db, job: &crate::domain::job::Job) -> Result<(), StoreError> {
     let data = serde_json::json!({
         "job_id": job.id,
         "kind": job.kind.as_str(),

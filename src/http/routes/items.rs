@@ -436,7 +436,7 @@ fn range_ask(header: Option<&str>, size: u64) -> RangeAsk {
 }
 
 /// `filename*=UTF-8''…` encoding of a title (RFC 8187).
-fn encode_filename(title: &str) -> String {
+pub(crate) fn encode_filename(title: &str) -> String {
     let mut out = String::with_capacity(title.len());
     for b in title.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -449,7 +449,7 @@ fn encode_filename(title: &str) -> String {
 }
 
 /// Builds a header value from text this module produced (always valid).
-fn header_value(text: &str) -> HeaderValue {
+pub(crate) fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod exports;
 pub mod folders;
 pub mod grants;
 pub mod groups;

@@ -9,6 +9,7 @@
 //! [`ItemService::sweep_orphans`] removes later.
 
 mod content;
+mod export;
 mod sweep;
 mod upload;
 mod views;
@@ -20,6 +21,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use content::{Served, served};
+pub use export::{CSV_COLUMNS, Export, ExportFormat, ExportItems};
 pub use sweep::{MAX_ORPHAN_SHARE, ORPHAN_ALARM, ORPHAN_GRACE, OrphanSweep, SWEEP_INTERVAL, Swept};
 pub use upload::{Staged, UploadOptions, UploadOutcome};
 pub use views::{ItemView, MediaView, OriginalView};
