@@ -8,7 +8,9 @@
 //!    than rclone;
 //! 3. the server's peak RSS (VmHWM) over the initial sync of 1,000,000 empty files; target:
 //!    under 256 MiB;
-//! 4. that initial sync again with a webhook told of every item made (`item.created`, to a
+//! 4. an export (NDJSON) of the catalog that sync made, beside `rclone lsjson -R` of the tree,
+//!    with the server's peak RSS over it;
+//! 5. that initial sync again with a webhook told of every item made (`item.created`, to a
 //!    receiver in the bench on 127.0.0.1): what recording the events costs the sync, and how
 //!    long after it the receiver has them all.
 //!
@@ -171,9 +173,31 @@ async fn main() {
         "server peak RSS over the re-sync: {:.1} MiB (VmHWM after a reset)",
         mib(server.status_kib("VmHWM"))
     );
+    // 4. An export of that catalog, beside rclone listing the same tree.
+    server.reset_peak();
+    let export_baseline = server.status_kib("VmRSS");
+    let started = Instant::now();
+    let path = format!("/v1/folders/{folder}/items/export?recursive=true");
+    let mut answer = server.get_request(&path).send().await.expect("export");
+    let (mut exported_bytes, mut exported_lines) = (0u64, 0u64);
+    while let Some(chunk) = answer.chunk().await.expect("an export chunk") {
+        exported_bytes += chunk.len() as u64;
+        exported_lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
+    }
+    let export_took = started.elapsed().as_secs_f64();
+    let export_peak = server.status_kib("VmHWM");
+    assert_eq!(exported_lines, empty_files as u64, "every item exported");
+    let rclone_empty = run_shell(&empty, RCLONE);
+    println!(
+        "export of {} items (NDJSON, {:.0} MB): {export_took:.2} s; server peak RSS {:.1} MiB (from {:.1}); rclone lsjson -R of the tree: {rclone_empty:.2} s",
+        group(exported_lines),
+        exported_bytes as f64 / 1e6,
+        mib(export_peak),
+        mib(export_baseline)
+    );
     server.stop();
 
-    // 4. The same initial sync with a webhook told of every item made.
+    // 5. The same initial sync with a webhook told of every item made.
     let receiver = EventCounter::start().await;
     let server = Server::start(
         &binary,
@@ -222,6 +246,12 @@ async fn main() {
         empty_sync.wall,
         empty_sync.job,
         hooked_sync.wall / empty_sync.wall
+    );
+    println!(
+        "| export of {} items, NDJSON | {export_took:.2} s, peak RSS {:.1} MiB | rclone lsjson -R {rclone_empty:.2} s | {:.2}× | | |",
+        group(exported_lines),
+        mib(export_peak),
+        export_took / rclone_empty
     );
     println!(
         "| peak RSS, initial sync of {} empty files ({:.1} s) | {:.1} MiB (from {:.1} MiB) | | | < {PEAK_RSS_LIMIT_MIB} MiB | {} |",

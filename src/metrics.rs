@@ -36,6 +36,7 @@ pub fn recorder() -> PrometheusHandle {
                 tracing::warn!("another metrics recorder is installed; /metrics shows only what reaches this one");
             }
             describe();
+            zero_alerted_series();
             handle
         })
         .clone()
@@ -180,6 +181,34 @@ pub fn job_attempt_ended(kind: &'static str, status: &'static str, took: Duratio
 /// A job ended for good: its final status, and the counts of its result that have metrics.
 pub fn job_finished(kind: &'static str, status: &'static str, result: &serde_json::Value) {
     counter!("stowage_jobs_finished_total", "kind" => kind, "status" => status).increment(1);
+    count_result(kind, result);
+}
+
+/// Makes the series the README's alerts watch exist at 0 from the start: `increase()` does not
+/// count a series born at 1, so the first failure after a start would otherwise go unseen.
+fn zero_alerted_series() {
+    for kind in crate::domain::job::JobKind::ALL {
+        for status in ["DONE", "ERROR", "CANCELLED"] {
+            counter!("stowage_jobs_finished_total", "kind" => kind.as_str(), "status" => status).increment(0);
+        }
+        count_result(kind.as_str(), &serde_json::Value::Null);
+    }
+    for outcome in ["delivered", "retrying", "failed"] {
+        counter!("stowage_webhook_attempts_total", "outcome" => outcome).increment(0);
+    }
+    for kind in ["conflict", "unavailable", "error"] {
+        counter!("stowage_db_errors_total", "kind" => kind).increment(0);
+    }
+    for backend in ["file", "s3", "gs", "az"] {
+        for operation in ["list", "head", "read", "write", "delete"] {
+            counter!("stowage_bucket_operations_total", "backend" => backend, "operation" => operation, "outcome" => "error")
+                .increment(0);
+        }
+    }
+}
+
+/// Adds the counts of a finished job's `result` that have metrics.
+fn count_result(kind: &'static str, result: &serde_json::Value) {
     let count = |field: &str| result[field].as_u64().unwrap_or(0);
     match kind {
         "SYNC" => {

@@ -112,6 +112,14 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
     let failing = s.post("/v1/jobs/noop", json!({"units": 1, "fail_attempts": 5})).await;
     let failed = finished(&s, &id(&failing.body)).await;
     assert_eq!(failed["status"], "ERROR", "{failed}");
+    // A job cancelled before any worker took it ends too.
+    let paused = s.post("/v1/queues/NOOP/pause", json!({})).await;
+    assert_eq!(paused.status, StatusCode::OK, "{:?}", paused.body);
+    let waiting = s.post("/v1/jobs/noop", json!({"units": 1})).await;
+    let cancelled = s
+        .post(&format!("/v1/jobs/{}/cancel", id(&waiting.body)), json!({}))
+        .await;
+    assert_eq!(cancelled.body["status"], "CANCELLED", "{:?}", cancelled.body);
 
     // A job's end is counted just after its record shows it finished: wait for the count.
     let mut after = scrape(&s, "scrape-me").await;
@@ -168,6 +176,7 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
         "the second /up broke a uniqueness rule"
     );
     assert_eq!(delta("stowage_jobs_finished_total", "kind=NOOP,status=ERROR"), 1.0);
+    assert_eq!(delta("stowage_jobs_finished_total", "kind=NOOP,status=CANCELLED"), 1.0);
     assert_eq!(delta("stowage_job_attempts_total", "kind=NOOP"), 2.0);
     assert_eq!(delta("stowage_job_retries_total", "kind=NOOP"), 1.0);
     assert_eq!(

@@ -780,6 +780,25 @@ async fn receivers_must_be_public_and_webhooks_belong_to_managers(backend: Backe
         .await;
     assert_eq!(none.status, StatusCode::BAD_REQUEST, "{:?}", none.body);
 
+    // A webhook whose folder is gone cannot be enabled again: it would stop at once.
+    let watched = s.folder("/watched").await;
+    let scoped = s
+        .post(
+            "/v1/webhooks",
+            json!({"url": "https://example.com/h", "events": ["job.finished"], "folder_id": watched}),
+        )
+        .await;
+    assert_eq!(scoped.status, StatusCode::CREATED, "{:?}", scoped.body);
+    assert_eq!(s.delete(&format!("/v1/folders/{watched}")).await.status, StatusCode::OK);
+    let path = format!("/v1/webhooks/{}", scoped.body["id"].as_str().expect("id"));
+    let enabled = s.patch(&path, json!({"enabled": true})).await;
+    assert_eq!(enabled.status, StatusCode::CONFLICT, "{:?}", enabled.body);
+    assert!(
+        enabled.message().contains("its folder was deleted"),
+        "{}",
+        enabled.message()
+    );
+
     // A name is checked where it resolves, on every attempt: localhost is this machine.
     let receiver = Receiver::default();
     let url = receiver.start().await.replace("127.0.0.1", "localhost");
@@ -840,7 +859,7 @@ async fn receivers_must_be_public_and_webhooks_belong_to_managers(backend: Backe
     let audit = s.get("/v1/audit?action=webhook.create").await;
     assert_eq!(
         audit.body["items"].as_array().map(Vec::len),
-        Some(2),
+        Some(3),
         "{:?}",
         audit.body
     );

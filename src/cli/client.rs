@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an error.
-    #[error("{status}: {code}: {message}")]
+    #[error("{status}: {code}: {message}{}", .request_id.as_ref().map_or_else(String::new, |id| format!(" (request {id})")))]
     Server {
         /// HTTP status.
         status: StatusCode,
@@ -16,6 +16,8 @@ pub enum ClientError {
         code: String,
         /// The server's message.
         message: String,
+        /// The request's id, which finds the server's log lines about it.
+        request_id: Option<String>,
     },
     /// The server could not be reached, or its answer could not be read; `context` says which.
     #[error("{context}")]
@@ -117,6 +119,7 @@ impl Client {
             status,
             code: field("code").unwrap_or_else(|| "ERROR".into()),
             message,
+            request_id: field("request_id"),
         })
     }
 

@@ -17,10 +17,10 @@ const POLL_SECONDS: u64 = 30;
 /// Which jobs: every field given must match.
 #[derive(Debug, Clone, Default, Args)]
 pub struct JobFilterArgs {
-    /// Only this kind (SYNC, IMPORT, REENCODE, EXPIRY, NOOP).
+    /// Only this kind (SYNC, IMPORT, REENCODE, EXPIRY, NOOP; any case).
     #[arg(long)]
     kind: Option<String>,
-    /// Only this status (PENDING, RUNNING, DONE, ERROR, CANCELLED).
+    /// Only this status (PENDING, RUNNING, DONE, ERROR, CANCELLED; any case).
     #[arg(long)]
     status: Option<String>,
     /// Only jobs on this folder id.
@@ -37,9 +37,11 @@ pub struct JobFilterArgs {
 impl JobFilterArgs {
     /// The fields given, by their API names.
     fn fields(self) -> Vec<(&'static str, String)> {
+        // Kinds and statuses are upper case in the API; the CLI takes them in any case, as
+        // `stowage queue pause sync` does.
         [
-            ("kind", self.kind),
-            ("status", self.status),
+            ("kind", self.kind.map(|k| k.to_uppercase())),
+            ("status", self.status.map(|s| s.to_uppercase())),
             ("folder_id", self.folder_id),
             ("submitted_after", self.submitted_after),
             ("submitted_before", self.submitted_before),

@@ -210,7 +210,7 @@ pub struct ClientArgs {
 
 /// The API's words in server messages, and the CLI flags that do the same: a message the CLI
 /// prints tells the user what to type, not what to send.
-const IN_CLI_TERMS: [(&str, &str); 6] = [
+const IN_CLI_TERMS: [(&str, &str); 10] = [
     ("pass recursive=true", "pass --recursive"),
     ("or give target_parent_id", "or give --to FOLDER"),
     ("with target_parent_id", "with --to FOLDER"),
@@ -222,6 +222,16 @@ const IN_CLI_TERMS: [(&str, &str); 6] = [
     (
         "managers of a folder give its folder_id",
         "managers of a folder give --folder FOLDER",
+    ),
+    (
+        "give the folder_id of a folder you manage",
+        "give --folder FOLDER, one you manage",
+    ),
+    ("retry the job (POST /v1/jobs/", "retry the job (stowage job retry "),
+    ("/retry runs only the units", " runs only the units"),
+    (
+        "name at least one of kind, status, folder_id, submitted_after, submitted_before",
+        "name at least one of --kind, --status, --folder-id, --submitted-after, --submitted-before",
     ),
 ];
 

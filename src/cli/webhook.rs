@@ -17,8 +17,8 @@ pub enum WebhookCommand {
         /// Where deliveries go (http:// or https://, on a public network).
         url: String,
         /// An event to be told of (job.finished, sync.finished, import.finished, item.created,
-        /// item.updated, item.tombstoned, item.deleted); repeat it.
-        #[arg(long = "event", required = true)]
+        /// item.updated, item.tombstoned, item.deleted); repeat it, or separate several with commas.
+        #[arg(long = "event", required = true, value_delimiter = ',')]
         events: Vec<String>,
         /// Only events of this folder's subtree (path or id; a folder you manage). Without it:
         /// every folder's (admins).
@@ -42,8 +42,8 @@ pub enum WebhookCommand {
         /// A new URL.
         #[arg(long)]
         url: Option<String>,
-        /// New events (repeat it; replaces them all).
-        #[arg(long = "event")]
+        /// New events (repeat it, or separate several with commas; replaces them all).
+        #[arg(long = "event", value_delimiter = ',')]
         events: Vec<String>,
         /// Start deliveries again (forgets past failures).
         #[arg(long, conflicts_with = "disable")]

@@ -6,13 +6,11 @@ use uuid::Uuid;
 use super::items::{CONTENT_COLUMNS, bind_content, content_values};
 use super::rows::{corrupt, parse_id};
 use super::sql::{Sql, Value};
-use super::webhooks::ItemEvent;
 use super::{Db, Dialect, StoreError, now_micros, to_micros};
 use crate::domain::diff::Known;
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::item::Item;
 use crate::domain::quota::Usage;
-use crate::domain::webhook::EventKind;
 
 fn fingerprint_text(fingerprint: &Fingerprint) -> String {
     serde_json::to_string(fingerprint).unwrap_or_else(|_| "{}".into())
@@ -35,27 +33,6 @@ pub async fn known_page(
         sql.push(" ORDER BY object_key LIMIT ").bind(i64::from(limit));
     })
     .await
-}
-
-/// The events of `kind` about the items of synced root `root` at exactly `keys` (as their rows
-/// are now: a row a sync brought back keeps its id).
-pub async fn item_events(
-    db: &mut dyn Db,
-    root: Uuid,
-    keys: &[&str],
-    kind: EventKind,
-) -> Result<Vec<ItemEvent>, StoreError> {
-    let mut events = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(500) {
-        let mut sql = Sql::new("SELECT id, folder_id, title FROM item WHERE sync_root_id = ");
-        sql.bind(root.to_string()).push(" AND object_key IN (");
-        sql.bind_list(chunk.iter().map(|k| (*k).to_owned())).push(")");
-        let rows: Vec<(String, String, String)> = sql.build_as().fetch_all(db.conn()).await?;
-        for (id, folder_id, title) in rows {
-            events.push(ItemEvent::about(kind, parse_id(&id)?, parse_id(&folder_id)?, title));
-        }
-    }
-    Ok(events)
 }
 
 /// The items of synced root `root` at `keys` or below them (a key taken as a directory), by key.

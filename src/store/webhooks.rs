@@ -350,6 +350,41 @@ pub async fn record_subtree_items(
     if !items_wanted(db).await? {
         return Ok(());
     }
+    insert_selected(db, kind, permanent, Some(cause), |sql| {
+        sql.push("i.trashed_at IS NULL AND ");
+        push_subtree(sql, "f.path", path.as_str(), true);
+    })
+    .await
+}
+
+/// Records `kind` about the items of synced root `root` at `keys`, in one statement; for callers
+/// that asked [`items_wanted`] already (a sync, once per batch).
+pub async fn insert_synced_items(
+    db: &mut dyn Db,
+    root: Uuid,
+    keys: &[&str],
+    kind: EventKind,
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let dialect = db.dialect();
+    insert_selected(db, kind, false, None, |sql| {
+        sql.push("i.sync_root_id = ").bind(root.to_string()).push(" AND ");
+        sql.push_in_json(dialect, "i.object_key", keys.iter().map(|k| (*k).to_owned()));
+    })
+    .await
+}
+
+/// Records `kind` about each item `i` (in folder `f`) that `push_where` selects, the events
+/// made by the database: ids, JSON data and the folder's path, without a round trip per item.
+async fn insert_selected(
+    db: &mut dyn Db,
+    kind: EventKind,
+    permanent: bool,
+    cause: Option<ItemCause>,
+    push_where: impl FnOnce(&mut Sql),
+) -> Result<(), StoreError> {
     let dialect = db.dialect();
     let mut sql = Sql::new("INSERT INTO webhook_event (id, kind, folder_id, folder_path, data, created_at) SELECT ");
     sql.push(dialect.random_uuid()).push(", ");
@@ -358,10 +393,11 @@ pub async fn record_subtree_items(
     if kind == EventKind::ItemDeleted {
         fields.push(("permanent", dialect.json_bool(permanent)));
     }
-    sql.push(&dialect.json_object(&fields, &[("cause", cause.as_str())]));
+    let constants: Vec<(&str, &str)> = cause.iter().map(|c| ("cause", c.as_str())).collect();
+    sql.push(&dialect.json_object(&fields, &constants));
     sql.push(", ").bind(now_micros());
-    sql.push(" FROM item i JOIN folder f ON f.id = i.folder_id WHERE i.trashed_at IS NULL AND ");
-    push_subtree(&mut sql, "f.path", path.as_str(), true);
+    sql.push(" FROM item i JOIN folder f ON f.id = i.folder_id WHERE ");
+    push_where(&mut sql);
     sql.build().execute(db.conn()).await?;
     Ok(())
 }

@@ -60,6 +60,7 @@ pub async fn get_webhook(
 #[utoipa::path(patch, path = "/webhooks/{id}", tag = "webhooks", params(("id" = Uuid, Path)), request_body = WebhookChange, responses(
     (status = 200, body = WebhookView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody),
+    (status = 409, body = ErrorBody, description = "enabling a webhook that would stop at once: its folder is gone, or its maker may no longer be told"),
 ))]
 pub async fn update_webhook(
     State(state): State<AppState>,

@@ -356,6 +356,11 @@ impl JobService {
             .ok_or_else(|| ServiceError::NotFound(format!("job {id} not found")))?;
         tx.commit().await?;
         self.events.publish(id, job.version);
+        if job.status.is_terminal() {
+            // Cancelled before it started: no worker will see it end, so it is counted here.
+            let result = job.result.clone().unwrap_or_default();
+            crate::metrics::job_finished(job.kind.as_str(), job.status.as_str(), &result);
+        }
         Ok(job)
     }
 

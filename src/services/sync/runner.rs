@@ -193,8 +193,7 @@ impl SyncRunner {
                 ledger.after_items(&mut tx, &ids).await?;
                 if webhook_rows::items_wanted(&mut tx).await? {
                     let keys: Vec<&str> = chunk.iter().map(|(_, key)| key.as_str()).collect();
-                    let events = rows::item_events(&mut tx, root, &keys, EventKind::ItemTombstoned).await?;
-                    webhook_rows::insert_items(&mut tx, &events).await?;
+                    webhook_rows::insert_synced_items(&mut tx, root, &keys, EventKind::ItemTombstoned).await?;
                 }
                 tx.commit().await?;
             }

@@ -238,9 +238,8 @@ async fn write(
             .filter(|a| matches!(a, Action::Content { .. }))
             .map(Action::key)
             .collect();
-        let mut events = rows::item_events(&mut tx, root.id, &made, EventKind::ItemCreated).await?;
-        events.extend(rows::item_events(&mut tx, root.id, &changed, EventKind::ItemUpdated).await?);
-        webhook_rows::insert_items(&mut tx, &events).await?;
+        webhook_rows::insert_synced_items(&mut tx, root.id, &made, EventKind::ItemCreated).await?;
+        webhook_rows::insert_synced_items(&mut tx, root.id, &changed, EventKind::ItemUpdated).await?;
     }
     let after = rows::usage_at(&mut tx, root.id, &keys).await?;
     ledger.charge(&mut tx, &after).await?;

@@ -23,13 +23,11 @@ use uuid::Uuid;
 
 use crate::background::Periodic;
 use crate::config::WebhookSettings;
-use crate::domain::caller::Role;
 use crate::domain::webhook::{reachable, signature};
-use crate::services::users::standing;
 use crate::services::{Context, ServiceError};
 use crate::store::webhook_deliveries::{self as delivery_rows, DeliveryRow, DeliveryStatus};
 use crate::store::webhooks::{self as rows, EventRow, WebhookRow};
-use crate::store::{Db, Store, folders as folder_rows, from_micros, now_micros};
+use crate::store::{Store, from_micros, now_micros};
 
 /// The most events one delivery carries.
 pub const MAX_BATCH: usize = 1000;
@@ -193,7 +191,7 @@ impl Deliverer {
     /// none (it is moved past the events it is not for).
     async fn next_delivery(&self, hook: &WebhookRow) -> Result<Option<DeliveryRow>, ServiceError> {
         let mut conn = self.store.read().await?;
-        let scope = match self.scope(&mut conn, hook).await? {
+        let scope = match super::standing_of(&mut conn, hook).await? {
             Ok(scope) => scope,
             Err(reason) => {
                 drop(conn);
@@ -255,35 +253,6 @@ impl Deliverer {
         delivery_rows::insert_delivery(&mut tx, &delivery).await?;
         tx.commit().await?;
         Ok(Some(delivery))
-    }
-
-    /// The path of the subtree `hook` is told about (`None`: every folder), while its maker may
-    /// still be told of it: a manager of its folder (an admin for every folder). Else why it
-    /// must stop.
-    async fn scope(
-        &self,
-        conn: &mut dyn Db,
-        hook: &WebhookRow,
-    ) -> Result<Result<Option<String>, String>, ServiceError> {
-        let Some(maker) = standing(conn, &hook.created_by).await? else {
-            return Ok(Err(format!("its maker ({}) is no longer a user", hook.created_by)));
-        };
-        let Some(folder) = hook.folder_id else {
-            return Ok(if maker.is_admin {
-                Ok(None)
-            } else {
-                Err(format!("its maker ({}) is no longer an admin", hook.created_by))
-            });
-        };
-        let found = folder_rows::by_id(conn, folder).await?;
-        Ok(match found {
-            None => Err("its folder was deleted".into()),
-            Some(found) if maker.role_on(&found.folder) < Some(Role::Manager) => Err(format!(
-                "its maker ({}) no longer manages {}",
-                hook.created_by, found.folder.path
-            )),
-            Some(found) => Ok(Some(found.folder.path.as_str().to_owned())),
-        })
     }
 
     /// POSTs `delivery` to `hook`, signed now.

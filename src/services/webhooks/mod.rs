@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::access::{folder_for, folder_roles, require, require_admin};
 use super::keys::random_secret;
+use super::users::standing;
 use super::{Page, ServiceError, audit, decode_number_position, field, now, page_token};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role};
@@ -246,6 +247,11 @@ impl WebhookService {
             row.description = checked_description(Some(description))?;
         }
         if let Some(enabled) = change.enabled {
+            if enabled && let Err(why) = standing_of(&mut tx, &row).await? {
+                return Err(ServiceError::Conflict(format!(
+                    "webhook {id} cannot be enabled: {why}; a current manager of its folder makes a new one"
+                )));
+            }
             row.enabled = enabled;
             if enabled {
                 row.disabled_reason = None;
@@ -315,6 +321,34 @@ async fn managed(conn: &mut dyn Db, caller: &Caller, id: Uuid) -> Result<Webhook
         other => other,
     })?;
     Ok(row)
+}
+
+/// The path of the subtree `hook` is told about (`None`: every folder), while its maker may
+/// still be told of it: a manager of its folder (an admin for every folder). Else why it must
+/// stop (deliveries stop; enabling it again is refused).
+pub(super) async fn standing_of(
+    conn: &mut dyn Db,
+    hook: &WebhookRow,
+) -> Result<Result<Option<String>, String>, ServiceError> {
+    let Some(maker) = standing(conn, &hook.created_by).await? else {
+        return Ok(Err(format!("its maker ({}) is no longer a user", hook.created_by)));
+    };
+    let Some(folder) = hook.folder_id else {
+        return Ok(if maker.is_admin {
+            Ok(None)
+        } else {
+            Err(format!("its maker ({}) is no longer an admin", hook.created_by))
+        });
+    };
+    let found = folder_rows::by_id(conn, folder).await?;
+    Ok(match found {
+        None => Err("its folder was deleted".into()),
+        Some(found) if maker.role_on(&found.folder) < Some(Role::Manager) => Err(format!(
+            "its maker ({}) no longer manages {}",
+            hook.created_by, found.folder.path
+        )),
+        Some(found) => Ok(Some(found.folder.path.as_str().to_owned())),
+    })
 }
 
 /// The audit event of `caller` doing `action` to webhook `row`.
