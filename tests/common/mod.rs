@@ -318,6 +318,9 @@ impl TestServer {
             ..Settings::default()
         };
         settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+        // CI runs many servers at once on two cores: a writer may wait past the default 5 s for
+        // SQLite's lock there (a bulk-actions test once answered 503), so tests wait longer.
+        settings.database.busy_timeout_ms = 15_000;
         let pg = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {
