@@ -30,6 +30,47 @@ on_both_backends!(
     receivers_must_be_public_and_webhooks_belong_to_managers,
 );
 
+#[tokio::test]
+async fn an_event_that_commits_after_a_later_one_is_still_delivered() {
+    use sqlx::Connection;
+    let s = server!(Backend::Postgres, settings_for_tests);
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    webhook(&s, &url, &["job.finished"]).await;
+    // A transaction records an event (taking its place in the insert order) and stays open
+    // while a job ends, whose event is recorded, committed and delivered first.
+    let mut slow = sqlx::PgConnection::connect(&s.settings.database.url)
+        .await
+        .expect("connect");
+    let mut tx = slow.begin().await.expect("begin");
+    sqlx::query(
+        "INSERT INTO webhook_event (id, kind, folder_id, folder_path, data, created_at) \
+         VALUES ($1, 'job.finished', NULL, NULL, '{\"job_id\": \"late\"}', 0)",
+    )
+    .bind(uuid::Uuid::now_v7().to_string())
+    .execute(&mut *tx)
+    .await
+    .expect("insert");
+    let job = s.post("/v1/jobs/noop", json!({"units": 1})).await;
+    finished(&s, job.body["id"].as_str().expect("id")).await;
+    let told = |n: usize| {
+        let events = accepted_events(&receiver);
+        async move { events.len() >= n }
+    };
+    assert!(eventually_async(|| told(1)).await, "the job's event is delivered");
+    tx.commit().await.expect("commit");
+    assert!(
+        eventually_async(|| told(2)).await,
+        "the event that committed later is delivered too: {:?}",
+        accepted_events(&receiver)
+    );
+    let jobs: Vec<Value> = accepted_events(&receiver)
+        .iter()
+        .map(|e| e["data"]["job_id"].clone())
+        .collect();
+    assert_eq!(jobs, [job.body["id"].clone(), json!("late")]);
+}
+
 /// One request the receiver got.
 #[derive(Debug, Clone)]
 struct Received {

@@ -8,7 +8,7 @@ use super::clauses::push_subtree;
 use super::rows::{corrupt, display_path, parse_id};
 use super::sql::Sql;
 use super::trash::ItemObjects;
-use super::{Db, StoreError, now_micros};
+use super::{Db, Dialect, StoreError, now_micros};
 use crate::domain::folder::FolderPath;
 use crate::domain::webhook::{EventKind, ItemCause};
 
@@ -99,7 +99,7 @@ pub async fn insert(db: &mut dyn Db, hook: &WebhookRow, secret: &str) -> Result<
     sql.bind(secret.to_owned()).push(", ");
     sql.bind(hook.created_by.clone()).push(", ");
     sql.bind(hook.created_at)
-        .push(", (SELECT COALESCE(MAX(seq), 0) FROM webhook_event))");
+        .push(", (SELECT COALESCE(MAX(pos), 0) FROM webhook_event))");
     sql.build().execute(db.conn()).await?;
     Ok(())
 }
@@ -424,8 +424,8 @@ pub struct EventRow {
 /// Up to `limit` events after `after`, in order.
 pub async fn events_after(db: &mut dyn Db, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
     let mut sql =
-        Sql::new("SELECT seq, id, kind, folder_id, folder_path, data, created_at FROM webhook_event WHERE seq > ");
-    sql.bind(after).push(" ORDER BY seq LIMIT ").bind(limit);
+        Sql::new("SELECT pos, id, kind, folder_id, folder_path, data, created_at FROM webhook_event WHERE pos > ");
+    sql.bind(after).push(" ORDER BY pos LIMIT ").bind(limit);
     type Raw = (i64, String, String, Option<String>, Option<String>, String, i64);
     let rows: Vec<Raw> = sql.build_as().fetch_all(db.conn()).await?;
     rows.into_iter()
@@ -443,10 +443,34 @@ pub async fn events_after(db: &mut dyn Db, after: i64, limit: i64) -> Result<Vec
         .collect()
 }
 
+/// The key of PostgreSQL's advisory lock that lets one process at a time put events in order.
+const ORDER_LOCK_KEY: i64 = 0x5354_4f57_0002;
+
+/// Gives the committed events that have none their place in the order webhooks read
+/// (`pos`), in the order they were recorded; answers how many. Run by one process at a time
+/// (an advisory lock on PostgreSQL; SQLite's writers take turns anyway), each run after the
+/// last one committed, so an event that commits late is put after every event a webhook may
+/// already be past, never behind it. On SQLite commit order is record order, so `pos = seq`.
+pub async fn order_events(db: &mut dyn Db) -> Result<u64, StoreError> {
+    let sql = match db.dialect() {
+        Dialect::Sqlite => Sql::new("UPDATE webhook_event SET pos = seq WHERE pos IS NULL"),
+        Dialect::Postgres => {
+            let mut lock = Sql::new("SELECT 1 AS locked FROM (SELECT pg_advisory_xact_lock(");
+            lock.bind(ORDER_LOCK_KEY).push(")) AS l");
+            lock.build().execute(db.conn()).await?;
+            Sql::new(
+                "UPDATE webhook_event e SET pos = o.pos FROM (SELECT seq, nextval('webhook_event_pos_seq') AS pos \
+                 FROM (SELECT seq FROM webhook_event WHERE pos IS NULL ORDER BY seq) AS u) AS o WHERE e.seq = o.seq",
+            )
+        }
+    };
+    Ok(sql.build().execute(db.conn()).await?.rows_affected())
+}
+
 /// Removes the events every enabled webhook is past (all of them when none is enabled).
 pub async fn prune_events(db: &mut dyn Db) -> Result<u64, StoreError> {
     let sql = Sql::new(
-        "DELETE FROM webhook_event WHERE seq <= (SELECT COALESCE(MIN(event_cursor), (SELECT COALESCE(MAX(seq), 0) FROM webhook_event)) FROM webhook WHERE enabled = 1)",
+        "DELETE FROM webhook_event WHERE pos <= (SELECT COALESCE(MIN(event_cursor), (SELECT COALESCE(MAX(pos), 0) FROM webhook_event)) FROM webhook WHERE enabled = 1)",
     );
     Ok(sql.build().execute(db.conn()).await?.rows_affected())
 }
@@ -467,18 +491,19 @@ pub async fn lease(db: &mut dyn Db, id: Uuid, now: i64, until: i64) -> Result<bo
     Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
-/// Keeps holding webhook `id` until `until`.
-pub async fn renew(db: &mut dyn Db, id: Uuid, until: i64) -> Result<(), StoreError> {
+/// Keeps holding webhook `id`, held until `held` (the lease's value is its holder's token),
+/// until `until`; false when the lease lapsed and another process took it.
+pub async fn renew(db: &mut dyn Db, id: Uuid, held: i64, until: i64) -> Result<bool, StoreError> {
     let mut sql = Sql::new("UPDATE webhook SET lease_until = ");
     sql.bind(until).push(" WHERE id = ").bind(id.to_string());
-    sql.build().execute(db.conn()).await?;
-    Ok(())
+    sql.push(" AND lease_until = ").bind(held);
+    Ok(sql.build().execute(db.conn()).await?.rows_affected() == 1)
 }
 
-/// Lets go of webhook `id`.
-pub async fn release(db: &mut dyn Db, id: Uuid) -> Result<(), StoreError> {
+/// Lets go of webhook `id`, held until `held`; a lease another process took since is its own.
+pub async fn release(db: &mut dyn Db, id: Uuid, held: i64) -> Result<(), StoreError> {
     let mut sql = Sql::new("UPDATE webhook SET lease_until = 0 WHERE id = ");
-    sql.bind(id.to_string());
+    sql.bind(id.to_string()).push(" AND lease_until = ").bind(held);
     sql.build().execute(db.conn()).await?;
     Ok(())
 }

@@ -113,13 +113,19 @@ impl Deliverer {
 
     /// Delivers what is due to every webhook this process can take now.
     async fn deliver_all(&mut self) -> Result<(), ServiceError> {
-        let now = now_micros();
+        {
+            let mut tx = self.store.write().await?;
+            rows::order_events(&mut tx).await?;
+            tx.commit().await?;
+        }
         let due = {
             let mut conn = self.store.read().await?;
-            rows::deliverable(&mut conn, now).await?
+            rows::deliverable(&mut conn, now_micros()).await?
         };
         for id in due {
-            let until = now + i64::try_from(LEASE.as_micros()).unwrap_or(i64::MAX);
+            // Read now, not before the loop: delivering to the webhooks before may take minutes.
+            let now = now_micros();
+            let mut until = self.lease_until(now);
             let taken = {
                 let mut tx = self.store.write().await?;
                 let taken = rows::lease(&mut tx, id, now, until).await?;
@@ -129,9 +135,9 @@ impl Deliverer {
             if !taken {
                 continue;
             }
-            let delivered = self.deliver_to(id).await;
+            let delivered = self.deliver_to(id, &mut until).await;
             let mut tx = self.store.write().await?;
-            rows::release(&mut tx, id).await?;
+            rows::release(&mut tx, id, until).await?;
             tx.commit().await?;
             if let Err(error) = delivered {
                 tracing::warn!(webhook = %id, error = %crate::telemetry::ErrorChain(&error), "webhook delivery failed");
@@ -146,9 +152,16 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Until when a lease taken `now` holds: long enough for an attempt that times out.
+    fn lease_until(&self, now: i64) -> i64 {
+        let lease = LEASE.max(Duration::from_secs(self.settings.timeout_seconds.saturating_mul(3)));
+        now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX))
+    }
+
     /// Sends webhook `id`'s deliveries while they succeed (a failed one waits for its retry, so
-    /// later events never overtake it).
-    async fn deliver_to(&self, id: Uuid) -> Result<(), ServiceError> {
+    /// later events never overtake it) and this process holds its lease (held `until`, renewed
+    /// before each attempt).
+    async fn deliver_to(&self, id: Uuid, until: &mut i64) -> Result<(), ServiceError> {
         loop {
             let (hook, secret) = {
                 let mut conn = self.store.read().await?;
@@ -173,10 +186,15 @@ impl Deliverer {
                 return Ok(());
             }
             {
-                let lease = LEASE.max(Duration::from_secs(self.settings.timeout_seconds.saturating_mul(3)));
+                let renewed = self.lease_until(now);
                 let mut tx = self.store.write().await?;
-                rows::renew(&mut tx, id, now + i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)).await?;
+                let held = rows::renew(&mut tx, id, *until, renewed).await?;
                 tx.commit().await?;
+                if !held {
+                    // It lapsed and another process took it: that one goes on.
+                    return Ok(());
+                }
+                *until = renewed;
             }
             let attempt = self.send(&hook, &secret, &delivery).await;
             let delivered = attempt.delivered();
