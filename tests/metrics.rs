@@ -90,6 +90,21 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
         StatusCode::FORBIDDEN
     );
     let before = scrape(&s, &s.admin_key).await;
+    for (metric, labels) in [
+        ("stowage_jobs_finished_total", "kind=SYNC,status=ERROR"),
+        ("stowage_sync_objects_total", "outcome=failed"),
+        (
+            "stowage_bucket_operations_total",
+            "backend=s3,operation=read,outcome=error",
+        ),
+        ("stowage_webhook_attempts_total", "outcome=failed"),
+        ("stowage_db_errors_total", "kind=unavailable"),
+    ] {
+        assert!(
+            before.contains_key(&(metric.to_owned(), labels.to_owned())),
+            "what an alert watches is on the page before it first happens: {metric}{{{labels}}}"
+        );
+    }
 
     let folder = s.folder("/up").await;
     let upload = s.upload(&folder, "a.bin", vec![1; 1_234], &[]).await;
@@ -225,11 +240,11 @@ async fn metrics_are_served_to_operators_and_count_what_happened() {
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let page = http.get(&at).bearer_auth("scrape-me").send().await.expect("an answer");
     assert_eq!(page.status(), StatusCode::OK);
+    let text = page.text().await.expect("the page");
+    let parsed = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("it parses");
     assert!(
-        page.text()
-            .await
-            .unwrap_or_default()
-            .contains("stowage_jobs_finished_total")
+        parsed.samples.iter().any(|s| s.metric == "stowage_db_connections"),
+        "the worker's page carries its own pool's figures"
     );
     common::stop_running(worker).await;
 }

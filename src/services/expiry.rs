@@ -113,8 +113,7 @@ impl ExpiryService {
                 ExpiryAction::Trash => self.trash.purge_at(now),
             };
             if self.action == ExpiryAction::Trash {
-                webhook_rows::record_subtree_items(&mut tx, EventKind::ItemDeleted, false, ItemCause::Expiry, &path)
-                    .await?;
+                webhook_rows::record_subtree_items(&mut tx, EventKind::ItemDeleted, ItemCause::Expiry, &path).await?;
             }
             let ledger = Ledger::before_subtree(&mut tx, id).await?;
             let counts = trash_rows::trash_folder(&mut tx, id, &path, now, purge_at).await?;

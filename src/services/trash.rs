@@ -159,19 +159,18 @@ impl Trash {
         Ok(Page::of(rows, limit, token_of, TrashEntry::from))
     }
 
-    /// Inside `tx`: removes trash unit `unit` (due at `purge_at`) for good with all it holds,
-    /// in one go, telling webhooks its items went for `cause`. Answers the rows removed and the
-    /// objects to remove once `tx` commits.
+    /// Inside `tx`: removes trash unit `unit` (due at `purge_at`), a folder deleted for good,
+    /// with all it holds, in one go (webhooks are told its items went with their folder).
+    /// Answers the rows removed and the objects to remove once `tx` commits.
     pub(crate) async fn purge_unit_now(
         &self,
         tx: &mut dyn Db,
         unit: Uuid,
         purge_at: i64,
-        cause: ItemCause,
     ) -> Result<(Counts, Vec<ItemObjects>), ServiceError> {
         rows::absorb_nested_units(tx, unit, purge_at).await?;
         let objects = rows::purge_unit_items(tx, unit, None).await?;
-        webhook_rows::record_deleted_for_good(tx, &objects, cause).await?;
+        webhook_rows::record_deleted_for_good(tx, &objects, ItemCause::Folder).await?;
         let folders = rows::delete_unit_folders(tx, unit).await?;
         let counts = Counts {
             folders,

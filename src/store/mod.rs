@@ -236,13 +236,11 @@ impl Dialect {
         }
     }
 
-    /// A JSON boolean literal, for [`Dialect::json_object`].
-    pub fn json_bool(self, value: bool) -> &'static str {
-        match (self, value) {
-            (Dialect::Sqlite, true) => "json('true')",
-            (Dialect::Sqlite, false) => "json('false')",
-            (Dialect::Postgres, true) => "true",
-            (Dialect::Postgres, false) => "false",
+    /// The JSON `false`, for [`Dialect::json_object`].
+    pub fn json_false(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "json('false')",
+            Dialect::Postgres => "false",
         }
     }
 

@@ -316,7 +316,7 @@ pub async fn record_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), S
 
 /// Records `events` (each with its folder's path now), a few statements for a batch; for
 /// callers that asked [`items_wanted`] already.
-pub async fn insert_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), StoreError> {
+async fn insert_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), StoreError> {
     let now = now_micros();
     for chunk in events.chunks(ITEM_EVENTS_PER_INSERT) {
         let mut sql =
@@ -339,18 +339,18 @@ pub async fn insert_items(db: &mut dyn Db, events: &[ItemEvent]) -> Result<(), S
 
 /// Records `kind` (for `cause`) about every item not in the trash in the folders of the live
 /// subtree at `path`, in one statement, while an enabled webhook wants item events: a folder
-/// renamed, moved, trashed or restored may hold millions. `permanent` goes with `item.deleted`.
+/// renamed, moved, trashed or restored may hold millions. An `item.deleted` here is into the
+/// trash (a subtree deleted for good is told of by its purge).
 pub async fn record_subtree_items(
     db: &mut dyn Db,
     kind: EventKind,
-    permanent: bool,
     cause: ItemCause,
     path: &FolderPath,
 ) -> Result<(), StoreError> {
     if !items_wanted(db).await? {
         return Ok(());
     }
-    insert_selected(db, kind, permanent, Some(cause), |sql| {
+    insert_selected(db, kind, Some(cause), |sql| {
         sql.push("i.trashed_at IS NULL AND ");
         push_subtree(sql, "f.path", path.as_str(), true);
     })
@@ -369,7 +369,7 @@ pub async fn insert_synced_items(
         return Ok(());
     }
     let dialect = db.dialect();
-    insert_selected(db, kind, false, None, |sql| {
+    insert_selected(db, kind, None, |sql| {
         sql.push("i.sync_root_id = ").bind(root.to_string()).push(" AND ");
         sql.push_in_json(dialect, "i.object_key", keys.iter().map(|k| (*k).to_owned()));
     })
@@ -381,7 +381,6 @@ pub async fn insert_synced_items(
 async fn insert_selected(
     db: &mut dyn Db,
     kind: EventKind,
-    permanent: bool,
     cause: Option<ItemCause>,
     push_where: impl FnOnce(&mut Sql),
 ) -> Result<(), StoreError> {
@@ -391,7 +390,7 @@ async fn insert_selected(
     sql.bind(kind.as_str().to_owned()).push(", i.folder_id, f.path, ");
     let mut fields = vec![("item_id", "i.id"), ("title", "i.title")];
     if kind == EventKind::ItemDeleted {
-        fields.push(("permanent", dialect.json_bool(permanent)));
+        fields.push(("permanent", dialect.json_false()));
     }
     let constants: Vec<(&str, &str)> = cause.iter().map(|c| ("cause", c.as_str())).collect();
     sql.push(&dialect.json_object(&fields, &constants));

@@ -56,7 +56,7 @@ pub async fn export_items(
     let req = ExportItems {
         recursive: q.recursive.unwrap_or(false),
         format,
-        search: q.search.filter(|s| !s.is_empty()),
+        search: q.search,
         item_types,
         is_tombstone: q.is_tombstone,
     };

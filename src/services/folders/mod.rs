@@ -29,13 +29,11 @@ use crate::domain::folder::{self, Folder, FolderName, FolderOrder, FolderPath, S
 use crate::domain::page::SortKey;
 use crate::domain::page::page_size;
 use crate::domain::schedule::CronSchedule;
-use crate::domain::webhook::{EventKind, ItemCause};
 use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders::{self as rows, FolderQuery, FolderRecord};
 use crate::store::items as item_rows;
 use crate::store::stars::{self, Starred};
-use crate::store::webhooks as webhook_rows;
 use crate::store::{Store, TreeLock, to_micros};
 
 /// Folder use cases.
@@ -512,7 +510,7 @@ impl FolderService {
         if let Some(name) = new_name.filter(|n| n.as_str() != folder.name) {
             ensure_unsynced(&mut tx, &folder.path, folder.sync.is_none(), "renaming a folder").await?;
             let new_path = FolderPath::join(folder.path.parent().as_ref(), &name).map_err(field("name"))?;
-            rows::relocate(
+            tree::relocate(
                 &mut tx,
                 id,
                 &folder.path,
@@ -520,10 +518,7 @@ impl FolderService {
                 folder.parent_id,
                 folder.updated_at,
             )
-            .await
-            .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
-            webhook_rows::record_subtree_items(&mut tx, EventKind::ItemUpdated, false, ItemCause::Folder, &new_path)
-                .await?;
+            .await?;
         }
         tx.commit().await?;
         self.get(caller, id).await

@@ -76,16 +76,10 @@ impl FolderService {
         let new_path = FolderPath::join(target.as_ref().map(|t| &t.path), &name).map_err(field("parent_id"))?;
         let ledger = Ledger::before_subtree(&mut tx, id).await?;
         if new_path != folder.path {
-            rows::relocate(&mut tx, id, &folder.path, &new_path, parent_id, now())
-                .await
-                .map_err(conflict_as(format!("a folder already exists at {new_path}")))?;
+            relocate(&mut tx, id, &folder.path, &new_path, parent_id, now()).await?;
         }
         if let Some(target) = &target {
             record_owner_change(&mut tx, caller, &folder, &new_path, &target.owner).await?;
-        }
-        if new_path != folder.path {
-            webhook_rows::record_subtree_items(&mut tx, EventKind::ItemUpdated, false, ItemCause::Folder, &new_path)
-                .await?;
         }
         ensure_nested(&mut tx, id, &new_path).await?;
         ledger.after_subtree(&mut tx, id).await?;
@@ -137,7 +131,6 @@ impl FolderService {
                         webhook_rows::record_subtree_items(
                             &mut tx,
                             EventKind::ItemDeleted,
-                            false,
                             ItemCause::Folder,
                             &folder.path,
                         )
@@ -157,7 +150,7 @@ impl FolderService {
                     (id, due)
                 }
             };
-            let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due, ItemCause::Folder).await?;
+            let (removed, objects) = this.trash.purge_unit_now(&mut tx, unit, due).await?;
             // Recorded in the folder it was in (when there was one), whose managers can still
             // read it once this folder is gone.
             let event = AuditEvent::by(&caller, AuditAction::FolderDelete, id, from_micros(now))
@@ -239,14 +232,30 @@ impl FolderService {
         )))?;
         // Folders trashed before trees had one owner may come back with several: one again.
         record_owner_change(&mut tx, caller, &folder, &new_path, &new_owner).await?;
-        webhook_rows::record_subtree_items(&mut tx, EventKind::ItemCreated, false, ItemCause::Restore, &new_path)
-            .await?;
+        webhook_rows::record_subtree_items(&mut tx, EventKind::ItemCreated, ItemCause::Restore, &new_path).await?;
         // No nesting check: its quota cannot be changed in the trash, so a quota above lowered
         // meanwhile would keep it there. Both apply once it is back.
         ledger.after_subtree(&mut tx, id).await?;
         tx.commit().await?;
         self.get(caller, id).await
     }
+}
+
+/// Moves folder `id` with its subtree from `from` to `to` (below `parent`), as of `at` (409 when
+/// a folder is there), and tells webhooks of every item below its new path.
+pub(super) async fn relocate(
+    tx: &mut dyn Db,
+    id: Uuid,
+    from: &FolderPath,
+    to: &FolderPath,
+    parent: Option<Uuid>,
+    at: time::OffsetDateTime,
+) -> Result<(), ServiceError> {
+    rows::relocate(tx, id, from, to, parent, at)
+        .await
+        .map_err(conflict_as(format!("a folder already exists at {to}")))?;
+    webhook_rows::record_subtree_items(tx, EventKind::ItemUpdated, ItemCause::Folder, to).await?;
+    Ok(())
 }
 
 /// Refuses (403) to put `folder` into `target` of another owner's tree, unless the caller is the

@@ -3,7 +3,10 @@
 //! reads. Memory stays flat however many items there are: the catalog is read a folder at a
 //! time, a batch at a time, and the bytes wait in a small bounded channel for the client.
 
+use std::panic::AssertUnwindSafe;
+
 use bytes::{BufMut, Bytes, BytesMut};
+use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -109,7 +112,8 @@ impl ItemService {
     /// Starts an export of folder `folder_id`: the folder and the request are checked here (an
     /// error answers before any byte), then the items stream from one snapshot of the catalog,
     /// a folder at a time in path order, each folder's items by title.
-    pub async fn export(&self, caller: &Caller, folder_id: Uuid, req: ExportItems) -> Result<Export, ServiceError> {
+    pub async fn export(&self, caller: &Caller, folder_id: Uuid, mut req: ExportItems) -> Result<Export, ServiceError> {
+        req.search = req.search.filter(|s| !s.is_empty());
         let mut snapshot = self.store.snapshot().await?;
         let folder = folder_for(&mut snapshot, caller, folder_id, Role::Viewer).await?;
         let (sender, receiver) = mpsc::channel(CHUNKS_IN_FLIGHT);
@@ -126,7 +130,15 @@ impl ItemService {
         let top = folder.clone();
         tokio::spawn(async move {
             let mut writer = writer;
-            let outcome = job.run(top, &mut writer).await;
+            // A panic must cut the answer off too, not end it like a complete one.
+            let outcome = AssertUnwindSafe(job.run(top, &mut writer))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Stop::Failed(ServiceError::Internal(
+                        "the export stopped unexpectedly".into(),
+                    )))
+                });
             writer.finish(outcome).await;
         });
         Ok(Export {
@@ -210,7 +222,10 @@ impl Exporter {
             let full = items.len() == ITEMS_PER_BATCH as usize;
             query.after = items.last().map(|last| (SortKey::Text(last.title.clone()), last.id));
             let mut views: Vec<ItemView> = items.into_iter().map(|item| ItemView::new(item, role)).collect();
-            ItemService::mark_starred(&mut self.snapshot, &self.caller, &mut views).await?;
+            if self.req.format == ExportFormat::Ndjson {
+                // CSV has no `starred` column.
+                ItemService::mark_starred(&mut self.snapshot, &self.caller, &mut views).await?;
+            }
             for view in &views {
                 writer.item(folder, view)?;
                 writer.flush_full().await?;

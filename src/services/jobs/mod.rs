@@ -345,7 +345,8 @@ impl JobService {
     /// already finished.
     pub async fn cancel_unchecked(&self, id: Uuid) -> Result<Job, ServiceError> {
         let mut tx = self.store.write().await?;
-        if let Cancelled::AlreadyFinished(status) = rows::cancel(&mut tx, id).await? {
+        let cancelled = rows::cancel(&mut tx, id).await?;
+        if let Cancelled::AlreadyFinished(status) = cancelled {
             return Err(ServiceError::Conflict(format!(
                 "job {id} already finished ({})",
                 status.as_str()
@@ -356,7 +357,7 @@ impl JobService {
             .ok_or_else(|| ServiceError::NotFound(format!("job {id} not found")))?;
         tx.commit().await?;
         self.events.publish(id, job.version);
-        if job.status.is_terminal() {
+        if matches!(cancelled, Cancelled::Now) {
             // Cancelled before it started: no worker will see it end, so it is counted here.
             let result = job.result.clone().unwrap_or_default();
             crate::metrics::job_finished(job.kind.as_str(), job.status.as_str(), &result);

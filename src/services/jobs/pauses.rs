@@ -48,11 +48,6 @@ impl Pauses {
             .send_if_modified(|now| if paused { now.insert(kind) } else { now.remove(&kind) });
     }
 
-    /// Whether `kind` is paused.
-    pub fn is_paused(&self, kind: JobKind) -> bool {
-        self.paused.borrow().contains(&kind)
-    }
-
     /// Changes to the paused kinds, starting from the current set.
     pub fn subscribe(&self) -> watch::Receiver<BTreeSet<JobKind>> {
         self.paused.subscribe()
