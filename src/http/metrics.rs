@@ -76,13 +76,12 @@ async fn record_now(state: &AppState) -> Result<(), ServiceError> {
     };
     let now = time::OffsetDateTime::now_utc();
     for kind in JobKind::ALL {
-        let of = |status: &str| counts.iter().find(|(k, s, _, _)| k == kind.as_str() && s == status);
-        let pending = of("PENDING");
-        let oldest = pending.map_or(Duration::ZERO, |(_, _, _, since)| {
-            (now - from_micros(*since)).unsigned_abs()
-        });
-        let count = |row: Option<&(String, String, i64, i64)>| row.map_or(0, |r| u64::try_from(r.2).unwrap_or(0));
-        crate::metrics::jobs_now(kind.as_str(), count(pending), count(of("RUNNING")), oldest);
+        let active = counts.get(&kind).copied().unwrap_or_default();
+        let oldest = active
+            .oldest_pending_at
+            .map_or(Duration::ZERO, |since| (now - from_micros(since)).unsigned_abs());
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        crate::metrics::jobs_now(kind.as_str(), count(active.pending), count(active.running), oldest);
     }
     let (in_use, idle) = store.pool_connections();
     crate::metrics::db_connections(in_use, idle);

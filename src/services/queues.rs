@@ -17,8 +17,9 @@ use super::jobs::pauses::Pauses;
 use super::{ServiceError, now};
 use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::Caller;
-use crate::domain::job::{JobKind, JobStatus};
-use crate::store::{Store, from_micros, jobs as job_rows, pauses};
+use crate::domain::job::JobKind;
+use crate::store::jobs::{self as job_rows, Active};
+use crate::store::{Store, from_micros, pauses};
 
 /// One job kind's queue.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -63,47 +64,53 @@ impl QueueService {
     /// Every kind's queue (admins).
     pub async fn list(&self, caller: &Caller) -> Result<Vec<QueueView>, ServiceError> {
         require_admin(caller, "see the job queues")?;
-        let (paused, counts) = {
-            let mut conn = self.store.read().await?;
-            let paused: BTreeMap<JobKind, pauses::Pause> = pauses::paused(&mut conn)
-                .await?
-                .into_iter()
-                .map(|p| (p.kind, p))
-                .collect();
-            (paused, job_rows::active_counts(&mut conn).await?)
-        };
-        let at = now();
+        let (paused, counts) = self.state().await?;
         let mut views = Vec::with_capacity(JobKind::ALL.len());
         for kind in JobKind::ALL {
-            let pause = paused.get(&kind);
-            let count = |status: JobStatus| {
-                counts
-                    .iter()
-                    .find(|(k, s, _, _)| k == kind.as_str() && s == status.as_str())
-                    .map(|(_, _, n, oldest)| (*n, *oldest))
-            };
-            let pending = count(JobStatus::Pending);
-            let oldest_pending_at = pending.map(|(_, oldest)| from_micros(oldest));
-            let workers_alive = match self.queue.workers_alive(kind).await {
-                Ok(n) => Some(n),
-                Err(error) => {
-                    tracing::warn!(kind = kind.as_str(), %error, "cannot count the queue's workers");
-                    None
-                }
-            };
-            views.push(QueueView {
-                kind,
-                paused: pause.is_some(),
-                paused_at: pause.map(|p| p.paused_at),
-                paused_by: pause.map(|p| p.paused_by.clone()),
-                pending: pending.map_or(0, |(n, _)| n),
-                running: count(JobStatus::Running).map_or(0, |(n, _)| n),
-                oldest_pending_age_seconds: oldest_pending_at.map(|t| (at - t).as_seconds_f64().max(0.0)),
-                oldest_pending_at,
-                workers_alive,
-            });
+            views.push(self.view(kind, &paused, &counts).await);
         }
         Ok(views)
+    }
+
+    /// The paused kinds and the jobs waiting and running, read now.
+    async fn state(&self) -> Result<(BTreeMap<JobKind, pauses::Pause>, BTreeMap<JobKind, Active>), ServiceError> {
+        let mut conn = self.store.read().await?;
+        let paused = pauses::paused(&mut conn)
+            .await?
+            .into_iter()
+            .map(|p| (p.kind, p))
+            .collect();
+        Ok((paused, job_rows::active_counts(&mut conn).await?))
+    }
+
+    /// `kind`'s queue, from what [`Self::state`] read and its workers counted now.
+    async fn view(
+        &self,
+        kind: JobKind,
+        paused: &BTreeMap<JobKind, pauses::Pause>,
+        counts: &BTreeMap<JobKind, Active>,
+    ) -> QueueView {
+        let pause = paused.get(&kind);
+        let active = counts.get(&kind).copied().unwrap_or_default();
+        let oldest_pending_at = active.oldest_pending_at.map(from_micros);
+        let workers_alive = match self.queue.workers_alive(kind).await {
+            Ok(n) => Some(n),
+            Err(error) => {
+                tracing::warn!(kind = kind.as_str(), %error, "cannot count the queue's workers");
+                None
+            }
+        };
+        QueueView {
+            kind,
+            paused: pause.is_some(),
+            paused_at: pause.map(|p| p.paused_at),
+            paused_by: pause.map(|p| p.paused_by.clone()),
+            pending: active.pending,
+            running: active.running,
+            oldest_pending_age_seconds: oldest_pending_at.map(|t| (now() - t).as_seconds_f64().max(0.0)),
+            oldest_pending_at,
+            workers_alive,
+        }
     }
 
     /// Pauses (`true`) or resumes `kind` (admins), audited; pausing a paused kind (or resuming
@@ -128,10 +135,7 @@ impl QueueService {
         }
         tx.commit().await?;
         self.pauses.set_one(kind, paused);
-        let views = self.list(caller).await?;
-        views
-            .into_iter()
-            .find(|v| v.kind == kind)
-            .ok_or_else(|| ServiceError::Internal(format!("no queue for {}", kind.as_str())))
+        let (paused, counts) = self.state().await?;
+        Ok(self.view(kind, &paused, &counts).await)
     }
 }

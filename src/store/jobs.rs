@@ -2,6 +2,8 @@
 //! bumps `version` and, on PostgreSQL, sends `NOTIFY stowage_job, 'ID:VERSION'` so waiters in
 //! other processes wake up.
 
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
 use super::clauses::{Reader, push_readable_by};
@@ -487,11 +489,34 @@ pub async fn delete(db: &mut dyn Db, ids: &[Uuid]) -> Result<u64, StoreError> {
     Ok(jobs.build().execute(db.conn()).await?.rows_affected())
 }
 
-/// Jobs waiting or running now, per kind and status, with the submission time (microseconds)
-/// of the oldest of them.
-pub async fn active_counts(db: &mut dyn Db) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+/// The jobs of one kind waiting and running now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Active {
+    /// PENDING jobs.
+    pub pending: i64,
+    /// RUNNING jobs.
+    pub running: i64,
+    /// When the oldest PENDING one was submitted (microseconds).
+    pub oldest_pending_at: Option<i64>,
+}
+
+/// Jobs waiting and running now, per kind (a kind with none is absent).
+pub async fn active_counts(db: &mut dyn Db) -> Result<BTreeMap<JobKind, Active>, StoreError> {
     let sql = Sql::new(
         "SELECT kind, status, COUNT(*), MIN(created_at) FROM job WHERE status IN ('PENDING', 'RUNNING') GROUP BY kind, status",
     );
-    Ok(sql.build_as().fetch_all(db.conn()).await?)
+    let rows: Vec<(String, String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
+    let mut active: BTreeMap<JobKind, Active> = BTreeMap::new();
+    for (kind, status, count, oldest) in rows {
+        let kind = JobKind::parse(&kind).map_err(|e| corrupt("job.kind", e))?;
+        let entry = active.entry(kind).or_default();
+        match JobStatus::parse(&status).map_err(|e| corrupt("job.status", e))? {
+            JobStatus::Pending => {
+                entry.pending = count;
+                entry.oldest_pending_at = Some(oldest);
+            }
+            _ => entry.running = count,
+        }
+    }
+    Ok(active)
 }

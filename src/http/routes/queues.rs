@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 
+use crate::domain::caller::Caller;
 use crate::domain::job::JobKind;
 use crate::http::AppState;
 use crate::http::auth::Auth;
@@ -41,8 +42,7 @@ pub async fn pause_queue(
     Path(kind): Path<String>,
     _: NoQuery,
 ) -> Result<Json<QueueView>, ApiError> {
-    let kind = kind_of(&kind)?;
-    Ok(Json(state.services.queues.set_paused(&caller, kind, true).await?))
+    set_paused(&state, &caller, &kind, true).await
 }
 
 /// Resume a paused job kind (admins): its pending jobs start again.
@@ -55,6 +55,11 @@ pub async fn resume_queue(
     Path(kind): Path<String>,
     _: NoQuery,
 ) -> Result<Json<QueueView>, ApiError> {
-    let kind = kind_of(&kind)?;
-    Ok(Json(state.services.queues.set_paused(&caller, kind, false).await?))
+    set_paused(&state, &caller, &kind, false).await
+}
+
+/// Pauses or resumes the kind named `kind` (any case; 404 for none such).
+async fn set_paused(state: &AppState, caller: &Caller, kind: &str, paused: bool) -> Result<Json<QueueView>, ApiError> {
+    let kind = kind_of(kind)?;
+    Ok(Json(state.services.queues.set_paused(caller, kind, paused).await?))
 }
