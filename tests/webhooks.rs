@@ -25,6 +25,7 @@ on_both_backends!(
     folder_changes_restores_expiry_and_purges_tell_of_their_items,
     a_rendition_is_told_as_an_update,
     a_receiver_that_was_down_gets_the_delivery_once_it_is_up,
+    an_item_expired_for_good_is_told_as_deleted_for_good,
     an_api_process_records_and_a_worker_process_delivers,
     a_receiver_that_keeps_failing_is_disabled_and_says_why,
     receivers_must_be_public_and_webhooks_belong_to_managers,
@@ -690,6 +691,29 @@ async fn webhook(s: &TestServer, url: &str, events: &[&str]) -> String {
     let made = s.post("/v1/webhooks", json!({"url": url, "events": events})).await;
     assert_eq!(made.status, StatusCode::CREATED, "{:?}", made.body);
     made.body["id"].as_str().expect("id").to_owned()
+}
+
+async fn an_item_expired_for_good_is_told_as_deleted_for_good(backend: Backend) {
+    let s = server!(backend, |settings| {
+        settings_for_tests(settings);
+        settings.expiry.schedule = String::new();
+        settings.expiry.action = stowage::config::ExpiryAction::Delete;
+    });
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    webhook(&s, &url, &["item.deleted"]).await;
+    let folder = s.folder("/brief").await;
+    let item = s.upload_ok(&folder, "short.txt", b"s".to_vec()).await;
+    let path = format!("/v1/items/{}", item["id"].as_str().expect("id"));
+    let expiring = s.patch(&path, json!({"expires_at": common::in_seconds(1)})).await;
+    assert_eq!(expiring.status, StatusCode::OK, "{:?}", expiring.body);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sweep(&s).await;
+    let mut seen = 0;
+    assert_eq!(
+        next_events(&receiver, &mut seen, 1).await,
+        [told("item.deleted", "short.txt", "/brief", "expiry", "true")]
+    );
 }
 
 /// Runs a TTL sweep to its end.

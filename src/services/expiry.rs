@@ -87,10 +87,12 @@ impl ExpiryService {
             let mut ledger = Ledger::default();
             ledger.release(&mut tx, &expired.usage).await?;
             ledger.settle(&mut tx).await?;
-            webhook_rows::record_items(&mut tx, &expired.events).await?;
+            webhook_rows::record_deleted(&mut tx, &expired.objects, expired.deleted, ItemCause::Expiry).await?;
             tx.commit().await?;
             let taken = expired.items;
-            result.objects_deleted += self.trash.remove_objects(expired.objects).await;
+            if expired.deleted {
+                result.objects_deleted += self.trash.remove_objects(expired.objects).await;
+            }
             result.items_expired += taken;
             self.step(ctx, taken, result).await?;
             if (taken as i64) < self.batch {
@@ -138,7 +140,7 @@ impl ExpiryService {
         loop {
             let mut tx = self.store.write().await?;
             let objects = trash_rows::purge_due_items(&mut tx, now_micros(), self.batch).await?;
-            webhook_rows::record_deleted_for_good(&mut tx, &objects, ItemCause::TrashPurge).await?;
+            webhook_rows::record_deleted(&mut tx, &objects, true, ItemCause::TrashPurge).await?;
             tx.commit().await?;
             let taken = objects.len() as u64;
             result.trash_purged += taken;

@@ -170,7 +170,7 @@ impl Trash {
     ) -> Result<(Counts, Vec<ItemObjects>), ServiceError> {
         rows::absorb_nested_units(tx, unit, purge_at).await?;
         let objects = rows::purge_unit_items(tx, unit, None).await?;
-        webhook_rows::record_deleted_for_good(tx, &objects, ItemCause::Folder).await?;
+        webhook_rows::record_deleted(tx, &objects, true, ItemCause::Folder).await?;
         let folders = rows::delete_unit_folders(tx, unit).await?;
         let counts = Counts {
             folders,
@@ -197,7 +197,7 @@ impl Trash {
         loop {
             let mut tx = self.store.write().await?;
             let objects = rows::purge_unit_items(&mut tx, unit, Some(batch)).await?;
-            webhook_rows::record_deleted_for_good(&mut tx, &objects, cause).await?;
+            webhook_rows::record_deleted(&mut tx, &objects, true, cause).await?;
             tx.commit().await?;
             let taken = objects.len();
             purged.rows.items += taken as u64;

@@ -9,11 +9,9 @@ use uuid::Uuid;
 use super::rows::parse_id;
 use super::sql::Sql;
 use super::trash::ItemObjects;
-use super::webhooks::ItemEvent;
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
 use crate::domain::quota::Usage;
-use crate::domain::webhook::{EventKind, ItemCause};
 
 /// Appends the subquery of up to `limit` live items expired at `now`, oldest expiry first.
 fn push_expired_items(sql: &mut Sql, dialect: Dialect, now: i64, limit: i64) {
@@ -26,18 +24,18 @@ fn push_expired_items(sql: &mut Sql, dialect: Dialect, now: i64, limit: i64) {
         .bind(now);
 }
 
-/// What an expiry took: the objects of the rows it deleted, and the usage the rows held per
-/// folder (for [`super::usage`]).
+/// What an expiry took: its rows (for the webhook events, and the objects to remove when they
+/// were deleted), and the usage the rows held per folder (for [`super::usage`]).
 #[derive(Debug, Default)]
 pub struct Expired {
-    /// The objects of deleted rows (none when they went to the trash).
+    /// The rows taken, with their objects (to remove only when `deleted`).
     pub objects: Vec<ItemObjects>,
+    /// Whether the rows were deleted (else they went to the trash).
+    pub deleted: bool,
     /// How many rows.
     pub items: u64,
     /// The usage the rows held, per folder.
     pub usage: Vec<(Uuid, Usage)>,
-    /// What webhooks are told (`item.deleted` for `expiry`), to record while one wants them.
-    pub events: Vec<ItemEvent>,
 }
 
 /// A row an expiry took.
@@ -56,12 +54,13 @@ struct ExpiredRow {
 /// The columns an expiry answers of each row it took.
 const EXPIRED_COLUMNS: &str = " RETURNING bucket, object_key, encoded_key, id, folder_id, title, size, is_tombstone";
 
-/// Runs an expiry statement and gathers what it took; `deleted` keeps the rows' objects.
+/// Runs an expiry statement and gathers what it took; `deleted`: the rows were deleted.
 async fn expired(db: &mut dyn Db, sql: Sql, deleted: bool) -> Result<Expired, StoreError> {
     let rows: Vec<ExpiredRow> = sql.build_as().fetch_all(db.conn()).await?;
     let mut usage: HashMap<Uuid, Usage> = HashMap::new();
     let mut taken = Expired {
         items: rows.len() as u64,
+        deleted,
         ..Expired::default()
     };
     for row in rows {
@@ -70,21 +69,14 @@ async fn expired(db: &mut dyn Db, sql: Sql, deleted: bool) -> Result<Expired, St
             let folder = usage.entry(folder_id).or_default();
             *folder = folder.plus(Usage::item(row.size));
         }
-        taken.events.push(ItemEvent {
-            permanent: deleted,
-            cause: Some(ItemCause::Expiry),
-            ..ItemEvent::about(EventKind::ItemDeleted, parse_id(&row.id)?, folder_id, row.title.clone())
+        taken.objects.push(ItemObjects {
+            bucket: row.bucket,
+            object_key: row.object_key,
+            encoded_key: row.encoded_key,
+            id: row.id,
+            folder_id: row.folder_id,
+            title: row.title,
         });
-        if deleted {
-            taken.objects.push(ItemObjects {
-                bucket: row.bucket,
-                object_key: row.object_key,
-                encoded_key: row.encoded_key,
-                id: row.id,
-                folder_id: row.folder_id,
-                title: row.title,
-            });
-        }
     }
     taken.usage = usage.into_iter().collect();
     Ok(taken)

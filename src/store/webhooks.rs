@@ -268,11 +268,13 @@ impl ItemEvent {
     }
 }
 
-/// Records `item.deleted` (for good, for `cause`) about the deleted item rows `objects`, while
-/// an enabled webhook wants item events; before their folders go, whose paths the events keep.
-pub async fn record_deleted_for_good(
+/// Records `item.deleted` (for `cause`; `permanent`: for good, else into the trash) about the
+/// item rows `objects` taken, while an enabled webhook wants item events; before their folders
+/// go, whose paths the events keep.
+pub async fn record_deleted(
     db: &mut dyn Db,
     objects: &[ItemObjects],
+    permanent: bool,
     cause: ItemCause,
 ) -> Result<(), StoreError> {
     if objects.is_empty() || !items_wanted(db).await? {
@@ -283,7 +285,7 @@ pub async fn record_deleted_for_good(
         .map(|object| {
             let item = parse_id(&object.id)?;
             Ok(ItemEvent {
-                permanent: true,
+                permanent,
                 cause: Some(cause),
                 ..ItemEvent::about(
                     EventKind::ItemDeleted,
