@@ -133,8 +133,14 @@ impl FolderPath {
 
     /// True when this path is `other` or lies below it.
     pub fn is_within(&self, other: &FolderPath) -> bool {
-        self.0 == other.0 || (self.0.starts_with(&other.0) && self.0.as_bytes().get(other.0.len()) == Some(&b'/'))
+        path_is_within(&self.0, &other.0)
     }
+}
+
+/// Whether the folder path `path` is `root` or below it (as text, for paths read back from
+/// elsewhere, e.g. a webhook event's).
+pub fn path_is_within(path: &str, root: &str) -> bool {
+    path == root || (path.starts_with(root) && path.as_bytes().get(root.len()) == Some(&b'/'))
 }
 
 impl fmt::Display for FolderPath {

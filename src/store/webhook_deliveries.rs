@@ -4,8 +4,9 @@
 use uuid::Uuid;
 
 use super::rows::{corrupt, parse_id};
-use super::sql::Sql;
+use super::sql::{Sql, push_page};
 use super::{Db, StoreError, from_micros};
+use crate::domain::page::SortKey;
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -172,21 +173,14 @@ pub async fn deliveries(
     db: &mut dyn Db,
     id: Uuid,
     before: Option<(i64, Uuid)>,
-    limit: i64,
+    limit: u32,
 ) -> Result<Vec<(DeliveryRow, Vec<AttemptRow>)>, StoreError> {
     let mut sql = Sql::new(&format!(
         "SELECT {DELIVERY_COLUMNS} FROM webhook_delivery WHERE webhook_id = "
     ));
     sql.bind(id.to_string());
-    if let Some((at, last)) = before {
-        sql.push(" AND (created_at < ").bind(at);
-        sql.push(" OR (created_at = ")
-            .bind(at)
-            .push(" AND id < ")
-            .bind(last.to_string());
-        sql.push("))");
-    }
-    sql.push(" ORDER BY created_at DESC, id DESC LIMIT ").bind(limit);
+    let before = before.map(|(at, last)| (SortKey::Int(at), last));
+    push_page(&mut sql, "created_at", "id", true, before.as_ref(), limit);
     let rows: Vec<RawDelivery> = sql.build_as().fetch_all(db.conn()).await?;
     let deliveries: Vec<DeliveryRow> = rows.into_iter().map(delivery).collect::<Result<_, _>>()?;
     if deliveries.is_empty() {

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use crate::background::Periodic;
 use crate::config::WebhookSettings;
+use crate::domain::folder::path_is_within;
 use crate::domain::webhook::{reachable, signature};
 use crate::services::{Context, ServiceError};
 use crate::store::webhook_deliveries::{self as delivery_rows, DeliveryRow, DeliveryStatus};
@@ -382,7 +383,7 @@ fn in_scope(event: &EventRow, scope: Option<&str>) -> bool {
     match (scope, event.folder_path.as_deref()) {
         (None, _) => true,
         (Some(_), None) => false,
-        (Some(root), Some(path)) => path == root || path.starts_with(&format!("{}/", root.trim_end_matches('/'))),
+        (Some(root), Some(path)) => path_is_within(path, root),
     }
 }
 

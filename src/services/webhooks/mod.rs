@@ -290,7 +290,7 @@ impl WebhookService {
             .transpose()?;
         let mut conn = self.store.read().await?;
         managed(&mut conn, caller, id).await?;
-        let found = delivery_rows::deliveries(&mut conn, id, before, i64::from(limit) + 1).await?;
+        let found = delivery_rows::deliveries(&mut conn, id, before, limit + 1).await?;
         let token_of =
             |(d, _): &(DeliveryRow, Vec<AttemptRow>)| page_token(DELIVERY_ORDER, &SortKey::Int(d.created_at), d.id);
         Ok(Page::of(found, limit, token_of, |(d, attempt_log)| DeliveryView {
