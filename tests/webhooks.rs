@@ -408,7 +408,8 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
             .all(|e| e["type"] == "item.created" && e["folder_path"] == "/mirror/f")
     );
 
-    // Objects gone from the bucket: their items become tombstones.
+    // An object changed in the bucket, and one gone from it: its item becomes a tombstone.
+    std::fs::write(root.join("f/0002.txt"), "changed").expect("write");
     std::fs::remove_file(root.join("f/0007.txt")).expect("rm");
     let sync = s.post(&format!("/v1/folders/{folder_id}/sync"), json!({})).await;
     assert_eq!(
@@ -445,7 +446,7 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
     assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
     let rest = || {
         let events = accepted_events(&receiver);
-        async move { events.len() >= 1206 }
+        async move { events.len() >= 1207 }
     };
     assert!(eventually_async(rest).await);
     let tail: Vec<(String, String)> = accepted_events(&receiver)[1200..]
@@ -460,6 +461,7 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
     assert_eq!(
         tail,
         [
+            ("item.updated".to_owned(), "0002.txt".to_owned()),
             ("item.tombstoned".to_owned(), "0007.txt".to_owned()),
             ("item.created".to_owned(), "note.txt".to_owned()),
             ("item.deleted".to_owned(), "note.txt".to_owned()),
@@ -469,11 +471,11 @@ async fn item_events_come_in_batches_of_at_most_a_thousand(backend: Backend) {
         ]
     );
     assert_eq!(
-        accepted_events(&receiver)[1205]["folder_path"],
+        accepted_events(&receiver)[1206]["folder_path"],
         "/elsewhere",
         "a move is told where to"
     );
-    assert_eq!(accepted_events(&receiver)[1202]["data"]["permanent"], false);
+    assert_eq!(accepted_events(&receiver)[1203]["data"]["permanent"], false);
 }
 
 /// What a test compares of an item event: type, title, folder path, cause, permanent.

@@ -114,15 +114,16 @@ impl Deliverer {
 
     /// Delivers what is due to every webhook this process can take now.
     async fn deliver_all(&mut self) -> Result<(), ServiceError> {
-        {
-            let mut tx = self.store.write().await?;
-            rows::order_events(&mut tx).await?;
-            tx.commit().await?;
-        }
         let due = {
             let mut conn = self.store.read().await?;
             rows::deliverable(&mut conn, now_micros()).await?
         };
+        if !due.is_empty() {
+            // Only a process about to deliver orders what committed (no write while idle).
+            let mut tx = self.store.write().await?;
+            rows::order_events(&mut tx).await?;
+            tx.commit().await?;
+        }
         for id in due {
             // Read now, not before the loop: delivering to the webhooks before may take minutes.
             let now = now_micros();
