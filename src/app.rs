@@ -185,6 +185,12 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
 
     let mut background = tokio::task::JoinSet::new();
     background.spawn(background::every(
+        crate::metrics::Upkeep,
+        crate::metrics::UPKEEP_EVERY,
+        FirstRound::AfterPeriod,
+        shutdown.clone(),
+    ));
+    background.spawn(background::every(
         OrphanSweep::new(services.items.clone()),
         SWEEP_INTERVAL,
         FirstRound::AtStart,

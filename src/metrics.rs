@@ -17,6 +17,20 @@ const SECONDS_BUCKETS: [f64; 16] = [
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often [`Upkeep`] drains the histograms.
+pub const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Drains the recorder's histograms into their buckets. The recorder keeps every sample until
+/// then (or until a scrape renders them): a server nobody scrapes would otherwise grow by the
+/// samples of every request for ever.
+pub struct Upkeep;
+
+impl crate::background::Periodic for Upkeep {
+    async fn round(&mut self) {
+        recorder().run_upkeep();
+    }
+}
+
 /// The process's recorder, installed at the first call (every later call, e.g. a second server
 /// in one test process, shares it): what `GET /metrics` renders.
 pub fn recorder() -> PrometheusHandle {

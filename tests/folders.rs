@@ -22,6 +22,7 @@ on_both_backends!(
     patch_updates_attributes,
     names_are_stored_nfc_and_misleading_ones_refused,
     text_with_a_nul_character_is_refused_on_both_databases,
+    item_counts_follow_every_change_and_the_recount_corrects_them,
 );
 
 fn id(folder: &Value) -> &str {
@@ -609,4 +610,81 @@ async fn text_with_a_nul_character_is_refused_on_both_databases(backend: Backend
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}: {:?}", answer.body);
         assert!(answer.message().contains("NUL"), "{query}: {}", answer.message());
     }
+}
+
+async fn item_count(s: &common::TestServer, folder: &str) -> i64 {
+    let answer = s.get(&format!("/v1/folders/{folder}")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    answer.body["item_count"].as_i64().expect("item_count")
+}
+
+/// A folder's `item_count` is kept by the database as items change (not counted when read), so
+/// it must follow uploads, moves, the trash, restores and permanent deletes, and the recount
+/// must find and correct a count that was changed behind its back.
+async fn item_counts_follow_every_change_and_the_recount_corrects_them(backend: Backend) {
+    use sqlx::Executor;
+    use stowage::store::Db;
+
+    let s = server!(backend);
+    let a = id(&s.mkdir("/a").await).to_owned();
+    let b = id(&s.mkdir("/b").await).to_owned();
+    let mut items = Vec::new();
+    for name in ["1.txt", "2.txt", "3.txt", "4.txt"] {
+        let up = s.upload(&a, name, name.as_bytes().to_vec(), &[]).await;
+        assert_eq!(up.status, StatusCode::CREATED, "{:?}", up.body);
+        items.push(common::id(&up.body));
+    }
+    assert_eq!(item_count(&s, &a).await, 4);
+
+    let moved = s
+        .post(
+            &format!("/v1/folders/{a}/items/move"),
+            json!({"item_ids": [items[0]], "target_folder_id": b}),
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!((item_count(&s, &a).await, item_count(&s, &b).await), (3, 1));
+
+    assert_eq!(
+        s.delete(&format!("/v1/items/{}", items[1])).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(item_count(&s, &a).await, 2, "a trashed item is not counted");
+    let restored = s.post(&format!("/v1/items/{}/restore", items[1]), json!({})).await;
+    assert_eq!(restored.status, StatusCode::OK, "{:?}", restored.body);
+    assert_eq!(item_count(&s, &a).await, 3, "a restored one is again");
+    let gone = s.delete(&format!("/v1/items/{}?permanent=true", items[2])).await;
+    assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
+    assert_eq!(item_count(&s, &a).await, 2);
+
+    // A folder in the trash keeps its items; restored, it counts them as before.
+    assert_eq!(
+        s.delete(&format!("/v1/folders/{b}?recursive=true")).await.status,
+        StatusCode::OK
+    );
+    let back = s.post(&format!("/v1/folders/{b}/restore"), json!({})).await;
+    assert_eq!(back.status, StatusCode::OK, "{:?}", back.body);
+    assert_eq!(item_count(&s, &b).await, 1);
+
+    let recount = s.post("/v1/usage/recount", json!({})).await;
+    assert_eq!(recount.status, StatusCode::OK, "{:?}", recount.body);
+    assert_eq!(recount.body["item_counts_drifted"], json!([]), "the counts were exact");
+
+    // A count changed behind the catalog's back is found, reported and corrected.
+    {
+        let mut conn = s.services().store.read().await.expect("conn");
+        conn.conn()
+            .execute(sqlx::AssertSqlSafe(format!(
+                "UPDATE folder SET item_count = 99 WHERE id = '{a}'"
+            )))
+            .await
+            .expect("tamper");
+    }
+    assert_eq!(item_count(&s, &a).await, 99);
+    let recount = s.post("/v1/usage/recount", json!({})).await;
+    assert_eq!(
+        recount.body["item_counts_drifted"],
+        json!([{"folder_id": a, "path": "/a", "counted": 99, "actual": 2}])
+    );
+    assert_eq!(item_count(&s, &a).await, 2);
 }

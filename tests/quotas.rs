@@ -44,6 +44,11 @@ async fn assert_no_drift(s: &TestServer) {
     let recount = s.post("/v1/usage/recount", json!({})).await;
     assert_eq!(recount.status, StatusCode::OK, "{:?}", recount.body);
     assert_eq!(recount.body["drifted"], json!([]), "the counters were exact");
+    assert_eq!(
+        recount.body["item_counts_drifted"],
+        json!([]),
+        "the folders' item counts too"
+    );
 }
 
 fn assert_refused(answer: &common::Answer, names: &[&str]) {

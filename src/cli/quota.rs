@@ -141,10 +141,8 @@ pub async fn run(client: &Client, command: QuotaCommand, raw_json: bool) -> Resu
         QuotaCommand::Recount => {
             let found: Value = client.call(Method::POST, "/v1/usage/recount", &[], None::<&()>).await?;
             show(&found, raw_json, |found| {
-                let drifted: Vec<String> = found["drifted"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let listed = |field: &str| found[field].as_array().into_iter().flatten();
+                let mut drifted: Vec<String> = listed("drifted")
                     .map(|d| {
                         format!(
                             "{}:{}/{}->{}/{}",
@@ -156,6 +154,14 @@ pub async fn run(client: &Client, command: QuotaCommand, raw_json: bool) -> Resu
                         )
                     })
                     .collect();
+                drifted.extend(listed("item_counts_drifted").map(|d| {
+                    format!(
+                        "folder {} item_count:{}->{}",
+                        d["path"].as_str().unwrap_or("?"),
+                        d["counted"],
+                        d["actual"]
+                    )
+                }));
                 format!("recounted\tdrifted={}\t{}", drifted.len(), drifted.join(","))
             });
         }

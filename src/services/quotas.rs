@@ -15,6 +15,7 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role, check_user_name};
 use crate::domain::folder::{Folder, FolderPath};
 use crate::domain::quota::{Quota, Usage};
+use crate::store::folders::{self as folder_rows, ItemCountDrift};
 use crate::store::usage::{self, Drift};
 use crate::store::{Db, Store, TreeLock};
 
@@ -62,11 +63,37 @@ pub struct DriftView {
     pub actual: Usage,
 }
 
+/// A folder's count of the items directly inside it that the recount found wrong (and corrected).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ItemCountDriftView {
+    /// The folder.
+    pub folder_id: Uuid,
+    /// Its path.
+    pub path: String,
+    /// What its `item_count` said.
+    pub counted: i64,
+    /// How many items it holds (what `item_count` says now).
+    pub actual: i64,
+}
+
+impl From<ItemCountDrift> for ItemCountDriftView {
+    fn from(drift: ItemCountDrift) -> Self {
+        Self {
+            folder_id: drift.folder_id,
+            path: drift.path,
+            counted: drift.counted,
+            actual: drift.actual,
+        }
+    }
+}
+
 /// What a recount found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct RecountView {
-    /// The counters that were wrong, corrected; empty when all were right.
+    /// The usage counters that were wrong, corrected; empty when all were right.
     pub drifted: Vec<DriftView>,
+    /// The folders whose `item_count` was wrong, corrected; empty when all were right.
+    pub item_counts_drifted: Vec<ItemCountDriftView>,
 }
 
 impl From<Drift> for DriftView {
@@ -214,21 +241,27 @@ impl QuotaService {
     /// Recounts every counter from the items and corrects the ones that drifted (admins).
     pub async fn recount(&self, caller: &Caller) -> Result<RecountView, ServiceError> {
         require_admin(caller, "recount usage")?;
+        let (usage, item_counts) = self.recount_all().await?;
         Ok(RecountView {
-            drifted: self.recount_all().await?.into_iter().map(DriftView::from).collect(),
+            drifted: usage.into_iter().map(DriftView::from).collect(),
+            item_counts_drifted: item_counts.into_iter().map(ItemCountDriftView::from).collect(),
         })
     }
 
-    /// Recounts every counter in one transaction that holds the folder tree alone, so that no
-    /// write is half counted.
-    async fn recount_all(&self) -> Result<Vec<Drift>, ServiceError> {
+    /// Recounts every counter (usage, and each folder's item count) in one transaction that
+    /// holds the folder tree alone, so that no write is half counted.
+    async fn recount_all(&self) -> Result<(Vec<Drift>, Vec<ItemCountDrift>), ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
         let drifts = usage::recount_all(&mut tx).await?;
+        let item_counts = folder_rows::recount_items(&mut tx).await?;
         tx.commit().await?;
         for drift in &drifts {
             tracing::warn!(holder = %drift.holder, counted = %drift.counted, actual = %drift.actual, "usage counter drifted; corrected");
         }
-        Ok(drifts)
+        for drift in &item_counts {
+            tracing::warn!(folder = %drift.path, counted = drift.counted, actual = drift.actual, "folder item count drifted; corrected");
+        }
+        Ok((drifts, item_counts))
     }
 }
 

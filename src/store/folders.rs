@@ -12,12 +12,17 @@ use super::{Db, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
 
-/// The columns every folder query selects, counts included.
+/// The columns every folder query selects, counts included. The item count is kept by the
+/// database's triggers on `item` (migration 0017), so reading it costs nothing however many
+/// items the folder holds; subfolders are counted on the `folder (parent_id)` index.
 const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
      f.visibility, f.ttl_seconds, f.sync_schedule, f.sync_bucket, f.sync_prefix, f.expires_at, f.created_at, f.updated_at, f.trashed_at, \
      f.trash_unit, f.purge_at, f.schedule_paused_at, f.schedule_paused_reason, \
      (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id AND c.trashed_at IS NULL) AS subfolder_count, \
-     (SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.trashed_at IS NULL) AS item_count";
+     f.item_count";
+
+/// The count of items directly inside folder `f` (not trashed; tombstones included), counted.
+const COUNTED_ITEMS: &str = "(SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.trashed_at IS NULL)";
 
 /// A folder with the counts shown beside it.
 #[derive(Debug, Clone, PartialEq)]
@@ -474,4 +479,40 @@ pub async fn summary(db: &mut dyn Db, id: Uuid, path: &FolderPath, recursive: bo
     sql.push(" GROUP BY item_type ORDER BY item_type");
     let by_type = sql.build_as::<TypeCount>().fetch_all(db.conn()).await?;
     Ok(Summary { subfolders, by_type })
+}
+
+/// A folder whose kept item count a recount found wrong, and what it was set to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemCountDrift {
+    /// The folder.
+    pub folder_id: Uuid,
+    /// Its path.
+    pub path: String,
+    /// What its count said.
+    pub counted: i64,
+    /// How many items it holds (what the count says now).
+    pub actual: i64,
+}
+
+/// Counts the items directly inside every folder, corrects the kept counts that drifted and
+/// answers them. Run it where no write is half done (the usage recount's exclusive tree lock).
+pub async fn recount_items(db: &mut dyn Db) -> Result<Vec<ItemCountDrift>, StoreError> {
+    let sql = Sql::new(&format!(
+        "SELECT f.id, f.path, f.item_count, {COUNTED_ITEMS} FROM folder f \
+         WHERE f.item_count <> {COUNTED_ITEMS} ORDER BY f.path"
+    ));
+    let rows: Vec<(String, String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
+    let mut drifts = Vec::with_capacity(rows.len());
+    for (id, path, counted, actual) in rows {
+        let mut sql = Sql::new("UPDATE folder SET item_count = ");
+        sql.bind(actual).push(" WHERE id = ").bind(id.clone());
+        sql.build().execute(db.conn()).await?;
+        drifts.push(ItemCountDrift {
+            folder_id: parse_id(&id)?,
+            path: display_path(&path).to_owned(),
+            counted,
+            actual,
+        });
+    }
+    Ok(drifts)
 }

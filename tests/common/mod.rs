@@ -611,6 +611,8 @@ macro_rules! server {
 /// A `stowage` process started by a test; killed when dropped.
 pub struct Process {
     pub child: std::process::Child,
+    /// Where the process logs; its end is printed when a test fails with the process alive.
+    log: std::path::PathBuf,
 }
 
 impl Process {
@@ -619,6 +621,7 @@ impl Process {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).expect("log directory");
         }
+        let log_path = log.to_owned();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -636,6 +639,7 @@ impl Process {
         }
         Self {
             child: cmd.spawn().expect("spawn stowage"),
+            log: log_path,
         }
     }
 
@@ -663,6 +667,13 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The server's side of a failed test: the last lines it logged.
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            eprintln!("--- last lines of {} ---\n{tail}", self.log.display());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
