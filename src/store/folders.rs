@@ -8,18 +8,27 @@ use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, tras
 use super::sql::{Sql, contains_pattern, push_page};
 use super::stars::{Starred, push_starred_by};
 use super::teams::push_reaches;
-use super::{Db, StoreError, from_micros, to_micros};
+use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
 
-/// The columns every folder query selects, counts included. The item count is kept by the
-/// database's triggers on `item` (migration 0017), so reading it costs nothing however many
-/// items the folder holds; subfolders are counted on the `folder (parent_id)` index.
-const COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
+/// The columns every folder query selects but the item count (see [`columns`]).
+const BASE_COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.client_metadata, f.owner, \
      f.visibility, f.ttl_seconds, f.sync_schedule, f.sync_bucket, f.sync_prefix, f.expires_at, f.created_at, f.updated_at, f.trashed_at, \
      f.trash_unit, f.purge_at, f.schedule_paused_at, f.schedule_paused_reason, \
-     (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id AND c.trashed_at IS NULL) AS subfolder_count, \
-     f.item_count";
+     (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id AND c.trashed_at IS NULL) AS subfolder_count";
+
+/// The columns every folder query selects, counts included. On SQLite the item count is kept by
+/// triggers on `item` (migration 0017), so reading it costs nothing however many items the
+/// folder holds. On PostgreSQL it is counted (a kept count would lock the folder's row from an
+/// item write to its commit, and writers that lock items first, then the folder, deadlock with
+/// them: see migrations/postgres/0017). Subfolders are counted on the `folder (parent_id)` index.
+fn columns(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("{BASE_COLUMNS}, f.item_count"),
+        Dialect::Postgres => format!("{BASE_COLUMNS}, {COUNTED_ITEMS} AS item_count"),
+    }
+}
 
 /// The count of items directly inside folder `f` (not trashed; tombstones included), counted.
 const COUNTED_ITEMS: &str = "(SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.trashed_at IS NULL)";
@@ -108,7 +117,7 @@ async fn fetch_one(db: &mut dyn Db, sql: Sql) -> Result<Option<FolderRecord>, St
 
 /// The live folder with this id.
 pub async fn by_id(db: &mut dyn Db, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
+    let mut sql = Sql::new(&format!("SELECT {} FROM folder f WHERE f.id = ", columns(db.dialect())));
     sql.bind(id.to_string()).push(" AND f.trashed_at IS NULL");
     fetch_one(db, sql).await
 }
@@ -119,7 +128,8 @@ pub async fn by_ids(db: &mut dyn Db, ids: &[Uuid]) -> Result<Vec<FolderRecord>, 
         return Ok(Vec::new());
     }
     let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM folder f WHERE f.trashed_at IS NULL AND f.id IN ("
+        "SELECT {} FROM folder f WHERE f.trashed_at IS NULL AND f.id IN (",
+        columns(db.dialect())
     ));
     sql.bind_list(ids.iter().map(Uuid::to_string)).push(")");
     sql.build_as::<FolderRow>()
@@ -135,7 +145,10 @@ pub async fn by_paths(db: &mut dyn Db, paths: &[FolderPath]) -> Result<Vec<Folde
     if paths.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.path IN ("));
+    let mut sql = Sql::new(&format!(
+        "SELECT {} FROM folder f WHERE f.path IN (",
+        columns(db.dialect())
+    ));
     sql.bind_list(paths.iter().map(|p| p.as_str().to_owned())).push(")");
     sql.build_as::<FolderRow>()
         .fetch_all(db.conn())
@@ -147,14 +160,17 @@ pub async fn by_paths(db: &mut dyn Db, paths: &[FolderPath]) -> Result<Vec<Folde
 
 /// The folder with this id, live or trashed.
 pub async fn by_id_any(db: &mut dyn Db, id: Uuid) -> Result<Option<FolderRecord>, StoreError> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.id = "));
+    let mut sql = Sql::new(&format!("SELECT {} FROM folder f WHERE f.id = ", columns(db.dialect())));
     sql.bind(id.to_string());
     fetch_one(db, sql).await
 }
 
 /// The live folder at this path (trashed paths carry their unit's prefix and never match).
 pub async fn by_path(db: &mut dyn Db, path: &FolderPath) -> Result<Option<FolderRecord>, StoreError> {
-    let mut sql = Sql::new(&format!("SELECT {COLUMNS} FROM folder f WHERE f.path = "));
+    let mut sql = Sql::new(&format!(
+        "SELECT {} FROM folder f WHERE f.path = ",
+        columns(db.dialect())
+    ));
     sql.bind(path.as_str().to_owned());
     fetch_one(db, sql).await
 }
@@ -352,7 +368,8 @@ pub struct FolderQuery {
 /// One page of folders, in the query's order.
 pub async fn list(db: &mut dyn Db, query: &FolderQuery) -> Result<Vec<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM folder f WHERE f.trashed_at IS NULL AND "
+        "SELECT {} FROM folder f WHERE f.trashed_at IS NULL AND ",
+        columns(db.dialect())
     ));
     match (&query.parent, query.parent_id, query.recursive) {
         (Some(path), _, true) => push_subtree(&mut sql, "f.path", path.as_str(), false),
@@ -395,7 +412,8 @@ pub async fn subtree_in_path_order(
     limit: u32,
 ) -> Result<Vec<FolderRecord>, StoreError> {
     let mut sql = Sql::new(&format!(
-        "SELECT {COLUMNS} FROM folder f WHERE f.trashed_at IS NULL AND "
+        "SELECT {} FROM folder f WHERE f.trashed_at IS NULL AND ",
+        columns(db.dialect())
     ));
     push_subtree(&mut sql, "f.path", path.as_str(), true);
     if let Some(reader) = reader {
@@ -494,9 +512,13 @@ pub struct ItemCountDrift {
     pub actual: i64,
 }
 
-/// Counts the items directly inside every folder, corrects the kept counts that drifted and
-/// answers them. Run it where no write is half done (the usage recount's exclusive tree lock).
+/// Counts the items directly inside every folder, corrects the kept counts (SQLite keeps them;
+/// see [`columns`]) that drifted and answers them. Run it where no write is half done (the usage recount's exclusive tree lock).
 pub async fn recount_items(db: &mut dyn Db) -> Result<Vec<ItemCountDrift>, StoreError> {
+    if db.dialect() == Dialect::Postgres {
+        // Counted on every read there: nothing is kept that could drift.
+        return Ok(Vec::new());
+    }
     let sql = Sql::new(&format!(
         "SELECT f.id, f.path, f.item_count, {COUNTED_ITEMS} FROM folder f \
          WHERE f.item_count <> {COUNTED_ITEMS} ORDER BY f.path"
