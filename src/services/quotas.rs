@@ -296,6 +296,25 @@ pub async fn ensure_nested(conn: &mut dyn Db, id: Uuid, path: &FolderPath) -> Re
     Ok(())
 }
 
+/// How often [`ItemCountFold`] runs.
+pub const ITEM_COUNT_FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Adds the item count changes that PostgreSQL's triggers recorded into the folders' counts
+/// (`store::folders::fold_item_counts`), so that a folder's read sums few of them.
+pub struct ItemCountFold(pub Store);
+
+impl Periodic for ItemCountFold {
+    async fn round(&mut self) {
+        let folded = match self.0.read().await {
+            Ok(mut conn) => folder_rows::fold_item_counts(&mut conn).await,
+            Err(error) => Err(error),
+        };
+        if let Err(error) = folded {
+            tracing::warn!(%error, "could not fold the folders' item count changes; trying again later");
+        }
+    }
+}
+
 /// How often [`UsageRecount`] runs.
 pub const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 

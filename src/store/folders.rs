@@ -18,16 +18,40 @@ const BASE_COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.
      f.trash_unit, f.purge_at, f.schedule_paused_at, f.schedule_paused_reason, \
      (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id AND c.trashed_at IS NULL) AS subfolder_count";
 
-/// The columns every folder query selects, counts included. On SQLite the item count is kept by
-/// triggers on `item` (migration 0017), so reading it costs nothing however many items the
-/// folder holds. On PostgreSQL it is counted (a kept count would lock the folder's row from an
-/// item write to its commit, and writers that lock items first, then the folder, deadlock with
-/// them: see migrations/postgres/0017). Subfolders are counted on the `folder (parent_id)` index.
+/// The columns every folder query selects, counts included. The item count is kept (migration
+/// 0017), so reading it costs nothing however many items the folder holds; subfolders are
+/// counted on the `folder (parent_id)` index.
 fn columns(dialect: Dialect) -> String {
+    format!("{BASE_COLUMNS}, {} AS item_count", kept_items(dialect))
+}
+
+/// The kept count of items directly inside folder `f`. SQLite's triggers keep it in
+/// `item_count`; PostgreSQL's record changes beside it, in `folder_item_count_change`, until
+/// [`fold_item_counts`] adds them in.
+fn kept_items(dialect: Dialect) -> &'static str {
     match dialect {
-        Dialect::Sqlite => format!("{BASE_COLUMNS}, f.item_count"),
-        Dialect::Postgres => format!("{BASE_COLUMNS}, {COUNTED_ITEMS} AS item_count"),
+        Dialect::Sqlite => "f.item_count",
+        Dialect::Postgres => {
+            "CAST(f.item_count + COALESCE((SELECT SUM(c.change) FROM folder_item_count_change c \
+             WHERE c.folder_id = f.id), 0) AS BIGINT)"
+        }
     }
+}
+
+/// Adds the item count changes PostgreSQL's triggers recorded into the folders' `item_count`,
+/// in one statement (the changes it takes are those committed before it; a concurrent fold
+/// skips them). Nothing to do on SQLite, whose triggers change `item_count` itself.
+pub async fn fold_item_counts(db: &mut dyn Db) -> Result<(), StoreError> {
+    if db.dialect() == Dialect::Sqlite {
+        return Ok(());
+    }
+    let sql = Sql::new(
+        "WITH taken AS (DELETE FROM folder_item_count_change RETURNING folder_id, change), \
+         sums AS (SELECT folder_id, SUM(change) AS total FROM taken GROUP BY folder_id) \
+         UPDATE folder f SET item_count = f.item_count + sums.total FROM sums WHERE f.id = sums.folder_id",
+    );
+    sql.build().execute(db.conn()).await?;
+    Ok(())
 }
 
 /// The count of items directly inside folder `f` (not trashed; tombstones included), counted.
@@ -512,22 +536,20 @@ pub struct ItemCountDrift {
     pub actual: i64,
 }
 
-/// Counts the items directly inside every folder, corrects the kept counts (SQLite keeps them;
-/// see [`columns`]) that drifted and answers them. Run it where no write is half done (the usage recount's exclusive tree lock).
+/// Counts the items directly inside every folder, corrects the kept counts that drifted and
+/// answers them. Run it where no write is half done (the usage recount's exclusive tree lock).
 pub async fn recount_items(db: &mut dyn Db) -> Result<Vec<ItemCountDrift>, StoreError> {
-    if db.dialect() == Dialect::Postgres {
-        // Counted on every read there: nothing is kept that could drift.
-        return Ok(Vec::new());
-    }
+    fold_item_counts(db).await?;
+    let kept = kept_items(db.dialect());
     let sql = Sql::new(&format!(
-        "SELECT f.id, f.path, f.item_count, {COUNTED_ITEMS} FROM folder f \
-         WHERE f.item_count <> {COUNTED_ITEMS} ORDER BY f.path"
+        "SELECT f.id, f.path, {kept}, {COUNTED_ITEMS} FROM folder f \
+         WHERE {kept} <> {COUNTED_ITEMS} ORDER BY f.path"
     ));
     let rows: Vec<(String, String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
     let mut drifts = Vec::with_capacity(rows.len());
     for (id, path, counted, actual) in rows {
-        let mut sql = Sql::new("UPDATE folder SET item_count = ");
-        sql.bind(actual).push(" WHERE id = ").bind(id.clone());
+        let mut sql = Sql::new("UPDATE folder SET item_count = item_count + ");
+        sql.bind(actual - counted).push(" WHERE id = ").bind(id.clone());
         sql.build().execute(db.conn()).await?;
         drifts.push(ItemCountDrift {
             folder_id: parse_id(&id)?,
