@@ -42,7 +42,7 @@ async fn migrate_to(store: &Store, backend: Backend, version: i64) {
     migrator.run_to(version, conn.conn()).await.expect("old migrations");
 }
 
-async fn the_teams_and_quotas_migrations_give_every_tree_its_owner_and_usage(backend: Backend) {
+async fn the_teams_quotas_and_item_count_migrations_give_every_tree_its_owner_usage_and_counts(backend: Backend) {
     let Some((store, _pg, _dir)) = fresh(backend).await else {
         return;
     };
@@ -130,6 +130,14 @@ async fn the_teams_and_quotas_migrations_give_every_tree_its_owner_and_usage(bac
             .await
             .expect("usage");
     assert_eq!(usage, [("alice".to_owned(), 8, 2), ("bob".to_owned(), 7, 1)]);
+    // The item count migration counts each folder's direct items: a tombstone is one, a trashed
+    // item is not.
+    let counts: Vec<(String, i64)> = sqlx::query_as("SELECT path, item_count FROM folder ORDER BY path")
+        .fetch_all(conn.conn())
+        .await
+        .expect("item counts");
+    let counts: Vec<(&str, i64)> = counts.iter().map(|(p, n)| (p.as_str(), *n)).collect();
+    assert_eq!(counts, [("/a", 1), ("/a/b", 0), ("/a/b/c", 1), ("/z", 1), ("/z/y", 1)]);
 }
 
-on_both_backends!(the_teams_and_quotas_migrations_give_every_tree_its_owner_and_usage);
+on_both_backends!(the_teams_quotas_and_item_count_migrations_give_every_tree_its_owner_usage_and_counts);
