@@ -23,6 +23,7 @@ on_both_backends!(
     names_are_stored_nfc_and_misleading_ones_refused,
     text_with_a_nul_character_is_refused_on_both_databases,
     item_counts_follow_every_change_and_the_recount_corrects_them,
+    item_writers_that_lock_in_opposite_orders_do_not_deadlock,
 );
 
 fn id(folder: &Value) -> &str {
@@ -612,6 +613,14 @@ async fn text_with_a_nul_character_is_refused_on_both_databases(backend: Backend
     }
 }
 
+/// Runs `sql` as it is on `db` (changes the API does not make).
+async fn run_sql(db: &mut dyn stowage::store::Db, sql: String) {
+    use sqlx::Executor;
+    if let Err(e) = db.conn().execute(sqlx::AssertSqlSafe(sql.clone())).await {
+        panic!("{sql}: {e}");
+    }
+}
+
 async fn item_count(s: &common::TestServer, folder: &str) -> i64 {
     let answer = s.get(&format!("/v1/folders/{folder}")).await;
     assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
@@ -622,9 +631,6 @@ async fn item_count(s: &common::TestServer, folder: &str) -> i64 {
 /// it must follow uploads, moves, the trash, restores and permanent deletes, and the recount
 /// must find and correct a count that was changed behind its back.
 async fn item_counts_follow_every_change_and_the_recount_corrects_them(backend: Backend) {
-    use sqlx::Executor;
-    use stowage::store::Db;
-
     let s = server!(backend);
     let a = id(&s.mkdir("/a").await).to_owned();
     let b = id(&s.mkdir("/b").await).to_owned();
@@ -671,15 +677,13 @@ async fn item_counts_follow_every_change_and_the_recount_corrects_them(backend: 
     assert_eq!(recount.body["item_counts_drifted"], json!([]), "the counts were exact");
 
     // A count changed behind the catalog's back is found, reported and corrected.
-    {
-        let mut conn = s.services().store.read().await.expect("conn");
-        conn.conn()
-            .execute(sqlx::AssertSqlSafe(format!(
-                "UPDATE folder SET item_count = item_count + 97 WHERE id = '{a}'"
-            )))
-            .await
-            .expect("tamper");
-    }
+    let mut conn = s.services().store.read().await.expect("conn");
+    run_sql(
+        &mut conn,
+        format!("UPDATE folder SET item_count = item_count + 97 WHERE id = '{a}'"),
+    )
+    .await;
+    drop(conn);
     assert_eq!(item_count(&s, &a).await, 99);
     let recount = s.post("/v1/usage/recount", json!({})).await;
     assert_eq!(
@@ -687,4 +691,56 @@ async fn item_counts_follow_every_change_and_the_recount_corrects_them(backend: 
         json!([{"folder_id": a, "path": "/a", "counted": 99, "actual": 2}])
     );
     assert_eq!(item_count(&s, &a).await, 2);
+}
+
+/// Keeping a folder's item count must not make item writers deadlock: one that locks a
+/// folder's items and then writes the folder (a PATCH that sets the items' expiry) beside one
+/// that inserts into the folder and then updates an item the first holds (an import's metadata
+/// upsert). A count kept in the folder's row, locked from the insert to the commit, deadlocked
+/// them on PostgreSQL.
+async fn item_writers_that_lock_in_opposite_orders_do_not_deadlock(backend: Backend) {
+    let s = server!(backend);
+    let folder = s.folder("/f").await;
+    let held = s.upload(&folder, "held.txt", b"held".to_vec(), &[]).await;
+    assert_eq!(held.status, StatusCode::CREATED, "{:?}", held.body);
+    let held = common::id(&held.body);
+    let store = s.services().store.clone();
+
+    let mut first = store.write().await.expect("first transaction");
+    // The first locks the folder's items.
+    run_sql(
+        &mut first,
+        format!("UPDATE item SET expires_at = 1 WHERE folder_id = '{folder}'"),
+    )
+    .await;
+    let second = tokio::spawn({
+        let (store, folder, held) = (store.clone(), folder.clone(), held.clone());
+        async move {
+            let mut second = store.write().await.expect("second transaction");
+            let new = common::item_row(&folder, "new.txt", "managed", "fake/new");
+            assert!(
+                stowage::store::items::insert_if_title_free(&mut second, &new)
+                    .await
+                    .expect("the second inserts into the folder")
+            );
+            // Waits for the first to commit, then updates the item it held.
+            let update = format!("UPDATE item SET client_metadata = '{{\"k\": 1}}' WHERE id = '{held}'");
+            run_sql(&mut second, update).await;
+            second.commit().await.expect("the second commits");
+        }
+    });
+    // Let the second insert and wait on the held item (on SQLite it waits for its turn).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The first writes the folder.
+    run_sql(
+        &mut first,
+        format!("UPDATE folder SET description = 'changed' WHERE id = '{folder}'"),
+    )
+    .await;
+    first.commit().await.expect("the first commits");
+    tokio::time::timeout(std::time::Duration::from_secs(20), second)
+        .await
+        .expect("the second finishes")
+        .expect("the second succeeds");
+    assert_eq!(item_count(&s, &folder).await, 2);
 }
