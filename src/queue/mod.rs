@@ -90,6 +90,29 @@ pub fn queue_name(kind: JobKind) -> String {
     format!("stowage.{}", kind.as_str().to_lowercase())
 }
 
+/// How many times opening the queue applies apalis's SQLite migrations while the file's lock is
+/// taken: a process starting beside another that writes to the same file can find it changed
+/// inside the migrations' transaction, which fails at once whatever the busy timeout (CI saw a
+/// second process fail to start so).
+const SQLITE_SETUP_TRIES: u64 = 5;
+
+/// Applies apalis's migrations (and its pragmas) on `pool`, trying again shortly while SQLite
+/// answers that the database is locked.
+async fn setup_sqlite(pool: &SqlitePool) -> Result<(), QueueError> {
+    let mut tries = 1;
+    loop {
+        match SqliteStorage::setup(pool).await {
+            Ok(()) => return Ok(()),
+            Err(error) if tries < SQLITE_SETUP_TRIES && crate::store::is_busy(&error.to_string()) => {
+                tracing::warn!(%error, "the job queue's migrations found the database locked; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                tries += 1;
+            }
+            Err(error) => return Err(QueueError::of("cannot apply its migrations")(error)),
+        }
+    }
+}
+
 impl Queue {
     /// Opens the queue's own pool on the catalog's database and applies apalis's migrations
     /// (kept in apalis's own history, apart from the catalog's).
@@ -104,9 +127,7 @@ impl Queue {
                 .connect_with(options)
                 .await
                 .map_err(QueueError::of("cannot connect"))?;
-            SqliteStorage::setup(&pool)
-                .await
-                .map_err(QueueError::of("cannot apply its migrations"))?;
+            setup_sqlite(&pool).await?;
             QueueDb::Sqlite(pool)
         } else {
             let options = PgConnectOptions::from_str(&db.url).map_err(QueueError::of("bad database.url"))?;

@@ -200,7 +200,7 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// SQLite's "database is locked" family: the busy timeout ran out.
-fn is_busy(message: &str) -> bool {
+pub(crate) fn is_busy(message: &str) -> bool {
     message.contains("database is locked") || message.contains("database is busy")
 }
 
