@@ -15,14 +15,11 @@ use tokio_util::task::TaskTracker;
 use super::{JobTask, Queue, QueueDb};
 use crate::background::{self, FirstRound, Periodic};
 use crate::domain::job::JobKind;
-use crate::services::jobs::pauses::Pauses;
 use crate::services::jobs::{JobService, Runner};
 use crate::store::{Store, jobs, now_micros};
 
 /// How long a failed worker waits before it starts again under a new name.
 const RESTART_DELAY: Duration = Duration::from_secs(2);
-/// How soon a worker that could not yet be paused or resumed is tried again.
-const SETTLE_RETRY: Duration = Duration::from_millis(100);
 /// How often the reconciler looks for pending jobs without a queue task.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 /// How old a pending job must be before the reconciler considers it lost.
@@ -66,52 +63,32 @@ fn worker_name(kind: JobKind) -> String {
     format!("{host}-{}-{}", kind.as_str().to_lowercase(), ulid::Ulid::generate())
 }
 
-/// Builds and runs a worker on `$storage` until shutdown, pausing its fetching while its kind
-/// is paused; evaluates to its result.
+/// Builds and runs a worker on `$storage` until shutdown; evaluates to its result.
+///
+/// A paused kind does not pause the apalis worker: `JobService::execute` refuses to start a job
+/// of a paused kind (in the statement that would start it) and holds it until resumed. Pausing
+/// the worker itself stopped polling its backend stream, and a fetch caught inside its
+/// transaction kept SQLite's write lock until the resume: every other write of the process
+/// waited out its busy timeout (503s and a second process that could not start, in CI).
 macro_rules! drive_worker {
-    ($storage:expr, $kind:expr, $concurrency:expr, $state:expr, $shutdown:expr) => {{
-        let (shutdown, pauses) = ($shutdown.clone(), Arc::clone($state.jobs.pauses()));
+    ($storage:expr, $concurrency:expr, $state:expr, $shutdown:expr, $kind:expr) => {{
+        let shutdown = $shutdown.clone();
         WorkerBuilder::new(worker_name($kind))
             .backend($storage)
             .concurrency($concurrency)
             .data(Arc::clone($state))
             .build(handle)
             .run_with_ctx(move |ctx| {
-                let (shutdown, pauses) = (shutdown.clone(), Arc::clone(&pauses));
-                async move { follow_pauses(ctx, $kind, &pauses, &shutdown).await }
+                let shutdown = shutdown.clone();
+                async move { stop_on_shutdown(ctx, &shutdown).await }
             })
             .await
     }};
 }
 
-/// Pauses and resumes a worker's fetching as its `kind` is paused and resumed (running jobs go
-/// on; heartbeats go on), until `shutdown`, when it stops the worker (which drains its jobs).
-async fn follow_pauses(
-    worker: WorkerContext,
-    kind: JobKind,
-    pauses: &Pauses,
-    shutdown: &CancellationToken,
-) -> Result<(), WorkerError> {
-    let mut changes = pauses.subscribe();
-    loop {
-        let paused = changes.borrow_and_update().contains(&kind);
-        // A worker that has not started yet refuses both: try again shortly.
-        let settled = if paused {
-            worker.is_paused() || worker.pause().is_ok()
-        } else {
-            !worker.is_paused() || worker.resume().is_ok()
-        };
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            changed = changes.changed(), if settled => {
-                if changed.is_err() {
-                    shutdown.cancelled().await;
-                    break;
-                }
-            }
-            () = tokio::time::sleep(SETTLE_RETRY), if !settled => {}
-        }
-    }
+/// Stops a worker at `shutdown` (it then drains its jobs).
+async fn stop_on_shutdown(worker: WorkerContext, shutdown: &CancellationToken) -> Result<(), WorkerError> {
+    shutdown.cancelled().await;
     // Stopping a worker that never started fails; the shutdown signal stops it then.
     worker.stop().ok();
     Ok(())
@@ -149,14 +126,14 @@ async fn run_worker(
             let storage = SqliteStorage::<JobTask>::new(pool)
                 .with_config(queue.sqlite_config(kind))
                 .poll_with_strategy(wakeups(queue, kind, poll));
-            drive_worker!(storage, kind, concurrency, state, shutdown)
+            drive_worker!(storage, concurrency, state, shutdown, kind)
         }
         QueueDb::Postgres(pool) => {
             let storage = PostgresStorage::<JobTask>::new(pool)
                 .with_config(queue.postgres_config(kind))
                 .with_pubsub()
                 .poll_with_strategy(wakeups(queue, kind, poll));
-            drive_worker!(storage, kind, concurrency, state, shutdown)
+            drive_worker!(storage, concurrency, state, shutdown, kind)
         }
     }
 }
