@@ -48,15 +48,10 @@ impl Pauses {
             .send_if_modified(|now| if paused { now.insert(kind) } else { now.remove(&kind) });
     }
 
-    /// Changes to the paused kinds, starting from the current set.
-    pub fn subscribe(&self) -> watch::Receiver<BTreeSet<JobKind>> {
-        self.paused.subscribe()
-    }
-
     /// Waits until `kind` is not paused (true) or `shutdown` (false). A resume made in another
     /// process is noticed at the next refresh.
     pub async fn until_resumed(&self, kind: JobKind, shutdown: &CancellationToken) -> bool {
-        let mut changes = self.subscribe();
+        let mut changes = self.paused.subscribe();
         tokio::select! {
             resumed = changes.wait_for(|paused| !paused.contains(&kind)) => resumed.is_ok(),
             () = shutdown.cancelled() => false,
