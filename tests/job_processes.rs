@@ -171,6 +171,77 @@ async fn sigterm_finishes_the_unit_and_leaves_the_rest_for_the_next_start() {
     assert_eq!(done["attempts"], 2);
 }
 
+/// Marks job `id`'s apalis task as `Done`, as if a worker had finished with it: a task no
+/// worker takes again. In the PostgreSQL database `db_url`, or the SQLite catalog under `data`.
+async fn strand_task(db_url: Option<&str>, data: &Path, id: &str) {
+    let task = ulid::Ulid::from_bytes(*uuid::Uuid::parse_str(id).expect("uuid").as_bytes()).to_string();
+    let changed = match db_url {
+        Some(url) => {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+                .await
+                .expect("connect");
+            sqlx::query("UPDATE apalis.jobs SET status = 'Done', done_at = now() WHERE id = $1")
+                .bind(task)
+                .execute(&mut conn)
+                .await
+                .expect("strand the task")
+                .rows_affected()
+        }
+        None => {
+            let url = format!("sqlite://{}", data.join("stowage.db").display());
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+                .await
+                .expect("open the catalog");
+            sqlx::query("UPDATE Jobs SET status = 'Done', done_at = strftime('%s', 'now') WHERE id = ?1")
+                .bind(task)
+                .execute(&mut conn)
+                .await
+                .expect("strand the task")
+                .rows_affected()
+        }
+    };
+    assert_eq!(changed, 1, "the job's task is in the queue");
+}
+
+/// A job submitted where no worker runs, whose queue task is then left where no worker takes
+/// it, still runs once a worker starts: the reconciler releases the task.
+async fn stranded_task_runs_after_all(db_url: Option<String>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let envs = fast_recovery(db_url.as_deref());
+    let (mut api, key) = serve_ready(&data, port, &envs, &["--no-workers"]).await;
+    let job = submit(&base, &key, json!({"units": 1, "unit_millis": 10})).await;
+    let id = job["id"].as_str().expect("id").to_owned();
+    api.signal("-TERM");
+    assert!(api.wait_exit(Duration::from_secs(15)).expect("exits").success());
+    strand_task(db_url.as_deref(), &data, &id).await;
+
+    let (_server, _) = serve_ready(&data, port, &envs, &[]).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        get_job(&base, &key, &id).await["status"],
+        "PENDING",
+        "no worker takes a stranded task"
+    );
+    // The reconciler looks every 30 s at jobs pending for 30 s.
+    let done = poll_job(&base, &key, &id, Duration::from_secs(90), |j| j["status"] == "DONE").await;
+    assert_eq!(done["attempts"], 1, "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_pending_job_whose_queue_task_was_stranded_runs_after_all() {
+    stranded_task_runs_after_all(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pending_job_whose_queue_task_was_stranded_runs_after_all() {
+    let Some(admin) = postgres_url() else { return };
+    let db = PgDatabase::create(&admin).await;
+    stranded_task_runs_after_all(Some(db.url.clone())).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_worker_processes_share_200_jobs_on_postgres_without_running_any_twice() {
     let Some(admin) = postgres_url() else { return };

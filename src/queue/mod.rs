@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use apalis::prelude::{FetchById, ListWorkers, TaskBuilder, TaskId, TaskSink};
+use apalis::prelude::{FetchById, ListWorkers, Status, TaskBuilder, TaskId, TaskSink};
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
 use futures::future::BoxFuture;
@@ -80,6 +80,43 @@ pub struct Queue {
     pushed: Arc<[watch::Sender<()>; JobKind::ALL.len()]>,
 }
 
+/// Where a job's queue task stands, for the reconciler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskState {
+    /// The queue holds no task for the job.
+    Missing,
+    /// A worker takes it, holds it, or takes it again: pending and free, failed with attempts
+    /// left, or queued or running (a dead worker's are re-queued by apalis itself).
+    Live,
+    /// A task no worker will take again while its job waits: finished, killed, failed with no
+    /// attempts left, or pending but still locked. Says what it is, for the log.
+    Stranded(String),
+}
+
+impl TaskState {
+    fn of(task: &apalis::prelude::ExecutionContext) -> Self {
+        let status = task.status();
+        let attempts_left = task.max_attempts().is_none_or(|max| task.attempt() < max);
+        let live = match status {
+            Status::Queued | Status::Running => true,
+            Status::Pending => task.lock_by().is_none(),
+            Status::Failed => attempts_left,
+            // Done, Killed, and whatever later versions add.
+            _ => false,
+        };
+        if live {
+            TaskState::Live
+        } else {
+            TaskState::Stranded(format!(
+                "{status:?}, attempt {} of {:?}, locked by {:?}",
+                task.attempt(),
+                task.max_attempts(),
+                task.lock_by()
+            ))
+        }
+    }
+}
+
 /// The task id of job `id`.
 pub fn task_id(id: Uuid) -> TaskId {
     TaskId::from_ulid(ulid::Ulid::from_bytes(id.into_bytes()))
@@ -89,6 +126,13 @@ pub fn task_id(id: Uuid) -> TaskId {
 pub fn queue_name(kind: JobKind) -> String {
     format!("stowage.{}", kind.as_str().to_lowercase())
 }
+
+/// How long the queue's statements wait for SQLite's write lock at least. apalis stops a
+/// worker on the first error of a fetch or heartbeat, and a stopped worker drops the jobs it
+/// was running (they run again from their last checkpoint, an attempt spent): a writer that
+/// kept the lock past `database.busy_timeout_ms` (another process's long transaction, a
+/// backup) cost every running job an attempt. Waiting longer only delays the queue.
+const QUEUE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many times opening the queue applies apalis's SQLite migrations while the file's lock is
 /// taken: a process starting beside another that writes to the same file can find it changed
@@ -121,7 +165,7 @@ impl Queue {
             let options = SqliteConnectOptions::from_str(&db.url)
                 .map_err(QueueError::of("bad database.url"))?
                 .create_if_missing(true)
-                .busy_timeout(Duration::from_millis(db.busy_timeout_ms));
+                .busy_timeout(Duration::from_millis(db.busy_timeout_ms).max(QUEUE_BUSY_TIMEOUT));
             let pool = SqlitePoolOptions::new()
                 .max_connections(db.max_connections.max(2))
                 .connect_with(options)
@@ -199,28 +243,55 @@ impl Queue {
         .max(1)
     }
 
-    /// Whether the queue still holds a task for `job`.
-    pub async fn has_task(&self, job: Uuid, kind: JobKind) -> Result<bool, QueueError> {
+    /// What the queue holds for `job`, as far as a worker taking it goes.
+    pub async fn task_state(&self, job: Uuid, kind: JobKind) -> Result<TaskState, QueueError> {
         let id = task_id(job);
         let found = match &self.db {
             QueueDb::Sqlite(pool) => {
                 let mut storage = SqliteStorage::<JobTask>::new(pool).with_config(self.sqlite_config(kind));
-                storage
-                    .fetch_by_id(&id)
-                    .await
-                    .map_err(QueueError::of("cannot look up a task"))?
-                    .is_some()
+                let task = storage.fetch_by_id(&id).await;
+                task.map_err(QueueError::of("cannot look up a task"))?
+                    .map(|task| Arc::clone(task.ctx()))
             }
             QueueDb::Postgres(pool) => {
                 let mut storage = PostgresStorage::<JobTask>::new(pool).with_config(self.postgres_config(kind));
-                storage
-                    .fetch_by_id(&id)
-                    .await
-                    .map_err(QueueError::of("cannot look up a task"))?
-                    .is_some()
+                let task = storage.fetch_by_id(&id).await;
+                task.map_err(QueueError::of("cannot look up a task"))?
+                    .map(|task| Arc::clone(task.ctx()))
             }
         };
-        Ok(found)
+        Ok(found.map_or(TaskState::Missing, |ctx| TaskState::of(&ctx)))
+    }
+
+    /// Makes `job`'s task one a worker takes again (pending, unlocked, due now): for a task
+    /// that [`TaskState::Stranded`] says no worker will take. apalis has no call for it, so
+    /// this updates its table (the columns of apalis-sqlite's and apalis-postgres's 1.0
+    /// schemas).
+    pub async fn release_task(&self, job: Uuid) -> Result<(), QueueError> {
+        let id = task_id(job).to_string();
+        match &self.db {
+            QueueDb::Sqlite(pool) => {
+                sqlx::query(
+                    "UPDATE Jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
+                     run_at = strftime('%s', 'now') WHERE id = ?1",
+                )
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(QueueError::of("cannot release a task"))?;
+            }
+            QueueDb::Postgres(pool) => {
+                sqlx::query(
+                    "UPDATE apalis.jobs SET status = 'Pending', lock_by = NULL, lock_at = NULL, done_at = NULL, \
+                     run_at = now() WHERE id = $1",
+                )
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(QueueError::of("cannot release a task"))?;
+            }
+        }
+        Ok(())
     }
 
     /// Workers of `kind`'s queue whose last heartbeat is recent enough that no other worker

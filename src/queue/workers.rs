@@ -1,6 +1,7 @@
 //! Worker processes: one supervised apalis worker per job kind that has a runner, each a thin
 //! adapter that hands the job id to `JobService::execute`, plus a reconciler that re-queues
-//! pending jobs whose queue task went missing (a crash between recording a job and queueing it).
+//! pending jobs whose queue task went missing (a crash between recording a job and queueing it)
+//! or was left where no worker takes it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{JobTask, Queue, QueueDb};
+use super::{JobTask, Queue, QueueDb, TaskState};
 use crate::background::{self, FirstRound, Periodic};
 use crate::domain::job::JobKind;
 use crate::services::jobs::{JobService, Runner};
@@ -35,11 +36,12 @@ struct HandlerState {
 /// Runs one queue task: the job it names, through its kind's runner.
 async fn handle(task: JobTask, state: Data<Arc<HandlerState>>) -> Result<(), BoxDynError> {
     let _running = state.running.token();
-    state
-        .jobs
-        .execute(task.job, state.runner.as_ref())
-        .await
-        .map_err(Into::into)
+    tracing::debug!(job = %task.job, "queue task received");
+    let executed = state.jobs.execute(task.job, state.runner.as_ref()).await;
+    if let Err(error) = &executed {
+        tracing::warn!(job = %task.job, %error, "job stopped before it ended; the queue hands it out again");
+    }
+    executed.map_err(Into::into)
 }
 
 /// The running workers of this process.
@@ -138,7 +140,8 @@ async fn run_worker(
     }
 }
 
-/// Re-queues pending jobs of some kinds whose queue task is missing, one look per round.
+/// Re-queues pending jobs of some kinds whose queue task is missing or stranded, one look per
+/// round.
 struct Reconciler {
     queue: Queue,
     store: Store,
@@ -160,12 +163,18 @@ impl Periodic for Reconciler {
             }
         };
         for (job, kind) in pending {
-            match self.queue.has_task(job, kind).await {
-                Ok(true) => {}
-                Ok(false) => {
+            match self.queue.task_state(job, kind).await {
+                Ok(TaskState::Live) => {}
+                Ok(TaskState::Missing) => {
                     tracing::warn!(%job, "pending job had no queue task; queueing it again");
                     if let Err(e) = crate::services::jobs::Enqueue::enqueue(&self.queue, job, kind).await {
                         tracing::warn!(%job, error = %e, "could not re-queue job");
+                    }
+                }
+                Ok(TaskState::Stranded(task)) => {
+                    tracing::warn!(%job, %task, "pending job's queue task was stranded; releasing it");
+                    if let Err(e) = self.queue.release_task(job).await {
+                        tracing::warn!(%job, error = %e, "could not release the job's queue task");
                     }
                 }
                 Err(e) => tracing::warn!(%job, error = %e, "could not look up the job's queue task"),

@@ -63,24 +63,29 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
         let name = self.name.clone();
-        // Drop runs inside the test's runtime; a thread with its own runtime can block on the drop.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async {
-                if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
-                    let _ = conn
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                        )))
-                        .await;
-                }
-            });
-        })
-        .join();
+        block_on_own_thread(async move {
+            if let Ok(mut conn) = <sqlx::PgConnection as sqlx::Connection>::connect(&admin_url).await {
+                let _ = conn
+                    .execute(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .await;
+            }
+        });
     }
+}
+
+/// Runs `work` to its end on a thread with its own runtime: for a `Drop` that runs inside a
+/// test's runtime, which cannot block on a future itself.
+fn block_on_own_thread(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    let _ = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(work);
+    })
+    .join();
 }
 
 /// The `id` of a JSON object (a folder, item or job).
@@ -636,7 +641,7 @@ impl Process {
         cmd.args(args)
             .env_remove("STOWAGE_API_KEY")
             .env_remove("STOWAGE_CONFIG")
-            .env("RUST_LOG", "info,sqlx=warn")
+            .env("RUST_LOG", "info,sqlx=warn,stowage::queue=debug")
             .stdout(std::process::Stdio::null())
             .stderr(log);
         for (k, v) in envs {
@@ -673,15 +678,61 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            // The server's side of a failed test: the last lines it logged.
+            // The server's side of a failed test: the last lines it logged, leaving out the
+            // requests that went well (a polling test logs little else).
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
-            eprintln!("--- last lines of {} ---\n{tail}", self.log.display());
+            let lines: Vec<&str> = log
+                .lines()
+                .filter(|line| !(line.contains("finished processing request") && line.contains("status=2")))
+                .collect();
+            let tail = lines[lines.len().saturating_sub(80)..].join("\n");
+            eprintln!(
+                "--- last lines of {}, without its successful requests ---\n{tail}",
+                self.log.display()
+            );
+            if let Some(db) = self.log.parent().map(|dir| dir.join("stowage.db"))
+                && db.exists()
+            {
+                print_queue(&db);
+            }
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Prints the job queue of the SQLite catalog at `db` (apalis's tasks and workers, stowage's
+/// unfinished jobs): where a job that never started got stuck.
+fn print_queue(db: &Path) {
+    const QUERIES: [&str; 3] = [
+        "SELECT id, job_type, status, attempts, max_attempts, run_at, lock_by, lock_at, done_at, last_result FROM Jobs WHERE status <> 'Done'",
+        "SELECT id, worker_type, last_seen, started_at FROM Workers",
+        "SELECT id, kind, status, attempts, version, created_at, updated_at FROM job WHERE status NOT IN ('DONE', 'ERROR', 'CANCELLED')",
+    ];
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    block_on_own_thread(async move {
+        let Ok(mut conn) = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url).await else {
+            return;
+        };
+        for query in QUERIES {
+            eprintln!("--- {query} ---");
+            match sqlx::query(query).fetch_all(&mut conn).await {
+                Ok(rows) => {
+                    for row in rows {
+                        let cells: Vec<String> = (0..sqlx::Row::len(&row))
+                            .map(|i| {
+                                sqlx::Row::try_get::<String, _>(&row, i)
+                                    .or_else(|_| sqlx::Row::try_get::<i64, _>(&row, i).map(|n| n.to_string()))
+                                    .unwrap_or_else(|_| "NULL".into())
+                            })
+                            .collect();
+                        eprintln!("{}", cells.join(" | "));
+                    }
+                }
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+    });
 }
 
 /// A free TCP port on 127.0.0.1.
