@@ -517,6 +517,7 @@ async fn every_list_order_has_an_index_behind_it(backend: Backend) {
                 item_types: vec![stowage::domain::item::ItemType::Image],
                 is_tombstone: Some(false),
                 starred_by: None,
+                stars_of: Some("admin".into()),
                 order,
                 desc,
                 // Page two: after a position, as a page token gives it.
@@ -580,6 +581,46 @@ async fn list_filters_orders_and_strictness(backend: Backend) {
     );
     assert_eq!(column(&list("is_tombstone=true").await.body, "title").len(), 0);
     assert_eq!(column(&list("is_tombstone=false").await.body, "title").len(), 3);
+
+    // Each item says whether the caller starred it, in every order and page.
+    let apple = list("search=apple").await.body["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let star = s
+        .send(
+            Method::PUT,
+            &format!("/v1/items/{apple}/star"),
+            Some(&s.admin_key),
+            None,
+        )
+        .await;
+    assert!(star.status.is_success(), "{:?}", star.body);
+    for q in [
+        "",
+        "order_by=size&desc=true",
+        "recursive=true&order_by=created_at",
+        "page_size=2&desc=true",
+    ] {
+        let page = list(q).await.body;
+        let starred: Vec<String> = page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|item| item["starred"] == true)
+            .map(|item| item["title"].as_str().expect("title").to_owned())
+            .collect();
+        let has_apple = column(&page, "title").contains(&"apple.txt".to_owned());
+        assert_eq!(
+            starred,
+            if has_apple {
+                vec!["apple.txt".to_owned()]
+            } else {
+                vec![]
+            },
+            "{q}: {page}"
+        );
+    }
 
     let bad = list("item_types=IMAGE,GIF").await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);

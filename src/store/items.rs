@@ -23,7 +23,9 @@ const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.ite
      i.encoded_key, i.encoded_size, i.encoded_checksum, i.encoded_mime_type, i.encoded_media, i.encoded_at, \
      i.trashed_at, i.trash_unit, i.purge_at, i.frames, i.fingerprint";
 
-#[derive(sqlx::FromRow)]
+/// An item row, as sqlx reads it by column name, or as serde reads it from a JSON array of
+/// [`COLUMNS`] in their order (a list page aggregated into one row, see [`list`]).
+#[derive(sqlx::FromRow, serde::Deserialize)]
 struct ItemRow {
     id: String,
     folder_id: String,
@@ -446,6 +448,9 @@ pub struct ItemQuery {
     pub is_tombstone: Option<bool>,
     /// Only items this user starred.
     pub starred_by: Option<String>,
+    /// Tell for each item whether this user starred it ([`Listed::starred`]; `false` for all
+    /// without a user).
+    pub stars_of: Option<String>,
     /// Sort column.
     pub order: ItemOrder,
     /// Descending instead of ascending.
@@ -456,9 +461,69 @@ pub struct ItemQuery {
     pub limit: u32,
 }
 
+/// An item of a list, and whether the list's [`ItemQuery::stars_of`] user starred it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// The item.
+    pub item: Item,
+    /// Whether the user starred it.
+    pub starred: bool,
+}
+
 /// One page of items, in the query's order.
-pub async fn list(db: &mut dyn Db, query: &ItemQuery) -> Result<Vec<Item>, StoreError> {
-    fetch_all(db, list_sql("", query)).await
+///
+/// The page comes back as one row: a JSON array of `[[COLUMNS…], starred]` arrays that the
+/// database builds and serde reads. Row by row, sqlx's SQLite driver hands every row from its
+/// worker thread over a channel and copies every value twice (to its own row, then to the Any
+/// driver's): that was most of the CPU of a list or an export (2026-12-07 profile of an export).
+pub async fn list(db: &mut dyn Db, query: &ItemQuery) -> Result<Vec<Listed>, StoreError> {
+    let (column, _) = order_columns(query.order);
+    let dir = if query.desc { "DESC" } else { "ASC" };
+    let order = format!("{column} {dir}, id {dir}");
+    let names = column_names();
+    let aggregate = match db.dialect() {
+        Dialect::Sqlite => format!("json_group_array(json_array(json_array({names}), starred) ORDER BY {order})"),
+        Dialect::Postgres => {
+            format!("CAST(json_agg(json_build_array(json_build_array({names}), starred) ORDER BY {order}) AS TEXT)")
+        }
+    };
+    let mut sql = list_sql(&format!("SELECT {aggregate} FROM ("), query);
+    sql.push(") AS page");
+    let (text,): (Option<String>,) = sql.build_as().fetch_one(db.conn()).await?;
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let rows: Vec<(ItemRow, i64)> = serde_json::from_str(&text).map_err(|e| corrupt("a list page", e))?;
+    rows.into_iter()
+        .map(|(row, starred)| {
+            let (item, _) = <(Item, Option<TrashMark>)>::try_from(row)?;
+            Ok(Listed {
+                item,
+                starred: starred != 0,
+            })
+        })
+        .collect()
+}
+
+/// [`COLUMNS`] without their table alias: the names a subquery's rows carry.
+fn column_names() -> &'static str {
+    static NAMES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        COLUMNS
+            .split(',')
+            .map(|column| column.trim().trim_start_matches("i."))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    NAMES.as_str()
+}
+
+/// The column a list is sorted by, with its table alias and without.
+fn order_columns(order: ItemOrder) -> (&'static str, &'static str) {
+    match order {
+        ItemOrder::Title => ("title", "i.title"),
+        ItemOrder::CreatedAt => ("created_at", "i.created_at"),
+        ItemOrder::Size => ("size", "i.size"),
+    }
 }
 
 /// The database's plan for `list(query)`, one line per step: a diagnostic that shows which
@@ -487,9 +552,18 @@ pub async fn explain_list(db: &mut dyn Db, query: &ItemQuery) -> Result<String, 
 
 /// The SQL of [`list`], after `prefix`.
 fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
-    let mut sql = Sql::new(&format!(
-        "{prefix}SELECT {COLUMNS} FROM item i WHERE i.trashed_at IS NULL AND "
-    ));
+    let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS}, "));
+    match &query.stars_of {
+        Some(user) => {
+            sql.push("CASE WHEN ");
+            push_starred_by(&mut sql, "i.id", user, Starred::Item);
+            sql.push(" THEN 1 ELSE 0 END AS starred");
+        }
+        None => {
+            sql.push("0 AS starred");
+        }
+    }
+    sql.push(" FROM item i WHERE i.trashed_at IS NULL AND ");
     match &query.subtree {
         Some(path) => {
             sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
@@ -521,11 +595,7 @@ fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
         sql.push(" AND ");
         push_starred_by(&mut sql, "i.id", user, Starred::Item);
     }
-    let column = match query.order {
-        ItemOrder::Title => "i.title",
-        ItemOrder::CreatedAt => "i.created_at",
-        ItemOrder::Size => "i.size",
-    };
+    let (_, column) = order_columns(query.order);
     push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
     sql
 }

@@ -23,7 +23,7 @@ use crate::services::{Context, ServiceError};
 use crate::store::Snapshot;
 use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
-use crate::store::items::{self as rows, ItemQuery};
+use crate::store::items::{self as rows, ItemQuery, Listed};
 
 /// Items read per statement.
 const ITEMS_PER_BATCH: u32 = 2000;
@@ -212,6 +212,8 @@ impl Exporter {
             item_types: self.req.item_types.clone(),
             is_tombstone: self.req.is_tombstone,
             starred_by: None,
+            // CSV has no `starred` column.
+            stars_of: (self.req.format == ExportFormat::Ndjson).then(|| self.caller.name.clone()),
             order: ItemOrder::Title,
             desc: false,
             after: None,
@@ -220,14 +222,13 @@ impl Exporter {
         loop {
             let items = rows::list(&mut self.snapshot, &query).await?;
             let full = items.len() == ITEMS_PER_BATCH as usize;
-            query.after = items.last().map(|last| (SortKey::Text(last.title.clone()), last.id));
-            let mut views: Vec<ItemView> = items.into_iter().map(|item| ItemView::new(item, role)).collect();
-            if self.req.format == ExportFormat::Ndjson {
-                // CSV has no `starred` column.
-                ItemService::mark_starred(&mut self.snapshot, &self.caller, &mut views).await?;
-            }
-            for view in &views {
-                writer.item(folder, view)?;
+            query.after = items
+                .last()
+                .map(|last| (SortKey::Text(last.item.title.clone()), last.item.id));
+            for Listed { item, starred } in items {
+                let mut view = ItemView::new(item, role);
+                view.starred = starred;
+                writer.item(folder, &view)?;
                 writer.flush_full().await?;
             }
             if !full {

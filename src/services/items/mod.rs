@@ -42,7 +42,7 @@ use crate::domain::webhook::{EventKind, ItemCause};
 use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
-use crate::store::items::{self as rows, ItemQuery};
+use crate::store::items::{self as rows, ItemQuery, Listed};
 use crate::store::stars::{self, Starred};
 use crate::store::trash as trash_rows;
 use crate::store::usage::Ledger;
@@ -260,13 +260,15 @@ impl ItemService {
             item_types: req.item_types,
             is_tombstone: req.is_tombstone,
             starred_by: req.starred.then(|| caller.name.clone()),
+            stars_of: Some(caller.name.clone()),
             order: req.order_by,
             desc: req.desc,
             after,
             limit: limit + 1,
         };
         let items = rows::list(&mut conn, &query).await?;
-        let token_of = |last: &Item| {
+        let token_of = |last: &Listed| {
+            let last = &last.item;
             let key = match req.order_by {
                 ItemOrder::Title => SortKey::Text(last.title.clone()),
                 ItemOrder::CreatedAt => SortKey::Int(to_micros(last.created_at)),
@@ -274,17 +276,17 @@ impl ItemService {
             };
             page_token(&order, &key, last.id)
         };
-        let page = Page::of(items, limit, token_of, |item| item);
+        let page = Page::of(items, limit, token_of, |listed| listed);
         let roles = match req.recursive {
-            true => folder_roles(&mut conn, caller, page.items.iter().map(|i| i.folder_id)).await?,
+            true => folder_roles(&mut conn, caller, page.items.iter().map(|l| l.item.folder_id)).await?,
             false => BTreeMap::from([(folder_id, caller.role_on(&folder))]),
         };
-        let mut page = page.map(|item| {
+        Ok(page.map(|Listed { item, starred }| {
             let role = roles.get(&item.folder_id).copied().flatten().unwrap_or(Role::Viewer);
-            ItemView::new(item, role)
-        });
-        Self::mark_starred(&mut conn, caller, &mut page.items).await?;
-        Ok(page)
+            let mut view = ItemView::new(item, role);
+            view.starred = starred;
+            view
+        }))
     }
 
     /// Sets `starred` on the views of the items the caller starred.
