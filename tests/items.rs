@@ -480,7 +480,7 @@ async fn pages_2500_items_while_others_are_added(backend: Backend) {
 
 async fn every_list_order_has_an_index_behind_it(backend: Backend) {
     use stowage::domain::item::ItemOrder;
-    use stowage::store::items::{ItemQuery, explain_list};
+    use stowage::store::item_pages::{ItemQuery, explain_list};
     use stowage::store::{Db, Dialect};
     let s = server!(backend);
     let big = folder(&s, "/indexed").await;

@@ -4,20 +4,16 @@
 
 use std::collections::HashSet;
 
-use sqlx::Row;
 use uuid::Uuid;
 
-use super::clauses::{FolderTtl, Reader, push_folder_expiry, push_readable_by, push_subtree};
+use super::clauses::{FolderTtl, push_folder_expiry};
 use super::rows::{TrashMark, corrupt, parse_id, parse_object, trash_mark};
-use super::sql::{Sql, Value, contains_pattern, push_page};
-use super::stars::{Starred, push_starred_by};
-use super::{Db, Dialect, StoreError, from_micros, to_micros};
-use crate::domain::folder::FolderPath;
-use crate::domain::item::{Encoded, Item, ItemOrder, ItemType, Media, split_extension};
-use crate::domain::page::SortKey;
+use super::sql::{Sql, Value};
+use super::{Db, StoreError, from_micros, to_micros};
+use crate::domain::item::{Encoded, Item, ItemType, Media, split_extension};
 
 /// The columns every item query selects.
-const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.item_type, i.mime_type, i.size, \
+pub(super) const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.item_type, i.mime_type, i.size, \
      i.checksum, i.is_tombstone, i.client_metadata, i.width, i.height, i.duration_us, i.frame_rate, i.codec, \
      i.sample_rate, i.channels, i.page_count, i.dimensions, i.created_at, i.updated_at, i.expires_at, i.expires_own, \
      i.encoded_key, i.encoded_size, i.encoded_checksum, i.encoded_mime_type, i.encoded_media, i.encoded_at, \
@@ -26,7 +22,7 @@ const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object_key, i.ite
 /// An item row, as sqlx reads it by column name, or as serde reads it from a JSON array of
 /// [`COLUMNS`] in their order (a list page aggregated into one row, see [`list`]).
 #[derive(sqlx::FromRow, serde::Deserialize)]
-struct ItemRow {
+pub(super) struct ItemRow {
     id: String,
     folder_id: String,
     title: String,
@@ -429,173 +425,4 @@ pub async fn referenced_keys(
         sql.bind_list(keys.iter().cloned()).push(")");
     }
     Ok(fetch_texts(db, sql).await?.into_iter().collect())
-}
-
-/// Which items to list and how.
-#[derive(Debug, Clone)]
-pub struct ItemQuery {
-    /// The folder listed.
-    pub folder_id: Uuid,
-    /// With `recursive`, the folder's path: list the whole subtree.
-    pub subtree: Option<FolderPath>,
-    /// With `subtree`: only folders this reader may read; all when `None` (admins).
-    pub visible_to: Option<Reader>,
-    /// Case-insensitive substring of the title.
-    pub search: Option<String>,
-    /// Only these types; all when empty.
-    pub item_types: Vec<ItemType>,
-    /// Only tombstones (`true`) or only live items (`false`).
-    pub is_tombstone: Option<bool>,
-    /// Only items this user starred.
-    pub starred_by: Option<String>,
-    /// Tell for each item whether this user starred it ([`Listed::starred`]; `false` for all
-    /// without a user).
-    pub stars_of: Option<String>,
-    /// Sort column.
-    pub order: ItemOrder,
-    /// Descending instead of ascending.
-    pub desc: bool,
-    /// Start after this (sort key, id).
-    pub after: Option<(SortKey, Uuid)>,
-    /// Most rows to return.
-    pub limit: u32,
-}
-
-/// An item of a list, and whether the list's [`ItemQuery::stars_of`] user starred it.
-#[derive(Debug, Clone)]
-pub struct Listed {
-    /// The item.
-    pub item: Item,
-    /// Whether the user starred it.
-    pub starred: bool,
-}
-
-/// One page of items, in the query's order.
-///
-/// The page comes back as one row: a JSON array of `[[COLUMNS…], starred]` arrays that the
-/// database builds and serde reads. Row by row, sqlx's SQLite driver hands every row from its
-/// worker thread over a channel and copies every value twice (to its own row, then to the Any
-/// driver's): that was most of the CPU of a list or an export (2026-12-07 profile of an export).
-pub async fn list(db: &mut dyn Db, query: &ItemQuery) -> Result<Vec<Listed>, StoreError> {
-    let (column, _) = order_columns(query.order);
-    let dir = if query.desc { "DESC" } else { "ASC" };
-    let order = format!("{column} {dir}, id {dir}");
-    let names = column_names();
-    let aggregate = match db.dialect() {
-        Dialect::Sqlite => format!("json_group_array(json_array(json_array({names}), starred) ORDER BY {order})"),
-        Dialect::Postgres => {
-            format!("CAST(json_agg(json_build_array(json_build_array({names}), starred) ORDER BY {order}) AS TEXT)")
-        }
-    };
-    let mut sql = list_sql(&format!("SELECT {aggregate} FROM ("), query);
-    sql.push(") AS page");
-    let (text,): (Option<String>,) = sql.build_as().fetch_one(db.conn()).await?;
-    let Some(text) = text else {
-        return Ok(Vec::new());
-    };
-    let rows: Vec<(ItemRow, i64)> = serde_json::from_str(&text).map_err(|e| corrupt("a list page", e))?;
-    rows.into_iter()
-        .map(|(row, starred)| {
-            let (item, _) = <(Item, Option<TrashMark>)>::try_from(row)?;
-            Ok(Listed {
-                item,
-                starred: starred != 0,
-            })
-        })
-        .collect()
-}
-
-/// [`COLUMNS`] without their table alias: the names a subquery's rows carry.
-fn column_names() -> &'static str {
-    static NAMES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        COLUMNS
-            .split(',')
-            .map(|column| column.trim().trim_start_matches("i."))
-            .collect::<Vec<_>>()
-            .join(", ")
-    });
-    NAMES.as_str()
-}
-
-/// The column a list is sorted by, with its table alias and without.
-fn order_columns(order: ItemOrder) -> (&'static str, &'static str) {
-    match order {
-        ItemOrder::Title => ("title", "i.title"),
-        ItemOrder::CreatedAt => ("created_at", "i.created_at"),
-        ItemOrder::Size => ("size", "i.size"),
-    }
-}
-
-/// The database's plan for `list(query)`, one line per step: a diagnostic that shows which
-/// index serves a list (tests check every order has one).
-pub async fn explain_list(db: &mut dyn Db, query: &ItemQuery) -> Result<String, StoreError> {
-    let dialect = db.dialect();
-    let rows = match dialect {
-        Dialect::Sqlite => {
-            list_sql("EXPLAIN QUERY PLAN ", query)
-                .build()
-                .fetch_all(db.conn())
-                .await?
-        }
-        Dialect::Postgres => list_sql("EXPLAIN ", query).build().fetch_all(db.conn()).await?,
-    };
-    let column = match dialect {
-        Dialect::Sqlite => "detail",
-        Dialect::Postgres => "QUERY PLAN",
-    };
-    let lines = rows
-        .iter()
-        .map(|row| row.try_get::<String, _>(column))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(lines.join("\n"))
-}
-
-/// The SQL of [`list`], after `prefix`.
-fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
-    let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS}, "));
-    match &query.stars_of {
-        Some(user) => {
-            sql.push("CASE WHEN ");
-            push_starred_by(&mut sql, "i.id", user, Starred::Item);
-            sql.push(" THEN 1 ELSE 0 END AS starred");
-        }
-        None => {
-            sql.push("0 AS starred");
-        }
-    }
-    sql.push(" FROM item i WHERE i.trashed_at IS NULL AND ");
-    match &query.subtree {
-        Some(path) => {
-            sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
-            push_subtree(&mut sql, "f.path", path.as_str(), true);
-            if let Some(reader) = &query.visible_to {
-                sql.push(" AND ");
-                push_readable_by(&mut sql, reader);
-            }
-            sql.push(")");
-        }
-        None => {
-            sql.push("i.folder_id = ").bind(query.folder_id.to_string());
-        }
-    }
-    if let Some(search) = &query.search {
-        sql.push(" AND i.title_folded LIKE ")
-            .bind(contains_pattern(search))
-            .push(" ESCAPE '\\'");
-    }
-    if !query.item_types.is_empty() {
-        sql.push(" AND i.item_type IN (")
-            .bind_list(query.item_types.iter().map(|t| t.as_str().to_owned()))
-            .push(")");
-    }
-    if let Some(tombstone) = query.is_tombstone {
-        sql.push(" AND i.is_tombstone = ").bind(i64::from(tombstone));
-    }
-    if let Some(user) = &query.starred_by {
-        sql.push(" AND ");
-        push_starred_by(&mut sql, "i.id", user, Starred::Item);
-    }
-    let (_, column) = order_columns(query.order);
-    push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
-    sql
 }

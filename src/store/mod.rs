@@ -13,6 +13,7 @@ pub mod clauses;
 pub mod expiry;
 pub mod folders;
 pub mod imports;
+pub mod item_pages;
 pub mod items;
 pub mod jobs;
 pub mod keys;

@@ -23,7 +23,7 @@ use crate::services::{Context, ServiceError};
 use crate::store::Snapshot;
 use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
-use crate::store::items::{self as rows, ItemQuery, Listed};
+use crate::store::item_pages::{self as pages, ItemQuery, Listed};
 
 /// Items read per statement.
 const ITEMS_PER_BATCH: u32 = 2000;
@@ -220,7 +220,7 @@ impl Exporter {
             limit: ITEMS_PER_BATCH,
         };
         loop {
-            let items = rows::list(&mut self.snapshot, &query).await?;
+            let items = pages::list(&mut self.snapshot, &query).await?;
             let full = items.len() == ITEMS_PER_BATCH as usize;
             query.after = items
                 .last()

@@ -42,7 +42,8 @@ use crate::domain::webhook::{EventKind, ItemCause};
 use crate::store::Db;
 use crate::store::clauses::Reader;
 use crate::store::folders as folder_rows;
-use crate::store::items::{self as rows, ItemQuery, Listed};
+use crate::store::item_pages::{self as pages, ItemQuery, Listed};
+use crate::store::items as rows;
 use crate::store::stars::{self, Starred};
 use crate::store::trash as trash_rows;
 use crate::store::usage::Ledger;
@@ -266,7 +267,7 @@ impl ItemService {
             after,
             limit: limit + 1,
         };
-        let items = rows::list(&mut conn, &query).await?;
+        let items = pages::list(&mut conn, &query).await?;
         let token_of = |last: &Listed| {
             let last = &last.item;
             let key = match req.order_by {
