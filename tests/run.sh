@@ -160,6 +160,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Real files other projects ship as their test data (matplotlib's SVG, nibabel's NIfTI volumes),
+# with those packages' own readers for the expected values, in a venv of their own.
+CORPUS_PACKAGES="matplotlib==3.10.8 nibabel==5.3.3"
+ensure_media_corpus() {
+    local venv="$EMULATORS/corpus"
+    if ! "$venv/bin/python" -c 'import matplotlib, nibabel' 2>/dev/null; then
+        command -v python3 >/dev/null || apt_install python3 python3-venv
+        python3 -m venv "$venv"
+        # shellcheck disable=SC2086
+        "$venv/bin/pip" install -q $CORPUS_PACKAGES
+    fi
+    export STOWAGE_TEST_CORPUS_PYTHON="$venv/bin/python"
+}
+
 ensure_tools() {
     local missing=()
     command -v ffprobe >/dev/null && command -v ffmpeg >/dev/null || missing+=(ffmpeg)
@@ -191,6 +205,7 @@ ensure_tools
 check_docker_build_context
 ensure_postgres
 ensure_emulators
+ensure_media_corpus
 export STOWAGE_TEST_POSTGRES_URL="$PG_URL"
 cargo build --locked --bin stowage
 check_api_contract sqlite

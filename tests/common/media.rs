@@ -275,3 +275,45 @@ pub fn b3sum(dir: &Path, bytes: &[u8]) -> String {
         blake3::hash(bytes).to_hex().to_string()
     }
 }
+
+/// A 1-second 320×240 MPEG transport stream (H.264), written to `dir`.
+pub fn mpeg_ts(dir: &Path) -> Vec<u8> {
+    ffmpeg(
+        dir,
+        "clip.ts",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=1:size=320x240:rate=25",
+            "-pix_fmt",
+            "yuv420p",
+            "-f",
+            "mpegts",
+        ],
+    )
+}
+
+/// The Python of the venv that holds the packages whose test files the tests use (matplotlib,
+/// nibabel), from `STOWAGE_TEST_CORPUS_PYTHON`; `None` skips those tests, except under CI where
+/// it is an error (tests/run.sh installs them).
+pub fn corpus_python() -> Option<String> {
+    match std::env::var("STOWAGE_TEST_CORPUS_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("CI=true but STOWAGE_TEST_CORPUS_PYTHON is not set; run the suite with bash tests/run.sh")
+        }
+        _ => None,
+    }
+}
+
+/// Runs `script` with the corpus Python and parses what it prints as JSON: where a package's
+/// test files are and what the package's own reader says of them.
+pub fn ask_corpus(python: &str, script: &str) -> serde_json::Value {
+    let out = Command::new(python)
+        .args(["-c", script])
+        .output()
+        .expect("run the corpus Python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON from the corpus script")
+}

@@ -12,6 +12,12 @@ use serde::Deserialize;
 
 use crate::domain::item::{ItemType, Media};
 
+mod signatures;
+mod svg;
+
+use signatures::{bare_frame_sync, is_dicom, is_mpeg_ts, looks_like_text, looks_like_utf16_text};
+pub use svg::SVG_MIME;
+
 /// Bytes of the content's start that detection looks at.
 pub const HEAD_BYTES: usize = 64 * 1024;
 /// PDFs larger than this get no page count: the parser reads the whole file into memory.
@@ -30,11 +36,6 @@ pub struct Probed {
     pub mime_type: String,
     /// Media metadata.
     pub media: Media,
-}
-
-/// Whether `head` starts a DICOM part-10 file: a 128-byte preamble, then `DICM`.
-fn is_dicom(head: &[u8]) -> bool {
-    head.get(128..132) == Some(b"DICM")
 }
 
 /// The dimensions in a NIfTI-1 (348-byte) or NIfTI-2 (540-byte) header, either byte order;
@@ -95,28 +96,12 @@ fn gunzip_head(head: &[u8], limit: usize) -> Vec<u8> {
     out
 }
 
-/// Whether `head` looks like UTF-8 text: valid UTF-8 (a character cut off at the end of the
-/// head allowed), no NUL.
-fn looks_like_text(head: &[u8], whole: bool) -> bool {
-    if head.contains(&0) {
-        return false;
-    }
-    match std::str::from_utf8(head) {
-        Ok(_) => true,
-        Err(e) => !whole && e.error_len().is_none() && head.len() - e.valid_up_to() < 4,
-    }
-}
-
-/// Whether `head` starts with a bare MPEG-audio or ADTS frame sync rather than a container's
-/// signature: two bytes, which about one binary file in twenty thousand starts with by chance.
-fn bare_frame_sync(head: &[u8]) -> bool {
-    head.first() == Some(&0xFF) && head.get(1).is_some_and(|b| b & 0xE0 == 0xE0)
-}
-
 /// The item type and MIME type of content that starts with `head`, titled `title`; `size` is the
 /// whole content's size.
 pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
-    let by_extension = mime_guess::from_path(title).first();
+    let by_extension = mime_guess::from_path(title)
+        .first()
+        .map(|m| canonical_mime(m.essence_str()).to_owned());
     let whole = head.len() as u64 >= size;
     if is_dicom(head) {
         return (ItemType::DicomFile, "application/dicom".into());
@@ -124,24 +109,35 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
     if nifti_dimensions(head).is_some() {
         return (ItemType::Nifti, NIFTI_MIME.into());
     }
+    if is_mpeg_ts(head) && !looks_like_text(head, whole) {
+        return (ItemType::Video, MPEG_TS_MIME.into());
+    }
+    if size > 0 && looks_like_utf16_text(head) {
+        return (ItemType::PlainText, "text/plain".into());
+    }
     // A bare frame sync is believed only when the name does not say the content is something
     // else than audio or video (`weights.bin`, say): ffprobe would run on it for nothing.
     let found = infer::get(head).filter(|_| {
         !bare_frame_sync(head)
             || by_extension
                 .as_ref()
-                .is_none_or(|m| matches!(ItemType::from_mime(m.essence_str()), ItemType::Audio | ItemType::Video))
+                .is_none_or(|m| matches!(ItemType::from_mime(m), ItemType::Audio | ItemType::Video))
     });
     if let Some(found) = found {
         let mime = found.mime_type();
         if mime == "application/gzip" && nifti_dimensions(&gunzip_head(head, 540)).is_some() {
-            return (ItemType::Nifti, mime.into());
+            return (ItemType::Nifti, NIFTI_MIME.into());
+        }
+        if mime == "text/xml" && svg::root(head).is_some() {
+            return (ItemType::Image, SVG_MIME.into());
         }
         return (ItemType::from_mime(mime), mime.into());
     }
     if size > 0 && looks_like_text(head, whole) {
+        if svg::root(head).is_some() {
+            return (ItemType::Image, SVG_MIME.into());
+        }
         let mime = by_extension
-            .map(|m| m.essence_str().to_owned())
             .filter(|m| matches!(ItemType::from_mime(m), ItemType::PlainText | ItemType::Image))
             .unwrap_or_else(|| "text/plain".into());
         let item_type = match ItemType::from_mime(&mime) {
@@ -151,8 +147,20 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
         return (item_type, mime);
     }
     match by_extension {
-        Some(mime) => (ItemType::from_mime(mime.essence_str()), mime.essence_str().to_owned()),
+        Some(mime) => (ItemType::from_mime(&mime), mime),
         None => (ItemType::Other, "application/octet-stream".into()),
+    }
+}
+
+/// The MIME type of MPEG transport streams, as browsers and players expect it.
+const MPEG_TS_MIME: &str = "video/mp2t";
+
+/// The name browsers expect for a MIME type `mime_guess` gives another name
+/// (`video/vnd.dlna.mpeg-tts` for `.ts`).
+fn canonical_mime(mime: &str) -> &str {
+    match mime {
+        "video/vnd.dlna.mpeg-tts" => MPEG_TS_MIME,
+        other => other,
     }
 }
 
@@ -190,6 +198,12 @@ pub fn examine(head: &[u8], title: &str, size: u64) -> Probed {
     let (item_type, mime_type) = sniff(head, title, size);
     let mut media = Media::default();
     match item_type {
+        ItemType::Image if mime_type == SVG_MIME => {
+            if let Some((width, height)) = svg::root(head).and_then(|root| root.size) {
+                media.width = Some(width);
+                media.height = Some(height);
+            }
+        }
         ItemType::Image => {
             if let Ok(dims) = imagesize::blob_size(head) {
                 set_image_size(&mut media, dims);
@@ -420,150 +434,4 @@ async fn ffprobe(path: &OsStr) -> Option<FfprobeOutput> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn nifti1(dims: &[i16]) -> Vec<u8> {
-        let mut h = vec![0u8; 348];
-        h[0..4].copy_from_slice(&348i32.to_le_bytes());
-        h[40..42].copy_from_slice(&(dims.len() as i16).to_le_bytes());
-        for (i, d) in dims.iter().enumerate() {
-            h[42 + 2 * i..44 + 2 * i].copy_from_slice(&d.to_le_bytes());
-        }
-        h[344..348].copy_from_slice(b"n+1\0");
-        h
-    }
-
-    /// A JPEG of `w`×`h` whose size (its SOF segment) comes after two 60 KiB APP1 segments, as
-    /// a camera's EXIF thumbnail can push it past the first [`HEAD_BYTES`].
-    fn jpeg_with_big_exif(w: u32, h: u32) -> Vec<u8> {
-        let mut encoded = std::io::Cursor::new(Vec::new());
-        image::RgbImage::new(w, h)
-            .write_to(&mut encoded, image::ImageFormat::Jpeg)
-            .expect("encode");
-        let encoded = encoded.into_inner();
-        let mut out = encoded[..2].to_vec(); // SOI
-        for _ in 0..2 {
-            let payload = 60 * 1024;
-            out.extend_from_slice(&[0xFF, 0xE1]);
-            out.extend_from_slice(&u16::try_from(payload + 2).expect("segment length").to_be_bytes());
-            out.extend(std::iter::repeat_n(0u8, payload));
-        }
-        out.extend_from_slice(&encoded[2..]);
-        out
-    }
-
-    #[tokio::test]
-    async fn image_dimensions_past_the_head_are_read_from_the_file() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let path = dir.path().join("photo.jpg");
-        let bytes = jpeg_with_big_exif(40, 30);
-        std::fs::write(&path, &bytes).expect("write");
-        let head = &bytes[..HEAD_BYTES];
-        let size = bytes.len() as u64;
-        let examined = examine(head, "photo.jpg", size);
-        assert_eq!(examined.item_type, ItemType::Image);
-        assert_eq!(examined.media.width, None, "the head alone holds no size");
-        let probed = complete(examined, size, Whole::File(path)).await;
-        assert_eq!((probed.media.width, probed.media.height), (Some(40), Some(30)));
-        // Without the file there is nothing more to read.
-        let unreachable = probe(head, "photo.jpg", size, Whole::Unreachable).await;
-        assert_eq!(unreachable.media.width, None);
-    }
-
-    #[test]
-    fn a_bare_frame_sync_is_audio_only_when_the_name_agrees() {
-        let mut head = vec![0xFF, 0xF1, 0x50, 0x80];
-        head.extend(std::iter::repeat_n(0x9C, 1000));
-        let size = head.len() as u64;
-        assert_eq!(sniff(&head, "tone.aac", size).0, ItemType::Audio);
-        assert_eq!(sniff(&head, "tone", size).0, ItemType::Audio);
-        assert_eq!(
-            sniff(&head, "weights.bin", size),
-            (ItemType::Other, "application/octet-stream".to_owned())
-        );
-        // A container's signature is believed whatever the name.
-        let id3 = b"ID3\x04\x00\x00\x00\x00\x00\x00rest";
-        assert_eq!(sniff(id3, "x.bin", 1000).0, ItemType::Audio);
-    }
-
-    #[test]
-    fn nifti_headers_give_dimensions() {
-        assert_eq!(nifti_dimensions(&nifti1(&[64, 64, 30])), Some(vec![64, 64, 30]));
-        let mut big = nifti1(&[]);
-        big[0..4].copy_from_slice(&348i32.to_be_bytes());
-        big[40..42].copy_from_slice(&2i16.to_be_bytes());
-        big[42..44].copy_from_slice(&5i16.to_be_bytes());
-        big[44..46].copy_from_slice(&6i16.to_be_bytes());
-        assert_eq!(nifti_dimensions(&big), Some(vec![5, 6]));
-        let mut two = vec![0u8; 540];
-        two[0..4].copy_from_slice(&540i32.to_le_bytes());
-        two[4..8].copy_from_slice(b"n+2\0");
-        two[16..24].copy_from_slice(&1i64.to_le_bytes());
-        two[24..32].copy_from_slice(&9i64.to_le_bytes());
-        assert_eq!(nifti_dimensions(&two), Some(vec![9]));
-        assert_eq!(nifti_dimensions(b"not a header"), None);
-        let mut wrong_magic = nifti1(&[2, 2]);
-        wrong_magic[344] = b'x';
-        assert_eq!(nifti_dimensions(&wrong_magic), None);
-    }
-
-    #[test]
-    fn magic_beats_the_extension() {
-        let png = [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', 0, 0, 0, 13];
-        assert_eq!(sniff(&png, "photo.txt", 12), (ItemType::Image, "image/png".into()));
-        let mut dicom = vec![0u8; 132];
-        dicom[128..].copy_from_slice(b"DICM");
-        assert_eq!(sniff(&dicom, "x.bin", 132).0, ItemType::DicomFile);
-        let cases: [(&[u8], &str, ItemType, &str); 4] = [
-            (b"a,b\n1,2\n", "t.csv", ItemType::PlainText, "text/csv"),
-            (b"plain words", "notes", ItemType::PlainText, "text/plain"),
-            (b"\0\x01\x02", "clip.mp4", ItemType::Video, "video/mp4"),
-            (b"\0\x01\x02", "blob", ItemType::Other, "application/octet-stream"),
-        ];
-        for (head, title, item_type, mime) in cases {
-            assert_eq!(
-                sniff(head, title, head.len() as u64),
-                (item_type, mime.to_owned()),
-                "{title}"
-            );
-        }
-        assert_eq!(sniff(b"", "empty", 0).0, ItemType::Other);
-        // A multi-byte character cut off by the end of the head is still text.
-        let cut = "é".repeat(10);
-        assert_eq!(sniff(&cut.as_bytes()[..5], "t", 20).0, ItemType::PlainText);
-    }
-
-    #[test]
-    fn gzipped_nifti_is_recognised() {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        std::io::Write::write_all(&mut gz, &nifti1(&[3, 4])).expect("gzip");
-        let bytes = gz.finish().expect("gzip");
-        assert_eq!(sniff(&bytes, "scan.nii.gz", bytes.len() as u64).0, ItemType::Nifti);
-    }
-
-    #[test]
-    fn ffprobe_output_fills_media() {
-        let json = r#"{"streams":[
-            {"codec_type":"video","codec_name":"mjpeg","width":1,"height":1,"disposition":{"attached_pic":1}},
-            {"codec_type":"video","codec_name":"h264","width":320,"height":240,"avg_frame_rate":"25/1","disposition":{"attached_pic":0}},
-            {"codec_type":"audio","codec_name":"aac","sample_rate":"44100","channels":2}],
-            "format":{"duration":"2.000000"}}"#;
-        let out: FfprobeOutput = serde_json::from_str(json).expect("json");
-        let mut media = Media::default();
-        assert_eq!(out.apply(&mut media), Some(ItemType::Video));
-        assert_eq!((media.width, media.height), (Some(320), Some(240)));
-        assert_eq!(media.codec.as_deref(), Some("h264"));
-        assert_eq!(media.duration_us, Some(2_000_000));
-        assert_eq!(media.fps(), Some(25.0));
-
-        let audio: FfprobeOutput = serde_json::from_str(
-            r#"{"streams":[{"codec_type":"audio","codec_name":"pcm_s16le","sample_rate":"8000","channels":1,"duration":"0.5"}],"format":{}}"#,
-        )
-        .expect("json");
-        let mut media = Media::default();
-        assert_eq!(audio.apply(&mut media), Some(ItemType::Audio));
-        assert_eq!(media.sample_rate, Some(8000));
-        assert_eq!(media.duration_us, Some(500_000));
-    }
-}
+mod tests;
