@@ -292,6 +292,10 @@ pub struct Store {
     turns: turns::WriteTurns,
 }
 
+/// How many times [`Store::migrate`] runs the migrations while SQLite answers that the database
+/// is locked.
+const MIGRATE_TRIES: u64 = 5;
+
 impl Store {
     /// The pool's connections now: in use, idle.
     pub fn pool_connections(&self) -> (u32, u32) {
@@ -354,7 +358,20 @@ impl Store {
         };
         migrator.dangerous_set_table_name("_stowage_migrations");
         migrator.set_ignore_missing(true);
-        Ok(migrator.run(&self.pool).await?)
+        let mut tries = 1;
+        loop {
+            match migrator.run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                // A process starting beside one that writes to the same SQLite file can find
+                // it locked inside a migration's transaction, whatever the busy timeout.
+                Err(error) if tries < MIGRATE_TRIES && is_busy(&error.to_string()) => {
+                    tracing::warn!(%error, "the catalog's migrations found the database locked; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                    tries += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Which engine this is.

@@ -204,8 +204,7 @@ impl JobService {
                 key.len()
             )));
         }
-        let mut conn = self.store.read().await?;
-        if let Some(existing) = self.existing(&mut conn, created_by, &submission).await? {
+        if let Some(existing) = self.find_existing(created_by, &submission).await? {
             return Ok(Submitted {
                 job: existing,
                 created: false,
@@ -221,11 +220,19 @@ impl JobService {
             idempotency_key: submission.idempotency_key.clone(),
             retry_of: submission.retry_of,
         };
-        match rows::insert(&mut conn, &job).await {
+        // In a write transaction, so it takes this process's turn at SQLite's write lock
+        // rather than wait out the busy timeout against the writers that hold it (holding no
+        // read connection while it waits: the writer ahead may need one).
+        let inserted = async {
+            let mut tx = self.store.write().await?;
+            rows::insert(&mut tx, &job).await?;
+            tx.commit().await
+        };
+        match inserted.await {
             Ok(()) => {}
             Err(StoreError::Conflict(_)) => {
                 // Lost a race with an identical submission: answer with the winner.
-                let existing = self.existing(&mut conn, created_by, &submission).await?;
+                let existing = self.find_existing(created_by, &submission).await?;
                 return existing.map(|job| Submitted { job, created: false }).ok_or_else(|| {
                     ServiceError::Conflict("a conflicting job was submitted at the same time; retry".into())
                 });
@@ -237,6 +244,7 @@ impl JobService {
             tracing::warn!(job = %job.id, error = %e, "could not queue the job now; it will be re-queued");
         }
         self.events.publish(job.id, 1);
+        let mut conn = self.store.read().await?;
         let created = rows::by_id(&mut conn, job.id)
             .await?
             .ok_or_else(|| ServiceError::Internal("submitted job vanished".into()))?;
