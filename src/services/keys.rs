@@ -22,7 +22,7 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, KeyScope, check_user_name};
 use crate::domain::page::{SortKey, page_size};
 use crate::store::keys::{KeyRecord, NewKey};
-use crate::store::{Store, StoreError, keys, now_micros, teams, to_micros, users};
+use crate::store::{Store, StoreError, keys, now_micros, to_micros, users};
 
 /// The user name of the key created on first start.
 pub const FIRST_ADMIN: &str = "admin";
@@ -299,7 +299,7 @@ impl KeyService {
     /// The caller a bearer key belongs to; 401 for an unknown, revoked or expired key.
     pub async fn authenticate(&self, secret: &str) -> Result<Caller, ServiceError> {
         let mut conn = self.store.read().await?;
-        let key = keys::by_hash(&mut conn, &hash_key(secret))
+        let (key, grants, bucket_grants) = keys::by_hash_with_reach(&mut conn, &hash_key(secret))
             .await?
             .ok_or_else(|| ServiceError::Unauthorized("the API key is not valid".into()))?;
         if key.revoked_at.is_some() {
@@ -314,7 +314,6 @@ impl KeyService {
             )));
         }
         self.note_use(key.id);
-        let (grants, bucket_grants) = teams::reaching(&mut conn, &key.user).await?;
         Ok(Caller {
             name: key.user,
             is_admin: key.is_admin,

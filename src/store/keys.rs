@@ -5,8 +5,9 @@ use uuid::Uuid;
 
 use super::rows::{corrupt, parse_id};
 use super::sql::{Sql, Value, push_page};
+use super::teams::{Grantee, push_reach_columns, reach_from_json};
 use super::{Db, StoreError, from_micros, to_micros};
-use crate::domain::caller::KeyScope;
+use crate::domain::caller::{BucketGrant, Grant, KeyScope};
 use crate::domain::page::SortKey;
 
 /// The columns every key read selects.
@@ -141,11 +142,31 @@ async fn fetch_all(db: &mut dyn Db, sql: Sql) -> Result<Vec<KeyRecord>, StoreErr
         .collect()
 }
 
-/// The key whose secret hashes to `hash`, revoked or expired ones too (the caller decides).
-pub async fn by_hash(db: &mut dyn Db, hash: &str) -> Result<Option<KeyRecord>, StoreError> {
-    let mut sql = select();
-    sql.push("k.key_hash = ").bind(hash.to_owned());
-    Ok(fetch_all(db, sql).await?.pop())
+/// A key and what its user may reach, read in one query.
+#[derive(sqlx::FromRow)]
+struct KeyReachRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    folder_grants: Option<String>,
+    bucket_grants: Option<String>,
+}
+
+/// The key whose secret hashes to `hash` (revoked or expired ones too: the caller decides),
+/// with the grants on live folders and the bucket grants that reach its user: what every
+/// request reads, in one query.
+pub async fn by_hash_with_reach(
+    db: &mut dyn Db,
+    hash: &str,
+) -> Result<Option<(KeyRecord, Vec<Grant>, Vec<BucketGrant>)>, StoreError> {
+    let mut sql = Sql::new(&format!("SELECT {COLUMNS}, "));
+    push_reach_columns(&mut sql, db.dialect(), Grantee::Column("k.name"));
+    sql.push(" FROM api_key k LEFT JOIN app_user u ON u.name = k.name WHERE k.key_hash = ")
+        .bind(hash.to_owned());
+    let Some(row) = sql.build_as::<KeyReachRow>().fetch_optional(db.conn()).await? else {
+        return Ok(None);
+    };
+    let (grants, buckets) = reach_from_json(row.folder_grants.as_deref(), row.bucket_grants.as_deref())?;
+    Ok(Some((KeyRecord::try_from(row.key)?, grants, buckets)))
 }
 
 /// The key `id`, unless revoked.

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::rows::{corrupt, parse_id};
 use super::sql::Sql;
-use super::{Db, StoreError, from_micros, to_micros};
+use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::caller::{BucketGrant, Grant, Role};
 use crate::domain::folder::FolderPath;
 use crate::domain::team::{GroupRole, Principal};
@@ -65,43 +65,95 @@ pub struct BucketGrantRecord {
     pub granted_at: OffsetDateTime,
 }
 
+/// The user a grant must reach: one named in the statement, or the one a column of the
+/// enclosing query names (`k.name`, a key's user).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Grantee<'a> {
+    /// This user.
+    Named(&'a str),
+    /// The user in this column.
+    Column(&'static str),
+}
+
+impl Grantee<'_> {
+    fn push(self, sql: &mut Sql) {
+        match self {
+            Grantee::Named(user) => sql.bind(user.to_owned()),
+            Grantee::Column(column) => sql.push(column),
+        };
+    }
+}
+
 /// Appends "the grant row `g` reaches `user`": given to them, or to a group they are in.
 pub(crate) fn push_reaches(sql: &mut Sql, user: &str) {
-    sql.push("((g.principal_kind = 'user' AND g.principal = ")
-        .bind(user.to_owned())
-        .push(
-            ") OR (g.principal_kind = 'group' AND g.principal IN (SELECT group_id FROM group_member WHERE user_name = ",
-        )
-        .bind(user.to_owned())
-        .push(")))");
+    push_reaches_principal(sql, Grantee::Named(user));
+}
+
+/// [`push_reaches`] for a user named or in a column.
+fn push_reaches_principal(sql: &mut Sql, who: Grantee<'_>) {
+    sql.push("((g.principal_kind = 'user' AND g.principal = ");
+    who.push(sql);
+    sql.push(
+        ") OR (g.principal_kind = 'group' AND g.principal IN (SELECT group_id FROM group_member WHERE user_name = ",
+    );
+    who.push(sql);
+    sql.push(")))");
+}
+
+/// Appends two columns to a select list (the comma before them is the caller's): `folder_grants` (a JSON array of `[path, role]` of
+/// the grants on live folders) and `bucket_grants` (of `[bucket, prefix]`) that reach `who`;
+/// [`reach_from_json`] reads them. Lets a key and what its user may reach come in one query.
+pub(crate) fn push_reach_columns(sql: &mut Sql, dialect: Dialect, who: Grantee<'_>) {
+    let aggregate = |pair: &str| match dialect {
+        Dialect::Sqlite => format!("json_group_array(json_array({pair}))"),
+        Dialect::Postgres => format!("CAST(json_agg(json_build_array({pair})) AS TEXT)"),
+    };
+    sql.push(&format!(
+        "(SELECT {} FROM folder_grant g JOIN folder f ON f.id = g.folder_id WHERE f.trashed_at IS NULL AND ",
+        aggregate("f.path, g.role")
+    ));
+    push_reaches_principal(sql, who);
+    sql.push(&format!(
+        ") AS folder_grants, (SELECT {} FROM bucket_grant g WHERE ",
+        aggregate("g.bucket, g.prefix")
+    ));
+    push_reaches_principal(sql, who);
+    sql.push(") AS bucket_grants");
+}
+
+/// The grants of the two columns [`push_reach_columns`] appends (`None`: none).
+pub(crate) fn reach_from_json(
+    folder_grants: Option<&str>,
+    bucket_grants: Option<&str>,
+) -> Result<(Vec<Grant>, Vec<BucketGrant>), StoreError> {
+    let pairs = |json: Option<&str>| -> Result<Vec<(String, String)>, StoreError> {
+        json.map_or(Ok(Vec::new()), |json| {
+            serde_json::from_str(json).map_err(|e| corrupt("grants", e))
+        })
+    };
+    let grants = pairs(folder_grants)?
+        .into_iter()
+        .map(|(path, role)| {
+            Ok(Grant {
+                path: FolderPath::stored(&path),
+                role: Role::parse(&role).map_err(|e| corrupt("role", e))?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let buckets = pairs(bucket_grants)?
+        .into_iter()
+        .map(|(bucket, prefix)| BucketGrant { bucket, prefix })
+        .collect();
+    Ok((grants, buckets))
 }
 
 /// The roles granted on live folders and the buckets granted that reach `user`, directly or
-/// through a group: what a request of theirs carries (read in one query on every request).
+/// through a group: what a request of theirs carries.
 pub async fn reaching(db: &mut dyn Db, user: &str) -> Result<(Vec<Grant>, Vec<BucketGrant>), StoreError> {
-    let mut sql = Sql::new(
-        "SELECT 'folder', f.path, g.role FROM folder_grant g JOIN folder f ON f.id = g.folder_id \
-         WHERE f.trashed_at IS NULL AND ",
-    );
-    push_reaches(&mut sql, user);
-    sql.push(" UNION ALL SELECT 'bucket', g.bucket, g.prefix FROM bucket_grant g WHERE ");
-    push_reaches(&mut sql, user);
-    let rows: Vec<(String, String, String)> = sql.build_as().fetch_all(db.conn()).await?;
-    let (mut grants, mut buckets) = (Vec::new(), Vec::new());
-    for (kind, name, detail) in rows {
-        if kind == "folder" {
-            grants.push(Grant {
-                path: FolderPath::stored(&name),
-                role: Role::parse(&detail).map_err(|e| corrupt("role", e))?,
-            });
-        } else {
-            buckets.push(BucketGrant {
-                bucket: name,
-                prefix: detail,
-            });
-        }
-    }
-    Ok((grants, buckets))
+    let mut sql = Sql::new("SELECT ");
+    push_reach_columns(&mut sql, db.dialect(), Grantee::Named(user));
+    let (folders, buckets): (Option<String>, Option<String>) = sql.build_as().fetch_one(db.conn()).await?;
+    reach_from_json(folders.as_deref(), buckets.as_deref())
 }
 
 /// Records a new group; a taken name is a `Conflict`.
