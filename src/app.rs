@@ -304,7 +304,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             .local_addr()
             .map_err(AppError::io("cannot read the metrics listening address"))?;
         let router = http::metrics_router(AppState {
-            services: services.clone(),
+            services: Arc::new(services.clone()),
             metrics_token: metrics_token.clone(),
         });
         let grace = Duration::from_secs(settings.server.shutdown_timeout_seconds);
@@ -326,7 +326,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             .map_err(AppError::io("cannot read the listening address"))?;
         let router = http::router(
             AppState {
-                services: services.clone(),
+                services: Arc::new(services.clone()),
                 metrics_token,
             },
             settings.server.max_body_bytes,
