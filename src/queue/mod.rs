@@ -134,29 +134,6 @@ pub fn queue_name(kind: JobKind) -> String {
 /// backup) cost every running job an attempt. Waiting longer only delays the queue.
 const QUEUE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many times opening the queue applies apalis's SQLite migrations while the file's lock is
-/// taken: a process starting beside another that writes to the same file can find it changed
-/// inside the migrations' transaction, which fails at once whatever the busy timeout (CI saw a
-/// second process fail to start so).
-const SQLITE_SETUP_TRIES: u64 = 5;
-
-/// Applies apalis's migrations (and its pragmas) on `pool`, trying again shortly while SQLite
-/// answers that the database is locked.
-async fn setup_sqlite(pool: &SqlitePool) -> Result<(), QueueError> {
-    let mut tries = 1;
-    loop {
-        match SqliteStorage::setup(pool).await {
-            Ok(()) => return Ok(()),
-            Err(error) if tries < SQLITE_SETUP_TRIES && crate::store::is_busy(&error.to_string()) => {
-                tracing::warn!(%error, "the job queue's migrations found the database locked; trying again");
-                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                tries += 1;
-            }
-            Err(error) => return Err(QueueError::of("cannot apply its migrations")(error)),
-        }
-    }
-}
-
 impl Queue {
     /// Opens the queue's own pool on the catalog's database and applies apalis's migrations
     /// (kept in apalis's own history, apart from the catalog's).
@@ -171,7 +148,9 @@ impl Queue {
                 .connect_with(options)
                 .await
                 .map_err(QueueError::of("cannot connect"))?;
-            setup_sqlite(&pool).await?;
+            crate::store::retry_while_locked("the job queue's migrations", || SqliteStorage::setup(&pool))
+                .await
+                .map_err(QueueError::of("cannot apply its migrations"))?;
             QueueDb::Sqlite(pool)
         } else {
             let options = PgConnectOptions::from_str(&db.url).map_err(QueueError::of("bad database.url"))?;

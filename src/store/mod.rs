@@ -201,8 +201,33 @@ impl From<sqlx::Error> for StoreError {
 }
 
 /// SQLite's "database is locked" family: the busy timeout ran out.
-pub(crate) fn is_busy(message: &str) -> bool {
+fn is_busy(message: &str) -> bool {
     message.contains("database is locked") || message.contains("database is busy")
+}
+
+/// How many times [`retry_while_locked`] runs its work.
+const LOCKED_TRIES: u64 = 5;
+
+/// Runs `work` (migrations, say) again, 200 ms later each time and at most 5 times, while it
+/// fails because SQLite says the database is locked: a process starting beside one that writes
+/// to the same file can find it changed inside a migration's transaction, which fails at once
+/// whatever the busy timeout. `what` names the work in the log.
+pub(crate) async fn retry_while_locked<T, E, F>(what: &str, mut work: impl FnMut() -> F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let mut tries = 1;
+    loop {
+        match work().await {
+            Err(error) if tries < LOCKED_TRIES && is_busy(&error.to_string()) => {
+                tracing::warn!(%error, "{what} found the database locked; trying again");
+                tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                tries += 1;
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Which database engine is behind the pool.
@@ -292,10 +317,6 @@ pub struct Store {
     turns: turns::WriteTurns,
 }
 
-/// How many times [`Store::migrate`] runs the migrations while SQLite answers that the database
-/// is locked.
-const MIGRATE_TRIES: u64 = 5;
-
 impl Store {
     /// The pool's connections now: in use, idle.
     pub fn pool_connections(&self) -> (u32, u32) {
@@ -358,20 +379,7 @@ impl Store {
         };
         migrator.dangerous_set_table_name("_stowage_migrations");
         migrator.set_ignore_missing(true);
-        let mut tries = 1;
-        loop {
-            match migrator.run(&self.pool).await {
-                Ok(()) => return Ok(()),
-                // A process starting beside one that writes to the same SQLite file can find
-                // it locked inside a migration's transaction, whatever the busy timeout.
-                Err(error) if tries < MIGRATE_TRIES && is_busy(&error.to_string()) => {
-                    tracing::warn!(%error, "the catalog's migrations found the database locked; trying again");
-                    tokio::time::sleep(Duration::from_millis(200 * tries)).await;
-                    tries += 1;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
+        Ok(retry_while_locked("the catalog's migrations", || migrator.run(&self.pool)).await?)
     }
 
     /// Which engine this is.
