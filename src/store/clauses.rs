@@ -2,7 +2,7 @@
 //! folder tree, and the expiry an item gets from its folder's TTL.
 
 use super::sql::Sql;
-use super::teams::push_reaches;
+use super::teams::{Grantee, push_reaches};
 use crate::domain::caller::{Caller, Role};
 use crate::domain::folder::Visibility;
 
@@ -145,7 +145,7 @@ pub fn push_granted(sql: &mut Sql, column: &str, reader: &Reader) {
     sql.push(
         " OR EXISTS (SELECT 1 FROM folder_grant g JOIN folder gf ON gf.id = g.folder_id AND gf.trashed_at IS NULL WHERE ",
     );
-    push_reaches(sql, &reader.user);
+    push_reaches(sql, Grantee::Named(&reader.user));
     sql.push(&format!(
         " AND g.role IN ({}) AND ({column} = gf.path OR ({column} >= gf.path || '/' AND {column} < gf.path || '0')))",
         roles.join(", ")

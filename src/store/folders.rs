@@ -1,13 +1,15 @@
 //! Folder rows: lookups, inserts, subtree moves, lists and summaries. Trashed rows (see
 //! [`super::trash`]) are left out of everything here unless a function says otherwise.
 
+use std::sync::LazyLock;
+
 use uuid::Uuid;
 
 use super::clauses::{Reader, push_path_rewrite, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, contains_pattern, push_page};
 use super::stars::{Starred, push_starred_by};
-use super::teams::push_reaches;
+use super::teams::{Grantee, push_reaches};
 use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
 use crate::domain::page::SortKey;
@@ -21,7 +23,17 @@ const BASE_COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.
 /// The columns every folder query selects, counts included. The item count is kept (migration
 /// 0017), so reading it costs nothing however many items the folder holds; subfolders are
 /// counted on the `folder (parent_id)` index.
-fn columns(dialect: Dialect) -> String {
+fn columns(dialect: Dialect) -> &'static str {
+    static SQLITE: LazyLock<String> = LazyLock::new(|| with_item_count(Dialect::Sqlite));
+    static POSTGRES: LazyLock<String> = LazyLock::new(|| with_item_count(Dialect::Postgres));
+    match dialect {
+        Dialect::Sqlite => SQLITE.as_str(),
+        Dialect::Postgres => POSTGRES.as_str(),
+    }
+}
+
+/// [`BASE_COLUMNS`] and the item count of `dialect`.
+fn with_item_count(dialect: Dialect) -> String {
     format!("{BASE_COLUMNS}, {} AS item_count", kept_items(dialect))
 }
 
@@ -469,7 +481,7 @@ fn push_filters(sql: &mut Sql, query: &FolderQuery) {
     }
     if let Some(user) = &query.granted_to {
         sql.push(" AND f.id IN (SELECT g.folder_id FROM folder_grant g WHERE ");
-        push_reaches(sql, user);
+        push_reaches(sql, Grantee::Named(user));
         sql.push(")");
     }
 }

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::clauses::{Reader, push_readable_by, push_subtree};
 use super::items::{COLUMNS, ItemRow};
 use super::rows::{TrashMark, corrupt};
-use super::sql::{Sql, contains_pattern, push_page};
+use super::sql::{Sql, contains_pattern, json_rows, push_page};
 use super::stars::{Starred, push_starred_by};
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
@@ -63,13 +63,11 @@ pub async fn list(db: &mut dyn Db, query: &ItemQuery) -> Result<Vec<Listed>, Sto
     let (column, _) = order_columns(query.order);
     let dir = if query.desc { "DESC" } else { "ASC" };
     let order = format!("{column} {dir}, id {dir}");
-    let names = column_names();
-    let aggregate = match db.dialect() {
-        Dialect::Sqlite => format!("json_group_array(json_array(json_array({names}), starred) ORDER BY {order})"),
-        Dialect::Postgres => {
-            format!("CAST(json_agg(json_build_array(json_build_array({names}), starred) ORDER BY {order}) AS TEXT)")
-        }
+    let row = match db.dialect() {
+        Dialect::Sqlite => format!("json_array({})", column_names()),
+        Dialect::Postgres => format!("json_build_array({})", column_names()),
     };
+    let aggregate = json_rows(db.dialect(), &format!("{row}, starred"), Some(&order));
     let mut sql = list_sql(&format!("SELECT {aggregate} FROM ("), query);
     sql.push(") AS page");
     let (text,): (Option<String>,) = sql.build_as().fetch_one(db.conn()).await?;

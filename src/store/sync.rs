@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::items::{CONTENT_COLUMNS, bind_content, content_values};
 use super::rows::{corrupt, parse_id};
-use super::sql::{Sql, Value};
+use super::sql::{Sql, Value, json_rows};
 use super::{Db, Dialect, StoreError, now_micros, to_micros};
 use crate::domain::diff::Known;
 use crate::domain::fingerprint::Fingerprint;
@@ -62,12 +62,12 @@ pub async fn known_touching(db: &mut dyn Db, root: Uuid, keys: &[String]) -> Res
 /// database thread over a 50-row channel, and a page of 1,000 rows read row by row cost a
 /// thread wake-up every 50 rows (the larger share of a no-change re-sync's catalog reading).
 async fn fetch_known(db: &mut dyn Db, root: Uuid, filter: impl FnOnce(&mut Sql)) -> Result<Vec<Known>, StoreError> {
-    let aggregate = match db.dialect() {
-        Dialect::Sqlite => "json_group_array(json_array(id, object_key, json(fingerprint), checksum, is_tombstone))",
-        Dialect::Postgres => {
-            "CAST(json_agg(json_build_array(id, object_key, CAST(fingerprint AS json), checksum, is_tombstone)) AS TEXT)"
-        }
+    let fingerprint = match db.dialect() {
+        Dialect::Sqlite => "json(fingerprint)",
+        Dialect::Postgres => "CAST(fingerprint AS json)",
     };
+    let elements = format!("id, object_key, {fingerprint}, checksum, is_tombstone");
+    let aggregate = json_rows(db.dialect(), &elements, None);
     let mut sql = Sql::new(&format!(
         "SELECT {aggregate} FROM (SELECT {KNOWN_COLUMNS} FROM item WHERE sync_root_id = "
     ));

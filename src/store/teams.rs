@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::rows::{corrupt, parse_id};
-use super::sql::Sql;
+use super::sql::{Sql, json_rows};
 use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::caller::{BucketGrant, Grant, Role};
 use crate::domain::folder::FolderPath;
@@ -84,13 +84,8 @@ impl Grantee<'_> {
     }
 }
 
-/// Appends "the grant row `g` reaches `user`": given to them, or to a group they are in.
-pub(crate) fn push_reaches(sql: &mut Sql, user: &str) {
-    push_reaches_principal(sql, Grantee::Named(user));
-}
-
-/// [`push_reaches`] for a user named or in a column.
-fn push_reaches_principal(sql: &mut Sql, who: Grantee<'_>) {
+/// Appends "the grant row `g` reaches `who`": given to them, or to a group they are in.
+pub(crate) fn push_reaches(sql: &mut Sql, who: Grantee<'_>) {
     sql.push("((g.principal_kind = 'user' AND g.principal = ");
     who.push(sql);
     sql.push(
@@ -100,24 +95,22 @@ fn push_reaches_principal(sql: &mut Sql, who: Grantee<'_>) {
     sql.push(")))");
 }
 
-/// Appends two columns to a select list (the comma before them is the caller's): `folder_grants` (a JSON array of `[path, role]` of
-/// the grants on live folders) and `bucket_grants` (of `[bucket, prefix]`) that reach `who`;
-/// [`reach_from_json`] reads them. Lets a key and what its user may reach come in one query.
+/// Appends two columns to a select list (the comma before them is the caller's):
+/// `folder_grants`, a JSON array of `[path, role]` of the grants on live folders, and
+/// `bucket_grants`, of `[bucket, prefix]`, that reach `who`; [`reach_from_json`] reads them.
+/// Lets a key and what its user may reach come in one query.
 pub(crate) fn push_reach_columns(sql: &mut Sql, dialect: Dialect, who: Grantee<'_>) {
-    let aggregate = |pair: &str| match dialect {
-        Dialect::Sqlite => format!("json_group_array(json_array({pair}))"),
-        Dialect::Postgres => format!("CAST(json_agg(json_build_array({pair})) AS TEXT)"),
-    };
+    let aggregate = |pair: &str| json_rows(dialect, pair, None);
     sql.push(&format!(
         "(SELECT {} FROM folder_grant g JOIN folder f ON f.id = g.folder_id WHERE f.trashed_at IS NULL AND ",
         aggregate("f.path, g.role")
     ));
-    push_reaches_principal(sql, who);
+    push_reaches(sql, who);
     sql.push(&format!(
         ") AS folder_grants, (SELECT {} FROM bucket_grant g WHERE ",
         aggregate("g.bucket, g.prefix")
     ));
-    push_reaches_principal(sql, who);
+    push_reaches(sql, who);
     sql.push(") AS bucket_grants");
 }
 
