@@ -115,6 +115,10 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
     if size > 0 && looks_like_utf16_text(head) {
         return (ItemType::PlainText, "text/plain".into());
     }
+    // Before `infer`, which calls an SVG with an XML declaration `text/xml`.
+    if svg::root(head).is_some() {
+        return (ItemType::Image, SVG_MIME.into());
+    }
     // A bare frame sync is believed only when the name does not say the content is something
     // else than audio or video (`weights.bin`, say): ffprobe would run on it for nothing.
     let found = infer::get(head).filter(|_| {
@@ -128,15 +132,9 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
         if mime == "application/gzip" && nifti_dimensions(&gunzip_head(head, 540)).is_some() {
             return (ItemType::Nifti, NIFTI_MIME.into());
         }
-        if mime == "text/xml" && svg::root(head).is_some() {
-            return (ItemType::Image, SVG_MIME.into());
-        }
         return (ItemType::from_mime(mime), mime.into());
     }
     if size > 0 && looks_like_text(head, whole) {
-        if svg::root(head).is_some() {
-            return (ItemType::Image, SVG_MIME.into());
-        }
         let mime = by_extension
             .filter(|m| matches!(ItemType::from_mime(m), ItemType::PlainText | ItemType::Image))
             .unwrap_or_else(|| "text/plain".into());
