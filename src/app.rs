@@ -293,6 +293,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
     });
 
     let mut addr = None;
+    let shared = Arc::new(services.clone());
     let metrics_token: Option<Arc<str>> = Some(settings.metrics.token.as_str())
         .filter(|t| !t.is_empty())
         .map(Arc::from);
@@ -304,7 +305,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             .local_addr()
             .map_err(AppError::io("cannot read the metrics listening address"))?;
         let router = http::metrics_router(AppState {
-            services: Arc::new(services.clone()),
+            services: Arc::clone(&shared),
             metrics_token: metrics_token.clone(),
         });
         let grace = Duration::from_secs(settings.server.shutdown_timeout_seconds);
@@ -326,7 +327,7 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             .map_err(AppError::io("cannot read the listening address"))?;
         let router = http::router(
             AppState {
-                services: Arc::new(services.clone()),
+                services: Arc::clone(&shared),
                 metrics_token,
             },
             settings.server.max_body_bytes,

@@ -16,7 +16,7 @@ use tokio_util::task::TaskTracker;
 use super::{JobTask, Queue, QueueDb, TaskState};
 use crate::background::{self, FirstRound, Periodic};
 use crate::domain::job::JobKind;
-use crate::services::jobs::{JobService, Runner};
+use crate::services::jobs::{Interrupted, JobService, Runner};
 use crate::store::{Store, jobs, now_micros};
 
 /// How long a failed worker waits before it starts again under a new name.
@@ -38,8 +38,12 @@ async fn handle(task: JobTask, state: Data<Arc<HandlerState>>) -> Result<(), Box
     let _running = state.running.token();
     tracing::debug!(job = %task.job, "queue task received");
     let executed = state.jobs.execute(task.job, state.runner.as_ref()).await;
-    if let Err(error) = &executed {
-        tracing::warn!(job = %task.job, %error, "job stopped before it ended; the queue hands it out again");
+    match &executed {
+        Ok(()) => {}
+        Err(error @ Interrupted::Shutdown { .. }) => tracing::info!(job = %task.job, %error),
+        Err(error) => {
+            tracing::warn!(job = %task.job, %error, "job stopped before it ended; the queue hands it out again")
+        }
     }
     executed.map_err(Into::into)
 }
