@@ -509,7 +509,7 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
         "{}",
         stdout(&out)
     );
-    assert!(s.object_files().is_empty(), "{:?}", s.object_files());
+    assert!(s.object_keys().await.is_empty(), "{:?}", s.object_keys().await);
     let out = run(&["trash", "list"]);
     assert_eq!(stdout(&out), "");
 

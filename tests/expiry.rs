@@ -101,7 +101,7 @@ async fn items_of_a_folder_with_a_ttl_are_gone_after_a_sweep(backend: Backend) {
     assert_eq!(job["created_by"], "admin");
     let left = s.get(&format!("/v1/folders/{}/items", id(&scratch))).await.body;
     assert!(column(&left, "id").is_empty(), "{left}");
-    assert_eq!(s.object_files().len(), 1, "only the kept item's object is left");
+    assert_eq!(s.object_keys().await.len(), 1, "only the kept item's object is left");
     assert_eq!(s.get(&format!("/v1/items/{}", id(&kept))).await.status, StatusCode::OK);
     assert!(
         column(&s.get("/v1/trash").await.body, "id").is_empty(),
@@ -270,7 +270,7 @@ async fn two_sweeps_at_once_take_each_item_once(backend: Backend) {
     common::stop_running(other).await;
     assert_eq!(expired, n as u64, "each item was expired by exactly one sweep");
     assert_eq!(deleted, n as u64, "each object was deleted by exactly one sweep");
-    assert!(s.object_files().is_empty(), "{:?}", s.object_files());
+    assert!(s.object_keys().await.is_empty(), "{:?}", s.object_keys().await);
 }
 
 async fn expired_folders_go_with_their_subtree(backend: Backend) {
@@ -305,7 +305,7 @@ async fn expired_folders_go_with_their_subtree(backend: Backend) {
     assert_eq!(s.get("/v1/folders?path=/old").await.status, StatusCode::NOT_FOUND);
     assert_eq!(s.get("/v1/folders?path=/old/inner").await.status, StatusCode::NOT_FOUND);
     assert_eq!(s.get("/v1/folders?path=/later").await.status, StatusCode::OK);
-    assert_eq!(s.object_files().len(), 1);
+    assert_eq!(s.object_keys().await.len(), 1);
     assert!(column(&s.get("/v1/trash").await.body, "id").is_empty());
     // A new folder may take the path.
     s.folder("/old").await;
@@ -329,7 +329,7 @@ async fn with_the_trash_action_expired_things_can_be_restored(backend: Backend) 
     assert_eq!(job["result"]["items_expired"], 1, "{job}");
     assert_eq!(job["result"]["objects_deleted"], 0, "{job}");
     assert_eq!(column(&s.get("/v1/trash").await.body, "id"), [id(&item)]);
-    assert_eq!(s.object_files().len(), 1, "a trashed item keeps its object");
+    assert_eq!(s.object_keys().await.len(), 1, "a trashed item keeps its object");
 
     let back = s
         .send(
@@ -386,7 +386,7 @@ async fn the_trash_is_purged_after_its_retention(backend: Backend) {
         "{job}"
     );
     assert!(column(&s.get("/v1/trash").await.body, "id").is_empty());
-    assert_eq!(s.object_files().len(), 1);
+    assert_eq!(s.object_keys().await.len(), 1);
     assert_eq!(s.get(&format!("/v1/items/{}", id(&d))).await.status, StatusCode::OK);
 }
 

@@ -5,11 +5,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::time::{Duration, SystemTime};
 
 use common::media;
-use common::{Backend, TestServer, column, eventually, files_under, id, tar_entries};
+use common::{Backend, TestServer, column, eventually_async, files_under, id, tar_entries};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -116,7 +116,7 @@ async fn conflict_strategies(backend: Backend) {
     let s = server!(backend);
     let f = folder(&s, "/c").await;
     let first = s.upload_ok(&f, "a.txt", b"one".to_vec()).await;
-    assert_eq!(s.object_files().len(), 1);
+    assert_eq!(s.object_keys().await.len(), 1);
 
     // error (the default): 409, and the rejected upload leaves no object.
     let clash = s.upload(&f, "a.txt", b"two".to_vec(), &[]).await;
@@ -126,7 +126,7 @@ async fn conflict_strategies(backend: Backend) {
         .upload(&f, "a.txt", b"two".to_vec(), &[("conflict_strategy", "error")])
         .await;
     assert_eq!(explicit.status, StatusCode::CONFLICT);
-    assert_eq!(s.object_files().len(), 1);
+    assert_eq!(s.object_keys().await.len(), 1);
 
     // skip: 200 with the existing item, unchanged.
     let skipped = s
@@ -134,7 +134,7 @@ async fn conflict_strategies(backend: Backend) {
         .await;
     assert_eq!(skipped.status, StatusCode::OK);
     assert_eq!(skipped.body, first);
-    assert_eq!(s.object_files().len(), 1);
+    assert_eq!(s.object_keys().await.len(), 1);
 
     // new: the next free alternative title, keeping the extension.
     let mut titles = Vec::new();
@@ -166,8 +166,7 @@ async fn conflict_strategies(backend: Backend) {
     assert_eq!(titled["title"], "a (3).txt");
 
     // replace: same id, new content; the old object is gone.
-    let old_object = s.objects_dir().join(first["object_key"].as_str().expect("key"));
-    assert!(old_object.exists());
+    assert!(s.holds(&first).await);
     let replaced = s
         .upload(
             &f,
@@ -183,7 +182,7 @@ async fn conflict_strategies(backend: Backend) {
     assert_eq!(replaced.body["client_metadata"], json!({"v": 2}));
     assert_ne!(replaced.body["checksum"], first["checksum"]);
     assert!(
-        eventually(|| !old_object.exists()).await,
+        eventually_async(|| async { !s.holds(&first).await }).await,
         "the replaced object is removed"
     );
     assert_eq!(
@@ -199,7 +198,7 @@ async fn conflict_strategies(backend: Backend) {
     // One object per item, nothing else.
     let listed = s.get(&format!("/v1/folders/{f}/items")).await;
     assert_eq!(listed.body["items"].as_array().map(Vec::len), Some(5));
-    assert_eq!(s.object_files().len(), 5);
+    assert_eq!(s.object_keys().await.len(), 5);
 
     // Bad strategies and forms are 400s that say what to send.
     let bad = s
@@ -235,7 +234,7 @@ async fn conflict_strategies(backend: Backend) {
         not_multipart.message()
     );
     assert!(
-        eventually(|| s.object_files().len() == 5).await,
+        eventually_async(|| async { s.object_keys().await.len() == 5 }).await,
         "failed uploads leave no objects"
     );
 }
@@ -278,7 +277,7 @@ async fn concurrent_uploads_of_one_title(backend: Backend) {
     let conflicts = answers.iter().filter(|a| a.status == StatusCode::CONFLICT).count();
     assert_eq!((created, conflicts), (1, 5), "{answers:?}");
     assert!(
-        eventually(|| s.object_files().len() == 7).await,
+        eventually_async(|| async { s.object_keys().await.len() == 7 }).await,
         "losers leave no object"
     );
 }
@@ -769,13 +768,12 @@ async fn permanent_deletes_remove_their_objects(backend: Backend) {
     let b = s.upload_ok(&f, "b.txt", b"b".to_vec()).await;
     let c = s.upload_ok(&f, "c.txt", b"c".to_vec()).await;
     let x = s.upload_ok(&other, "x.txt", b"x".to_vec()).await;
-    let object = |item: &Value| s.objects_dir().join(item["object_key"].as_str().expect("key"));
     let delete_path = format!("/v1/folders/{f}/items/delete?permanent=true");
 
     let bad = s.post(&delete_path, json!({"item_ids": [id(&a), id(&x)]})).await;
     assert_eq!(bad.status, StatusCode::NOT_FOUND, "x is not an item of this folder");
     assert!(bad.message().contains(&id(&x)), "{}", bad.message());
-    assert!(object(&a).exists() && s.get(&format!("/v1/items/{}", id(&a))).await.status == StatusCode::OK);
+    assert!(s.holds(&a).await && s.get(&format!("/v1/items/{}", id(&a))).await.status == StatusCode::OK);
 
     let deleted = s.post(&delete_path, json!({"item_ids": [id(&a), id(&b)]})).await;
     assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
@@ -784,17 +782,14 @@ async fn permanent_deletes_remove_their_objects(backend: Backend) {
         s.get(&format!("/v1/items/{}", id(&a))).await.status,
         StatusCode::NOT_FOUND
     );
-    assert!(
-        !object(&a).exists() && !object(&b).exists(),
-        "objects go with their items"
-    );
-    assert!(object(&c).exists());
+    assert!(!s.holds(&a).await && !s.holds(&b).await, "objects go with their items");
+    assert!(s.holds(&c).await);
 
     // DELETE /v1/items/{id}?permanent=true.
     let one = s.delete(&format!("/v1/items/{}?permanent=true", id(&c))).await;
     assert_eq!(one.status, StatusCode::OK);
     assert_eq!(one.body["trashed"], false);
-    assert!(!object(&c).exists());
+    assert!(!s.holds(&c).await);
     assert_eq!(
         s.delete(&format!("/v1/items/{}?permanent=true", id(&c))).await.status,
         StatusCode::NOT_FOUND
@@ -808,8 +803,8 @@ async fn permanent_deletes_remove_their_objects(backend: Backend) {
         .await;
     assert_eq!(gone.status, StatusCode::OK);
     assert_eq!(gone.body["items_deleted"], 2);
-    assert!(!object(&x).exists() && !object(&y).exists());
-    assert!(s.object_files().is_empty(), "{:?}", s.object_files());
+    assert!(!s.holds(&x).await && !s.holds(&y).await);
+    assert!(s.object_keys().await.is_empty(), "{:?}", s.object_keys().await);
 }
 
 async fn private_items_are_hidden_from_other_users(backend: Backend) {
@@ -888,35 +883,7 @@ async fn private_items_are_hidden_from_other_users(backend: Backend) {
     assert_eq!(column(&listed.body, "title"), ["shared.txt"]);
     let listed = s.get(&format!("/v1/folders/{public}/items?recursive=true")).await;
     assert_eq!(column(&listed.body, "title"), ["hidden.txt", "shared.txt"]);
-    assert!(s.object_files().len() == 3, "refused uploads leave nothing");
-}
-
-/// Sends the first `sent` bytes of a multipart upload that announces `total` bytes, then hangs
-/// up, over a raw connection.
-fn cut_off_upload(s: &TestServer, folder_id: &str, total: usize, sent: usize) {
-    let addr = s.base.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    let boundary = "XBOUNDARYX";
-    let head = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-    );
-    let request = format!(
-        "POST /v1/folders/{folder_id}/items HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
-        s.admin_key,
-        head.len() + total
-    );
-    stream.write_all(request.as_bytes()).expect("write");
-    stream.write_all(head.as_bytes()).expect("write");
-    let chunk = vec![b'x'; 64 * 1024];
-    let mut left = sent;
-    while left > 0 {
-        let n = left.min(chunk.len());
-        stream.write_all(&chunk[..n]).expect("write");
-        left -= n;
-    }
-    stream.flush().expect("flush");
-    std::thread::sleep(Duration::from_millis(300));
-    drop(stream);
+    assert!(s.object_keys().await.len() == 3, "refused uploads leave nothing");
 }
 
 async fn aborted_and_oversized_uploads_leave_nothing(backend: Backend) {
@@ -925,11 +892,11 @@ async fn aborted_and_oversized_uploads_leave_nothing(backend: Backend) {
     });
     let f = folder(&s, "/abort").await;
     // Cut off after 600 KiB of an announced 900 KiB.
-    tokio::task::block_in_place(|| cut_off_upload(&s, &f, 900 * 1024, 600 * 1024));
+    tokio::task::block_in_place(|| common::cut_off_upload(&s, &f, 900 * 1024, 600 * 1024));
     assert!(
-        eventually(|| s.object_files().is_empty()).await,
+        eventually_async(|| async { s.object_keys().await.is_empty() }).await,
         "an upload cut off midway leaves no object and no temp file: {:?}",
-        s.object_files()
+        s.object_keys().await
     );
     let listed = s.get(&format!("/v1/folders/{f}/items")).await;
     assert_eq!(listed.body["items"], json!([]));
@@ -938,7 +905,7 @@ async fn aborted_and_oversized_uploads_leave_nothing(backend: Backend) {
     let over = s.upload(&f, "big.bin", vec![7u8; 2 * 1024 * 1024], &[]).await;
     assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE, "{:?}", over.body);
     assert!(over.message().contains("max_upload_bytes"), "{}", over.message());
-    assert!(eventually(|| s.object_files().is_empty()).await);
+    assert!(eventually_async(|| async { s.object_keys().await.is_empty() }).await);
     // Under the limit still works, and the JSON limit does not apply to uploads.
     let ok = s.upload(&f, "ok.bin", vec![7u8; 900 * 1024], &[]).await;
     assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
@@ -962,10 +929,13 @@ async fn orphan_sweep_removes_only_unreferenced_old_objects(backend: Backend) {
         age(&objects.join(".stowage-tmp/x.part"), Duration::from_secs(7200));
     });
     assert!(
-        eventually(|| s.object_files().is_empty()).await,
+        eventually_async(|| async { s.object_keys().await.is_empty() }).await,
         "start-up sweep: {:?}",
-        s.object_files()
+        s.object_keys().await
     );
+    if !s.managed_is_local() {
+        return cloud_orphan_sweep(&s).await;
+    }
 
     let f = folder(&s, "/sweep").await;
     let kept = s.upload_ok(&f, "kept.txt", b"kept".to_vec()).await;
@@ -1006,4 +976,28 @@ async fn orphan_sweep_removes_only_unreferenced_old_objects(backend: Backend) {
     assert!(message.contains("another catalog"), "{message}");
     assert_eq!(files_under(&foreign).len(), 150, "nothing was deleted");
     assert!(kept_path.exists());
+}
+
+/// The orphan sweep over a cloud managed bucket, whose objects' ages a test cannot set: every
+/// object is young to a sweep with an hour's grace, and old to one with none.
+async fn cloud_orphan_sweep(s: &TestServer) {
+    let f = folder(s, "/sweep").await;
+    let kept = s.upload_ok(&f, "kept.txt", b"kept".to_vec()).await;
+    s.managed().put("ab/orphan", b"o").await;
+    let sweep = |grace: u64| s.services().items.sweep_orphans(Duration::from_secs(grace));
+    let young = sweep(3600).await.expect("sweep");
+    assert_eq!((young.orphans, young.incomplete_writes), (0, 0), "young objects stay");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let swept = sweep(0).await.expect("sweep");
+    assert_eq!(swept.orphans, 1);
+    assert!(s.holds(&kept).await, "an object with a row stays");
+    assert_eq!(s.object("ab/orphan").await, None, "an object without a row goes");
+
+    for i in 0..150 {
+        s.managed().put(&format!("foreign-catalog/foreign-{i}"), b"f").await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let message = sweep(0).await.expect_err("refuses").to_string();
+    assert!(message.contains("another catalog"), "{message}");
+    assert_eq!(s.object_keys().await.len(), 151, "nothing was deleted");
 }

@@ -78,10 +78,14 @@ async fn a_folder_quota_refuses_what_would_pass_it_and_counts_exactly(backend: B
     assert_eq!(first.status, StatusCode::CREATED, "{:?}", first.body);
     let second = s.upload_as(&alice, &q, "b.txt", b"bbbb".to_vec(), &[]).await;
     assert_eq!(second.status, StatusCode::CREATED);
-    let objects = s.object_files().len();
+    let objects = s.object_keys().await.len();
     let over = s.upload_as(&alice, &q, "c.txt", b"cccc".to_vec(), &[]).await;
     assert_refused(&over, &["folder /q", "allows 10 bytes", "8 bytes are used", "adds 4"]);
-    assert_eq!(s.object_files().len(), objects, "the refused upload's object is gone");
+    assert_eq!(
+        s.object_keys().await.len(),
+        objects,
+        "the refused upload's object is gone"
+    );
     let listed = s.get_as(&alice, &format!("/v1/folders/{q}/items")).await;
     assert_eq!(column(&listed.body, "title"), ["a.txt", "b.txt"]);
     let summary = s.get_as(&alice, &format!("/v1/folders/{q}/summary")).await;

@@ -149,8 +149,8 @@ async fn odd_videos_are_transcoded_to_h264_and_aac(backend: Backend) {
         assert_eq!(item["original"]["object_key"], before["object_key"]);
         assert_eq!(item["original"]["checksum"], before["checksum"]);
         assert_eq!(item["original"]["media"], before["media"]);
-        let on_disk = std::fs::read(s.objects_dir().join(before["object_key"].as_str().expect("key"))).expect("source");
-        assert_eq!(&on_disk, source, "the source object is unchanged");
+        let stored = s.object(before["object_key"].as_str().expect("key")).await;
+        assert_eq!(stored.as_ref(), Some(source), "the source object is unchanged");
         let original = s
             .bytes(&format!("/v1/items/{}/content?original=true", id(before)))
             .await;
@@ -175,10 +175,9 @@ async fn odd_videos_are_transcoded_to_h264_and_aac(backend: Backend) {
     );
 
     // A permanent delete removes the rendition with the item.
-    let rendition = s.objects_dir().join(item["object_key"].as_str().expect("key"));
-    assert!(rendition.exists());
+    assert!(s.holds(&item).await);
     s.delete(&format!("/v1/items/{}?permanent=true", id(&webm))).await;
-    assert!(!rendition.exists(), "the rendition went with its item");
+    assert!(!s.holds(&item).await, "the rendition went with its item");
 }
 
 async fn an_h264_mp4_is_remuxed_with_faststart_unless_forced(backend: Backend) {
@@ -212,8 +211,8 @@ async fn an_h264_mp4_is_remuxed_with_faststart_unless_forced(backend: Backend) {
         media::video_stream_md5(&remuxed_path),
         "a remux copies the video stream as it is"
     );
-    let first_rendition = s.objects_dir().join(item["object_key"].as_str().expect("key"));
-    assert!(first_rendition.exists());
+    let first_rendition = item.clone();
+    assert!(s.holds(&first_rendition).await);
 
     let forced = reencode(&s, json!({"item_ids": [id(&video)], "force_full_reencoding": true})).await;
     assert_eq!(forced["result"]["transcoded"], 1, "{forced}");
@@ -226,7 +225,7 @@ async fn an_h264_mp4_is_remuxed_with_faststart_unless_forced(backend: Backend) {
         media::video_stream_md5(&transcoded_path),
         "a forced re-encode encodes the video again"
     );
-    assert!(!first_rendition.exists(), "the replaced rendition is removed");
+    assert!(!s.holds(&first_rendition).await, "the replaced rendition is removed");
     assert_eq!(
         s.bytes(&format!("/v1/items/{}/content?original=true", id(&video)))
             .await,
@@ -367,7 +366,7 @@ async fn ffmpeg_processes_are_bounded_and_cancel_kills_them(backend: Backend) {
     for i in 0..3 {
         ids.push(id(&s.upload_ok(&f, &format!("long-{i}.avi"), clip.clone()).await));
     }
-    let objects_before = s.object_files();
+    let objects_before = s.object_keys().await;
 
     let job = s
         .post("/v1/reencode", json!({"item_ids": ids, "force_full_reencoding": true}))
@@ -404,7 +403,7 @@ async fn ffmpeg_processes_are_bounded_and_cancel_kills_them(backend: Backend) {
         assert!(!Path::new(&format!("/proc/{pid}")).exists(), "ffmpeg {pid} is gone");
     }
     assert!(!work.exists(), "no work files are left");
-    assert_eq!(s.object_files(), objects_before, "no rendition was stored");
+    assert_eq!(s.object_keys().await, objects_before, "no rendition was stored");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

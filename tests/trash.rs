@@ -55,18 +55,17 @@ async fn trashed_items_vanish_and_come_back(backend: Backend) {
     let f = folder(&s, "/t").await;
     let other = folder(&s, "/elsewhere").await;
     let a = s.upload_ok(&f, "a.txt", b"first".to_vec()).await;
-    let object = s.objects_dir().join(a["object_key"].as_str().expect("key"));
 
     let deleted = s.delete(&format!("/v1/items/{}", id(&a))).await;
     assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
     assert_eq!(deleted.body, json!({"deleted": 1, "trashed": true}));
-    assert!(object.exists(), "a trashed item keeps its object");
+    assert!(s.holds(&a).await, "a trashed item keeps its object");
     s.services()
         .items
         .sweep_orphans(std::time::Duration::ZERO)
         .await
         .expect("orphan sweep");
-    assert!(object.exists(), "the orphan sweep keeps the objects of trashed items");
+    assert!(s.holds(&a).await, "the orphan sweep keeps the objects of trashed items");
     assert_eq!(
         s.get(&format!("/v1/items/{}", id(&a))).await.status,
         StatusCode::NOT_FOUND
@@ -248,18 +247,17 @@ async fn permanent_deletes_remove_managed_objects(backend: Backend) {
     let a = s.upload_ok(&f, "a.txt", b"a".to_vec()).await;
     let b = s.upload_ok(&sub, "b.txt", b"b".to_vec()).await;
     let c = s.upload_ok(&sub, "c.txt", b"c".to_vec()).await;
-    let object = |item: &Value| s.objects_dir().join(item["object_key"].as_str().expect("key"));
 
     let gone = s.delete(&format!("/v1/items/{}?permanent=true", id(&a))).await;
     assert_eq!(gone.body, json!({"deleted": 1, "trashed": false}));
-    assert!(!object(&a).exists());
+    assert!(!s.holds(&a).await);
     assert!(trash(&s).await.is_empty());
 
     // Purging what is in the trash: the folder with everything its delete took along, and an
     // item trashed on its own inside it before.
     s.delete(&format!("/v1/items/{}", id(&c))).await;
     s.delete(&format!("/v1/folders/{f}?recursive=true")).await;
-    assert!(object(&b).exists() && object(&c).exists());
+    assert!(s.holds(&b).await && s.holds(&c).await);
     let inner = s.delete(&format!("/v1/folders/{sub}?permanent=true")).await;
     assert_eq!(
         inner.status,
@@ -272,9 +270,9 @@ async fn permanent_deletes_remove_managed_objects(backend: Backend) {
         purged.body,
         json!({"folders_deleted": 2, "items_deleted": 2, "trashed": false})
     );
-    assert!(!object(&b).exists() && !object(&c).exists());
+    assert!(!s.holds(&b).await && !s.holds(&c).await);
     assert!(trash(&s).await.is_empty(), "{:?}", trash(&s).await);
-    assert!(s.object_files().is_empty(), "{:?}", s.object_files());
+    assert!(s.object_keys().await.is_empty(), "{:?}", s.object_keys().await);
     assert_eq!(restore(&s, "folders", &f, None).await.status, StatusCode::NOT_FOUND);
 }
 
@@ -297,7 +295,7 @@ async fn purging_never_touches_other_buckets(backend: Backend) {
     let gone = s.delete(&format!("/v1/items/{}?permanent=true", foreign.id)).await;
     assert_eq!(gone.status, StatusCode::OK, "{:?}", gone.body);
     assert!(
-        s.objects_dir().join(&key).exists(),
+        s.object(&key).await.is_some(),
         "the managed object is not the raw item's"
     );
     assert_eq!(

@@ -3,11 +3,11 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::BoxStream;
 
-use super::{BlobError, Bucket, ByteStream, Listed, ObjectKey, Written, outcome};
+use super::{BlobError, Bucket, ByteStream, Listed, Method, ObjectKey, Written, outcome};
 
 /// `inner`, counted under `backend` (`file`, `s3`, `gs`, `az`).
 pub struct Counted<B> {
@@ -63,5 +63,14 @@ impl<B: Bucket> Bucket for Counted<B> {
 
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf> {
         self.inner.local_path(key)
+    }
+
+    async fn signed_url(
+        &self,
+        method: Method,
+        key: &ObjectKey,
+        lifetime: Duration,
+    ) -> Result<Option<url::Url>, BlobError> {
+        self.inner.signed_url(method, key, lifetime).await
     }
 }

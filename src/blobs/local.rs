@@ -8,7 +8,7 @@
 use std::io::{SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobError, Bucket, ByteStream, Listed, ObjectKey, Written};
+use super::{BlobError, Bucket, ByteStream, Listed, Method, ObjectKey, Written};
 
 /// The directory inside the root that holds writes in progress; no key may start with it.
 pub const TMP_DIR: &str = ".stowage-tmp";
@@ -330,6 +330,11 @@ impl Bucket for LocalBucket {
 
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf> {
         self.path_for(key).ok()
+    }
+
+    /// A directory cannot sign: the daemon serves its own signed URLs for it.
+    async fn signed_url(&self, _: Method, _: &ObjectKey, _: Duration) -> Result<Option<url::Url>, BlobError> {
+        Ok(None)
     }
 }
 

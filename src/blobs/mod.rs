@@ -1,6 +1,9 @@
-//! Buckets: where item content lives. One [`Bucket`] trait; for now one backend, the local
-//! `file://` directory ([`local::LocalBucket`]) that holds the `managed` bucket of uploads.
+//! Buckets: where item content lives. One [`Bucket`] trait for the `managed` bucket that holds
+//! uploads, with two backends: a local `file://` directory ([`local::LocalBucket`]) and a cloud
+//! store ([`cloud::CloudBucket`]: S3, GCS, Azure). Configured buckets that sync and import read
+//! are [`source::Source`]s, which never write.
 
+pub mod cloud;
 mod counted;
 pub mod expected;
 mod file_hash;
@@ -15,10 +18,11 @@ use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
+pub use object_store::signer::Method;
 
 use crate::config::{MANAGED_BUCKET, Settings};
 
@@ -152,6 +156,23 @@ pub trait Bucket: Send + Sync + 'static {
 
     /// The object as a local file, for tools that need a path (ffprobe); `None` for remote backends.
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf>;
+
+    /// A URL of the store itself that lets its holder do `method` on the object without
+    /// credentials, for `lifetime`; `None` when the store cannot sign (a local directory).
+    async fn signed_url(
+        &self,
+        method: Method,
+        key: &ObjectKey,
+        lifetime: Duration,
+    ) -> Result<Option<url::Url>, BlobError>;
+}
+
+/// The metric label of the backend a bucket URL names: `file`, `s3`, `gs` or `az`.
+pub fn backend_label(url: &str) -> &'static str {
+    crate::config::BUCKET_SCHEMES
+        .into_iter()
+        .find(|scheme| url.strip_prefix(scheme).is_some_and(|rest| rest.starts_with("://")))
+        .unwrap_or("other")
 }
 
 /// The buckets a process can reach, by name.
@@ -164,24 +185,23 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// Opens the buckets this build serves: for now only `managed`, which must be `file://`.
-    /// (Other configured buckets are only read by sync, which arrives later; opening them here
-    /// would create directories in them.)
+    /// Opens the managed bucket (a local directory or a cloud store) and every other configured
+    /// bucket as a [`source::Source`] (read only: opening them creates nothing in them).
     pub fn open(settings: &Settings) -> Result<Self, BlobError> {
         let config = settings
             .buckets
             .get(MANAGED_BUCKET)
             .ok_or_else(|| BlobError::Unsupported(format!("no `{MANAGED_BUCKET}` bucket is configured")))?;
-        let dir = config.url.strip_prefix("file://").ok_or_else(|| {
-            BlobError::Unsupported(format!(
-                "buckets.{MANAGED_BUCKET}.url: only file:// buckets can hold uploads in this version, got `{}`",
-                config.url
-            ))
-        })?;
-        let managed: Arc<dyn Bucket> = Arc::new(counted::Counted {
-            inner: local::LocalBucket::open(MANAGED_BUCKET, dir)?,
-            backend: "file",
-        });
+        let managed: Arc<dyn Bucket> = match config.url.strip_prefix("file://") {
+            Some(dir) => Arc::new(counted::Counted {
+                inner: local::LocalBucket::open(MANAGED_BUCKET, dir)?,
+                backend: "file",
+            }),
+            None => Arc::new(counted::Counted {
+                inner: cloud::CloudBucket::open(MANAGED_BUCKET, config)?,
+                backend: backend_label(&config.url),
+            }),
+        };
         let by_name = BTreeMap::from([(MANAGED_BUCKET.to_owned(), managed.clone())]);
         let mut sources = BTreeMap::new();
         for (name, config) in settings

@@ -5,10 +5,11 @@
 use std::ops::Range;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::signer::Signer;
+use object_store::signer::{Method, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use super::BlobError;
@@ -81,10 +82,66 @@ pub(super) fn meta_fingerprint(meta: &object_store::ObjectMeta) -> Fingerprint {
 }
 
 /// A remote store, and what signs URLs for it (with the key prefix its URL names).
-pub(super) type RemoteStore = (Arc<dyn ObjectStore>, Option<(Arc<dyn Signer>, String)>);
+type RemoteStore = (Arc<dyn ObjectStore>, Option<(Arc<dyn Signer>, String)>);
+
+/// A configured cloud bucket, opened.
+pub(super) struct OpenedRemote {
+    /// Its objects, below the prefix its URL names.
+    pub store: Arc<dyn ObjectStore>,
+    /// What signs URLs for it, with that prefix (the signer sees the whole bucket).
+    pub signer: Option<(Arc<dyn Signer>, String)>,
+    /// The URL prefixes that name its objects (see [`addresses`]).
+    pub addresses: Vec<url::Url>,
+}
+
+/// Opens bucket `name` at its `s3://`, `gs://` or `az://` URL, with its options and the
+/// credentials read from the environment variables its `credentials_env` names (a missing
+/// variable is an error that names it).
+pub(super) fn open_remote(name: &str, settings: &BucketSettings) -> Result<OpenedRemote, BlobError> {
+    let unsupported = |m: String| BlobError::Unsupported(format!("buckets.{name}: {m}"));
+    let url = url::Url::parse(&settings.url).map_err(|e| unsupported(format!("bad url: {e}")))?;
+    let mut options: Vec<(String, String)> = settings.options.clone().into_iter().collect();
+    for (option, variable) in &settings.credentials_env {
+        let value = std::env::var(variable).map_err(|_| {
+            unsupported(format!(
+                "credentials_env.{option}: environment variable {variable} is not set"
+            ))
+        })?;
+        options.push((option.clone(), value));
+    }
+    let (store, signer) = remote_store(&url, settings, &options).map_err(unsupported)?;
+    Ok(OpenedRemote {
+        store,
+        signer,
+        addresses: addresses(&url, settings, &options),
+    })
+}
+
+/// A URL that lets its holder do `method` on object `key` (below the bucket prefix `root`)
+/// without credentials, for `lifetime`.
+pub(super) async fn signed_url(
+    signer: &dyn Signer,
+    root: &str,
+    method: Method,
+    key: &str,
+    lifetime: Duration,
+) -> Result<url::Url, BlobError> {
+    let path = Path::from(if root.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{root}/{key}")
+    });
+    signer
+        .signed_url(method, &path, lifetime)
+        .await
+        .map_err(|e| BlobError::Io {
+            context: format!("cannot sign a URL for `{key}`"),
+            source: std::io::Error::other(e),
+        })
+}
 
 /// Builds an object_store client for an `s3://`, `gs://` or `az://` URL.
-pub(super) fn remote_store(
+fn remote_store(
     url: &url::Url,
     settings: &BucketSettings,
     options: &[(String, String)],

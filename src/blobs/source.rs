@@ -19,7 +19,7 @@ use super::counted::count;
 use super::expected::{Expected, Recheck, exactly};
 use super::file_hash::hash_file;
 use super::listing::{Hashed, ListEntry};
-use super::remote::{addresses, get_remote, hash_object, meta_fingerprint, remote_error, remote_store};
+use super::remote::{addresses, get_remote, hash_object, meta_fingerprint, open_remote, remote_error, signed_url};
 use super::walk::{file_fingerprint, walk, walk_keys};
 use super::{BlobError, ByteStream};
 use crate::config::BucketSettings;
@@ -56,28 +56,26 @@ impl Source {
     /// Opens bucket `name` as configured. Credentials come from the environment variables the
     /// configuration names; a missing variable is an error that names it.
     pub fn open(name: &str, settings: &BucketSettings) -> Result<Self, BlobError> {
-        let unsupported = |m: String| BlobError::Unsupported(format!("buckets.{name}: {m}"));
-        let url = url::Url::parse(&settings.url).map_err(|e| unsupported(format!("bad url: {e}")))?;
-        let mut options: Vec<(String, String)> = settings.options.clone().into_iter().collect();
-        let backend = if url.scheme() == "file" {
-            Backend::Local(PathBuf::from(url.path()))
+        let url = url::Url::parse(&settings.url)
+            .map_err(|e| BlobError::Unsupported(format!("buckets.{name}: bad url: {e}")))?;
+        let (backend, addresses) = if url.scheme() == "file" {
+            (
+                Backend::Local(PathBuf::from(url.path())),
+                addresses(&url, settings, &[]),
+            )
         } else {
-            for (option, variable) in &settings.credentials_env {
-                let value = std::env::var(variable).map_err(|_| {
-                    unsupported(format!(
-                        "credentials_env.{option}: environment variable {variable} is not set"
-                    ))
-                })?;
-                options.push((option.clone(), value));
-            }
-            let (store, signer) = remote_store(&url, settings, &options).map_err(unsupported)?;
-            Backend::Remote { store, signer }
+            let opened = open_remote(name, settings)?;
+            let backend = Backend::Remote {
+                store: opened.store,
+                signer: opened.signer,
+            };
+            (backend, opened.addresses)
         };
         Ok(Self {
             name: name.to_owned(),
             url: settings.url.clone(),
             backend,
-            addresses: addresses(&url, settings, &options),
+            addresses,
             allow: settings.allow.clone(),
         })
     }
@@ -105,7 +103,7 @@ impl Source {
 
     /// The backend kind: `file`, `s3`, `gs` or `az`.
     pub fn kind(&self) -> &str {
-        self.url.split(':').next().unwrap_or_default()
+        super::backend_label(&self.url)
     }
 
     /// The object as a local file (local buckets only), for tools that need a path.
@@ -429,12 +427,7 @@ impl Source {
             Backend::Local(root) => Some(root.join(key).to_string_lossy().into_owned()),
             Backend::Remote { signer, .. } => {
                 let (signer, root) = signer.as_ref()?;
-                let path = Path::from(if root.is_empty() {
-                    key.to_owned()
-                } else {
-                    format!("{root}/{key}")
-                });
-                match signer.signed_url(Method::GET, &path, SIGNED_URL_LIFETIME).await {
+                match signed_url(signer.as_ref(), root, Method::GET, key, SIGNED_URL_LIFETIME).await {
                     Ok(url) => Some(url.to_string()),
                     Err(e) => {
                         tracing::debug!(bucket = %self.name, key, error = %e, "cannot sign a URL for ffprobe");

@@ -115,6 +115,11 @@ impl Fixture {
         })
     }
 
+    /// Whether it is a local directory.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Fixture::Local(_))
+    }
+
     /// The bucket's settings.
     pub fn settings(&self) -> BucketSettings {
         match self {
@@ -159,6 +164,35 @@ impl Fixture {
                     .await
                     .expect("put");
             }
+        }
+    }
+
+    /// Every object's key, sorted.
+    pub async fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = match self {
+            Fixture::Local(root) => super::files_under(root)
+                .into_iter()
+                .filter_map(|path| Some(path.strip_prefix(root).ok()?.to_string_lossy().into_owned()))
+                .collect(),
+            Fixture::Remote { store, .. } => {
+                use futures::TryStreamExt;
+                let listed: Vec<object_store::ObjectMeta> = store.list(None).try_collect().await.expect("list");
+                listed.into_iter().map(|meta| meta.location.to_string()).collect()
+            }
+        };
+        keys.sort();
+        keys
+    }
+
+    /// The content of object `key`, or `None` when there is none.
+    pub async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        match self {
+            Fixture::Local(root) => std::fs::read(root.join(key)).ok(),
+            Fixture::Remote { store, .. } => match store.get(&Path::from(key)).await {
+                Ok(got) => Some(got.bytes().await.expect("read").to_vec()),
+                Err(object_store::Error::NotFound { .. }) => None,
+                Err(e) => panic!("get {key}: {e}"),
+            },
         }
     }
 

@@ -292,8 +292,26 @@ pub struct TestServer {
     pub settings: Settings,
     http: reqwest::Client,
     running: Option<Running>,
+    /// The managed bucket, seen the way the store's own tools see it.
+    managed: buckets::Fixture,
     _pg: Option<PgDatabase>,
     _dir: TempDir,
+}
+
+/// The managed bucket tests run against: a local directory at `DATA_DIR/objects`, unless
+/// `STOWAGE_TEST_MANAGED_BUCKET` names `s3` (moto), `azure` (Azurite) or `gcs`
+/// (fake-gcs-server): tests/run.sh runs the item, trash, expiry and re-encode tests once more on
+/// each.
+pub async fn managed_fixture(data_dir: &Path) -> buckets::Fixture {
+    let which = std::env::var("STOWAGE_TEST_MANAGED_BUCKET").unwrap_or_default();
+    let fixture = match which.as_str() {
+        "" | "file" => return buckets::Fixture::Local(data_dir.join("objects")),
+        "s3" => buckets::Fixture::s3().await,
+        "azure" => buckets::Fixture::azure("stowage-sync"),
+        "gcs" => buckets::Fixture::gcs().await,
+        other => panic!("STOWAGE_TEST_MANAGED_BUCKET={other}: use s3, azure, gcs or file"),
+    };
+    fixture.unwrap_or_else(|| panic!("STOWAGE_TEST_MANAGED_BUCKET={which} needs its emulator's variable"))
 }
 
 /// An HTTP answer: status and JSON body (`Value::Null` when the body is not JSON).
@@ -322,6 +340,16 @@ impl TestServer {
 
     /// Starts a server after letting `adjust` change its settings.
     pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
+        Self::start_over(backend, None, adjust).await
+    }
+
+    /// Starts a server whose managed bucket is `managed` (else the one [`managed_fixture`]
+    /// chooses), after letting `adjust` change its settings.
+    pub async fn start_over(
+        backend: Backend,
+        managed: Option<buckets::Fixture>,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = Settings {
             data_dir: dir.path().join("data"),
@@ -344,6 +372,15 @@ impl TestServer {
                 Some(db)
             }
         };
+        let managed = match managed {
+            Some(managed) => managed,
+            None => managed_fixture(&settings.data_dir).await,
+        };
+        if !managed.is_local() {
+            settings
+                .buckets
+                .insert(stowage::config::MANAGED_BUCKET.to_owned(), managed.settings());
+        }
         adjust(&mut settings);
         let settings = settings.completed().expect("valid settings");
         let running = app::start(settings.clone(), app::Roles::ALL)
@@ -360,6 +397,7 @@ impl TestServer {
             settings,
             http: reqwest::Client::new(),
             running: Some(running),
+            managed,
             _pg: pg,
             _dir: dir,
         })
@@ -445,18 +483,39 @@ impl TestServer {
         &self.running.as_ref().expect("running").services
     }
 
-    /// The managed bucket's directory.
+    /// The managed bucket's directory (a test that needs it checks [`Self::managed_is_local`]).
     pub fn objects_dir(&self) -> PathBuf {
         self.data_dir.join("objects")
     }
 
-    /// The object files in the managed bucket (temp files of writes in progress included; the
-    /// lock files that mark live processes left out).
-    pub fn object_files(&self) -> Vec<PathBuf> {
-        files_under(&self.objects_dir())
-            .into_iter()
-            .filter(|p| p.extension().is_none_or(|e| e != "lock"))
-            .collect()
+    /// Whether the managed bucket is a local directory (see [`managed_fixture`]).
+    pub fn managed_is_local(&self) -> bool {
+        self.managed.is_local()
+    }
+
+    /// The keys of the objects in the managed bucket (temp files of writes in progress included;
+    /// the lock files that mark live processes left out).
+    pub async fn object_keys(&self) -> Vec<String> {
+        let mut keys = self.managed.keys().await;
+        keys.retain(|key| !key.ends_with(".lock"));
+        keys
+    }
+
+    /// The content of object `key` of the managed bucket, `None` when it is not there.
+    pub async fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.managed.get(key).await
+    }
+
+    /// Whether the managed bucket holds the object of `item` (an item's JSON).
+    pub async fn holds(&self, item: &Value) -> bool {
+        self.object(item["object_key"].as_str().expect("object_key"))
+            .await
+            .is_some()
+    }
+
+    /// The managed bucket as a test fixture (to put objects in it).
+    pub fn managed(&self) -> &buckets::Fixture {
+        &self.managed
     }
 
     /// A request builder for `path` with `key`, for what `send` does not cover (multipart,
@@ -576,6 +635,35 @@ impl Drop for TestServer {
 pub async fn stop_running(running: Running) {
     running.shutdown.cancel();
     let _ = running.task.await;
+}
+
+/// Sends the first `sent` bytes of a multipart upload that announces `total` bytes, then hangs
+/// up, over a raw connection.
+pub fn cut_off_upload(s: &TestServer, folder_id: &str, total: usize, sent: usize) {
+    use std::io::Write;
+    let addr = s.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let boundary = "XBOUNDARYX";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cut.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let request = format!(
+        "POST /v1/folders/{folder_id}/items HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        s.admin_key,
+        head.len() + total
+    );
+    stream.write_all(request.as_bytes()).expect("write");
+    stream.write_all(head.as_bytes()).expect("write");
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut left = sent;
+    while left > 0 {
+        let n = left.min(chunk.len());
+        stream.write_all(&chunk[..n]).expect("write");
+        left -= n;
+    }
+    stream.flush().expect("flush");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(stream);
 }
 
 /// Generates one test per backend for each named `async fn name(backend: Backend)`.

@@ -9,7 +9,7 @@ use tokio_util::io::StreamReader;
 use uuid::Uuid;
 
 use super::{ItemService, ItemView, MAX_TITLE_ATTEMPTS, insert_under_free_title};
-use crate::blobs::{BlobError, Bucket, ByteStream, ObjectKey, Written};
+use crate::blobs::{BlobError, Bucket, ByteStream, Method, ObjectKey, Written};
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Caller, Role};
 use crate::domain::item::{ConflictStrategy, Item, client_title, expiry_for, title_from_file_name};
@@ -23,6 +23,9 @@ use crate::store::TreeLock;
 use crate::store::items as rows;
 use crate::store::usage::{self, Ledger};
 use crate::store::webhooks::{self as webhook_rows, ItemEvent};
+
+/// How long the URL a media probe reads a cloud object by stays valid.
+const PROBE_URL_LIFETIME: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// The form fields of an upload besides the file.
 #[derive(Debug, Clone, Default)]
@@ -139,7 +142,17 @@ impl ItemService {
         }
         .ok_or_else(|| ServiceError::Internal(format!("cannot read back the object {key} just stored")))?;
         let hint = file_name.as_deref().map(title_from_file_name).unwrap_or_default();
-        let probed = probe::probe(&head, hint, written.size, probe::Whole::file(bucket.local_path(&key))).await;
+        let examined = probe::examine(&head, hint, written.size);
+        let copy = match bucket.local_path(&key) {
+            None if probe::needs_local_file(&examined, written.size) => local_copy(bucket.as_ref(), &key).await,
+            _ => None,
+        };
+        let whole = match &copy {
+            Some(copy) => probe::Whole::File(copy.to_path_buf()),
+            None => whole_object(bucket.as_ref(), &key).await,
+        };
+        let probed = probe::complete(examined, written.size, whole).await;
+        drop(copy);
         Ok(Staged {
             folder_id,
             file_name,
@@ -269,4 +282,35 @@ impl ItemService {
             folder.path
         )))
     }
+}
+
+/// Where tools that read more than the head (ffprobe, image and PDF readers) find object `key`
+/// of `bucket`: its file, or a short-lived signed URL of a cloud bucket.
+pub(crate) async fn whole_object(bucket: &dyn Bucket, key: &ObjectKey) -> probe::Whole {
+    if let Some(path) = bucket.local_path(key) {
+        return probe::Whole::File(path);
+    }
+    match bucket.signed_url(Method::GET, key, PROBE_URL_LIFETIME).await {
+        Ok(Some(url)) => probe::Whole::Url(url.to_string()),
+        Ok(None) => probe::Whole::Unreachable,
+        Err(error) => {
+            tracing::debug!(%key, %error, "cannot sign a URL for the media probe");
+            probe::Whole::Unreachable
+        }
+    }
+}
+
+/// A copy of object `key` of a cloud `bucket` in a temp file (removed when dropped), for the
+/// readers that need a file; `None` when it cannot be made (the item is then typed from its head).
+async fn local_copy(bucket: &dyn Bucket, key: &ObjectKey) -> Option<tempfile::TempPath> {
+    let copy = async {
+        let path = tempfile::NamedTempFile::new()?.into_temp_path();
+        let body = bucket.read(key, None).await.map_err(std::io::Error::other)?;
+        let mut file = tokio::fs::File::create(&path).await?;
+        tokio::io::copy(&mut StreamReader::new(body), &mut file).await?;
+        Ok::<_, std::io::Error>(path)
+    };
+    copy.await
+        .inspect_err(|error| tracing::warn!(%key, %error, "cannot copy an upload to a local file to read its media"))
+        .ok()
 }

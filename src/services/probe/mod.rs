@@ -183,6 +183,17 @@ impl Whole {
     }
 }
 
+/// Whether [`complete`] would read more of content `probed` (of `size` bytes) from a local file
+/// than from a URL: an image's size that its head did not hold, a PDF's page count. Content in a
+/// cloud bucket is copied to a local file only then.
+pub fn needs_local_file(probed: &Probed, size: u64) -> bool {
+    match probed.item_type {
+        ItemType::Image => probed.media.width.is_none(),
+        ItemType::Pdf => size <= MAX_PDF_PROBE_BYTES,
+        _ => false,
+    }
+}
+
 /// Detects the type of the content and reads its media metadata. `head` is the content's start
 /// ([`HEAD_BYTES`]), `whole` where tools find the whole object.
 pub async fn probe(head: &[u8], title: &str, size: u64, whole: Whole) -> Probed {
