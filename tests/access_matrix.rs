@@ -179,6 +179,7 @@ fn table() -> Vec<Route> {
         with(route("patch", "/v1/items/{id}", Item, false, false), empty),
         route("delete", "/v1/items/{id}", Item, false, false),
         route("get", "/v1/items/{id}/content", Item, true, false),
+        route("get", "/v1/items/{id}/url", Item, true, false),
         route("post", "/v1/items/{id}/restore", Item, false, false),
         with(route("post", "/v1/items/download", Nothing, true, false), item_ids),
         route("get", "/v1/trash", Nothing, true, false),

@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/v1/items/{id}"),
     ("delete", "/v1/items/{id}"),
     ("get", "/v1/items/{id}/content"),
+    ("get", "/v1/items/{id}/url"),
     ("post", "/v1/items/download"),
     ("get", "/v1/folders/{id}/items/export"),
     ("post", "/v1/folders/{id}/restore"),
@@ -86,6 +87,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
+    ("get", "/o/{token}"),
 ];
 
 #[tokio::test]

@@ -363,6 +363,13 @@ async fn item_verbs_upload_a_directory_list_by_type_download_and_remove() {
     let out = run(vec!["download".into(), a_id.clone(), "--out".into(), path(dir.path())]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(dir.path().join("a.png")).expect("downloaded"), png);
+    // A URL anyone can read it by, for a while.
+    let out = run(vec!["url".into(), a_id.clone(), "--expires-in".into(), "60".into()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let url = stdout(&out).split('\t').next().expect("url").to_owned();
+    assert!(stdout(&out).contains("\texpires_at="), "{}", stdout(&out));
+    let fetched = reqwest::get(&url).await.expect("get").bytes().await.expect("body");
+    assert!(fetched == png, "the URL serves the content");
 
     // A clash fails with the server's message; another strategy resolves it.
     let out = run(vec![

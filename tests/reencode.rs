@@ -157,6 +157,27 @@ async fn odd_videos_are_transcoded_to_h264_and_aac(backend: Backend) {
         assert_eq!(&original, source);
     }
 
+    // A signed URL serves the rendition, or with `original=true` the source.
+    let signed = |query: &'static str| {
+        let s = &s;
+        let id = id(&webm);
+        async move {
+            let answer = s.get(&format!("/v1/items/{id}/url{query}")).await;
+            let url = answer.body["url"].as_str().expect("url").to_owned();
+            reqwest::get(url)
+                .await
+                .expect("get")
+                .bytes()
+                .await
+                .expect("body")
+                .to_vec()
+        }
+    };
+    let webm_item = s.get(&format!("/v1/items/{}", id(&webm))).await.body;
+    let rendition = s.object(webm_item["object_key"].as_str().expect("key")).await;
+    assert_eq!(Some(signed("").await), rendition, "the rendition");
+    assert_eq!(&signed("?original=true").await, &webm_bytes, "the source");
+
     // The orphan sweep keeps renditions: they are referenced by their items.
     s.services().items.sweep_orphans(Duration::ZERO).await.expect("sweep");
     let item = s.get(&format!("/v1/items/{}", id(&webm))).await.body;

@@ -20,7 +20,7 @@ use object_store::signer::{Method, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use super::remote::{get_remote, open_remote, signed_url};
-use super::{BlobError, Bucket, ByteStream, Listed, ObjectKey, Written};
+use super::{Answering, BlobError, Bucket, ByteStream, Listed, ObjectKey, Written};
 use crate::config::BucketSettings;
 
 /// The size of one part of a multipart upload (S3 wants at least 5 MiB for all but the last;
@@ -196,9 +196,10 @@ impl Bucket for CloudBucket {
         method: Method,
         key: &ObjectKey,
         lifetime: Duration,
+        answering: &Answering,
     ) -> Result<Option<url::Url>, BlobError> {
         match &self.signer {
-            Some((signer, root)) => signed_url(signer.as_ref(), root, method, key.as_str(), lifetime)
+            Some((signer, root)) => signed_url(signer.as_ref(), root, method, key.as_str(), lifetime, answering)
                 .await
                 .map(Some),
             None => Ok(None),

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures::stream::BoxStream;
 
-use super::{BlobError, Bucket, ByteStream, Listed, Method, ObjectKey, Written, outcome};
+use super::{Answering, BlobError, Bucket, ByteStream, Listed, Method, ObjectKey, Written, outcome};
 
 /// `inner`, counted under `backend` (`file`, `s3`, `gs`, `az`).
 pub struct Counted<B> {
@@ -70,7 +70,8 @@ impl<B: Bucket> Bucket for Counted<B> {
         method: Method,
         key: &ObjectKey,
         lifetime: Duration,
+        answering: &Answering,
     ) -> Result<Option<url::Url>, BlobError> {
-        self.inner.signed_url(method, key, lifetime).await
+        self.inner.signed_url(method, key, lifetime, answering).await
     }
 }

@@ -17,7 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobError, Bucket, ByteStream, Listed, Method, ObjectKey, Written};
+use super::{Answering, BlobError, Bucket, ByteStream, Listed, Method, ObjectKey, Written};
 
 /// The directory inside the root that holds writes in progress; no key may start with it.
 pub const TMP_DIR: &str = ".stowage-tmp";
@@ -333,7 +333,13 @@ impl Bucket for LocalBucket {
     }
 
     /// A directory cannot sign: the daemon serves its own signed URLs for it.
-    async fn signed_url(&self, _: Method, _: &ObjectKey, _: Duration) -> Result<Option<url::Url>, BlobError> {
+    async fn signed_url(
+        &self,
+        _: Method,
+        _: &ObjectKey,
+        _: Duration,
+        _: &Answering,
+    ) -> Result<Option<url::Url>, BlobError> {
         Ok(None)
     }
 }

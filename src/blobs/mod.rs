@@ -122,6 +122,16 @@ pub struct Listed {
     pub modified: SystemTime,
 }
 
+/// The response headers a signed GET URL asks the store to answer with (S3 and GCS honour
+/// them; Azure answers the object's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answering {
+    /// `Content-Type`.
+    pub content_type: Option<String>,
+    /// `Content-Disposition`.
+    pub content_disposition: Option<String>,
+}
+
 /// The outcome label of a bucket operation's result: `ok`, `not_found` or `error`.
 pub fn outcome<T>(result: &Result<T, BlobError>) -> &'static str {
     match result {
@@ -158,12 +168,14 @@ pub trait Bucket: Send + Sync + 'static {
     fn local_path(&self, key: &ObjectKey) -> Option<PathBuf>;
 
     /// A URL of the store itself that lets its holder do `method` on the object without
-    /// credentials, for `lifetime`; `None` when the store cannot sign (a local directory).
+    /// credentials, for `lifetime`, answering with `answering` where the store can; `None` when
+    /// the store cannot sign (a local directory).
     async fn signed_url(
         &self,
         method: Method,
         key: &ObjectKey,
         lifetime: Duration,
+        answering: &Answering,
     ) -> Result<Option<url::Url>, BlobError>;
 }
 
@@ -296,6 +308,31 @@ impl Buckets {
         match self.sources.get(bucket) {
             Some(source) => source.check_expected(key, expected).await,
             None => Ok(()),
+        }
+    }
+
+    /// A URL of the store that holds object `key` of bucket `bucket` (the managed one or a
+    /// configured source) that reads it without credentials for `lifetime`, answering with
+    /// `answering` where the store can; `None` for a local directory, which cannot sign.
+    pub async fn signed_url(
+        &self,
+        bucket: &str,
+        key: &str,
+        lifetime: Duration,
+        answering: &Answering,
+    ) -> Result<Option<url::Url>, BlobError> {
+        if let Some(source) = self.sources.get(bucket) {
+            return source.signed_url(key, lifetime, answering).await;
+        }
+        match self.by_name.get(bucket) {
+            Some(bucket) => {
+                bucket
+                    .signed_url(Method::GET, &ObjectKey::parse(key)?, lifetime, answering)
+                    .await
+            }
+            None => Err(BlobError::Unsupported(format!(
+                "bucket `{bucket}` is not configured in this process"
+            ))),
         }
     }
 

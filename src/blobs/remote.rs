@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::signer::{Method, Signer};
+use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
-use super::BlobError;
 use super::listing::Hashed;
+use super::{Answering, BlobError};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
 
@@ -118,26 +118,41 @@ pub(super) fn open_remote(name: &str, settings: &BucketSettings) -> Result<Opene
 }
 
 /// A URL that lets its holder do `method` on object `key` (below the bucket prefix `root`)
-/// without credentials, for `lifetime`.
+/// without credentials, for `lifetime`, asking the store to answer with the headers
+/// `answering` names where it can (S3 and GCS; Azure signs no such parameters, and answers the
+/// object's own headers).
 pub(super) async fn signed_url(
     signer: &dyn Signer,
     root: &str,
     method: Method,
     key: &str,
     lifetime: Duration,
+    answering: &Answering,
 ) -> Result<url::Url, BlobError> {
     let path = Path::from(if root.is_empty() {
         key.to_owned()
     } else {
         format!("{root}/{key}")
     });
-    signer
-        .signed_url(method, &path, lifetime)
-        .await
-        .map_err(|e| BlobError::Io {
-            context: format!("cannot sign a URL for `{key}`"),
-            source: std::io::Error::other(e),
-        })
+    let failed = |e: object_store::Error| BlobError::Io {
+        context: format!("cannot sign a URL for `{key}`"),
+        source: std::io::Error::other(e),
+    };
+    let mut query = Vec::new();
+    query.extend(answering.content_type.clone().map(|v| ("response-content-type", v)));
+    query.extend(
+        answering
+            .content_disposition
+            .clone()
+            .map(|v| ("response-content-disposition", v)),
+    );
+    let options = SignedUrlOptions::new().with_query(query);
+    match signer.signed_url_opts(method.clone(), &path, lifetime, &options).await {
+        Err(object_store::Error::NotSupported { .. }) if !options.is_empty() => {
+            signer.signed_url(method, &path, lifetime).await.map_err(failed)
+        }
+        signed => signed.map_err(failed),
+    }
 }
 
 /// Builds an object_store client for an `s3://`, `gs://` or `az://` URL.

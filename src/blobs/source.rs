@@ -21,7 +21,7 @@ use super::file_hash::hash_file;
 use super::listing::{Hashed, ListEntry};
 use super::remote::{addresses, get_remote, hash_object, meta_fingerprint, open_remote, remote_error, signed_url};
 use super::walk::{file_fingerprint, walk, walk_keys};
-use super::{BlobError, ByteStream};
+use super::{Answering, BlobError, ByteStream};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
 
@@ -425,16 +425,32 @@ impl Source {
     pub async fn media_location(&self, key: &str) -> Option<String> {
         match &self.backend {
             Backend::Local(root) => Some(root.join(key).to_string_lossy().into_owned()),
-            Backend::Remote { signer, .. } => {
-                let (signer, root) = signer.as_ref()?;
-                match signed_url(signer.as_ref(), root, Method::GET, key, SIGNED_URL_LIFETIME).await {
-                    Ok(url) => Some(url.to_string()),
-                    Err(e) => {
-                        tracing::debug!(bucket = %self.name, key, error = %e, "cannot sign a URL for ffprobe");
-                        None
-                    }
+            Backend::Remote { .. } => match self.signed_url(key, SIGNED_URL_LIFETIME, &Answering::default()).await {
+                Ok(url) => url.map(String::from),
+                Err(e) => {
+                    tracing::debug!(bucket = %self.name, key, error = %e, "cannot sign a URL for ffprobe");
+                    None
                 }
-            }
+            },
+        }
+    }
+
+    /// A URL that reads object `key` without credentials for `lifetime`, answering with
+    /// `answering` where the store can; `None` for a local directory, which cannot sign.
+    pub async fn signed_url(
+        &self,
+        key: &str,
+        lifetime: std::time::Duration,
+        answering: &Answering,
+    ) -> Result<Option<url::Url>, BlobError> {
+        match &self.backend {
+            Backend::Remote {
+                signer: Some((signer, root)),
+                ..
+            } => signed_url(signer.as_ref(), root, Method::GET, key, lifetime, answering)
+                .await
+                .map(Some),
+            _ => Ok(None),
         }
     }
 

@@ -71,6 +71,18 @@ pub enum ItemCommand {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print a URL that reads an item's content without an API key until it expires (share it
+    /// with a data loader or a labelling tool).
+    Url {
+        /// Item id.
+        id: String,
+        /// How long it works, in seconds (default: the server's `signed_urls.default_seconds`).
+        #[arg(long)]
+        expires_in: Option<u64>,
+        /// For a re-encoded video, the source object instead of the rendition.
+        #[arg(long)]
+        original: bool,
+    },
     /// Delete items: into the trash, or with --permanent for good (with their uploaded content).
     Rm {
         /// Item ids.
@@ -193,6 +205,26 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
                 .await?;
             let folder = folder_path(client, item["folder_id"].as_str().unwrap_or_default()).await?;
             print(&item, Some(&folder), raw_json);
+            Ok(())
+        }
+        ItemCommand::Url {
+            id,
+            expires_in,
+            original,
+        } => {
+            let mut query = Vec::new();
+            query.extend(expires_in.map(|s| ("expires_in", s.to_string())));
+            query.extend(original.then(|| ("original", "true".to_owned())));
+            let signed: Value = client
+                .call(Method::GET, &format!("/v1/items/{id}/url"), &query, None::<&()>)
+                .await?;
+            super::show(&signed, raw_json, |v| {
+                format!(
+                    "{}\texpires_at={}",
+                    v["url"].as_str().unwrap_or_default(),
+                    v["expires_at"].as_str().unwrap_or_default()
+                )
+            });
             Ok(())
         }
         ItemCommand::Download { id, out } => {

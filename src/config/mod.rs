@@ -10,10 +10,12 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use buckets::{BUCKET_SCHEMES, BucketSettings};
+pub use signed_urls::SignedUrlSettings;
 
 use crate::domain::schedule::CronSchedule;
 
 mod buckets;
+mod signed_urls;
 
 /// The name of the bucket that holds uploaded files.
 pub const MANAGED_BUCKET: &str = "managed";
@@ -48,6 +50,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Webhook deliveries.
     pub webhooks: WebhookSettings,
+    /// Signed URLs of items' content.
+    pub signed_urls: SignedUrlSettings,
     /// Named buckets; `managed` holds uploads and defaults to `DATA_DIR/objects`.
     pub buckets: BTreeMap<String, BucketSettings>,
 }
@@ -353,6 +357,7 @@ impl Default for Settings {
             reencode: ReencodeSettings::default(),
             metrics: MetricsSettings::default(),
             webhooks: WebhookSettings::default(),
+            signed_urls: SignedUrlSettings::default(),
             buckets: BTreeMap::new(),
         }
     }
@@ -471,6 +476,7 @@ impl Settings {
             bucket.validate(name)?;
         }
         self.expiry_schedule()?;
+        self.signed_urls.validate()?;
         let invalid = |key: &str, message: &str| ConfigError::Invalid {
             key: key.into(),
             message: message.into(),

@@ -297,6 +297,21 @@ pub fn portable_file_name(title: &str) -> String {
         .collect()
 }
 
+/// The `Content-Disposition` of a download named `file_name`: `KIND; filename*=UTF-8''…`, the
+/// name made portable ([`portable_file_name`]) and percent-encoded (RFC 8187). `kind` is
+/// `inline` or `attachment`.
+pub fn content_disposition(kind: &str, file_name: &str) -> String {
+    let mut out = format!("{kind}; filename*=UTF-8''");
+    for b in portable_file_name(file_name).bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The title an uploaded file gets from its file name: the part after the last `/` or `\`.
 pub fn title_from_file_name(file_name: &str) -> &str {
     file_name.rsplit(['/', '\\']).next().unwrap_or(file_name)
@@ -418,6 +433,14 @@ impl ItemOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_are_percent_encoded() {
+        assert_eq!(
+            content_disposition("inline", "a b/é.png"),
+            "inline; filename*=UTF-8''a%20b%2F%C3%A9.png"
+        );
+    }
 
     #[test]
     fn portable_file_names_cannot_point_elsewhere() {

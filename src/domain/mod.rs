@@ -11,6 +11,7 @@ pub mod job;
 pub mod page;
 pub mod quota;
 pub mod schedule;
+pub mod signed_url;
 pub mod team;
 pub mod webhook;
 

@@ -27,8 +27,8 @@ use utoipa_axum::routes;
 use crate::services::Services;
 use error::ApiError;
 use routes::{
-    audit, buckets, exports, folders, grants, groups, imports, items, jobs, keys, ops, queues, quotas, trash, users,
-    views, webhooks,
+    audit, buckets, content, exports, folders, grants, groups, imports, items, jobs, keys, ops, queues, quotas, signed,
+    trash, users, views, webhooks,
 };
 
 /// What every handler can reach.
@@ -128,7 +128,8 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(items::move_items))
         .routes(routes!(items::delete_items))
         .routes(routes!(items::get_item, items::update_item, items::delete_item))
-        .routes(routes!(items::item_content))
+        .routes(routes!(content::item_content))
+        .routes(routes!(signed::item_url))
         .routes(routes!(items::download_items))
         .routes(routes!(exports::export_items))
         .routes(routes!(folders::sync_folder))
@@ -208,6 +209,7 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .nest("/v1", v1)
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
+        .routes(routes!(signed::signed_object))
         .routes(routes!(metrics::metrics))
 }
 

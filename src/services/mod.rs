@@ -396,7 +396,12 @@ impl Services {
                 buckets.clone(),
                 settings.sync.min_schedule_interval_seconds,
             ),
-            items: items::ItemService::new(store.clone(), buckets.clone(), trash.clone()),
+            items: items::ItemService::new(
+                store.clone(),
+                buckets.clone(),
+                trash.clone(),
+                items::UrlSigner::new(store.clone(), buckets.clone(), &settings.signed_urls),
+            ),
             keys: keys::KeyService::new(store.clone()),
             users: users::UserService::new(store.clone()),
             webhooks: webhooks::WebhookService::new(store.clone(), settings.webhooks.allow_private_networks),

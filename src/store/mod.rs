@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod keys;
 pub mod pauses;
 pub mod rows;
+pub mod secrets;
 pub mod sql;
 pub mod stars;
 pub mod sync;

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::items::{encode_filename, header_value};
-use crate::domain::item::{ItemType, portable_file_name};
+use super::content::header_value;
+use crate::domain::item::{ItemType, content_disposition};
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
@@ -66,10 +66,7 @@ pub async fn export_items(
         (CONTENT_TYPE, HeaderValue::from_static(format.content_type())),
         (
             CONTENT_DISPOSITION,
-            header_value(&format!(
-                "attachment; filename*=UTF-8''{}",
-                encode_filename(&portable_file_name(&file))
-            )),
+            header_value(&content_disposition("attachment", &file)),
         ),
     ];
     Ok((headers, Body::from_stream(export.body)).into_response())

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod content;
 pub mod exports;
 pub mod folders;
 pub mod grants;
@@ -13,6 +14,7 @@ pub mod keys;
 pub mod ops;
 pub mod queues;
 pub mod quotas;
+pub mod signed;
 pub mod trash;
 pub mod users;
 pub mod views;

@@ -18,7 +18,7 @@ use crate::blobs::{BlobError, ByteStream};
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::Caller;
 use crate::domain::fingerprint::Fingerprint;
-use crate::domain::item::{Item, next_free_alternative, portable_file_name};
+use crate::domain::item::{Item, next_free_alternative, portable_file_name, split_extension};
 use crate::services::ServiceError;
 use crate::services::access::visible_items;
 
@@ -43,6 +43,8 @@ pub struct Served {
     pub mime_type: String,
     /// The object's fingerprint at the last sync (the source object of a synced item).
     pub fingerprint: Option<Fingerprint>,
+    /// The file name a download answers: the title (a rendition's ends in `.mp4`).
+    pub file_name: String,
 }
 
 impl Served {
@@ -66,6 +68,7 @@ pub fn served(item: &Item, original: bool) -> Served {
             checksum: None,
             mime_type: first.mime_type.clone(),
             fingerprint: None,
+            file_name: item.title.clone(),
         };
     }
     match item.encoded.as_ref().filter(|_| !original) {
@@ -76,6 +79,7 @@ pub fn served(item: &Item, original: bool) -> Served {
             checksum: Some(encoded.checksum.clone()),
             mime_type: encoded.mime_type.clone(),
             fingerprint: None,
+            file_name: format!("{}.mp4", split_extension(&item.title).0),
         },
         None => Served {
             bucket: item.bucket.clone(),
@@ -84,6 +88,7 @@ pub fn served(item: &Item, original: bool) -> Served {
             checksum: item.checksum.clone(),
             mime_type: item.mime_type.clone(),
             fingerprint: item.fingerprint.clone(),
+            file_name: item.title.clone(),
         },
     }
 }

@@ -10,6 +10,7 @@
 
 mod content;
 mod export;
+mod signed_urls;
 mod sweep;
 mod upload;
 mod views;
@@ -22,6 +23,7 @@ use uuid::Uuid;
 
 pub use content::{Served, served};
 pub use export::{CSV_COLUMNS, Export, ExportFormat, ExportItems};
+pub use signed_urls::{SignedUrl, UrlSigner};
 pub use sweep::{MAX_ORPHAN_SHARE, ORPHAN_ALARM, ORPHAN_GRACE, OrphanSweep, SWEEP_INTERVAL, Swept};
 pub use upload::{Staged, UploadOptions, UploadOutcome};
 pub use views::{ItemView, MediaView, OriginalView};
@@ -61,6 +63,7 @@ pub struct ItemService {
     store: Store,
     buckets: Buckets,
     trash: Trash,
+    signer: UrlSigner,
 }
 
 /// Changes to an item; absent fields stay as they are.
@@ -101,6 +104,9 @@ pub struct ListItems {
     pub recursive: bool,
     /// Only items you starred.
     pub starred: bool,
+    /// Give each item a signed URL of its content (`signed_url`); the daemon's own URLs start
+    /// with this address.
+    pub signed_urls: Option<String>,
 }
 
 /// The answer of a move.
@@ -159,8 +165,13 @@ pub fn id_list(ids: &[Uuid]) -> String {
 
 impl ItemService {
     /// Wraps the store, the buckets and the trash.
-    pub fn new(store: Store, buckets: Buckets, trash: Trash) -> Self {
-        Self { store, buckets, trash }
+    pub fn new(store: Store, buckets: Buckets, trash: Trash, signer: UrlSigner) -> Self {
+        Self {
+            store,
+            buckets,
+            trash,
+            signer,
+        }
     }
 
     /// The item with this id.
@@ -282,10 +293,17 @@ impl ItemService {
             true => folder_roles(&mut conn, caller, page.items.iter().map(|l| l.item.folder_id)).await?,
             false => BTreeMap::from([(folder_id, caller.role_on(&folder))]),
         };
+        drop(conn);
+        let mut urls = match &req.signed_urls {
+            Some(base) => self.signed_urls(page.items.iter().map(|l| &l.item), base).await?,
+            None => Vec::new(),
+        }
+        .into_iter();
         Ok(page.map(|Listed { item, starred }| {
             let role = roles.get(&item.folder_id).copied().flatten().unwrap_or(Role::Viewer);
             let mut view = ItemView::new(item, role);
             view.starred = starred;
+            view.signed_url = urls.next().flatten();
             view
         }))
     }

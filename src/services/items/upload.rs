@@ -290,7 +290,10 @@ pub(crate) async fn whole_object(bucket: &dyn Bucket, key: &ObjectKey) -> probe:
     if let Some(path) = bucket.local_path(key) {
         return probe::Whole::File(path);
     }
-    match bucket.signed_url(Method::GET, key, PROBE_URL_LIFETIME).await {
+    match bucket
+        .signed_url(Method::GET, key, PROBE_URL_LIFETIME, &Default::default())
+        .await
+    {
         Ok(Some(url)) => probe::Whole::Url(url.to_string()),
         Ok(None) => probe::Whole::Unreachable,
         Err(error) => {

@@ -99,6 +99,10 @@ pub struct ItemView {
     pub my_role: Role,
     /// Whether you starred it.
     pub starred: bool,
+    /// A URL that reads the content without an API key, when the list was asked for them
+    /// (`signed_urls=true`; absent otherwise, and for tombstones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_url: Option<String>,
 }
 
 /// The source object of a re-encoded video, never changed by the re-encode.
@@ -159,6 +163,7 @@ impl ItemView {
             frames: item.frames,
             my_role,
             starred: false,
+            signed_url: None,
         }
     }
 }

@@ -1,0 +1,62 @@
+//! `[signed_urls]`: how long the URLs handed out for items' content stay valid, and what the
+//! daemon signs its own (`/o/…`) with.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// Signed URLs (`GET /v1/items/{id}/url`, `signed_urls=true` on lists).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignedUrlSettings {
+    /// How long a URL stays valid when the request does not say, in seconds.
+    pub default_seconds: u64,
+    /// The longest validity a request may ask for, in seconds.
+    pub max_seconds: u64,
+    /// The address clients reach this daemon at (`https://stowage.example.com`), which the URLs
+    /// it serves itself start with; unset: `http://` and the request's `Host`.
+    pub base_url: Option<String>,
+    /// What the daemon signs its own URLs with; unset: a random secret made once and kept in the
+    /// catalog, shared by every process. Changing it invalidates every URL handed out.
+    pub secret: Option<String>,
+}
+
+impl Default for SignedUrlSettings {
+    fn default() -> Self {
+        Self {
+            default_seconds: 3600,
+            max_seconds: 7 * 24 * 3600,
+            base_url: None,
+            secret: None,
+        }
+    }
+}
+
+impl SignedUrlSettings {
+    /// Checks the validities and the base URL.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: format!("signed_urls.{key}"),
+            message,
+        };
+        if self.default_seconds == 0 || self.default_seconds > self.max_seconds {
+            return Err(invalid(
+                "default_seconds",
+                format!("must be between 1 and max_seconds ({})", self.max_seconds),
+            ));
+        }
+        if let Some(base) = &self.base_url {
+            let url = url::Url::parse(base).map_err(|e| invalid("base_url", format!("`{base}` is not a URL: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+                return Err(invalid(
+                    "base_url",
+                    format!("`{base}` must be an http(s) address without a query"),
+                ));
+            }
+        }
+        if self.secret.as_ref().is_some_and(|s| s.len() < 32) {
+            return Err(invalid("secret", "must be at least 32 characters".into()));
+        }
+        Ok(())
+    }
+}
