@@ -28,6 +28,8 @@ enum Names {
     User,
     /// A webhook (the owner's, on their folder).
     Webhook,
+    /// A direct upload session (the owner's, into their folder).
+    Upload,
 }
 
 /// The role a route needs on the folder, item or job it names.
@@ -118,6 +120,10 @@ fn items_to_nowhere() -> Value {
     json!({"item_ids": [uuid::Uuid::nil()], "target_folder_id": uuid::Uuid::nil()})
 }
 
+fn an_upload() -> Value {
+    json!({"title": "u.bin", "size": 1})
+}
+
 fn a_webhook() -> Value {
     json!({"url": "https://example.com/hook", "events": ["job.finished"]})
 }
@@ -180,6 +186,12 @@ fn table() -> Vec<Route> {
         route("delete", "/v1/items/{id}", Item, false, false),
         route("get", "/v1/items/{id}/content", Item, true, false),
         route("get", "/v1/items/{id}/url", Item, true, false),
+        with(
+            route("post", "/v1/folders/{id}/uploads", Folder, false, false),
+            an_upload,
+        ),
+        route("post", "/v1/uploads/{id}/complete", Upload, false, false),
+        route("delete", "/v1/uploads/{id}", Upload, false, false),
         route("post", "/v1/items/{id}/restore", Item, false, false),
         with(route("post", "/v1/items/download", Nothing, true, false), item_ids),
         route("get", "/v1/trash", Nothing, true, false),
@@ -256,6 +268,7 @@ struct Fixtures {
     key: String,
     group: String,
     webhook: String,
+    upload: String,
 }
 
 impl Fixtures {
@@ -270,6 +283,7 @@ impl Fixtures {
             Names::Group => self.group.clone(),
             Names::User => "nobody-such".into(),
             Names::Webhook => self.webhook.clone(),
+            Names::Upload => self.upload.clone(),
         });
         let path = route.path.replace("{id}", &value).replace("{name}", &value);
         let path = path.replace("{user}", "nobody-such").replace("{kind}", "NOOP");
@@ -377,6 +391,16 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         .await;
     assert_eq!(webhook.status, StatusCode::CREATED, "{:?}", webhook.body);
     let webhook = id(&webhook.body);
+    let upload = s
+        .send(
+            Method::POST,
+            &format!("/v1/folders/{folder}/uploads"),
+            Some(&owner),
+            Some(an_upload()),
+        )
+        .await;
+    assert_eq!(upload.status, StatusCode::CREATED, "{:?}", upload.body);
+    let upload = id(&upload.body);
     // Who the owner shares the folder with: a viewer, an editor, a manager (user grants) and a
     // group of editors.
     let viewer = s.key_for("viewer", false).await;
@@ -424,6 +448,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
         key: spare_key,
         group: team,
         webhook,
+        upload,
     };
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -471,7 +496,7 @@ async fn every_route_answers_every_kind_of_caller_as_the_table_says(backend: Bac
             assert_eq!(answer.status, StatusCode::FORBIDDEN, "{what} by another user");
         } else if matches!(
             route.names,
-            Names::Folder | Names::Item | Names::Job | Names::Key | Names::Webhook
+            Names::Folder | Names::Item | Names::Job | Names::Key | Names::Webhook | Names::Upload
         ) {
             let missing_id = uuid::Uuid::new_v4().to_string();
             let nothing = call(&s, route, Some(&other), &fixtures.path(route, Some(&missing_id))).await;

@@ -44,6 +44,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/items/{id}"),
     ("get", "/v1/items/{id}/content"),
     ("get", "/v1/items/{id}/url"),
+    ("post", "/v1/folders/{id}/uploads"),
+    ("post", "/v1/uploads/{id}/complete"),
+    ("delete", "/v1/uploads/{id}"),
     ("post", "/v1/items/download"),
     ("get", "/v1/folders/{id}/items/export"),
     ("post", "/v1/folders/{id}/restore"),
@@ -88,6 +91,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/o/{token}"),
+    ("put", "/o/{token}"),
 ];
 
 #[tokio::test]

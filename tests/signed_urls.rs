@@ -83,6 +83,7 @@ async fn daemon_urls_serve_content_to_anyone_holding_them_until_they_expire(back
         mime_type: "image/png".into(),
         file_name: "x.png".into(),
         expires: expires_at.unix_timestamp(),
+        upload: false,
     };
     let foreign = format!(
         "{prefix}/o/{}",

@@ -13,6 +13,8 @@ pub struct SignedUrlSettings {
     pub default_seconds: u64,
     /// The longest validity a request may ask for, in seconds.
     pub max_seconds: u64,
+    /// How long a direct upload session (and its PUT URL) stays open, in seconds.
+    pub upload_seconds: u64,
     /// The address clients reach this daemon at (`https://stowage.example.com`), which the URLs
     /// it serves itself start with; unset: `http://` and the request's `Host`.
     pub base_url: Option<String>,
@@ -26,6 +28,7 @@ impl Default for SignedUrlSettings {
         Self {
             default_seconds: 3600,
             max_seconds: 7 * 24 * 3600,
+            upload_seconds: 24 * 3600,
             base_url: None,
             secret: None,
         }
@@ -44,6 +47,9 @@ impl SignedUrlSettings {
                 "default_seconds",
                 format!("must be between 1 and max_seconds ({})", self.max_seconds),
             ));
+        }
+        if self.upload_seconds == 0 {
+            return Err(invalid("upload_seconds", "must be at least 1".into()));
         }
         if let Some(base) = &self.base_url {
             let url = url::Url::parse(base).map_err(|e| invalid("base_url", format!("`{base}` is not a URL: {e}")))?;

@@ -404,6 +404,16 @@ impl ConflictStrategy {
             ))),
         }
     }
+
+    /// The wire form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Skip => "skip",
+            Self::New => "new",
+            Self::Replace => "replace",
+        }
+    }
 }
 
 /// The orderings an item list offers.

@@ -43,6 +43,10 @@ pub struct Grant {
     /// When it stops working, in Unix seconds.
     #[serde(rename = "e")]
     pub expires: i64,
+    /// A PUT of the object's content (a direct upload of exactly `size` bytes) rather than a
+    /// read of it.
+    #[serde(rename = "u", default, skip_serializing_if = "std::ops::Not::not")]
+    pub upload: bool,
 }
 
 /// Why a token was refused.
@@ -102,6 +106,7 @@ mod tests {
             mime_type: "text/plain".into(),
             file_name: "a.txt".into(),
             expires: 1_000,
+            upload: false,
         }
     }
 

@@ -28,7 +28,7 @@ use crate::services::Services;
 use error::ApiError;
 use routes::{
     audit, buckets, content, exports, folders, grants, groups, imports, items, jobs, keys, ops, queues, quotas, signed,
-    trash, users, views, webhooks,
+    trash, uploads, users, views, webhooks,
 };
 
 /// What every handler can reach.
@@ -107,6 +107,7 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
     // (and discard) a little past it, so the client hears the 413 instead of a reset connection.
     let uploads = OpenApiRouter::new()
         .routes(routes!(items::upload_item, items::list_items))
+        .routes(routes!(uploads::start_upload))
         .layer(DefaultBodyLimit::max(
             max_upload_bytes.saturating_add(items::UPLOAD_DRAIN_BYTES),
         ))
@@ -130,6 +131,8 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .routes(routes!(items::get_item, items::update_item, items::delete_item))
         .routes(routes!(content::item_content))
         .routes(routes!(signed::item_url))
+        .routes(routes!(uploads::complete_upload))
+        .routes(routes!(uploads::abort_upload))
         .routes(routes!(items::download_items))
         .routes(routes!(exports::export_items))
         .routes(routes!(folders::sync_folder))
@@ -209,7 +212,7 @@ fn api(state: AppState, max_body_bytes: usize, max_upload_bytes: usize) -> OpenA
         .nest("/v1", v1)
         .routes(routes!(ops::healthz))
         .routes(routes!(ops::readyz))
-        .routes(routes!(signed::signed_object))
+        .routes(routes!(signed::signed_object_get, signed::signed_object_put))
         .routes(routes!(metrics::metrics))
 }
 

@@ -407,7 +407,7 @@ pub async fn delete(db: &mut dyn Db, ids: &[Uuid]) -> Result<u64, StoreError> {
 }
 
 /// Which of `keys` some item in `bucket` points at, trashed items included; in the managed
-/// bucket (`managed`) re-encoded renditions count too.
+/// bucket (`managed`) re-encoded renditions and the objects of open direct uploads count too.
 pub async fn referenced_keys(
     db: &mut dyn Db,
     bucket: &str,
@@ -422,6 +422,9 @@ pub async fn referenced_keys(
     sql.bind_list(keys.iter().cloned()).push(")");
     if managed {
         sql.push(" UNION SELECT encoded_key FROM item WHERE encoded_key IN (");
+        sql.bind_list(keys.iter().cloned()).push(")");
+        // The object of an open direct upload has no row yet, but is not an orphan.
+        sql.push(" UNION SELECT object_key FROM upload_session WHERE object_key IN (");
         sql.bind_list(keys.iter().cloned()).push(")");
     }
     Ok(fetch_texts(db, sql).await?.into_iter().collect())

@@ -26,6 +26,7 @@ pub mod sync;
 pub mod teams;
 pub mod trash;
 pub mod turns;
+pub mod uploads;
 pub mod usage;
 pub mod users;
 pub mod webhook_deliveries;

@@ -16,6 +16,7 @@ pub mod queues;
 pub mod quotas;
 pub mod signed;
 pub mod trash;
+pub mod uploads;
 pub mod users;
 pub mod views;
 pub mod webhooks;

@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::http::header::HOST;
 use axum::response::Response;
+use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -63,7 +64,7 @@ pub async fn item_url(
 /// The content a signed URL of this daemon grants, as `GET /v1/items/{id}/content` answers it
 /// (`ETag`, one `Range`), to anyone holding the URL: no API key. 403 for an expired, altered or
 /// foreign URL.
-#[utoipa::path(get, path = "/o/{token}", tag = "items", security(()), params(("token" = String, Path),
+#[utoipa::path(get, path = "/o/{token}", tag = "items", security(()), operation_id = "signed_object", params(("token" = String, Path),
     ("Range" = Option<String>, Header, description = "one range, e.g. `bytes=0-1023`")), responses(
     (status = 200, description = "the whole content", content_type = "*/*"),
     (status = 206, description = "the requested range", content_type = "*/*"),
@@ -72,7 +73,7 @@ pub async fn item_url(
     (status = 404, body = ErrorBody, description = "the content is gone"),
     (status = 416, body = ErrorBody),
 ))]
-pub async fn signed_object(
+pub async fn signed_object_get(
     State(state): State<AppState>,
     _: NoQuery,
     Path(token): Path<String>,
@@ -81,4 +82,36 @@ pub async fn signed_object(
     let items = &state.services.items;
     let content = items.open_signed(&token).await?;
     serve(items, &content, &headers).await
+}
+
+/// The file of a direct upload into a local bucket (`POST /v1/folders/{id}/uploads` answers
+/// this URL): exactly the bytes the session announced, no API key. 403 for an expired, altered
+/// or foreign URL; 400 for a body of another length.
+#[utoipa::path(put, path = "/o/{token}", tag = "items", security(()), params(("token" = String, Path)),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses(
+    (status = 200, body = Received), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+))]
+pub async fn signed_object_put(
+    State(state): State<AppState>,
+    _: NoQuery,
+    Path(token): Path<String>,
+    body: axum::body::Body,
+) -> Result<Json<Received>, ApiError> {
+    let stream = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    let written = state.services.items.receive_upload(&token, Box::pin(stream)).await?;
+    Ok(Json(Received {
+        size: written.size,
+        checksum: written.checksum,
+    }))
+}
+
+/// What the PUT of a direct upload stored.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Received {
+    /// Bytes stored.
+    pub size: u64,
+    /// Their blake3, lowercase hex.
+    pub checksum: String,
 }

@@ -9,6 +9,7 @@
 //! [`ItemService::sweep_orphans`] removes later.
 
 mod content;
+mod direct;
 mod export;
 mod signed_urls;
 mod sweep;
@@ -22,6 +23,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use content::{Served, served};
+pub use direct::{NewUpload, UploadSessionView};
 pub use export::{CSV_COLUMNS, Export, ExportFormat, ExportItems};
 pub use signed_urls::{SignedUrl, UrlSigner};
 pub use sweep::{MAX_ORPHAN_SHARE, ORPHAN_ALARM, ORPHAN_GRACE, OrphanSweep, SWEEP_INTERVAL, Swept};

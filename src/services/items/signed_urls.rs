@@ -15,11 +15,12 @@ use super::{ItemService, Served, served};
 use crate::services::{Context, ServiceError, now};
 use uuid::Uuid;
 
-use crate::blobs::{Answering, Buckets};
+use crate::blobs::{Answering, Buckets, Method, ObjectKey};
+use crate::config::MANAGED_BUCKET;
 use crate::config::SignedUrlSettings;
 use crate::domain::caller::Caller;
 use crate::domain::item::{Item, content_disposition};
-use crate::domain::signed_url::{Grant, sign, verify};
+use crate::domain::signed_url::{Grant, Refused, sign, verify};
 use crate::store::Store;
 use crate::store::secrets;
 
@@ -147,6 +148,7 @@ impl UrlSigner {
             mime_type: content.mime_type,
             file_name: content.file_name,
             expires: expires_at.unix_timestamp(),
+            upload: false,
         };
         let token = sign(&self.secret().await?, &grant);
         let base = self.settings.base_url.as_deref().unwrap_or(base);
@@ -159,9 +161,7 @@ impl UrlSigner {
     /// What the token of a daemon URL lets its holder read: 403 for a token this catalog did not
     /// sign, or one that expired, with a message that tells nothing of the item.
     pub async fn open(&self, token: &str) -> Result<Served, ServiceError> {
-        let secret = self.secret().await?;
-        let grant = verify(&secret, token, OffsetDateTime::now_utc().unix_timestamp())
-            .map_err(|refused| ServiceError::Forbidden(refused.to_string()))?;
+        let grant = self.verified(token, false).await?;
         Ok(Served {
             bucket: grant.bucket,
             object_key: grant.key,
@@ -171,6 +171,59 @@ impl UrlSigner {
             fingerprint: grant.fingerprint,
             file_name: grant.file_name,
         })
+    }
+
+    /// The grant of `token` if this catalog signed it, it has not expired, and it is for an
+    /// upload (`upload`) or a read (not `upload`); else 403.
+    pub async fn verified(&self, token: &str, upload: bool) -> Result<Grant, ServiceError> {
+        let secret = self.secret().await?;
+        let grant = verify(&secret, token, OffsetDateTime::now_utc().unix_timestamp())
+            .map_err(|refused| ServiceError::Forbidden(refused.to_string()))?;
+        if grant.upload != upload {
+            return Err(ServiceError::Forbidden(Refused::Invalid.to_string()));
+        }
+        Ok(grant)
+    }
+
+    /// A URL that PUTs exactly `size` bytes into object `key` of the managed bucket until
+    /// `expires_at`: the store's presigned PUT (S3, GCS, Azure; an Azure client also sends
+    /// `x-ms-blob-type: BlockBlob`), or the daemon's own `/o/` URL for a local bucket.
+    pub async fn sign_upload(
+        &self,
+        key: &ObjectKey,
+        size: i64,
+        expires_at: OffsetDateTime,
+        base: &str,
+    ) -> Result<String, ServiceError> {
+        let lifetime = Duration::try_from(expires_at - now()).unwrap_or_default();
+        let signed = self
+            .buckets
+            .managed()
+            .signed_url(Method::PUT, key, lifetime, &Answering::default())
+            .await
+            .context(format!("cannot sign an upload URL for {key}"))?;
+        if let Some(url) = signed {
+            return Ok(url.to_string());
+        }
+        let grant = Grant {
+            bucket: MANAGED_BUCKET.to_owned(),
+            key: key.to_string(),
+            size,
+            checksum: None,
+            fingerprint: None,
+            mime_type: String::new(),
+            file_name: String::new(),
+            expires: expires_at.unix_timestamp(),
+            upload: true,
+        };
+        let token = sign(&self.secret().await?, &grant);
+        let base = self.settings.base_url.as_deref().unwrap_or(base);
+        Ok(format!("{}/o/{token}", base.trim_end_matches('/')))
+    }
+
+    /// How long direct upload sessions stay open.
+    pub fn upload_lifetime(&self) -> Duration {
+        Duration::from_secs(self.settings.upload_seconds)
     }
 
     /// The secret the daemon signs with: the configured one, else the catalog's (made by the

@@ -86,7 +86,8 @@ impl ItemService {
     }
 }
 
-/// The orphan sweep as a background loop (see [`crate::background::every`]): each round runs
+/// The orphan sweep as a background loop (see [`crate::background::every`]): each round removes
+/// expired direct uploads ([`ItemService::sweep_expired_uploads`]), runs
 /// [`ItemService::sweep_orphans`] with [`ORPHAN_GRACE`] and logs what it removed.
 pub struct OrphanSweep {
     items: ItemService,
@@ -101,6 +102,11 @@ impl OrphanSweep {
 
 impl Periodic for OrphanSweep {
     async fn round(&mut self) {
+        match self.items.sweep_expired_uploads().await {
+            Ok(0) => {}
+            Ok(sessions) => tracing::info!(sessions, "removed expired direct uploads"),
+            Err(error) => tracing::warn!(%error, "the sweep of expired direct uploads failed; it runs again later"),
+        }
         match self.items.sweep_orphans(ORPHAN_GRACE).await {
             Ok(swept) if swept.orphans + swept.incomplete_writes > 0 => tracing::info!(
                 orphans = swept.orphans,

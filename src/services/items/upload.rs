@@ -52,17 +52,17 @@ pub enum UploadOutcome {
 /// An uploaded object that has no row yet. Dropping it without [`ItemService::commit`] deletes
 /// the object.
 pub struct Staged {
-    folder_id: Uuid,
-    file_name: Option<String>,
-    object: StagedObject,
-    written: Written,
-    probed: Probed,
+    pub(super) folder_id: Uuid,
+    pub(super) file_name: Option<String>,
+    pub(super) object: StagedObject,
+    pub(super) written: Written,
+    pub(super) probed: Probed,
 }
 
 /// An object that is removed again unless kept.
-struct StagedObject {
-    bucket: Arc<dyn Bucket>,
-    key: Option<ObjectKey>,
+pub(super) struct StagedObject {
+    pub(super) bucket: Arc<dyn Bucket>,
+    pub(super) key: Option<ObjectKey>,
 }
 
 impl StagedObject {
@@ -72,7 +72,7 @@ impl StagedObject {
     }
 
     /// Removes the object now.
-    async fn discard(mut self) {
+    pub(super) async fn discard(mut self) {
         if let Some(key) = self.key.take() {
             remove_object(self.bucket.as_ref(), &key).await;
         }
@@ -91,7 +91,7 @@ impl Drop for StagedObject {
 }
 
 /// Maps a failed write to what the client should hear.
-fn upload_failed(err: BlobError) -> ServiceError {
+pub(super) fn upload_failed(err: BlobError) -> ServiceError {
     match err {
         BlobError::Body(e) if e.kind() == std::io::ErrorKind::FileTooLarge => ServiceError::TooLarge(format!(
             "the upload is over the size limit (server.max_upload_bytes): {e}"
@@ -142,17 +142,7 @@ impl ItemService {
         }
         .ok_or_else(|| ServiceError::Internal(format!("cannot read back the object {key} just stored")))?;
         let hint = file_name.as_deref().map(title_from_file_name).unwrap_or_default();
-        let examined = probe::examine(&head, hint, written.size);
-        let copy = match bucket.local_path(&key) {
-            None if probe::needs_local_file(&examined, written.size) => local_copy(bucket.as_ref(), &key).await,
-            _ => None,
-        };
-        let whole = match &copy {
-            Some(copy) => probe::Whole::File(copy.to_path_buf()),
-            None => whole_object(bucket.as_ref(), &key).await,
-        };
-        let probed = probe::complete(examined, written.size, whole).await;
-        drop(copy);
+        let probed = probe_stored(bucket.as_ref(), &key, &head, hint, written.size).await;
         Ok(Staged {
             folder_id,
             file_name,
@@ -282,6 +272,22 @@ impl ItemService {
             folder.path
         )))
     }
+}
+
+/// Types object `key` of `bucket` (`size` bytes, starting with `head`; `hint` its title) and
+/// reads its media metadata, copying it from a cloud bucket to a temp file only when a reader
+/// needs a file (see [`probe::needs_local_file`]).
+pub(super) async fn probe_stored(bucket: &dyn Bucket, key: &ObjectKey, head: &[u8], hint: &str, size: u64) -> Probed {
+    let examined = probe::examine(head, hint, size);
+    let copy = match bucket.local_path(key) {
+        None if probe::needs_local_file(&examined, size) => local_copy(bucket, key).await,
+        _ => None,
+    };
+    let whole = match &copy {
+        Some(copy) => probe::Whole::File(copy.to_path_buf()),
+        None => whole_object(bucket, key).await,
+    };
+    probe::complete(examined, size, whole).await
 }
 
 /// Where tools that read more than the head (ffprobe, image and PDF readers) find object `key`

@@ -1,0 +1,246 @@
+//! Direct uploads: a session's URL takes the file (the daemon's own `/o/…` on a local bucket, the
+//! store's presigned PUT on S3 and Azure), completing it makes the item from what was uploaded
+//! (read once: size, blake3, type), and every way it can go wrong leaves nothing behind.
+
+mod common;
+
+use common::buckets::Fixture;
+use common::{Backend, TestServer, id, media};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    a_file_put_to_its_session_url_becomes_an_item_on_completion,
+    wrong_sizes_early_completes_aborts_and_strangers_leave_nothing,
+);
+
+/// Opens a direct upload into `folder` as `key`.
+async fn start(s: &TestServer, key: &str, folder: &str, body: Value) -> common::Answer {
+    s.send(
+        Method::POST,
+        &format!("/v1/folders/{folder}/uploads"),
+        Some(key),
+        Some(body),
+    )
+    .await
+}
+
+/// PUTs `bytes` to a session's URL with its headers, no API key.
+async fn put(session: &Value, bytes: Vec<u8>) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .put(session["url"].as_str().expect("url"))
+        .body(bytes);
+    for (name, value) in session["headers"].as_object().expect("headers") {
+        req = req.header(name.as_str(), value.as_str().expect("header value"));
+    }
+    req.send().await.expect("put")
+}
+
+async fn complete(s: &TestServer, key: &str, session: &Value) -> common::Answer {
+    let path = format!("/v1/uploads/{}/complete", id(session));
+    s.send(Method::POST, &path, Some(key), None).await
+}
+
+async fn a_file_put_to_its_session_url_becomes_an_item_on_completion(backend: Backend) {
+    let s = server!(backend);
+    let f = s.folder("/direct").await;
+    let png = media::png(30, 20);
+    let session = start(
+        &s,
+        &s.admin_key,
+        &f,
+        json!({"title": "shot.png", "size": png.len(), "client_metadata": {"camera": 2}}),
+    )
+    .await;
+    assert_eq!(session.status, StatusCode::CREATED, "{:?}", session.body);
+    let session = session.body;
+    assert_eq!(session["method"], "PUT");
+    assert!(
+        session["url"]
+            .as_str()
+            .expect("url")
+            .starts_with(&format!("{}/o/", s.base))
+    );
+    assert_eq!(session["headers"], json!({}));
+    // Reading with the upload's URL is refused, like any URL that is not a read's.
+    let read = reqwest::get(session["url"].as_str().expect("url")).await.expect("get");
+    assert_eq!(read.status(), StatusCode::FORBIDDEN);
+
+    let stored = put(&session, png.clone()).await;
+    assert_eq!(stored.status(), StatusCode::OK);
+    let stored: Value = stored.json().await.expect("json");
+    let checksum = blake3::hash(&png).to_hex().to_string();
+    assert_eq!(stored, json!({"size": png.len(), "checksum": checksum}));
+
+    // The orphan sweep leaves an open session's file alone, however old.
+    s.services()
+        .items
+        .sweep_orphans(std::time::Duration::ZERO)
+        .await
+        .expect("sweep");
+    let item = complete(&s, &s.admin_key, &session).await;
+    assert_eq!(item.status, StatusCode::CREATED, "{:?}", item.body);
+    let item = item.body;
+    assert_eq!(item["title"], "shot.png");
+    assert_eq!(item["size"], png.len());
+    assert_eq!(item["checksum"], checksum.as_str());
+    assert_eq!(item["item_type"], "IMAGE");
+    assert_eq!(
+        (item["media"]["width"].clone(), item["media"]["height"].clone()),
+        (json!(30), json!(20))
+    );
+    assert_eq!(item["client_metadata"], json!({"camera": 2}));
+    assert!(s.bytes(&format!("/v1/items/{}/content", id(&item))).await == png);
+    let again = complete(&s, &s.admin_key, &session).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "a session completes once");
+
+    // The session's conflict strategy: `new` finds a free title, `error` refuses and cleans up.
+    let second = start(
+        &s,
+        &s.admin_key,
+        &f,
+        json!({"title": "shot.png", "size": 3, "conflict_strategy": "new"}),
+    )
+    .await;
+    put(&second.body, b"abc".to_vec()).await;
+    let renamed = complete(&s, &s.admin_key, &second.body).await;
+    assert_eq!(renamed.status, StatusCode::CREATED);
+    assert_eq!(renamed.body["title"], "shot (1).png");
+    let clash = start(&s, &s.admin_key, &f, json!({"title": "shot.png", "size": 3})).await;
+    put(&clash.body, b"xyz".to_vec()).await;
+    let refused = complete(&s, &s.admin_key, &clash.body).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
+    assert!(
+        common::eventually_async(|| async { s.object_keys().await.len() == 2 }).await,
+        "the refused file is removed: {:?}",
+        s.object_keys().await
+    );
+}
+
+async fn wrong_sizes_early_completes_aborts_and_strangers_leave_nothing(backend: Backend) {
+    let s = server!(backend, |settings: &mut stowage::config::Settings| {
+        settings.server.max_upload_bytes = 1000;
+    });
+    let f = s.folder("/careful").await;
+    let open = |size: usize| start(&s, &s.admin_key, &f, json!({"title": "f.bin", "size": size}));
+
+    let early = open(4).await.body;
+    let answer = complete(&s, &s.admin_key, &early).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert!(
+        answer.message().contains("nothing was uploaded"),
+        "{}",
+        answer.message()
+    );
+    let short = put(&early, b"abc".to_vec()).await;
+    assert_eq!(short.status(), StatusCode::BAD_REQUEST);
+    let long = put(&early, b"abcde".to_vec()).await;
+    assert_eq!(long.status(), StatusCode::BAD_REQUEST);
+    let body: Value = long.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("4 bytes"),
+        "{body}"
+    );
+    assert!(s.object_keys().await.is_empty(), "{:?}", s.object_keys().await);
+
+    // Strangers: another user neither completes nor aborts it; a viewer cannot start one.
+    put(&early, b"abcd".to_vec()).await;
+    let bob = s.key_for("bob", false).await;
+    assert_eq!(complete(&s, &bob, &early).await.status, StatusCode::NOT_FOUND);
+    let abort_path = format!("/v1/uploads/{}", id(&early));
+    assert_eq!(
+        s.send(Method::DELETE, &abort_path, Some(&bob), None).await.status,
+        StatusCode::NOT_FOUND
+    );
+    s.patch(&format!("/v1/folders/{f}"), json!({"visibility": "public"}))
+        .await;
+    let viewer = start(&s, &bob, &f, json!({"title": "b.bin", "size": 1})).await;
+    assert_eq!(viewer.status, StatusCode::FORBIDDEN, "{:?}", viewer.body);
+
+    // Aborting removes the file; the session is gone.
+    assert_eq!(s.delete(&abort_path).await.status, StatusCode::NO_CONTENT);
+    assert!(s.object_keys().await.is_empty());
+    assert_eq!(complete(&s, &s.admin_key, &early).await.status, StatusCode::NOT_FOUND);
+
+    // Bad sessions are 4xx that say what to change.
+    let over = open(1001).await;
+    assert_eq!(over.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(over.message().contains("max_upload_bytes"), "{}", over.message());
+    let bad_title = start(&s, &s.admin_key, &f, json!({"title": "a/b", "size": 1})).await;
+    assert_eq!(bad_title.status, StatusCode::BAD_REQUEST);
+    let unknown = start(&s, &s.admin_key, &f, json!({"title": "a", "size": 1, "colour": 1})).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+
+    // A file of the announced size that changed size afterwards is refused at completion.
+    let sized = open(4).await.body;
+    put(&sized, b"abcd".to_vec()).await;
+    if s.managed_is_local() {
+        let key = s.object_keys().await.pop().expect("the upload");
+        std::fs::write(s.objects_dir().join(&key), b"abcdef").expect("rewrite");
+        let refused = complete(&s, &s.admin_key, &sized).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert!(refused.message().contains("announced 4"), "{}", refused.message());
+        assert!(s.object_keys().await.is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_sessions_are_swept_with_their_files() {
+    let s = server!(Backend::Sqlite, |settings: &mut stowage::config::Settings| {
+        settings.signed_urls.upload_seconds = 1;
+    });
+    let f = s.folder("/late").await;
+    let session = start(&s, &s.admin_key, &f, json!({"title": "late.bin", "size": 2}))
+        .await
+        .body;
+    assert_eq!(put(&session, b"hi".to_vec()).await.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        put(&session, b"hi".to_vec()).await.status(),
+        StatusCode::FORBIDDEN,
+        "the URL expired"
+    );
+    let swept = s.services().items.sweep_expired_uploads().await.expect("sweep");
+    assert_eq!(swept, 1);
+    assert!(s.object_keys().await.is_empty(), "{:?}", s.object_keys().await);
+    assert_eq!(complete(&s, &s.admin_key, &session).await.status, StatusCode::NOT_FOUND);
+}
+
+/// Uploads straight into a cloud managed bucket through the store's presigned PUT.
+async fn straight_into(fixture: Option<Fixture>, headers: Value) {
+    let Some(fixture) = fixture else { return };
+    let Some(s) = TestServer::start_over(Backend::Sqlite, Some(fixture), |_| {}).await else {
+        return;
+    };
+    let f = s.folder("/cloud").await;
+    let too_big = start(&s, &s.admin_key, &f, json!({"title": "huge.bin", "size": 6u64 << 30})).await;
+    assert_eq!(too_big.status, StatusCode::BAD_REQUEST, "{:?}", too_big.body);
+    assert!(too_big.message().contains("in one PUT"), "{}", too_big.message());
+    let bytes = b"straight into the bucket".to_vec();
+    let session = start(&s, &s.admin_key, &f, json!({"title": "notes.txt", "size": bytes.len()})).await;
+    assert_eq!(session.status, StatusCode::CREATED, "{:?}", session.body);
+    let session = session.body;
+    let url = session["url"].as_str().expect("url");
+    assert!(!url.contains("/o/"), "the store's URL: {url}");
+    assert_eq!(session["headers"], headers);
+    let stored = put(&session, bytes.clone()).await;
+    assert!(stored.status().is_success(), "{}", stored.status());
+    let item = complete(&s, &s.admin_key, &session).await;
+    assert_eq!(item.status, StatusCode::CREATED, "{:?}", item.body);
+    assert_eq!(item.body["checksum"], blake3::hash(&bytes).to_hex().as_str());
+    assert_eq!(item.body["item_type"], "PLAIN_TEXT");
+    assert!(s.bytes(&format!("/v1/items/{}/content", id(&item.body))).await == bytes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_uploads_go_straight_into_the_bucket() {
+    straight_into(Fixture::s3().await, json!({})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_uploads_go_straight_into_the_container() {
+    straight_into(Fixture::azure("stowage-sync"), json!({"x-ms-blob-type": "BlockBlob"})).await;
+}
