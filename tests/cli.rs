@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, TestServer, healthz_ok};
+use common::{Backend, TestServer, healthz_ok, id};
 use reqwest::StatusCode;
 
 fn stowage(args: &[&str], envs: &[(&str, &str)]) -> Output {
@@ -363,6 +363,31 @@ async fn item_verbs_upload_a_directory_list_by_type_download_and_remove() {
     let out = run(vec!["download".into(), a_id.clone(), "--out".into(), path(dir.path())]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(dir.path().join("a.png")).expect("downloaded"), png);
+    // Through a direct upload session: the same item, checked the same way.
+    let direct = dir.path().join("direct.png");
+    std::fs::write(&direct, &png).expect("write");
+    let out = run(vec![
+        "upload".into(),
+        path(&direct),
+        "--folder".into(),
+        "/cli-items".into(),
+        "--direct".into(),
+        "--json".into(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uploaded: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(uploaded["title"], "direct.png");
+    assert_eq!(uploaded["item_type"], "IMAGE");
+    assert_eq!(uploaded["checksum"], blake3::hash(&png).to_hex().as_str());
+    assert!(s.bytes(&format!("/v1/items/{}/content", id(&uploaded))).await == png);
+    let metrics = String::from_utf8(s.bytes("/metrics").await).expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("stowage_http_requests_total") && l.contains("/o/") && l.contains("PUT")),
+        "the file went to the session's URL"
+    );
+
     // A URL anyone can read it by, for a while.
     let out = run(vec!["url".into(), a_id.clone(), "--expires-in".into(), "60".into()]);
     assert!(out.status.success(), "{}", stderr(&out));

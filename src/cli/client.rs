@@ -89,6 +89,11 @@ impl Client {
         }
     }
 
+    /// A request to an absolute `url` without the key (a signed URL carries its own rights).
+    pub fn unauthenticated(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, url)
+    }
+
     /// Sends `req`; an error status becomes a [`ClientError::Server`] with the server's message.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, ClientError> {
         let resp = req.send().await.map_err(|source| ClientError::Http {

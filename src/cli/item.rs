@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::client::{Client, ClientError};
+use super::direct_upload::{DIRECT_UPLOAD_BYTES, upload_direct};
 use super::export::{self, ExportArgs};
 use super::folder::folder_id;
 
@@ -34,6 +35,10 @@ pub enum ItemCommand {
         /// When a title is taken: error (default), skip, new or replace.
         #[arg(long, default_value = "error")]
         conflict_strategy: String,
+        /// Send every file through a direct upload session (files of 64 MiB and more always
+        /// go that way when the server offers it): into the bucket itself on a cloud bucket.
+        #[arg(long)]
+        direct: bool,
     },
     /// List the items of a folder, every page.
     List {
@@ -152,7 +157,8 @@ pub async fn run(client: &Client, command: ItemCommand, raw_json: bool) -> Resul
             files,
             folder,
             conflict_strategy,
-        } => upload(client, &files, &folder, &conflict_strategy, raw_json).await,
+            direct,
+        } => upload(client, &files, &folder, &conflict_strategy, direct, raw_json).await,
         ItemCommand::List {
             folder,
             recursive,
@@ -341,6 +347,7 @@ async fn upload(
     files: &[PathBuf],
     folder: &str,
     strategy: &str,
+    direct: bool,
     raw_json: bool,
 ) -> Result<(), ClientError> {
     let planned = plan(files)?;
@@ -401,7 +408,7 @@ async fn upload(
             name: name.clone(),
         };
         shown.update(0);
-        match upload_one(client, &target, &item.file, &name, item.size, strategy, shown).await {
+        match upload_one(client, &target, &item, &name, strategy, shown, direct).await {
             Ok(uploaded) => bar.suspend(|| print(&uploaded, Some(&target_path), raw_json)),
             Err(e) => {
                 failures += 1;
@@ -443,16 +450,29 @@ impl Shown {
     }
 }
 
-/// Streams one file to the server.
+/// Sends one file to the server: through a direct upload session when `direct` asks for one or
+/// the file is large (see [`DIRECT_UPLOAD_BYTES`]) and the server offers it, else streamed.
 async fn upload_one(
     client: &Client,
     folder_id: &str,
-    path: &Path,
+    item: &Planned,
     name: &str,
-    size: u64,
     strategy: &str,
     shown: Shown,
+    direct: bool,
 ) -> Result<Value, ClientError> {
+    let (path, size) = (item.file.as_path(), item.size);
+    let shown = Arc::new(shown);
+    if direct || size >= DIRECT_UPLOAD_BYTES {
+        let counted = Arc::clone(&shown);
+        let uploaded = upload_direct(client, folder_id, path, name, size, strategy, move |n| {
+            counted.update(n)
+        })
+        .await?;
+        if let Some(uploaded) = uploaded {
+            return Ok(uploaded);
+        }
+    }
     let file = tokio::fs::File::open(path)
         .await
         .map_err(|e| ClientError::Usage(format!("cannot open {}: {e}", path.display())))?;

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod direct_upload;
 pub mod export;
 pub mod folder;
 pub mod group;
