@@ -115,6 +115,20 @@ async fn a_file_put_to_its_session_url_becomes_an_item_on_completion(backend: Ba
         "the refused file is removed: {:?}",
         s.object_keys().await
     );
+
+    // The session's URL stays valid until it expires, but no longer reaches the item.
+    overwrite_after_completion(&s, &session, &item, &png).await;
+}
+
+/// PUTs other bytes of the same size to a completed session's URL: the item keeps its content.
+async fn overwrite_after_completion(s: &TestServer, session: &Value, item: &Value, content: &[u8]) {
+    let other: Vec<u8> = content.iter().map(|b| b ^ 0xff).collect();
+    put(session, other).await;
+    let content_path = format!("/v1/items/{}/content", id(item));
+    assert!(
+        s.bytes(&content_path).await == content,
+        "the item's content is what was completed"
+    );
 }
 
 async fn wrong_sizes_early_completes_aborts_and_strangers_leave_nothing(backend: Backend) {
@@ -233,6 +247,7 @@ async fn straight_into(fixture: Option<Fixture>, headers: Value) {
     assert_eq!(item.body["checksum"], blake3::hash(&bytes).to_hex().as_str());
     assert_eq!(item.body["item_type"], "PLAIN_TEXT");
     assert!(s.bytes(&format!("/v1/items/{}/content", id(&item.body))).await == bytes);
+    overwrite_after_completion(&s, &session, &item.body, &bytes).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -160,6 +160,18 @@ impl Bucket for CloudBucket {
         }
     }
 
+    async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), BlobError> {
+        match self
+            .store
+            .rename(&Path::from(from.as_str()), &Path::from(to.as_str()))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(object_store::Error::NotFound { .. }) => Err(BlobError::NotFound(from.to_string())),
+            Err(e) => Err(self.failed("move", from)(e)),
+        }
+    }
+
     fn list_older_than(&self, before: SystemTime) -> BoxStream<'static, Result<Listed, BlobError>> {
         let name = self.name.clone();
         self.store

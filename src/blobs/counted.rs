@@ -53,6 +53,12 @@ impl<B: Bucket> Bucket for Counted<B> {
         count(self.backend, "delete", started, deleted)
     }
 
+    async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), BlobError> {
+        let started = Instant::now();
+        let renamed = self.inner.rename(from, to).await;
+        count(self.backend, "rename", started, renamed)
+    }
+
     fn list_older_than(&self, before: SystemTime) -> BoxStream<'static, Result<Listed, BlobError>> {
         self.inner.list_older_than(before)
     }

@@ -271,6 +271,23 @@ impl Bucket for LocalBucket {
         .map_err(|e| BlobError::io("the delete thread failed")(std::io::Error::other(e)))?
     }
 
+    async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), BlobError> {
+        let (source, dest) = (self.path_for(from)?, self.path_for(to)?);
+        let (root, from, to) = (self.root.clone(), from.clone(), to.clone());
+        tokio::task::spawn_blocking(move || {
+            ensure_inside(&root, &source, &from)?;
+            let parent = dest.parent().unwrap_or(&root);
+            std::fs::create_dir_all(parent).map_err(BlobError::io(format!("cannot create {}", parent.display())))?;
+            ensure_inside(&root, parent, &to)?;
+            std::fs::rename(&source, &dest).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => BlobError::NotFound(from.to_string()),
+                _ => BlobError::io(format!("cannot move `{from}` to `{to}`"))(e),
+            })
+        })
+        .await
+        .map_err(|e| BlobError::io("the move thread failed")(std::io::Error::other(e)))?
+    }
+
     fn list_older_than(&self, before: SystemTime) -> BoxStream<'static, Result<Listed, BlobError>> {
         let (tx, rx) = mpsc::channel(1024);
         let root = self.root.clone();

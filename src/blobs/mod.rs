@@ -158,6 +158,10 @@ pub trait Bucket: Send + Sync + 'static {
     /// Removes the object; removing one that does not exist succeeds.
     async fn delete(&self, key: &ObjectKey) -> Result<(), BlobError>;
 
+    /// Moves the object at `from` to the fresh key `to` (a server-side copy and a delete on a
+    /// cloud store); `NotFound` when there is nothing at `from`.
+    async fn rename(&self, from: &ObjectKey, to: &ObjectKey) -> Result<(), BlobError>;
+
     /// Every object last written before `before`, in no particular order.
     fn list_older_than(&self, before: SystemTime) -> BoxStream<'static, Result<Listed, BlobError>>;
 

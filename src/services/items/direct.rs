@@ -1,7 +1,8 @@
 //! Direct uploads: the file goes from the client straight into the managed bucket through a
 //! signed URL, not through this daemon (on a cloud bucket). A session names the title, the size
 //! and a fresh object key; the client PUTs the file's exact bytes to the session's URL, then
-//! completes the session: the object is read once (blake3, type, media), checked against the
+//! completes the session: the object moves to a key of its own (out of reach of the URL, which
+//! stays valid until it expires), is read once (blake3, type, media), checked against the
 //! announced size and committed as an item with the session's conflict strategy. On a `file://`
 //! bucket the URL is the daemon's own `/o/…`, which streams the PUT into the bucket.
 
@@ -169,35 +170,42 @@ impl ItemService {
         Ok(written)
     }
 
-    /// Completes direct upload `id`: reads what was uploaded once (size, blake3, type, media)
-    /// and makes the item as an upload would (conflict strategy, quota). The session ends
-    /// either way once the file is there; a file of the wrong size is removed (400).
+    /// Completes direct upload `id`: moves what was uploaded to a key of its own (so the
+    /// session's URL, valid until it expires, can never touch the item's content), reads it once
+    /// (size, blake3, type, media) and makes the item as an upload would (conflict strategy,
+    /// quota). The session ends once the file is there; a file of the wrong size is removed (400).
     pub async fn complete_upload(&self, caller: &Caller, id: Uuid) -> Result<(ItemView, UploadOutcome), ServiceError> {
         let session = self.open_session(caller, id).await?;
         let bucket = self.buckets.managed();
-        let key = stored_key(&session.object_key)?;
-        let body = match bucket.read(&key, None).await {
-            Ok(body) => body,
+        let key = new_object_key();
+        match bucket.rename(&stored_key(&session.object_key)?, &key).await {
+            Ok(()) => {}
             Err(BlobError::NotFound(_)) => {
                 return Err(ServiceError::Conflict(format!(
                     "nothing was uploaded to session {id} yet: send the file to its url first, then complete it"
                 )));
             }
-            Err(e) => return Err(e).context(format!("cannot read the upload of session {id}")),
-        };
-        let (written, head) = hash_with_head(body)
-            .await
-            .context(format!("cannot read the upload of session {id}"))?;
-        let mut tx = self.store.write().await?;
-        let ended = rows::remove(&mut tx, id).await?;
-        tx.commit().await?;
-        if !ended {
-            return Err(gone(id));
+            Err(e) => return Err(e).context(format!("cannot take the upload of session {id}")),
         }
         let object = StagedObject {
             bucket: bucket.clone(),
             key: Some(key.clone()),
         };
+        let mut tx = self.store.write().await?;
+        let ended = rows::remove(&mut tx, id).await?;
+        tx.commit().await?;
+        if !ended {
+            // Aborted meanwhile: what it uploaded goes with it.
+            object.discard().await;
+            return Err(gone(id));
+        }
+        let body = bucket
+            .read(&key, None)
+            .await
+            .context(format!("cannot read the upload of session {id}"))?;
+        let (written, head) = hash_with_head(body)
+            .await
+            .context(format!("cannot read the upload of session {id}"))?;
         if i64::try_from(written.size).ok() != Some(session.size) {
             object.discard().await;
             return Err(ServiceError::Invalid(format!(
