@@ -143,7 +143,7 @@ async fn only_readers_get_urls_and_lists_carry_them_on_request(backend: Backend)
     s.patch(&format!("/v1/folders/{f}"), json!({"visibility": "private"}))
         .await;
     let a = s.upload_ok(&f, "a.txt", b"first".to_vec()).await;
-    let b = s.upload_ok(&f, "b.txt", b"second".to_vec()).await;
+    s.upload_ok(&f, "b.txt", b"second".to_vec()).await;
     let bob = s.key_for("bob", false).await;
     let denied = url_of(&s, &bob, &id(&a), "").await;
     assert_eq!(denied.status, StatusCode::NOT_FOUND, "bob may not know it exists");
@@ -166,7 +166,6 @@ async fn only_readers_get_urls_and_lists_carry_them_on_request(backend: Backend)
         let url = listed["signed_url"].as_str().expect("signed_url");
         assert!(fetch(url, &[]).await.bytes().await.expect("body") == body);
     }
-    let _ = b;
 }
 
 /// A server over SQLite whose managed bucket is `fixture`.

@@ -50,3 +50,27 @@ pub struct Hashed<T> {
     /// (see [`Source::hash_many`]).
     pub inspected: T,
 }
+
+/// Reads `body` to its end: its blake3 and size, and its first `head_bytes` bytes.
+pub async fn hash_stream<E>(
+    mut body: impl futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    head_bytes: usize,
+) -> Result<(Hashed<()>, Vec<u8>), E> {
+    use futures::StreamExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut head = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        if head.len() < head_bytes {
+            let take = (head_bytes - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        hasher.update(&chunk);
+    }
+    let hashed = Hashed {
+        checksum: hasher.finalize().to_hex().to_string(),
+        size: hasher.count(),
+        inspected: (),
+    };
+    Ok((hashed, head))
+}

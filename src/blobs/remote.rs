@@ -7,12 +7,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use object_store::path::Path;
 use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
-use super::listing::Hashed;
+use super::listing::{Hashed, hash_stream};
 use super::{Answering, BlobError};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
@@ -26,22 +25,13 @@ pub(super) async fn hash_object<T>(
     inspect: impl FnOnce(&[u8], u64) -> T,
 ) -> Result<Hashed<T>, BlobError> {
     let got = store.get(&Path::from(key)).await.map_err(|e| remote_error(key, e))?;
-    let mut stream = got.into_stream();
-    let mut hasher = blake3::Hasher::new();
-    let mut head = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| remote_error(key, e))?;
-        if head.len() < head_bytes {
-            let take = (head_bytes - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
-        }
-        hasher.update(&chunk);
-    }
-    let size = hasher.count();
+    let (hashed, head) = hash_stream(got.into_stream(), head_bytes)
+        .await
+        .map_err(|e| remote_error(key, e))?;
     Ok(Hashed {
-        checksum: hasher.finalize().to_hex().to_string(),
-        size,
-        inspected: inspect(&head, size),
+        inspected: inspect(&head, hashed.size),
+        checksum: hashed.checksum,
+        size: hashed.size,
     })
 }
 

@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use super::upload::{Staged, StagedObject, probe_stored, upload_failed};
 use super::{ItemService, ItemView, UploadOptions, UploadOutcome};
-use crate::blobs::{BlobError, ByteStream, ObjectKey, Written};
+use crate::blobs::listing::hash_stream;
+use crate::blobs::{BlobError, ByteStream, ObjectKey, Written, backend_label};
 use crate::domain::caller::Caller;
 use crate::domain::item::{ConflictStrategy, client_title};
 use crate::services::access::changeable_folder;
@@ -121,7 +122,7 @@ impl ItemService {
         changeable_folder(&mut tx, caller, folder_id, "uploading").await?;
         rows::insert(&mut tx, &session).await?;
         tx.commit().await?;
-        let headers = match managed_url.starts_with("az://") {
+        let headers = match backend_label(&managed_url) == "az" {
             true => BTreeMap::from([("x-ms-blob-type".to_owned(), "BlockBlob".to_owned())]),
             false => BTreeMap::new(),
         };
@@ -203,9 +204,13 @@ impl ItemService {
             .read(&key, None)
             .await
             .context(format!("cannot read the upload of session {id}"))?;
-        let (written, head) = hash_with_head(body)
+        let (hashed, head) = hash_stream(body, HEAD_BYTES)
             .await
             .context(format!("cannot read the upload of session {id}"))?;
+        let written = Written {
+            size: hashed.size,
+            checksum: hashed.checksum,
+        };
         if i64::try_from(written.size).ok() != Some(session.size) {
             object.discard().await;
             return Err(ServiceError::Invalid(format!(
@@ -286,7 +291,7 @@ impl ItemService {
 /// The most bytes one PUT may carry into the store at `url`, and the store's name; `None` where
 /// the daemon takes the PUT itself (a local directory) or the store's limit is past any upload.
 fn single_put_limit(url: &str) -> Option<(u64, &'static str)> {
-    match url.split_once("://")?.0 {
+    match backend_label(url) {
         "s3" => Some((5 << 30, "S3")),
         "az" => Some((5000 << 20, "Azure Blob Storage")),
         _ => None,
@@ -303,23 +308,4 @@ fn gone(id: Uuid) -> ServiceError {
     ServiceError::NotFound(format!(
         "upload session {id} does not exist: it was completed, aborted, or expired"
     ))
-}
-
-/// Reads `body` to its end: its size and blake3, and its first [`HEAD_BYTES`].
-async fn hash_with_head(mut body: ByteStream<'static>) -> std::io::Result<(Written, Vec<u8>)> {
-    let mut hasher = blake3::Hasher::new();
-    let mut head = Vec::with_capacity(HEAD_BYTES);
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        if head.len() < HEAD_BYTES {
-            let take = (HEAD_BYTES - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..take]);
-        }
-        hasher.update(&chunk);
-    }
-    let written = Written {
-        size: hasher.count(),
-        checksum: hasher.finalize().to_hex().to_string(),
-    };
-    Ok((written, head))
 }

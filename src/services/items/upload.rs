@@ -12,7 +12,7 @@ use super::{ItemService, ItemView, MAX_TITLE_ATTEMPTS, insert_under_free_title};
 use crate::blobs::{BlobError, Bucket, ByteStream, Method, ObjectKey, Written};
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::{Caller, Role};
-use crate::domain::item::{ConflictStrategy, Item, client_title, expiry_for, title_from_file_name};
+use crate::domain::item::{ConflictStrategy, Item, ItemType, client_title, expiry_for, title_from_file_name};
 use crate::domain::quota::Usage;
 use crate::domain::webhook::EventKind;
 use crate::services::access::{changeable_folder, require_role};
@@ -283,19 +283,20 @@ pub(super) async fn probe_stored(bucket: &dyn Bucket, key: &ObjectKey, head: &[u
         None if probe::needs_local_file(&examined, size) => local_copy(bucket, key).await,
         _ => None,
     };
-    let whole = match &copy {
-        Some(copy) => probe::Whole::File(copy.to_path_buf()),
-        None => whole_object(bucket, key).await,
+    let whole = match (&copy, bucket.local_path(key)) {
+        (Some(copy), _) => probe::Whole::File(copy.to_path_buf()),
+        (None, Some(path)) => probe::Whole::File(path),
+        // Only ffprobe reads through a URL: sign one for audio and video alone.
+        (None, None) if matches!(examined.item_type, ItemType::Video | ItemType::Audio) => {
+            signed_for_probe(bucket, key).await
+        }
+        (None, None) => probe::Whole::Unreachable,
     };
     probe::complete(examined, size, whole).await
 }
 
-/// Where tools that read more than the head (ffprobe, image and PDF readers) find object `key`
-/// of `bucket`: its file, or a short-lived signed URL of a cloud bucket.
-pub(crate) async fn whole_object(bucket: &dyn Bucket, key: &ObjectKey) -> probe::Whole {
-    if let Some(path) = bucket.local_path(key) {
-        return probe::Whole::File(path);
-    }
+/// A short-lived signed URL of object `key` of a cloud `bucket`, for ffprobe.
+async fn signed_for_probe(bucket: &dyn Bucket, key: &ObjectKey) -> probe::Whole {
     match bucket
         .signed_url(Method::GET, key, PROBE_URL_LIFETIME, &Default::default())
         .await
