@@ -934,3 +934,42 @@ async fn item_export_writes_what_the_api_answers() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("format"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The session answers four parts and no `url`: a CLI that sent the file any other way than
+/// part by part would fail.
+async fn item_upload_sends_a_large_file_in_parts_straight_into_a_cloud_bucket() {
+    let Some(fixture) = common::buckets::Fixture::s3().await else {
+        return;
+    };
+    let Some(s) = TestServer::start_over(Backend::Sqlite, Some(fixture), |settings| {
+        settings.signed_urls.upload_part_bytes = 5 << 20;
+    })
+    .await
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let big = dir.path().join("big.bin");
+    let bytes: Vec<u8> = (0..(17u32 << 20) / 4 + 1).flat_map(u32::to_le_bytes).collect();
+    std::fs::write(&big, &bytes).expect("write");
+    let cli = client_of(&s);
+    let out = cli(
+        &s.admin_key,
+        &[
+            "item",
+            "upload",
+            big.to_str().expect("utf8"),
+            "--folder",
+            "/big",
+            "--direct",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uploaded: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
+    assert_eq!(uploaded["size"], bytes.len());
+    assert_eq!(uploaded["checksum"], blake3::hash(&bytes).to_hex().as_str());
+    assert!(s.bytes(&format!("/v1/items/{}/content", id(&uploaded))).await == bytes);
+    assert_eq!(s.object_keys().await.len(), 1, "no part left behind");
+}

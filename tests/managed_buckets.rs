@@ -139,32 +139,13 @@ async fn uploads_in_parts_read_back(fixture: Option<Fixture>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_upload_cut_off_midway_leaves_no_object_and_no_unfinished_upload() {
-    let Some(fixture) = Fixture::s3().await else { return };
-    let settings = fixture.settings();
-    let Some(s) = on(Some(fixture)).await else { return };
+    let Some(s) = on(Fixture::s3().await).await else { return };
     let f = s.folder("/cut").await;
     let part = stowage::blobs::cloud::PART_BYTES;
     // Cut off after two and a half parts of an announced four: parts were sent.
     tokio::task::block_in_place(|| common::cut_off_upload(&s, &f, 4 * part, 5 * part / 2));
-    let endpoint = settings.endpoint.clone().expect("endpoint");
-    let bucket = settings
-        .url
-        .trim_start_matches("s3://")
-        .split('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let unfinished = || async {
-        let listing = reqwest::get(format!("{endpoint}/{bucket}?uploads"))
-            .await
-            .expect("list uploads")
-            .text()
-            .await
-            .expect("body");
-        listing.matches("<UploadId>").count()
-    };
     assert!(
-        eventually_async(|| async { unfinished().await == 0 }).await,
+        eventually_async(|| async { s.managed().unfinished_uploads().await == 0 }).await,
         "the multipart upload was aborted"
     );
     assert!(s.object_keys().await.is_empty(), "{:?}", s.object_keys().await);

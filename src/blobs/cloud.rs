@@ -19,6 +19,7 @@ use object_store::path::Path;
 use object_store::signer::{Method, Signer};
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
+use super::parts::StoreParts;
 use super::remote::{get_remote, open_remote, signed_url};
 use super::{Answering, BlobError, Bucket, ByteStream, Listed, ObjectKey, Written};
 use crate::config::BucketSettings;
@@ -34,6 +35,7 @@ pub struct CloudBucket {
     name: String,
     store: Arc<dyn ObjectStore>,
     signer: Option<(Arc<dyn Signer>, String)>,
+    parts: StoreParts,
 }
 
 impl CloudBucket {
@@ -45,6 +47,7 @@ impl CloudBucket {
             name: name.to_owned(),
             store: opened.store,
             signer: opened.signer,
+            parts: opened.parts,
         })
     }
 
@@ -216,6 +219,10 @@ impl Bucket for CloudBucket {
                 .map(Some),
             None => Ok(None),
         }
+    }
+
+    fn parts(&self) -> Option<&StoreParts> {
+        Some(&self.parts)
     }
 }
 

@@ -80,4 +80,8 @@ impl<B: Bucket> Bucket for Counted<B> {
     ) -> Result<Option<url::Url>, BlobError> {
         self.inner.signed_url(method, key, lifetime, answering).await
     }
+
+    fn parts(&self) -> Option<&super::parts::StoreParts> {
+        self.inner.parts()
+    }
 }

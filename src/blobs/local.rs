@@ -359,6 +359,11 @@ impl Bucket for LocalBucket {
     ) -> Result<Option<url::Url>, BlobError> {
         Ok(None)
     }
+
+    /// The daemon's own PUT takes a file of any size into a directory.
+    fn parts(&self) -> Option<&super::parts::StoreParts> {
+        None
+    }
 }
 
 /// Streams an open file (object `key`), whole or the bytes `range` of it.

@@ -9,6 +9,7 @@ pub mod expected;
 mod file_hash;
 pub mod listing;
 pub mod local;
+pub mod parts;
 mod remote;
 pub mod source;
 pub mod walk;
@@ -58,6 +59,9 @@ pub enum BlobError {
     /// The object is no longer the one the catalog recorded (see [`expected`]).
     #[error("{0}")]
     Changed(String),
+    /// The store refused a request as the client's fault (a 4xx answer), in its own words.
+    #[error("the store refused: {0}")]
+    Refused(String),
 }
 
 impl BlobError {
@@ -181,6 +185,11 @@ pub trait Bucket: Send + Sync + 'static {
         lifetime: Duration,
         answering: &Answering,
     ) -> Result<Option<url::Url>, BlobError>;
+
+    /// Multipart uploads a client sends straight to the store through presigned part URLs;
+    /// `None` where the store cannot presign them (a local directory takes any size in one PUT
+    /// through the daemon).
+    fn parts(&self) -> Option<&parts::StoreParts>;
 }
 
 /// The metric label of the backend a bucket URL names: `file`, `s3`, `gs` or `az`.

@@ -7,11 +7,13 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use object_store::multipart::MultipartStore;
 use object_store::path::Path;
 use object_store::signer::{Method, SignedUrlOptions, Signer};
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
 use super::listing::{Hashed, hash_stream};
+use super::parts::StoreParts;
 use super::{Answering, BlobError};
 use crate::config::BucketSettings;
 use crate::domain::fingerprint::Fingerprint;
@@ -71,8 +73,9 @@ pub(super) fn meta_fingerprint(meta: &object_store::ObjectMeta) -> Fingerprint {
     }
 }
 
-/// A remote store, and what signs URLs for it (with the key prefix its URL names).
-type RemoteStore = (Arc<dyn ObjectStore>, Option<(Arc<dyn Signer>, String)>);
+/// A remote store, what signs URLs for it (with the key prefix its URL names), and its
+/// multipart uploads for clients.
+type RemoteStore = (Arc<dyn ObjectStore>, Option<(Arc<dyn Signer>, String)>, StoreParts);
 
 /// A configured cloud bucket, opened.
 pub(super) struct OpenedRemote {
@@ -80,6 +83,8 @@ pub(super) struct OpenedRemote {
     pub store: Arc<dyn ObjectStore>,
     /// What signs URLs for it, with that prefix (the signer sees the whole bucket).
     pub signer: Option<(Arc<dyn Signer>, String)>,
+    /// Multipart uploads that clients send straight to it.
+    pub parts: StoreParts,
     /// The URL prefixes that name its objects (see [`addresses`]).
     pub addresses: Vec<url::Url>,
 }
@@ -99,10 +104,11 @@ pub(super) fn open_remote(name: &str, settings: &BucketSettings) -> Result<Opene
         })?;
         options.push((option.clone(), value));
     }
-    let (store, signer) = remote_store(&url, settings, &options).map_err(unsupported)?;
+    let (store, signer, parts) = remote_store(&url, settings, &options).map_err(unsupported)?;
     Ok(OpenedRemote {
         store,
         signer,
+        parts,
         addresses: addresses(&url, settings, &options),
     })
 }
@@ -153,57 +159,59 @@ fn remote_store(
 ) -> Result<RemoteStore, String> {
     let bucket = url.host_str().unwrap_or_default();
     let root = url.path().trim_matches('/').to_owned();
-    let (store, signer): (Arc<dyn ObjectStore>, Arc<dyn Signer>) = match url.scheme() {
-        "s3" => {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            b = b.with_region(settings.region.clone().unwrap_or_else(|| "us-east-1".into()));
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+    let (store, signer, multipart): (Arc<dyn ObjectStore>, Arc<dyn Signer>, Arc<dyn MultipartStore>) =
+        match url.scheme() {
+            "s3" => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+                b = b.with_region(settings.region.clone().unwrap_or_else(|| "us-east-1".into()));
+                if let Some(endpoint) = &settings.endpoint {
+                    b = b.with_endpoint(endpoint).with_virtual_hosted_style_request(false);
+                }
+                b = b.with_allow_http(settings.allow_http);
+                for (k, v) in options {
+                    b = b.with_config(
+                        object_store::aws::AmazonS3ConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
+                        v,
+                    );
+                }
+                let store = Arc::new(b.build().map_err(|e| e.to_string())?);
+                (store.clone(), store.clone(), store)
             }
-            b = b.with_allow_http(settings.allow_http);
-            for (k, v) in options {
-                b = b.with_config(
-                    object_store::aws::AmazonS3ConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
-                    v,
-                );
+            "gs" => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+                for (k, v) in options {
+                    b = b.with_config(
+                        object_store::gcp::GoogleConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
+                        v,
+                    );
+                }
+                let store = Arc::new(b.build().map_err(|e| e.to_string())?);
+                (store.clone(), store.clone(), store)
             }
-            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
-            (store.clone(), store)
-        }
-        "gs" => {
-            let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
-            for (k, v) in options {
-                b = b.with_config(
-                    object_store::gcp::GoogleConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
-                    v,
-                );
+            "az" => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket);
+                if let Some(endpoint) = &settings.endpoint {
+                    b = b.with_endpoint(endpoint.clone());
+                }
+                b = b.with_allow_http(settings.allow_http);
+                for (k, v) in options {
+                    b = b.with_config(
+                        object_store::azure::AzureConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
+                        v,
+                    );
+                }
+                let store = Arc::new(b.build().map_err(|e| e.to_string())?);
+                (store.clone(), store.clone(), store)
             }
-            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
-            (store.clone(), store)
-        }
-        "az" => {
-            let mut b = object_store::azure::MicrosoftAzureBuilder::from_env().with_container_name(bucket);
-            if let Some(endpoint) = &settings.endpoint {
-                b = b.with_endpoint(endpoint.clone());
-            }
-            b = b.with_allow_http(settings.allow_http);
-            for (k, v) in options {
-                b = b.with_config(
-                    object_store::azure::AzureConfigKey::from_str(k).map_err(|e| format!("option `{k}`: {e}"))?,
-                    v,
-                );
-            }
-            let store = Arc::new(b.build().map_err(|e| e.to_string())?);
-            (store.clone(), store)
-        }
-        other => return Err(format!("scheme `{other}` is not supported")),
-    };
+            other => return Err(format!("scheme `{other}` is not supported")),
+        };
     let store = if root.is_empty() {
         store
     } else {
         Arc::new(object_store::prefix::PrefixStore::new(store, root.as_str()))
     };
-    Ok((store, Some((signer, root))))
+    let parts = StoreParts::new(multipart, signer.clone(), root.clone(), url.scheme() == "az");
+    Ok((store, Some((signer, root)), parts))
 }
 
 /// The URL prefixes that name objects of the bucket configured at `url`: the URL itself and,

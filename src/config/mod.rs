@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use buckets::{BUCKET_SCHEMES, BucketSettings};
-pub use signed_urls::SignedUrlSettings;
+pub use signed_urls::{MAX_PART_BYTES, MIN_PART_BYTES, SignedUrlSettings};
 
 use crate::domain::schedule::CronSchedule;
 

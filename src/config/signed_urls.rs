@@ -15,6 +15,9 @@ pub struct SignedUrlSettings {
     pub max_seconds: u64,
     /// How long a direct upload session (and its PUT URL) stays open, in seconds.
     pub upload_seconds: u64,
+    /// A direct upload into a cloud managed bucket larger than this goes in parts of this many
+    /// bytes (more when the file would need over 10,000), each PUT to a URL of its own.
+    pub upload_part_bytes: u64,
     /// The address clients reach this daemon at (`https://stowage.example.com`), which the URLs
     /// it serves itself start with; unset: `http://` and the request's `Host`.
     pub base_url: Option<String>,
@@ -23,12 +26,18 @@ pub struct SignedUrlSettings {
     pub secret: Option<String>,
 }
 
+/// The smallest part S3 takes (all but the last part of an upload).
+pub const MIN_PART_BYTES: u64 = 5 << 20;
+/// The largest part S3 takes.
+pub const MAX_PART_BYTES: u64 = 5 << 30;
+
 impl Default for SignedUrlSettings {
     fn default() -> Self {
         Self {
             default_seconds: 3600,
             max_seconds: 7 * 24 * 3600,
             upload_seconds: 24 * 3600,
+            upload_part_bytes: 64 << 20,
             base_url: None,
             secret: None,
         }
@@ -50,6 +59,14 @@ impl SignedUrlSettings {
         }
         if self.upload_seconds == 0 {
             return Err(invalid("upload_seconds", "must be at least 1".into()));
+        }
+        if !(MIN_PART_BYTES..=MAX_PART_BYTES).contains(&self.upload_part_bytes) {
+            return Err(invalid(
+                "upload_part_bytes",
+                format!(
+                    "must be between {MIN_PART_BYTES} (5 MiB) and {MAX_PART_BYTES} (5 GiB): the stores take parts of those sizes"
+                ),
+            ));
         }
         if let Some(base) = &self.base_url {
             let url = url::Url::parse(base).map_err(|e| invalid("base_url", format!("`{base}` is not a URL: {e}")))?;

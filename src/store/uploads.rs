@@ -32,10 +32,20 @@ pub struct UploadSession {
     pub created_at: OffsetDateTime,
     /// When it (and its URL) stops working.
     pub expires_at: OffsetDateTime,
+    /// How the file goes in parts; `None` when it goes in one PUT.
+    pub parts: Option<SessionParts>,
 }
 
-const COLUMNS: &str =
-    "id, folder_id, user_name, title, size, conflict_strategy, client_metadata, object_key, created_at, expires_at";
+/// A session's multipart upload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionParts {
+    /// The store's upload id (empty on Azure).
+    pub upload_id: String,
+    /// The bytes of every part but the last, which has the rest.
+    pub part_bytes: i64,
+}
+
+const COLUMNS: &str = "id, folder_id, user_name, title, size, conflict_strategy, client_metadata, object_key, created_at, expires_at, upload_id, part_bytes";
 
 type Row = (
     String,
@@ -48,10 +58,25 @@ type Row = (
     String,
     i64,
     i64,
+    Option<String>,
+    Option<i64>,
 );
 
 fn from_row(row: Row) -> Result<UploadSession, StoreError> {
-    let (id, folder_id, user_name, title, size, strategy, client_metadata, object_key, created_at, expires_at) = row;
+    let (
+        id,
+        folder_id,
+        user_name,
+        title,
+        size,
+        strategy,
+        client_metadata,
+        object_key,
+        created_at,
+        expires_at,
+        upload_id,
+        part_bytes,
+    ) = row;
     Ok(UploadSession {
         id: parse_id(&id)?,
         folder_id: parse_id(&folder_id)?,
@@ -64,6 +89,9 @@ fn from_row(row: Row) -> Result<UploadSession, StoreError> {
         object_key,
         created_at: from_micros(created_at),
         expires_at: from_micros(expires_at),
+        parts: upload_id
+            .zip(part_bytes)
+            .map(|(upload_id, part_bytes)| SessionParts { upload_id, part_bytes }),
     })
 }
 
@@ -79,7 +107,9 @@ pub async fn insert(db: &mut dyn Db, session: &UploadSession) -> Result<(), Stor
     sql.bind(session.client_metadata.clone()).push(", ");
     sql.bind(session.object_key.clone()).push(", ");
     sql.bind(to_micros(session.created_at)).push(", ");
-    sql.bind(to_micros(session.expires_at)).push(")");
+    sql.bind(to_micros(session.expires_at)).push(", ");
+    sql.bind(session.parts.as_ref().map(|p| p.upload_id.clone())).push(", ");
+    sql.bind(session.parts.as_ref().map(|p| p.part_bytes)).push(")");
     sql.build().execute(db.conn()).await?;
     Ok(())
 }

@@ -196,6 +196,26 @@ impl Fixture {
         }
     }
 
+    /// How many multipart uploads the S3 bucket holds unfinished (moto lists them all).
+    pub async fn unfinished_uploads(&self) -> usize {
+        let settings = self.settings();
+        let endpoint = settings.endpoint.clone().expect("an S3 fixture's endpoint");
+        let bucket = settings
+            .url
+            .trim_start_matches("s3://")
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let listing = reqwest::get(format!("{endpoint}/{bucket}?uploads"))
+            .await
+            .expect("list uploads")
+            .text()
+            .await
+            .expect("body");
+        listing.matches("<UploadId>").count()
+    }
+
     /// Deletes an object.
     pub async fn delete(&self, key: &str) {
         match self {

@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub use content::{Served, served};
-pub use direct::{NewUpload, UploadSessionView};
+pub use direct::{CompleteUpload, CompletedPart, NewUpload, PartUrl, UploadSessionView};
 pub use export::{CSV_COLUMNS, Export, ExportFormat, ExportItems};
 pub use signed_urls::{SignedUrl, UrlSigner};
 pub use sweep::{MAX_ORPHAN_SHARE, ORPHAN_ALARM, ORPHAN_GRACE, OrphanSweep, SWEEP_INTERVAL, Swept};

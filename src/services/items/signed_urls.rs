@@ -221,6 +221,11 @@ impl UrlSigner {
         Ok(format!("{}/o/{token}", base.trim_end_matches('/')))
     }
 
+    /// The bytes of each part of a direct upload that goes in parts (at least).
+    pub fn upload_part_bytes(&self) -> u64 {
+        self.settings.upload_part_bytes
+    }
+
     /// How long direct upload sessions stay open.
     pub fn upload_lifetime(&self) -> Duration {
         Duration::from_secs(self.settings.upload_seconds)
