@@ -109,3 +109,193 @@ async fn utf16_exports_and_transport_streams_are_typed_by_their_content() {
         assert_eq!(answer.headers()["content-type"], "video/mp2t");
     }
 }
+
+/// pydicom's own reading of its test files: the attributes stowage reports, as pydicom reads them
+/// (`stop_before_pixels`, `force` for the files without preamble or file meta).
+const PYDICOM_HEADERS: &str = r#"
+import json, os
+import pydicom
+from pydicom.data import get_testdata_file
+names = ["CT_small.dcm", "MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm",
+         "rtstruct.dcm", "no_meta.dcm", "rtdose.dcm", "SC_rgb_rle_2frame.dcm", "JPEG2000.dcm"]
+def text(ds, keyword):
+    value = ds.get(keyword)
+    return str(value).strip() or None if value is not None else None
+def floats(ds, keyword):
+    value = ds.get(keyword)
+    return [float(v) for v in value] if value is not None else None
+out = []
+for name in names:
+    path = get_testdata_file(name)
+    ds = pydicom.dcmread(path, force=True, stop_before_pixels=True)
+    meta = getattr(ds, "file_meta", None)
+    ts = str(meta.TransferSyntaxUID) if meta is not None and "TransferSyntaxUID" in meta else None
+    if ts is None:
+        implicit, little = ds.original_encoding
+        ts = "1.2.840.10008.1.2" if implicit and little else "1.2.840.10008.1.2.1"
+    rows = ds.get("Rows")
+    sop_class = text(ds, "SOPClassUID") or (str(meta.MediaStorageSOPClassUID) if meta is not None and "MediaStorageSOPClassUID" in meta else None)
+    with open(path, "rb") as f:
+        head = f.read(132)
+    out.append({
+        "name": name, "path": path, "preamble": head[128:132] == b"DICM",
+        "width": ds.get("Columns"), "height": rows,
+        "frame_count": int(ds.get("NumberOfFrames", 1)) if rows is not None else None,
+        "dicom": {
+            "modality": text(ds, "Modality"),
+            "sop_class_uid": sop_class,
+            "sop_instance_uid": text(ds, "SOPInstanceUID"),
+            "study_instance_uid": text(ds, "StudyInstanceUID"),
+            "series_instance_uid": text(ds, "SeriesInstanceUID"),
+            "instance_number": int(ds.InstanceNumber) if ds.get("InstanceNumber") not in (None, "") else None,
+            "image_position_patient": floats(ds, "ImagePositionPatient"),
+            "transfer_syntax_uid": ts,
+            "pixel_spacing": floats(ds, "PixelSpacing"),
+            "bits_allocated": ds.get("BitsAllocated"),
+        },
+    })
+dicomdir = os.path.join(os.path.dirname(get_testdata_file("CT_small.dcm")), "dicomdirtests", "DICOMDIR")
+print(json.dumps({"files": out, "dicomdir": dicomdir}))
+"#;
+
+#[tokio::test]
+async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them() {
+    let Some(python) = corpus_python() else { return };
+    let corpus = ask_corpus(&python, PYDICOM_HEADERS);
+    let files = corpus["files"].as_array().expect("files");
+    assert!(
+        files.iter().any(|f| f["preamble"] == false),
+        "the set holds files without a preamble"
+    );
+    let dir = tempfile::tempdir().expect("tmp");
+    let bucket = dir.path().to_owned();
+    for file in files {
+        let name = file["name"].as_str().expect("name");
+        std::fs::copy(file["path"].as_str().expect("path"), bucket.join(name)).expect("copy");
+    }
+    let dicomdir = corpus["dicomdir"].as_str().expect("DICOMDIR");
+    std::fs::copy(dicomdir, bucket.join("DICOMDIR")).expect("copy");
+    let source = stowage::config::BucketSettings::at(format!("file://{}", bucket.display()));
+    let s = server!(Backend::Sqlite, move |settings: &mut stowage::config::Settings| {
+        settings.buckets.insert("corpus".into(), source);
+    });
+    let folder = s.folder("/dicom").await;
+
+    // Uploaded as they are: DICOM, described as pydicom reads them. Whatever their name when
+    // their header is readable (pydicom reads nothing of `no_meta.dcm`, whose first byte is
+    // not an element's: its name says what it is).
+    for file in files {
+        let name = file["name"].as_str().expect("name");
+        let path = file["path"].as_str().expect("path");
+        let readable = file["dicom"]["sop_class_uid"] != Value::Null;
+        let titles = match readable {
+            true => vec![name.to_owned(), format!("{name}.bin")],
+            false => vec![name.to_owned()],
+        };
+        for title in titles {
+            let item = upload_file(&s, &folder, path, &title).await;
+            assert_eq!(item["item_type"], "DICOM_FILE", "{title}: {item}");
+            assert_eq!(item["mime_type"], "application/dicom", "{title}");
+            if !readable {
+                assert_eq!(item["media"]["dicom"], Value::Null, "{title}: {item}");
+                continue;
+            }
+            for field in ["width", "height", "frame_count"] {
+                assert_eq!(item["media"][field], file[field], "{title}: {field}");
+            }
+            assert_eq!(item["media"]["dicom"], file["dicom"], "{title}");
+        }
+    }
+    let index = upload_file(&s, &folder, dicomdir, "DICOMDIR").await;
+    assert_eq!(index["item_type"], "DICOM_FILE");
+    assert_eq!(index["media"]["dicom"]["sop_class_uid"], "1.2.840.10008.1.3.10");
+
+    // A series of files without preamble or file meta imports; one holding a DICOMDIR does not.
+    let url = |name: &str| format!("file://{}/{name}", bucket.display());
+    let spec = json!({"dicom_series": [
+        {"title": "bare", "objectUrl_0": url("rtstruct.dcm"), "objectUrl_1": url("no_meta.dcm")},
+        {"title": "indexed", "objectUrl_0": url("CT_small.dcm"), "objectUrl_1": url("DICOMDIR")},
+    ]});
+    let submitted = s.post(&format!("/v1/folders/{folder}/imports"), spec).await;
+    assert_eq!(submitted.status, reqwest::StatusCode::ACCEPTED, "{:?}", submitted.body);
+    let job = common::poll_job(
+        &s.base,
+        &s.admin_key,
+        submitted.body["id"].as_str().expect("id"),
+        std::time::Duration::from_secs(60),
+        |j| matches!(j["status"].as_str(), Some("DONE" | "ERROR")),
+    )
+    .await;
+    assert_eq!(job["result"]["created"], 1, "{job}");
+    let errors = job["errors"].to_string();
+    assert!(errors.contains("DICOMDIR"), "{job}");
+}
+
+#[tokio::test]
+async fn orientation_is_reported_and_sizes_are_as_shown() {
+    let Some(python) = corpus_python() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let jpeg = dir.path().join("turned.jpg");
+    // Pillow writes a 512×600 JPEG whose EXIF says "turn 90° clockwise", and says how it shows.
+    let pillow = ask_corpus(
+        &python,
+        &format!(
+            r#"
+import json
+from PIL import Image, ImageOps
+image = Image.new("RGB", (512, 600), (200, 30, 30))
+exif = Image.Exif()
+exif[0x0112] = 6
+image.save({path:?}, exif=exif.tobytes())
+shown = ImageOps.exif_transpose(Image.open({path:?}))
+print(json.dumps({{"stored": list(Image.open({path:?}).size), "shown": list(shown.size)}}))
+"#,
+            path = jpeg.to_str().expect("utf8")
+        ),
+    );
+    assert_eq!(pillow["stored"], json!([512, 600]));
+    let s = server!(Backend::Sqlite);
+    let folder = s.folder("/turned").await;
+    let photo = upload_file(&s, &folder, jpeg.to_str().expect("utf8"), "turned.jpg").await;
+    assert_eq!(photo["media"]["orientation"], 6);
+    assert_eq!(
+        json!([photo["media"]["width"], photo["media"]["height"]]),
+        pillow["shown"]
+    );
+
+    if !media::have_ffmpeg() {
+        return;
+    }
+    // A phone video: coded 320×240, shown turned a quarter: its display matrix, whose rotation
+    // ffprobe gives in degrees counter-clockwise (EXIF 6 is a quarter clockwise, 8 counter-).
+    let clip = media::rotated_mp4(dir.path());
+    let (coded, rotation) = media::coded_size_and_rotation(&dir.path().join("rotated.mp4"));
+    assert_eq!(coded, (320, 240));
+    let expected = match rotation {
+        -90 | 270 => 6,
+        90 | -270 => 8,
+        other => panic!("not a quarter turn: {other}"),
+    };
+    let video = s.upload_ok(&folder, "portrait.mp4", clip).await;
+    assert_eq!(video["media"]["orientation"], expected, "{video}");
+    assert_eq!(
+        (&video["media"]["width"], &video["media"]["height"]),
+        (&json!(240), &json!(320))
+    );
+
+    // Every audio track of a video, with its language; frames as the container counts them.
+    let tracks = s
+        .upload_ok(&folder, "tracks.mp4", media::vfr_hevc_two_tracks(dir.path()))
+        .await;
+    let audio = &tracks["media"]["audio_tracks"];
+    assert_eq!(
+        audio,
+        &json!([
+            {"codec": "aac", "channels": 1, "sample_rate": 48000, "language": "eng"},
+            {"codec": "aac", "channels": 1, "sample_rate": 44100, "language": "deu"},
+        ]),
+        "{tracks}"
+    );
+    assert_eq!(tracks["media"]["frame_count"], 60);
+    assert_eq!(tracks["media"]["orientation"], 1);
+}

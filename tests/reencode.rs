@@ -20,6 +20,7 @@ on_both_backends!(
     only_videos_the_caller_can_change_are_accepted,
     a_corrupt_video_is_a_unit_error_with_ffmpegs_message,
     ffmpeg_processes_are_bounded_and_cancel_kills_them,
+    a_variable_frame_rate_and_every_audio_track_survive_a_transcode,
 );
 
 /// Submits a re-encode and answers the finished job.
@@ -477,4 +478,34 @@ async fn without_ffmpeg_the_job_fails_at_once() {
     assert_eq!(job["progress"]["units_error"], 0, "not one error per item: {job}");
     assert_eq!(job["errors"], json!([]));
     server.stop();
+}
+
+async fn a_variable_frame_rate_and_every_audio_track_survive_a_transcode(backend: Backend) {
+    if !media::have_ffmpeg() {
+        return;
+    }
+    let s = server!(backend);
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = s.folder("/phone").await;
+    let source = media::vfr_hevc_two_tracks(dir.path());
+    let source_path = dir.path().join("vfr.mp4");
+    let (source_times, _) = media::frame_times(&source_path);
+    assert_eq!(source_times.len(), 60);
+    let clip = s.upload_ok(&f, "phone.mp4", source).await;
+    assert_eq!(clip["media"]["codec"], "hevc");
+    let job = reencode(&s, json!({"item_ids": [id(&clip)]})).await;
+    assert_eq!(done_and_failed(&job), (1, 0), "{job}");
+    let item = s.get(&format!("/v1/items/{}", id(&clip))).await.body;
+    assert_eq!(item["media"]["codec"], "h264", "{item}");
+    let rendition = dir.path().join("rendition.mp4");
+    std::fs::write(&rendition, s.bytes(&format!("/v1/items/{}/content", id(&item))).await).expect("write");
+    let (times, tick) = media::frame_times(&rendition);
+    assert_eq!(times.len(), source_times.len(), "every frame once, none made up");
+    for (at, (got, want)) in times.iter().zip(&source_times).enumerate() {
+        assert!(
+            (got - want).abs() <= tick,
+            "frame {at} at {got} s, the source's at {want} s"
+        );
+    }
+    assert_eq!(media::audio_languages(&rendition), ["eng", "deu"], "every audio track");
 }

@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::fingerprint::Fingerprint;
+pub use super::media::{AudioTrack, DicomHeader, Media};
 use super::{Invalid, MAX_NAME_BYTES, check_name, client_name};
 
 /// What kind of content an item holds, decided from its bytes (the extension only as a fallback).
@@ -114,40 +115,6 @@ impl ItemType {
 impl fmt::Display for ItemType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// Media metadata read from the content; every field is absent when it does not apply or could
-/// not be read.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Media {
-    /// Pixels across (images, video).
-    pub width: Option<i64>,
-    /// Pixels down (images, video).
-    pub height: Option<i64>,
-    /// Play time in microseconds (audio, video).
-    pub duration_us: Option<i64>,
-    /// Frames per second as a rational such as `30000/1001` (video).
-    pub frame_rate: Option<String>,
-    /// Codec name as ffprobe reports it, e.g. `h264`, `pcm_s16le` (audio, video).
-    pub codec: Option<String>,
-    /// Samples per second (audio).
-    pub sample_rate: Option<i64>,
-    /// Audio channels (audio).
-    pub channels: Option<i64>,
-    /// Pages (PDF).
-    pub page_count: Option<i64>,
-    /// Size along each axis (NIfTI).
-    pub dimensions: Option<Vec<i64>>,
-}
-
-impl Media {
-    /// Frames per second as a number, from the rational `frame_rate`.
-    pub fn fps(&self) -> Option<f64> {
-        let rate = self.frame_rate.as_deref()?;
-        let (num, den) = rate.split_once('/').unwrap_or((rate, "1"));
-        let (num, den): (f64, f64) = (num.trim().parse().ok()?, den.trim().parse().ok()?);
-        (num > 0.0 && den > 0.0).then(|| (num / den * 1000.0).round() / 1000.0)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod folder;
 pub mod import;
 pub mod item;
 pub mod job;
+pub mod media;
 pub mod page;
 pub mod quota;
 pub mod schedule;

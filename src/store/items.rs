@@ -17,7 +17,8 @@ pub(super) const COLUMNS: &str = "i.id, i.folder_id, i.title, i.bucket, i.object
      i.checksum, i.is_tombstone, i.client_metadata, i.width, i.height, i.duration_us, i.frame_rate, i.codec, \
      i.sample_rate, i.channels, i.page_count, i.dimensions, i.created_at, i.updated_at, i.expires_at, i.expires_own, \
      i.encoded_key, i.encoded_size, i.encoded_checksum, i.encoded_mime_type, i.encoded_media, i.encoded_at, \
-     i.trashed_at, i.trash_unit, i.purge_at, i.frames, i.fingerprint";
+     i.trashed_at, i.trash_unit, i.purge_at, i.frames, i.fingerprint, i.frame_count, i.dicom, \
+     i.orientation, i.audio_tracks";
 
 /// An item row, as sqlx reads it by column name, or as serde reads it from a JSON array of
 /// [`COLUMNS`] in their order (a list page aggregated into one row, see [`list`]).
@@ -58,18 +59,27 @@ pub(super) struct ItemRow {
     purge_at: Option<i64>,
     frames: Option<String>,
     fingerprint: Option<String>,
+    frame_count: Option<i64>,
+    dicom: Option<String>,
+    orientation: Option<i64>,
+    audio_tracks: Option<String>,
+}
+
+/// A JSON column's value, read back.
+fn json_column<T: serde::de::DeserializeOwned>(
+    text: Option<&str>,
+    column: &'static str,
+) -> Result<Option<T>, StoreError> {
+    text.map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| corrupt(column, e))
 }
 
 impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
     type Error = StoreError;
 
     fn try_from(row: ItemRow) -> Result<Self, StoreError> {
-        let dimensions = row
-            .dimensions
-            .as_deref()
-            .map(serde_json::from_str::<Vec<i64>>)
-            .transpose()
-            .map_err(|e| corrupt("dimensions", e))?;
+        let dimensions: Option<Vec<i64>> = json_column(row.dimensions.as_deref(), "dimensions")?;
         let encoded = match (
             row.encoded_key,
             row.encoded_checksum,
@@ -92,19 +102,10 @@ impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
             }),
             _ => None,
         };
-        let frames = row
-            .frames
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| corrupt("frames", e))?
-            .unwrap_or_default();
-        let fingerprint = row
-            .fingerprint
-            .as_deref()
-            .map(serde_json::from_str)
-            .transpose()
-            .map_err(|e| corrupt("fingerprint", e))?;
+        let frames = json_column(row.frames.as_deref(), "frames")?.unwrap_or_default();
+        let fingerprint = json_column(row.fingerprint.as_deref(), "fingerprint")?;
+        let dicom = json_column(row.dicom.as_deref(), "dicom")?;
+        let audio_tracks = json_column(row.audio_tracks.as_deref(), "audio_tracks")?;
         let mark = trash_mark(row.trashed_at, row.trash_unit.as_deref(), row.purge_at)?;
         let item = Item {
             id: parse_id(&row.id)?,
@@ -128,6 +129,10 @@ impl TryFrom<ItemRow> for (Item, Option<TrashMark>) {
                 channels: row.channels,
                 page_count: row.page_count,
                 dimensions,
+                frame_count: row.frame_count,
+                dicom,
+                orientation: row.orientation,
+                audio_tracks,
             },
             created_at: from_micros(row.created_at),
             updated_at: from_micros(row.updated_at),
@@ -208,7 +213,7 @@ pub async fn alternative_titles(db: &mut dyn Db, folder_id: Uuid, title: &str) -
 
 /// The content columns of `item` (everything but id, folder, title, client metadata and
 /// times), in the order of [`CONTENT_COLUMNS`].
-pub(crate) fn content_values(item: &Item) -> [Value; 17] {
+pub(crate) fn content_values(item: &Item) -> [Value; 21] {
     let media = &item.media;
     let text = |t: &str| Value::Text(Some(t.to_owned()));
     [
@@ -234,6 +239,20 @@ pub(crate) fn content_values(item: &Item) -> [Value; 17] {
                 .map(|d| serde_json::Value::from(d.clone()).to_string()),
         ),
         Value::Text((!item.frames.is_empty()).then(|| serde_json::to_string(&item.frames).unwrap_or_default())),
+        Value::Int(media.frame_count),
+        Value::Text(
+            media
+                .dicom
+                .as_ref()
+                .map(|d| serde_json::to_string(d).unwrap_or_default()),
+        ),
+        Value::Int(media.orientation),
+        Value::Text(
+            media
+                .audio_tracks
+                .as_ref()
+                .map(|t| serde_json::to_string(t).unwrap_or_default()),
+        ),
     ]
 }
 
@@ -248,7 +267,7 @@ pub(crate) fn bind_content(sql: &mut Sql, item: &Item) {
 }
 
 /// The columns [`content_values`] gives.
-pub(crate) const CONTENT_COLUMNS: [&str; 17] = [
+pub(crate) const CONTENT_COLUMNS: [&str; 21] = [
     "bucket",
     "object_key",
     "item_type",
@@ -266,6 +285,10 @@ pub(crate) const CONTENT_COLUMNS: [&str; 17] = [
     "page_count",
     "dimensions",
     "frames",
+    "frame_count",
+    "dicom",
+    "orientation",
+    "audio_tracks",
 ];
 
 /// Inserts `item` unless its folder already holds a live item with its title; true when

@@ -206,6 +206,172 @@ pub fn corrupt_mp4(dir: &Path) -> Vec<u8> {
     bytes
 }
 
+/// A phone-style clip with a variable frame rate: 60 HEVC frames at 30 fps whose timestamps
+/// skip a frame's time every tenth frame (3.93 s of frames over 3.97 s), with two AAC tracks
+/// (English and German), written to `dir`.
+pub fn vfr_hevc_two_tracks(dir: &Path) -> Vec<u8> {
+    ffmpeg(
+        dir,
+        "vfr.mp4",
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=880:sample_rate=44100",
+            "-frames:v",
+            "60",
+            "-t",
+            "2.5",
+            "-vf",
+            "settb=1/90000,setpts='(N+floor(N/10))/30/TB'",
+            "-fps_mode",
+            "passthrough",
+            "-map",
+            "0:v",
+            "-map",
+            "1:a",
+            "-map",
+            "2:a",
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error",
+            "-tag:v",
+            "hvc1",
+            "-c:a",
+            "aac",
+            "-video_track_timescale",
+            "90000",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=deu",
+        ],
+    )
+}
+
+/// A 2-second 320×240 H.264 MP4 whose display matrix turns it a quarter (a phone held upright),
+/// written to `dir` as `rotated.mp4`: ffmpeg writes the matrix from a `rotate` tag on a remux.
+pub fn rotated_mp4(dir: &Path) -> Vec<u8> {
+    mp4(dir);
+    let source = dir.join("testsrc.mp4");
+    std::fs::rename(dir.join("clip.mp4"), &source).expect("rename");
+    ffmpeg(
+        dir,
+        "rotated.mp4",
+        &[
+            "-i",
+            source.to_str().expect("utf8"),
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            "rotate=90",
+        ],
+    )
+}
+
+/// The first video stream's coded size and its display matrix's rotation (degrees
+/// counter-clockwise, 0 without one), as ffprobe reads them.
+pub fn coded_size_and_rotation(path: &Path) -> ((i64, i64), i64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-print_format",
+            "json",
+            "-show_streams",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let stream = &json["streams"][0];
+    let rotation = stream["side_data_list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|d| d["rotation"].as_i64())
+        .unwrap_or(0);
+    let size = (
+        stream["width"].as_i64().unwrap_or(0),
+        stream["height"].as_i64().unwrap_or(0),
+    );
+    (size, rotation)
+}
+
+/// The presentation times of the first video stream's frames, in seconds, in order; and the
+/// stream's time base tick, in seconds.
+pub fn frame_times(path: &Path) -> (Vec<f64>, f64) {
+    let run = |args: &[&str]| {
+        let out = Command::new("ffprobe")
+            .args(args)
+            .arg(path)
+            .output()
+            .expect("run ffprobe");
+        assert!(out.status.success(), "ffprobe failed on {}", path.display());
+        String::from_utf8(out.stdout).expect("utf8")
+    };
+    let mut times: Vec<f64> = run(&[
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "packet=pts_time",
+        "-of",
+        "csv=p=0",
+    ])
+    .lines()
+    .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+    .collect();
+    times.sort_by(f64::total_cmp);
+    let base = run(&[
+        "-v",
+        "error",
+        "-select_streams",
+        "v:0",
+        "-show_entries",
+        "stream=time_base",
+        "-of",
+        "csv=p=0",
+    ]);
+    let (num, den) = base.trim().split_once('/').expect("a time base");
+    let tick = num.parse::<f64>().expect("num") / den.parse::<f64>().expect("den");
+    (times, tick)
+}
+
+/// The language tag of each audio stream, in order.
+pub fn audio_languages(path: &Path) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "a",
+            "-show_entries",
+            "stream_tags=language",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
 /// The streams of a media file: `(codec_type, codec_name, width, height, pix_fmt)`.
 pub fn streams(path: &Path) -> Vec<(String, String, i64, i64, String)> {
     let out = Command::new("ffprobe")

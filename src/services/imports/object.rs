@@ -14,7 +14,7 @@ use crate::domain::fingerprint::Fingerprint;
 use crate::domain::import::{TrustedMedia, Unit, UnitKind};
 use crate::domain::item::{Frame, Item, ItemType, Media, client_title};
 use crate::services::now;
-use crate::services::probe::{HEAD_BYTES, Probed, Whole, probe, sniff};
+use crate::services::probe::{HEAD_BYTES, Probed, Whole, dicom, probe, sniff};
 
 /// Frames of one group looked up at once.
 const FRAME_CONCURRENCY: usize = 8;
@@ -209,6 +209,13 @@ async fn frame(buckets: Buckets, unit: Arc<Unit>, url: String) -> Result<Frame, 
             media: Media::default(),
         };
         return Err(wrong_type(unit, url, &probed, expected));
+    }
+    if expected == ItemType::DicomFile && dicom::read(&head_bytes).is_some_and(|read| read.header.is_directory()) {
+        return Err(UnitFailure::of(
+            unit,
+            format!("`{url}` is a DICOMDIR, the index of a DICOM medium, not an image of a series"),
+            "leave the DICOMDIR out of the series and list the image files it indexes",
+        ));
     }
     let size = imagesize::blob_size(&head_bytes).ok();
     Ok(Frame {

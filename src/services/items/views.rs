@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::served;
 use crate::domain::caller::Role;
-use crate::domain::item::{Frame, Item, ItemType, Media};
+use crate::domain::item::{AudioTrack, DicomHeader, Frame, Item, ItemType, Media};
 use crate::services::Metadata;
 
 /// Media metadata as clients see it; a field is `null` when it does not apply or was not read.
@@ -31,6 +31,17 @@ pub struct MediaView {
     pub page_count: Option<i64>,
     /// Size along each axis (NIfTI).
     pub dimensions: Option<Vec<i64>>,
+    /// Frames of a multi-frame image (DICOM; 1 for a single image).
+    pub frame_count: Option<i64>,
+    /// What the DICOM header says (DICOM files).
+    pub dicom: Option<DicomHeader>,
+    /// How the stored pixels turn into what a viewer shows, as an EXIF Orientation (1 as
+    /// stored, 6 turned 90° clockwise, 8 counter-clockwise, 3 upside down; 2, 4, 5, 7 mirrored):
+    /// an image's EXIF tag, a video's rotation. `width` and `height` are the size shown; with
+    /// 5 to 8 the stored pixels are `height` across and `width` down.
+    pub orientation: Option<i64>,
+    /// Every audio track (video).
+    pub audio_tracks: Option<Vec<AudioTrack>>,
 }
 
 impl From<&Media> for MediaView {
@@ -45,6 +56,10 @@ impl From<&Media> for MediaView {
             channels: media.channels,
             page_count: media.page_count,
             dimensions: media.dimensions.clone(),
+            frame_count: media.frame_count,
+            dicom: media.dicom.clone(),
+            orientation: media.orientation,
+            audio_tracks: media.audio_tracks.clone(),
         }
     }
 }

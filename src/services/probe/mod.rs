@@ -1,6 +1,7 @@
 //! Reading what content is: the item type and MIME type from magic bytes (the extension only as
 //! a fallback), and media metadata: image dimensions from the header (`imagesize`), PDF page
-//! count (`lopdf`), NIfTI dimensions from its header, audio/video details from `ffprobe`.
+//! count (`lopdf`), NIfTI dimensions from its header, DICOM headers (`dicom.rs`, dicom-rs),
+//! audio/video details from `ffprobe`.
 
 use std::ffi::OsStr;
 use std::io::Read;
@@ -10,12 +11,14 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::item::{ItemType, Media};
+use crate::domain::item::{AudioTrack, ItemType, Media};
 
+pub mod dicom;
+mod orientation;
 mod signatures;
 mod svg;
 
-use signatures::{bare_frame_sync, is_dicom, is_mpeg_ts, looks_like_text, looks_like_utf16_text};
+use signatures::{bare_frame_sync, is_mpeg_ts, looks_like_text, looks_like_utf16_text};
 pub use svg::SVG_MIME;
 
 /// Bytes of the content's start that detection looks at.
@@ -99,12 +102,10 @@ fn gunzip_head(head: &[u8], limit: usize) -> Vec<u8> {
 /// The item type and MIME type of content that starts with `head`, titled `title`; `size` is the
 /// whole content's size.
 pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
-    let by_extension = mime_guess::from_path(title)
-        .first()
-        .map(|m| canonical_mime(m.essence_str()).to_owned());
+    let by_extension = extension_mime(title);
     let whole = head.len() as u64 >= size;
-    if is_dicom(head) {
-        return (ItemType::DicomFile, "application/dicom".into());
+    if dicom::looks_like_dicom(head) {
+        return (ItemType::DicomFile, DICOM_MIME.into());
     }
     if nifti_dimensions(head).is_some() {
         return (ItemType::Nifti, NIFTI_MIME.into());
@@ -149,6 +150,21 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
         None => (ItemType::Other, "application/octet-stream".into()),
     }
 }
+
+/// The MIME type a title's extension names: `mime_guess`'s tables under the names browsers expect
+/// (see [`canonical_mime`]), and DICOM's `.dcm` and `.dicom`, which they lack.
+fn extension_mime(title: &str) -> Option<String> {
+    let extension = std::path::Path::new(title).extension()?.to_str()?;
+    if extension.eq_ignore_ascii_case("dcm") || extension.eq_ignore_ascii_case("dicom") {
+        return Some(DICOM_MIME.into());
+    }
+    mime_guess::from_ext(extension)
+        .first()
+        .map(|m| canonical_mime(m.essence_str()).to_owned())
+}
+
+/// The MIME type of DICOM files.
+const DICOM_MIME: &str = "application/dicom";
 
 /// The MIME type of MPEG transport streams, as browsers and players expect it.
 const MPEG_TS_MIME: &str = "video/mp2t";
@@ -214,12 +230,18 @@ pub fn examine(head: &[u8], title: &str, size: u64) -> Probed {
             }
         }
         ItemType::Image => {
+            media.orientation = orientation::exif_orientation(head);
             if let Ok(dims) = imagesize::blob_size(head) {
                 set_image_size(&mut media, dims);
             }
         }
         ItemType::Nifti => {
             media.dimensions = nifti_dimensions(head).or_else(|| nifti_dimensions(&gunzip_head(head, 540)));
+        }
+        ItemType::DicomFile => {
+            if let Some(read) = dicom::read(head) {
+                read.describe(&mut media);
+            }
         }
         _ => {}
     }
@@ -230,10 +252,21 @@ pub fn examine(head: &[u8], title: &str, size: u64) -> Probed {
     }
 }
 
-/// Records an image's dimensions.
+/// Records an image's dimensions as shown: its stored `dims`, swapped when its orientation
+/// turns it a quarter.
 fn set_image_size(media: &mut Media, dims: imagesize::ImageSize) {
-    media.width = i64::try_from(dims.width).ok();
-    media.height = i64::try_from(dims.height).ok();
+    let (width, height) = match media.quarter_turned() {
+        true => (dims.height, dims.width),
+        false => (dims.width, dims.height),
+    };
+    media.width = i64::try_from(width).ok();
+    media.height = i64::try_from(height).ok();
+}
+
+/// Whether an image of MIME type `mime` may keep its EXIF data past its first bytes (HEIF
+/// stores it as an item anywhere in the file).
+fn exif_may_be_late(mime: &str) -> bool {
+    matches!(mime, "image/heic" | "image/heif" | "image/avif")
 }
 
 /// Reads what [`examine`] could not from the whole object at `whole`: an image's dimensions past
@@ -249,14 +282,30 @@ pub async fn complete(probed: Probed, size: u64, whole: Whole) -> Probed {
         _ => None,
     };
     match item_type {
-        ItemType::Image if media.width.is_none() => {
+        ItemType::Image if media.width.is_none() || (media.orientation.is_none() && exif_may_be_late(&mime_type)) => {
+            let late_exif = media.orientation.is_none() && exif_may_be_late(&mime_type);
             if let Some(path) = local
-                && let Some(dims) = tokio::task::spawn_blocking(move || imagesize::size(path).ok())
+                && let Some((dims, turned)) = tokio::task::spawn_blocking(move || {
+                    let turned = late_exif.then(|| orientation::exif_orientation_in(&path)).flatten();
+                    Some((imagesize::size(&path).ok()?, turned))
+                })
+                .await
+                .ok()
+                .flatten()
+            {
+                media.orientation = media.orientation.or(turned);
+                set_image_size(&mut media, dims);
+            }
+        }
+        ItemType::DicomFile if media.width.is_none() && size > HEAD_BYTES as u64 => {
+            // A header longer than the head (or a non-image object): read on, up to the limit.
+            if let Some(path) = local
+                && let Some(read) = tokio::task::spawn_blocking(move || dicom_header_of(&path))
                     .await
                     .ok()
                     .flatten()
             {
-                set_image_size(&mut media, dims);
+                read.describe(&mut media);
             }
         }
         ItemType::Pdf => {
@@ -290,6 +339,20 @@ pub async fn complete(probed: Probed, size: u64, whole: Whole) -> Probed {
         mime_type,
         media,
     }
+}
+
+/// The most of a DICOM file read for its header.
+const MAX_DICOM_HEADER_BYTES: u64 = 4 << 20;
+
+/// The DICOM header of the file at `path`, from at most its first [`MAX_DICOM_HEADER_BYTES`].
+fn dicom_header_of(path: &std::path::Path) -> Option<dicom::Read> {
+    let mut start = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(MAX_DICOM_HEADER_BYTES)
+        .read_to_end(&mut start)
+        .ok()?;
+    dicom::read(&start)
 }
 
 /// What `ffprobe -print_format json -show_format -show_streams` prints, the parts used here.
@@ -330,6 +393,43 @@ pub struct FfprobeStream {
     /// Flags such as `attached_pic` (cover art is not video).
     #[serde(default)]
     pub disposition: std::collections::BTreeMap<String, i64>,
+    /// Frames, as text, where the container records them (video).
+    pub nb_frames: Option<String>,
+    /// Tags such as `language` and, from older muxers, `rotate`.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Side data; a display matrix carries the video's rotation.
+    #[serde(default)]
+    pub side_data_list: Vec<FfprobeSideData>,
+}
+
+/// One side data entry of a stream.
+#[derive(Debug, Default, Deserialize)]
+pub struct FfprobeSideData {
+    /// Degrees counter-clockwise (a display matrix's).
+    pub rotation: Option<f64>,
+}
+
+impl FfprobeStream {
+    /// Degrees the video is turned clockwise to be shown: its display matrix's rotation, else
+    /// its `rotate` tag.
+    fn clockwise_rotation(&self) -> i64 {
+        let matrix = self.side_data_list.iter().find_map(|d| d.rotation);
+        match matrix {
+            Some(counter_clockwise) => -(counter_clockwise.round() as i64),
+            None => self.tags.get("rotate").and_then(|r| r.trim().parse().ok()).unwrap_or(0),
+        }
+    }
+
+    /// The stream as an audio track.
+    fn audio_track(&self) -> AudioTrack {
+        AudioTrack {
+            codec: self.codec_name.clone(),
+            channels: self.channels,
+            sample_rate: self.sample_rate.as_deref().and_then(|r| r.parse().ok()),
+            language: self.tags.get("language").filter(|l| l.as_str() != "und").cloned(),
+        }
+    }
 }
 
 /// The container as ffprobe reports it.
@@ -358,9 +458,16 @@ impl FfprobeOutput {
             .streams
             .iter()
             .find(|s| s.codec_type == "video" && s.disposition.get("attached_pic").copied().unwrap_or(0) == 0);
+        let audio: Vec<&FfprobeStream> = self.streams.iter().filter(|s| s.codec_type == "audio").collect();
         if let Some(v) = video {
-            media.width = v.width;
-            media.height = v.height;
+            let orientation = orientation::from_rotation(v.clockwise_rotation());
+            media.orientation = Some(orientation);
+            (media.width, media.height) = match media.quarter_turned() {
+                true => (v.height, v.width),
+                false => (v.width, v.height),
+            };
+            media.frame_count = v.nb_frames.as_deref().and_then(|n| n.trim().parse().ok());
+            media.audio_tracks = Some(audio.iter().map(|a| a.audio_track()).collect());
             media.codec.clone_from(&v.codec_name);
             media.duration_us = duration(v);
             media.frame_rate = [&v.avg_frame_rate, &v.r_frame_rate]
@@ -370,7 +477,11 @@ impl FfprobeOutput {
                 .cloned();
             return Some(ItemType::Video);
         }
-        let audio = self.streams.iter().find(|s| s.codec_type == "audio")?;
+        let first = *audio.first()?;
+        if audio.len() > 1 {
+            media.audio_tracks = Some(audio.iter().map(|a| a.audio_track()).collect());
+        }
+        let audio = first;
         media.codec.clone_from(&audio.codec_name);
         media.duration_us = duration(audio);
         media.sample_rate = audio.sample_rate.as_deref().and_then(|r| r.parse().ok());

@@ -1,10 +1,5 @@
 //! Signatures in a content's first bytes that `infer` does not know or gets wrong.
 
-/// Whether `head` starts a DICOM part-10 file: a 128-byte preamble, then `DICM`.
-pub fn is_dicom(head: &[u8]) -> bool {
-    head.get(128..132) == Some(b"DICM")
-}
-
 /// Whether `head` looks like UTF-8 text: valid UTF-8 (a character cut off at the end of the
 /// head allowed), no NUL.
 pub fn looks_like_text(head: &[u8], whole: bool) -> bool {

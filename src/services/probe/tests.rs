@@ -233,3 +233,112 @@ fn archives_stay_other_and_say_what_they_are() {
         );
     }
 }
+
+/// Writes one data set element: group, element, VR, value.
+type ElementWriter<'a> = &'a dyn Fn(u16, u16, &[u8; 2], &[u8]) -> Vec<u8>;
+
+/// A data set element in Explicit VR Little Endian with a 2-byte length.
+fn explicit(group: u16, element: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(group.to_le_bytes());
+    out.extend(element.to_le_bytes());
+    out.extend(vr);
+    out.extend((value.len() as u16).to_le_bytes());
+    out.extend(value);
+    out
+}
+
+/// The same element in Implicit VR Little Endian (a 4-byte length, no VR).
+fn implicit(group: u16, element: u16, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(group.to_le_bytes());
+    out.extend(element.to_le_bytes());
+    out.extend((value.len() as u32).to_le_bytes());
+    out.extend(value);
+    out
+}
+
+#[test]
+fn dicom_headers_are_read_with_or_without_preamble_and_file_meta() {
+    // A CT image's identifying attributes, 2 rows of 3 columns.
+    let ct_class = b"1.2.840.10008.5.1.4.1.1.2\0";
+    let body = |element: ElementWriter| -> Vec<u8> {
+        [
+            element(0x0008, 0x0016, b"UI", ct_class),
+            element(0x0008, 0x0018, b"UI", b"1.2.3.4\0"),
+            element(0x0008, 0x0060, b"CS", b"CT"),
+            element(0x0020, 0x0013, b"IS", b"7 "),
+            element(0x0028, 0x0010, b"US", &2u16.to_le_bytes()),
+            element(0x0028, 0x0011, b"US", &3u16.to_le_bytes()),
+            element(0x0028, 0x0030, b"DS", b"0.5\\0.25"),
+            element(0x0028, 0x0100, b"US", &16u16.to_le_bytes()),
+        ]
+        .concat()
+    };
+    let explicit_body = body(&|g, e, vr, v| explicit(g, e, vr, v));
+    let ts = b"1.2.840.10008.1.2.1\0";
+    let meta_elements = [
+        explicit(0x0002, 0x0002, b"UI", ct_class),
+        explicit(0x0002, 0x0003, b"UI", b"1.2.3.4\0"),
+        explicit(0x0002, 0x0010, b"UI", ts),
+    ]
+    .concat();
+    let meta = [
+        explicit(0x0002, 0x0000, b"UL", &(meta_elements.len() as u32).to_le_bytes()),
+        meta_elements,
+    ]
+    .concat();
+    let part10 = [vec![0u8; 128], b"DICM".to_vec(), meta.clone(), explicit_body.clone()].concat();
+    let bare_meta = [meta.clone(), explicit_body.clone()].concat();
+    let no_meta = body(&|g, e, _, v| implicit(g, e, v));
+    for (name, bytes, ts) in [
+        ("part 10", &part10, "1.2.840.10008.1.2.1"),
+        ("no preamble", &bare_meta, "1.2.840.10008.1.2.1"),
+        ("no file meta", &no_meta, "1.2.840.10008.1.2"),
+    ] {
+        assert_eq!(
+            sniff(bytes, "scan", bytes.len() as u64).0,
+            ItemType::DicomFile,
+            "{name}"
+        );
+        let probed = examine(bytes, "scan", bytes.len() as u64);
+        assert_eq!((probed.media.width, probed.media.height), (Some(3), Some(2)), "{name}");
+        assert_eq!(probed.media.frame_count, Some(1), "{name}");
+        let header = probed.media.dicom.expect("a header");
+        assert_eq!(header.modality.as_deref(), Some("CT"), "{name}");
+        assert_eq!(
+            header.sop_class_uid.as_deref(),
+            Some("1.2.840.10008.5.1.4.1.1.2"),
+            "{name}"
+        );
+        assert_eq!(header.instance_number, Some(7), "{name}");
+        assert_eq!(header.pixel_spacing, Some(vec![0.5, 0.25]), "{name}");
+        assert_eq!(header.bits_allocated, Some(16), "{name}");
+        assert_eq!(header.transfer_syntax_uid.as_deref(), Some(ts), "{name}");
+    }
+    // Bytes that merely start like a data set are not DICOM.
+    let mut lookalike = vec![0x08, 0x00, 0x05, 0x00, 4, 0, 0, 0];
+    lookalike.extend(b"junk and more junk");
+    assert_ne!(sniff(&lookalike, "blob", lookalike.len() as u64).0, ItemType::DicomFile);
+}
+
+#[test]
+fn a_dicom_element_claiming_more_bytes_than_there_are_ends_the_reading() {
+    let mut crafted = vec![0u8; 128];
+    crafted.extend(b"DICM");
+    crafted.extend(explicit(0x0002, 0x0010, b"UI", b"1.2.840.10008.1.2.1\0"));
+    crafted.extend(explicit(0x0008, 0x0060, b"CS", b"MR"));
+    // A private OB element that claims 4 GB in a file of a few hundred bytes.
+    crafted.extend([0x09, 0x00, 0x10, 0x00, b'O', b'B', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF]);
+    crafted.extend([0u8; 64]);
+    let started = std::time::Instant::now();
+    let read = super::dicom::read(&crafted).expect("a header");
+    // Believing the length means zero-filling 4 GB first: about 20 s and 4 GB of memory here.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!read.complete);
+    assert_eq!(read.header.modality.as_deref(), Some("MR"), "what came before it stays");
+}

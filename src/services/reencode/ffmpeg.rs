@@ -60,7 +60,11 @@ pub(super) fn ffmpeg_args(input: &Path, output: &Path, remux: bool) -> Vec<OsStr
             "-map",
             "0:v:0",
             "-map",
-            "0:a:0?",
+            "0:a?",
+            // Every frame at its own time: a variable frame rate stays variable (no frames
+            // duplicated or dropped to reach a constant rate), so frame-indexed labels still fit.
+            "-fps_mode",
+            "passthrough",
             "-c:v",
             "libx264",
             "-preset",
