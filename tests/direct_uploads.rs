@@ -117,12 +117,19 @@ async fn a_file_put_to_its_session_url_becomes_an_item_on_completion(backend: Ba
     let renamed = complete(&s, &s.admin_key, &second.body).await;
     assert_eq!(renamed.status, StatusCode::CREATED);
     assert_eq!(renamed.body["title"], "shot (1).png");
-    let clash = start(&s, &s.admin_key, &f, json!({"title": "shot.png", "size": 3})).await;
+    // A title taken already is refused before the file is sent...
+    let early = start(&s, &s.admin_key, &f, json!({"title": "shot.png", "size": 3})).await;
+    assert_eq!(early.status, StatusCode::CONFLICT, "{:?}", early.body);
+    assert!(early.message().contains("conflict_strategy"), "{}", early.message());
+    // ...and one taken while the file was on its way, at completion.
+    let clash = start(&s, &s.admin_key, &f, json!({"title": "late.png", "size": 3})).await;
+    assert_eq!(clash.status, StatusCode::CREATED, "{:?}", clash.body);
+    s.upload_ok(&f, "late.png", b"taken meanwhile".to_vec()).await;
     put(&clash.body, b"xyz".to_vec()).await;
     let refused = complete(&s, &s.admin_key, &clash.body).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
     assert!(
-        common::eventually_async(|| async { s.object_keys().await.len() == 2 }).await,
+        common::eventually_async(|| async { s.object_keys().await.len() == 3 }).await,
         "the refused file is removed: {:?}",
         s.object_keys().await
     );

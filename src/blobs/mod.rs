@@ -443,6 +443,7 @@ mod tests {
         );
         let mut s3 = BucketSettings::at("s3://lake/raw");
         s3.endpoint = Some("http://127.0.0.1:9000".into());
+        s3.allow_http = true;
         s3.options.insert("access_key_id".into(), "k".into());
         s3.options.insert("secret_access_key".into(), "s".into());
         settings.buckets.insert("lake".into(), s3);

@@ -87,6 +87,15 @@ impl BucketSettings {
         if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
             return Err(invalid("url", format!("`{}` names no bucket or container", self.url)));
         }
+        if let Some(endpoint) = &self.endpoint
+            && endpoint.starts_with("http://")
+            && !self.allow_http
+        {
+            return Err(invalid(
+                "endpoint",
+                format!("`{endpoint}` is plain http; set allow_http = true (an emulator), or use https"),
+            ));
+        }
         if name == MANAGED_BUCKET && !self.allow.is_empty() {
             return Err(invalid(
                 "allow",

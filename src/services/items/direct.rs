@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::upload::{Staged, StagedObject, probe_stored, upload_failed};
+use super::upload::{Staged, StagedObject, probe_stored, title_taken, upload_failed};
 use super::{ItemService, ItemView, UploadOptions, UploadOutcome};
 use crate::blobs::listing::hash_stream;
 use crate::blobs::parts::StoreParts;
@@ -26,6 +26,7 @@ use crate::services::access::changeable_folder;
 use crate::services::objects::{new_object_key, remove_object};
 use crate::services::probe::HEAD_BYTES;
 use crate::services::{Context, Metadata, ServiceError, field, now};
+use crate::store::items;
 use crate::store::uploads::{self as rows, SessionParts, UploadSession};
 
 /// Expired sessions removed per transaction by the sweep.
@@ -157,8 +158,15 @@ impl ItemService {
             expires_at: created_at + self.signer.upload_lifetime(),
             parts: None,
         };
+        // Refused before the file is sent rather than after: a folder the caller may not add
+        // to, or a title taken where taking it is an error.
         let mut conn = self.store.read().await?;
-        changeable_folder(&mut conn, caller, folder_id, "uploading").await?;
+        let folder = changeable_folder(&mut conn, caller, folder_id, "uploading").await?;
+        if session.conflict_strategy == ConflictStrategy::Error
+            && items::by_title(&mut conn, folder_id, &session.title).await?.is_some()
+        {
+            return Err(title_taken(&session.title, &folder.path));
+        }
         drop(conn);
         let (url, parts) = match (bucket.parts(), part_bytes) {
             (Some(store), Some(part_bytes)) => {

@@ -223,12 +223,7 @@ impl ItemService {
                 return Ok((ItemView::new(item, role), UploadOutcome::Created, None));
             }
             match strategy {
-                ConflictStrategy::Error => {
-                    return Err(ServiceError::Conflict(format!(
-                        "an item titled `{}` already exists in {}; upload with conflict_strategy new, skip or replace, or choose another title",
-                        item.title, folder.path
-                    )));
-                }
+                ConflictStrategy::Error => return Err(title_taken(&item.title, &folder.path)),
                 ConflictStrategy::Skip => {
                     if let Some(existing) = rows::by_title(&mut tx, item.folder_id, &item.title).await? {
                         let mut view = [ItemView::new(existing, role)];
@@ -323,4 +318,12 @@ async fn local_copy(bucket: &dyn Bucket, key: &ObjectKey) -> Option<tempfile::Te
     copy.await
         .inspect_err(|error| tracing::warn!(%key, %error, "cannot copy an upload to a local file to read its media"))
         .ok()
+}
+
+/// The answer to an upload (`conflict_strategy` `error`) whose title is taken in the folder at
+/// `path`.
+pub(super) fn title_taken(title: &str, path: &impl std::fmt::Display) -> ServiceError {
+    ServiceError::Conflict(format!(
+        "an item titled `{title}` already exists in {path}; upload with conflict_strategy new, skip or replace, or choose another title"
+    ))
 }
