@@ -154,8 +154,13 @@ for name in names:
             "bits_allocated": ds.get("BitsAllocated"),
         },
     })
-dicomdir = os.path.join(os.path.dirname(get_testdata_file("CT_small.dcm")), "dicomdirtests", "DICOMDIR")
-print(json.dumps({"files": out, "dicomdir": dicomdir}))
+tests = os.path.join(os.path.dirname(get_testdata_file("CT_small.dcm")), "dicomdirtests")
+dicomdir = os.path.join(tests, "DICOMDIR")
+def series_of(paths):
+    return [{"path": p, "series": str(pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID)} for p in paths]
+ct = [os.path.join(tests, "77654033", "CT2", n) for n in ("17106", "17136", "17166", "17196")]
+other = [os.path.join(tests, "98892001", "CT5N", "2062")]
+print(json.dumps({"files": out, "dicomdir": dicomdir, "series": series_of(ct), "other": series_of(other)}))
 "#;
 
 #[tokio::test]
@@ -175,6 +180,12 @@ async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them() {
     }
     let dicomdir = corpus["dicomdir"].as_str().expect("DICOMDIR");
     std::fs::copy(dicomdir, bucket.join("DICOMDIR")).expect("copy");
+    // One CT series of four files, and a file of another series; named as on their medium.
+    let series = corpus["series"].as_array().expect("series");
+    let other = &corpus["other"][0];
+    for (index, file) in series.iter().chain([other]).enumerate() {
+        std::fs::copy(file["path"].as_str().expect("path"), bucket.join(format!("ct{index}"))).expect("copy");
+    }
     let source = stowage::config::BucketSettings::at(format!("file://{}", bucket.display()));
     let s = server!(Backend::Sqlite, move |settings: &mut stowage::config::Settings| {
         settings.buckets.insert("corpus".into(), source);
@@ -215,6 +226,8 @@ async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them() {
     let spec = json!({"dicom_series": [
         {"title": "bare", "objectUrl_0": url("rtstruct.dcm"), "objectUrl_1": url("no_meta.dcm")},
         {"title": "indexed", "objectUrl_0": url("CT_small.dcm"), "objectUrl_1": url("DICOMDIR")},
+        {"title": "ct", "objectUrl_0": url("ct0"), "objectUrl_1": url("ct1"), "objectUrl_2": url("ct2"), "objectUrl_3": url("ct3")},
+        {"title": "mixed", "objectUrl_0": url("ct0"), "objectUrl_1": url("ct1"), "objectUrl_2": url("ct4")},
     ]});
     let submitted = s.post(&format!("/v1/folders/{folder}/imports"), spec).await;
     assert_eq!(submitted.status, reqwest::StatusCode::ACCEPTED, "{:?}", submitted.body);
@@ -226,9 +239,57 @@ async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them() {
         |j| matches!(j["status"].as_str(), Some("DONE" | "ERROR")),
     )
     .await;
-    assert_eq!(job["result"]["created"], 1, "{job}");
+    assert_eq!(job["result"]["created"], 2, "{job}");
     let errors = job["errors"].to_string();
     assert!(errors.contains("DICOMDIR"), "{job}");
+    // Two series in one unit: refused, naming both (as pydicom reads them).
+    let (ours, theirs) = (
+        series[0]["series"].as_str().expect("uid"),
+        other["series"].as_str().expect("uid"),
+    );
+    assert!(
+        errors.contains("objectUrl_0 and objectUrl_2") && errors.contains(ours) && errors.contains(theirs),
+        "{job}"
+    );
+
+    // The series downloads whole, its files in order, as one tar.
+    let page = s
+        .get(&format!("/v1/folders/{folder}/items?item_types=DICOM_SERIES"))
+        .await;
+    let ct = page.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["title"] == "ct")
+        .expect("the ct series")
+        .clone();
+    assert_eq!(ct["media"]["frame_count"], 4);
+    assert_eq!(ct["media"]["dicom"]["series_instance_uid"], ours);
+    let id = ct["id"].as_str().expect("id");
+    let tar = s
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/items/{id}/content?frames=all"),
+            Some(&s.admin_key),
+        )
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(tar.status(), reqwest::StatusCode::OK);
+    assert_eq!(tar.headers()["content-type"], "application/x-tar");
+    let entries = common::tar_entries(&tar.bytes().await.expect("tar"));
+    let names: Vec<&str> = entries.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["ct/0000_ct0", "ct/0001_ct1", "ct/0002_ct2", "ct/0003_ct3"]);
+    for ((_, bytes), file) in entries.iter().zip(series) {
+        assert!(*bytes == std::fs::read(file["path"].as_str().expect("path")).expect("read"));
+    }
+    let single = s
+        .get(&format!(
+            "/v1/items/{}/content?frames=all",
+            index["id"].as_str().expect("id")
+        ))
+        .await;
+    assert_eq!(single.status, reqwest::StatusCode::BAD_REQUEST, "{:?}", single.body);
 }
 
 #[tokio::test]
@@ -298,4 +359,50 @@ print(json.dumps({{"stored": list(Image.open({path:?}).size), "shown": list(show
     );
     assert_eq!(tracks["media"]["frame_count"], 60);
     assert_eq!(tracks["media"]["orientation"], 1);
+}
+
+#[tokio::test]
+async fn animations_and_multi_page_images_report_their_frames_and_pages() {
+    let Some(python) = corpus_python() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    // Pillow writes each (colours differ so that no frame is merged away) and counts its frames.
+    let made = ask_corpus(
+        &python,
+        &format!(
+            r#"
+import json, os
+from PIL import Image
+out = {{}}
+def frames(n):
+    return [Image.new("RGB", (40, 30), (40 * i, 255 - 40 * i, 90)) for i in range(n)]
+for name, n, options in [("anim.gif", 3, {{}}), ("anim.png", 4, {{}}), ("anim.webp", 5, {{"lossless": True}}),
+                         ("pages.tiff", 2, {{}}), ("still.png", 1, {{}})]:
+    path = os.path.join({dir:?}, name)
+    first, *rest = frames(n)
+    first.save(path, save_all=bool(rest), append_images=rest, duration=100, **options)
+    out[name] = {{"path": path, "n_frames": Image.open(path).n_frames}}
+print(json.dumps(out))
+"#,
+            dir = dir.path().to_str().expect("utf8")
+        ),
+    );
+    let s = server!(Backend::Sqlite);
+    let folder = s.folder("/frames").await;
+    for (name, field) in [
+        ("anim.gif", "frame_count"),
+        ("anim.png", "frame_count"),
+        ("anim.webp", "frame_count"),
+        ("still.png", "frame_count"),
+        ("pages.tiff", "page_count"),
+    ] {
+        let file = &made[name];
+        let item = upload_file(&s, &folder, file["path"].as_str().expect("path"), name).await;
+        assert_eq!(item["item_type"], "IMAGE", "{name}: {item}");
+        assert_eq!(item["media"][field], file["n_frames"], "{name}: {item}");
+        assert_eq!(
+            (&item["media"]["width"], &item["media"]["height"]),
+            (&json!(40), &json!(30)),
+            "{name}"
+        );
+    }
 }

@@ -13,11 +13,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::domain::item::content_disposition;
+use crate::blobs::ByteStream;
+use crate::domain::item::{content_disposition, portable_file_name};
 use crate::http::AppState;
 use crate::http::auth::Auth;
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::extract::{IdPath, StrictQuery};
+use crate::services::ServiceError;
 use crate::services::items::{ItemService, Served, served};
 
 /// Query of `GET /v1/items/{id}/content`.
@@ -27,6 +29,17 @@ use crate::services::items::{ItemService, Served, served};
 pub struct ContentParams {
     /// For a re-encoded video, the source object instead of the rendition.
     pub original: Option<bool>,
+    /// `all`: every frame of an image group, image sequence or DICOM series, as one tar (a
+    /// directory named by the title holding `0000_NAME`, `0001_NAME`, … in order).
+    pub frames: Option<Frames>,
+}
+
+/// Which frames of a multi-object item to download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Frames {
+    /// All of them.
+    All,
 }
 
 /// What a `Range` header asks of an object of `size` bytes.
@@ -82,10 +95,12 @@ pub(crate) fn header_value(text: &str) -> HeaderValue {
 }
 
 /// Download an item's content (a re-encoded video's rendition unless `original=true`): streamed,
-/// with `ETag` (the blake3 checksum) and single-range `Range` support.
+/// with `ETag` (the blake3 checksum) and single-range `Range` support; with `frames=all`, every
+/// frame of an image group, image sequence or DICOM series as one tar.
 #[utoipa::path(get, path = "/items/{id}/content", tag = "items", params(("id" = Uuid, Path), ContentParams,
     ("Range" = Option<String>, Header, description = "one range, e.g. `bytes=0-1023`, `bytes=100-` or `bytes=-500`")), responses(
-    (status = 200, description = "the whole content, as the item's MIME type", content_type = "*/*"),
+    (status = 200, description = "the whole content, as the item's MIME type (a tar with `frames=all`)", content_type = "*/*"),
+    (status = 400, body = ErrorBody, description = "`frames=all` for an item of one file"),
     (status = 206, description = "the requested range", content_type = "*/*"),
     (status = 304, description = "`If-None-Match` matches the ETag"),
     (status = 404, body = ErrorBody), (status = 416, body = ErrorBody, description = "the range lies outside the content"),
@@ -99,8 +114,34 @@ pub async fn item_content(
 ) -> Result<Response, ApiError> {
     let items = &state.services.items;
     let item = items.readable(&caller, id).await?;
+    if q.frames == Some(Frames::All) {
+        if item.frames.is_empty() {
+            return Err(ServiceError::Invalid(format!(
+                "frames=all: item {id} is one file, not an image group, image sequence or DICOM series; leave frames out"
+            ))
+            .into());
+        }
+        let stream = items.archive(&caller, vec![id], false, false).await?;
+        return Ok(tar_response(stream, false, &portable_file_name(&item.title)));
+    }
     let content = served(&item, q.original.unwrap_or(false));
     serve(items, &content, &headers).await
+}
+
+/// A streamed tar (tar.gz with `gzip`) answered as a download named `STEM.tar` (`.tar.gz`).
+pub(crate) fn tar_response(stream: ByteStream<'static>, gzip: bool, stem: &str) -> Response {
+    let (mime, extension) = match gzip {
+        true => ("application/gzip", "tar.gz"),
+        false => ("application/x-tar", "tar"),
+    };
+    let headers = [
+        (CONTENT_TYPE, HeaderValue::from_static(mime)),
+        (
+            CONTENT_DISPOSITION,
+            header_value(&content_disposition("attachment", &format!("{stem}.{extension}"))),
+        ),
+    ];
+    (headers, Body::from_stream(stream)).into_response()
 }
 
 /// Answers a GET of `content` (streamed, with `ETag`, `If-None-Match` and one `Range`) for

@@ -3,18 +3,16 @@
 //! rendition of a video by default or its original.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError, MultipartRejection};
 use axum::extract::{Extension, Multipart, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::content::header_value;
+use super::content::tar_response;
 use crate::domain::item::{ConflictStrategy, ItemOrder, ItemType};
 use crate::http::AppState;
 use crate::http::auth::Auth;
@@ -384,7 +382,7 @@ pub async fn restore_item(
 
 /// Download many items as one tar (gzip with `?gzip=true`), streamed as it is built.
 #[utoipa::path(post, path = "/items/download", tag = "items", params(DownloadParams), request_body = ItemIds, responses(
-    (status = 200, description = "a tar (or tar.gz) with one entry per item, named by title", content_type = "application/x-tar"),
+    (status = 200, description = "a tar (or tar.gz) with one entry per item, named by title (an image group or DICOM series: a directory of its frames)", content_type = "application/x-tar"),
     (status = 400, body = ErrorBody), (status = 404, body = ErrorBody, description = "names the items not found"),
 ))]
 pub async fn download_items(
@@ -399,17 +397,5 @@ pub async fn download_items(
         .items
         .archive(&caller, body.item_ids, gzip, q.original.unwrap_or(false))
         .await?;
-    let (mime, file) = if gzip {
-        ("application/gzip", "items.tar.gz")
-    } else {
-        ("application/x-tar", "items.tar")
-    };
-    let headers = [
-        (CONTENT_TYPE, HeaderValue::from_static(mime)),
-        (
-            CONTENT_DISPOSITION,
-            header_value(&format!("attachment; filename=\"{file}\"")),
-        ),
-    ];
-    Ok((headers, Body::from_stream(stream)).into_response())
+    Ok(tar_response(stream, gzip, "items"))
 }

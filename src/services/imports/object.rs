@@ -12,7 +12,7 @@ use crate::blobs::source::Source;
 use crate::blobs::{BlobError, Buckets, ObjectKey};
 use crate::domain::fingerprint::Fingerprint;
 use crate::domain::import::{TrustedMedia, Unit, UnitKind};
-use crate::domain::item::{Frame, Item, ItemType, Media, client_title};
+use crate::domain::item::{DicomHeader, Frame, Item, ItemType, Media, client_title};
 use crate::services::now;
 use crate::services::probe::{HEAD_BYTES, Probed, Whole, dicom, probe, sniff};
 
@@ -167,10 +167,14 @@ pub async fn group_item(buckets: &Buckets, unit: &Unit, folder_id: Uuid) -> Resu
         .iter()
         .map(|url| frame(buckets.clone(), Arc::clone(&shared), url.clone()).boxed())
         .collect();
-    let frames: Vec<Frame> = futures::stream::iter(lookups)
+    let looked_up: Vec<(Frame, Option<DicomHeader>)> = futures::stream::iter(lookups)
         .buffered(FRAME_CONCURRENCY)
         .try_collect()
         .await?;
+    let (frames, headers): (Vec<Frame>, Vec<Option<DicomHeader>>) = looked_up.into_iter().unzip();
+    if group_type == ItemType::DicomSeries {
+        one_series(unit, &headers)?;
+    }
     let title = unit.title_or_file_name();
     let first = frames.first().cloned().ok_or_else(|| {
         UnitFailure::of(
@@ -187,6 +191,8 @@ pub async fn group_item(buckets: &Buckets, unit: &Unit, folder_id: Uuid) -> Resu
         media: Media {
             width: first.width,
             height: first.height,
+            frame_count: Some(frames.len() as i64),
+            dicom: headers.into_iter().next().flatten(),
             ..Media::default()
         },
         frames,
@@ -196,7 +202,7 @@ pub async fn group_item(buckets: &Buckets, unit: &Unit, folder_id: Uuid) -> Resu
 
 /// One frame of a group: looked up, typed, and for images sized. (Owned arguments: the futures
 /// of a group's frames run through `buffered`, which needs them `'static` to be `Send`.)
-async fn frame(buckets: Buckets, unit: Arc<Unit>, url: String) -> Result<Frame, UnitFailure> {
+async fn frame(buckets: Buckets, unit: Arc<Unit>, url: String) -> Result<(Frame, Option<DicomHeader>), UnitFailure> {
     let (unit, url) = (unit.as_ref(), url.as_str());
     let at = locate(&buckets, unit, url)?;
     let (fingerprint, head_bytes) = head_and_start(unit, url, &at).await?;
@@ -210,7 +216,10 @@ async fn frame(buckets: Buckets, unit: Arc<Unit>, url: String) -> Result<Frame, 
         };
         return Err(wrong_type(unit, url, &probed, expected));
     }
-    if expected == ItemType::DicomFile && dicom::read(&head_bytes).is_some_and(|read| read.header.is_directory()) {
+    let dicom = (expected == ItemType::DicomFile)
+        .then(|| dicom::read(&head_bytes))
+        .flatten();
+    if dicom.as_ref().is_some_and(|read| read.header.is_directory()) {
         return Err(UnitFailure::of(
             unit,
             format!("`{url}` is a DICOMDIR, the index of a DICOM medium, not an image of a series"),
@@ -218,14 +227,58 @@ async fn frame(buckets: Buckets, unit: Arc<Unit>, url: String) -> Result<Frame, 
         ));
     }
     let size = imagesize::blob_size(&head_bytes).ok();
-    Ok(Frame {
+    let (width, height) = match &dicom {
+        Some(read) => (read.columns, read.rows),
+        None => (
+            size.and_then(|s| i64::try_from(s.width).ok()),
+            size.and_then(|s| i64::try_from(s.height).ok()),
+        ),
+    };
+    let frame = Frame {
         bucket: at.source.name().to_owned(),
         object_key: at.key.to_string(),
         size: i64::try_from(fingerprint.size).unwrap_or(i64::MAX),
         mime_type,
-        width: size.and_then(|s| i64::try_from(s.width).ok()),
-        height: size.and_then(|s| i64::try_from(s.height).ok()),
-    })
+        width,
+        height,
+    };
+    Ok((frame, dicom.map(|read| read.header)))
+}
+
+/// Reads one attribute of a DICOM header.
+type Attribute = fn(&DicomHeader) -> Option<&String>;
+
+/// The header attributes every file of one DICOM series shares.
+const SERIES_ATTRIBUTES: [(&str, Attribute); 3] = [
+    ("SeriesInstanceUID", |h| h.series_instance_uid.as_ref()),
+    ("StudyInstanceUID", |h| h.study_instance_uid.as_ref()),
+    ("Modality", |h| h.modality.as_ref()),
+];
+
+/// Checks that the frames of a DICOM series, whose headers are `headers` in the unit's order,
+/// are one series: one study, one series, one modality (where the files say; a file silent on
+/// one of them is not held against it).
+fn one_series(unit: &Unit, headers: &[Option<DicomHeader>]) -> Result<(), UnitFailure> {
+    for (name, value) in SERIES_ATTRIBUTES {
+        let mut first: Option<(usize, &String)> = None;
+        for (index, header) in headers.iter().enumerate() {
+            let Some(this) = header.as_ref().and_then(value) else {
+                continue;
+            };
+            match first {
+                None => first = Some((index, this)),
+                Some((at, that)) if that != this => {
+                    return Err(UnitFailure::of(
+                        unit,
+                        format!("objectUrl_{at} and objectUrl_{index} are not one series: {name} {that} and {this}"),
+                        "list the files of one series per dicom_series unit",
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What vouched-for metadata says, as if probed.

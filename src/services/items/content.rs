@@ -93,6 +93,30 @@ pub fn served(item: &Item, original: bool) -> Served {
     }
 }
 
+/// The objects of a multi-object item (an image group's images, a DICOM series' files) as a
+/// download of them all serves them, in order, each named `NNNN_NAME` (its place, from 0000,
+/// and its object's file name) so that the names sort as the frames do.
+pub fn served_frames(item: &Item) -> Vec<(String, Served)> {
+    item.frames
+        .iter()
+        .enumerate()
+        .map(|(index, frame)| {
+            let file = frame.object_key.rsplit('/').next().unwrap_or(&frame.object_key);
+            let name = format!("{index:04}_{}", portable_file_name(file));
+            let content = Served {
+                bucket: frame.bucket.clone(),
+                object_key: frame.object_key.clone(),
+                size: frame.size,
+                checksum: None,
+                mime_type: frame.mime_type.clone(),
+                fingerprint: None,
+                file_name: name.clone(),
+            };
+            (name, content)
+        })
+        .collect()
+}
+
 /// The answer for an object that cannot be served: gone (404), changed since the catalog
 /// recorded it or no longer a file inside its bucket (409 `STALE`: a sync of its folder records
 /// what it is now), or a failure of the bucket (500).
@@ -147,7 +171,9 @@ impl ItemService {
 
     /// Streams a tar (gzip-compressed when `gzip`) of the items, built on the fly. Each entry is
     /// named by the item's title, made unique inside the archive as uploads are (`name (1).ext`),
-    /// and holds what a download serves (the source objects with `original`).
+    /// and holds what a download serves (the source objects with `original`); an image group,
+    /// image sequence or DICOM series is a directory of that name holding all its frames
+    /// ([`served_frames`]).
     pub async fn archive(
         &self,
         caller: &Caller,
@@ -184,7 +210,14 @@ impl ItemService {
                 name = next_free_alternative(&portable, used.iter().map(String::as_str));
             }
             used.insert(name.clone());
-            entries.push((name, served(&item, original), item.updated_at));
+            if item.frames.is_empty() {
+                entries.push((name, served(&item, original), item.updated_at));
+                continue;
+            }
+            // A multi-object item is a directory of its frames.
+            for (frame, content) in served_frames(&item) {
+                entries.push((format!("{name}/{frame}"), content, item.updated_at));
+            }
         }
         self.check_contents(entries.iter().map(|(_, content, _)| content.clone()).collect())
             .await?;

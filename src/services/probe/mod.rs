@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::domain::item::{AudioTrack, ItemType, Media};
 
 pub mod dicom;
+mod frames;
 mod orientation;
 mod signatures;
 mod svg;
@@ -25,6 +26,9 @@ pub use svg::SVG_MIME;
 pub const HEAD_BYTES: usize = 64 * 1024;
 /// PDFs larger than this get no page count: the parser reads the whole file into memory.
 pub const MAX_PDF_PROBE_BYTES: u64 = 64 * 1024 * 1024;
+/// Images in a cloud bucket larger than this are not copied to a local file for their frames,
+/// pages or a late EXIF orientation (their size still is, when their start lacks it).
+pub const MAX_COPIED_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
 /// How long ffprobe may run on one file.
 const FFPROBE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The MIME type stowage gives NIfTI volumes.
@@ -200,11 +204,15 @@ impl Whole {
 }
 
 /// Whether [`complete`] would read more of content `probed` (of `size` bytes) from a local file
-/// than from a URL: an image's size that its head did not hold, a PDF's page count. Content in a
-/// cloud bucket is copied to a local file only then.
+/// than from a URL: an image's size that its head did not hold, its frames, pages or late EXIF
+/// (up to [`MAX_COPIED_IMAGE_BYTES`]), a PDF's page count. Content in a cloud bucket is copied to
+/// a local file only then.
 pub fn needs_local_file(probed: &Probed, size: u64) -> bool {
     match probed.item_type {
-        ItemType::Image => probed.media.width.is_none(),
+        ItemType::Image => {
+            probed.media.width.is_none()
+                || (image_needs_file(&probed.media, &probed.mime_type) && size <= MAX_COPIED_IMAGE_BYTES)
+        }
         ItemType::Pdf => size <= MAX_PDF_PROBE_BYTES,
         _ => false,
     }
@@ -233,6 +241,9 @@ pub fn examine(head: &[u8], title: &str, size: u64) -> Probed {
             media.orientation = orientation::exif_orientation(head);
             if let Ok(dims) = imagesize::blob_size(head) {
                 set_image_size(&mut media, dims);
+            }
+            if frames::counted_from_head(&mime_type) || head.len() as u64 >= size {
+                set_count(&mut media, &mime_type, frames::count(head, &mime_type));
             }
         }
         ItemType::Nifti => {
@@ -269,6 +280,37 @@ fn exif_may_be_late(mime: &str) -> bool {
     matches!(mime, "image/heic" | "image/heif" | "image/avif")
 }
 
+/// Whether an image of MIME type `mime`, of which its first bytes told `media`, has more to
+/// tell from its whole file: its size, a late EXIF orientation, its frames or pages.
+fn image_needs_file(media: &Media, mime: &str) -> bool {
+    media.width.is_none()
+        || (media.orientation.is_none() && exif_may_be_late(mime))
+        || (frames::several(mime).is_some() && media.frame_count.is_none() && media.page_count.is_none())
+}
+
+/// Completes `media` of the image file at `path` (MIME type `mime`): see [`image_needs_file`].
+fn read_image_file(mut media: Media, mime: &str, path: &std::path::Path) -> Media {
+    if media.orientation.is_none() && exif_may_be_late(mime) {
+        media.orientation = orientation::exif_orientation_in(path);
+    }
+    if let Ok(dims) = imagesize::size(path) {
+        set_image_size(&mut media, dims);
+    }
+    if media.frame_count.is_none() && media.page_count.is_none() {
+        set_count(&mut media, mime, frames::count_file(path, mime));
+    }
+    media
+}
+
+/// Records `count` frames or pages of an image of MIME type `mime`.
+fn set_count(media: &mut Media, mime: &str, count: Option<i64>) {
+    match frames::several(mime) {
+        Some(frames::Several::Frames) => media.frame_count = count,
+        Some(frames::Several::Pages) => media.page_count = count,
+        None => {}
+    }
+}
+
 /// Reads what [`examine`] could not from the whole object at `whole`: an image's dimensions past
 /// its start, a PDF's page count, audio and video details (ffprobe). `size` is the content's.
 pub async fn complete(probed: Probed, size: u64, whole: Whole) -> Probed {
@@ -282,19 +324,11 @@ pub async fn complete(probed: Probed, size: u64, whole: Whole) -> Probed {
         _ => None,
     };
     match item_type {
-        ItemType::Image if media.width.is_none() || (media.orientation.is_none() && exif_may_be_late(&mime_type)) => {
-            let late_exif = media.orientation.is_none() && exif_may_be_late(&mime_type);
-            if let Some(path) = local
-                && let Some((dims, turned)) = tokio::task::spawn_blocking(move || {
-                    let turned = late_exif.then(|| orientation::exif_orientation_in(&path)).flatten();
-                    Some((imagesize::size(&path).ok()?, turned))
-                })
-                .await
-                .ok()
-                .flatten()
-            {
-                media.orientation = media.orientation.or(turned);
-                set_image_size(&mut media, dims);
+        ItemType::Image if image_needs_file(&media, &mime_type) => {
+            if let Some(path) = local {
+                let mime = mime_type.clone();
+                let read = tokio::task::spawn_blocking(move || read_image_file(media, &mime, &path));
+                media = read.await.unwrap_or_default();
             }
         }
         ItemType::DicomFile if media.width.is_none() && size > HEAD_BYTES as u64 => {
