@@ -1,6 +1,7 @@
-//! Files other projects ship (matplotlib's SVG, nibabel's NIfTI volumes), uploaded as they are
-//! and typed and described as those projects' own readers describe them; and files as other
-//! tools write them (UTF-16 text as Excel exports it, an MPEG transport stream from ffmpeg).
+//! Files other projects ship (matplotlib's SVG, nibabel's NIfTI volumes, pydicom's DICOM files and
+//! series), uploaded as they are and typed and described as those projects' own readers describe
+//! them; and files as other tools write them (Pillow's EXIF JPEG, animations and multi-page TIFF,
+//! UTF-16 text as Excel exports it, ffmpeg's transport stream and rotated video).
 
 mod common;
 
@@ -8,14 +9,21 @@ use common::media::{self, ask_corpus, corpus_python};
 use common::{Backend, TestServer};
 use serde_json::{Value, json};
 
+on_both_backends!(
+    svg_and_nifti_from_their_projects_are_typed_and_measured_as_they_say,
+    utf16_exports_and_transport_streams_are_typed_by_their_content,
+    pydicom_files_of_every_layout_are_described_as_pydicom_reads_them,
+    orientation_is_reported_and_sizes_are_as_shown,
+    animations_and_multi_page_images_report_their_frames_and_pages,
+);
+
 /// Uploads the file at `path` under `title` into `folder`; answers the item.
 async fn upload_file(s: &TestServer, folder: &str, path: &str, title: &str) -> Value {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
     s.upload_ok(folder, title, bytes).await
 }
 
-#[tokio::test]
-async fn svg_and_nifti_from_their_projects_are_typed_and_measured_as_they_say() {
+async fn svg_and_nifti_from_their_projects_are_typed_and_measured_as_they_say(backend: Backend) {
     let Some(python) = corpus_python() else { return };
     let corpus = ask_corpus(
         &python,
@@ -35,7 +43,7 @@ print(json.dumps({
 }))
 "#,
     );
-    let s = server!(Backend::Sqlite);
+    let s = server!(backend);
     let folder = s.folder("/real").await;
 
     // matplotlib's logo starts with an XML declaration and a doctype.
@@ -64,9 +72,8 @@ print(json.dumps({
     }
 }
 
-#[tokio::test]
-async fn utf16_exports_and_transport_streams_are_typed_by_their_content() {
-    let s = server!(Backend::Sqlite);
+async fn utf16_exports_and_transport_streams_are_typed_by_their_content(backend: Backend) {
+    let s = server!(backend);
     let folder = s.folder("/tools").await;
 
     // Excel's "Unicode text": UTF-16 little-endian with a byte-order mark, no extension.
@@ -163,8 +170,7 @@ other = [os.path.join(tests, "98892001", "CT5N", "2062")]
 print(json.dumps({"files": out, "dicomdir": dicomdir, "series": series_of(ct), "other": series_of(other)}))
 "#;
 
-#[tokio::test]
-async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them() {
+async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them(backend: Backend) {
     let Some(python) = corpus_python() else { return };
     let corpus = ask_corpus(&python, PYDICOM_HEADERS);
     let files = corpus["files"].as_array().expect("files");
@@ -187,7 +193,7 @@ async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them() {
         std::fs::copy(file["path"].as_str().expect("path"), bucket.join(format!("ct{index}"))).expect("copy");
     }
     let source = stowage::config::BucketSettings::at(format!("file://{}", bucket.display()));
-    let s = server!(Backend::Sqlite, move |settings: &mut stowage::config::Settings| {
+    let s = server!(backend, move |settings: &mut stowage::config::Settings| {
         settings.buckets.insert("corpus".into(), source);
     });
     let folder = s.folder("/dicom").await;
@@ -292,8 +298,7 @@ async fn pydicom_files_of_every_layout_are_described_as_pydicom_reads_them() {
     assert_eq!(single.status, reqwest::StatusCode::BAD_REQUEST, "{:?}", single.body);
 }
 
-#[tokio::test]
-async fn orientation_is_reported_and_sizes_are_as_shown() {
+async fn orientation_is_reported_and_sizes_are_as_shown(backend: Backend) {
     let Some(python) = corpus_python() else { return };
     let dir = tempfile::tempdir().expect("tmp");
     let jpeg = dir.path().join("turned.jpg");
@@ -315,7 +320,7 @@ print(json.dumps({{"stored": list(Image.open({path:?}).size), "shown": list(show
         ),
     );
     assert_eq!(pillow["stored"], json!([512, 600]));
-    let s = server!(Backend::Sqlite);
+    let s = server!(backend);
     let folder = s.folder("/turned").await;
     let photo = upload_file(&s, &folder, jpeg.to_str().expect("utf8"), "turned.jpg").await;
     assert_eq!(photo["media"]["orientation"], 6);
@@ -361,8 +366,7 @@ print(json.dumps({{"stored": list(Image.open({path:?}).size), "shown": list(show
     assert_eq!(tracks["media"]["orientation"], 1);
 }
 
-#[tokio::test]
-async fn animations_and_multi_page_images_report_their_frames_and_pages() {
+async fn animations_and_multi_page_images_report_their_frames_and_pages(backend: Backend) {
     let Some(python) = corpus_python() else { return };
     let dir = tempfile::tempdir().expect("tmp");
     // Pillow writes each (colours differ so that no frame is merged away) and counts its frames.
@@ -386,7 +390,7 @@ print(json.dumps(out))
             dir = dir.path().to_str().expect("utf8")
         ),
     );
-    let s = server!(Backend::Sqlite);
+    let s = server!(backend);
     let folder = s.folder("/frames").await;
     for (name, field) in [
         ("anim.gif", "frame_count"),

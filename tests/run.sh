@@ -212,12 +212,12 @@ cargo build --locked --bin stowage
 check_api_contract sqlite
 check_api_contract postgres
 cargo test --locked
-# The item, trash, expiry and re-encode tests once more with the managed bucket on moto and on
-# Azurite (their SQLite runs: the database does not change what the bucket does). Not on
+# The item, trash, expiry, re-encode and real-file tests once more with the managed bucket on
+# moto and on Azurite (their SQLite runs: the database does not change what the bucket does). Not on
 # fake-gcs-server: it cannot take object_store's writes (tests/managed_buckets.rs says what of a
 # GCS managed bucket is tested).
 for managed in s3 azure; do
     echo "tests/run.sh: the managed bucket on $managed"
     STOWAGE_TEST_MANAGED_BUCKET=$managed cargo test --locked \
-        --test items --test trash --test expiry --test reencode -- sqlite::
+        --test items --test trash --test expiry --test reencode --test real_files -- sqlite::
 done
