@@ -378,6 +378,20 @@ async fn item_verbs_upload_a_directory_list_by_type_download_and_remove() {
     let uploaded: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("json");
     assert_eq!(uploaded["title"], "direct.png");
     assert_eq!(uploaded["item_type"], "IMAGE");
+    // The same title again: refused before the file is sent, in the CLI's words.
+    let again = run(vec![
+        "upload".into(),
+        path(&direct),
+        "--folder".into(),
+        "/cli-items".into(),
+        "--direct".into(),
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("upload with --conflict-strategy new, skip or replace"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(uploaded["checksum"], blake3::hash(&png).to_hex().as_str());
     assert!(s.bytes(&format!("/v1/items/{}/content", id(&uploaded))).await == png);
     let metrics = String::from_utf8(s.bytes("/metrics").await).expect("text");

@@ -211,8 +211,12 @@ pub struct ClientArgs {
 
 /// The API's words in server messages, and the CLI flags that do the same: a message the CLI
 /// prints tells the user what to type, not what to send.
-const IN_CLI_TERMS: [(&str, &str); 10] = [
+const IN_CLI_TERMS: [(&str, &str); 11] = [
     ("pass recursive=true", "pass --recursive"),
+    (
+        "upload with conflict_strategy new, skip or replace",
+        "upload with --conflict-strategy new, skip or replace",
+    ),
     ("or give target_parent_id", "or give --to FOLDER"),
     ("with target_parent_id", "with --to FOLDER"),
     (
