@@ -56,7 +56,7 @@ impl Deployment {
     }
 
     /// `stowage --config stowage.toml --data-dir DATA ARGS`, with `envs`, for process `name`.
-    fn args<'a>(&'a self, name: &str, rest: &[&'a str]) -> Vec<String> {
+    fn args(&self, name: &str, rest: &[&str]) -> Vec<String> {
         let mut args = vec![
             "--config".to_owned(),
             self.config.to_str().expect("utf8").to_owned(),

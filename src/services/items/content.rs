@@ -18,7 +18,7 @@ use crate::blobs::{BlobError, ByteStream};
 use crate::config::MANAGED_BUCKET;
 use crate::domain::caller::Caller;
 use crate::domain::fingerprint::Fingerprint;
-use crate::domain::item::{Item, next_free_alternative, portable_file_name, split_extension};
+use crate::domain::item::{Frame, Item, next_free_alternative, portable_file_name, split_extension};
 use crate::services::ServiceError;
 use crate::services::access::visible_items;
 
@@ -61,15 +61,7 @@ impl Served {
 /// `original` asks for the source object; the first frame of a multi-object item.
 pub fn served(item: &Item, original: bool) -> Served {
     if let Some(first) = item.frames.first() {
-        return Served {
-            bucket: first.bucket.clone(),
-            object_key: first.object_key.clone(),
-            size: first.size,
-            checksum: None,
-            mime_type: first.mime_type.clone(),
-            fingerprint: None,
-            file_name: item.title.clone(),
-        };
+        return frame_content(first, item.title.clone());
     }
     match item.encoded.as_ref().filter(|_| !original) {
         Some(encoded) => Served {
@@ -103,18 +95,22 @@ pub fn served_frames(item: &Item) -> Vec<(String, Served)> {
         .map(|(index, frame)| {
             let file = frame.object_key.rsplit('/').next().unwrap_or(&frame.object_key);
             let name = format!("{index:04}_{}", portable_file_name(file));
-            let content = Served {
-                bucket: frame.bucket.clone(),
-                object_key: frame.object_key.clone(),
-                size: frame.size,
-                checksum: None,
-                mime_type: frame.mime_type.clone(),
-                fingerprint: None,
-                file_name: name.clone(),
-            };
-            (name, content)
+            (name.clone(), frame_content(frame, name))
         })
         .collect()
+}
+
+/// What a download of one frame serves, under `file_name`.
+fn frame_content(frame: &Frame, file_name: String) -> Served {
+    Served {
+        bucket: frame.bucket.clone(),
+        object_key: frame.object_key.clone(),
+        size: frame.size,
+        checksum: None,
+        mime_type: frame.mime_type.clone(),
+        fingerprint: None,
+        file_name,
+    }
 }
 
 /// The answer for an object that cannot be served: gone (404), changed since the catalog

@@ -242,10 +242,11 @@ impl ItemService {
         Ok(written)
     }
 
-    /// Completes direct upload `id`: moves what was uploaded to a key of its own (so the
-    /// session's URL, valid until it expires, can never touch the item's content), reads it once
-    /// (size, blake3, type, media) and makes the item as an upload would (conflict strategy,
-    /// quota). The session ends once the file is there; a file of the wrong size is removed (400).
+    /// Completes direct upload `id`: assembles its parts (with the ETags in `done`) when it went
+    /// in parts; moves the object to a key of its own where the session's URLs, valid until they
+    /// expire, could still write it (a one-PUT session, Azure); reads it once (size, blake3, type,
+    /// media) and makes the item as an upload would (conflict strategy, quota). The session ends
+    /// once the file is there; a file of the wrong size is removed (400).
     pub async fn complete_upload(
         &self,
         caller: &Caller,

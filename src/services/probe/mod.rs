@@ -326,9 +326,12 @@ pub async fn complete(probed: Probed, size: u64, whole: Whole) -> Probed {
     match item_type {
         ItemType::Image if image_needs_file(&media, &mime_type) => {
             if let Some(path) = local {
-                let mime = mime_type.clone();
-                let read = tokio::task::spawn_blocking(move || read_image_file(media, &mime, &path));
-                media = read.await.unwrap_or_default();
+                let (head_only, mime) = (media.clone(), mime_type.clone());
+                let read = tokio::task::spawn_blocking(move || read_image_file(head_only, &mime, &path));
+                // A reader that panicked leaves what the head told.
+                if let Ok(read) = read.await {
+                    media = read;
+                }
             }
         }
         ItemType::DicomFile if media.width.is_none() && size > HEAD_BYTES as u64 => {
