@@ -41,15 +41,6 @@ async fn unit_errors_fail_the_job_unless_ignored_and_keep_what_was_done(backend:
     unit_errors(backend, Fixture::local(dir.path().join("bucket"))).await;
 }
 
-/// Starts a server with `fixture` configured as bucket `src`.
-async fn server_with(backend: Backend, fixture: &Fixture) -> Option<TestServer> {
-    let bucket = fixture.settings();
-    TestServer::start_with(backend, move |settings| {
-        settings.buckets.insert("src".into(), bucket);
-    })
-    .await
-}
-
 /// Submits `spec` into `folder` (query `query`), insisting on 202, and waits for the job's end.
 async fn import(s: &TestServer, folder: &str, spec: Value, query: &str) -> Value {
     let submitted = s.post(&format!("/v1/folders/{folder}/imports{query}"), spec).await;
@@ -100,7 +91,7 @@ async fn every_unit_kind(backend: Backend, fixture: Fixture) {
     if let Some(video) = &video {
         fixture.put("media/clip.mp4", video).await;
     }
-    let Some(s) = server_with(backend, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
     let folder = s.folder("/imported").await;
@@ -233,7 +224,7 @@ async fn every_unit_kind(backend: Backend, fixture: Fixture) {
 async fn unit_errors(backend: Backend, fixture: Fixture) {
     fixture.put("ok.png", &media::png(8, 8)).await;
     fixture.put("text.txt", b"I am text").await;
-    let Some(s) = server_with(backend, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
     let folder = s.folder("/errors").await;
@@ -314,7 +305,7 @@ async fn duplicates_are_skipped_or_upserted(backend: Backend) {
     for i in 0..3 {
         fixture.put(&format!("img/{i}.png"), &media::png(4, 4)).await;
     }
-    let Some(s) = server_with(backend, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
     let folder = s.folder("/dups").await;
@@ -459,7 +450,7 @@ async fn symlinks_out_of_a_local_bucket_and_the_managed_bucket_are_never_read() 
     std::fs::write(dir.path().join("secret.png"), media::png(4, 4)).expect("secret");
     std::os::unix::fs::symlink(dir.path().join("secret.png"), dir.path().join("bucket/link.png")).expect("link");
     std::os::unix::fs::symlink(dir.path(), dir.path().join("bucket/up")).expect("dir link");
-    let Some(s) = server_with(Backend::Sqlite, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(Backend::Sqlite, &fixture).await else {
         return;
     };
     let folder = s.folder("/links").await;
@@ -513,7 +504,7 @@ async fn a_cancelled_import_keeps_what_it_finished_and_stops() {
         std::fs::write(dir.path().join("bucket").join(&key), text).expect("write");
         units.push(json!({"objectUrl": fixture.object_url(&key)}));
     }
-    let Some(s) = server_with(Backend::Sqlite, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(Backend::Sqlite, &fixture).await else {
         return;
     };
     let folder = s.folder("/cancelled").await;

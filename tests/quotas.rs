@@ -411,12 +411,7 @@ async fn syncs_and_imports_record_what_fits_and_fail_the_rest(backend: Backend) 
         fixture.put(&format!("synced/{n}.txt"), &[b'x'; 10]).await;
         fixture.put(&format!("imported/{n}.txt"), &[b'y'; 10]).await;
     }
-    let bucket = fixture.settings();
-    let Some(s) = TestServer::start_with(backend, move |settings| {
-        settings.buckets.insert("src".into(), bucket);
-    })
-    .await
-    else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
     let top = s.folder("/top").await;

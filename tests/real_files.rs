@@ -1,13 +1,16 @@
 //! Files other projects ship (matplotlib's SVG, nibabel's NIfTI volumes, pydicom's DICOM files and
 //! series), uploaded as they are and typed and described as those projects' own readers describe
 //! them; and files as other tools write them (Pillow's EXIF JPEG, animations and multi-page TIFF,
-//! UTF-16 text as Excel exports it, ffmpeg's transport stream and rotated video).
+//! UTF-16 text as Excel exports it, ffmpeg's transport stream and rotated video, pillow-heif's
+//! HEIC).
 
 mod common;
 
+use common::buckets::Fixture;
 use common::media::{self, ask_corpus, corpus_python};
 use common::{Backend, TestServer};
 use serde_json::{Value, json};
+use std::time::Duration;
 
 on_both_backends!(
     svg_and_nifti_from_their_projects_are_typed_and_measured_as_they_say,
@@ -15,7 +18,15 @@ on_both_backends!(
     pydicom_files_of_every_layout_are_described_as_pydicom_reads_them,
     orientation_is_reported_and_sizes_are_as_shown,
     animations_and_multi_page_images_report_their_frames_and_pages,
+    heic_images_are_measured_cropped_and_turned_as_libheif_shows_them,
+    nifti_pairs_synced_from_a_local_bucket_are_typed_by_their_header,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nifti_pairs_synced_from_s3_are_typed_by_their_header() {
+    let Some(fixture) = Fixture::s3().await else { return };
+    nifti_pairs_are_typed_by_their_header(Backend::Sqlite, fixture).await;
+}
 
 /// Uploads the file at `path` under `title` into `folder`; answers the item.
 async fn upload_file(s: &TestServer, folder: &str, path: &str, title: &str) -> Value {
@@ -408,5 +419,134 @@ print(json.dumps(out))
             (&json!(40), &json!(30)),
             "{name}"
         );
+    }
+}
+
+async fn heic_images_are_measured_cropped_and_turned_as_libheif_shows_them(backend: Backend) {
+    let Some(python) = corpus_python() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    // pillow-heif (libheif) writes a 451-wide image as HEIC coded 452 wide with a clean aperture
+    // of 451, and each EXIF orientation as the file's own rotation (`irot`) and mirroring
+    // (`imir`); Pillow reads back the size as shown and the orientation it was written with.
+    let made = ask_corpus(
+        &python,
+        &format!(
+            r#"
+import json, os
+import pillow_heif
+from PIL import Image
+pillow_heif.register_heif_opener()
+out = {{}}
+for orientation in range(1, 9):
+    path = os.path.join({dir:?}, f"o{{orientation}}.heic")
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (451, 300), (10, 200, 30)).save(path, exif=exif.tobytes())
+    shown = Image.open(path)
+    out[orientation] = {{"path": path, "size": list(shown.size),
+                        "orientation": shown.info.get("original_orientation") or 1}}
+print(json.dumps(out))
+"#,
+            dir = dir.path().to_str().expect("utf8")
+        ),
+    );
+    assert_eq!(made["1"]["size"], json!([451, 300]), "{made}");
+    let coded = std::fs::read(made["1"]["path"].as_str().expect("path")).expect("read");
+    let ispe = coded.windows(4).position(|w| w == b"ispe").expect("an ispe box");
+    assert_eq!(
+        &coded[ispe + 8..ispe + 12],
+        &452u32.to_be_bytes(),
+        "libheif codes an even width"
+    );
+    let s = server!(backend);
+    let folder = s.folder("/heic").await;
+    for orientation in 1..=8 {
+        let file = &made[orientation.to_string()];
+        let name = format!("o{orientation}.heic");
+        let item = upload_file(&s, &folder, file["path"].as_str().expect("path"), &name).await;
+        assert_eq!(
+            (&item["item_type"], &item["mime_type"]),
+            (&json!("IMAGE"), &json!("image/heic")),
+            "{item}"
+        );
+        assert_eq!(
+            json!([item["media"]["width"], item["media"]["height"]]),
+            file["size"],
+            "{name}: {item}"
+        );
+        assert_eq!(item["media"]["orientation"], file["orientation"], "{name}: {item}");
+    }
+}
+
+async fn nifti_pairs_synced_from_a_local_bucket_are_typed_by_their_header(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    nifti_pairs_are_typed_by_their_header(backend, Fixture::local(dir.path().join("bucket"))).await;
+}
+
+/// nibabel writes a NIfTI-1 pair (`pair.hdr`, the header; `pair.img`, bare voxels) into
+/// `fixture`, beside an `.img` of the wrong size and one with no header; a sync types the pair's
+/// image file by its header.
+async fn nifti_pairs_are_typed_by_their_header(backend: Backend, fixture: Fixture) {
+    let Some(python) = corpus_python() else { return };
+    let dir = tempfile::tempdir().expect("tmp");
+    let made = ask_corpus(
+        &python,
+        &format!(
+            r#"
+import json, os
+import numpy, nibabel
+path = os.path.join({dir:?}, "pair.img")
+nibabel.Nifti1Pair(numpy.zeros((4, 5, 6), dtype=numpy.int16), numpy.eye(4)).to_filename(path)
+print(json.dumps({{"shape": list(nibabel.load(path).shape), "files": sorted(os.listdir({dir:?}))}}))
+"#,
+            dir = dir.path().to_str().expect("utf8")
+        ),
+    );
+    assert_eq!(made["files"], json!(["pair.hdr", "pair.img"]));
+    let read = |name: &str| std::fs::read(dir.path().join(name)).expect("read");
+    let (header, voxels) = (read("pair.hdr"), read("pair.img"));
+    fixture.put("scans/pair.hdr", &header).await;
+    fixture.put("scans/pair.img", &voxels).await;
+    fixture.put("scans/short.hdr", &header).await;
+    fixture.put("scans/short.img", &voxels[..voxels.len() - 2]).await;
+    fixture.put("scans/disk.img", &voxels).await;
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
+        return;
+    };
+    let created = s
+        .post(
+            "/v1/folders",
+            json!({"path": "/volumes", "sync": {"bucket": "src", "prefix": "scans/"}}),
+        )
+        .await;
+    assert_eq!(created.status, reqwest::StatusCode::CREATED, "{:?}", created.body);
+    let folder = created.body["id"].as_str().expect("id").to_owned();
+    let submitted = s.post(&format!("/v1/folders/{folder}/sync"), json!({})).await;
+    assert_eq!(submitted.status, reqwest::StatusCode::ACCEPTED, "{:?}", submitted.body);
+    let job = common::poll_job(
+        &s.base,
+        &s.admin_key,
+        submitted.body["id"].as_str().expect("id"),
+        Duration::from_secs(60),
+        |j| matches!(j["status"].as_str(), Some("DONE" | "ERROR")),
+    )
+    .await;
+    assert_eq!(job["status"], "DONE", "{job}");
+    let page = s.get(&format!("/v1/folders/{folder}/items?page_size=100")).await.body;
+    let items: std::collections::BTreeMap<&str, &Value> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| (i["title"].as_str().expect("title"), i))
+        .collect();
+    for name in ["pair.hdr", "pair.img", "short.hdr"] {
+        assert_eq!(items[name]["item_type"], "NIFTI", "{name}: {}", items[name]);
+        assert_eq!(items[name]["mime_type"], "application/x-nifti", "{name}");
+        assert_eq!(items[name]["media"]["dimensions"], made["shape"], "{name}");
+    }
+    // Voxels of another size than the header's, and an image file without a header, are not
+    // taken for a volume.
+    for name in ["short.img", "disk.img"] {
+        assert_eq!(items[name]["item_type"], "OTHER", "{name}: {}", items[name]);
     }
 }

@@ -162,11 +162,11 @@ trap cleanup EXIT
 
 # Real files other projects ship as their test data (matplotlib's SVG, nibabel's NIfTI volumes,
 # pydicom's DICOM files), with those packages' own readers for the expected values, in a venv of
-# their own.
-CORPUS_PACKAGES="matplotlib==3.10.8 nibabel==5.3.3 pydicom==3.0.1"
+# their own; pillow-heif (libheif) writes and reads HEIC.
+CORPUS_PACKAGES="matplotlib==3.10.8 nibabel==5.3.3 pydicom==3.0.1 pillow-heif==1.1.1"
 ensure_media_corpus() {
     local venv="$EMULATORS/corpus"
-    if ! "$venv/bin/python" -c 'import matplotlib, nibabel, pydicom' 2>/dev/null; then
+    if ! "$venv/bin/python" -c 'import matplotlib, nibabel, pydicom, pillow_heif' 2>/dev/null; then
         command -v python3 >/dev/null || apt_install python3 python3-venv
         [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
         # shellcheck disable=SC2086

@@ -46,15 +46,6 @@ async fn s3_bucket_mirrors_creates_updates_tombstones_and_restores(backend: Back
     mirror_scenario(backend, fixture).await;
 }
 
-/// Starts a server with `fixture` configured as bucket `src`.
-async fn server_with(backend: Backend, fixture: &Fixture) -> Option<TestServer> {
-    let bucket = fixture.settings();
-    TestServer::start_with(backend, move |settings| {
-        settings.buckets.insert("src".into(), bucket);
-    })
-    .await
-}
-
 /// Starts a server with `fixture` configured as bucket `src`, watched for changes.
 async fn watched_server(backend: Backend, fixture: &Fixture) -> Option<TestServer> {
     let mut bucket = fixture.settings();
@@ -123,7 +114,7 @@ async fn mirror_scenario(backend: Backend, fixture: Fixture) {
     ] {
         fixture.put(key, content.as_bytes()).await;
     }
-    let Some(s) = server_with(backend, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
     let folder = synced_folder(&s, "/mirror").await;
@@ -186,7 +177,7 @@ async fn dry_runs_change_nothing_and_the_ratio_guard_stops_mass_tombstones(backe
             .put(&format!("f{i:03}.txt"), format!("file {i}").as_bytes())
             .await;
     }
-    let Some(s) = server_with(backend, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
     let folder = synced_folder(&s, "/guarded").await;
@@ -229,7 +220,7 @@ async fn a_listing_that_fails_tombstones_nothing(backend: Backend) {
     fixture.put("b.txt", b"b").await;
     std::fs::write(dir.path().join("secret.txt"), "outside").expect("write");
     std::os::unix::fs::symlink(dir.path().join("secret.txt"), root.join("escape.txt")).expect("symlink");
-    let Some(s) = server_with(backend, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
     let folder = synced_folder(&s, "/fragile").await;
@@ -259,7 +250,7 @@ async fn synced_folders_belong_to_their_bucket(backend: Backend) {
     let dir = tempfile::tempdir().expect("tmp");
     let fixture = Fixture::local(dir.path().join("bucket"));
     fixture.put("sub/a.txt", b"a").await;
-    let Some(s) = server_with(backend, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
         return;
     };
 
@@ -396,7 +387,7 @@ async fn the_cli_syncs_and_prints_a_summary() {
     let fixture = Fixture::local(dir.path().join("bucket"));
     fixture.put("a.txt", b"a").await;
     fixture.put("d/b.txt", b"b").await;
-    let Some(s) = server_with(Backend::Sqlite, &fixture).await else {
+    let Some(s) = TestServer::with_bucket(Backend::Sqlite, &fixture).await else {
         return;
     };
     synced_folder(&s, "/cli-synced").await;

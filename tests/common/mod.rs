@@ -343,6 +343,15 @@ impl TestServer {
         Self::start_over(backend, None, adjust).await
     }
 
+    /// Starts a server with `fixture` configured as bucket `src`.
+    pub async fn with_bucket(backend: Backend, fixture: &buckets::Fixture) -> Option<Self> {
+        let bucket = fixture.settings();
+        Self::start_with(backend, move |settings| {
+            settings.buckets.insert("src".into(), bucket);
+        })
+        .await
+    }
+
     /// Starts a server whose managed bucket is `managed` (else the one [`managed_fixture`]
     /// chooses), after letting `adjust` change its settings.
     pub async fn start_over(

@@ -14,7 +14,7 @@ use crate::domain::fingerprint::Fingerprint;
 use crate::domain::import::{TrustedMedia, Unit, UnitKind};
 use crate::domain::item::{DicomHeader, Frame, Item, ItemType, Media, client_title};
 use crate::services::now;
-use crate::services::probe::{HEAD_BYTES, Probed, Whole, dicom, probe, sniff};
+use crate::services::probe::{HEAD_BYTES, Probed, Whole, as_pair_image, dicom, probe, sniff};
 
 /// Frames of one group looked up at once.
 const FRAME_CONCURRENCY: usize = 8;
@@ -134,10 +134,9 @@ pub async fn single_item(
                     .map_or(Whole::Unreachable, Whole::Url),
                 None => Whole::Unreachable,
             };
-            (
-                probe(&head_bytes, &title, fingerprint.size, whole).await,
-                fingerprint.size,
-            )
+            let probed = probe(&head_bytes, &title, fingerprint.size, whole).await;
+            let probed = as_pair_image(&at.source, at.key.as_str(), fingerprint.size, probed).await;
+            (probed, fingerprint.size)
         }
     };
     if let Some(expected) = expected

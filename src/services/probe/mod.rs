@@ -1,5 +1,6 @@
 //! Reading what content is: the item type and MIME type from magic bytes (the extension only as
-//! a fallback), and media metadata: image dimensions from the header (`imagesize`), PDF page
+//! a fallback), and media metadata: image dimensions from the header (`imagesize`; HEIF's as
+//! shown, `heif.rs`), PDF page
 //! count (`lopdf`), NIfTI dimensions from its header, DICOM headers (`dicom.rs`, dicom-rs),
 //! audio/video details from `ffprobe`.
 
@@ -11,14 +12,20 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::blobs::source::Source;
 use crate::domain::item::{AudioTrack, ItemType, Media};
 
 pub mod dicom;
 mod frames;
+mod heif;
+mod nifti;
 mod orientation;
 mod signatures;
 mod svg;
 
+use nifti::gunzip_head;
+use nifti::pair_header_key;
+pub use nifti::{NIFTI_MIME, nifti_dimensions};
 use signatures::{bare_frame_sync, is_mpeg_ts, looks_like_text, looks_like_utf16_text};
 pub use svg::SVG_MIME;
 
@@ -31,9 +38,6 @@ pub const MAX_PDF_PROBE_BYTES: u64 = 64 * 1024 * 1024;
 pub const MAX_COPIED_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
 /// How long ffprobe may run on one file.
 const FFPROBE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The MIME type stowage gives NIfTI volumes.
-pub const NIFTI_MIME: &str = "application/x-nifti";
-
 /// What detection found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probed {
@@ -43,64 +47,6 @@ pub struct Probed {
     pub mime_type: String,
     /// Media metadata.
     pub media: Media,
-}
-
-/// The dimensions in a NIfTI-1 (348-byte) or NIfTI-2 (540-byte) header, either byte order;
-/// `None` when `header` is not one.
-pub fn nifti_dimensions(header: &[u8]) -> Option<Vec<i64>> {
-    let int32 = |at: usize, big: bool| -> Option<i32> {
-        let b: [u8; 4] = header.get(at..at + 4)?.try_into().ok()?;
-        Some(if big {
-            i32::from_be_bytes(b)
-        } else {
-            i32::from_le_bytes(b)
-        })
-    };
-    let big = match (int32(0, false)?, int32(0, true)?) {
-        (348 | 540, _) => false,
-        (_, 348 | 540) => true,
-        _ => return None,
-    };
-    let dims: Vec<i64> = if int32(0, big)? == 348 {
-        if !matches!(header.get(344..348)?, b"n+1\0" | b"ni1\0") {
-            return None;
-        }
-        (0..8)
-            .map(|i| {
-                let b: [u8; 2] = header.get(40 + 2 * i..42 + 2 * i)?.try_into().ok()?;
-                Some(i64::from(if big {
-                    i16::from_be_bytes(b)
-                } else {
-                    i16::from_le_bytes(b)
-                }))
-            })
-            .collect::<Option<_>>()?
-    } else {
-        if !matches!(header.get(4..8)?, b"n+2\0" | b"ni2\0") {
-            return None;
-        }
-        (0..8)
-            .map(|i| {
-                let b: [u8; 8] = header.get(16 + 8 * i..24 + 8 * i)?.try_into().ok()?;
-                Some(if big {
-                    i64::from_be_bytes(b)
-                } else {
-                    i64::from_le_bytes(b)
-                })
-            })
-            .collect::<Option<_>>()?
-    };
-    let rank = usize::try_from(*dims.first()?).ok().filter(|r| (1..=7).contains(r))?;
-    Some(dims[1..=rank].to_vec())
-}
-
-/// The first bytes of a gzip stream, decompressed (at most `limit`).
-fn gunzip_head(head: &[u8], limit: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let _ = flate2::read::GzDecoder::new(head)
-        .take(limit as u64)
-        .read_to_end(&mut out);
-    out
 }
 
 /// The item type and MIME type of content that starts with `head`, titled `title`; `size` is the
@@ -134,6 +80,9 @@ pub fn sniff(head: &[u8], title: &str, size: u64) -> (ItemType, String) {
     });
     if let Some(found) = found {
         let mime = found.mime_type();
+        if mime == "image/heif" {
+            return (ItemType::Image, heif::brand_mime(head).into());
+        }
         if mime == "application/gzip" && nifti_dimensions(&gunzip_head(head, 540)).is_some() {
             return (ItemType::Nifti, NIFTI_MIME.into());
         }
@@ -238,9 +187,15 @@ pub fn examine(head: &[u8], title: &str, size: u64) -> Probed {
             }
         }
         ItemType::Image => {
-            media.orientation = orientation::exif_orientation(head);
-            if let Ok(dims) = imagesize::blob_size(head) {
-                set_image_size(&mut media, dims);
+            // A HEIF image is measured as its boxes say it is shown; others (and a HEIF whose
+            // boxes are not in its head) by their header and EXIF.
+            if let Some(shown) = heif::is_heif(&mime_type).then(|| heif::shown(head)).flatten() {
+                set_heif_appearance(&mut media, shown);
+            } else {
+                media.orientation = orientation::exif_orientation(head);
+                if let Ok(dims) = imagesize::blob_size(head) {
+                    set_image_size(&mut media, dims);
+                }
             }
             if frames::counted_from_head(&mime_type) || head.len() as u64 >= size {
                 set_count(&mut media, &mime_type, frames::count(head, &mime_type));
@@ -274,24 +229,32 @@ fn set_image_size(media: &mut Media, dims: imagesize::ImageSize) {
     media.height = i64::try_from(height).ok();
 }
 
-/// Whether an image of MIME type `mime` may keep its EXIF data past its first bytes (HEIF
-/// stores it as an item anywhere in the file).
-fn exif_may_be_late(mime: &str) -> bool {
-    matches!(mime, "image/heic" | "image/heif" | "image/avif")
+/// Records how a HEIF image is shown.
+fn set_heif_appearance(media: &mut Media, shown: heif::Shown) {
+    media.width = Some(shown.width);
+    media.height = Some(shown.height);
+    media.orientation = Some(shown.orientation);
 }
 
 /// Whether an image of MIME type `mime`, of which its first bytes told `media`, has more to
 /// tell from its whole file: its size, a late EXIF orientation, its frames or pages.
 fn image_needs_file(media: &Media, mime: &str) -> bool {
     media.width.is_none()
-        || (media.orientation.is_none() && exif_may_be_late(mime))
+        || (media.orientation.is_none() && heif::is_heif(mime))
         || (frames::several(mime).is_some() && media.frame_count.is_none() && media.page_count.is_none())
 }
 
 /// Completes `media` of the image file at `path` (MIME type `mime`): see [`image_needs_file`].
 fn read_image_file(mut media: Media, mime: &str, path: &std::path::Path) -> Media {
-    if media.orientation.is_none() && exif_may_be_late(mime) {
-        media.orientation = orientation::exif_orientation_in(path);
+    if heif::is_heif(mime) {
+        // A HEIF file whose boxes cannot be read is measured as other images are.
+        match heif::shown_in(path) {
+            Some(shown) => {
+                set_heif_appearance(&mut media, shown);
+                return media;
+            }
+            None => media.orientation = orientation::exif_orientation_in(path),
+        }
     }
     if let Ok(dims) = imagesize::size(path) {
         set_image_size(&mut media, dims);
@@ -308,6 +271,30 @@ fn set_count(media: &mut Media, mime: &str, count: Option<i64>) {
         Some(frames::Several::Frames) => media.frame_count = count,
         Some(frames::Several::Pages) => media.page_count = count,
         None => {}
+    }
+}
+
+/// `probed`, content of `size` bytes at `key` of `source`, as the image file of a NIfTI pair
+/// when it is one: content without a signature named `X.img` whose header file `X.hdr` beside
+/// it is a pair's NIfTI header whose voxels take exactly `size` bytes (one ranged read of the
+/// header's first bytes). Anything else is left as it was.
+pub async fn as_pair_image(source: &Source, key: &str, size: u64, probed: Probed) -> Probed {
+    let Some(header_key) = pair_header_key(key, probed.item_type) else {
+        return probed;
+    };
+    let Ok((_, header)) = source.head_and_start(&header_key, nifti::MAX_HEADER_BYTES).await else {
+        return probed;
+    };
+    match nifti::pair_dimensions(&header, size) {
+        Some(dims) => Probed {
+            item_type: ItemType::Nifti,
+            mime_type: NIFTI_MIME.into(),
+            media: Media {
+                dimensions: Some(dims),
+                ..Media::default()
+            },
+        },
+        None => probed,
     }
 }
 

@@ -17,7 +17,7 @@ use crate::domain::diff::{Known, Listed, Step, diff};
 use crate::domain::folder::FolderName;
 use crate::domain::item::{Item, check_title};
 use crate::services::now;
-use crate::services::probe::{HEAD_BYTES, Probed, Whole, complete, examine};
+use crate::services::probe::{HEAD_BYTES, Probed, Whole, as_pair_image, complete, examine};
 use crate::store::{Store, sync as rows};
 
 /// Catalog rows read per query.
@@ -297,6 +297,7 @@ async fn judge(source: &Source, root: Uuid, read: Read, hashed: Result<Hashed<Pr
         Whole::file(source.local_path(&listed.key)),
     )
     .await;
+    let probed = as_pair_image(source, &listed.key, hashed.size, probed).await;
     let at = now();
     let item = Item {
         item_type: probed.item_type,
