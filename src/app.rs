@@ -135,6 +135,7 @@ fn runners(services: &Services, settings: &Settings) -> Vec<(JobKind, Arc<dyn Ru
                 services.store.clone(),
                 services.buckets.clone(),
                 settings.import.unit_concurrency,
+                services.reencode.clone(),
             )),
         ),
     ]

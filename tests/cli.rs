@@ -524,7 +524,11 @@ async fn lifecycle_verbs_reencode_trash_and_expiry() {
     assert_eq!(item["media"]["codec"], "h264");
     let out = run(&["reencode", &note]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("not videos"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("neither videos nor image sequences"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = run(&["item", "rm", &note]);
     assert_eq!(stdout(&out), format!("{note}\ttrashed\n"));

@@ -4,12 +4,15 @@
 //! `?original=true`), only writable videos are accepted, a corrupt video is a unit error with
 //! ffmpeg's message (a retry runs only that video again), ffmpeg processes are bounded, cancel
 //! kills ffmpeg and leaves no work files, and a server without ffmpeg fails the job at once.
+//! Image groups imported with `createVideo` become videos of one frame per image, from a local
+//! bucket and from S3 (moto).
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
+use common::buckets::Fixture;
 use common::{Backend, ServerProcess, TestServer, eventually, id, media, poll_job};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -21,7 +24,119 @@ on_both_backends!(
     a_corrupt_video_is_a_unit_error_with_ffmpegs_message,
     ffmpeg_processes_are_bounded_and_cancel_kills_them,
     a_variable_frame_rate_and_every_audio_track_survive_a_transcode,
+    an_image_sequence_from_a_local_bucket_becomes_a_video_of_one_frame_per_image,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_sequence_on_s3_becomes_a_video_of_one_frame_per_image() {
+    let Some(fixture) = Fixture::s3().await else { return };
+    image_sequence_video(Backend::Sqlite, fixture).await;
+}
+
+async fn an_image_sequence_from_a_local_bucket_becomes_a_video_of_one_frame_per_image(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tmp");
+    image_sequence_video(backend, Fixture::local(dir.path().join("bucket"))).await;
+}
+
+/// Imports image groups with and without `createVideo` from `fixture` (bucket `src`) and
+/// follows the videos the import asks for.
+async fn image_sequence_video(backend: Backend, fixture: Fixture) {
+    if !media::have_ffmpeg() {
+        return;
+    }
+    // Five frames of 64×48 but one of 30×20 (fitted into the first's size), and a group mixing
+    // PNG and JPEG.
+    let sizes = [(64, 48), (64, 48), (30, 20), (64, 48), (64, 48)];
+    for (n, (w, h)) in sizes.iter().enumerate() {
+        fixture.put(&format!("walk/{n}.png"), &media::png(*w, *h)).await;
+    }
+    fixture.put("mixed/0.png", &media::png(16, 16)).await;
+    fixture.put("mixed/1.jpg", &media::jpeg(16, 16)).await;
+    let Some(s) = TestServer::with_bucket(backend, &fixture).await else {
+        return;
+    };
+    let folder = s.folder("/sequences").await;
+    let url = |key: &str| fixture.object_url(key);
+    let mut walk = json!({"title": "walk", "createVideo": true});
+    for n in 0..sizes.len() {
+        walk[format!("objectUrl_{n}")] = json!(url(&format!("walk/{n}.png")));
+    }
+    let spec = json!({"image_groups": [
+        walk,
+        {"title": "mixed", "createVideo": true, "objectUrl_0": url("mixed/0.png"), "objectUrl_1": url("mixed/1.jpg")},
+        {"title": "still", "objectUrl_0": url("walk/0.png"), "objectUrl_1": url("walk/1.png")},
+    ]});
+    let submitted = s.post(&format!("/v1/folders/{folder}/imports"), spec).await;
+    assert_eq!(submitted.status, StatusCode::ACCEPTED, "{:?}", submitted.body);
+    let import = finish(&s.base, &s.admin_key, &id(&submitted.body)).await;
+    assert_eq!(import["status"], "DONE", "{import}");
+    let video_jobs = import["result"]["video_jobs"].as_array().expect("video_jobs").clone();
+    assert_eq!(video_jobs.len(), 1, "one REENCODE job for both sequences: {import}");
+    let videos = finish(&s.base, &s.admin_key, video_jobs[0].as_str().expect("id")).await;
+    assert_eq!(videos["kind"], "REENCODE");
+    assert_eq!(done_and_failed(&videos), (1, 1), "{videos}");
+    assert_eq!(videos["result"]["made_from_images"], 1, "{videos}");
+    let items: std::collections::BTreeMap<String, Value> =
+        s.get(&format!("/v1/folders/{folder}/items")).await.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| (i["title"].as_str().expect("title").to_owned(), i.clone()))
+            .collect();
+    let message = videos["errors"][0]["message"].as_str().expect("message");
+    assert_eq!(videos["errors"][0]["object"], items["mixed"]["id"], "{videos}");
+    assert!(
+        message.contains("frame 0 is image/png and frame 1 is image/jpeg"),
+        "{message}"
+    );
+
+    // The video: one frame per image, in the spec's order, at the first frame's size.
+    let walk = &items["walk"];
+    assert_eq!(walk["item_type"], "IMAGE_SEQUENCE");
+    assert_eq!(walk["mime_type"], "video/mp4", "{walk}");
+    let dir = tempfile::tempdir().expect("tmp");
+    let mp4 = dir.path().join("walk.mp4");
+    std::fs::write(&mp4, s.bytes(&format!("/v1/items/{}/content", id(walk))).await).expect("write");
+    let (times, _) = media::frame_times(&mp4);
+    assert_eq!(times.len(), sizes.len(), "{times:?}");
+    assert_eq!(
+        media::streams(&mp4),
+        [("video".into(), "h264".into(), 64, 48, "yuv420p".into())]
+    );
+    assert_eq!(walk["media"]["frame_count"], sizes.len());
+    assert_eq!(
+        (&walk["media"]["width"], &walk["media"]["height"]),
+        (&json!(64), &json!(48))
+    );
+    // Its images stay what `original=true` and `frames=all` serve.
+    let first = s.bytes(&format!("/v1/items/{}/content?original=true", id(walk))).await;
+    assert_eq!(first, media::png(64, 48));
+    let frames = s.bytes(&format!("/v1/items/{}/content?frames=all", id(walk))).await;
+    let names: Vec<String> = common::tar_entries(&frames).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(
+        names,
+        [
+            "walk/0000_0.png",
+            "walk/0001_1.png",
+            "walk/0002_2.png",
+            "walk/0003_3.png",
+            "walk/0004_4.png"
+        ]
+    );
+
+    // A group without `createVideo` has no video and cannot be given one.
+    assert_eq!(items["still"]["item_type"], "IMAGE_GROUP");
+    assert_eq!(items["still"]["mime_type"], "image/png");
+    let refused = s.post("/v1/reencode", json!({"item_ids": [id(&items["still"])]})).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{:?}", refused.body);
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("neither videos nor image sequences")),
+        "{:?}",
+        refused.body
+    );
+}
 
 /// Submits a re-encode and answers the finished job.
 async fn reencode(s: &TestServer, body: Value) -> Value {
@@ -274,7 +389,10 @@ async fn only_videos_the_caller_can_change_are_accepted(backend: Backend) {
         .await;
     assert_eq!(mixed.status, StatusCode::BAD_REQUEST);
     let message = mixed.message();
-    assert!(message.contains(&format!("not videos: {}", id(&image))), "{message}");
+    assert!(
+        message.contains(&format!("neither videos nor image sequences: {}", id(&image))),
+        "{message}"
+    );
     assert!(message.contains(&format!("not found: {nobody}")), "{message}");
     assert!(!message.contains(&id(&video)), "{message}");
     let missing = s.post("/v1/reencode", json!({"item_ids": [nobody]})).await;

@@ -236,6 +236,18 @@ pub async fn tally(db: &mut dyn Db, job_id: Uuid) -> Result<Tally, StoreError> {
     Ok(tally)
 }
 
+/// The items of type `item_type` that units of job `job_id` created and that are not in the
+/// trash, in the spec's order.
+pub async fn created_items(db: &mut dyn Db, job_id: Uuid, item_type: &str) -> Result<Vec<Uuid>, StoreError> {
+    let mut sql = Sql::new("SELECT u.item_id FROM import_unit u JOIN item i ON i.id = u.item_id WHERE u.job_id = ");
+    sql.bind(job_id.to_string());
+    sql.push(" AND u.state = ").bind(UnitState::Created.code());
+    sql.push(" AND i.item_type = ").bind(item_type.to_owned());
+    sql.push(" AND i.trashed_at IS NULL ORDER BY u.position");
+    let rows: Vec<(String,)> = sql.build_as().fetch_all(db.conn()).await?;
+    rows.into_iter().map(|(id,)| parse_id(&id)).collect()
+}
+
 /// The live item of folder `folder_id` that points at object `key` of `bucket`, if any: its id
 /// and title.
 pub async fn imported_item(

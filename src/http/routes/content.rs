@@ -121,7 +121,8 @@ pub async fn item_content(
             ))
             .into());
         }
-        let stream = items.archive(&caller, vec![id], false, false).await?;
+        // The frames themselves (`original`), also of an image sequence that has its video.
+        let stream = items.archive(&caller, vec![id], false, true).await?;
         return Ok(tar_response(stream, false, &portable_file_name(&item.title)));
     }
     let content = served(&item, q.original.unwrap_or(false));

@@ -1,7 +1,8 @@
 //! The IMPORT job: works through the pending units of its spec in position order, a batch at a
 //! time. Each batch looks up and probes its objects concurrently, then records its items and
 //! what every unit became in one transaction, so a job killed at any point resumes with exactly
-//! the units still pending and never creates an item twice.
+//! the units still pending and never creates an item twice. The image sequences it created
+//! (`createVideo`) are then handed to REENCODE jobs that make their videos.
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -13,13 +14,14 @@ use super::object::{UnitFailure, group_item, locate, single_item};
 use crate::blobs::Buckets;
 use crate::domain::folder::Folder;
 use crate::domain::import::Unit;
-use crate::domain::item::{Item, expiry_for};
-use crate::domain::job::{MAX_UNIT_ERRORS, Progress, UnitError};
+use crate::domain::item::{Item, ItemType, expiry_for};
+use crate::domain::job::{Job, MAX_UNIT_ERRORS, Progress, UnitError};
 use crate::domain::quota::Usage;
 use crate::domain::webhook::EventKind;
-use crate::services::items::insert_under_free_title;
+use crate::services::items::{MAX_BATCH, insert_under_free_title};
 use crate::services::jobs::Runner;
 use crate::services::jobs::context::{JobContext, JobFailure};
+use crate::services::reencode::ReencodeService;
 use crate::store::imports::{self as rows, Finished, Tally, UnitRow, UnitState};
 use crate::store::now_micros;
 use crate::store::usage;
@@ -36,6 +38,7 @@ pub struct ImportRunner {
     store: Store,
     buckets: Buckets,
     unit_concurrency: usize,
+    videos: ReencodeService,
 }
 
 /// What a unit turned into before it is recorded.
@@ -73,12 +76,14 @@ impl Runner for ImportRunner {
 }
 
 impl ImportRunner {
-    /// A runner that probes `unit_concurrency` objects at once.
-    pub fn new(store: Store, buckets: Buckets, unit_concurrency: usize) -> Self {
+    /// A runner that probes `unit_concurrency` objects at once and has `videos` make the videos
+    /// of image sequences.
+    pub fn new(store: Store, buckets: Buckets, unit_concurrency: usize, videos: ReencodeService) -> Self {
         Self {
             store,
             buckets,
             unit_concurrency: unit_concurrency.max(1),
+            videos,
         }
     }
 
@@ -108,9 +113,14 @@ impl ImportRunner {
         } else {
             self.work(ctx, &params, folder_id).await
         };
-        let (result, tally) = self.result(job_id).await?;
+        let (mut result, tally) = self.result(job_id).await?;
         ctx.set_result(result.clone());
         worked?;
+        let video_jobs = self.submit_videos(ctx.job()).await?;
+        if !video_jobs.is_empty() {
+            result["video_jobs"] = serde_json::json!(video_jobs);
+            ctx.set_result(result.clone());
+        }
         if tally.failed > 0 && !params.ignore_errors {
             let first = earlier
                 .first()
@@ -271,6 +281,32 @@ impl ImportRunner {
         webhook_rows::record_items(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(failures)
+    }
+
+    /// Submits REENCODE jobs (of up to 1000 items each) that make the videos of the image
+    /// sequences `job` created; answers their ids. A run repeated after a crash answers the
+    /// same jobs (their idempotency keys name this job).
+    async fn submit_videos(&self, job: &Job) -> Result<Vec<Uuid>, JobFailure> {
+        let sequences = {
+            let mut conn = self.store.read().await?;
+            rows::created_items(&mut conn, job.id, ItemType::ImageSequence.as_str()).await?
+        };
+        let mut submitted = Vec::new();
+        for (n, ids) in sequences.chunks(MAX_BATCH).enumerate() {
+            let videos = self
+                .videos
+                .submit_sequences(
+                    &job.created_by,
+                    job.folder_id,
+                    ids.to_vec(),
+                    format!("videos of the image sequences of import {}", job.id),
+                    format!("import {} videos {n}", job.id),
+                )
+                .await
+                .map_err(|e| JobFailure::Retryable(format!("cannot submit the videos of image sequences: {e}")))?;
+            submitted.push(videos.job.id);
+        }
+        Ok(submitted)
     }
 
     /// The first `limit` failed units, in spec order.

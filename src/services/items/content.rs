@@ -57,12 +57,10 @@ impl Served {
     }
 }
 
-/// What a download of `item` serves: its re-encoded rendition when it has one, unless
-/// `original` asks for the source object; the first frame of a multi-object item.
+/// What a download of `item` serves: its rendition (a re-encoded video, the video made of an
+/// image sequence) when it has one, unless `original` asks for the source; the first frame of
+/// a multi-object item.
 pub fn served(item: &Item, original: bool) -> Served {
-    if let Some(first) = item.frames.first() {
-        return frame_content(first, item.title.clone());
-    }
     match item.encoded.as_ref().filter(|_| !original) {
         Some(encoded) => Served {
             bucket: MANAGED_BUCKET.to_owned(),
@@ -73,14 +71,17 @@ pub fn served(item: &Item, original: bool) -> Served {
             fingerprint: None,
             file_name: format!("{}.mp4", split_extension(&item.title).0),
         },
-        None => Served {
-            bucket: item.bucket.clone(),
-            object_key: item.object_key.clone(),
-            size: item.size,
-            checksum: item.checksum.clone(),
-            mime_type: item.mime_type.clone(),
-            fingerprint: item.fingerprint.clone(),
-            file_name: item.title.clone(),
+        None => match item.frames.first() {
+            Some(first) => frame_content(first, item.title.clone()),
+            None => Served {
+                bucket: item.bucket.clone(),
+                object_key: item.object_key.clone(),
+                size: item.size,
+                checksum: item.checksum.clone(),
+                mime_type: item.mime_type.clone(),
+                fingerprint: item.fingerprint.clone(),
+                file_name: item.title.clone(),
+            },
         },
     }
 }
@@ -168,8 +169,8 @@ impl ItemService {
     /// Streams a tar (gzip-compressed when `gzip`) of the items, built on the fly. Each entry is
     /// named by the item's title, made unique inside the archive as uploads are (`name (1).ext`),
     /// and holds what a download serves (the source objects with `original`); an image group,
-    /// image sequence or DICOM series is a directory of that name holding all its frames
-    /// ([`served_frames`]).
+    /// image sequence (without its video, or with `original`) or DICOM series is a directory of
+    /// that name holding all its frames ([`served_frames`]).
     pub async fn archive(
         &self,
         caller: &Caller,
@@ -206,7 +207,7 @@ impl ItemService {
                 name = next_free_alternative(&portable, used.iter().map(String::as_str));
             }
             used.insert(name.clone());
-            if item.frames.is_empty() {
+            if item.frames.is_empty() || (item.encoded.is_some() && !original) {
                 entries.push((name, served(&item, original), item.updated_at));
                 continue;
             }

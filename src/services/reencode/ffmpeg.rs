@@ -46,43 +46,49 @@ pub(super) fn browser_ready(probe: &FfprobeOutput, mime: &str) -> bool {
     mp4 && h264 && aac
 }
 
+/// ffmpeg's options that keep it quiet but for errors, never reading stdin, and let it replace
+/// its output.
+pub(super) const QUIET: [&str; 6] = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y"];
+
+/// The video every browser plays: H.264 in yuv420p, at a quality where artefacts are hard to see.
+pub(super) const H264: [&str; 8] = [
+    "-c:v", "libx264", "-preset", "medium", "-crf", "23", "-pix_fmt", "yuv420p",
+];
+
+/// An MP4 whose index comes before its media data, so that playback starts at once.
+pub(super) const FASTSTART_MP4: [&str; 4] = ["-movflags", "+faststart", "-f", "mp4"];
+
+/// `parts` as ffmpeg's arguments.
+pub(super) fn args_of<'a>(parts: impl IntoIterator<Item = &'a [&'a str]>) -> Vec<OsString> {
+    parts.into_iter().flatten().map(OsString::from).collect()
+}
+
 /// ffmpeg's arguments to turn `input` into a browser-ready MP4 at `output`.
 pub(super) fn ffmpeg_args(input: &Path, output: &Path, remux: bool) -> Vec<OsString> {
-    let mut args: Vec<OsString> = ["-nostdin", "-hide_banner", "-nostats", "-loglevel", "error", "-y", "-i"]
-        .into_iter()
-        .map(OsString::from)
-        .collect();
+    let mut args = args_of([QUIET.as_slice(), &["-i"]]);
     args.push(input.into());
-    let codecs: &[&str] = if remux {
-        &["-map", "0:v:0", "-map", "0:a?", "-c", "copy"]
+    let streams: &[&str] = &["-map", "0:v:0", "-map", "0:a?"];
+    let codecs = if remux {
+        args_of([streams, &["-c", "copy"]])
     } else {
-        &[
-            "-map",
-            "0:v:0",
-            "-map",
-            "0:a?",
+        args_of([
+            streams,
             // Every frame at its own time: a variable frame rate stays variable (no frames
             // duplicated or dropped to reach a constant rate), so frame-indexed labels still fit.
-            "-fps_mode",
-            "passthrough",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "medium",
-            "-crf",
-            "23",
-            "-pix_fmt",
-            "yuv420p",
-            "-vf",
-            "scale=trunc(iw/2)*2:trunc(ih/2)*2",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "160k",
-        ]
+            &["-fps_mode", "passthrough"],
+            H264.as_slice(),
+            &[
+                "-vf",
+                "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "160k",
+            ],
+        ])
     };
-    args.extend(codecs.iter().map(OsString::from));
-    args.extend(["-movflags", "+faststart", "-f", "mp4"].map(OsString::from));
+    args.extend(codecs);
+    args.extend(args_of([FASTSTART_MP4.as_slice()]));
     args.push(output.into());
     args
 }

@@ -1,6 +1,8 @@
-//! Re-encoding videos so every browser plays them (job kind REENCODE).
+//! Re-encoding videos so every browser plays them, and making videos of image sequences (job
+//! kind REENCODE).
 //!
-//! Each video is one unit. A video already H.264 (yuv420p) with AAC audio (or none) in MP4 is
+//! Each video or image sequence is one unit. An image sequence (an image group imported with
+//! `createVideo`) becomes an H.264 MP4 of one frame per image (`sequence.rs`). A video already H.264 (yuv420p) with AAC audio (or none) in MP4 is
 //! remuxed (`-c copy -movflags +faststart`: the index moves before the media data, nothing is
 //! re-encoded) unless the request forces a full re-encode; anything else is transcoded to H.264
 //! (yuv420p, even dimensions) and AAC in MP4 with faststart. ffmpeg and ffprobe run as child
@@ -14,6 +16,7 @@
 //! shutdown) kills the running ones and waits for them to exit before the job ends.
 
 mod ffmpeg;
+mod sequence;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -32,6 +35,8 @@ use uuid::Uuid;
 
 pub use ffmpeg::FFMPEG_MISSING;
 use ffmpeg::{browser_ready, ffmpeg_args, require_tools, run_ffmpeg};
+pub use sequence::SEQUENCE_FRAME_RATE;
+use sequence::{lay_out, sequence_args};
 
 use super::access::visible_items;
 use super::items::{check_batch, id_list};
@@ -56,7 +61,7 @@ const MAX_TITLE_BYTES: usize = 255;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReencodeRequest {
-    /// The videos (1 to 1000), which the caller must be able to change.
+    /// The videos and image sequences (1 to 1000), which the caller must be able to change.
     #[schema(min_items = 1, max_items = 1000)]
     pub item_ids: Vec<Uuid>,
     /// A name for this run, kept in the job's parameters and result.
@@ -74,6 +79,8 @@ enum Mode {
     Remuxed,
     /// Transcoded to H.264 + AAC.
     Transcoded,
+    /// An image sequence made into a video.
+    FromImages,
     /// An earlier attempt of this job already did it.
     Earlier,
 }
@@ -84,6 +91,7 @@ struct Tally {
     process_title: Option<String>,
     remuxed: u64,
     transcoded: u64,
+    made_from_images: u64,
     done_by_earlier_attempt: u64,
 }
 
@@ -92,6 +100,7 @@ impl Tally {
         match mode {
             Mode::Remuxed => self.remuxed += 1,
             Mode::Transcoded => self.transcoded += 1,
+            Mode::FromImages => self.made_from_images += 1,
             Mode::Earlier => self.done_by_earlier_attempt += 1,
         }
     }
@@ -140,7 +149,7 @@ pub struct ReencodeService {
 const REFUSALS: [&str; 4] = [
     "not found",
     "in folders you may only read",
-    "not videos",
+    "neither videos nor image sequences",
     "tombstones with no content",
 ];
 
@@ -150,10 +159,16 @@ fn refusal(found: Option<&(Item, Role)>) -> Option<usize> {
     match found {
         None => Some(0),
         Some((_, role)) if *role < Role::Editor => Some(1),
-        Some((item, _)) if item.item_type != ItemType::Video => Some(2),
+        Some((item, _)) if !encodable(item.item_type) => Some(2),
         Some((item, _)) if item.is_tombstone => Some(3),
         Some(_) => None,
     }
+}
+
+/// Whether items of type `item_type` can be re-encoded: videos, and image sequences (made into
+/// one).
+fn encodable(item_type: ItemType) -> bool {
+    matches!(item_type, ItemType::Video | ItemType::ImageSequence)
 }
 
 impl ReencodeService {
@@ -194,6 +209,32 @@ impl ReencodeService {
             ))));
         }
         self.submit_checked(caller, req, idempotency_key, None).await
+    }
+
+    /// Submits, as `created_by`, a REENCODE job that makes videos of the image sequences `ids`
+    /// of folder `folder_id` (an import's, whose submitter could change them), once per
+    /// `idempotency_key`.
+    pub async fn submit_sequences(
+        &self,
+        created_by: &str,
+        folder_id: Option<Uuid>,
+        ids: Vec<Uuid>,
+        process_title: String,
+        idempotency_key: String,
+    ) -> Result<Submitted, ServiceError> {
+        let req = ReencodeRequest {
+            item_ids: ids,
+            process_title: Some(process_title),
+            force_full_reencoding: false,
+        };
+        let submission = Submission {
+            kind: JobKind::Reencode,
+            folder_id,
+            params: serde_json::to_value(&req).context("cannot encode the job parameters")?,
+            idempotency_key: Some(idempotency_key),
+            retry_of: None,
+        };
+        self.jobs.submit(created_by, submission).await
     }
 
     /// Retries REENCODE job `job` as a new job over those of its videos that it did not
@@ -248,7 +289,7 @@ impl ReencodeService {
             .collect();
         if !problems.is_empty() {
             let message = format!(
-                "item_ids: only videos you can change can be re-encoded; leave out those {}",
+                "item_ids: only videos and image sequences you can change can be re-encoded; leave out those {}",
                 problems.join("; ")
             );
             // Items that do not exist (or that the caller may not see) are not found; any other
@@ -347,27 +388,40 @@ impl ReencodeService {
         if item.encoded.as_ref().is_some_and(|e| e.encoded_at >= since) {
             return Ok(Mode::Earlier);
         }
-        if item.item_type != ItemType::Video || item.is_tombstone {
-            return Err(format!("item {id} is no longer a video with content"));
+        if !encodable(item.item_type) || item.is_tombstone {
+            return Err(format!("item {id} is no longer a video or image sequence with content"));
         }
         let dir = work.join(id.to_string());
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| format!("cannot create a work directory: {e}"))?;
-        let source = self.local_source(&item, &dir).await?;
-        let remux = !force
-            && ffprobe_json(source.as_os_str())
-                .await
-                .is_ok_and(|probe| browser_ready(&probe, &item.mime_type));
         let output = dir.join("output.mp4");
+        // What ffmpeg runs with, and the work paths named for what they are in its messages.
+        let (args, source, mode) = match item.frames.first() {
+            Some(first) if item.item_type == ItemType::ImageSequence => {
+                let frames = lay_out(&self.buckets, &item, &dir).await?;
+                let args = sequence_args(&frames, &output, first);
+                (args, (dir.clone(), "the frames"), Mode::FromImages)
+            }
+            _ => {
+                let source = self.local_source(&item, &dir).await?;
+                let remux = !force
+                    && ffprobe_json(source.as_os_str())
+                        .await
+                        .is_ok_and(|probe| browser_ready(&probe, &item.mime_type));
+                let mode = if remux { Mode::Remuxed } else { Mode::Transcoded };
+                (ffmpeg_args(&source, &output, remux), (source, "the source video"), mode)
+            }
+        };
         {
             let _slot = self
                 .slots
                 .acquire()
                 .await
                 .map_err(|_| "the re-encoder is shutting down".to_owned())?;
-            let names = [(source.as_path(), "the source video"), (output.as_path(), "the output")];
-            run_ffmpeg(ffmpeg_args(&source, &output, remux), stop, &names).await?;
+            // The output first: a sequence's frames are in the same directory.
+            let names = [(output.as_path(), "the output"), (source.0.as_path(), source.1)];
+            run_ffmpeg(args, stop, &names).await?;
         }
         let mut media = Media::default();
         ffprobe_json(output.as_os_str())
@@ -387,7 +441,7 @@ impl ReencodeService {
         if let Some(old) = old {
             remove_managed_objects(&self.buckets, [(MANAGED_BUCKET.to_owned(), old.object_key)]).await;
         }
-        Ok(if remux { Mode::Remuxed } else { Mode::Transcoded })
+        Ok(mode)
     }
 
     /// The item's source object as a local file: the bucket's own file when it has one, else a
