@@ -41,7 +41,7 @@ use std::time::Instant;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
-use support::{RssSampler, Server, env_number, load_average, mib, target_dir};
+use support::{RssSampler, Server, env_number, load_average, mib, stowage_binary, target_dir};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -75,7 +75,7 @@ async fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| target_dir().join("sync-bench-data"));
     std::fs::create_dir_all(&data).expect("create the bench data directory");
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
+    let binary = stowage_binary();
     println!("stowage binary: {}", binary.display());
     println!("bench data: {}", data.display());
     println!("load before: {}", load_average());

@@ -10,16 +10,16 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Server, env_number, load_average, target_dir, tiny_png};
+use support::{Server, env_number, load_average, stowage_binary, target_dir, tiny_png};
 
 #[tokio::main]
 async fn main() {
     let objects = env_number("STOWAGE_BENCH_WRITE_OBJECTS", 100_000);
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
+    let binary = stowage_binary();
     let data = target_dir().join("write-bench-data");
     std::fs::create_dir_all(&data).expect("create the bench data directory");
     let trees = tempfile::tempdir_in(&data).expect("a tree directory");

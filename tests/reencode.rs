@@ -44,11 +44,12 @@ async fn image_sequence_video(backend: Backend, fixture: Fixture) {
     if !media::have_ffmpeg() {
         return;
     }
-    // Five frames of 64×48 but one of 30×20 (fitted into the first's size), and a group mixing
-    // PNG and JPEG.
-    let sizes = [(64, 48), (64, 48), (30, 20), (64, 48), (64, 48)];
-    for (n, (w, h)) in sizes.iter().enumerate() {
-        fixture.put(&format!("walk/{n}.png"), &media::png(*w, *h)).await;
+    // Five JPEG frames shown 48×64: the first stored 64×48 with EXIF "turn a quarter clockwise",
+    // one of 30×20 (fitted into the first's shown size); and a group mixing PNG and JPEG.
+    let mut frames = vec![media::with_exif_orientation(&media::jpeg(64, 48), 6)];
+    frames.extend([(48, 64), (30, 20), (48, 64), (48, 64)].map(|(w, h)| media::jpeg(w, h)));
+    for (n, frame) in frames.iter().enumerate() {
+        fixture.put(&format!("walk/{n}.jpg"), frame).await;
     }
     fixture.put("mixed/0.png", &media::png(16, 16)).await;
     fixture.put("mixed/1.jpg", &media::jpeg(16, 16)).await;
@@ -58,23 +59,39 @@ async fn image_sequence_video(backend: Backend, fixture: Fixture) {
     let folder = s.folder("/sequences").await;
     let url = |key: &str| fixture.object_url(key);
     let mut walk = json!({"title": "walk", "createVideo": true});
-    for n in 0..sizes.len() {
-        walk[format!("objectUrl_{n}")] = json!(url(&format!("walk/{n}.png")));
+    for n in 0..frames.len() {
+        walk[format!("objectUrl_{n}")] = json!(url(&format!("walk/{n}.jpg")));
     }
     let spec = json!({"image_groups": [
         walk,
         {"title": "mixed", "createVideo": true, "objectUrl_0": url("mixed/0.png"), "objectUrl_1": url("mixed/1.jpg")},
-        {"title": "still", "objectUrl_0": url("walk/0.png"), "objectUrl_1": url("walk/1.png")},
+        {"title": "still", "objectUrl_0": url("walk/0.jpg"), "objectUrl_1": url("walk/1.jpg")},
     ]});
     let submitted = s.post(&format!("/v1/folders/{folder}/imports"), spec).await;
     assert_eq!(submitted.status, StatusCode::ACCEPTED, "{:?}", submitted.body);
     let import = finish(&s.base, &s.admin_key, &id(&submitted.body)).await;
-    assert_eq!(import["status"], "DONE", "{import}");
+    // The mixed group fails its unit at once, saying what to do; the others are imported.
+    assert_eq!(import["status"], "ERROR", "{import}");
+    assert_eq!(import["result"]["created"], 2, "{import}");
+    let unit_error = &import["result"]["unit_errors"][0];
+    assert_eq!(unit_error["path"], "image_groups[1]", "{import}");
+    assert!(
+        unit_error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("createVideo: frame 0 is image/png and frame 1 is image/jpeg")),
+        "{import}"
+    );
+    assert!(
+        unit_error["action_description"]
+            .as_str()
+            .is_some_and(|a| a.contains("without createVideo")),
+        "{import}"
+    );
     let video_jobs = import["result"]["video_jobs"].as_array().expect("video_jobs").clone();
-    assert_eq!(video_jobs.len(), 1, "one REENCODE job for both sequences: {import}");
+    assert_eq!(video_jobs.len(), 1, "{import}");
     let videos = finish(&s.base, &s.admin_key, video_jobs[0].as_str().expect("id")).await;
     assert_eq!(videos["kind"], "REENCODE");
-    assert_eq!(done_and_failed(&videos), (1, 1), "{videos}");
+    assert_eq!(done_and_failed(&videos), (1, 0), "{videos}");
     assert_eq!(videos["result"]["made_from_images"], 1, "{videos}");
     let items: std::collections::BTreeMap<String, Value> =
         s.get(&format!("/v1/folders/{folder}/items")).await.body["items"]
@@ -83,56 +100,69 @@ async fn image_sequence_video(backend: Backend, fixture: Fixture) {
             .iter()
             .map(|i| (i["title"].as_str().expect("title").to_owned(), i.clone()))
             .collect();
-    let message = videos["errors"][0]["message"].as_str().expect("message");
-    assert_eq!(videos["errors"][0]["object"], items["mixed"]["id"], "{videos}");
-    assert!(
-        message.contains("frame 0 is image/png and frame 1 is image/jpeg"),
-        "{message}"
-    );
 
-    // The video: one frame per image, in the spec's order, at the first frame's size.
+    // The video: one frame per image, in the spec's order, at the first frame's shown size.
     let walk = &items["walk"];
     assert_eq!(walk["item_type"], "IMAGE_SEQUENCE");
     assert_eq!(walk["mime_type"], "video/mp4", "{walk}");
+    assert_eq!(walk["frames"][0]["orientation"], 6, "{walk}");
+    assert_eq!(
+        (&walk["frames"][0]["width"], &walk["frames"][0]["height"]),
+        (&json!(48), &json!(64))
+    );
+    assert_eq!(walk["original"]["object_key"], "walk/0.jpg", "{walk}");
+    assert_eq!(walk["original"]["size"], frames[0].len(), "the first image's own size");
+    assert_eq!(walk["original"]["media"]["orientation"], 6, "{walk}");
     let dir = tempfile::tempdir().expect("tmp");
     let mp4 = dir.path().join("walk.mp4");
     std::fs::write(&mp4, s.bytes(&format!("/v1/items/{}/content", id(walk))).await).expect("write");
     let (times, _) = media::frame_times(&mp4);
-    assert_eq!(times.len(), sizes.len(), "{times:?}");
+    assert_eq!(times.len(), frames.len(), "{times:?}");
     assert_eq!(
         media::streams(&mp4),
-        [("video".into(), "h264".into(), 64, 48, "yuv420p".into())]
+        [("video".into(), "h264".into(), 48, 64, "yuv420p".into())]
     );
-    assert_eq!(walk["media"]["frame_count"], sizes.len());
+    assert_eq!(walk["media"]["frame_count"], frames.len());
     assert_eq!(
         (&walk["media"]["width"], &walk["media"]["height"]),
-        (&json!(64), &json!(48))
+        (&json!(48), &json!(64))
     );
     // Its images stay what `original=true` and `frames=all` serve.
     let first = s.bytes(&format!("/v1/items/{}/content?original=true", id(walk))).await;
-    assert_eq!(first, media::png(64, 48));
-    let frames = s.bytes(&format!("/v1/items/{}/content?frames=all", id(walk))).await;
-    let names: Vec<String> = common::tar_entries(&frames).into_iter().map(|(name, _)| name).collect();
+    assert_eq!(first, frames[0]);
+    let tar = s.bytes(&format!("/v1/items/{}/content?frames=all", id(walk))).await;
+    let names: Vec<String> = common::tar_entries(&tar).into_iter().map(|(name, _)| name).collect();
     assert_eq!(
         names,
         [
-            "walk/0000_0.png",
-            "walk/0001_1.png",
-            "walk/0002_2.png",
-            "walk/0003_3.png",
-            "walk/0004_4.png"
+            "walk/0000_0.jpg",
+            "walk/0001_1.jpg",
+            "walk/0002_2.jpg",
+            "walk/0003_3.jpg",
+            "walk/0004_4.jpg"
         ]
     );
+    // In a download of many items, the video is named as its download is.
+    let download = s
+        .request(Method::POST, "/v1/items/download", Some(&s.admin_key))
+        .json(&json!({"item_ids": [id(walk)]}))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(download.status(), StatusCode::OK);
+    let entries = common::tar_entries(&download.bytes().await.expect("tar"));
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].0, "walk.mp4");
 
     // A group without `createVideo` has no video and cannot be given one.
     assert_eq!(items["still"]["item_type"], "IMAGE_GROUP");
-    assert_eq!(items["still"]["mime_type"], "image/png");
+    assert_eq!(items["still"]["mime_type"], "image/jpeg");
     let refused = s.post("/v1/reencode", json!({"item_ids": [id(&items["still"])]})).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{:?}", refused.body);
     assert!(
         refused.body["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("neither videos nor image sequences")),
+            .is_some_and(|m| m.contains("neither videos nor image sequences") && m.contains("createVideo: true")),
         "{:?}",
         refused.body
     );

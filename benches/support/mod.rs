@@ -29,6 +29,14 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// The stowage binary a bench runs: its own build, or the one `STOWAGE_BENCH_BINARY` names
+/// (another build, to measure it side by side with the same bench, data and machine).
+pub fn stowage_binary() -> PathBuf {
+    std::env::var_os("STOWAGE_BENCH_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stowage")))
+}
+
 /// Mebibytes from kibibytes.
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -95,8 +103,7 @@ pub fn server_over_small_files(name: &str, items: usize) -> (Server, tempfile::T
         std::fs::write(tree.path().join(format!("f{i:06}.txt")), format!("item {i}\n")).expect("write a file");
     }
     let config = format!("[buckets.bench]\nurl = \"file://{}\"\n", tree.path().display());
-    let binary = PathBuf::from(env!("CARGO_BIN_EXE_stowage"));
-    (Server::start(&binary, &data, &config), tree)
+    (Server::start(&stowage_binary(), &data, &config), tree)
 }
 
 /// `stowage serve` in a child process over a fresh SQLite data directory; killed when dropped.

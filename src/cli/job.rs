@@ -126,8 +126,8 @@ pub enum JobCommand {
 }
 
 /// One line describing a job, tab-separated: id, kind, status, its unit counts (`done=`,
-/// `error=`, `pending=`, `cancelled=`), the plain fields of its result (`created=3`, `dry_run=false`…), then
-/// its message, if any.
+/// `error=`, `pending=`, `cancelled=`), the plain fields of its result (`created=3`, `dry_run=false`…)
+/// and the jobs it started (`video_jobs=ID,ID`), then its message, if any.
 fn line(job: &Value) -> String {
     let p = &job["progress"];
     let mut fields = vec![
@@ -142,6 +142,12 @@ fn line(job: &Value) -> String {
     for (key, value) in job["result"].as_object().into_iter().flatten() {
         if value.is_number() || value.is_boolean() {
             fields.push(format!("{key}={value}"));
+        } else if key.ends_with("_jobs")
+            && let Some(ids) = value.as_array()
+        {
+            // The jobs it started (an import's `video_jobs`), to follow with `job wait`.
+            let ids: Vec<&str> = ids.iter().filter_map(Value::as_str).collect();
+            fields.push(format!("{key}={}", ids.join(",")));
         }
     }
     if let Some(message) = job["message"].as_str().filter(|m| !m.is_empty()) {

@@ -203,10 +203,13 @@ pub struct Frame {
     pub size: i64,
     /// Its MIME type.
     pub mime_type: String,
-    /// Pixels across, when read.
+    /// Pixels across as shown (see [`Media::orientation`]), when read.
     pub width: Option<i64>,
-    /// Pixels down, when read.
+    /// Pixels down as shown, when read.
     pub height: Option<i64>,
+    /// An image's EXIF Orientation (see [`Media::orientation`]), when it has one.
+    #[serde(default)]
+    pub orientation: Option<i64>,
 }
 
 /// A rendition stowage made of an item's content (a re-encoded video), kept in the managed

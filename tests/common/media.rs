@@ -40,6 +40,24 @@ pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
     image(w, h, image::ImageFormat::Jpeg)
 }
 
+/// `jpeg` with an EXIF segment whose Orientation tag is `orientation` (1 to 8), right after
+/// its start-of-image marker.
+pub fn with_exif_orientation(jpeg: &[u8], orientation: u16) -> Vec<u8> {
+    assert_eq!(&jpeg[..2], [0xFF, 0xD8], "a JPEG");
+    let mut tiff = b"MM\0\x2a\0\0\0\x08".to_vec(); // big-endian, first directory at 8
+    tiff.extend_from_slice(&1u16.to_be_bytes()); // one entry:
+    tiff.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation,
+    tiff.extend_from_slice(&3u16.to_be_bytes()); // SHORT,
+    tiff.extend_from_slice(&1u32.to_be_bytes()); // one value,
+    tiff.extend_from_slice(&orientation.to_be_bytes());
+    tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // padding, no next directory
+    let mut segment = vec![0xFF, 0xE1];
+    segment.extend_from_slice(&u16::try_from(2 + 6 + tiff.len()).expect("short").to_be_bytes());
+    segment.extend_from_slice(b"Exif\0\0");
+    segment.extend_from_slice(&tiff);
+    [&jpeg[..2], &segment, &jpeg[2..]].concat()
+}
+
 /// A 16-bit PCM WAV of silence: `rate` Hz, `channels`, `millis` long.
 pub fn wav(rate: u32, channels: u16, millis: u32) -> Vec<u8> {
     let block = 2 * u32::from(channels);

@@ -14,7 +14,8 @@ use crate::domain::fingerprint::Fingerprint;
 use crate::domain::import::{TrustedMedia, Unit, UnitKind};
 use crate::domain::item::{DicomHeader, Frame, Item, ItemType, Media, client_title};
 use crate::services::now;
-use crate::services::probe::{HEAD_BYTES, Probed, Whole, as_pair_image, dicom, probe, sniff};
+use crate::services::probe::{HEAD_BYTES, Probed, Whole, as_pair_image, examine, probe};
+use crate::services::reencode::sequence_extension;
 
 /// Frames of one group looked up at once.
 const FRAME_CONCURRENCY: usize = 8;
@@ -174,6 +175,15 @@ pub async fn group_item(buckets: &Buckets, unit: &Unit, folder_id: Uuid) -> Resu
     if group_type == ItemType::DicomSeries {
         one_series(unit, &headers)?;
     }
+    if group_type == ItemType::ImageSequence
+        && let Err(why) = sequence_extension(&frames)
+    {
+        return Err(UnitFailure::of(
+            unit,
+            format!("createVideo: {why}"),
+            "list frames of one format (PNG, JPEG, WebP, TIFF, BMP or GIF), or import the group without createVideo",
+        ));
+    }
     let title = unit.title_or_file_name();
     let first = frames.first().cloned().ok_or_else(|| {
         UnitFailure::of(
@@ -190,6 +200,7 @@ pub async fn group_item(buckets: &Buckets, unit: &Unit, folder_id: Uuid) -> Resu
         media: Media {
             width: first.width,
             height: first.height,
+            orientation: first.orientation,
             frame_count: Some(frames.len() as i64),
             dicom: headers.into_iter().next().flatten(),
             ..Media::default()
@@ -205,43 +216,30 @@ async fn frame(buckets: Buckets, unit: Arc<Unit>, url: String) -> Result<(Frame,
     let (unit, url) = (unit.as_ref(), url.as_str());
     let at = locate(&buckets, unit, url)?;
     let (fingerprint, head_bytes) = head_and_start(unit, url, &at).await?;
-    let (item_type, mime_type) = sniff(&head_bytes, at.key.as_str(), fingerprint.size);
+    // Typed and measured as a single image or DICOM file is: its size as shown.
+    let probed = examine(&head_bytes, at.key.as_str(), fingerprint.size);
     let expected = unit.kind.object_type();
-    if item_type != expected {
-        let probed = Probed {
-            item_type,
-            mime_type,
-            media: Media::default(),
-        };
+    if probed.item_type != expected {
         return Err(wrong_type(unit, url, &probed, expected));
     }
-    let dicom = (expected == ItemType::DicomFile)
-        .then(|| dicom::read(&head_bytes))
-        .flatten();
-    if dicom.as_ref().is_some_and(|read| read.header.is_directory()) {
+    let Probed { mime_type, media, .. } = probed;
+    if media.dicom.as_ref().is_some_and(DicomHeader::is_directory) {
         return Err(UnitFailure::of(
             unit,
             format!("`{url}` is a DICOMDIR, the index of a DICOM medium, not an image of a series"),
             "leave the DICOMDIR out of the series and list the image files it indexes",
         ));
     }
-    let size = imagesize::blob_size(&head_bytes).ok();
-    let (width, height) = match &dicom {
-        Some(read) => (read.columns, read.rows),
-        None => (
-            size.and_then(|s| i64::try_from(s.width).ok()),
-            size.and_then(|s| i64::try_from(s.height).ok()),
-        ),
-    };
     let frame = Frame {
         bucket: at.source.name().to_owned(),
         object_key: at.key.to_string(),
         size: i64::try_from(fingerprint.size).unwrap_or(i64::MAX),
         mime_type,
-        width,
-        height,
+        width: media.width,
+        height: media.height,
+        orientation: media.orientation,
     };
-    Ok((frame, dicom.map(|read| read.header)))
+    Ok((frame, media.dicom))
 }
 
 /// Reads one attribute of a DICOM header.

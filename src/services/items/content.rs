@@ -167,7 +167,7 @@ impl ItemService {
     }
 
     /// Streams a tar (gzip-compressed when `gzip`) of the items, built on the fly. Each entry is
-    /// named by the item's title, made unique inside the archive as uploads are (`name (1).ext`),
+    /// named by the item's title (a rendition's ending in `.mp4`), made unique inside the archive as uploads are (`name (1).ext`),
     /// and holds what a download serves (the source objects with `original`); an image group,
     /// image sequence (without its video, or with `original`) or DICOM series is a directory of
     /// that name holding all its frames ([`served_frames`]).
@@ -201,14 +201,18 @@ impl ItemService {
         let mut entries = Vec::with_capacity(ids.len());
         for id in &ids {
             let Some(item) = by_id.remove(id) else { continue };
-            let portable = portable_file_name(&item.title);
+            // One file (named as its download is: a rendition ends in `.mp4`), or a directory
+            // of frames named by the title.
+            let single =
+                (item.frames.is_empty() || (item.encoded.is_some() && !original)).then(|| served(&item, original));
+            let portable = portable_file_name(single.as_ref().map_or(&item.title, |content| &content.file_name));
             let mut name = portable.clone();
             if used.contains(&name) {
                 name = next_free_alternative(&portable, used.iter().map(String::as_str));
             }
             used.insert(name.clone());
-            if item.frames.is_empty() || (item.encoded.is_some() && !original) {
-                entries.push((name, served(&item, original), item.updated_at));
+            if let Some(content) = single {
+                entries.push((name, content, item.updated_at));
                 continue;
             }
             // A multi-object item is a directory of its frames.

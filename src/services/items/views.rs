@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::served;
+use super::{Served, served};
 use crate::domain::caller::Role;
 use crate::domain::item::{AudioTrack, DicomHeader, Frame, Item, ItemType, Media};
 use crate::services::Metadata;
@@ -120,7 +120,8 @@ pub struct ItemView {
     pub signed_url: Option<String>,
 }
 
-/// The source object of a re-encoded video, never changed by the re-encode.
+/// The source object of a re-encoded video (the first image of an image sequence made into
+/// one), never changed by the re-encode: what a download with `original=true` serves.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct OriginalView {
     /// The bucket that holds it.
@@ -137,6 +138,20 @@ pub struct OriginalView {
     pub media: MediaView,
 }
 
+impl OriginalView {
+    /// What `original` serves (for a multi-object item, its first frame), and `media`.
+    fn new(original: Served, media: &Media) -> Self {
+        OriginalView {
+            bucket: original.bucket,
+            object_key: original.object_key,
+            mime_type: original.mime_type,
+            size: original.size,
+            checksum: original.checksum,
+            media: MediaView::from(media),
+        }
+    }
+}
+
 impl ItemView {
     /// How `item` looks to a caller whose role on it is `my_role` (`starred` false until
     /// `mark_starred` sets it).
@@ -146,14 +161,7 @@ impl ItemView {
             Some(encoded) => (
                 MediaView::from(&encoded.media),
                 Some(encoded.encoded_at),
-                Some(OriginalView {
-                    bucket: item.bucket.clone(),
-                    object_key: item.object_key.clone(),
-                    mime_type: item.mime_type.clone(),
-                    size: item.size,
-                    checksum: item.checksum.clone(),
-                    media: MediaView::from(&item.media),
-                }),
+                Some(OriginalView::new(served(&item, true), &item.media)),
             ),
             None => (MediaView::from(&item.media), None, None),
         };

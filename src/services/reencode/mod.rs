@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 pub use ffmpeg::FFMPEG_MISSING;
 use ffmpeg::{browser_ready, ffmpeg_args, require_tools, run_ffmpeg};
-pub use sequence::SEQUENCE_FRAME_RATE;
+pub use sequence::{SEQUENCE_FRAME_RATE, sequence_extension};
 use sequence::{lay_out, sequence_args};
 
 use super::access::visible_items;
@@ -149,8 +149,8 @@ pub struct ReencodeService {
 const REFUSALS: [&str; 4] = [
     "not found",
     "in folders you may only read",
-    "neither videos nor image sequences",
-    "tombstones with no content",
+    "that are neither videos nor image sequences",
+    "that are tombstones with no content",
 ];
 
 /// The index in [`REFUSALS`] of why `found` (an item the caller can see, with their role on it)
@@ -283,13 +283,18 @@ impl ReencodeService {
             }
         }
         let only_missing = refused.keys().eq([0].iter());
+        // An image group is what a sequence is made from, and where to turn it into one.
+        let hint = match refused.contains_key(&2) {
+            true => " (an image group becomes an image sequence when it is imported with createVideo: true)",
+            false => "",
+        };
         let problems: Vec<String> = refused
             .into_iter()
             .map(|(why, ids)| format!("{}: {}", REFUSALS[why], id_list(&ids)))
             .collect();
         if !problems.is_empty() {
             let message = format!(
-                "item_ids: only videos and image sequences you can change can be re-encoded; leave out those {}",
+                "item_ids: only videos and image sequences you can change can be re-encoded; leave out the items {}{hint}",
                 problems.join("; ")
             );
             // Items that do not exist (or that the caller may not see) are not found; any other

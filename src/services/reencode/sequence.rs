@@ -28,11 +28,10 @@ const READABLE: [(&str, &str); 6] = [
     ("image/gif", "gif"),
 ];
 
-/// Lays the frames of image sequence `item` out in `dir` as `000000.EXT`, `000001.EXT`, …
-/// (links to a local bucket's files, copies of a cloud bucket's objects); answers ffmpeg's
-/// input pattern. Every frame must be of one format ffmpeg reads.
-pub(super) async fn lay_out(buckets: &Buckets, item: &Item, dir: &Path) -> Result<PathBuf, String> {
-    let first = item.frames.first().ok_or("the image sequence has no frames")?;
+/// The file extension under which ffmpeg reads `frames` as a numbered sequence; an error
+/// saying why it cannot when they are not all of one format it reads.
+pub fn sequence_extension(frames: &[Frame]) -> Result<&'static str, String> {
+    let first = frames.first().ok_or("the image sequence has no frames")?;
     let extension = READABLE
         .iter()
         .find(|(mime, _)| *mime == first.mime_type)
@@ -43,17 +42,24 @@ pub(super) async fn lay_out(buckets: &Buckets, item: &Item, dir: &Path) -> Resul
                 first.mime_type
             )
         })?;
-    if let Some((index, other)) = item
-        .frames
+    match frames
         .iter()
         .enumerate()
         .find(|(_, frame)| frame.mime_type != first.mime_type)
     {
-        return Err(format!(
+        Some((index, other)) => Err(format!(
             "frame 0 is {} and frame {index} is {}; the frames of a video must all be of one format",
             first.mime_type, other.mime_type
-        ));
+        )),
+        None => Ok(extension),
     }
+}
+
+/// Lays the frames of image sequence `item` out in `dir` as `000000.EXT`, `000001.EXT`, …
+/// (links to a local bucket's files, copies of a cloud bucket's objects); answers ffmpeg's
+/// input pattern. Every frame must be of one format ffmpeg reads ([`sequence_extension`]).
+pub(super) async fn lay_out(buckets: &Buckets, item: &Item, dir: &Path) -> Result<PathBuf, String> {
+    let extension = sequence_extension(&item.frames)?;
     // Boxed: a `Send` future per frame (rustc cannot prove it through `buffer_unordered`).
     let placed: Vec<_> = item
         .frames
