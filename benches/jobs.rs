@@ -4,16 +4,19 @@
 //!
 //! `cargo bench --bench jobs`
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use sqlx::{Connection, Executor};
 use stowage::app::{self, Roles};
 use stowage::config::Settings;
 use stowage::domain::caller::Caller;
 use stowage::domain::job::JobKind;
 use stowage::services::jobs::Submission;
+use support::{drop_postgres_database, fresh_postgres_database};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -30,18 +33,9 @@ async fn main() {
     println!("|---|---|---|---|---|---|");
     bench("SQLite", None).await;
     if let Ok(admin) = std::env::var("STOWAGE_TEST_POSTGRES_URL") {
-        let name = format!("stowage_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("connect to PostgreSQL");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create database");
-        let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-        bench("PostgreSQL", Some(format!("{base}/{name}"))).await;
-        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-            .await
-            .expect("drop database");
+        let (name, url) = fresh_postgres_database(&admin, "stowage_bench").await;
+        bench("PostgreSQL", Some(url)).await;
+        drop_postgres_database(&admin, &name).await;
     }
 }
 

@@ -14,7 +14,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{RssSampler, Server, env_number, load_average, mib, server_over_small_files};
+use support::{RssSampler, Server, env_number, load_average, mib, millis_at, server_over_small_files};
 
 /// The memory every load must come back under.
 const AFTER_LIMIT_MIB: f64 = 150.0;
@@ -55,7 +55,7 @@ async fn main() {
         let after_anon = mib(server.status_kib("RssAnon"));
         worst_after = worst_after.max(after);
         latencies.sort_unstable();
-        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0;
+        let at = |q: f64| millis_at(&latencies, q);
         println!(
             "| {name} | {:.0} | {:.1} ms | {:.1} ms | {:.1} MiB | {:.1} MiB | {soon_after:.1} MiB | {after:.1} MiB ({after_anon:.1}) |",
             latencies.len() as f64 / seconds as f64,

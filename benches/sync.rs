@@ -41,7 +41,7 @@ use std::time::Instant;
 use rand::rngs::SmallRng;
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::Value;
-use support::{RssSampler, Server, env_number, load_average, mib, stowage_binary, target_dir};
+use support::{RssSampler, Server, env_number, group, load_average, mib, stowage_binary, target_dir};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -261,19 +261,6 @@ async fn main() {
         mib(empty_baseline),
         verdict(mib(empty_peak) < PEAK_RSS_LIMIT_MIB)
     );
-}
-
-/// `n` with thousands separators.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// KiB read from block devices so far (`pgpgin` of /proc/vmstat).

@@ -21,6 +21,7 @@ on_both_backends!(
     tar_download_of_many_items,
     pages_2500_items_while_others_are_added,
     every_list_order_has_an_index_behind_it,
+    a_subtree_pages_the_same_folder_by_folder_as_gathered,
     list_filters_orders_and_strictness,
     patch_title_and_metadata,
     move_items_all_or_nothing,
@@ -537,6 +538,70 @@ async fn every_list_order_has_an_index_behind_it(backend: Backend) {
             assert!(!sorted_without_index, "{order:?} desc={desc} needs a sort:\n{plan}");
             if std::env::var("SHOW_PLANS").is_ok() {
                 println!("{order:?} desc={desc}:\n{plan}");
+            }
+        }
+    }
+}
+
+/// Every page of `path` (which ends in a query) at `page_size`, followed to the end: the ids.
+async fn all_pages(s: &TestServer, path: &str, page_size: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{path}&page_size={page_size}");
+        if let Some(token) = &token {
+            url.push_str(&format!("&page_token={token}"));
+        }
+        let page = s.get(&url).await;
+        assert_eq!(page.status, StatusCode::OK, "{url}: {:?}", page.body);
+        ids.extend(column(&page.body, "id"));
+        match page.body["next_page_token"].as_str() {
+            Some(next) => token = Some(next.to_owned()),
+            None => return ids,
+        }
+    }
+}
+
+async fn a_subtree_pages_the_same_folder_by_folder_as_gathered(backend: Backend) {
+    use stowage::domain::item::ItemOrder;
+    use stowage::store::item_pages::{ItemQuery, explain_list};
+    let s = server!(backend);
+    // Four folders whose items share their titles (ties broken by id): pages of 3 are read
+    // folder by folder (4 × 3 < 160 items), pages of 1,000 by gathering them all.
+    let top = folder(&s, "/tree").await;
+    insert_rows(&s, &top, "x-", 0..40).await;
+    for path in ["/tree/a", "/tree/a/b", "/tree/c"] {
+        let id = folder(&s, path).await;
+        insert_rows(&s, &id, "x-", 0..40).await;
+    }
+    let query = |limit| ItemQuery {
+        folder_id: uuid::Uuid::parse_str(&top).expect("uuid"),
+        subtree: Some(stowage::domain::folder::FolderPath::parse("/tree").expect("path")),
+        visible_to: None,
+        search: None,
+        item_types: Vec::new(),
+        is_tombstone: None,
+        starred_by: None,
+        stars_of: None,
+        order: ItemOrder::Title,
+        desc: false,
+        after: None,
+        limit,
+    };
+    {
+        let mut conn = s.services().store.read().await.expect("conn");
+        let by_folder = explain_list(&mut conn, &query(3)).await.expect("explain");
+        let gathered = explain_list(&mut conn, &query(1000)).await.expect("explain");
+        assert_ne!(by_folder, gathered, "two plans:\n{by_folder}\n---\n{gathered}");
+    }
+    for order in ["title", "created_at", "size"] {
+        for desc in [false, true] {
+            for filter in ["", "&item_types=IMAGE", "&search=x-0001", "&is_tombstone=false"] {
+                let path = format!("/v1/folders/{top}/items?recursive=true&order_by={order}&desc={desc}{filter}");
+                let by_folder = all_pages(&s, &path, 3).await;
+                let gathered = all_pages(&s, &path, 1000).await;
+                assert!(!gathered.is_empty(), "{path}");
+                assert_eq!(by_folder, gathered, "{path}");
             }
         }
     }

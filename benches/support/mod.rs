@@ -37,6 +37,47 @@ pub fn stowage_binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_stowage")))
 }
 
+/// `n` with thousands separators.
+pub fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The `q` quantile (0 to 1) of `sorted` latencies, in milliseconds.
+pub fn millis_at(sorted: &[Duration], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q) as usize].as_secs_f64() * 1000.0
+}
+
+/// A fresh PostgreSQL database on the server `admin` connects to (a URL naming any database
+/// there); answers its name and URL. Drop it with [`drop_postgres_database`].
+pub async fn fresh_postgres_database(admin: &str, prefix: &str) -> (String, String) {
+    use sqlx::{Connection, Executor};
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to PostgreSQL");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create database");
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+    let url = format!("{base}/{name}");
+    (name, url)
+}
+
+/// Drops database `name` made by [`fresh_postgres_database`].
+pub async fn drop_postgres_database(admin: &str, name: &str) {
+    use sqlx::{Connection, Executor};
+    let mut conn = sqlx::PgConnection::connect(admin).await.expect("connect to PostgreSQL");
+    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+        .await
+        .expect("drop database");
+}
+
 /// Mebibytes from kibibytes.
 pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
@@ -165,6 +206,11 @@ impl Server {
             http: reqwest::Client::new(),
             _dir: dir,
         }
+    }
+
+    /// The server's data directory (its SQLite catalog is `stowage.db` in it).
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
     }
 
     pub fn pid(&self) -> u32 {

@@ -40,7 +40,7 @@ fn with_item_count(dialect: Dialect) -> String {
 /// The kept count of items directly inside folder `f`. SQLite's triggers keep it in
 /// `item_count`; PostgreSQL's record changes beside it, in `folder_item_count_change`, until
 /// [`fold_item_counts`] adds them in.
-fn kept_items(dialect: Dialect) -> &'static str {
+pub(super) fn kept_items(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "f.item_count",
         Dialect::Postgres => {

@@ -1,10 +1,16 @@
 //! Pages of items: the list query of every item listing and export (one folder or a subtree,
 //! filtered, in one of three orders, after a position), read back as one aggregated row.
+//!
+//! A subtree is listed one of two ways ([`Plan`]): by gathering every item of its folders and
+//! sorting them, or folder by folder, taking from each folder's own index only the page's worth
+//! of items after the position and sorting those: a cost that grows with the folders of the
+//! subtree, not with its items, so deep pages of a big catalog cost what the first one does.
 
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::clauses::{Reader, push_readable_by, push_subtree};
+use super::folders::kept_items;
 use super::items::{COLUMNS, ItemRow};
 use super::rows::{TrashMark, corrupt};
 use super::sql::{Sql, contains_pattern, json_rows, push_page};
@@ -60,6 +66,7 @@ pub struct Listed {
 /// worker thread over a channel and copies every value twice (to its own row, then to the Any
 /// driver's): that was most of the CPU of a list or an export (2026-12-07 profile of an export).
 pub async fn list(db: &mut dyn Db, query: &ItemQuery) -> Result<Vec<Listed>, StoreError> {
+    let plan = plan(db, query).await?;
     let (column, _) = order_columns(query.order);
     let dir = if query.desc { "DESC" } else { "ASC" };
     let order = format!("{column} {dir}, id {dir}");
@@ -68,7 +75,7 @@ pub async fn list(db: &mut dyn Db, query: &ItemQuery) -> Result<Vec<Listed>, Sto
         Dialect::Postgres => format!("json_build_array({})", column_names()),
     };
     let aggregate = json_rows(db.dialect(), &format!("{row}, starred"), Some(&order));
-    let mut sql = list_sql(&format!("SELECT {aggregate} FROM ("), query);
+    let mut sql = list_sql(db.dialect(), plan, &format!("SELECT {aggregate} FROM ("), query);
     sql.push(") AS page");
     let (text,): (Option<String>,) = sql.build_as().fetch_one(db.conn()).await?;
     let Some(text) = text else {
@@ -111,15 +118,15 @@ fn order_columns(order: ItemOrder) -> (&'static str, &'static str) {
 /// index serves a list (tests check every order has one).
 pub async fn explain_list(db: &mut dyn Db, query: &ItemQuery) -> Result<String, StoreError> {
     let dialect = db.dialect();
-    let rows = match dialect {
-        Dialect::Sqlite => {
-            list_sql("EXPLAIN QUERY PLAN ", query)
-                .build()
-                .fetch_all(db.conn())
-                .await?
-        }
-        Dialect::Postgres => list_sql("EXPLAIN ", query).build().fetch_all(db.conn()).await?,
+    let plan = plan(db, query).await?;
+    let prefix = match dialect {
+        Dialect::Sqlite => "EXPLAIN QUERY PLAN ",
+        Dialect::Postgres => "EXPLAIN ",
     };
+    let rows = list_sql(dialect, plan, prefix, query)
+        .build()
+        .fetch_all(db.conn())
+        .await?;
     let column = match dialect {
         Dialect::Sqlite => "detail",
         Dialect::Postgres => "QUERY PLAN",
@@ -131,34 +138,108 @@ pub async fn explain_list(db: &mut dyn Db, query: &ItemQuery) -> Result<String, 
     Ok(lines.join("\n"))
 }
 
-/// The SQL of [`list`], after `prefix`.
-fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
+/// How a list reads its items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Every item of the folder or subtree, filtered, sorted, then the page.
+    Gather,
+    /// For each folder of the subtree, the page's worth of its items after the position (from
+    /// its `(folder_id, column, id)` index), then the page of those.
+    FolderByFolder,
+}
+
+/// The plan for `query`: folder by folder when the subtree's folders times the page size are
+/// fewer than its items (one count over the subtree's folder rows, which keep their item
+/// counts), else gathering.
+async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
+    let Some(path) = &query.subtree else {
+        return Ok(Plan::Gather);
+    };
+    let mut sql = Sql::new(&format!(
+        "SELECT COUNT(*), CAST(COALESCE(SUM({}), 0) AS BIGINT) FROM folder f WHERE ",
+        kept_items(db.dialect())
+    ));
+    push_subtree(&mut sql, "f.path", path.as_str(), true);
+    if let Some(reader) = &query.visible_to {
+        sql.push(" AND ");
+        push_readable_by(&mut sql, reader);
+    }
+    let (folders, items): (i64, i64) = sql.build_as().fetch_one(db.conn()).await?;
+    let page = i64::from(query.limit);
+    Ok(match folders.saturating_mul(page) < items {
+        true => Plan::FolderByFolder,
+        false => Plan::Gather,
+    })
+}
+
+/// The SQL of [`list`] by `plan`, after `prefix`.
+fn list_sql(dialect: Dialect, plan: Plan, prefix: &str, query: &ItemQuery) -> Sql {
     let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS}, "));
+    push_starred_column(&mut sql, query);
+    let (_, column) = order_columns(query.order);
+    match (&query.subtree, plan) {
+        (Some(path), Plan::FolderByFolder) => {
+            // Each folder's page is read in a subquery that sees the folder row `f`.
+            match dialect {
+                Dialect::Postgres => sql.push(" FROM folder f CROSS JOIN LATERAL (SELECT * FROM item i WHERE "),
+                // CROSS JOIN: SQLite keeps the folders as the outer loop.
+                Dialect::Sqlite => {
+                    sql.push(" FROM folder f CROSS JOIN item i WHERE i.rowid IN (SELECT i.rowid FROM item i WHERE ")
+                }
+            };
+            sql.push("i.folder_id = f.id");
+            push_item_filters(&mut sql, query);
+            push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
+            sql.push(match dialect {
+                Dialect::Postgres => ") i WHERE ",
+                Dialect::Sqlite => ") AND ",
+            });
+            push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
+            push_page(&mut sql, column, "i.id", query.desc, None, query.limit);
+        }
+        (Some(path), Plan::Gather) => {
+            sql.push(" FROM item i WHERE i.folder_id IN (SELECT f.id FROM folder f WHERE ");
+            push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
+            sql.push(")");
+            push_item_filters(&mut sql, query);
+            push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
+        }
+        (None, _) => {
+            sql.push(" FROM item i WHERE i.folder_id = ")
+                .bind(query.folder_id.to_string());
+            push_item_filters(&mut sql, query);
+            push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
+        }
+    }
+    sql
+}
+
+/// Appends whether the list's [`ItemQuery::stars_of`] user starred each item, as `starred`.
+fn push_starred_column(sql: &mut Sql, query: &ItemQuery) {
     match &query.stars_of {
         Some(user) => {
             sql.push("CASE WHEN ");
-            push_starred_by(&mut sql, "i.id", user, Starred::Item);
+            push_starred_by(sql, "i.id", user, Starred::Item);
             sql.push(" THEN 1 ELSE 0 END AS starred");
         }
         None => {
             sql.push("0 AS starred");
         }
     }
-    sql.push(" FROM item i WHERE i.trashed_at IS NULL AND ");
-    match &query.subtree {
-        Some(path) => {
-            sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
-            push_subtree(&mut sql, "f.path", path.as_str(), true);
-            if let Some(reader) = &query.visible_to {
-                sql.push(" AND ");
-                push_readable_by(&mut sql, reader);
-            }
-            sql.push(")");
-        }
-        None => {
-            sql.push("i.folder_id = ").bind(query.folder_id.to_string());
-        }
+}
+
+/// Appends "folder `f` lies in subtree `path` (and `reader` may read it)".
+fn push_subtree_folders(sql: &mut Sql, path: &FolderPath, reader: Option<&Reader>) {
+    push_subtree(sql, "f.path", path.as_str(), true);
+    if let Some(reader) = reader {
+        sql.push(" AND ");
+        push_readable_by(sql, reader);
     }
+}
+
+/// Appends ` AND …` for each filter of `query` on item `i`, live items only.
+fn push_item_filters(sql: &mut Sql, query: &ItemQuery) {
+    sql.push(" AND i.trashed_at IS NULL");
     if let Some(search) = &query.search {
         sql.push(" AND i.title_folded LIKE ")
             .bind(contains_pattern(search))
@@ -174,9 +255,6 @@ fn list_sql(prefix: &str, query: &ItemQuery) -> Sql {
     }
     if let Some(user) = &query.starred_by {
         sql.push(" AND ");
-        push_starred_by(&mut sql, "i.id", user, Starred::Item);
+        push_starred_by(sql, "i.id", user, Starred::Item);
     }
-    let (_, column) = order_columns(query.order);
-    push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
-    sql
 }

@@ -116,6 +116,11 @@ pub enum Value {
 }
 
 impl Value {
+    /// Whether the value is SQL NULL.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Text(None) | Value::Int(None))
+    }
+
     /// Appends the value as JSON (a string, a number or null) to `out`, for rows sent as one
     /// JSON array.
     pub fn write_json(&self, out: &mut String) {

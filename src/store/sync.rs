@@ -128,6 +128,8 @@ pub struct NewRow {
     tail: String,
     /// Which of those values fill integer columns (bit `i` for value `i`).
     integers: u64,
+    /// Which of those values are NULL (bit `i` for value `i`).
+    nulls: u64,
     /// The object's key.
     key: String,
 }
@@ -148,7 +150,7 @@ impl NewRow {
         ];
         values.extend(content_values(item));
         let mut tail = String::with_capacity(400);
-        let mut integers = 0;
+        let (mut integers, mut nulls) = (0, 0);
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
                 tail.push(',');
@@ -157,11 +159,15 @@ impl NewRow {
             if matches!(value, Value::Int(_)) {
                 integers |= 1 << i;
             }
+            if value.is_null() {
+                nulls |= 1 << i;
+            }
         }
         tail.push(']');
         Self {
             tail,
             integers,
+            nulls,
             key: item.object_key.clone(),
         }
     }
@@ -193,17 +199,28 @@ pub async fn upsert_many(db: &mut dyn Db, root: Uuid, rows: &[(Uuid, &NewRow)]) 
         json.push_str(&row.tail);
     }
     json.push(']');
-    let columns: Vec<&str> = NEW_ROW_COLUMNS.iter().chain(CONTENT_COLUMNS.iter()).copied().collect();
+    // A column NULL in every row is left out: it takes its default, NULL (every column whose
+    // value may be NULL defaults to NULL), and the database unpacks one value less per row
+    // (most media columns of a sync of plain files).
+    let all_null = rows.iter().fold(u64::MAX, |nulls, (_, row)| nulls & row.nulls);
+    let columns: Vec<(usize, &str)> = NEW_ROW_COLUMNS
+        .iter()
+        .chain(CONTENT_COLUMNS.iter())
+        .copied()
+        .enumerate()
+        .filter(|(i, _)| all_null & (1 << i) == 0)
+        .collect();
     // Value 0 is the folder; `->>` answers text on PostgreSQL, which an integer column takes
     // only cast.
     let mut select = vec!["value->>0".to_owned()];
-    select.extend((0..columns.len()).map(|i| {
+    select.extend(columns.iter().map(|(i, _)| {
         if first.integers & (1 << i) != 0 {
             format!("CAST(value->>{} AS BIGINT)", i + 1)
         } else {
             format!("value->>{}", i + 1)
         }
     }));
+    let columns: Vec<&str> = columns.into_iter().map(|(_, column)| column).collect();
     let mut sql = Sql::new(&format!(
         "INSERT INTO item (folder_id, {}, sync_root_id, client_metadata) SELECT {}, ",
         columns.join(", "),
