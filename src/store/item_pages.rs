@@ -157,11 +157,17 @@ const FOLDER_BY_FOLDER_RATIO: i64 = 20;
 
 /// The plan for `query`: folder by folder when the subtree's items outnumber its folders times
 /// the page size [`FOLDER_BY_FOLDER_RATIO`] times over (one count over the subtree's folder
-/// rows, which keep their item counts), else gathering.
+/// rows, which keep their item counts), except for SQLite's pages after a position; else
+/// gathering.
 async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
     let Some(path) = &query.subtree else {
         return Ok(Plan::Gather);
     };
+    // SQLite answers a page after a position by gathering in 5-15 ms even at 10,000,000 items
+    // (the catalog benchmark; its first page took 2 s), faster than folder by folder (50 ms).
+    if db.dialect() == Dialect::Sqlite && query.after.is_some() {
+        return Ok(Plan::Gather);
+    }
     let mut sql = Sql::new(&format!(
         "SELECT COUNT(*), CAST(COALESCE(SUM({}), 0) AS BIGINT) FROM folder f WHERE ",
         kept_items(db.dialect())
