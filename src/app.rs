@@ -24,7 +24,7 @@ use crate::services::jobs::pauses::{self, PauseRefresh};
 use crate::services::jobs::retention::{JobRetention, RETENTION_EVERY as JOB_RETENTION_EVERY};
 use crate::services::jobs::{Runner, relay};
 use crate::services::keys::{KeyUseRecorder, USE_FLUSH_EVERY};
-use crate::services::quotas::{ITEM_COUNT_FOLD_EVERY, ItemCountFold, RECOUNT_EVERY, UsageRecount};
+use crate::services::quotas::{RECOUNT_EVERY, TALLY_FOLD_EVERY, TallyFold, UsageRecount};
 use crate::services::stars::{CLEANUP_EVERY, StarCleanup};
 use crate::services::sync::SyncRunner;
 use crate::services::webhooks::deliver::Deliverer;
@@ -205,8 +205,8 @@ pub async fn start(settings: Settings, roles: Roles) -> Result<Running, AppError
             shutdown.clone(),
         ));
         background.spawn(background::every(
-            ItemCountFold(store.clone()),
-            ITEM_COUNT_FOLD_EVERY,
+            TallyFold(store.clone()),
+            TALLY_FOLD_EVERY,
             FirstRound::AfterPeriod,
             shutdown.clone(),
         ));

@@ -677,20 +677,36 @@ async fn item_counts_follow_every_change_and_the_recount_corrects_them(backend: 
     assert_eq!(recount.body["item_counts_drifted"], json!([]), "the counts were exact");
 
     // A count changed behind the catalog's back is found, reported and corrected.
+    // So are tombstones and bytes changed behind its back: a summary shows what is kept.
+    let summary_of_a = || async {
+        let summary = s.get(&format!("/v1/folders/{a}/summary")).await;
+        assert_eq!(summary.status, StatusCode::OK, "{:?}", summary.body);
+        let counts = &summary.body["by_type"]["PLAIN_TEXT"];
+        (
+            summary.body["item_count"].as_i64(),
+            counts["tombstones"].as_i64(),
+            counts["size"].as_i64(),
+        )
+    };
+    assert_eq!(summary_of_a().await, (Some(2), Some(0), Some(10)));
     let mut conn = s.services().store.read().await.expect("conn");
     run_sql(
         &mut conn,
-        format!("UPDATE folder SET item_count = item_count + 97 WHERE id = '{a}'"),
+        format!(
+            "UPDATE folder_tally SET items = items + 97, tombstones = 3, bytes = bytes + 5 WHERE folder_id = '{a}'"
+        ),
     )
     .await;
     drop(conn);
     assert_eq!(item_count(&s, &a).await, 99);
+    assert_eq!(summary_of_a().await, (Some(99), Some(3), Some(15)));
     let recount = s.post("/v1/usage/recount", json!({})).await;
     assert_eq!(
         recount.body["item_counts_drifted"],
         json!([{"folder_id": a, "path": "/a", "counted": 99, "actual": 2}])
     );
     assert_eq!(item_count(&s, &a).await, 2);
+    assert_eq!(summary_of_a().await, (Some(2), Some(0), Some(10)));
 }
 
 /// Keeping a folder's item count must not make item writers deadlock: one that locks a

@@ -130,14 +130,28 @@ async fn the_teams_quotas_and_item_count_migrations_give_every_tree_its_owner_us
             .await
             .expect("usage");
     assert_eq!(usage, [("alice".to_owned(), 8, 2), ("bob".to_owned(), 7, 1)]);
-    // The item count migration counts each folder's direct items: a tombstone is one, a trashed
-    // item is not.
-    let counts: Vec<(String, i64)> = sqlx::query_as("SELECT path, item_count FROM folder ORDER BY path")
-        .fetch_all(conn.conn())
-        .await
-        .expect("item counts");
-    let counts: Vec<(&str, i64)> = counts.iter().map(|(p, n)| (p.as_str(), *n)).collect();
-    assert_eq!(counts, [("/a", 1), ("/a/b", 0), ("/a/b/c", 1), ("/z", 1), ("/z/y", 1)]);
+    // The tally migration (0023, after the item count's 0017) counts each folder's direct items
+    // by type: a tombstone is one (its bytes are not), a trashed item is not.
+    let tallies: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT f.path, t.item_type, t.items, t.tombstones, t.bytes FROM folder_tally t \
+         JOIN folder f ON f.id = t.folder_id ORDER BY f.path",
+    )
+    .fetch_all(conn.conn())
+    .await
+    .expect("tallies");
+    let tallies: Vec<(&str, &str, i64, i64, i64)> = tallies
+        .iter()
+        .map(|(p, t, n, d, b)| (p.as_str(), t.as_str(), *n, *d, *b))
+        .collect();
+    assert_eq!(
+        tallies,
+        [
+            ("/a", "other", 1, 0, 3),
+            ("/a/b/c", "other", 1, 0, 5),
+            ("/z", "other", 1, 1, 0),
+            ("/z/y", "other", 1, 0, 7),
+        ]
+    );
 }
 
 on_both_backends!(the_teams_quotas_and_item_count_migrations_give_every_tree_its_owner_usage_and_counts);

@@ -15,7 +15,7 @@ use crate::domain::audit::{AuditAction, AuditEvent};
 use crate::domain::caller::{Caller, Role, check_user_name};
 use crate::domain::folder::{Folder, FolderPath};
 use crate::domain::quota::{Quota, Usage};
-use crate::store::folders::{self as folder_rows, ItemCountDrift};
+use crate::store::tallies::{self, ItemCountDrift};
 use crate::store::usage::{self, Drift};
 use crate::store::{Db, Store, TreeLock};
 
@@ -248,12 +248,12 @@ impl QuotaService {
         })
     }
 
-    /// Recounts every counter (usage, and each folder's item count) in one transaction that
+    /// Recounts every counter (usage, and what each folder holds) in one transaction that
     /// holds the folder tree alone, so that no write is half counted.
     async fn recount_all(&self) -> Result<(Vec<Drift>, Vec<ItemCountDrift>), ServiceError> {
         let mut tx = self.store.write_tree(TreeLock::Exclusive).await?;
         let drifts = usage::recount_all(&mut tx).await?;
-        let item_counts = folder_rows::recount_items(&mut tx).await?;
+        let item_counts = tallies::recount(&mut tx).await?;
         tx.commit().await?;
         for drift in &drifts {
             tracing::warn!(holder = %drift.holder, counted = %drift.counted, actual = %drift.actual, "usage counter drifted; corrected");
@@ -296,21 +296,21 @@ pub async fn ensure_nested(conn: &mut dyn Db, id: Uuid, path: &FolderPath) -> Re
     Ok(())
 }
 
-/// How often [`ItemCountFold`] runs.
-pub const ITEM_COUNT_FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often [`TallyFold`] runs.
+pub const TALLY_FOLD_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Adds the item count changes that PostgreSQL's triggers recorded into the folders' counts
-/// (`store::folders::fold_item_counts`), so that a folder's read sums few of them.
-pub struct ItemCountFold(pub Store);
+/// Adds the changes that PostgreSQL's triggers recorded into the folders' kept tallies
+/// (`store::tallies::fold`), so that a folder's read sums few of them.
+pub struct TallyFold(pub Store);
 
-impl Periodic for ItemCountFold {
+impl Periodic for TallyFold {
     async fn round(&mut self) {
         let folded = match self.0.read().await {
-            Ok(mut conn) => folder_rows::fold_item_counts(&mut conn).await,
+            Ok(mut conn) => tallies::fold(&mut conn).await,
             Err(error) => Err(error),
         };
         if let Err(error) = folded {
-            tracing::warn!(%error, "could not fold the folders' item count changes; trying again later");
+            tracing::warn!(%error, "could not fold the folders' tally changes; trying again later");
         }
     }
 }

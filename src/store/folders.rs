@@ -9,6 +9,7 @@ use super::clauses::{Reader, push_path_rewrite, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, contains_pattern, push_page};
 use super::stars::{Starred, push_starred_by};
+use super::tallies::{self, TypeCount, kept_items};
 use super::teams::{Grantee, push_reaches};
 use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
@@ -21,7 +22,7 @@ const BASE_COLUMNS: &str = "f.id, f.parent_id, f.name, f.path, f.description, f.
      (SELECT COUNT(*) FROM folder c WHERE c.parent_id = f.id AND c.trashed_at IS NULL) AS subfolder_count";
 
 /// The columns every folder query selects, counts included. The item count is kept (migration
-/// 0017), so reading it costs nothing however many items the folder holds; subfolders are
+/// 0023), so reading it costs nothing however many items the folder holds; subfolders are
 /// counted on the `folder (parent_id)` index.
 fn columns(dialect: Dialect) -> &'static str {
     static SQLITE: LazyLock<String> = LazyLock::new(|| with_item_count(Dialect::Sqlite));
@@ -36,38 +37,6 @@ fn columns(dialect: Dialect) -> &'static str {
 fn with_item_count(dialect: Dialect) -> String {
     format!("{BASE_COLUMNS}, {} AS item_count", kept_items(dialect))
 }
-
-/// The kept count of items directly inside folder `f`. SQLite's triggers keep it in
-/// `item_count`; PostgreSQL's record changes beside it, in `folder_item_count_change`, until
-/// [`fold_item_counts`] adds them in.
-pub(super) fn kept_items(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => "f.item_count",
-        Dialect::Postgres => {
-            "CAST(f.item_count + COALESCE((SELECT SUM(c.change) FROM folder_item_count_change c \
-             WHERE c.folder_id = f.id), 0) AS BIGINT)"
-        }
-    }
-}
-
-/// Adds the item count changes PostgreSQL's triggers recorded into the folders' `item_count`,
-/// in one statement (the changes it takes are those committed before it; a concurrent fold
-/// skips them). Nothing to do on SQLite, whose triggers change `item_count` itself.
-pub async fn fold_item_counts(db: &mut dyn Db) -> Result<(), StoreError> {
-    if db.dialect() == Dialect::Sqlite {
-        return Ok(());
-    }
-    let sql = Sql::new(
-        "WITH taken AS (DELETE FROM folder_item_count_change RETURNING folder_id, change), \
-         sums AS (SELECT folder_id, SUM(change) AS total FROM taken GROUP BY folder_id) \
-         UPDATE folder f SET item_count = f.item_count + sums.total FROM sums WHERE f.id = sums.folder_id",
-    );
-    sql.build().execute(db.conn()).await?;
-    Ok(())
-}
-
-/// The count of items directly inside folder `f` (not trashed; tombstones included), counted.
-const COUNTED_ITEMS: &str = "(SELECT COUNT(*) FROM item i WHERE i.folder_id = f.id AND i.trashed_at IS NULL)";
 
 /// A folder with the counts shown beside it.
 #[derive(Debug, Clone, PartialEq)]
@@ -486,19 +455,6 @@ fn push_filters(sql: &mut Sql, query: &FolderQuery) {
     }
 }
 
-/// Counts for one item type inside a folder (or subtree).
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct TypeCount {
-    /// The item type.
-    pub item_type: String,
-    /// Items of that type, tombstones included.
-    pub items: i64,
-    /// Of those, tombstones.
-    pub tombstones: i64,
-    /// Total bytes of the live (non-tombstone) items.
-    pub bytes: i64,
-}
-
 /// What a folder (or its whole subtree) holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -518,57 +474,6 @@ pub async fn summary(db: &mut dyn Db, id: Uuid, path: &FolderPath, recursive: bo
     }
     let (subfolders,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
 
-    let mut sql = Sql::new(
-        "SELECT item_type, COUNT(*) AS items, CAST(COALESCE(SUM(is_tombstone), 0) AS BIGINT) AS tombstones, \
-         CAST(COALESCE(SUM(CASE WHEN is_tombstone = 0 THEN size ELSE 0 END), 0) AS BIGINT) AS bytes FROM item \
-         WHERE trashed_at IS NULL AND ",
-    );
-    if recursive {
-        sql.push("folder_id IN (SELECT id FROM folder WHERE ");
-        push_subtree(&mut sql, "path", path.as_str(), true);
-        sql.push(")");
-    } else {
-        sql.push("folder_id = ").bind(id.to_string());
-    }
-    sql.push(" GROUP BY item_type ORDER BY item_type");
-    let by_type = sql.build_as::<TypeCount>().fetch_all(db.conn()).await?;
+    let by_type = tallies::by_type(db, id, path, recursive).await?;
     Ok(Summary { subfolders, by_type })
-}
-
-/// A folder whose kept item count a recount found wrong, and what it was set to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemCountDrift {
-    /// The folder.
-    pub folder_id: Uuid,
-    /// Its path.
-    pub path: String,
-    /// What its count said.
-    pub counted: i64,
-    /// How many items it holds (what the count says now).
-    pub actual: i64,
-}
-
-/// Counts the items directly inside every folder, corrects the kept counts that drifted and
-/// answers them. Run it where no write is half done (the usage recount's exclusive tree lock).
-pub async fn recount_items(db: &mut dyn Db) -> Result<Vec<ItemCountDrift>, StoreError> {
-    fold_item_counts(db).await?;
-    let kept = kept_items(db.dialect());
-    let sql = Sql::new(&format!(
-        "SELECT f.id, f.path, {kept}, {COUNTED_ITEMS} FROM folder f \
-         WHERE {kept} <> {COUNTED_ITEMS} ORDER BY f.path"
-    ));
-    let rows: Vec<(String, String, i64, i64)> = sql.build_as().fetch_all(db.conn()).await?;
-    let mut drifts = Vec::with_capacity(rows.len());
-    for (id, path, counted, actual) in rows {
-        let mut sql = Sql::new("UPDATE folder SET item_count = item_count + ");
-        sql.bind(actual - counted).push(" WHERE id = ").bind(id.clone());
-        sql.build().execute(db.conn()).await?;
-        drifts.push(ItemCountDrift {
-            folder_id: parse_id(&id)?,
-            path: display_path(&path).to_owned(),
-            counted,
-            actual,
-        });
-    }
-    Ok(drifts)
 }

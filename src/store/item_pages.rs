@@ -1,20 +1,22 @@
 //! Pages of items: the list query of every item listing and export (one folder or a subtree,
 //! filtered, in one of three orders, after a position), read back as one aggregated row.
 //!
-//! A subtree is listed one of two ways ([`Plan`]): by gathering every item of its folders and
-//! sorting them, or folder by folder, taking from each folder's own index only the page's worth
-//! of items after the position and sorting those: a cost that grows with the folders of the
-//! subtree, not with its items, so deep pages of a big catalog cost what the first one does.
+//! A list is read one of three ways ([`Plan`]): by gathering every item of its folders and
+//! sorting them; folder by folder, taking from each folder's own index only the page's worth of
+//! items after the position and sorting those (a cost that grows with the folders of the
+//! subtree, not with its items, so deep pages of a big catalog cost what the first one does);
+//! or, for a search that few titles hold, from the titles' trigram index (SQLite's FTS5 table
+//! `item_title_search`, PostgreSQL's pg_trgm index), sorting the matches.
 
 use sqlx::Row;
 use uuid::Uuid;
 
 use super::clauses::{Reader, push_readable_by, push_subtree};
-use super::folders::kept_items;
 use super::items::{COLUMNS, ItemRow};
 use super::rows::{TrashMark, corrupt};
 use super::sql::{Sql, contains_pattern, json_rows, push_page};
 use super::stars::{Starred, push_starred_by};
+use super::tallies::kept_items;
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
 use crate::domain::item::{Item, ItemOrder, ItemType};
@@ -143,6 +145,12 @@ pub async fn explain_list(db: &mut dyn Db, query: &ItemQuery) -> Result<String, 
 enum Plan {
     /// Every item of the folder or subtree, filtered, sorted, then the page.
     Gather,
+    /// The items whose title the search index says holds the search (fewer than
+    /// [`FEW_MATCHES`] in the whole catalog), filtered, sorted, then the page.
+    Matching,
+    /// The tombstones of the folder or subtree, from the partial index of each folder's
+    /// (tombstones are few: what a sync found gone), filtered, sorted, then the page.
+    Tombstones,
     /// For each folder of the subtree, the page's worth of its items after the position (from
     /// its `(folder_id, column, id)` index), then the page of those.
     FolderByFolder,
@@ -155,11 +163,31 @@ enum Plan {
 /// but slower on PostgreSQL and for SQLite's deep pages, so it waits for bigger subtrees.
 const FOLDER_BY_FOLDER_RATIO: i64 = 20;
 
-/// The plan for `query`: folder by folder when the subtree's items outnumber its folders times
+/// Most titles of the whole catalog the search index may find holding a search for a list to
+/// start from them ([`Plan::Matching`]). With more, the search's matches are common enough that
+/// reading the folder's items in order finds a page of them soon: at 10,000 in 10,000,000 items,
+/// one in 1,000 items.
+const FEW_MATCHES: i64 = 10_000;
+
+/// Fewest characters a search must have for the search index to serve it: the index holds the
+/// titles' trigrams.
+const INDEXED_SEARCH_CHARS: usize = 3;
+
+/// The plan for `query`: from the search index when the query searches and the index finds
+/// fewer than [`FEW_MATCHES`] titles holding the search; from the tombstones' index when it
+/// asks for tombstones; else folder by folder when the subtree's items outnumber its folders times
 /// the page size [`FOLDER_BY_FOLDER_RATIO`] times over (one count over the subtree's folder
 /// rows, which keep their item counts), except for SQLite's pages after a position; else
 /// gathering.
 async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
+    if let Some(search) = indexed_search(query)
+        && count_matches(db, search).await? < FEW_MATCHES
+    {
+        return Ok(Plan::Matching);
+    }
+    if query.is_tombstone == Some(true) {
+        return Ok(Plan::Tombstones);
+    }
     let Some(path) = &query.subtree else {
         return Ok(Plan::Gather);
     };
@@ -187,6 +215,44 @@ async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
     )
 }
 
+/// The query's search when the search index can serve it.
+fn indexed_search(query: &ItemQuery) -> Option<&str> {
+    query
+        .search
+        .as_deref()
+        .filter(|search| search.chars().count() >= INDEXED_SEARCH_CHARS)
+}
+
+/// How many titles of the catalog (trashed items' too) the search index finds holding `search`,
+/// counting up to [`FEW_MATCHES`].
+async fn count_matches(db: &mut dyn Db, search: &str) -> Result<i64, StoreError> {
+    let mut sql = Sql::new("SELECT COUNT(*) FROM (");
+    push_search_matches(&mut sql, db.dialect(), search);
+    sql.push(" LIMIT ").bind(FEW_MATCHES).push(") AS matches");
+    let (count,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
+    Ok(count)
+}
+
+/// Appends a statement that selects, from the search index, the key of every item whose title
+/// holds `search` (SQLite's index: its rowid; PostgreSQL's: its id), and maybe a few more: the
+/// list's own filter on the title decides.
+fn push_search_matches(sql: &mut Sql, dialect: Dialect, search: &str) {
+    match dialect {
+        Dialect::Sqlite => {
+            // The search's trigrams in a row: a phrase, quoted for FTS5.
+            let phrase = format!("\"{}\"", search.to_lowercase().replace('"', "\"\""));
+            sql.push("SELECT rowid FROM item_title_search WHERE item_title_search MATCH ")
+                .bind(phrase)
+        }
+        // OFFSET 0 plans the matches on their own: from the trigram index, not from a list
+        // order's index.
+        Dialect::Postgres => sql
+            .push("SELECT m.id FROM item m WHERE m.title_folded LIKE ")
+            .bind(contains_pattern(search))
+            .push(" ESCAPE '\\' OFFSET 0"),
+    };
+}
+
 /// The SQL of [`list`] by `plan`, after `prefix`.
 fn list_sql(dialect: Dialect, plan: Plan, prefix: &str, query: &ItemQuery) -> Sql {
     let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS}, "));
@@ -212,16 +278,33 @@ fn list_sql(dialect: Dialect, plan: Plan, prefix: &str, query: &ItemQuery) -> Sq
             push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
             push_page(&mut sql, column, "i.id", query.desc, None, query.limit);
         }
-        (Some(path), Plan::Gather) => {
-            sql.push(" FROM item i WHERE i.folder_id IN (SELECT f.id FROM folder f WHERE ");
-            push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
-            sql.push(")");
-            push_item_filters(&mut sql, query);
-            push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
-        }
-        (None, _) => {
-            sql.push(" FROM item i WHERE i.folder_id = ")
-                .bind(query.folder_id.to_string());
+        (subtree, gather_plan) => {
+            sql.push(" FROM item i ");
+            if (dialect, gather_plan) == (Dialect::Sqlite, Plan::Tombstones) {
+                // SQLite, without statistics, would take another partial index.
+                sql.push("INDEXED BY item_folder_tombstones ");
+            }
+            sql.push("WHERE ");
+            if let (Plan::Matching, Some(search)) = (gather_plan, indexed_search(query)) {
+                sql.push(match dialect {
+                    Dialect::Sqlite => "i.rowid IN (",
+                    Dialect::Postgres => "i.id IN (",
+                });
+                push_search_matches(&mut sql, dialect, search);
+                // `+`: SQLite reads the matches, not the folder's index.
+                sql.push(match dialect {
+                    Dialect::Sqlite => ") AND +",
+                    Dialect::Postgres => ") AND ",
+                });
+            }
+            match subtree {
+                Some(path) => {
+                    sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
+                    push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
+                    sql.push(")")
+                }
+                None => sql.push("i.folder_id = ").bind(query.folder_id.to_string()),
+            };
             push_item_filters(&mut sql, query);
             push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
         }
@@ -265,9 +348,12 @@ fn push_item_filters(sql: &mut Sql, query: &ItemQuery) {
             .bind_list(query.item_types.iter().map(|t| t.as_str().to_owned()))
             .push(")");
     }
-    if let Some(tombstone) = query.is_tombstone {
-        sql.push(" AND i.is_tombstone = ").bind(i64::from(tombstone));
-    }
+    // A literal, not a parameter: the tombstones' partial index is chosen by it.
+    match query.is_tombstone {
+        Some(true) => sql.push(" AND i.is_tombstone = 1"),
+        Some(false) => sql.push(" AND i.is_tombstone = 0"),
+        None => sql,
+    };
     if let Some(user) = &query.starred_by {
         sql.push(" AND ");
         push_starred_by(sql, "i.id", user, Starred::Item);

@@ -23,6 +23,7 @@ pub mod secrets;
 pub mod sql;
 pub mod stars;
 pub mod sync;
+pub mod tallies;
 pub mod teams;
 pub mod trash;
 pub mod turns;
