@@ -568,7 +568,7 @@ async fn a_subtree_pages_the_same_folder_by_folder_as_gathered(backend: Backend)
     use stowage::store::item_pages::{ItemQuery, explain_list};
     let s = server!(backend);
     // Four folders whose items share their titles (ties broken by id): pages of 2 are read
-    // folder by folder (20 × 4 × 2 < 400 items), pages of 1,000 by gathering them all.
+    // folder by folder (4 folders × 2 × at most 20 < 400 items), pages of 1,000 by gathering.
     let top = folder(&s, "/tree").await;
     insert_rows(&s, &top, "x-", 0..100).await;
     for path in ["/tree/a", "/tree/a/b", "/tree/c"] {

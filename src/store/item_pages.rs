@@ -158,10 +158,17 @@ enum Plan {
 
 /// How many times more items than folders × page size a subtree must hold to be read folder by
 /// folder. Reading a page's worth from each folder costs more per row than gathering (an index
-/// search per folder, then a sort of folders × page rows): at 1,000,000 items in 1,024 folders
-/// (10× their folders × 100) the catalog benchmark found it faster for a first page on SQLite
-/// but slower on PostgreSQL and for SQLite's deep pages, so it waits for bigger subtrees.
-const FOLDER_BY_FOLDER_RATIO: i64 = 20;
+/// search per folder, then a sort of folders × page rows). On PostgreSQL, at 1,000,000 items in
+/// 1,024 folders (10× their folders × 100), the catalog benchmark found it slower (226-519 ms
+/// against 309-338 ms), so it waits for bigger subtrees there. SQLite reads only first pages
+/// folder by folder (see [`plan`]), and there it won as soon as it reads fewer rows than
+/// gathering does (1,000,000 items: 42-131 ms against 194-228 ms).
+fn folder_by_folder_ratio(dialect: Dialect) -> i64 {
+    match dialect {
+        Dialect::Sqlite => 1,
+        Dialect::Postgres => 20,
+    }
+}
 
 /// Most titles of the whole catalog the search index may find holding a search for a list to
 /// start from them ([`Plan::Matching`]). With more, the search's matches are common enough that
@@ -176,7 +183,7 @@ const INDEXED_SEARCH_CHARS: usize = 3;
 /// The plan for `query`: from the search index when the query searches and the index finds
 /// fewer than [`FEW_MATCHES`] titles holding the search; from the tombstones' index when it
 /// asks for tombstones; else folder by folder when the subtree's items outnumber its folders times
-/// the page size [`FOLDER_BY_FOLDER_RATIO`] times over (one count over the subtree's folder
+/// the page size [`folder_by_folder_ratio`] times over (one count over the subtree's folder
 /// rows, which keep their item counts), except for SQLite's pages after a position; else
 /// gathering.
 async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
@@ -208,7 +215,11 @@ async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
     let (folders, items): (i64, i64) = sql.build_as().fetch_one(db.conn()).await?;
     let page = i64::from(query.limit);
     Ok(
-        match folders.saturating_mul(page).saturating_mul(FOLDER_BY_FOLDER_RATIO) < items {
+        match folders
+            .saturating_mul(page)
+            .saturating_mul(folder_by_folder_ratio(db.dialect()))
+            < items
+        {
             true => Plan::FolderByFolder,
             false => Plan::Gather,
         },
