@@ -678,6 +678,14 @@ async fn searches_and_tombstones_are_read_from_their_indexes(backend: Backend) {
             !short.contains("item_title_search"),
             "two characters have no trigram:\n{short}"
         );
+        // A folder of four items reads those four rather than the 3,000 titles holding `i-0`.
+        let small = ItemQuery {
+            folder_id: uuid::Uuid::parse_str(&sub).expect("uuid"),
+            subtree: None,
+            ..query(Some("i-0"), None)
+        };
+        let small = explain_list(&mut conn, &small).await.expect("explain");
+        assert!(!small.contains("item_title_search"), "a small folder:\n{small}");
         let tombstones = explain_list(&mut conn, &query(None, Some(true)))
             .await
             .expect("explain");

@@ -173,7 +173,8 @@ fn folder_by_folder_ratio(dialect: Dialect) -> i64 {
 /// Most titles of the whole catalog the search index may find holding a search for a list to
 /// start from them ([`Plan::Matching`]). With more, the search's matches are common enough that
 /// reading the folder's items in order finds a page of them soon: at 10,000 in 10,000,000 items,
-/// one in 1,000 items.
+/// one in 1,000 items. A list of a folder or subtree that holds fewer items than the matches
+/// reads its own items instead.
 const FEW_MATCHES: i64 = 10_000;
 
 /// Fewest characters a search must have for the search index to serve it: the index holds the
@@ -181,38 +182,35 @@ const FEW_MATCHES: i64 = 10_000;
 const INDEXED_SEARCH_CHARS: usize = 3;
 
 /// The plan for `query`: from the search index when the query searches and the index finds
-/// fewer than [`FEW_MATCHES`] titles holding the search; from the tombstones' index when it
-/// asks for tombstones; else folder by folder when the subtree's items outnumber its folders times
-/// the page size [`folder_by_folder_ratio`] times over (one count over the subtree's folder
-/// rows, which keep their item counts), except for SQLite's pages after a position; else
+/// fewer titles holding the search than the folder or subtree holds items, and fewer than
+/// [`FEW_MATCHES`]; from the tombstones' index when it asks for tombstones; else folder by
+/// folder when the subtree's items outnumber its folders times the page size
+/// [`folder_by_folder_ratio`] times over, except for SQLite's pages after a position; else
 /// gathering.
 async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
-    if let Some(search) = indexed_search(query)
-        && count_matches(db, search).await? < FEW_MATCHES
-    {
-        return Ok(Plan::Matching);
+    let mut extent = None;
+    if let Some(search) = indexed_search(query) {
+        let (_, items) = *extent.insert(listed_extent(db, query).await?);
+        let cap = items.min(FEW_MATCHES);
+        if count_matches(db, search, cap).await? < cap {
+            return Ok(Plan::Matching);
+        }
     }
     if query.is_tombstone == Some(true) {
         return Ok(Plan::Tombstones);
     }
-    let Some(path) = &query.subtree else {
+    if query.subtree.is_none() {
         return Ok(Plan::Gather);
-    };
+    }
     // SQLite answers a page after a position by gathering in 5-15 ms even at 10,000,000 items
     // (the catalog benchmark; its first page took 2 s), faster than folder by folder (50 ms).
     if db.dialect() == Dialect::Sqlite && query.after.is_some() {
         return Ok(Plan::Gather);
     }
-    let mut sql = Sql::new(&format!(
-        "SELECT COUNT(*), CAST(COALESCE(SUM({}), 0) AS BIGINT) FROM folder f WHERE ",
-        kept_items(db.dialect())
-    ));
-    push_subtree(&mut sql, "f.path", path.as_str(), true);
-    if let Some(reader) = &query.visible_to {
-        sql.push(" AND ");
-        push_readable_by(&mut sql, reader);
-    }
-    let (folders, items): (i64, i64) = sql.build_as().fetch_one(db.conn()).await?;
+    let (folders, items) = match extent {
+        Some(extent) => extent,
+        None => listed_extent(db, query).await?,
+    };
     let page = i64::from(query.limit);
     Ok(
         match folders
@@ -226,6 +224,22 @@ async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
     )
 }
 
+/// How many folders the query lists and how many items they hold, from the folders' kept
+/// tallies (one row per folder, not one per item).
+async fn listed_extent(db: &mut dyn Db, query: &ItemQuery) -> Result<(i64, i64), StoreError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT COUNT(*), CAST(COALESCE(SUM({}), 0) AS BIGINT) FROM folder f WHERE ",
+        kept_items(db.dialect())
+    ));
+    match &query.subtree {
+        Some(path) => push_subtree_folders(&mut sql, path, query.visible_to.as_ref()),
+        None => {
+            sql.push("f.id = ").bind(query.folder_id.to_string());
+        }
+    }
+    Ok(sql.build_as().fetch_one(db.conn()).await?)
+}
+
 /// The query's search when the search index can serve it.
 fn indexed_search(query: &ItemQuery) -> Option<&str> {
     query
@@ -235,11 +249,11 @@ fn indexed_search(query: &ItemQuery) -> Option<&str> {
 }
 
 /// How many titles of the catalog (trashed items' too) the search index finds holding `search`,
-/// counting up to [`FEW_MATCHES`].
-async fn count_matches(db: &mut dyn Db, search: &str) -> Result<i64, StoreError> {
+/// counting up to `cap`.
+async fn count_matches(db: &mut dyn Db, search: &str, cap: i64) -> Result<i64, StoreError> {
     let mut sql = Sql::new("SELECT COUNT(*) FROM (");
     push_search_matches(&mut sql, db.dialect(), search);
-    sql.push(" LIMIT ").bind(FEW_MATCHES).push(") AS matches");
+    sql.push(" LIMIT ").bind(cap).push(") AS matches");
     let (count,): (i64,) = sql.build_as().fetch_one(db.conn()).await?;
     Ok(count)
 }
