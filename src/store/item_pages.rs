@@ -16,7 +16,7 @@ use super::items::{COLUMNS, ItemRow};
 use super::rows::{TrashMark, corrupt};
 use super::sql::{Sql, contains_pattern, json_rows, push_page};
 use super::stars::{Starred, push_starred_by};
-use super::tallies::kept_items;
+use super::tallies::{kept_items, kept_tombstones};
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
 use crate::domain::item::{Item, ItemOrder, ItemType};
@@ -149,7 +149,8 @@ enum Plan {
     /// [`FEW_MATCHES`] in the whole catalog), filtered, sorted, then the page.
     Matching,
     /// The tombstones of the folder or subtree, from the partial index of each folder's
-    /// (tombstones are few: what a sync found gone), filtered, sorted, then the page.
+    /// (when they are few, as what a sync found gone usually is), filtered, sorted, then the
+    /// page.
     Tombstones,
     /// For each folder of the subtree, the page's worth of its items after the position (from
     /// its `(folder_id, column, id)` index), then the page of those.
@@ -183,53 +184,74 @@ const INDEXED_SEARCH_CHARS: usize = 3;
 
 /// The plan for `query`: from the search index when the query searches and the index finds
 /// fewer titles holding the search than the folder or subtree holds items, and fewer than
-/// [`FEW_MATCHES`]; from the tombstones' index when it asks for tombstones; else folder by
-/// folder when the subtree's items outnumber its folders times the page size
+/// [`FEW_MATCHES`]; for a one-folder list, gathered (from the tombstones' index when it asks
+/// for tombstones); for a subtree, folder by folder when the items it lists (its tombstones
+/// when it asks for those) outnumber its folders times the page size
 /// [`folder_by_folder_ratio`] times over, except for SQLite's pages after a position; else
-/// gathering.
+/// gathered.
 async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
+    let gathered = match query.is_tombstone {
+        Some(true) => Plan::Tombstones,
+        _ => Plan::Gather,
+    };
     let mut extent = None;
     if let Some(search) = indexed_search(query) {
-        let (_, items) = *extent.insert(listed_extent(db, query).await?);
-        let cap = items.min(FEW_MATCHES);
+        let listed = *extent.insert(listed_extent(db, query).await?);
+        let cap = listed.items.clamp(0, FEW_MATCHES);
         if count_matches(db, search, cap).await? < cap {
             return Ok(Plan::Matching);
         }
     }
-    if query.is_tombstone == Some(true) {
-        return Ok(Plan::Tombstones);
-    }
     if query.subtree.is_none() {
-        return Ok(Plan::Gather);
+        return Ok(gathered);
     }
     // SQLite answers a page after a position by gathering in 5-15 ms even at 10,000,000 items
     // (the catalog benchmark; its first page took 2 s), faster than folder by folder (50 ms).
     if db.dialect() == Dialect::Sqlite && query.after.is_some() {
-        return Ok(Plan::Gather);
+        return Ok(gathered);
     }
-    let (folders, items) = match extent {
+    let listed = match extent {
         Some(extent) => extent,
         None => listed_extent(db, query).await?,
     };
+    let items = match query.is_tombstone {
+        Some(true) => listed.tombstones,
+        _ => listed.items,
+    };
     let page = i64::from(query.limit);
     Ok(
-        match folders
+        match listed
+            .folders
             .saturating_mul(page)
             .saturating_mul(folder_by_folder_ratio(db.dialect()))
             < items
         {
             true => Plan::FolderByFolder,
-            false => Plan::Gather,
+            false => gathered,
         },
     )
 }
 
-/// How many folders the query lists and how many items they hold, from the folders' kept
-/// tallies (one row per folder, not one per item).
-async fn listed_extent(db: &mut dyn Db, query: &ItemQuery) -> Result<(i64, i64), StoreError> {
+/// What the folder or subtree a query lists holds, from the folders' kept tallies.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+struct Extent {
+    /// Folders listed.
+    folders: i64,
+    /// Items they hold, tombstones included.
+    items: i64,
+    /// Of those, tombstones.
+    tombstones: i64,
+}
+
+/// How many folders the query lists and what they hold, from the folders' kept tallies (one
+/// row per folder, not one per item).
+async fn listed_extent(db: &mut dyn Db, query: &ItemQuery) -> Result<Extent, StoreError> {
+    let dialect = db.dialect();
     let mut sql = Sql::new(&format!(
-        "SELECT COUNT(*), CAST(COALESCE(SUM({}), 0) AS BIGINT) FROM folder f WHERE ",
-        kept_items(db.dialect())
+        "SELECT COUNT(*) AS folders, CAST(COALESCE(SUM({}), 0) AS BIGINT) AS items, \
+         CAST(COALESCE(SUM({}), 0) AS BIGINT) AS tombstones FROM folder f WHERE ",
+        kept_items(dialect),
+        kept_tombstones(dialect)
     ));
     match &query.subtree {
         Some(path) => push_subtree_folders(&mut sql, path, query.visible_to.as_ref()),

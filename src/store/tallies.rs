@@ -24,6 +24,17 @@ pub(super) fn kept_items(dialect: Dialect) -> &'static str {
     }
 }
 
+/// The kept count of tombstones directly inside folder `f`, as an SQL expression.
+pub(super) fn kept_tombstones(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "(SELECT COALESCE(SUM(t.tombstones), 0) FROM folder_tally t WHERE t.folder_id = f.id)",
+        Dialect::Postgres => {
+            "CAST((SELECT COALESCE(SUM(t.tombstones), 0) FROM folder_tally t WHERE t.folder_id = f.id) \
+             + (SELECT COALESCE(SUM(c.tombstones), 0) FROM folder_tally_change c WHERE c.folder_id = f.id) AS BIGINT)"
+        }
+    }
+}
+
 /// The kept rows (and on PostgreSQL the pending changes) of every folder, as a table of
 /// `folder_id, item_type, items, tombstones, bytes`.
 fn kept_rows(dialect: Dialect) -> &'static str {
