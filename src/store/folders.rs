@@ -9,7 +9,7 @@ use super::clauses::{Reader, push_path_rewrite, push_readable_by, push_subtree};
 use super::rows::{TrashMark, corrupt, display_path, parse_id, parse_object, trash_mark};
 use super::sql::{Sql, contains_pattern, push_page};
 use super::stars::{Starred, push_starred_by};
-use super::tallies::{self, TypeCount, kept_items};
+use super::tallies::{self, TypeCount, kept};
 use super::teams::{Grantee, push_reaches};
 use super::{Db, Dialect, StoreError, from_micros, to_micros};
 use crate::domain::folder::{Folder, FolderOrder, FolderPath, SchedulePause, SyncBinding, Visibility};
@@ -35,7 +35,7 @@ fn columns(dialect: Dialect) -> &'static str {
 
 /// [`BASE_COLUMNS`] and the item count of `dialect`.
 fn with_item_count(dialect: Dialect) -> String {
-    format!("{BASE_COLUMNS}, {} AS item_count", kept_items(dialect))
+    format!("{BASE_COLUMNS}, {} AS item_count", kept(dialect, "items"))
 }
 
 /// A folder with the counts shown beside it.

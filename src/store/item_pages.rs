@@ -16,7 +16,7 @@ use super::items::{COLUMNS, ItemRow};
 use super::rows::{TrashMark, corrupt};
 use super::sql::{Sql, contains_pattern, json_rows, push_page};
 use super::stars::{Starred, push_starred_by};
-use super::tallies::{kept_items, kept_tombstones};
+use super::tallies::kept;
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
 use crate::domain::item::{Item, ItemOrder, ItemType};
@@ -250,8 +250,8 @@ async fn listed_extent(db: &mut dyn Db, query: &ItemQuery) -> Result<Extent, Sto
     let mut sql = Sql::new(&format!(
         "SELECT COUNT(*) AS folders, CAST(COALESCE(SUM({}), 0) AS BIGINT) AS items, \
          CAST(COALESCE(SUM({}), 0) AS BIGINT) AS tombstones FROM folder f WHERE ",
-        kept_items(dialect),
-        kept_tombstones(dialect)
+        kept(dialect, "items"),
+        kept(dialect, "tombstones")
     ));
     match &query.subtree {
         Some(path) => push_subtree_folders(&mut sql, path, query.visible_to.as_ref()),

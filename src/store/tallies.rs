@@ -13,25 +13,16 @@ use super::sql::Sql;
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
 
-/// The kept count of items directly inside folder `f`, as an SQL expression.
-pub(super) fn kept_items(dialect: Dialect) -> &'static str {
+/// The kept count `column` (`items` or `tombstones`) of what folder `f` directly holds, as an
+/// SQL expression.
+pub(super) fn kept(dialect: Dialect, column: &str) -> String {
+    let kept = format!("(SELECT COALESCE(SUM(t.{column}), 0) FROM folder_tally t WHERE t.folder_id = f.id)");
     match dialect {
-        Dialect::Sqlite => "(SELECT COALESCE(SUM(t.items), 0) FROM folder_tally t WHERE t.folder_id = f.id)",
-        Dialect::Postgres => {
-            "CAST((SELECT COALESCE(SUM(t.items), 0) FROM folder_tally t WHERE t.folder_id = f.id) \
-             + (SELECT COALESCE(SUM(c.items), 0) FROM folder_tally_change c WHERE c.folder_id = f.id) AS BIGINT)"
-        }
-    }
-}
-
-/// The kept count of tombstones directly inside folder `f`, as an SQL expression.
-pub(super) fn kept_tombstones(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Sqlite => "(SELECT COALESCE(SUM(t.tombstones), 0) FROM folder_tally t WHERE t.folder_id = f.id)",
-        Dialect::Postgres => {
-            "CAST((SELECT COALESCE(SUM(t.tombstones), 0) FROM folder_tally t WHERE t.folder_id = f.id) \
-             + (SELECT COALESCE(SUM(c.tombstones), 0) FROM folder_tally_change c WHERE c.folder_id = f.id) AS BIGINT)"
-        }
+        Dialect::Sqlite => kept,
+        Dialect::Postgres => format!(
+            "CAST({kept} + (SELECT COALESCE(SUM(c.{column}), 0) FROM folder_tally_change c \
+             WHERE c.folder_id = f.id) AS BIGINT)"
+        ),
     }
 }
 
