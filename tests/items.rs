@@ -567,13 +567,15 @@ async fn a_subtree_pages_the_same_folder_by_folder_as_gathered(backend: Backend)
     use stowage::domain::item::ItemOrder;
     use stowage::store::item_pages::{ItemQuery, explain_list};
     let s = server!(backend);
-    // Four folders whose items share their titles (ties broken by id): pages of 2 are read
-    // folder by folder (4 folders × 2 × at most 20 < 400 items), pages of 1,000 by gathering.
+    // Four folders whose items share their titles (ties broken by id): pages of 2 and 7 are
+    // read folder by folder (4 folders × 7 < 600 items), pages of 1,000 by
+    // gathering. Pages of 2 are bounded by the folders' first items, pages of 7 (more than the
+    // folders) are not.
     let top = folder(&s, "/tree").await;
-    insert_rows(&s, &top, "x-", 0..100).await;
+    insert_rows(&s, &top, "x-", 0..150).await;
     for path in ["/tree/a", "/tree/a/b", "/tree/c"] {
         let id = folder(&s, path).await;
-        insert_rows(&s, &id, "x-", 0..100).await;
+        insert_rows(&s, &id, "x-", 0..150).await;
     }
     let query = |limit| ItemQuery {
         folder_id: uuid::Uuid::parse_str(&top).expect("uuid"),
@@ -594,6 +596,10 @@ async fn a_subtree_pages_the_same_folder_by_folder_as_gathered(backend: Backend)
         let by_folder = explain_list(&mut conn, &query(2)).await.expect("explain");
         let gathered = explain_list(&mut conn, &query(1000)).await.expect("explain");
         assert_ne!(by_folder, gathered, "two plans:\n{by_folder}\n---\n{gathered}");
+        assert!(
+            by_folder.contains("page_bound"),
+            "bounded by the folders' firsts:\n{by_folder}"
+        );
     }
     for (order, desc, filter) in [
         ("title", false, ""),
@@ -605,10 +611,12 @@ async fn a_subtree_pages_the_same_folder_by_folder_as_gathered(backend: Backend)
         ("title", false, "&is_tombstone=true"),
     ] {
         let path = format!("/v1/folders/{top}/items?recursive=true&order_by={order}&desc={desc}{filter}");
-        let by_folder = all_pages(&s, &path, 2).await;
         let gathered = all_pages(&s, &path, 1000).await;
         assert!(!gathered.is_empty(), "{path}");
-        assert_eq!(by_folder, gathered, "{path}");
+        for page_size in [2, 7] {
+            let by_folder = all_pages(&s, &path, page_size).await;
+            assert_eq!(by_folder, gathered, "{path}, pages of {page_size}");
+        }
     }
 }
 

@@ -1,12 +1,13 @@
 //! Pages of items: the list query of every item listing and export (one folder or a subtree,
 //! filtered, in one of three orders, after a position), read back as one aggregated row.
 //!
-//! A list is read one of three ways ([`Plan`]): by gathering every item of its folders and
-//! sorting them; folder by folder, taking from each folder's own index only the page's worth of
-//! items after the position and sorting those (a cost that grows with the folders of the
-//! subtree, not with its items, so deep pages of a big catalog cost what the first one does);
-//! or, for a search that few titles hold, from the titles' trigram index (SQLite's FTS5 table
-//! `item_title_search`, PostgreSQL's pg_trgm index), sorting the matches.
+//! A list is read one of four ways ([`Plan`]): by gathering every item of its folders and
+//! sorting them; from the tombstones' partial index; folder by folder, taking from each
+//! folder's own index only the items after the position that can still make the page (up to a
+//! bound found from each folder's first item) and sorting those (a cost that grows with the
+//! folders of the subtree, not with its items, so deep pages of a big catalog cost what the
+//! first one does); or, for a search that few titles hold, from the titles' trigram index
+//! (SQLite's FTS5 table `item_title_search`, PostgreSQL's pg_trgm index), sorting the matches.
 
 use sqlx::Row;
 use uuid::Uuid;
@@ -152,23 +153,10 @@ enum Plan {
     /// (when they are few, as what a sync found gone usually is), filtered, sorted, then the
     /// page.
     Tombstones,
-    /// For each folder of the subtree, the page's worth of its items after the position (from
-    /// its `(folder_id, column, id)` index), then the page of those.
+    /// For each folder of the subtree, its items after the position that can make the page
+    /// (from its `(folder_id, column, id)` index, see [`folder_by_folder_sql`]), then the page
+    /// of those.
     FolderByFolder,
-}
-
-/// How many times more items than folders × page size a subtree must hold to be read folder by
-/// folder. Reading a page's worth from each folder costs more per row than gathering (an index
-/// search per folder, then a sort of folders × page rows). On PostgreSQL, at 1,000,000 items in
-/// 1,024 folders (10× their folders × 100), the catalog benchmark found it slower (226-519 ms
-/// against 309-338 ms), so it waits for bigger subtrees there. SQLite reads only first pages
-/// folder by folder (see [`plan`]), and there it won as soon as it reads fewer rows than
-/// gathering does (1,000,000 items: 42-131 ms against 194-228 ms).
-fn folder_by_folder_ratio(dialect: Dialect) -> i64 {
-    match dialect {
-        Dialect::Sqlite => 1,
-        Dialect::Postgres => 20,
-    }
 }
 
 /// Most titles of the whole catalog the search index may find holding a search for a list to
@@ -186,9 +174,8 @@ const INDEXED_SEARCH_CHARS: usize = 3;
 /// fewer titles holding the search than the folder or subtree holds items, and fewer than
 /// [`FEW_MATCHES`]; for a one-folder list, gathered (from the tombstones' index when it asks
 /// for tombstones); for a subtree, folder by folder when the items it lists (its tombstones
-/// when it asks for those) outnumber its folders times the page size
-/// [`folder_by_folder_ratio`] times over, except for SQLite's pages after a position; else
-/// gathered.
+/// when it asks for those) outnumber its folders times the page size (folder by folder reads
+/// at most that many), except for SQLite's pages after a position; else gathered.
 async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
     let gathered = match query.is_tombstone {
         Some(true) => Plan::Tombstones,
@@ -219,17 +206,10 @@ async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
         _ => listed.items,
     };
     let page = i64::from(query.limit);
-    Ok(
-        match listed
-            .folders
-            .saturating_mul(page)
-            .saturating_mul(folder_by_folder_ratio(db.dialect()))
-            < items
-        {
-            true => Plan::FolderByFolder,
-            false => gathered,
-        },
-    )
+    Ok(match listed.folders.saturating_mul(page) < items {
+        true => Plan::FolderByFolder,
+        false => gathered,
+    })
 }
 
 /// What the folder or subtree a query lists holds, from the folders' kept tallies.
@@ -300,63 +280,117 @@ fn push_search_matches(sql: &mut Sql, dialect: Dialect, search: &str) {
     };
 }
 
-/// The SQL of [`list`] by `plan`, after `prefix`.
+/// The SQL of [`list`] by `plan`, after `prefix`: rows of [`COLUMNS`] and `starred`.
 fn list_sql(dialect: Dialect, plan: Plan, prefix: &str, query: &ItemQuery) -> Sql {
+    if let (Some(path), Plan::FolderByFolder) = (&query.subtree, plan) {
+        return folder_by_folder_sql(dialect, prefix, path, query);
+    }
     let mut sql = Sql::new(&format!("{prefix}SELECT {COLUMNS}, "));
     push_starred_column(&mut sql, query);
     let (_, column) = order_columns(query.order);
-    match (&query.subtree, plan) {
-        (Some(path), Plan::FolderByFolder) => {
-            // Each folder's page is read in a subquery that sees the folder row `f`.
-            match dialect {
-                Dialect::Postgres => sql.push(" FROM folder f CROSS JOIN LATERAL (SELECT * FROM item i WHERE "),
-                // CROSS JOIN: SQLite keeps the folders as the outer loop.
-                Dialect::Sqlite => {
-                    sql.push(" FROM folder f CROSS JOIN item i WHERE i.rowid IN (SELECT i.rowid FROM item i WHERE ")
-                }
-            };
-            sql.push("i.folder_id = f.id");
-            push_item_filters(&mut sql, query);
-            push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
-            sql.push(match dialect {
-                Dialect::Postgres => ") i WHERE ",
-                Dialect::Sqlite => ") AND ",
-            });
-            push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
-            push_page(&mut sql, column, "i.id", query.desc, None, query.limit);
-        }
-        (subtree, gather_plan) => {
-            sql.push(" FROM item i ");
-            if (dialect, gather_plan) == (Dialect::Sqlite, Plan::Tombstones) {
-                // SQLite, without statistics, would take another partial index.
-                sql.push("INDEXED BY item_folder_tombstones ");
-            }
-            sql.push("WHERE ");
-            if let (Plan::Matching, Some(search)) = (gather_plan, indexed_search(query)) {
-                sql.push(match dialect {
-                    Dialect::Sqlite => "i.rowid IN (",
-                    Dialect::Postgres => "i.id IN (",
-                });
-                push_search_matches(&mut sql, dialect, search);
-                // `+`: SQLite reads the matches, not the folder's index.
-                sql.push(match dialect {
-                    Dialect::Sqlite => ") AND +",
-                    Dialect::Postgres => ") AND ",
-                });
-            }
-            match subtree {
-                Some(path) => {
-                    sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
-                    push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
-                    sql.push(")")
-                }
-                None => sql.push("i.folder_id = ").bind(query.folder_id.to_string()),
-            };
-            push_item_filters(&mut sql, query);
-            push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
-        }
+    sql.push(" FROM item i ");
+    if (dialect, plan) == (Dialect::Sqlite, Plan::Tombstones) {
+        // SQLite, without statistics, would take another partial index.
+        sql.push("INDEXED BY item_folder_tombstones ");
     }
+    sql.push("WHERE ");
+    if let (Plan::Matching, Some(search)) = (plan, indexed_search(query)) {
+        sql.push(match dialect {
+            Dialect::Sqlite => "i.rowid IN (",
+            Dialect::Postgres => "i.id IN (",
+        });
+        push_search_matches(&mut sql, dialect, search);
+        // `+`: SQLite reads the matches, not the folder's index.
+        sql.push(match dialect {
+            Dialect::Sqlite => ") AND +",
+            Dialect::Postgres => ") AND ",
+        });
+    }
+    match &query.subtree {
+        Some(path) => {
+            sql.push("i.folder_id IN (SELECT f.id FROM folder f WHERE ");
+            push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
+            sql.push(")")
+        }
+        None => sql.push("i.folder_id = ").bind(query.folder_id.to_string()),
+    };
+    push_item_filters(&mut sql, query);
+    push_page(&mut sql, column, "i.id", query.desc, query.after.as_ref(), query.limit);
     sql
+}
+
+/// The SQL of a [`Plan::FolderByFolder`] list of subtree `path`, after `prefix`.
+///
+/// Each folder's first item after the position bounds the page: the page's last item comes no
+/// later than the page-size-th of those firsts (`page_bound`), since that many items come no
+/// later than it. So each folder is read only up to that bound (at most a page of it), which is
+/// usually a few items rather than a page: 1,024 folders of an ordered subtree cost about
+/// 1,024 + 100 index entries, not 102,400. When fewer folders than a page hold any item, there
+/// is no bound and each folder gives its page's worth.
+fn folder_by_folder_sql(dialect: Dialect, prefix: &str, path: &FolderPath, query: &ItemQuery) -> Sql {
+    let (_, column) = order_columns(query.order);
+    let mut sql = Sql::new(&format!(
+        "{prefix}WITH page_bound AS (SELECT {column} AS bound_key, i.id AS bound_id"
+    ));
+    push_folders_pages(&mut sql, dialect, path, query, Reach::First);
+    sql.push(" OFFSET ")
+        .bind(i64::from(query.limit.saturating_sub(1)))
+        .push(&format!(") SELECT * FROM (SELECT {COLUMNS}, "));
+    push_starred_column(&mut sql, query);
+    push_folders_pages(&mut sql, dialect, path, query, Reach::ThroughBound);
+    sql.push(&format!(") AS bounded UNION ALL SELECT * FROM (SELECT {COLUMNS}, "));
+    push_starred_column(&mut sql, query);
+    push_folders_pages(&mut sql, dialect, path, query, Reach::Unbounded);
+    sql.push(") AS unbounded");
+    sql
+}
+
+/// How much of each folder [`push_folders_pages`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Its first item after the position.
+    First,
+    /// Its items up to `page_bound` (a page's worth at most), when there is a bound.
+    ThroughBound,
+    /// A page's worth of its items, when there is no bound.
+    Unbounded,
+}
+
+/// Appends ` FROM … WHERE … ORDER BY … LIMIT …` over the items `i` that each folder `f` of
+/// subtree `path` gives by `reach`, in the query's order: the page of those.
+fn push_folders_pages(sql: &mut Sql, dialect: Dialect, path: &FolderPath, query: &ItemQuery, reach: Reach) {
+    let (_, column) = order_columns(query.order);
+    sql.push(" FROM ");
+    if reach == Reach::ThroughBound {
+        sql.push("page_bound b CROSS JOIN ");
+    }
+    // Each folder's items are read in a subquery that sees the folder row `f`.
+    match dialect {
+        Dialect::Postgres => sql.push("folder f CROSS JOIN LATERAL (SELECT * FROM item i WHERE "),
+        // CROSS JOIN: SQLite keeps the folders as the outer loop.
+        Dialect::Sqlite => sql.push("folder f CROSS JOIN item i WHERE i.rowid IN (SELECT i.rowid FROM item i WHERE "),
+    };
+    sql.push("i.folder_id = f.id");
+    push_item_filters(sql, query);
+    if reach == Reach::ThroughBound {
+        let cmp = if query.desc { ">=" } else { "<=" };
+        sql.push(&format!(" AND ({column}, i.id) {cmp} (b.bound_key, b.bound_id)"));
+    }
+    // Each folder gives at most as many items as the page takes.
+    let take = match reach {
+        Reach::First => 1,
+        Reach::ThroughBound | Reach::Unbounded => query.limit,
+    };
+    push_page(sql, column, "i.id", query.desc, query.after.as_ref(), take);
+    sql.push(match dialect {
+        Dialect::Postgres => ") i WHERE ",
+        Dialect::Sqlite => ") AND ",
+    });
+    push_subtree_folders(sql, path, query.visible_to.as_ref());
+    if reach == Reach::Unbounded {
+        sql.push(" AND NOT EXISTS (SELECT 1 FROM page_bound)");
+    }
+    push_page(sql, column, "i.id", query.desc, None, take);
 }
 
 /// Appends whether the list's [`ItemQuery::stars_of`] user starred each item, as `starred`.

@@ -360,6 +360,12 @@ impl Store {
                              PRAGMA busy_timeout = {busy_timeout_ms}; PRAGMA wal_autocheckpoint = 8192;"
                         );
                         conn.execute(AssertSqlSafe(pragmas)).await?;
+                    } else {
+                        // No JIT compilation: the catalog's statements are short, but a
+                        // folder-by-folder list over a thousand folders is estimated costly
+                        // enough to be compiled first, which took 200-400 ms of a 15 ms list
+                        // (PostgreSQL 15, 2026-12-07).
+                        conn.execute("SET jit = off").await?;
                     }
                     Ok(())
                 })
