@@ -600,6 +600,14 @@ async fn a_subtree_pages_the_same_folder_by_folder_as_gathered(backend: Backend)
             by_folder.contains("page_bound"),
             "bounded by the folders' firsts:\n{by_folder}"
         );
+        // No folder holds a video: the kept tallies say so, and the list gathers (reading every
+        // folder to its end for a first video would cost more).
+        let videos = ItemQuery {
+            item_types: vec![stowage::domain::item::ItemType::Video],
+            ..query(2)
+        };
+        let plan = explain_list(&mut conn, &videos).await.expect("explain");
+        assert!(!plan.contains("page_bound"), "gathered:\n{plan}");
     }
     for (order, desc, filter) in [
         ("title", false, ""),

@@ -35,7 +35,7 @@ fn columns(dialect: Dialect) -> &'static str {
 
 /// [`BASE_COLUMNS`] and the item count of `dialect`.
 fn with_item_count(dialect: Dialect) -> String {
-    format!("{BASE_COLUMNS}, {} AS item_count", kept(dialect, "items"))
+    format!("{BASE_COLUMNS}, {} AS item_count", kept(dialect, "items", &[]))
 }
 
 /// A folder with the counts shown beside it.

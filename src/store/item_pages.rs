@@ -5,8 +5,8 @@
 //! sorting them; from the tombstones' partial index; folder by folder, taking from each
 //! folder's own index only the items after the position that can still make the page (up to a
 //! bound found from each folder's first item) and sorting those (a cost that grows with the
-//! folders of the subtree, not with its items, so deep pages of a big catalog cost what the
-//! first one does); or, for a search that few titles hold, from the titles' trigram index
+//! folders of the subtree, not with its items, unless a filter passes few of them; deep pages
+//! of a big catalog cost what the first one does); or, for a search that few titles hold, from the titles' trigram index
 //! (SQLite's FTS5 table `item_title_search`, PostgreSQL's pg_trgm index), sorting the matches.
 
 use sqlx::Row;
@@ -173,9 +173,10 @@ const INDEXED_SEARCH_CHARS: usize = 3;
 /// The plan for `query`: from the search index when the query searches and the index finds
 /// fewer titles holding the search than the folder or subtree holds items, and fewer than
 /// [`FEW_MATCHES`]; for a one-folder list, gathered (from the tombstones' index when it asks
-/// for tombstones); for a subtree, folder by folder when the items it lists (its tombstones
-/// when it asks for those) outnumber its folders times the page size (folder by folder reads
-/// at most that many), except for SQLite's pages after a position; else gathered.
+/// for tombstones); for a subtree, folder by folder when the items of the types it lists (its
+/// tombstones when it asks for those) outnumber its folders times the page size (folder by
+/// folder returns at most that many), except for SQLite's pages after a position; else
+/// gathered.
 async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
     let gathered = match query.is_tombstone {
         Some(true) => Plan::Tombstones,
@@ -193,7 +194,8 @@ async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
         return Ok(gathered);
     }
     // SQLite answers a page after a position by gathering in 5-15 ms even at 10,000,000 items
-    // (the catalog benchmark; its first page took 2 s), faster than folder by folder (50 ms).
+    // (the catalog benchmark; its first page took 2 s), faster than folder by folder (17-39 ms
+    // for a first page there).
     if db.dialect() == Dialect::Sqlite && query.after.is_some() {
         return Ok(gathered);
     }
@@ -217,7 +219,8 @@ async fn plan(db: &mut dyn Db, query: &ItemQuery) -> Result<Plan, StoreError> {
 struct Extent {
     /// Folders listed.
     folders: i64,
-    /// Items they hold, tombstones included.
+    /// Items they hold of the query's types (of every type when it names none), tombstones
+    /// included: a list of a type few items have is gathered, not read folder by folder.
     items: i64,
     /// Of those, tombstones.
     tombstones: i64,
@@ -230,8 +233,8 @@ async fn listed_extent(db: &mut dyn Db, query: &ItemQuery) -> Result<Extent, Sto
     let mut sql = Sql::new(&format!(
         "SELECT COUNT(*) AS folders, CAST(COALESCE(SUM({}), 0) AS BIGINT) AS items, \
          CAST(COALESCE(SUM({}), 0) AS BIGINT) AS tombstones FROM folder f WHERE ",
-        kept(dialect, "items"),
-        kept(dialect, "tombstones")
+        kept(dialect, "items", &query.item_types),
+        kept(dialect, "tombstones", &query.item_types)
     ));
     match &query.subtree {
         Some(path) => push_subtree_folders(&mut sql, path, query.visible_to.as_ref()),
@@ -321,76 +324,91 @@ fn list_sql(dialect: Dialect, plan: Plan, prefix: &str, query: &ItemQuery) -> Sq
 
 /// The SQL of a [`Plan::FolderByFolder`] list of subtree `path`, after `prefix`.
 ///
-/// Each folder's first item after the position bounds the page: the page's last item comes no
-/// later than the page-size-th of those firsts (`page_bound`), since that many items come no
-/// later than it. So each folder is read only up to that bound (at most a page of it), which is
-/// usually a few items rather than a page: 1,024 folders of an ordered subtree cost about
-/// 1,024 + 100 index entries, not 102,400. When fewer folders than a page hold any item, there
-/// is no bound and each folder gives its page's worth.
+/// First each folder's first item after the position (`folder_firsts`: one index search per
+/// folder). The page's last item comes no later than the page-size-th of those firsts
+/// (`page_bound`), since that many items come no later than it. So only the folders whose first
+/// item comes no later than the bound are read further, from their first item up to the bound
+/// (a page's worth at most), and the page is the first of those: in a catalog whose folders
+/// hold alike names, sizes or times that is a few items per folder, about folders + page size
+/// index entries rather than folders × page size. A filter that few items pass still reads
+/// each folder up to its first match, once. When fewer folders than a page hold any item there
+/// is no bound, and each of them gives its page's worth.
 fn folder_by_folder_sql(dialect: Dialect, prefix: &str, path: &FolderPath, query: &ItemQuery) -> Sql {
     let (_, column) = order_columns(query.order);
+    let dir = if query.desc { "DESC" } else { "ASC" };
     let mut sql = Sql::new(&format!(
-        "{prefix}WITH page_bound AS (SELECT {column} AS bound_key, i.id AS bound_id"
+        "{prefix}WITH folder_firsts AS (SELECT f.id AS folder_id, {column} AS first_key, \
+         i.id AS first_id FROM folder f CROSS JOIN "
     ));
-    push_folders_pages(&mut sql, dialect, path, query, Reach::First);
-    sql.push(" OFFSET ")
-        .bind(i64::from(query.limit.saturating_sub(1)))
-        .push(&format!(") SELECT * FROM (SELECT {COLUMNS}, "));
-    push_starred_column(&mut sql, query);
-    push_folders_pages(&mut sql, dialect, path, query, Reach::ThroughBound);
-    sql.push(&format!(") AS bounded UNION ALL SELECT * FROM (SELECT {COLUMNS}, "));
-    push_starred_column(&mut sql, query);
-    push_folders_pages(&mut sql, dialect, path, query, Reach::Unbounded);
+    push_folder_items(&mut sql, dialect, "f.id", query, "", query.after.as_ref(), 1);
+    push_subtree_folders(&mut sql, path, query.visible_to.as_ref());
+    sql.push(&format!(
+        "), page_bound AS (SELECT first_key AS bound_key, first_id AS bound_id FROM folder_firsts \
+         ORDER BY first_key {dir}, first_id {dir} LIMIT 1 OFFSET "
+    ))
+    .bind(i64::from(query.limit.saturating_sub(1)))
+    .push(") SELECT * FROM (");
+    push_folders_page(&mut sql, dialect, query, true);
+    sql.push(") AS bounded UNION ALL SELECT * FROM (");
+    push_folders_page(&mut sql, dialect, query, false);
     sql.push(") AS unbounded");
     sql
 }
 
-/// How much of each folder [`push_folders_pages`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reach {
-    /// Its first item after the position.
-    First,
-    /// Its items up to `page_bound` (a page's worth at most), when there is a bound.
-    ThroughBound,
-    /// A page's worth of its items, when there is no bound.
-    Unbounded,
+/// Appends the page of the items each folder of `folder_firsts` gives from its first item on:
+/// up to `page_bound` when `bounded` (and only for the folders whose first item comes no later
+/// than it), else a page's worth each, for when there is no bound.
+fn push_folders_page(sql: &mut Sql, dialect: Dialect, query: &ItemQuery, bounded: bool) {
+    let (_, column) = order_columns(query.order);
+    // "No later than" and "no earlier than", in the list's order.
+    let (through, from) = if query.desc { (">=", "<=") } else { ("<=", ">=") };
+    sql.push(&format!("SELECT {COLUMNS}, "));
+    push_starred_column(sql, query);
+    let mut range = format!(" AND ({column}, i.id) {from} (x.first_key, x.first_id)");
+    if bounded {
+        sql.push(" FROM page_bound b CROSS JOIN folder_firsts x CROSS JOIN ");
+        range.push_str(&format!(" AND ({column}, i.id) {through} (b.bound_key, b.bound_id)"));
+    } else {
+        sql.push(" FROM folder_firsts x CROSS JOIN ");
+    }
+    push_folder_items(sql, dialect, "x.folder_id", query, &range, None, query.limit);
+    match bounded {
+        true => sql.push(&format!(
+            "(x.first_key, x.first_id) {through} (b.bound_key, b.bound_id)"
+        )),
+        false => sql.push("NOT EXISTS (SELECT 1 FROM page_bound)"),
+    };
+    push_page(sql, column, "i.id", query.desc, None, query.limit);
 }
 
-/// Appends ` FROM … WHERE … ORDER BY … LIMIT …` over the items `i` that each folder `f` of
-/// subtree `path` gives by `reach`, in the query's order: the page of those.
-fn push_folders_pages(sql: &mut Sql, dialect: Dialect, path: &FolderPath, query: &ItemQuery, reach: Reach) {
+/// Appends, as item rows `i` joined to the rows before them, the first `take` items of the
+/// folder whose id is `folder` (an SQL expression over those rows) that pass the query's
+/// filters and `range` (` AND …` conditions), after `after`, read from the folder's own index;
+/// then ` WHERE ` or ` AND `, for the conditions on the joined rows that follow.
+fn push_folder_items(
+    sql: &mut Sql,
+    dialect: Dialect,
+    folder: &str,
+    query: &ItemQuery,
+    range: &str,
+    after: Option<&(SortKey, Uuid)>,
+    take: u32,
+) {
     let (_, column) = order_columns(query.order);
-    sql.push(" FROM ");
-    if reach == Reach::ThroughBound {
-        sql.push("page_bound b CROSS JOIN ");
-    }
-    // Each folder's items are read in a subquery that sees the folder row `f`.
-    match dialect {
-        Dialect::Postgres => sql.push("folder f CROSS JOIN LATERAL (SELECT * FROM item i WHERE "),
-        // CROSS JOIN: SQLite keeps the folders as the outer loop.
-        Dialect::Sqlite => sql.push("folder f CROSS JOIN item i WHERE i.rowid IN (SELECT i.rowid FROM item i WHERE "),
-    };
-    sql.push("i.folder_id = f.id");
+    // A subquery that sees the rows before it. SQLite has no LATERAL: a correlated
+    // `rowid IN (…)`, with CROSS JOIN keeping the joins in their written order.
+    sql.push(match dialect {
+        Dialect::Postgres => "LATERAL (SELECT * FROM item i WHERE ",
+        Dialect::Sqlite => "item i WHERE i.rowid IN (SELECT i.rowid FROM item i WHERE ",
+    });
+    sql.push(&format!("i.folder_id = {folder}"));
     push_item_filters(sql, query);
-    if reach == Reach::ThroughBound {
-        let cmp = if query.desc { ">=" } else { "<=" };
-        sql.push(&format!(" AND ({column}, i.id) {cmp} (b.bound_key, b.bound_id)"));
-    }
-    // Each folder gives at most as many items as the page takes.
-    let take = match reach {
-        Reach::First => 1,
-        Reach::ThroughBound | Reach::Unbounded => query.limit,
-    };
-    push_page(sql, column, "i.id", query.desc, query.after.as_ref(), take);
+    sql.push(range);
+    push_page(sql, column, "i.id", query.desc, after, take);
     sql.push(match dialect {
         Dialect::Postgres => ") i WHERE ",
         Dialect::Sqlite => ") AND ",
     });
-    push_subtree_folders(sql, path, query.visible_to.as_ref());
-    if reach == Reach::Unbounded {
-        sql.push(" AND NOT EXISTS (SELECT 1 FROM page_bound)");
-    }
-    push_page(sql, column, "i.id", query.desc, None, take);
 }
 
 /// Appends whether the list's [`ItemQuery::stars_of`] user starred each item, as `starred`.

@@ -12,16 +12,33 @@ use super::rows::{display_path, parse_id};
 use super::sql::Sql;
 use super::{Db, Dialect, StoreError};
 use crate::domain::folder::FolderPath;
+use crate::domain::item::ItemType;
 
-/// The kept count `column` (`items` or `tombstones`) of what folder `f` directly holds, as an
-/// SQL expression.
-pub(super) fn kept(dialect: Dialect, column: &str) -> String {
-    let kept = format!("(SELECT COALESCE(SUM(t.{column}), 0) FROM folder_tally t WHERE t.folder_id = f.id)");
+/// The kept count `column` (`items` or `tombstones`) of what folder `f` directly holds, of
+/// `types` only unless that is empty, as an SQL expression.
+pub(super) fn kept(dialect: Dialect, column: &str, types: &[ItemType]) -> String {
+    let of_types = |alias: &str| match types {
+        [] => String::new(),
+        // The types' names are fixed words, safe to write into the statement.
+        types => format!(
+            " AND {alias}.item_type IN ({})",
+            types
+                .iter()
+                .map(|t| format!("'{}'", t.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let kept = format!(
+        "(SELECT COALESCE(SUM(t.{column}), 0) FROM folder_tally t WHERE t.folder_id = f.id{})",
+        of_types("t")
+    );
     match dialect {
         Dialect::Sqlite => kept,
         Dialect::Postgres => format!(
             "CAST({kept} + (SELECT COALESCE(SUM(c.{column}), 0) FROM folder_tally_change c \
-             WHERE c.folder_id = f.id) AS BIGINT)"
+             WHERE c.folder_id = f.id{}) AS BIGINT)",
+            of_types("c")
         ),
     }
 }
