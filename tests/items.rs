@@ -568,14 +568,13 @@ async fn a_subtree_pages_the_same_folder_by_folder_as_gathered(backend: Backend)
     use stowage::store::item_pages::{ItemQuery, explain_list};
     let s = server!(backend);
     // Four folders whose items share their titles (ties broken by id): pages of 2 and 7 are
-    // read folder by folder (4 folders × 7 < 600 items), pages of 1,000 by
-    // gathering. Pages of 2 are bounded by the folders' first items, pages of 7 (more than the
-    // folders) are not.
+    // read folder by folder (4 folders × 7 < 400 items), pages of 1,000 by gathering. Pages of
+    // 2 are bounded by the folders' first items, pages of 7 (more than the folders) are not.
     let top = folder(&s, "/tree").await;
-    insert_rows(&s, &top, "x-", 0..150).await;
+    insert_rows(&s, &top, "x-", 0..100).await;
     for path in ["/tree/a", "/tree/a/b", "/tree/c"] {
         let id = folder(&s, path).await;
-        insert_rows(&s, &id, "x-", 0..150).await;
+        insert_rows(&s, &id, "x-", 0..100).await;
     }
     let query = |limit| ItemQuery {
         folder_id: uuid::Uuid::parse_str(&top).expect("uuid"),

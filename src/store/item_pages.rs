@@ -6,8 +6,9 @@
 //! folder's own index only the items after the position that can still make the page (up to a
 //! bound found from each folder's first item) and sorting those (a cost that grows with the
 //! folders of the subtree, not with its items, unless a filter passes few of them; deep pages
-//! of a big catalog cost what the first one does); or, for a search that few titles hold, from the titles' trigram index
-//! (SQLite's FTS5 table `item_title_search`, PostgreSQL's pg_trgm index), sorting the matches.
+//! of a big catalog cost what the first one does); or, for a search that few titles hold, from
+//! the titles' trigram index (SQLite's FTS5 table `item_title_search`, PostgreSQL's pg_trgm
+//! index), sorting the matches.
 
 use sqlx::Row;
 use uuid::Uuid;
